@@ -1,0 +1,92 @@
+//! The Binance simulator as a process: `binance-sim --listen 127.0.0.1:9001 --rate 20000`.
+//! Prints `LISTENING <url>` on stdout once it accepts connections.
+
+use std::time::Duration;
+
+use clap::Parser;
+use marketflow_ingestor::sim::{spawn, SimConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "binance-sim",
+    about = "A Binance market-data WebSocket simulator for loopback tests"
+)]
+struct Args {
+    /// Address to listen on (port 0 = any free port)
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    listen: String,
+    /// Lower-case symbols, comma-separated
+    #[arg(long, default_value = "btcusdt,ethusdt,solusdt")]
+    symbols: String,
+    /// Trades per second over all symbols
+    #[arg(long, default_value_t = 300.0)]
+    rate: f64,
+    /// Events per second per symbol for aggTrade, kline, bookTicker and depth streams
+    #[arg(long, default_value_t = 2.0)]
+    aux_rate: f64,
+    /// Seconds the market generates events (from the first subscription); 0 = forever
+    #[arg(long, default_value_t = 0.0)]
+    duration_secs: f64,
+    /// Exit after this many seconds; 0 = run until killed
+    #[arg(long, default_value_t = 0.0)]
+    exit_after_secs: f64,
+    /// Server ping period, ms
+    #[arg(long, default_value_t = 20_000)]
+    ping_interval_ms: u64,
+    /// Close the connection when a pong is this late, ms
+    #[arg(long, default_value_t = 60_000)]
+    pong_timeout_ms: u64,
+    /// Serve wss:// with a generated self-signed certificate
+    #[arg(long)]
+    tls: bool,
+    /// Where to write the certificate PEM (with --tls), for the client's TLS_CA_FILE
+    #[arg(long)]
+    cert_out: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let a = Args::parse();
+    let cfg = SimConfig {
+        symbols: a
+            .symbols
+            .split(',')
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        trade_rate: a.rate,
+        aux_rate: a.aux_rate,
+        duration: (a.duration_secs > 0.0).then(|| Duration::from_secs_f64(a.duration_secs)),
+        ping_interval: Duration::from_millis(a.ping_interval_ms),
+        pong_timeout: Duration::from_millis(a.pong_timeout_ms),
+        tls: a.tls,
+        ..SimConfig::default()
+    };
+    let sim = match spawn(cfg, &a.listen) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("binance-sim: cannot listen on {}: {e}", a.listen);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let (Some(pem), Some(path)) = (&sim.cert_pem, &a.cert_out) {
+        if let Err(e) = std::fs::write(path, pem) {
+            eprintln!("binance-sim: cannot write {path}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    println!("LISTENING {}", sim.ws_url());
+    let start = std::time::Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if a.exit_after_secs > 0.0 && start.elapsed().as_secs_f64() >= a.exit_after_secs {
+            return std::process::ExitCode::SUCCESS;
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Binance combined-stream frames, parsed with sonic-rs into borrowed [`Record`]s.
+//!
+//! A combined frame wraps each payload as `{"stream":"<name>","data":<payload>}`
+//! (<https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md>, "combined
+//! streams"). The same socket also carries control replies (`{"result":null,"id":1}`), error
+//! replies (`{"code":2,"msg":"..."}`) and the `serverShutdown` notice. Every field is borrowed from
+//! the frame text: parsing allocates nothing.
+
+use serde::{Deserialize, Deserializer};
+use sonic_rs::LazyValue;
+
+use super::stream::StreamKind;
+use crate::record::{AggTrade, BookTicker, DepthUpdate, Kline, Levels, Record, Side, Trade};
+
+/// What one text frame turned out to be.
+#[derive(Debug, PartialEq)]
+pub enum Frame<'a> {
+    /// A market-data record from stream `<symbol>@<kind>`; `stream_symbol` is the lower-case
+    /// symbol from the stream name, which identifies the subscription.
+    Market {
+        kind: StreamKind,
+        stream_symbol: &'a str,
+        record: Record<'a>,
+    },
+    /// Reply to SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS; `result` is raw JSON (`null` = ok).
+    ControlReply { id: Option<i64>, result: &'a str },
+    /// `{"code":..,"msg":..}`: Binance refused a request we sent.
+    ErrorReply { code: i64, msg: &'a str },
+    /// The server is about to close this connection; reconnect now.
+    ServerShutdown { event_time_ms: i64 },
+}
+
+/// Why a frame was rejected; `reason()` is a bounded metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("not valid JSON for its shape")]
+    Json,
+    #[error("neither a combined-stream payload nor a control or error reply")]
+    UnknownShape,
+    #[error("stream name is not one this ingester subscribes to")]
+    UnknownStream,
+    #[error("payload event type does not match its stream")]
+    EventTypeMismatch,
+    #[error("payload symbol does not match its stream name")]
+    SymbolMismatch,
+    #[error("kline interval does not match its stream name")]
+    IntervalMismatch,
+}
+
+impl ParseError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            ParseError::Json => "malformed_json",
+            ParseError::UnknownShape => "unknown_shape",
+            ParseError::UnknownStream => "unknown_stream",
+            ParseError::EventTypeMismatch => "event_type_mismatch",
+            ParseError::SymbolMismatch => "symbol_mismatch",
+            ParseError::IntervalMismatch => "interval_mismatch",
+        }
+    }
+}
+
+/// Deserializes a field that is present, whatever its value (`"result": null` is `Some`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LazyValue<'de>>, D::Error> {
+    LazyValue::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    stream: Option<&'a str>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    data: Option<LazyValue<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<LazyValue<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<LazyValue<'a>>,
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(borrow, default)]
+    msg: Option<&'a str>,
+}
+
+/// `{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}`
+#[derive(Deserialize)]
+struct TradeWire<'a> {
+    #[serde(borrow)]
+    e: &'a str,
+    #[serde(rename = "E")]
+    event_time: i64,
+    #[serde(borrow)]
+    s: &'a str,
+    t: i64,
+    #[serde(borrow)]
+    p: &'a str,
+    #[serde(borrow)]
+    q: &'a str,
+    #[serde(rename = "T")]
+    trade_time: i64,
+    m: bool,
+}
+
+/// `{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":1672515782136,"m":true,"M":true}`
+#[derive(Deserialize)]
+struct AggTradeWire<'a> {
+    #[serde(borrow)]
+    e: &'a str,
+    #[serde(rename = "E")]
+    event_time: i64,
+    #[serde(borrow)]
+    s: &'a str,
+    a: i64,
+    #[serde(borrow)]
+    p: &'a str,
+    #[serde(borrow)]
+    q: &'a str,
+    f: i64,
+    l: i64,
+    #[serde(rename = "T")]
+    trade_time: i64,
+    m: bool,
+}
+
+/// `{"e":"kline","E":..,"s":"BNBBTC","k":{"t":..,"T":..,"s":"BNBBTC","i":"1m","f":100,"L":200,"o":"0.0010",
+/// "c":"0.0020","h":"0.0025","l":"0.0015","v":"1000","n":100,"x":false,"q":"1.0000","V":"500","Q":"0.500","B":"123456"}}`
+#[derive(Deserialize)]
+struct KlineWire<'a> {
+    #[serde(borrow)]
+    e: &'a str,
+    #[serde(rename = "E")]
+    event_time: i64,
+    #[serde(borrow)]
+    s: &'a str,
+    #[serde(borrow)]
+    k: KlineInner<'a>,
+}
+
+#[derive(Deserialize)]
+struct KlineInner<'a> {
+    t: i64,
+    #[serde(rename = "T")]
+    close_time: i64,
+    #[serde(borrow)]
+    i: &'a str,
+    f: i64,
+    #[serde(rename = "L")]
+    last_trade_id: i64,
+    #[serde(borrow)]
+    o: &'a str,
+    #[serde(borrow)]
+    c: &'a str,
+    #[serde(borrow)]
+    h: &'a str,
+    #[serde(borrow)]
+    l: &'a str,
+    #[serde(borrow)]
+    v: &'a str,
+    n: i64,
+    x: bool,
+    #[serde(borrow)]
+    q: &'a str,
+    #[serde(borrow, rename = "V")]
+    taker_buy_volume: &'a str,
+    #[serde(borrow, rename = "Q")]
+    taker_buy_quote_volume: &'a str,
+}
+
+/// `{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}`
+#[derive(Deserialize)]
+struct BookTickerWire<'a> {
+    u: i64,
+    #[serde(borrow)]
+    s: &'a str,
+    #[serde(borrow)]
+    b: &'a str,
+    #[serde(borrow, rename = "B")]
+    bid_qty: &'a str,
+    #[serde(borrow)]
+    a: &'a str,
+    #[serde(borrow, rename = "A")]
+    ask_qty: &'a str,
+}
+
+/// `{"e":"depthUpdate","E":..,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","100"]]}`
+#[derive(Deserialize)]
+struct DepthWire<'a> {
+    #[serde(borrow)]
+    e: &'a str,
+    #[serde(rename = "E")]
+    event_time: i64,
+    #[serde(borrow)]
+    s: &'a str,
+    #[serde(rename = "U")]
+    first: i64,
+    u: i64,
+    #[serde(borrow)]
+    b: LazyValue<'a>,
+    #[serde(borrow)]
+    a: LazyValue<'a>,
+}
+
+#[derive(Deserialize)]
+struct ShutdownWire {
+    #[serde(rename = "E")]
+    event_time: i64,
+}
+
+/// The raw text of a lazily parsed value, borrowed from the frame (never copied: the frame is a
+/// byte slice, so sonic-rs always hands out borrowed raw text).
+fn raw<'a>(v: &LazyValue<'a>) -> Result<&'a str, ParseError> {
+    match v.as_raw_cow() {
+        std::borrow::Cow::Borrowed(s) => Ok(s),
+        std::borrow::Cow::Owned(_) => Err(ParseError::Json),
+    }
+}
+
+fn check_symbol(payload: &str, stream: &str) -> Result<(), ParseError> {
+    if payload.eq_ignore_ascii_case(stream) {
+        Ok(())
+    } else {
+        Err(ParseError::SymbolMismatch)
+    }
+}
+
+fn check_event(e: &str, want: &str) -> Result<(), ParseError> {
+    if e == want {
+        Ok(())
+    } else {
+        Err(ParseError::EventTypeMismatch)
+    }
+}
+
+/// Parses one combined-stream text frame.
+pub fn parse_frame(text: &[u8]) -> Result<Frame<'_>, ParseError> {
+    let env: Envelope<'_> = sonic_rs::from_slice(text).map_err(|_| ParseError::Json)?;
+    match (env.stream, env.data) {
+        (Some(stream), Some(data)) => parse_payload(stream, raw(&data)?),
+        (None, None) => {
+            if let Some(code) = env.code {
+                return Ok(Frame::ErrorReply {
+                    code,
+                    msg: env.msg.unwrap_or(""),
+                });
+            }
+            match (env.result, env.id) {
+                (Some(result), id) => {
+                    // Binance echoes whatever id we sent; ours are integers, anything else is None.
+                    let id = id.and_then(|v| v.as_raw_str().parse::<i64>().ok());
+                    Ok(Frame::ControlReply {
+                        id,
+                        result: raw(&result)?,
+                    })
+                }
+                _ => Err(ParseError::UnknownShape),
+            }
+        }
+        _ => Err(ParseError::UnknownShape),
+    }
+}
+
+/// Parses the `data` of stream `stream` (e.g. `btcusdt@trade`).
+pub fn parse_payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> {
+    if stream == "!serverShutdown" {
+        let w: ShutdownWire = sonic_rs::from_str(data).map_err(|_| ParseError::Json)?;
+        return Ok(Frame::ServerShutdown {
+            event_time_ms: w.event_time,
+        });
+    }
+    let (stream_symbol, suffix) = stream.split_once('@').ok_or(ParseError::UnknownStream)?;
+    let kind = StreamKind::from_suffix(suffix).ok_or(ParseError::UnknownStream)?;
+    let json = |_| ParseError::Json;
+    let record = match kind {
+        StreamKind::Trade => {
+            let w: TradeWire<'a> = sonic_rs::from_str(data).map_err(json)?;
+            check_event(w.e, "trade")?;
+            check_symbol(w.s, stream_symbol)?;
+            Record::Trade(Trade {
+                symbol: w.s,
+                trade_id: w.t,
+                price: w.p,
+                qty: w.q,
+                side: Side::from_buyer_is_maker(w.m),
+                trade_time_ms: w.trade_time,
+                event_time_ms: w.event_time,
+            })
+        }
+        StreamKind::AggTrade => {
+            let w: AggTradeWire<'a> = sonic_rs::from_str(data).map_err(json)?;
+            check_event(w.e, "aggTrade")?;
+            check_symbol(w.s, stream_symbol)?;
+            Record::AggTrade(AggTrade {
+                symbol: w.s,
+                agg_id: w.a,
+                first_trade_id: w.f,
+                last_trade_id: w.l,
+                price: w.p,
+                qty: w.q,
+                side: Side::from_buyer_is_maker(w.m),
+                trade_time_ms: w.trade_time,
+                event_time_ms: w.event_time,
+            })
+        }
+        StreamKind::Kline(iv) => {
+            let w: KlineWire<'a> = sonic_rs::from_str(data).map_err(json)?;
+            check_event(w.e, "kline")?;
+            check_symbol(w.s, stream_symbol)?;
+            if w.k.i != super::stream::KLINE_INTERVALS[iv as usize] {
+                return Err(ParseError::IntervalMismatch);
+            }
+            Record::Kline(Kline {
+                symbol: w.s,
+                interval: w.k.i,
+                open_time_ms: w.k.t,
+                close_time_ms: w.k.close_time,
+                open: w.k.o,
+                high: w.k.h,
+                low: w.k.l,
+                close: w.k.c,
+                volume: w.k.v,
+                quote_volume: w.k.q,
+                trades: w.k.n,
+                taker_buy_volume: w.k.taker_buy_volume,
+                taker_buy_quote_volume: w.k.taker_buy_quote_volume,
+                closed: w.k.x,
+                first_trade_id: w.k.f,
+                last_trade_id: w.k.last_trade_id,
+                event_time_ms: w.event_time,
+            })
+        }
+        StreamKind::BookTicker => {
+            let w: BookTickerWire<'a> = sonic_rs::from_str(data).map_err(json)?;
+            check_symbol(w.s, stream_symbol)?;
+            Record::BookTicker(BookTicker {
+                symbol: w.s,
+                update_id: w.u,
+                bid_price: w.b,
+                bid_qty: w.bid_qty,
+                ask_price: w.a,
+                ask_qty: w.ask_qty,
+            })
+        }
+        StreamKind::Depth | StreamKind::Depth100ms => {
+            let w: DepthWire<'a> = sonic_rs::from_str(data).map_err(json)?;
+            check_event(w.e, "depthUpdate")?;
+            check_symbol(w.s, stream_symbol)?;
+            Record::DepthUpdate(DepthUpdate {
+                symbol: w.s,
+                first_update_id: w.first,
+                final_update_id: w.u,
+                bids: Levels(raw(&w.b)?),
+                asks: Levels(raw(&w.a)?),
+                event_time_ms: w.event_time,
+            })
+        }
+    };
+    Ok(Frame::Market {
+        kind,
+        stream_symbol,
+        record,
+    })
+}

@@ -1,0 +1,208 @@
+//! The event loop: one thread, one `mio::Poll`, every WebSocket connection.
+//!
+//! Tokens are connection indices; the waker has its own token. After a readiness event a
+//! connection reads until `WouldBlock` (edge-triggered) or until its read budget runs out, in
+//! which case it is revisited on the next turn without waiting. Timers (backoff, handshake
+//! timeouts, SUBSCRIBE pacing) are deadlines scanned once per turn: a handful of connections does
+//! not need a timer wheel.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token, Waker};
+use tracing::info;
+
+use crate::config::{Config, LoopMode};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+use crate::ws::{Connection, Dialer};
+
+const WAKER: Token = Token(usize::MAX);
+/// Longest sleep in blocking mode: bounds how stale the heartbeat and gauges can get.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+
+/// Spreads `(stream, symbol index)` pairs over as few connections as the per-connection stream
+/// limit allows, keeping each symbol's streams together where they fit.
+pub fn plan_connections(
+    streams: &[(String, u16)],
+    max_per_conn: usize,
+) -> Vec<(Vec<String>, Vec<u16>)> {
+    streams
+        .chunks(max_per_conn.max(1))
+        .map(|chunk| {
+            let names = chunk.iter().map(|(s, _)| s.clone()).collect();
+            let mut syms: Vec<u16> = chunk.iter().map(|(_, i)| *i).collect();
+            syms.dedup();
+            (names, syms)
+        })
+        .collect()
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    waker: Arc<Waker>,
+    connections: Vec<Connection>,
+    dialer: Dialer,
+    pipeline: Pipeline,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+    mode: LoopMode,
+    shutdown_grace: Duration,
+}
+
+impl EventLoop {
+    pub fn new(
+        cfg: &Config,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        pipeline: Pipeline,
+        metrics: Arc<Metrics>,
+        shutdown: Shutdown,
+    ) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        shutdown.add_waker(waker.clone());
+        let mut pairs = Vec::new();
+        for (i, sym) in cfg.symbols.iter().enumerate() {
+            for k in &cfg.streams {
+                pairs.push((k.stream_name(sym), i as u16));
+            }
+        }
+        let connections: Vec<Connection> = plan_connections(&pairs, cfg.max_streams_per_connection)
+            .into_iter()
+            .enumerate()
+            .map(|(id, (streams, syms))| Connection::new(id, streams, syms, &cfg.ws.path))
+            .collect();
+        for c in &connections {
+            c.init_metrics(&metrics);
+        }
+        info!(
+            connections = connections.len(),
+            streams = pairs.len(),
+            endpoint = %cfg.ws.authority(),
+            tls = cfg.ws.tls,
+            "event loop ready"
+        );
+        Ok(EventLoop {
+            poll,
+            waker,
+            connections,
+            dialer: Dialer::new(cfg.ws.clone(), tls),
+            pipeline,
+            metrics,
+            shutdown,
+            mode: cfg.loop_mode,
+            shutdown_grace: cfg.shutdown_timeout,
+        })
+    }
+
+    /// A handle that wakes the loop from another thread.
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// Runs until shutdown, then closes every connection and hands the ring's end to the
+    /// producer by dropping the pipeline.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut again: Vec<usize> = Vec::new();
+        let mut next_housekeeping = Instant::now();
+        loop {
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            let now = Instant::now();
+            let timeout = if self.mode == LoopMode::BusyPoll || !again.is_empty() {
+                Duration::ZERO
+            } else {
+                let next = self
+                    .connections
+                    .iter()
+                    .filter_map(Connection::deadline)
+                    .chain(std::iter::once(next_housekeeping))
+                    .min()
+                    .unwrap_or(now + MAX_SLEEP);
+                next.saturating_duration_since(now).min(MAX_SLEEP)
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let revisit = std::mem::take(&mut again);
+            for i in revisit {
+                if self.connections[i]
+                    .on_ready(&self.dialer, &mut self.pipeline, &self.metrics)
+                    .more
+                {
+                    again.push(i);
+                }
+            }
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    continue;
+                }
+                let i = ev.token().0;
+                if i < self.connections.len()
+                    && !again.contains(&i)
+                    && self.connections[i]
+                        .on_ready(&self.dialer, &mut self.pipeline, &self.metrics)
+                        .more
+                {
+                    again.push(i);
+                }
+            }
+            let now = Instant::now();
+            for c in &mut self.connections {
+                if c.deadline().is_some_and(|d| d <= now) {
+                    c.on_timer(now, &self.dialer, self.poll.registry(), &self.metrics);
+                }
+            }
+            if now >= next_housekeeping {
+                next_housekeeping = now + HOUSEKEEPING_EVERY;
+                self.pipeline.housekeeping();
+                let h = &self.metrics.health;
+                h.beat(crate::clock::now_ns());
+                h.subscribed.store(
+                    self.connections.iter().all(Connection::is_subscribed),
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        info!("event loop stopping: closing connections");
+        self.metrics
+            .health
+            .subscribed
+            .store(false, Ordering::Relaxed);
+        self.pipeline.begin_shutdown(self.shutdown_grace);
+        for c in &mut self.connections {
+            c.close(&self.metrics);
+        }
+        self.pipeline.finish();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_spread_within_the_per_connection_limit() {
+        let pairs: Vec<(String, u16)> = (0..2500u16)
+            .map(|i| (format!("s{}@trade", i / 2), i / 2))
+            .collect();
+        let plan = plan_connections(&pairs, 1024);
+        assert_eq!(
+            plan.iter().map(|(s, _)| s.len()).collect::<Vec<_>>(),
+            [1024, 1024, 452]
+        );
+        let all: Vec<&String> = plan.iter().flat_map(|(s, _)| s).collect();
+        assert_eq!(all.len(), 2500, "every stream exactly once");
+        assert_eq!(plan[0].1.len(), 512);
+        assert_eq!(plan_connections(&pairs[..3], 1024).len(), 1);
+    }
+}

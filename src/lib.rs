@@ -1,0 +1,44 @@
+//! MarketFlow Ingestor: Binance market data over WebSocket, normalized, into Kafka, with
+//! latency you can see on a dashboard.
+//!
+//! # Layout
+//!
+//! ```text
+//! [Binance WS] -> event_loop (mio, pinned core): tls -> ws -> binance::wire -> record -> ring
+//!              -> producer thread: ring -> sink (kafka | stdout | null) -> delivery reports
+//!              http thread: /metrics (metrics), /healthz, /readyz
+//! ```
+//!
+//! - [`config`]: every setting, from the environment or flags, validated at once.
+//! - [`binance`]: stream names and the wire formats of Binance payloads.
+//! - [`record`]: the normalized record model and its JSON encoding.
+//! - [`ring`]: the lock-free byte ring between the event loop and the producer thread.
+//! - [`event_loop`]: the hand-rolled mio loop that owns every connection.
+//! - [`ws`]: one WebSocket connection's state machine (TCP, TLS, upgrade, streaming).
+//! - [`tls`]: the rustls client configuration.
+//! - [`sink`]: where records go (Kafka, stdout, or a counter), and the producer thread.
+//! - [`metrics`] and [`http`]: counters, HdrHistogram latencies, and the endpoints serving them.
+//! - [`shutdown`]: signals to an orderly drain.
+//! - [`pinning`]: choosing cores from the allowed CPU set.
+//! - [`clock`]: the one wall clock every timestamp comes from.
+//! - [`sim`]: a Binance simulator speaking the real protocol on loopback, for tests and demos.
+
+pub mod binance;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod event_loop;
+pub mod http;
+pub mod metrics;
+pub mod pinning;
+pub mod pipeline;
+pub mod record;
+pub mod ring;
+pub mod shutdown;
+pub mod sim;
+pub mod sink;
+pub mod tls;
+pub mod ws;
+
+/// The commit this binary was built from (see `build.rs`).
+pub const GIT_COMMIT: &str = env!("MARKETFLOW_GIT_COMMIT");

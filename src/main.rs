@@ -1,0 +1,162 @@
+//! Wiring only: configuration -> logging -> threads (pinned) -> join -> exit code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing::{error, info, warn};
+
+use marketflow_ingestor::cli::Cli;
+use marketflow_ingestor::config::{Config, LogFormat, SinkKind, EXIT_CONFIG};
+use marketflow_ingestor::event_loop::EventLoop;
+use marketflow_ingestor::metrics::Metrics;
+use marketflow_ingestor::pipeline::Pipeline;
+use marketflow_ingestor::shutdown::{install_signal_handlers, Shutdown};
+use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink};
+use marketflow_ingestor::{http, pinning, ring, tls};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let cfg = match cli.to_raw().validate() {
+        Ok(c) => c,
+        Err(errs) => {
+            eprint!("{errs}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if cli.check_config {
+        print!("{}", cfg.render());
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(cfg.log_format);
+    match run(cfg) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("fatal: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr so that `--sink stdout` keeps stdout for records only.
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().flatten_event(true).init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+fn run(cfg: Config) -> anyhow::Result<ExitCode> {
+    info!(version = marketflow_ingestor::cli::LONG_VERSION, "starting");
+    let allowed = pinning::allowed_cores();
+    let loop_core = match pinning::choose(cfg.pin_core, &allowed, None) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("PIN_CORE: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let producer_core = match pinning::choose(cfg.producer_core, &allowed, loop_core) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("PRODUCER_CORE: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    info!(?allowed, ?loop_core, ?producer_core, "cores");
+
+    let metrics = Metrics::new(&cfg.symbols);
+    let shutdown = Shutdown::new();
+    install_signal_handlers(shutdown.clone())?;
+
+    let (server, addr) = http::bind(&format!("{}:{}", cfg.metrics_bind, cfg.prom_port))
+        .map_err(anyhow::Error::msg)?;
+    info!(%addr, "metrics listening");
+    let http_thread = {
+        let (m, s) = (metrics.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || http::serve(server, m, s))?
+    };
+
+    let sink: Box<dyn Sink> = match cfg.sink {
+        SinkKind::Kafka => {
+            let k = KafkaSink::new(&cfg, metrics.clone())?;
+            k.probe(Duration::from_secs(5));
+            Box::new(k)
+        }
+        SinkKind::Stdout => Box::new(StdoutSink::new(metrics.clone())),
+        SinkKind::Null => Box::new(NullSink::new(metrics.clone())),
+    };
+
+    let tls = if cfg.ws.tls {
+        Some(tls::client_config(cfg.tls_ca_file.as_deref())?)
+    } else {
+        None
+    };
+    let (writer, reader) = ring::ring(cfg.ring_bytes);
+    let pipeline = Pipeline::new(writer, metrics.clone());
+    let event_loop = EventLoop::new(&cfg, tls, pipeline, metrics.clone(), shutdown.clone())?;
+
+    let producer = {
+        let (m, s, t) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout);
+        std::thread::Builder::new()
+            .name("producer".into())
+            .spawn(move || {
+                if let Some(c) = producer_core {
+                    if !pinning::pin_current(c) {
+                        warn!(core = c, "could not pin the producer thread");
+                    }
+                }
+                run_producer(reader, sink, m, t, s)
+            })?
+    };
+    let loop_thread = std::thread::Builder::new()
+        .name("event-loop".into())
+        .spawn(move || {
+            if let Some(c) = loop_core {
+                if !pinning::pin_current(c) {
+                    warn!(core = c, "could not pin the event loop");
+                }
+            }
+            event_loop.run()
+        })?;
+
+    let loop_result = loop_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("event loop panicked"))?;
+    if let Err(e) = &loop_result {
+        error!("event loop failed: {e}");
+        shutdown.trigger();
+    }
+    let report = producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer panicked"))?;
+    shutdown.trigger();
+    let _ = http_thread.join();
+    info!(
+        sent = metrics.sent_total(),
+        handed_over = report.handed_over,
+        rejected = report.rejected,
+        unflushed = report.unflushed,
+        "stopped"
+    );
+    Ok(if loop_result.is_ok() && report.unflushed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

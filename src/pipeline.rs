@@ -1,0 +1,245 @@
+//! The per-message path on the event-loop thread: a text frame in, a normalized record committed
+//! to the ring out. No allocation (the ring's staging buffer is reused), no lock, no syscall
+//! beyond one clock read per record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::binance::wire::{parse_frame, Frame};
+use crate::metrics::{LatencyRecorder, Metrics, Stage};
+use crate::record::Record;
+use crate::ring::{RecordMeta, RingWriter};
+use crate::sink::LogLimiter;
+
+/// What a frame meant for the connection that received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A record was enqueued.
+    Record,
+    /// A reply to one of our requests.
+    ControlReply { id: Option<i64> },
+    /// Binance refused a request; the connection decides what to do.
+    ErrorReply { code: i64 },
+    /// The server will close this connection soon.
+    ServerShutdown,
+    /// Dropped as invalid (counted and logged).
+    Rejected,
+}
+
+/// Indices into `metrics::FRAME_KINDS`.
+const KIND_CONTROL: usize = 5;
+const KIND_ERROR: usize = 6;
+const KIND_SHUTDOWN: usize = 7;
+const KIND_UNPARSED: usize = 8;
+
+pub struct Pipeline {
+    ring: RingWriter,
+    metrics: Arc<Metrics>,
+    latency: LatencyRecorder,
+    /// Lower-case symbol -> index into the configured list.
+    symbol_index: HashMap<String, u16>,
+    limiter: LogLimiter,
+    /// Set on shutdown: a full ring is then waited on only this long.
+    give_up_after: Option<Instant>,
+    committed_since_notify: usize,
+}
+
+impl Pipeline {
+    pub fn new(ring: RingWriter, metrics: Arc<Metrics>) -> Pipeline {
+        let symbol_index = metrics
+            .symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i as u16))
+            .collect();
+        metrics.ring_capacity_bytes.set(ring.capacity() as i64);
+        Pipeline {
+            latency: metrics.latency.recorder(),
+            ring,
+            metrics,
+            symbol_index,
+            limiter: LogLimiter::new(Duration::from_secs(10)),
+            give_up_after: None,
+            committed_since_notify: 0,
+        }
+    }
+
+    fn reject(
+        &mut self,
+        reason: &'static str,
+        detail: &dyn std::fmt::Display,
+        frame: &[u8],
+    ) -> Outcome {
+        self.metrics.rejected.with_label_values(&[reason]).inc();
+        if let Some(suppressed) = self.limiter.check(reason) {
+            // A bounded, lossy preview: enough to debug, never a whole hostile frame in the log.
+            let preview = String::from_utf8_lossy(&frame[..frame.len().min(160)]);
+            warn!(reason, suppressed, len = frame.len(), preview = %preview, "rejected frame: {detail}");
+        }
+        Outcome::Rejected
+    }
+
+    /// Handles one text frame received at `recv_ns` (Unix ns).
+    pub fn on_text(&mut self, frame: &[u8], recv_ns: u64) -> Outcome {
+        let parsed = match parse_frame(frame) {
+            Ok(f) => f,
+            Err(e) => {
+                self.metrics.received[KIND_UNPARSED].inc();
+                return self.reject(e.reason(), &e, frame);
+            }
+        };
+        match parsed {
+            Frame::Market {
+                stream_symbol,
+                record,
+                ..
+            } => {
+                let kind = record.record_type();
+                self.metrics.received[kind as usize].inc();
+                let Some(&symbol_idx) = self.symbol_index.get(stream_symbol) else {
+                    return self.reject(
+                        "unknown_symbol",
+                        &"stream for a symbol not in SYMBOLS",
+                        frame,
+                    );
+                };
+                self.enqueue(&record, symbol_idx, recv_ns, 0, frame)
+            }
+            Frame::ControlReply { id, result } => {
+                self.metrics.received[KIND_CONTROL].inc();
+                info!(
+                    ?id,
+                    result = &result[..result.len().min(200)],
+                    "control reply"
+                );
+                Outcome::ControlReply { id }
+            }
+            Frame::ErrorReply { code, msg } => {
+                self.metrics.received[KIND_ERROR].inc();
+                if let Some(suppressed) = self.limiter.check("error_reply") {
+                    warn!(
+                        code,
+                        suppressed,
+                        msg = &msg[..msg.len().min(200)],
+                        "binance refused a request"
+                    );
+                }
+                Outcome::ErrorReply { code }
+            }
+            Frame::ServerShutdown { event_time_ms } => {
+                self.metrics.received[KIND_SHUTDOWN].inc();
+                info!(event_time_ms, "binance announced serverShutdown");
+                Outcome::ServerShutdown
+            }
+        }
+    }
+
+    /// Encodes `record` and commits it to the ring, waiting for space if the producer lags.
+    pub fn enqueue(
+        &mut self,
+        record: &Record<'_>,
+        symbol_idx: u16,
+        recv_ns: u64,
+        flags: u8,
+        frame: &[u8],
+    ) -> Outcome {
+        let kind = record.record_type();
+        let event_time_ms = record.event_time_ms();
+        let meta = RecordMeta {
+            kind,
+            flags,
+            symbol_idx,
+            event_time_ms: event_time_ms.unwrap_or((recv_ns / 1_000_000) as i64),
+            recv_ns,
+        };
+        let buf = self.ring.stage(meta, record.symbol().as_bytes());
+        if let Err(e) = record.encode(recv_ns, flags & crate::ring::FLAG_BACKFILLED != 0, buf) {
+            self.ring.abort();
+            return self.reject(e.reason(), &e, frame);
+        }
+        let mut now = crate::clock::now_ns();
+        if self.ring.commit(now).is_err() {
+            now = self.wait_for_space();
+            if !self.ring.has_staged() {
+                return self.reject(
+                    "ring_overflow",
+                    &"record larger than the ring or dropped at shutdown",
+                    frame,
+                );
+            }
+        }
+        self.committed_since_notify += 1;
+        self.metrics.parsed[kind as usize].inc();
+        if let Some(e) = event_time_ms {
+            self.latency.record(
+                Stage::ExchangeToReceive,
+                symbol_idx as usize,
+                recv_ns.saturating_sub(e as u64 * 1_000_000),
+            );
+        }
+        self.latency.record(
+            Stage::ReceiveToEnqueue,
+            symbol_idx as usize,
+            now.saturating_sub(recv_ns),
+        );
+        Outcome::Record
+    }
+
+    /// Backpressure: the ring is full, so the producer (or the broker behind it) is slower than
+    /// the feed. Waiting keeps every accepted record; the socket buffers fill meanwhile, which
+    /// slows the sender through TCP flow control.
+    fn wait_for_space(&mut self) -> u64 {
+        self.metrics.ring_full_waits.inc();
+        if let Some(suppressed) = self.limiter.check("ring_full") {
+            warn!(
+                suppressed,
+                used = self.ring.used_bytes(),
+                "ring full: waiting for the producer"
+            );
+        }
+        loop {
+            self.ring.notify();
+            std::thread::yield_now();
+            let now = crate::clock::now_ns();
+            if self.ring.commit(now).is_ok() {
+                return now;
+            }
+            if !self.ring.has_staged() || self.give_up_after.is_some_and(|t| Instant::now() >= t) {
+                self.ring.abort();
+                return now;
+            }
+        }
+    }
+
+    /// Wakes the producer if records were committed since the last call; once per read batch.
+    pub fn flush_batch(&mut self) {
+        if self.committed_since_notify > 0 {
+            self.ring.notify();
+            self.committed_since_notify = 0;
+        }
+    }
+
+    /// Periodic work off the per-message path: gauges and histogram publication.
+    pub fn housekeeping(&mut self) {
+        let used = self.ring.used_bytes();
+        self.metrics.ring_used_bytes.set(used as i64);
+        self.metrics
+            .ring_occupancy_ratio
+            .set(used as f64 / self.ring.capacity() as f64);
+        self.latency.maybe_publish(Duration::from_millis(250));
+    }
+
+    /// From now on a full ring is waited on for at most `grace`.
+    pub fn begin_shutdown(&mut self, grace: Duration) {
+        self.give_up_after = Some(Instant::now() + grace);
+    }
+
+    pub fn finish(mut self) {
+        self.flush_batch();
+        self.housekeeping();
+        self.latency.publish();
+    }
+}

@@ -1,0 +1,435 @@
+//! The normalized record model and its JSON encoding: one JSON object per Kafka message.
+//!
+//! Records borrow every string from the frame they were parsed from, and [`Record::encode`]
+//! writes into a caller-owned buffer, so producing a record allocates nothing once the buffer
+//! has grown to the largest message seen. Prices and quantities are carried as the exact
+//! decimal text Binance sent (validated, never converted to floating point).
+
+use std::io::Write as _;
+
+use crate::binance::stream::RecordType;
+
+/// The taker side. Binance's `m` ("is the buyer the market maker?") true means the seller took
+/// liquidity, so the trade is a sell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    pub fn from_buyer_is_maker(m: bool) -> Side {
+        if m {
+            Side::Sell
+        } else {
+            Side::Buy
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trade<'a> {
+    pub symbol: &'a str,
+    pub trade_id: i64,
+    pub price: &'a str,
+    pub qty: &'a str,
+    pub side: Side,
+    pub trade_time_ms: i64,
+    pub event_time_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AggTrade<'a> {
+    pub symbol: &'a str,
+    pub agg_id: i64,
+    pub first_trade_id: i64,
+    pub last_trade_id: i64,
+    pub price: &'a str,
+    pub qty: &'a str,
+    pub side: Side,
+    pub trade_time_ms: i64,
+    pub event_time_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kline<'a> {
+    pub symbol: &'a str,
+    pub interval: &'a str,
+    pub open_time_ms: i64,
+    pub close_time_ms: i64,
+    pub open: &'a str,
+    pub high: &'a str,
+    pub low: &'a str,
+    pub close: &'a str,
+    pub volume: &'a str,
+    pub quote_volume: &'a str,
+    pub trades: i64,
+    pub taker_buy_volume: &'a str,
+    pub taker_buy_quote_volume: &'a str,
+    pub closed: bool,
+    pub first_trade_id: i64,
+    pub last_trade_id: i64,
+    pub event_time_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookTicker<'a> {
+    pub symbol: &'a str,
+    pub update_id: i64,
+    pub bid_price: &'a str,
+    pub bid_qty: &'a str,
+    pub ask_price: &'a str,
+    pub ask_qty: &'a str,
+}
+
+/// Price levels as the raw JSON array text Binance sent (`[["0.0024","10"],...]`); validated and
+/// re-encoded compactly by [`Record::encode`], so a depth update never collects into a `Vec`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Levels<'a>(pub &'a str);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepthUpdate<'a> {
+    pub symbol: &'a str,
+    pub first_update_id: i64,
+    pub final_update_id: i64,
+    pub bids: Levels<'a>,
+    pub asks: Levels<'a>,
+    pub event_time_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record<'a> {
+    Trade(Trade<'a>),
+    AggTrade(AggTrade<'a>),
+    Kline(Kline<'a>),
+    BookTicker(BookTicker<'a>),
+    DepthUpdate(DepthUpdate<'a>),
+}
+
+/// Why a record could not be encoded; the `reason()` is a bounded metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("field `{0}` is not a decimal number")]
+    BadDecimal(&'static str),
+    #[error("symbol contains characters that cannot be a Kafka key or JSON text")]
+    BadSymbol,
+    #[error("price levels are not an array of [price, qty] string pairs")]
+    BadLevels,
+}
+
+impl RecordError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            RecordError::BadDecimal(_) => "bad_decimal",
+            RecordError::BadSymbol => "bad_symbol",
+            RecordError::BadLevels => "bad_levels",
+        }
+    }
+}
+
+/// Longest decimal text accepted; Binance sends at most ~20 characters.
+const MAX_DECIMAL_LEN: usize = 64;
+
+/// Plain decimal text: optional `-`, digits, optional `.` and digits. No exponent, no sign `+`,
+/// no whitespace: what Binance sends, and what a consumer can feed to any decimal parser.
+pub fn is_decimal(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > MAX_DECIMAL_LEN {
+        return false;
+    }
+    let digits = if b[0] == b'-' { &b[1..] } else { b };
+    let (int, frac) = match digits.iter().position(|&c| c == b'.') {
+        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
+        None => (digits, None),
+    };
+    !int.is_empty()
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+}
+
+/// A symbol becomes the Kafka key and JSON text verbatim, so it must need no escaping.
+pub fn is_safe_symbol(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.bytes()
+            .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+}
+
+impl<'a> Record<'a> {
+    pub fn record_type(&self) -> RecordType {
+        match self {
+            Record::Trade(_) => RecordType::Trade,
+            Record::AggTrade(_) => RecordType::AggTrade,
+            Record::Kline(_) => RecordType::Kline,
+            Record::BookTicker(_) => RecordType::BookTicker,
+            Record::DepthUpdate(_) => RecordType::DepthUpdate,
+        }
+    }
+
+    /// The symbol as Binance sent it (upper case); the Kafka message key.
+    pub fn symbol(&self) -> &'a str {
+        match self {
+            Record::Trade(r) => r.symbol,
+            Record::AggTrade(r) => r.symbol,
+            Record::Kline(r) => r.symbol,
+            Record::BookTicker(r) => r.symbol,
+            Record::DepthUpdate(r) => r.symbol,
+        }
+    }
+
+    /// Exchange event time; bookTicker carries none, so its records use the receive time.
+    pub fn event_time_ms(&self) -> Option<i64> {
+        match self {
+            Record::Trade(r) => Some(r.event_time_ms),
+            Record::AggTrade(r) => Some(r.event_time_ms),
+            Record::Kline(r) => Some(r.event_time_ms),
+            Record::BookTicker(_) => None,
+            Record::DepthUpdate(r) => Some(r.event_time_ms),
+        }
+    }
+
+    /// The exchange's per-symbol sequence id (trade id, agg id, update id, kline open time):
+    /// what duplicate and gap detection key on.
+    pub fn sequence_id(&self) -> i64 {
+        match self {
+            Record::Trade(r) => r.trade_id,
+            Record::AggTrade(r) => r.agg_id,
+            Record::Kline(r) => r.open_time_ms,
+            Record::BookTicker(r) => r.update_id,
+            Record::DepthUpdate(r) => r.final_update_id,
+        }
+    }
+
+    /// Validates and appends the normalized JSON object to `out`. On error `out` may hold a
+    /// partial object; callers truncate back to where they started.
+    pub fn encode(
+        &self,
+        recv_time_ns: u64,
+        backfilled: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RecordError> {
+        let sym = self.symbol();
+        if !is_safe_symbol(sym) {
+            return Err(RecordError::BadSymbol);
+        }
+        let mut w = JsonWriter::begin(out, self.record_type().as_str(), sym);
+        match self {
+            Record::Trade(r) => {
+                w.int("trade_id", r.trade_id);
+                w.dec("price", r.price)?;
+                w.dec("qty", r.qty)?;
+                w.str("side", r.side.as_str());
+                w.int("trade_time_ms", r.trade_time_ms);
+                w.int("event_time_ms", r.event_time_ms);
+            }
+            Record::AggTrade(r) => {
+                w.int("agg_id", r.agg_id);
+                w.int("first_trade_id", r.first_trade_id);
+                w.int("last_trade_id", r.last_trade_id);
+                w.dec("price", r.price)?;
+                w.dec("qty", r.qty)?;
+                w.str("side", r.side.as_str());
+                w.int("trade_time_ms", r.trade_time_ms);
+                w.int("event_time_ms", r.event_time_ms);
+            }
+            Record::Kline(r) => {
+                if !crate::binance::stream::KLINE_INTERVALS.contains(&r.interval) {
+                    return Err(RecordError::BadDecimal("interval"));
+                }
+                w.str("interval", r.interval);
+                w.int("open_time_ms", r.open_time_ms);
+                w.int("close_time_ms", r.close_time_ms);
+                w.dec("open", r.open)?;
+                w.dec("high", r.high)?;
+                w.dec("low", r.low)?;
+                w.dec("close", r.close)?;
+                w.dec("volume", r.volume)?;
+                w.dec("quote_volume", r.quote_volume)?;
+                w.int("trades", r.trades);
+                w.dec("taker_buy_volume", r.taker_buy_volume)?;
+                w.dec("taker_buy_quote_volume", r.taker_buy_quote_volume)?;
+                w.bool("closed", r.closed);
+                w.int("first_trade_id", r.first_trade_id);
+                w.int("last_trade_id", r.last_trade_id);
+                w.int("event_time_ms", r.event_time_ms);
+            }
+            Record::BookTicker(r) => {
+                w.int("update_id", r.update_id);
+                w.dec("bid_price", r.bid_price)?;
+                w.dec("bid_qty", r.bid_qty)?;
+                w.dec("ask_price", r.ask_price)?;
+                w.dec("ask_qty", r.ask_qty)?;
+            }
+            Record::DepthUpdate(r) => {
+                w.int("first_update_id", r.first_update_id);
+                w.int("final_update_id", r.final_update_id);
+                w.levels("bids", r.bids)?;
+                w.levels("asks", r.asks)?;
+                w.int("event_time_ms", r.event_time_ms);
+            }
+        }
+        w.uint("recv_time_ns", recv_time_ns);
+        if backfilled {
+            w.bool("backfilled", true);
+        }
+        w.end();
+        Ok(())
+    }
+}
+
+/// Appends `"key":value` pairs; keys are static ASCII and values are pre-validated, so nothing
+/// needs escaping and every write is a `memcpy` or an `itoa`.
+struct JsonWriter<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'o> JsonWriter<'o> {
+    fn begin(out: &'o mut Vec<u8>, ty: &str, symbol: &str) -> Self {
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(ty.as_bytes());
+        out.extend_from_slice(b"\",\"exchange\":\"binance\",\"symbol\":\"");
+        out.extend_from_slice(symbol.as_bytes());
+        out.push(b'"');
+        JsonWriter { out }
+    }
+    fn key(&mut self, k: &str) {
+        self.out.extend_from_slice(b",\"");
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+    fn int(&mut self, k: &str, v: i64) {
+        self.key(k);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+    fn uint(&mut self, k: &str, v: u64) {
+        self.key(k);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+    fn bool(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+    }
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.out.push(b'"');
+        self.out.extend_from_slice(v.as_bytes());
+        self.out.push(b'"');
+    }
+    fn dec(&mut self, k: &'static str, v: &str) -> Result<(), RecordError> {
+        if !is_decimal(v) {
+            return Err(RecordError::BadDecimal(k));
+        }
+        self.str(k, v);
+        Ok(())
+    }
+    fn levels(&mut self, k: &'static str, levels: Levels<'_>) -> Result<(), RecordError> {
+        self.key(k);
+        self.out.push(b'[');
+        let mut first = true;
+        for item in sonic_rs::to_array_iter(levels.0) {
+            let item = item.map_err(|_| RecordError::BadLevels)?;
+            let (p, q): (&str, &str) =
+                sonic_rs::from_str(item.as_raw_str()).map_err(|_| RecordError::BadLevels)?;
+            if !is_decimal(p) || !is_decimal(q) {
+                return Err(RecordError::BadDecimal(k));
+            }
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            let _ = write!(self.out, "[\"{p}\",\"{q}\"]");
+        }
+        // `to_array_iter` yields nothing for a non-array; an empty array is legitimate, a
+        // non-array is not.
+        if first && !levels.0.trim_start().starts_with('[') {
+            return Err(RecordError::BadLevels);
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+    fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_plain_text_numbers() {
+        for ok in [
+            "0",
+            "0.001",
+            "100",
+            "25.35190000",
+            "-1.5",
+            "123456789012345678901234567890.123",
+        ] {
+            assert!(is_decimal(ok), "{ok}");
+        }
+        for bad in [
+            "", "-", ".5", "5.", "1e5", "+1", " 1", "1 ", "0x10", "NaN", "1.2.3", "١٢",
+        ] {
+            assert!(!is_decimal(bad), "{bad}");
+        }
+        assert!(!is_decimal(&"9".repeat(65)));
+    }
+
+    #[test]
+    fn side_follows_the_maker_flag() {
+        assert_eq!(Side::from_buyer_is_maker(true), Side::Sell);
+        assert_eq!(Side::from_buyer_is_maker(false), Side::Buy);
+    }
+
+    #[test]
+    fn levels_are_reencoded_compactly_and_validated() {
+        let d = |b: &'static str| {
+            Record::DepthUpdate(DepthUpdate {
+                symbol: "BNBBTC",
+                first_update_id: 1,
+                final_update_id: 2,
+                bids: Levels(b),
+                asks: Levels("[]"),
+                event_time_ms: 3,
+            })
+        };
+        let mut out = Vec::new();
+        d(r#"[ [ "0.0024", "10" ], ["0.0025","0.00000000"] ]"#)
+            .encode(7, false, &mut out)
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"type":"depth_update","exchange":"binance","symbol":"BNBBTC","first_update_id":1,"final_update_id":2,"bids":[["0.0024","10"],["0.0025","0.00000000"]],"asks":[],"event_time_ms":3,"recv_time_ns":7}"#
+        );
+        for bad in [
+            r#"[["1"]]"#,
+            r#"[["1","2","3"]]"#,
+            r#"[[1,2]]"#,
+            r#"{"a":1}"#,
+            r#"[["x","1"]]"#,
+            "7",
+        ] {
+            out.clear();
+            assert!(d(bad).encode(7, false, &mut out).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unsafe_symbols_are_refused() {
+        assert!(is_safe_symbol("BTCUSDT"));
+        assert!(is_safe_symbol("币安人生USDT"));
+        assert!(!is_safe_symbol("BTC\"USDT"));
+        assert!(!is_safe_symbol("BTC\u{1}"));
+        assert!(!is_safe_symbol(""));
+    }
+}

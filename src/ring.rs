@@ -1,0 +1,313 @@
+//! The hand-off between the event-loop thread and the producer thread: a bounded, lock-free,
+//! single-producer single-consumer byte ring ([`rtrb`]) carrying variable-length records.
+//!
+//! Each record is `[header][key][payload]` copied in with one `memcpy`. A byte ring (rather
+//! than a ring of fixed slots) lets a 200-byte trade and a 20 KiB depth update share one bounded
+//! buffer without allocating per message and without sizing every slot for the worst case.
+//!
+//! The consumer may sleep when the ring is empty; the writer wakes it at most once per batch
+//! (an atomic load per batch, a futex only when the consumer actually sleeps).
+
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::Duration;
+
+use rtrb::{Consumer, Producer, RingBuffer};
+
+use crate::binance::stream::RecordType;
+
+const HEADER_LEN: usize = 40;
+
+/// Record flags (a bit set carried with each record).
+pub const FLAG_BACKFILLED: u8 = 1;
+
+/// What the producer thread needs besides the bytes: routing, key and timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordMeta {
+    pub kind: RecordType,
+    pub flags: u8,
+    /// Index into the configured symbol list: a bounded metric label without a string lookup.
+    pub symbol_idx: u16,
+    /// Kafka message timestamp (exchange event time, or receive time when Binance sends none).
+    pub event_time_ms: i64,
+    /// Wall-clock receive time of the frame, Unix ns.
+    pub recv_ns: u64,
+}
+
+/// A record as read back by the consumer; borrows the ring (or a scratch copy when it wrapped).
+#[derive(Clone, Copy, Debug)]
+pub struct RecordView<'a> {
+    pub meta: RecordMeta,
+    /// Wall-clock time the record was committed to the ring, Unix ns.
+    pub enqueue_ns: u64,
+    pub key: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+/// The ring is full: nothing was written; the staged record is kept for a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingFull;
+
+struct Wake {
+    parked: AtomicBool,
+    consumer: OnceLock<Thread>,
+}
+
+/// Creates a ring of `capacity` bytes.
+pub fn ring(capacity: usize) -> (RingWriter, RingReader) {
+    let (prod, cons) = RingBuffer::new(capacity);
+    let wake = Arc::new(Wake {
+        parked: AtomicBool::new(false),
+        consumer: OnceLock::new(),
+    });
+    (
+        RingWriter {
+            prod,
+            staged: Vec::with_capacity(64 * 1024),
+            wake: wake.clone(),
+            capacity,
+        },
+        RingReader {
+            cons,
+            scratch: Vec::with_capacity(64 * 1024),
+            wake,
+        },
+    )
+}
+
+/// The event-loop side.
+pub struct RingWriter {
+    prod: Producer<u8>,
+    /// The record being built; kept between a failed and a retried commit.
+    staged: Vec<u8>,
+    wake: Arc<Wake>,
+    capacity: usize,
+}
+
+impl RingWriter {
+    /// Starts a record and returns the buffer to append its payload to.
+    pub fn stage(&mut self, meta: RecordMeta, key: &[u8]) -> &mut Vec<u8> {
+        self.staged.clear();
+        self.staged.resize(HEADER_LEN, 0);
+        let h = &mut self.staged[..HEADER_LEN];
+        h[4] = meta.kind as u8;
+        h[5] = meta.flags;
+        h[6..8].copy_from_slice(&(key.len() as u16).to_le_bytes());
+        h[8..10].copy_from_slice(&meta.symbol_idx.to_le_bytes());
+        h[16..24].copy_from_slice(&meta.event_time_ms.to_le_bytes());
+        h[24..32].copy_from_slice(&meta.recv_ns.to_le_bytes());
+        self.staged.extend_from_slice(key);
+        &mut self.staged
+    }
+
+    /// Drops a staged record (its payload failed to encode).
+    pub fn abort(&mut self) {
+        self.staged.clear();
+    }
+
+    /// Publishes the staged record, stamping its enqueue time. On [`RingFull`] the record stays
+    /// staged, so the caller can wait and call `commit` again without re-encoding.
+    pub fn commit(&mut self, enqueue_ns: u64) -> Result<(), RingFull> {
+        let len = self.staged.len();
+        debug_assert!(len >= HEADER_LEN, "commit without stage");
+        if len > self.capacity {
+            // Cannot ever fit; refusing is better than blocking forever. `RING_BYTES` is
+            // validated to be far larger than any Binance frame, so this means hostile input.
+            self.staged.clear();
+            return Err(RingFull);
+        }
+        self.staged[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+        self.staged[32..40].copy_from_slice(&enqueue_ns.to_le_bytes());
+        self.prod
+            .push_entire_slice(&self.staged)
+            .map_err(|_| RingFull)?;
+        self.staged.clear();
+        Ok(())
+    }
+
+    /// Whether a staged record is waiting for space.
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// Wakes the consumer if it sleeps. Call once per batch of commits, not per record.
+    pub fn notify(&self) {
+        // Pairs with the fence in `RingReader::wait`: either the reader sees our records, or we
+        // see its `parked` flag (a store-load pattern needs SeqCst on both sides).
+        fence(Ordering::SeqCst);
+        if self.wake.parked.load(Ordering::Relaxed)
+            && self.wake.parked.swap(false, Ordering::AcqRel)
+        {
+            if let Some(t) = self.wake.consumer.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    pub fn used_bytes(&self) -> usize {
+        self.capacity - self.prod.slots()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// The producer-thread side.
+pub struct RingReader {
+    cons: Consumer<u8>,
+    /// Where a record that wraps around the end of the ring is made contiguous.
+    scratch: Vec<u8>,
+    wake: Arc<Wake>,
+}
+
+impl RingReader {
+    /// Pops one record and hands it to `f`; `None` if the ring is empty.
+    pub fn pop_with<R>(&mut self, f: impl FnOnce(RecordView<'_>) -> R) -> Option<R> {
+        let mut h = [0u8; HEADER_LEN];
+        {
+            let chunk = self.cons.read_chunk(HEADER_LEN).ok()?;
+            let (a, b) = chunk.as_slices();
+            h[..a.len()].copy_from_slice(a);
+            h[a.len()..].copy_from_slice(b);
+            // Dropped without commit: the header stays in the ring until the whole record is read.
+        }
+        let total = u32::from_le_bytes(h[0..4].try_into().unwrap()) as usize;
+        let key_len = u16::from_le_bytes(h[6..8].try_into().unwrap()) as usize;
+        let meta = RecordMeta {
+            // The writer only ever stores valid discriminants.
+            kind: RecordType::from_u8(h[4]).expect("ring header corrupted"),
+            flags: h[5],
+            symbol_idx: u16::from_le_bytes(h[8..10].try_into().unwrap()),
+            event_time_ms: i64::from_le_bytes(h[16..24].try_into().unwrap()),
+            recv_ns: u64::from_le_bytes(h[24..32].try_into().unwrap()),
+        };
+        let enqueue_ns = u64::from_le_bytes(h[32..40].try_into().unwrap());
+        let chunk = self
+            .cons
+            .read_chunk(total)
+            .expect("a committed record is always whole");
+        let (a, b) = chunk.as_slices();
+        let bytes: &[u8] = if b.is_empty() {
+            a
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(a);
+            self.scratch.extend_from_slice(b);
+            &self.scratch
+        };
+        let view = RecordView {
+            meta,
+            enqueue_ns,
+            key: &bytes[HEADER_LEN..HEADER_LEN + key_len],
+            payload: &bytes[HEADER_LEN + key_len..],
+        };
+        let r = f(view);
+        chunk.commit_all();
+        Some(r)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cons.is_empty()
+    }
+
+    /// The writer is gone (the event loop stopped): once empty, nothing more will come.
+    pub fn is_abandoned(&self) -> bool {
+        self.cons.is_abandoned()
+    }
+
+    /// Sleeps until the writer notifies or `timeout` passes; returns at once if not empty.
+    pub fn wait(&self, timeout: Duration) {
+        let _ = self.wake.consumer.get_or_init(std::thread::current);
+        self.wake.parked.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.cons.is_empty() && !self.cons.is_abandoned() {
+            std::thread::park_timeout(timeout);
+        }
+        self.wake.parked.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(i: u16) -> RecordMeta {
+        RecordMeta {
+            kind: RecordType::Trade,
+            flags: 0,
+            symbol_idx: i,
+            event_time_ms: i as i64,
+            recv_ns: 7,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_across_the_wrap_point() {
+        let (mut w, mut r) = ring(1000);
+        for round in 0..200u16 {
+            let payload = vec![b'a' + (round % 26) as u8; 50 + (round as usize * 7) % 150];
+            w.stage(meta(round), b"BTCUSDT").extend_from_slice(&payload);
+            w.commit(99).unwrap();
+            let got = r
+                .pop_with(|v| {
+                    assert_eq!(v.meta, meta(round));
+                    assert_eq!(v.enqueue_ns, 99);
+                    assert_eq!(v.key, b"BTCUSDT");
+                    v.payload.to_vec()
+                })
+                .unwrap();
+            assert_eq!(got, payload);
+        }
+        assert!(r.pop_with(|_| ()).is_none());
+    }
+
+    #[test]
+    fn full_ring_keeps_the_staged_record_for_retry() {
+        let (mut w, mut r) = ring(200);
+        w.stage(meta(1), b"K").extend_from_slice(&[1; 100]);
+        w.commit(1).unwrap();
+        w.stage(meta(2), b"K").extend_from_slice(&[2; 100]);
+        assert_eq!(w.commit(2), Err(RingFull));
+        assert!(w.has_staged());
+        r.pop_with(|v| assert_eq!(v.payload, &[1; 100])).unwrap();
+        w.commit(3).unwrap();
+        r.pop_with(|v| assert_eq!((v.payload, v.enqueue_ns), (&[2u8; 100][..], 3)))
+            .unwrap();
+        // A record larger than the whole ring is refused instead of waiting forever.
+        w.stage(meta(3), b"K").extend_from_slice(&[3; 300]);
+        assert_eq!(w.commit(4), Err(RingFull));
+        assert!(!w.has_staged());
+    }
+
+    #[test]
+    fn order_is_kept_between_threads() {
+        let (mut w, mut r) = ring(4096);
+        let n = 100_000u32;
+        let t = std::thread::spawn(move || {
+            let mut next = 0u32;
+            while next < n {
+                match r.pop_with(|v| u32::from_le_bytes(v.payload.try_into().unwrap())) {
+                    Some(x) => {
+                        assert_eq!(x, next);
+                        next += 1;
+                    }
+                    None => r.wait(Duration::from_millis(10)),
+                }
+            }
+        });
+        for i in 0..n {
+            w.stage(meta(0), b"").extend_from_slice(&i.to_le_bytes());
+            while w.commit(0).is_err() {
+                w.notify();
+                std::thread::yield_now();
+            }
+            if i % 64 == 0 {
+                w.notify();
+            }
+        }
+        w.notify();
+        t.join().unwrap();
+    }
+}

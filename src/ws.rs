@@ -1,0 +1,641 @@
+//! One WebSocket connection to Binance's combined-stream endpoint, as a state machine driven by
+//! mio readiness: backoff -> TCP connect -> (TLS +) WebSocket upgrade -> streaming.
+//!
+//! Every socket is registered once, edge-triggered, for both readable and writable; after any
+//! event the connection reads until `WouldBlock` and retries its pending writes, so no interest
+//! bookkeeping is needed. Non-blocking handshakes follow tungstenite's contract: a handshake
+//! that would block hands itself back (`HandshakeError::Interrupted`) and is resumed on the next
+//! event.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use rand::Rng;
+use rustls::pki_types::ServerName;
+use tracing::{debug, info, warn};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::ClientHandshake;
+use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, WebSocket};
+
+use crate::config::Endpoint;
+use crate::metrics::Metrics;
+use crate::pipeline::{Outcome, Pipeline};
+
+/// How long a TCP connect or a TLS + WebSocket handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Streams beyond this many URL bytes are added with SUBSCRIBE instead of in the connect URL.
+const URL_STREAM_BYTES: usize = 2000;
+/// Streams per SUBSCRIBE request (a long `params` list has been reported to fail silently).
+const STREAMS_PER_SUBSCRIBE: usize = 200;
+/// Frames handled per connection per loop turn, so one busy connection cannot starve others.
+pub const READ_BUDGET: usize = 4096;
+/// Outgoing control messages per second. Binance disconnects above 5/s, and that budget also
+/// covers pongs, so control messages stay well below it.
+const CONTROL_PER_SECOND: u32 = 3;
+
+/// A TCP stream that remembers when it last delivered bytes: one clock read per socket read,
+/// shared by every frame in that read.
+pub struct TimedTcp {
+    tcp: TcpStream,
+    last_read_ns: u64,
+}
+
+impl Read for TimedTcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        if n > 0 {
+            self.last_read_ns = crate::clock::now_ns();
+        }
+        Ok(n)
+    }
+}
+
+impl Write for TimedTcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// Plain TCP or rustls over TCP.
+pub enum Transport {
+    Plain(TimedTcp),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TimedTcp>>),
+}
+
+impl Transport {
+    fn timed(&self) -> &TimedTcp {
+        match self {
+            Transport::Plain(t) => t,
+            Transport::Tls(s) => &s.sock,
+        }
+    }
+    /// Unix ns of the last socket read that returned data.
+    pub fn recv_ns(&self) -> u64 {
+        self.timed().last_read_ns
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(t) => t.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(t) => t.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(t) => t.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
+enum State {
+    /// Waiting to (re)connect.
+    Backoff {
+        until: Instant,
+    },
+    Connecting {
+        tcp: TcpStream,
+        since: Instant,
+    },
+    Handshaking {
+        mid: Box<MidHandshake<ClientHandshake<Transport>>>,
+        since: Instant,
+    },
+    Open {
+        ws: Box<WebSocket<Transport>>,
+    },
+    /// Shut down for good.
+    Closed,
+}
+
+/// What the event loop should know after handling an event.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The read budget ran out before `WouldBlock`: call `on_ready` again without waiting for an
+    /// event (edge-triggered readiness will not fire again for bytes already there).
+    pub more: bool,
+}
+
+/// Shared, read-only inputs of every connection.
+pub struct Dialer {
+    pub endpoint: Endpoint,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub ws_config: WebSocketConfig,
+}
+
+impl Dialer {
+    pub fn new(endpoint: Endpoint, tls: Option<Arc<rustls::ClientConfig>>) -> Dialer {
+        // A small read buffer: tungstenite zero-fills it before every socket read, and a 128 KiB
+        // default made that memset cost more than parsing (see perf-notes, tungstenite PR #485).
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
+            .max_message_size(Some(8 << 20))
+            .max_frame_size(Some(8 << 20));
+        Dialer {
+            endpoint,
+            tls,
+            ws_config,
+        }
+    }
+}
+
+pub struct Connection {
+    pub id: usize,
+    token: Token,
+    /// Every stream this connection carries; resubscribed as a whole after a reconnect.
+    pub streams: Vec<String>,
+    /// Indices of the symbols these streams belong to (for per-symbol reconnect counts).
+    pub symbols: Vec<u16>,
+    /// Request path with the streams that fit in the URL.
+    path: String,
+    /// Streams that did not fit in the URL: sent as SUBSCRIBE batches once open.
+    overflow: Vec<String>,
+    state: State,
+    /// Index into `overflow` of the next batch to send.
+    next_batch: usize,
+    /// SUBSCRIBE ids not yet acknowledged.
+    pending: Vec<i64>,
+    next_id: i64,
+    /// Token bucket for outgoing control messages.
+    tokens: u32,
+    tokens_at: Instant,
+    attempt: u32,
+    addr_rr: usize,
+    ever_open: bool,
+    last_state: &'static str,
+}
+
+impl Connection {
+    pub fn new(id: usize, streams: Vec<String>, symbols: Vec<u16>, base_path: &str) -> Connection {
+        let mut in_url = Vec::new();
+        let mut used = 0;
+        let mut overflow = Vec::new();
+        for s in &streams {
+            if used + s.len() + 1 <= URL_STREAM_BYTES || in_url.is_empty() {
+                used += s.len() + 1;
+                in_url.push(s.as_str());
+            } else {
+                overflow.push(s.clone());
+            }
+        }
+        let path = format!("{base_path}/stream?streams={}", in_url.join("/"));
+        Connection {
+            id,
+            token: Token(id),
+            streams,
+            symbols,
+            path,
+            overflow,
+            state: State::Backoff {
+                until: Instant::now(),
+            },
+            next_batch: 0,
+            pending: Vec::new(),
+            next_id: 1,
+            tokens: CONTROL_PER_SECOND,
+            tokens_at: Instant::now(),
+            attempt: 0,
+            addr_rr: 0,
+            ever_open: false,
+            last_state: "backoff",
+        }
+    }
+
+    /// Open, and every stream acknowledged.
+    pub fn is_subscribed(&self) -> bool {
+        matches!(self.state, State::Open { .. })
+            && self.pending.is_empty()
+            && self.next_batch >= self.overflow.len()
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Backoff { .. } => "backoff",
+            State::Connecting { .. } | State::Handshaking { .. } => "connecting",
+            State::Open { .. } => "open",
+            State::Closed => "closed",
+        }
+    }
+
+    fn set_state(&mut self, s: State, metrics: &Metrics) {
+        self.state = s;
+        let name = self.state_name();
+        if name != self.last_state {
+            if self.last_state != "closed" {
+                metrics
+                    .ws_connections
+                    .with_label_values(&[self.last_state])
+                    .dec();
+            }
+            if name != "closed" {
+                metrics.ws_connections.with_label_values(&[name]).inc();
+            }
+            self.last_state = name;
+        }
+    }
+
+    /// Registers the initial state in the gauges.
+    pub fn init_metrics(&self, metrics: &Metrics) {
+        metrics
+            .ws_connections
+            .with_label_values(&[self.last_state])
+            .inc();
+    }
+
+    /// The next instant at which `on_timer` has work to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Backoff { until } => Some(*until),
+            State::Connecting { since, .. } | State::Handshaking { since, .. } => {
+                Some(*since + HANDSHAKE_TIMEOUT)
+            }
+            State::Open { .. } if self.next_batch < self.overflow.len() => {
+                Some(self.tokens_at + Duration::from_secs(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// Handles timers: start a connection after backoff, time out slow handshakes, pace SUBSCRIBE.
+    pub fn on_timer(
+        &mut self,
+        now: Instant,
+        dialer: &Dialer,
+        registry: &Registry,
+        metrics: &Metrics,
+    ) {
+        match &self.state {
+            State::Backoff { until } if now >= *until => {
+                self.start_connect(dialer, registry, metrics)
+            }
+            State::Connecting { since, .. } | State::Handshaking { since, .. }
+                if now >= *since + HANDSHAKE_TIMEOUT =>
+            {
+                self.fail("handshake timed out", metrics, "timeout")
+            }
+            State::Open { .. } => self.send_subscriptions(metrics),
+            _ => {}
+        }
+    }
+
+    fn start_connect(&mut self, dialer: &Dialer, registry: &Registry, metrics: &Metrics) {
+        let ep = &dialer.endpoint;
+        // Resolution blocks, but only on (re)connect and it is what every resolver does; see tuning.md.
+        let addrs: Vec<SocketAddr> = match (ep.host.as_str(), ep.port).to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return self.fail(
+                    &format!("cannot resolve {}: {e}", ep.host),
+                    metrics,
+                    "resolve",
+                )
+            }
+        };
+        if addrs.is_empty() {
+            return self.fail(
+                &format!("{} resolved to no address", ep.host),
+                metrics,
+                "resolve",
+            );
+        }
+        let addr = addrs[self.addr_rr % addrs.len()];
+        self.addr_rr += 1;
+        match TcpStream::connect(addr) {
+            Ok(mut tcp) => {
+                if let Err(e) = registry.register(
+                    &mut tcp,
+                    self.token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    return self.fail(&format!("register: {e}"), metrics, "io");
+                }
+                debug!(conn = self.id, %addr, "connecting");
+                self.set_state(
+                    State::Connecting {
+                        tcp,
+                        since: Instant::now(),
+                    },
+                    metrics,
+                );
+            }
+            Err(e) => self.fail(&format!("connect {addr}: {e}"), metrics, "connect"),
+        }
+    }
+
+    /// Gives up on the current socket and schedules a reconnect with capped exponential backoff
+    /// and jitter (so a fleet does not reconnect in lockstep).
+    fn fail(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
+        metrics
+            .ws_connect_attempts
+            .with_label_values(&[result])
+            .inc();
+        let base = Duration::from_millis(250).saturating_mul(1u32 << self.attempt.min(7));
+        let capped = base.min(Duration::from_secs(30));
+        let delay = capped.mul_f64(rand::thread_rng().gen_range(0.5..1.0));
+        self.attempt = self.attempt.saturating_add(1);
+        warn!(
+            conn = self.id,
+            attempt = self.attempt,
+            delay_ms = delay.as_millis() as u64,
+            "connection failed: {why}"
+        );
+        self.reset_subscriptions();
+        self.set_state(
+            State::Backoff {
+                until: Instant::now() + delay,
+            },
+            metrics,
+        );
+    }
+
+    /// A connection that was streaming went away: count a reconnect for every symbol it carried.
+    fn lost(&mut self, why: &str, metrics: &Metrics) {
+        for &s in &self.symbols {
+            metrics.ws_reconnects[s as usize].inc();
+        }
+        info!(
+            conn = self.id,
+            streams = self.streams.len(),
+            "connection lost: {why}; reconnecting"
+        );
+        self.attempt = 0;
+        self.fail(why, metrics, "lost");
+    }
+
+    fn reset_subscriptions(&mut self) {
+        self.next_batch = 0;
+        self.pending.clear();
+    }
+
+    /// Handles readiness for this connection's socket.
+    pub fn on_ready(
+        &mut self,
+        dialer: &Dialer,
+        pipeline: &mut Pipeline,
+        metrics: &Metrics,
+    ) -> Progress {
+        loop {
+            match std::mem::replace(&mut self.state, State::Closed) {
+                State::Connecting { tcp, since } => {
+                    // Writable means connected or failed; take_error/peer_addr tell which.
+                    if let Ok(Some(e)) | Err(e) = tcp.take_error() {
+                        self.state = State::Connecting { tcp, since };
+                        self.fail(&format!("connect: {e}"), metrics, "connect");
+                        return Progress::default();
+                    }
+                    match tcp.peer_addr() {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                            self.state = State::Connecting { tcp, since };
+                            return Progress::default();
+                        }
+                        Err(e) => {
+                            self.state = State::Connecting { tcp, since };
+                            self.fail(&format!("connect: {e}"), metrics, "connect");
+                            return Progress::default();
+                        }
+                    }
+                    let _ = tcp.set_nodelay(true);
+                    let transport = match self.wrap(tcp, dialer) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.fail(&e, metrics, "tls");
+                            return Progress::default();
+                        }
+                    };
+                    let url = format!(
+                        "{}://{}{}",
+                        if dialer.endpoint.tls { "wss" } else { "ws" },
+                        dialer.endpoint.authority(),
+                        self.path
+                    );
+                    let request = match url.into_client_request() {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.fail(&format!("bad request URL: {e}"), metrics, "request");
+                            return Progress::default();
+                        }
+                    };
+                    let r = tungstenite::client::client_with_config(
+                        request,
+                        transport,
+                        Some(dialer.ws_config),
+                    );
+                    if let Some(p) = self.after_handshake(r, since, metrics) {
+                        return p;
+                    }
+                }
+                State::Handshaking { mid, since } => {
+                    let r = mid.handshake();
+                    if let Some(p) = self.after_handshake(r, since, metrics) {
+                        return p;
+                    }
+                }
+                State::Open { ws } => {
+                    self.state = State::Open { ws };
+                    return self.stream(pipeline, metrics);
+                }
+                other => {
+                    self.state = other;
+                    return Progress::default();
+                }
+            }
+        }
+    }
+
+    fn wrap(&self, tcp: TcpStream, dialer: &Dialer) -> Result<Transport, String> {
+        let timed = TimedTcp {
+            tcp,
+            last_read_ns: 0,
+        };
+        match &dialer.tls {
+            None => Ok(Transport::Plain(timed)),
+            Some(cfg) => {
+                let name = ServerName::try_from(dialer.endpoint.host.clone()).map_err(|e| {
+                    format!("invalid TLS server name {}: {e}", dialer.endpoint.host)
+                })?;
+                let conn = rustls::ClientConnection::new(cfg.clone(), name)
+                    .map_err(|e| format!("tls: {e}"))?;
+                Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(
+                    conn, timed,
+                ))))
+            }
+        }
+    }
+
+    /// Moves on from a handshake step. `None` means the state changed to Open and the caller
+    /// should loop to start streaming at once (bytes may already be buffered).
+    fn after_handshake(
+        &mut self,
+        r: Result<
+            (
+                WebSocket<Transport>,
+                tungstenite::handshake::client::Response,
+            ),
+            HandshakeError<ClientHandshake<Transport>>,
+        >,
+        since: Instant,
+        metrics: &Metrics,
+    ) -> Option<Progress> {
+        match r {
+            Ok((ws, resp)) => {
+                metrics.ws_connect_attempts.with_label_values(&["ok"]).inc();
+                info!(
+                    conn = self.id,
+                    status = resp.status().as_u16(),
+                    streams = self.streams.len(),
+                    "websocket open"
+                );
+                self.ever_open = true;
+                self.set_state(State::Open { ws: Box::new(ws) }, metrics);
+                self.send_subscriptions(metrics);
+                None
+            }
+            Err(HandshakeError::Interrupted(mid)) => {
+                self.set_state(
+                    State::Handshaking {
+                        mid: Box::new(mid),
+                        since,
+                    },
+                    metrics,
+                );
+                Some(Progress::default())
+            }
+            Err(HandshakeError::Failure(e)) => {
+                self.fail(&format!("handshake: {e}"), metrics, "handshake");
+                Some(Progress::default())
+            }
+        }
+    }
+
+    /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
+    fn send_subscriptions(&mut self, metrics: &Metrics) {
+        let now = Instant::now();
+        if now.duration_since(self.tokens_at) >= Duration::from_secs(1) {
+            self.tokens = CONTROL_PER_SECOND;
+            self.tokens_at = now;
+        }
+        let State::Open { ws } = &mut self.state else {
+            return;
+        };
+        while self.next_batch < self.overflow.len() && self.tokens > 0 {
+            let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
+            let id = self.next_id;
+            self.next_id += 1;
+            let params: Vec<String> = self.overflow[self.next_batch..end]
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            let msg = format!(
+                "{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}",
+                params.join(",")
+            );
+            match ws.write(Message::text(msg)) {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    warn!(conn = self.id, "SUBSCRIBE failed: {e}");
+                    return;
+                }
+            }
+            let _ = ws.flush();
+            debug!(
+                conn = self.id,
+                id,
+                streams = end - self.next_batch,
+                "SUBSCRIBE sent"
+            );
+            self.pending.push(id);
+            self.next_batch = end;
+            self.tokens -= 1;
+        }
+        let _ = metrics;
+    }
+
+    /// Reads frames until `WouldBlock` or the read budget, handing text frames to the pipeline.
+    fn stream(&mut self, pipeline: &mut Pipeline, metrics: &Metrics) -> Progress {
+        let State::Open { ws } = &mut self.state else {
+            return Progress::default();
+        };
+        let mut handled = 0;
+        let mut lost: Option<String> = None;
+        let mut reconnect_now = false;
+        while handled < READ_BUDGET {
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    handled += 1;
+                    let recv_ns = ws.get_ref().recv_ns();
+                    match pipeline.on_text(t.as_bytes(), recv_ns) {
+                        Outcome::Record => self.attempt = 0,
+                        Outcome::ControlReply { id: Some(id) } => self.pending.retain(|p| *p != id),
+                        Outcome::ServerShutdown => reconnect_now = true,
+                        _ => {}
+                    }
+                }
+                Ok(Message::Binary(b)) => {
+                    handled += 1;
+                    metrics.rejected.with_label_values(&["binary_frame"]).inc();
+                    debug!(conn = self.id, len = b.len(), "binary frame ignored");
+                }
+                Ok(Message::Ping(_)) => metrics.ws_pings.inc(), // tungstenite queues the pong with the same payload
+                Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => {}
+                Ok(Message::Close(c)) => {
+                    lost = Some(format!("server closed: {c:?}"));
+                    break;
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    lost = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        pipeline.flush_batch();
+        // Pongs and anything else queued go out now; WouldBlock leaves them for the writable edge.
+        match ws.flush() {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if lost.is_none() => lost = Some(e.to_string()),
+            Err(_) => {}
+        }
+        if reconnect_now && lost.is_none() {
+            lost = Some("serverShutdown".into());
+        }
+        if let Some(why) = lost {
+            self.lost(&why, metrics);
+            return Progress::default();
+        }
+        Progress {
+            more: handled >= READ_BUDGET,
+        }
+    }
+
+    /// Sends a close frame (best effort) and stops for good.
+    pub fn close(&mut self, metrics: &Metrics) {
+        if let State::Open { ws } = &mut self.state {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+        }
+        self.set_state(State::Closed, metrics);
+    }
+}
