@@ -1,7 +1,6 @@
 //! Wiring only: configuration -> logging -> threads (pinned) -> join -> exit code.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use tracing::{error, info, warn};
@@ -93,11 +92,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     };
 
     let sink: Box<dyn Sink> = match cfg.sink {
-        SinkKind::Kafka => {
-            let k = KafkaSink::new(&cfg, metrics.clone())?;
-            k.probe(Duration::from_secs(5));
-            Box::new(k)
-        }
+        SinkKind::Kafka => Box::new(KafkaSink::new(&cfg, metrics.clone())?),
         SinkKind::Stdout => Box::new(StdoutSink::new(metrics.clone())),
         SinkKind::Null => Box::new(NullSink::new(metrics.clone())),
     };

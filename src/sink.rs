@@ -33,6 +33,8 @@ pub enum SendError {
 }
 
 pub trait Sink: Send {
+    /// Runs once on the producer thread before the first record (e.g. a reachability probe).
+    fn start(&mut self) {}
     fn send(&mut self, rec: &RecordView<'_>) -> Result<(), SendError>;
     /// Serves delivery reports, waiting at most `timeout` for one.
     fn poll(&mut self, timeout: Duration);
@@ -292,6 +294,12 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
+    fn start(&mut self) {
+        // Readiness also turns true on the first acknowledged delivery, so a failed probe only
+        // delays /readyz.
+        self.probe(Duration::from_secs(2));
+    }
+
     fn send(&mut self, rec: &RecordView<'_>) -> Result<(), SendError> {
         let ring_wait = crate::clock::now_ns().saturating_sub(rec.enqueue_ns);
         let record = BaseRecord::with_opaque_to(
@@ -440,6 +448,7 @@ pub fn run_producer(
     shutdown: crate::shutdown::Shutdown,
 ) -> ProducerReport {
     RECORDER.with(|r| *r.borrow_mut() = Some(metrics.latency.recorder()));
+    sink.start();
     let mut report = ProducerReport::default();
     let mut stop_at: Option<Instant> = None;
     loop {

@@ -1,0 +1,320 @@
+//! Shared helpers for the end-to-end tests: the real local Kafka (started by the project's
+//! script, once), the simulator in-process, the ingester as a child process.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// Bootstrap address of the local broker, starting it if needed (`scripts/kafka.sh start` is
+/// idempotent, so every test binary may call this).
+pub fn kafka() -> &'static str {
+    static BOOTSTRAP: OnceLock<String> = OnceLock::new();
+    BOOTSTRAP.get_or_init(|| {
+        let script = format!("{}/scripts/kafka.sh", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run kafka.sh");
+        assert!(out.status.success(), "scripts/kafka.sh start failed");
+        let s = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("127.0.0.1:9092")
+            .to_string();
+        s
+    })
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A topic name no other test (or earlier run) uses.
+pub fn unique_topic(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+pub struct Ingester {
+    pub child: Child,
+    pub prom_port: u16,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Ingester {
+    /// Starts the ingester binary with exactly these variables (plus PATH), JSON logs and a free
+    /// metrics port.
+    pub fn spawn(env: &[(&str, &str)]) -> Ingester {
+        let prom_port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketflow-ingestor"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("LOG_FORMAT", "json")
+            .env("PROM_PORT", prom_port.to_string())
+            .env("METRICS_BIND", "127.0.0.1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn ingester");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let l = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var("TEST_VERBOSE").is_ok() {
+                    eprintln!("ingester: {line}");
+                }
+                l.lock().unwrap().push(line);
+            }
+        });
+        Ingester {
+            child,
+            prom_port,
+            logs,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.prom_port);
+        match ureq::get(&url).timeout(Duration::from_secs(5)).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let t = Instant::now();
+        while t.elapsed() < timeout {
+            if self.get("/readyz").0 == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "ingester not ready after {timeout:?}; logs:\n{}",
+            self.logs.lock().unwrap().join("\n")
+        );
+    }
+
+    /// One sample value from /metrics (first line starting with `series`).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and how long it took.
+    pub fn terminate(&mut self, within: Duration) -> (ExitStatus, Duration) {
+        let t = Instant::now();
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return (st, t.elapsed());
+            }
+            if t.elapsed() > within {
+                let _ = self.child.kill();
+                panic!(
+                    "ingester did not stop within {within:?}; logs:\n{}",
+                    self.logs.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The fields of the last JSON log line whose message is `msg`.
+    pub fn log_event(&self, msg: &str) -> Option<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == msg)
+    }
+
+    pub fn dump_logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Ingester {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub key: Vec<u8>,
+    pub payload: serde_json::Value,
+    pub timestamp_ms: Option<i64>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Reads a topic from the beginning until `want` messages arrived and nothing more comes for
+/// `quiet`, or `timeout` passes. Reading past `want` is what catches duplicates.
+pub fn consume(topic: &str, want: usize, timeout: Duration, quiet: Duration) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("group.id", unique_topic("test-reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    // Assign every partition explicitly: no group rebalance to wait for.
+    let t = Instant::now();
+    let partitions = loop {
+        if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            if let Some(t) = md.topics().first() {
+                if t.error().is_none() && !t.partitions().is_empty() {
+                    break t.partitions().len();
+                }
+            }
+        }
+        assert!(t.elapsed() < timeout, "topic {topic} never appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::with_capacity(want);
+    let mut last_msg = Instant::now();
+    while t.elapsed() < timeout {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                last_msg = Instant::now();
+                out.push(Consumed {
+                    key: m.key().unwrap_or_default().to_vec(),
+                    payload: serde_json::from_slice(m.payload().unwrap_or_default())
+                        .expect("record is JSON"),
+                    timestamp_ms: m.timestamp().to_millis(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                });
+            }
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            None => {
+                if out.len() >= want && last_msg.elapsed() >= quiet {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Starts the simulator in this process.
+pub fn sim(cfg: marketflow_ingestor::sim::SimConfig) -> marketflow_ingestor::sim::SimHandle {
+    marketflow_ingestor::sim::spawn(cfg, "127.0.0.1:0").expect("simulator")
+}
+
+/// Checks that `msgs` hold trades `first..first+count` of every symbol exactly once, in order per
+/// symbol, with every field equal to what the simulator sent. Returns per-symbol counts.
+pub fn verify_trades(
+    msgs: &[Consumed],
+    market: &marketflow_ingestor::sim::Market,
+    expected_per_symbol: Option<u64>,
+) -> Vec<u64> {
+    let n = market.cfg.symbols.len();
+    let mut next: Vec<Option<u64>> = vec![None; n];
+    let mut counts = vec![0u64; n];
+    let mut partition_of: Vec<Option<i32>> = vec![None; n];
+    // Kafka order is per partition; a symbol's records all share one partition (key = symbol),
+    // so partition-then-offset order is the order a consumer of that symbol sees.
+    let mut sorted: Vec<&Consumed> = msgs.iter().collect();
+    sorted.sort_by_key(|m| (m.partition, m.offset));
+    for m in sorted {
+        let p = &m.payload;
+        assert_eq!(p["type"], "trade", "{p}");
+        let sym = p["symbol"].as_str().unwrap().to_lowercase();
+        let s = market
+            .symbol_index(&sym)
+            .unwrap_or_else(|| panic!("unknown symbol in {p}"));
+        assert_eq!(
+            m.key,
+            p["symbol"].as_str().unwrap().as_bytes(),
+            "key = symbol"
+        );
+        match partition_of[s] {
+            None => partition_of[s] = Some(m.partition),
+            Some(q) => assert_eq!(q, m.partition, "{sym} spread over partitions"),
+        }
+        let id = p["trade_id"].as_i64().unwrap();
+        let k = (id - marketflow_ingestor::sim::Market::trade_id_base(s)) as u64;
+        if let Some(want) = next[s] {
+            assert_eq!(
+                k, want,
+                "{sym}: expected trade #{want} next, got #{k} (duplicate or gap or reorder)"
+            );
+        }
+        let e = market.expected_trade(s, k);
+        assert_eq!(p["symbol"], e.symbol);
+        assert_eq!(p["exchange"], "binance");
+        assert_eq!(p["price"], e.price, "{p}");
+        assert_eq!(p["qty"], e.qty, "{p}");
+        assert_eq!(
+            p["side"],
+            if e.buyer_is_maker { "sell" } else { "buy" },
+            "{p}"
+        );
+        assert_eq!(p["trade_time_ms"], e.trade_time_ms, "{p}");
+        assert_eq!(p["event_time_ms"], e.trade_time_ms, "{p}");
+        assert_eq!(
+            m.timestamp_ms,
+            Some(e.trade_time_ms),
+            "Kafka timestamp = event time"
+        );
+        let recv = p["recv_time_ns"].as_u64().expect("recv_time_ns");
+        assert!(
+            recv / 1_000_000 + 5_000 >= e.trade_time_ms as u64,
+            "receive time plausible: {p}"
+        );
+        next[s] = Some(k + 1);
+        counts[s] += 1;
+    }
+    if let Some(want) = expected_per_symbol {
+        for (s, c) in counts.iter().enumerate() {
+            assert_eq!(
+                next[s],
+                Some(want),
+                "{}: last trade should be #{}",
+                market.cfg.symbols[s],
+                want - 1
+            );
+            // Started at trade #0: nothing missed at connect time either.
+            assert_eq!(*c, want, "{}: {c} of {want} trades", market.cfg.symbols[s]);
+        }
+    }
+    counts
+}
