@@ -490,7 +490,7 @@ impl RawConfig {
                 )),
             }
         }
-        if kafka_username.is_some() != !kafka_password.is_empty() {
+        if kafka_username.is_some() == kafka_password.is_empty() {
             errs.push(
                 "KAFKA_USERNAME and KAFKA_PASSWORD (or KAFKA_PASSWORD_FILE) must be set together"
                     .into(),

@@ -12,6 +12,7 @@
 //! - [`config`]: every setting, from the environment or flags, validated at once.
 //! - [`binance`]: stream names and the wire formats of Binance payloads.
 //! - [`record`]: the normalized record model and its JSON encoding.
+//! - [`sequence`]: per-symbol exchange ids: duplicates dropped, gaps detected.
 //! - [`ring`]: the lock-free byte ring between the event loop and the producer thread.
 //! - [`event_loop`]: the hand-rolled mio loop that owns every connection.
 //! - [`ws`]: one WebSocket connection's state machine (TCP, TLS, upgrade, streaming).
@@ -34,6 +35,7 @@ pub mod pinning;
 pub mod pipeline;
 pub mod record;
 pub mod ring;
+pub mod sequence;
 pub mod shutdown;
 pub mod sim;
 pub mod sink;

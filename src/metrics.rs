@@ -309,6 +309,12 @@ pub struct Metrics {
     pub messages_sent: Vec<IntCounter>,
     /// Reconnections of a connection carrying the symbol, per symbol.
     pub ws_reconnects: Vec<IntCounter>,
+    /// Sequence breaks (ids that never arrived), per symbol.
+    pub gaps: Vec<IntCounter>,
+    /// Ids missing in those gaps, per symbol.
+    pub gap_ids_missing: Vec<IntCounter>,
+    /// Records dropped because their exchange id was already accepted, per symbol.
+    pub duplicates: Vec<IntCounter>,
     /// Text frames received, by frame kind (index into [`FRAME_KINDS`]).
     pub received: Vec<IntCounter>,
     /// Records normalized and enqueued, by record type.
@@ -353,6 +359,18 @@ impl Metrics {
             "WebSocket reconnections of a connection carrying this symbol",
         );
 
+        let gaps = per_symbol(
+            "gaps_total",
+            "Sequence gaps detected (trade, aggTrade or depth ids skipped)",
+        );
+        let gap_ids_missing = per_symbol(
+            "gap_ids_missing_total",
+            "Exchange ids missing in detected gaps",
+        );
+        let duplicates = per_symbol(
+            "duplicates_dropped_total",
+            "Records dropped as duplicates of an already accepted exchange id",
+        );
         let received_vec = IntCounterVec::new(
             opts("messages_received_total", "Text frames received, by kind"),
             &["type"],
@@ -471,6 +489,9 @@ impl Metrics {
             symbols: symbols.to_vec(),
             messages_sent,
             ws_reconnects,
+            gaps,
+            gap_ids_missing,
+            duplicates,
             received,
             parsed,
             rejected,

@@ -12,6 +12,7 @@ use crate::binance::wire::{parse_frame, Frame};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter};
+use crate::sequence::{SequenceTracker, Verdict};
 use crate::sink::LogLimiter;
 
 /// What a frame meant for the connection that received it.
@@ -27,6 +28,8 @@ pub enum Outcome {
     ServerShutdown,
     /// Dropped as invalid (counted and logged).
     Rejected,
+    /// Dropped: its exchange id was already accepted.
+    Duplicate,
 }
 
 /// Indices into `metrics::FRAME_KINDS`.
@@ -41,6 +44,7 @@ pub struct Pipeline {
     latency: LatencyRecorder,
     /// Lower-case symbol -> index into the configured list.
     symbol_index: HashMap<String, u16>,
+    sequence: SequenceTracker,
     limiter: LogLimiter,
     /// Set on shutdown: a full ring is then waited on only this long.
     give_up_after: Option<Instant>,
@@ -49,7 +53,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(ring: RingWriter, metrics: Arc<Metrics>) -> Pipeline {
-        let symbol_index = metrics
+        let symbol_index: HashMap<String, u16> = metrics
             .symbols
             .iter()
             .enumerate()
@@ -60,6 +64,7 @@ impl Pipeline {
             latency: metrics.latency.recorder(),
             ring,
             metrics,
+            sequence: SequenceTracker::new(symbol_index.len()),
             symbol_index,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             give_up_after: None,
@@ -106,6 +111,27 @@ impl Pipeline {
                         frame,
                     );
                 };
+                match self.sequence.observe(symbol_idx as usize, &record) {
+                    Verdict::InOrder => {}
+                    Verdict::Duplicate => {
+                        self.metrics.duplicates[symbol_idx as usize].inc();
+                        return Outcome::Duplicate;
+                    }
+                    Verdict::Gap { from, missing } => {
+                        self.metrics.gaps[symbol_idx as usize].inc();
+                        self.metrics.gap_ids_missing[symbol_idx as usize].inc_by(missing as u64);
+                        if let Some(suppressed) = self.limiter.check("gap") {
+                            warn!(
+                                symbol = record.symbol(),
+                                kind = kind.as_str(),
+                                from,
+                                missing,
+                                suppressed,
+                                "sequence gap"
+                            );
+                        }
+                    }
+                }
                 self.enqueue(&record, symbol_idx, recv_ns, 0, frame)
             }
             Frame::ControlReply { id, result } => {

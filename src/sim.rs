@@ -498,6 +498,8 @@ fn serve_connection(
     };
     let seen_path = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
     let seen = seen_path.clone();
+    // tungstenite fixes this callback's signature, large error type included.
+    #[allow(clippy::result_large_err)]
     let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         *seen.borrow_mut() = req.uri().to_string();
         let p = req.uri().path();
@@ -623,13 +625,12 @@ fn serve_connection(
                             ws.write(Message::text(reply))?;
                             ws.flush()?;
                         }
-                        Message::Pong(p) => {
+                        Message::Pong(p)
                             if awaiting_pong
                                 .as_ref()
-                                .is_some_and(|(want, _)| p.as_ref() == want.as_slice())
-                            {
-                                awaiting_pong = None;
-                            }
+                                .is_some_and(|(want, _)| p.as_ref() == want.as_slice()) =>
+                        {
+                            awaiting_pong = None;
                         }
                         Message::Close(_) => return Ok(()),
                         _ => {}

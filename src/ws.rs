@@ -191,7 +191,7 @@ impl Connection {
         let mut used = 0;
         let mut overflow = Vec::new();
         for s in &streams {
-            if used + s.len() + 1 <= URL_STREAM_BYTES || in_url.is_empty() {
+            if used + s.len() < URL_STREAM_BYTES || in_url.is_empty() {
                 used += s.len() + 1;
                 in_url.push(s.as_str());
             } else {

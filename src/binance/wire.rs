@@ -12,7 +12,9 @@ use sonic_rs::LazyValue;
 use super::stream::StreamKind;
 use crate::record::{AggTrade, BookTicker, DepthUpdate, Kline, Levels, Record, Side, Trade};
 
-/// What one text frame turned out to be.
+/// What one text frame turned out to be. Not boxed: it lives on the stack for one message, and
+/// the market variant is the one that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Frame<'a> {
     /// A market-data record from stream `<symbol>@<kind>`; `stream_symbol` is the lower-case
