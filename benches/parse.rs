@@ -20,10 +20,7 @@ fn frames() -> Vec<(&'static str, String)> {
     ] {
         let mut data = String::new();
         m.render(kind.parse().unwrap(), 0, 12345, &mut data);
-        out.push((
-            name,
-            format!(r#"{{"stream":"btcusdt@{kind}","data":{data}}}"#),
-        ));
+        out.push((name, format!(r#"{{"stream":"btcusdt@{kind}","data":{data}}}"#)));
     }
     out
 }
@@ -31,9 +28,7 @@ fn frames() -> Vec<(&'static str, String)> {
 fn ours(frame: &[u8], out: &mut Vec<u8>) {
     out.clear();
     match parse_frame(frame).unwrap() {
-        Frame::Market { record, .. } => record
-            .encode(1_700_000_000_000_000_000, false, out)
-            .unwrap(),
+        Frame::Market { record, .. } => record.encode(1_700_000_000_000_000_000, false, out).unwrap(),
         _ => unreachable!(),
     }
 }
@@ -301,21 +296,16 @@ fn bench(c: &mut Criterion) {
         // Both implementations must produce the same record, or the comparison means nothing.
         ours(frame.as_bytes(), &mut buf);
         let a: serde_json::Value = serde_json::from_slice(&buf).unwrap();
-        let b: serde_json::Value =
-            serde_json::from_slice(&baseline::run(frame.as_bytes())).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&baseline::run(frame.as_bytes())).unwrap();
         assert_eq!(a, b, "{name}: ours and the baseline disagree");
 
         group.throughput(Throughput::Elements(1));
-        group.bench_with_input(
-            BenchmarkId::new("sonic_borrowed", name),
-            frame.as_bytes(),
-            |bch, f| bch.iter(|| ours(black_box(f), &mut buf)),
-        );
-        group.bench_with_input(
-            BenchmarkId::new("serde_json_owned", name),
-            frame.as_bytes(),
-            |bch, f| bch.iter(|| black_box(baseline::run(black_box(f)))),
-        );
+        group.bench_with_input(BenchmarkId::new("sonic_borrowed", name), frame.as_bytes(), |bch, f| {
+            bch.iter(|| ours(black_box(f), &mut buf))
+        });
+        group.bench_with_input(BenchmarkId::new("serde_json_owned", name), frame.as_bytes(), |bch, f| {
+            bch.iter(|| black_box(baseline::run(black_box(f))))
+        });
     }
     group.finish();
 }

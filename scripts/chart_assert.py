@@ -17,8 +17,10 @@ Modes:
   dashboard-rules RENDERED OUT
       Writes every dashboard PromQL expression as a recording rule (Grafana variables substituted), so
       that `promtool check rules` parses the dashboard's queries.
-  dockerfile [--dockerfile FILE] [--dockerignore FILE]
-      Structural checks on the Dockerfile (also the fallback when hadolint is not available).
+  dockerfile [--dockerfile FILE] [--dockerignore FILE] [--cargo-toml FILE]
+      Structural checks on the Dockerfile (also the fallback when hadolint is not available); the builder
+      and runtime packages are derived from the rdkafka features in Cargo.toml, and the builder must
+      declare `ARG GIT_COMMIT` before the cargo build.
   metric-names [--rendered FILE] [--out FILE] [--check]
       Lists every metric name the alerts and the dashboard use (default out:
       charts/ingestor/metric-names.txt). Without --rendered it runs `helm template` with
@@ -878,6 +880,34 @@ def cmd_dashboard_rules(args) -> int:
     return ck.report()
 
 
+def rdkafka_build_packages(cargo_toml: Path) -> tuple[list[str], list[str], list[str]]:
+    """Debian packages that building librdkafka needs with the rdkafka features of Cargo.toml, those it
+    does not need, and the runtime libraries the binary then links (rdkafka-sys build.rs: without
+    `cmake-build`, librdkafka's mklove ./configure + `make libs`, which builds the C++ wrapper too)."""
+    import tomllib
+    deps = tomllib.loads(cargo_toml.read_text()).get("dependencies", {})
+    rd = deps.get("rdkafka", {})
+    rd = rd if isinstance(rd, dict) else {}
+    feats = set(rd.get("features", []))
+    if rd.get("default-features", True):
+        feats.add("libz")
+    if feats & {"ssl-vendored", "gssapi", "gssapi-vendored", "sasl"}:
+        feats.add("ssl")
+    if feats & {"gssapi-vendored", "sasl"}:
+        feats.add("gssapi")
+    builder, unneeded, runtime = ["make", "g++", "pkg-config"], [], []
+    (builder if {"cmake-build", "cmake_build"} & feats else unneeded).append("cmake")
+    if "ssl" in feats and "ssl-vendored" not in feats:
+        builder.append("libssl-dev"); runtime.append("libssl3")
+    if "libz" in feats:
+        builder.append("zlib1g-dev"); runtime.append("zlib1g")
+    if "gssapi" in feats and "gssapi-vendored" not in feats:
+        builder.append("libsasl2-dev"); runtime.append("libsasl2-2")
+    else:
+        unneeded.append("libsasl2-dev")
+    return builder, unneeded, runtime
+
+
 def cmd_dockerfile(args) -> int:
     ck = Checker("dockerfile")
     text = open(args.dockerfile).read()
@@ -897,13 +927,23 @@ def cmd_dockerfile(args) -> int:
     ck.check(any(op == "RUN" and build_cmd in rest for s in stages[:-1] for op, rest in s["ops"]),
              "the build stage does not RUN the exact build command")
     ck.check(stages and stages[0]["from"].split()[0] == "rust:1-bookworm", "builder is not rust:1-bookworm")
-    for pkg in ("cmake", "pkg-config", "libssl-dev", "zlib1g-dev", "libsasl2-dev"):
-        ck.check(re.search(rf"\b{re.escape(pkg)}\b", " ".join(r for _, r in stages[0]["ops"])), f"builder lacks {pkg}")
+    builder_pkgs, builder_unneeded, runtime_pkgs = rdkafka_build_packages(Path(args.cargo_toml))
+    builder_run = " ".join(r for op, r in (stages[0]["ops"] if stages else []) if op == "RUN")
+    has_pkg = lambda pkg, text: re.search(rf"(?<![\w.+-]){re.escape(pkg)}(?![\w.+-])", text)  # noqa: E731
+    for pkg in builder_pkgs:
+        ck.check(has_pkg(pkg, builder_run), f"builder lacks {pkg} (needed to build librdkafka with {args.cargo_toml}'s features)")
+    for pkg in builder_unneeded:
+        ck.check(not has_pkg(pkg, builder_run), f"builder installs {pkg}, which the rdkafka features in {args.cargo_toml} do not use")
+    builder_text = " ".join(f"{op} {r}" for op, r in (stages[0]["ops"] if stages else []))
+    ck.check(re.search(r"\bARG GIT_COMMIT\b", builder_text), "builder has no `ARG GIT_COMMIT` (build.rs records the commit from it)")
+    build_idx = next((i for i, (op, r) in enumerate(stages[0]["ops"] if stages else []) if op == "RUN" and build_cmd in r), None)
+    arg_idx = next((i for i, (op, r) in enumerate(stages[0]["ops"] if stages else []) if op == "ARG" and r.split("=")[0].strip() == "GIT_COMMIT"), None)
+    ck.check(arg_idx is not None and build_idx is not None and arg_idx < build_idx, "ARG GIT_COMMIT is not declared before the cargo build")
     final = stages[-1] if stages else {"from": "", "ops": []}
     ck.check(final["from"].split()[0] == "debian:bookworm-slim", "runtime is not debian:bookworm-slim")
     final_run = " ".join(r for op, r in final["ops"] if op == "RUN")
-    for pkg in ("ca-certificates", "libssl3", "libsasl2-2"):
-        ck.check(re.search(rf"\b{re.escape(pkg)}\b", final_run), f"runtime lacks {pkg}")
+    for pkg in ("ca-certificates", *runtime_pkgs):
+        ck.check(has_pkg(pkg, final_run), f"runtime lacks {pkg}")
     for tool in ("cmake", "gcc", "g\\+\\+", "make", "cargo", "rustc", "pkg-config", r"\S+-dev", "build-essential", "curl", "wget"):
         ck.check(not re.search(rf"apt-get install[^&]*\s{tool}(\s|$)", final_run), f"runtime installs build tool {tool}")
     ck.check("--no-install-recommends" in final_run and "rm -rf /var/lib/apt/lists" in final_run,
@@ -1019,6 +1059,7 @@ def main(argv=None) -> int:
     df = sub.add_parser("dockerfile")
     df.add_argument("--dockerfile", default=str(ROOT / "Dockerfile"))
     df.add_argument("--dockerignore", default=str(ROOT / ".dockerignore"))
+    df.add_argument("--cargo-toml", default=str(ROOT / "Cargo.toml"))
     m = sub.add_parser("metric-names")
     m.add_argument("--rendered")
     m.add_argument("--out", default=str(CHART / "metric-names.txt"))

@@ -79,37 +79,10 @@ skip() {
 
 # ------------------------------------------------------------------------------------------------- tools
 
-install_helm() {
-  if [[ -n "${HELM:-}" ]]; then
-    "$HELM" version >/dev/null || { echo "HELM=$HELM does not run"; return 1; }
-    return 0
-  fi
-  local bin="$TOOLS_DIR/bin/helm"
-  if [[ -x "$bin" ]] && go version -m "$bin" 2>/dev/null | grep -Eq "^\s+mod\s+helm.sh/helm/v3\s+$HELM_VERSION\b"; then
-    echo "helm $HELM_VERSION already in $bin"
-    return 0
-  fi
-  if ! command -v go >/dev/null; then
-    echo "Go is needed to build helm $HELM_VERSION (or set HELM=/path/to/helm)"
-    return 1
-  fi
-  echo "building helm $HELM_VERSION with $(go version)"
-  # `go install` alone leaves out the -X flags of helm's Makefile: such a helm reports version "v3.22"
-  # and assumes Kubernetes v1.20 when no cluster is reachable (so `helm template` of a chart with a
-  # kubeVersion constraint fails). Set them as the release build does, from helm's own go.mod.
-  local dir client_go minor
-  dir="$(GOFLAGS="" go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  client_go="$(awk '$1 == "k8s.io/client-go" { print $2 }' "$dir/go.mod")"   # e.g. v0.33.3
-  minor="$(cut -d. -f2 <<<"$client_go")"
-  [[ -n "$minor" ]] || { echo "cannot find k8s.io/client-go in $dir/go.mod"; return 1; }
-  local x="-X helm.sh/helm/v3"
-  GOFLAGS="" GOBIN="$TOOLS_DIR/bin" CGO_ENABLED=0 go install -trimpath -ldflags "-w -s \
-    $x/internal/version.version=$HELM_VERSION $x/internal/version.gitTreeState=clean \
-    $x/pkg/lint/rules.k8sVersionMajor=1 $x/pkg/lint/rules.k8sVersionMinor=$minor \
-    $x/pkg/chartutil.k8sVersionMajor=1 $x/pkg/chartutil.k8sVersionMinor=$minor" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || return 1
-  "$TOOLS_DIR/bin/helm" version
-}
+# install_helm, install_prometheus_package and apt_update_once are shared with
+# scripts/test-observability.sh.
+# shellcheck source=scripts/tools.sh
+source "$ROOT/scripts/tools.sh"
 
 install_python_tools() {
   local venv="$TOOLS_DIR/venv" stamp="$TOOLS_DIR/venv/.marketflow-requirements"
@@ -145,43 +118,7 @@ install_hadolint() {
   command -v hadolint && hadolint --version
 }
 
-APT_UPDATED=0
-apt_update_once() {
-  [[ $APT_UPDATED -eq 1 ]] && return 0
-  apt-get -o DPkg::Lock::Timeout=300 update -q && APT_UPDATED=1
-}
-
-install_promtool() {
-  if command -v promtool >/dev/null; then
-    echo "promtool: $(command -v promtool)"; promtool --version 2>&1 | head -n1
-    return 0
-  fi
-  if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null; then
-    echo "promtool not found; install it (Debian: apt-get install prometheus) or put it on PATH"
-    return 1
-  fi
-  apt_update_once || return 1
-  # Only the promtool binary is wanted: keep the packaged Prometheus server from starting (policy-rc.d
-  # exit 101 tells invoke-rc.d/deb-systemd-invoke not to start services), restoring any policy there was.
-  local policy=/usr/sbin/policy-rc.d backup="" rc
-  if [[ -e $policy ]]; then backup="$WORK/policy-rc.d.orig"; cp -p "$policy" "$backup"; fi
-  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends prometheus
-  rc=$?
-  if [[ -n $backup ]]; then cp -p "$backup" "$policy"; else rm -f "$policy"; fi
-  [[ $rc -eq 0 ]] || return $rc
-  if [[ -d /run/systemd/system ]]; then
-    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-  fi
-  if ! dpkg -L prometheus | grep -qx '/usr/bin/promtool'; then
-    echo "Debian package prometheus does not provide /usr/bin/promtool"
-    return 1
-  fi
-  if pgrep -x prometheus >/dev/null; then
-    echo "warning: a prometheus process is running (not started by this script): $(pgrep -x prometheus | tr '\n' ' ')"
-  fi
-  promtool --version 2>&1 | head -n1
-}
+install_promtool() { install_prometheus_package promtool; }
 
 # ------------------------------------------------------------------------------------------------ checks
 

@@ -55,6 +55,8 @@ cargo test --locked --all-targets
 if [[ "${QUICK:-0}" != 1 ]]; then
   step "Kubernetes packaging (Helm chart, alerts, dashboard, Dockerfile)"
   bash scripts/test-chart.sh
+  step "observability (simulator -> ingester -> Prometheus: scrape, dashboard queries, alerts)"
+  bash scripts/test-observability.sh
 fi
 
 printf '\nall tests passed in %ss\n' "$((SECONDS - T0))"

@@ -6,12 +6,7 @@ use clap::Parser;
 
 use crate::config::RawConfig;
 
-pub const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("MARKETFLOW_GIT_COMMIT"),
-    ")"
-);
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MARKETFLOW_GIT_COMMIT"), ")");
 
 #[derive(Parser, Debug, Default)]
 #[command(
@@ -57,12 +52,7 @@ pub struct Cli {
     #[arg(long, env = "KAFKA_USERNAME", value_name = "USER")]
     pub kafka_username: Option<String>,
     /// SASL password. Prefer KAFKA_PASSWORD_FILE: a flag is visible in the process list
-    #[arg(
-        long,
-        env = "KAFKA_PASSWORD",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "KAFKA_PASSWORD", value_name = "SECRET", hide_env_values = true)]
     pub kafka_password: Option<String>,
     /// File holding the SASL password (as the Key Vault CSI driver mounts it)
     #[arg(long, env = "KAFKA_PASSWORD_FILE", value_name = "PATH")]
@@ -74,12 +64,7 @@ pub struct Cli {
     #[arg(long, env = "KAFKA_SASL_MECHANISM", value_name = "MECH")]
     pub kafka_sasl_mechanism: Option<String>,
     /// Any librdkafka properties, `k=v;k=v` (applied last, so they win)
-    #[arg(
-        long,
-        env = "KAFKA_PROPS",
-        value_name = "PROPS",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "KAFKA_PROPS", value_name = "PROPS", hide_env_values = true)]
     pub kafka_props: Option<String>,
     /// One librdkafka property `k=v`; repeatable, added to KAFKA_PROPS
     #[arg(long = "kafka-prop", value_name = "K=V")]
@@ -120,15 +105,27 @@ pub struct Cli {
     /// `text` or `json` [default: text]; the level comes from RUST_LOG (default info)
     #[arg(long, env = "LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Longest wait on shutdown to drain and flush, in ms [default: 10000]
+        /// Longest wait on shutdown to drain and flush, in ms [default: 10000]
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", value_name = "MS")]
     pub shutdown_timeout_ms: Option<String>,
+    /// Fetch missing trades/aggTrades from REST and publish them flagged `backfilled`: on or off [default: on]
+    #[arg(long, env = "BACKFILL", value_name = "ON|OFF")]
+    pub backfill: Option<String>,
+    /// At start, continue from the last trade id per symbol found in Kafka: on or off [default: on]
+    #[arg(long, env = "RECOVER_FROM_KAFKA", value_name = "ON|OFF")]
+    pub recover_from_kafka: Option<String>,
+    /// Replace a connection that saw neither data nor a ping for this long, ms [default: 45000]
+    #[arg(long, env = "WS_STALE_MS", value_name = "MS")]
+    pub ws_stale_ms: Option<String>,
+    /// Rotate connections (make-before-break) at this age, before Binance's 24 h cut, s [default: 82800]
+    #[arg(long, env = "WS_MAX_AGE_SECS", value_name = "SECS")]
+    pub ws_max_age_secs: Option<String>,
 }
 
 impl Cli {
     /// The raw settings, flags (or their variables, which clap already consulted) by variable name.
     pub fn to_raw(&self) -> RawConfig {
-        let pairs: [(&str, &Option<String>); 28] = [
+                let pairs: [(&str, &Option<String>); 32] = [
             ("SYMBOLS", &self.symbols),
             ("STREAMS", &self.streams),
             ("KAFKA_BROKER", &self.kafka_broker),
@@ -153,13 +150,14 @@ impl Cli {
             ("PRODUCER_CORE", &self.producer_core),
             ("LOOP_MODE", &self.loop_mode),
             ("RING_BYTES", &self.ring_bytes),
-            (
-                "MAX_STREAMS_PER_CONNECTION",
-                &self.max_streams_per_connection,
-            ),
+            ("MAX_STREAMS_PER_CONNECTION", &self.max_streams_per_connection),
             ("SINK", &self.sink),
             ("LOG_FORMAT", &self.log_format),
-            ("SHUTDOWN_TIMEOUT_MS", &self.shutdown_timeout_ms),
+                        ("SHUTDOWN_TIMEOUT_MS", &self.shutdown_timeout_ms),
+            ("BACKFILL", &self.backfill),
+            ("RECOVER_FROM_KAFKA", &self.recover_from_kafka),
+            ("WS_STALE_MS", &self.ws_stale_ms),
+            ("WS_MAX_AGE_SECS", &self.ws_max_age_secs),
         ];
         let mut raw = RawConfig::from_lookup(|_| None);
         for (name, v) in pairs {
@@ -184,10 +182,7 @@ mod tests {
             Cli::command().render_long_help().to_string()
         };
         for (var, _) in VARS {
-            assert!(
-                help.contains(&format!("[env: {var}")),
-                "{var} missing from --help"
-            );
+            assert!(help.contains(&format!("[env: {var}")), "{var} missing from --help");
         }
     }
 

@@ -50,7 +50,11 @@ pub const VARS: &[(&str, &str)] = &[
     ("MAX_STREAMS_PER_CONNECTION", "1024"),
     ("SINK", "kafka"),
     ("LOG_FORMAT", "text"),
-    ("SHUTDOWN_TIMEOUT_MS", "10000"),
+        ("SHUTDOWN_TIMEOUT_MS", "10000"),
+    ("BACKFILL", "on"),
+    ("RECOVER_FROM_KAFKA", "on"),
+    ("WS_STALE_MS", "45000"),
+    ("WS_MAX_AGE_SECS", "82800"),
 ];
 
 /// A value that must never reach a log line, a metric or an error message.
@@ -147,21 +151,15 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses `scheme://host[:port][/path]`; `schemes` is (plain, tls), e.g. ("ws", "wss").
     pub fn parse(s: &str, schemes: (&str, &str)) -> Result<Endpoint, String> {
-        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
-            format!(
-                "`{s}` has no scheme; expected {}:// or {}://",
-                schemes.0, schemes.1
-            )
-        })?;
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("`{s}` has no scheme; expected {}:// or {}://", schemes.0, schemes.1))?;
         let tls = if scheme.eq_ignore_ascii_case(schemes.1) {
             true
         } else if scheme.eq_ignore_ascii_case(schemes.0) {
             false
         } else {
-            return Err(format!(
-                "scheme `{scheme}` is not {} or {}",
-                schemes.0, schemes.1
-            ));
+            return Err(format!("scheme `{scheme}` is not {} or {}", schemes.0, schemes.1));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
@@ -183,21 +181,14 @@ impl Endpoint {
             return Err("empty host".into());
         }
         let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| format!("port `{p}` is not a number 1-65535"))?,
+            Some(p) => p.parse::<u16>().map_err(|_| format!("port `{p}` is not a number 1-65535"))?,
             None if tls => 443,
             None => 80,
         };
         if port == 0 {
             return Err("port 0 is not a valid remote port".into());
         }
-        Ok(Endpoint {
-            tls,
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
-        })
+        Ok(Endpoint { tls, host: host.to_string(), port, path: path.to_string() })
     }
 
     /// `host:port`, bracketing IPv6 literals.
@@ -237,8 +228,16 @@ pub struct Config {
     pub ring_bytes: usize,
     pub max_streams_per_connection: usize,
     pub sink: SinkKind,
-    pub log_format: LogFormat,
+        pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
+    /// Fetch gaps from REST and publish them (flagged), or only count them.
+    pub backfill: bool,
+    /// At start, read the last trade/aggTrade id per symbol back from Kafka and continue from it.
+    pub recover_from_kafka: bool,
+    /// A connection with neither data nor a ping for this long is replaced.
+    pub ws_stale_after: Duration,
+    /// Connections are rotated (make-before-break) at this age, before Binance's 24 h cut.
+    pub ws_max_age: Duration,
 }
 
 impl Config {
@@ -260,36 +259,15 @@ impl Config {
             out.push_str(&format!("{k:<28} {v}\n"));
         };
         line("SYMBOLS", self.symbols.join(","));
-        line(
-            "STREAMS",
-            self.streams
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        line("STREAMS", self.streams.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","));
         line("KAFKA_BROKER", self.kafka_broker.clone());
         for t in RecordType::ALL {
-            line(
-                &format!("topic[{}]", t.as_str()),
-                self.topics[t as usize].clone(),
-            );
+            line(&format!("topic[{}]", t.as_str()), self.topics[t as usize].clone());
         }
-        line(
-            "KAFKA_USERNAME",
-            self.kafka_username.clone().unwrap_or_default(),
-        );
+        line("KAFKA_USERNAME", self.kafka_username.clone().unwrap_or_default());
         line("KAFKA_PASSWORD", self.kafka_password.to_string());
-        line(
-            "KAFKA_SECURITY_PROTOCOL",
-            self.kafka_security_protocol
-                .clone()
-                .unwrap_or_else(|| "PLAINTEXT".into()),
-        );
-        line(
-            "KAFKA_SASL_MECHANISM",
-            self.kafka_sasl_mechanism.as_librdkafka().into(),
-        );
+        line("KAFKA_SECURITY_PROTOCOL", self.kafka_security_protocol.clone().unwrap_or_else(|| "PLAINTEXT".into()));
+        line("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism.as_librdkafka().into());
         for (k, v) in &self.kafka_props {
             line(&format!("kafka[{k}]"), mask_prop(k, v));
         }
@@ -297,51 +275,27 @@ impl Config {
         line("METRICS_BIND", self.metrics_bind.clone());
         line(
             "BINANCE_WS_URL",
-            format!(
-                "{}://{}{}",
-                if self.ws.tls { "wss" } else { "ws" },
-                self.ws.authority(),
-                self.ws.path
-            ),
+            format!("{}://{}{}", if self.ws.tls { "wss" } else { "ws" }, self.ws.authority(), self.ws.path),
         );
         line(
             "BINANCE_REST_URL",
-            format!(
-                "{}://{}{}",
-                if self.rest.tls { "https" } else { "http" },
-                self.rest.authority(),
-                self.rest.path
-            ),
+            format!("{}://{}{}", if self.rest.tls { "https" } else { "http" }, self.rest.authority(), self.rest.path),
         );
-        line(
-            "TLS_CA_FILE",
-            self.tls_ca_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        );
+        line("TLS_CA_FILE", self.tls_ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         line("PIN_CORE", format!("{:?}", self.pin_core));
         line("PRODUCER_CORE", format!("{:?}", self.producer_core));
         line("LOOP_MODE", format!("{:?}", self.loop_mode));
         line("RING_BYTES", self.ring_bytes.to_string());
-        line(
-            "MAX_STREAMS_PER_CONNECTION",
-            self.max_streams_per_connection.to_string(),
-        );
+        line("MAX_STREAMS_PER_CONNECTION", self.max_streams_per_connection.to_string());
         line("SINK", format!("{:?}", self.sink));
         line("LOG_FORMAT", format!("{:?}", self.log_format));
-        line(
-            "SHUTDOWN_TIMEOUT_MS",
-            self.shutdown_timeout.as_millis().to_string(),
-        );
+                line("SHUTDOWN_TIMEOUT_MS", self.shutdown_timeout.as_millis().to_string());
+        line("BACKFILL", if self.backfill { "on" } else { "off" }.into());
+        line("RECOVER_FROM_KAFKA", if self.recover_from_kafka { "on" } else { "off" }.into());
+        line("WS_STALE_MS", self.ws_stale_after.as_millis().to_string());
+        line("WS_MAX_AGE_SECS", self.ws_max_age.as_secs().to_string());
         let n = self.symbols.len() * self.streams.len();
-        line(
-            "connections",
-            format!(
-                "{} for {n} streams",
-                n.div_ceil(self.max_streams_per_connection)
-            ),
-        );
+        line("connections", format!("{} for {n} streams", n.div_ceil(self.max_streams_per_connection)));
         out
     }
 }
@@ -349,11 +303,7 @@ impl Config {
 /// Values of librdkafka properties that may carry secrets are masked when printed.
 pub fn mask_prop(key: &str, value: &str) -> String {
     let k = key.to_ascii_lowercase();
-    if k.contains("password")
-        || k.contains("secret")
-        || k.contains("sasl.oauthbearer.config")
-        || k.ends_with(".pem")
-    {
+    if k.contains("password") || k.contains("secret") || k.contains("sasl.oauthbearer.config") || k.ends_with(".pem") {
         "***".into()
     } else {
         value.to_string()
@@ -366,12 +316,7 @@ pub struct ConfigErrors(pub Vec<String>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration ({} problem{}):",
-            self.0.len(),
-            if self.0.len() == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "invalid configuration ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
@@ -398,17 +343,11 @@ impl RawConfig {
                 values.insert(*name, v);
             }
         }
-        RawConfig {
-            values,
-            extra_kafka_props: Vec::new(),
-        }
+        RawConfig { values, extra_kafka_props: Vec::new() }
     }
 
     pub fn from_pairs(pairs: &[(&str, &str)]) -> RawConfig {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         RawConfig::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -422,11 +361,7 @@ impl RawConfig {
     fn get(&self, name: &str) -> &str {
         match self.values.get(name) {
             Some(v) => v.as_str(),
-            None => VARS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, d)| *d)
-                .unwrap_or(""),
+            None => VARS.iter().find(|(n, _)| *n == name).map(|(_, d)| *d).unwrap_or(""),
         }
     }
 
@@ -449,9 +384,8 @@ impl RawConfig {
         } else {
             for b in kafka_broker.split(',') {
                 let b = b.trim();
-                let ok = b
-                    .rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+                let ok =
+                    b.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
                 if !ok {
                     errs.push(format!("KAFKA_BROKER: `{b}` is not host:port"));
                 }
@@ -476,25 +410,17 @@ impl RawConfig {
         let mut kafka_password = Secret::new(self.get("KAFKA_PASSWORD").to_string());
         if let Some(path) = self.get_opt("KAFKA_PASSWORD_FILE") {
             if !kafka_password.is_empty() {
-                errs.push(
-                    "KAFKA_PASSWORD and KAFKA_PASSWORD_FILE are both set; set only one".into(),
-                );
+                errs.push("KAFKA_PASSWORD and KAFKA_PASSWORD_FILE are both set; set only one".into());
             }
             match std::fs::read_to_string(path) {
                 // The CSI driver writes the secret as-is; a trailing newline from `echo` is never part of it.
                 Ok(s) => kafka_password = Secret::new(s.trim_end_matches(['\n', '\r']).to_string()),
                 // Say which file and why, never what was in it.
-                Err(e) => errs.push(format!(
-                    "KAFKA_PASSWORD_FILE: cannot read `{path}`: {}",
-                    e.kind()
-                )),
+                Err(e) => errs.push(format!("KAFKA_PASSWORD_FILE: cannot read `{path}`: {}", e.kind())),
             }
         }
         if kafka_username.is_some() == kafka_password.is_empty() {
-            errs.push(
-                "KAFKA_USERNAME and KAFKA_PASSWORD (or KAFKA_PASSWORD_FILE) must be set together"
-                    .into(),
-            );
+            errs.push("KAFKA_USERNAME and KAFKA_PASSWORD (or KAFKA_PASSWORD_FILE) must be set together".into());
         }
         let kafka_security_protocol = match self.get_opt("KAFKA_SECURITY_PROTOCOL") {
             Some(p) => {
@@ -510,38 +436,26 @@ impl RawConfig {
             None if kafka_username.is_some() => Some("SASL_SSL".into()),
             None => None,
         };
-        let kafka_sasl_mechanism = match self
-            .get("KAFKA_SASL_MECHANISM")
-            .trim()
-            .to_ascii_uppercase()
-            .as_str()
-        {
+        let kafka_sasl_mechanism = match self.get("KAFKA_SASL_MECHANISM").trim().to_ascii_uppercase().as_str() {
             "PLAIN" => SaslMechanism::Plain,
             "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
             "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
             other => {
-                errs.push(format!(
-                    "KAFKA_SASL_MECHANISM: `{other}` is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-                ));
+                errs.push(format!("KAFKA_SASL_MECHANISM: `{other}` is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"));
                 SaslMechanism::Plain
             }
         };
 
         let mut kafka_props = Vec::new();
         let listed = self.get("KAFKA_PROPS");
-        let items = listed
-            .split([';', '\n'])
-            .map(str::to_string)
-            .chain(self.extra_kafka_props.iter().cloned());
+        let items = listed.split([';', '\n']).map(str::to_string).chain(self.extra_kafka_props.iter().cloned());
         for item in items {
             let item = item.trim();
             if item.is_empty() {
                 continue;
             }
             match item.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => {
-                    kafka_props.push((k.trim().to_string(), v.trim().to_string()))
-                }
+                Some((k, v)) if !k.trim().is_empty() => kafka_props.push((k.trim().to_string(), v.trim().to_string())),
                 _ => errs.push(format!(
                     "KAFKA_PROPS: `{}` is not key=value (separate pairs with `;`)",
                     mask_prop(item, item)
@@ -549,13 +463,10 @@ impl RawConfig {
             }
         }
 
-        let prom_port =
-            parse_num::<u16>("PROM_PORT", self.get("PROM_PORT"), &mut errs).unwrap_or(8000);
+        let prom_port = parse_num::<u16>("PROM_PORT", self.get("PROM_PORT"), &mut errs).unwrap_or(8000);
         let metrics_bind = self.get("METRICS_BIND").trim().to_string();
         if metrics_bind.parse::<std::net::IpAddr>().is_err() {
-            errs.push(format!(
-                "METRICS_BIND: `{metrics_bind}` is not an IP address"
-            ));
+            errs.push(format!("METRICS_BIND: `{metrics_bind}` is not an IP address"));
         }
 
         let ws = Endpoint::parse(self.get("BINANCE_WS_URL").trim(), ("ws", "wss"))
@@ -568,10 +479,7 @@ impl RawConfig {
         let tls_ca_file = self.get_opt("TLS_CA_FILE").map(PathBuf::from);
         if let Some(p) = &tls_ca_file {
             if !p.is_file() {
-                errs.push(format!(
-                    "TLS_CA_FILE: `{}` is not a readable file",
-                    p.display()
-                ));
+                errs.push(format!("TLS_CA_FILE: `{}` is not a readable file", p.display()));
             }
         }
 
@@ -590,19 +498,13 @@ impl RawConfig {
                 LoopMode::Blocking
             }
         };
-        let ring_bytes =
-            parse_num::<usize>("RING_BYTES", self.get("RING_BYTES"), &mut errs).unwrap_or(1 << 26);
+        let ring_bytes = parse_num::<usize>("RING_BYTES", self.get("RING_BYTES"), &mut errs).unwrap_or(1 << 26);
         if !(64 * 1024..=(1 << 34)).contains(&ring_bytes) {
-            errs.push(format!(
-                "RING_BYTES: {ring_bytes} is outside 65536..=17179869184"
-            ));
+            errs.push(format!("RING_BYTES: {ring_bytes} is outside 65536..=17179869184"));
         }
-        let max_streams_per_connection = parse_num::<usize>(
-            "MAX_STREAMS_PER_CONNECTION",
-            self.get("MAX_STREAMS_PER_CONNECTION"),
-            &mut errs,
-        )
-        .unwrap_or(BINANCE_MAX_STREAMS_PER_CONNECTION);
+        let max_streams_per_connection =
+            parse_num::<usize>("MAX_STREAMS_PER_CONNECTION", self.get("MAX_STREAMS_PER_CONNECTION"), &mut errs)
+                .unwrap_or(BINANCE_MAX_STREAMS_PER_CONNECTION);
         if !(1..=BINANCE_MAX_STREAMS_PER_CONNECTION).contains(&max_streams_per_connection) {
             errs.push(format!(
                 "MAX_STREAMS_PER_CONNECTION: {max_streams_per_connection} is outside 1..={BINANCE_MAX_STREAMS_PER_CONNECTION} (Binance's limit)"
@@ -626,13 +528,20 @@ impl RawConfig {
             }
         };
         let shutdown_timeout = Duration::from_millis(
-            parse_num::<u64>(
-                "SHUTDOWN_TIMEOUT_MS",
-                self.get("SHUTDOWN_TIMEOUT_MS"),
-                &mut errs,
-            )
-            .unwrap_or(10_000),
+            parse_num::<u64>("SHUTDOWN_TIMEOUT_MS", self.get("SHUTDOWN_TIMEOUT_MS"), &mut errs).unwrap_or(10_000),
         );
+
+                let backfill = parse_switch("BACKFILL", self.get("BACKFILL"), &mut errs);
+        let recover_from_kafka = parse_switch("RECOVER_FROM_KAFKA", self.get("RECOVER_FROM_KAFKA"), &mut errs);
+        let stale_ms = parse_num::<u64>("WS_STALE_MS", self.get("WS_STALE_MS"), &mut errs).unwrap_or(45_000);
+        // Binance pings every 20 s: a shorter limit would replace healthy quiet connections.
+        if !(1_000..=3_600_000).contains(&stale_ms) {
+            errs.push(format!("WS_STALE_MS: {stale_ms} is outside 1000..=3600000"));
+        }
+        let max_age = parse_num::<u64>("WS_MAX_AGE_SECS", self.get("WS_MAX_AGE_SECS"), &mut errs).unwrap_or(82_800);
+        if !(1..=86_000).contains(&max_age) {
+            errs.push(format!("WS_MAX_AGE_SECS: {max_age} is outside 1..=86000 (Binance cuts at 86400)"));
+        }
 
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
@@ -658,30 +567,37 @@ impl RawConfig {
             ring_bytes,
             max_streams_per_connection,
             sink,
-            log_format,
+                        log_format,
             shutdown_timeout,
+            backfill,
+            recover_from_kafka,
+            ws_stale_after: Duration::from_millis(stale_ms),
+            ws_max_age: Duration::from_secs(max_age),
         })
     }
 }
 
 fn dummy_endpoint() -> Endpoint {
-    Endpoint {
-        tls: false,
-        host: String::new(),
-        port: 0,
-        path: String::new(),
-    }
+    Endpoint { tls: false, host: String::new(), port: 0, path: String::new() }
 }
 
 fn parse_num<T: std::str::FromStr>(name: &str, v: &str, errs: &mut Vec<String>) -> Option<T> {
     match v.trim().parse::<T>() {
         Ok(n) => Some(n),
         Err(_) => {
-            errs.push(format!(
-                "{name}: `{}` is not a valid non-negative integer",
-                v.trim()
-            ));
+            errs.push(format!("{name}: `{}` is not a valid non-negative integer", v.trim()));
             None
+        }
+    }
+}
+
+fn parse_switch(name: &str, v: &str, errs: &mut Vec<String>) -> bool {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => true,
+        "off" | "false" | "0" | "no" => false,
+        other => {
+            errs.push(format!("{name}: `{other}` is not on or off"));
+            true
         }
     }
 }
@@ -706,12 +622,9 @@ fn check_topic(var: &str, t: &str, errs: &mut Vec<String>) {
         && t.len() <= 249
         && t != "."
         && t != ".."
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if !ok {
-        errs.push(format!(
-            "{var}: `{t}` is not a valid Kafka topic name (1-249 of [a-zA-Z0-9._-])"
-        ));
+        errs.push(format!("{var}: `{t}` is not a valid Kafka topic name (1-249 of [a-zA-Z0-9._-])"));
     }
 }
 
@@ -725,11 +638,7 @@ fn parse_symbols(v: &str, errs: &mut Vec<String>) -> Vec<String> {
         // Stream names carry symbols in lower case; non-ASCII symbols exist on Binance, so only
         // characters that would break a stream name or a URL are refused.
         let lower = s.to_lowercase();
-        if lower.len() > 40
-            || lower
-                .chars()
-                .any(|c| c.is_whitespace() || "/@?&#%\"\\".contains(c) || c.is_control())
-        {
+        if lower.len() > 40 || lower.chars().any(|c| c.is_whitespace() || "/@?&#%\"\\".contains(c) || c.is_control()) {
             errs.push(format!("SYMBOLS: `{s}` is not a valid symbol"));
             continue;
         }
@@ -743,11 +652,7 @@ fn parse_symbols(v: &str, errs: &mut Vec<String>) -> Vec<String> {
         errs.push("SYMBOLS: no symbol given (e.g. btcusdt,ethusdt)".into());
     }
     if out.len() > u16::MAX as usize {
-        errs.push(format!(
-            "SYMBOLS: {} symbols is more than one process supports ({})",
-            out.len(),
-            u16::MAX
-        ));
+        errs.push(format!("SYMBOLS: {} symbols is more than one process supports ({})", out.len(), u16::MAX));
     }
     out
 }
@@ -790,15 +695,7 @@ mod tests {
         assert_eq!(c.streams, [StreamKind::Trade]);
         assert_eq!(c.topics, std::array::from_fn(|_| "ohlcv_raw".to_string()));
         assert_eq!(c.prom_port, 8000);
-        assert_eq!(
-            c.ws,
-            Endpoint {
-                tls: true,
-                host: "stream.binance.com".into(),
-                port: 9443,
-                path: "".into()
-            }
-        );
+        assert_eq!(c.ws, Endpoint { tls: true, host: "stream.binance.com".into(), port: 9443, path: "".into() });
         assert_eq!(c.rest.port, 443);
         assert!(c.rest.tls);
         assert_eq!(c.sink, SinkKind::Kafka);
@@ -815,11 +712,8 @@ mod tests {
 
     #[test]
     fn per_type_topics_override_the_default() {
-        let c = ok(&[
-            ("KAFKA_TOPIC", "raw"),
-            ("KAFKA_TOPIC_TRADE", "trades_raw"),
-            ("KAFKA_TOPIC_DEPTH_UPDATE", "books"),
-        ]);
+        let c =
+            ok(&[("KAFKA_TOPIC", "raw"), ("KAFKA_TOPIC_TRADE", "trades_raw"), ("KAFKA_TOPIC_DEPTH_UPDATE", "books")]);
         assert_eq!(c.topics[RecordType::Trade as usize], "trades_raw");
         assert_eq!(c.topics[RecordType::DepthUpdate as usize], "books");
         assert_eq!(c.topics[RecordType::Kline as usize], "raw");
@@ -844,28 +738,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("pw");
         std::fs::write(&f, "s3cret\n").unwrap();
-        let c = ok(&[
-            ("KAFKA_USERNAME", "u"),
-            ("KAFKA_PASSWORD_FILE", f.to_str().unwrap()),
-        ]);
+        let c = ok(&[("KAFKA_USERNAME", "u"), ("KAFKA_PASSWORD_FILE", f.to_str().unwrap())]);
         assert_eq!(c.kafka_password.expose(), "s3cret");
-        let e = errs(&[
-            ("KAFKA_USERNAME", "u"),
-            ("KAFKA_PASSWORD_FILE", "/nonexistent/pw"),
-        ]);
-        assert!(
-            e.iter()
-                .any(|e| e.contains("cannot read `/nonexistent/pw`")),
-            "{e:?}"
-        );
+        let e = errs(&[("KAFKA_USERNAME", "u"), ("KAFKA_PASSWORD_FILE", "/nonexistent/pw")]);
+        assert!(e.iter().any(|e| e.contains("cannot read `/nonexistent/pw`")), "{e:?}");
     }
 
     #[test]
     fn kafka_props_pass_through_and_mask_secrets() {
-        let mut raw =
-            RawConfig::from_pairs(&[("KAFKA_PROPS", "linger.ms=5; compression.type=lz4")]);
-        raw.extra_kafka_props
-            .push("ssl.key.password=topsecret".into());
+        let mut raw = RawConfig::from_pairs(&[("KAFKA_PROPS", "linger.ms=5; compression.type=lz4")]);
+        raw.extra_kafka_props.push("ssl.key.password=topsecret".into());
         let c = raw.validate().unwrap();
         assert_eq!(
             c.kafka_props,
@@ -882,102 +764,39 @@ mod tests {
     #[test]
     fn every_problem_is_reported_together() {
         let cases: &[(&str, &str, &str)] = &[
-            (
-                "SYMBOLS",
-                "btc/usdt",
-                "SYMBOLS: `btc/usdt` is not a valid symbol",
-            ),
-            (
-                "STREAMS",
-                "trade,bogus",
-                "STREAMS: unknown stream kind `bogus`",
-            ),
-            (
-                "KAFKA_BROKER",
-                "nohostport",
-                "KAFKA_BROKER: `nohostport` is not host:port",
-            ),
-            (
-                "KAFKA_TOPIC",
-                "bad topic",
-                "KAFKA_TOPIC: `bad topic` is not a valid Kafka topic name",
-            ),
-            (
-                "KAFKA_TOPIC_KLINE",
-                "a/b",
-                "KAFKA_TOPIC_KLINE: `a/b` is not a valid Kafka topic name",
-            ),
+            ("SYMBOLS", "btc/usdt", "SYMBOLS: `btc/usdt` is not a valid symbol"),
+            ("STREAMS", "trade,bogus", "STREAMS: unknown stream kind `bogus`"),
+            ("KAFKA_BROKER", "nohostport", "KAFKA_BROKER: `nohostport` is not host:port"),
+            ("KAFKA_TOPIC", "bad topic", "KAFKA_TOPIC: `bad topic` is not a valid Kafka topic name"),
+            ("KAFKA_TOPIC_KLINE", "a/b", "KAFKA_TOPIC_KLINE: `a/b` is not a valid Kafka topic name"),
             ("KAFKA_USERNAME", "u", "must be set together"),
-            (
-                "KAFKA_SECURITY_PROTOCOL",
-                "TLS",
-                "KAFKA_SECURITY_PROTOCOL: `TLS` is not one of",
-            ),
-            (
-                "KAFKA_SASL_MECHANISM",
-                "GSSAPI",
-                "KAFKA_SASL_MECHANISM: `GSSAPI` is not PLAIN",
-            ),
-            (
-                "KAFKA_PROPS",
-                "novalue",
-                "KAFKA_PROPS: `novalue` is not key=value",
-            ),
+            ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL: `TLS` is not one of"),
+            ("KAFKA_SASL_MECHANISM", "GSSAPI", "KAFKA_SASL_MECHANISM: `GSSAPI` is not PLAIN"),
+            ("KAFKA_PROPS", "novalue", "KAFKA_PROPS: `novalue` is not key=value"),
             ("PROM_PORT", "70000", "PROM_PORT: `70000` is not a valid"),
-            (
-                "METRICS_BIND",
-                "localhost",
-                "METRICS_BIND: `localhost` is not an IP address",
-            ),
-            (
-                "BINANCE_WS_URL",
-                "http://x",
-                "BINANCE_WS_URL: scheme `http` is not ws or wss",
-            ),
-            (
-                "BINANCE_REST_URL",
-                "api.binance.com",
-                "BINANCE_REST_URL: `api.binance.com` has no scheme",
-            ),
-            (
-                "TLS_CA_FILE",
-                "/nonexistent.pem",
-                "TLS_CA_FILE: `/nonexistent.pem` is not a readable file",
-            ),
+            ("METRICS_BIND", "localhost", "METRICS_BIND: `localhost` is not an IP address"),
+            ("BINANCE_WS_URL", "http://x", "BINANCE_WS_URL: scheme `http` is not ws or wss"),
+            ("BINANCE_REST_URL", "api.binance.com", "BINANCE_REST_URL: `api.binance.com` has no scheme"),
+            ("TLS_CA_FILE", "/nonexistent.pem", "TLS_CA_FILE: `/nonexistent.pem` is not a readable file"),
             ("PIN_CORE", "first", "PIN_CORE: `first` is not a CPU id"),
             ("PRODUCER_CORE", "-1", "PRODUCER_CORE: `-1` is not a CPU id"),
-            (
-                "LOOP_MODE",
-                "spin",
-                "LOOP_MODE: `spin` is not `blocking` or `busy`",
-            ),
+            ("LOOP_MODE", "spin", "LOOP_MODE: `spin` is not `blocking` or `busy`"),
             ("RING_BYTES", "10", "RING_BYTES: 10 is outside"),
-            (
-                "MAX_STREAMS_PER_CONNECTION",
-                "2000",
-                "MAX_STREAMS_PER_CONNECTION: 2000 is outside",
-            ),
+            ("MAX_STREAMS_PER_CONNECTION", "2000", "MAX_STREAMS_PER_CONNECTION: 2000 is outside"),
             ("SINK", "file", "SINK: `file` is not kafka, stdout or null"),
             ("LOG_FORMAT", "xml", "LOG_FORMAT: `xml` is not text or json"),
-            (
-                "SHUTDOWN_TIMEOUT_MS",
-                "soon",
-                "SHUTDOWN_TIMEOUT_MS: `soon` is not a valid",
-            ),
+                        ("SHUTDOWN_TIMEOUT_MS", "soon", "SHUTDOWN_TIMEOUT_MS: `soon` is not a valid"),
+            ("BACKFILL", "maybe", "BACKFILL: `maybe` is not on or off"),
+            ("RECOVER_FROM_KAFKA", "2", "RECOVER_FROM_KAFKA: `2` is not on or off"),
+            ("WS_STALE_MS", "10", "WS_STALE_MS: 10 is outside"),
+            ("WS_MAX_AGE_SECS", "90000", "WS_MAX_AGE_SECS: 90000 is outside"),
         ];
         let pairs: Vec<(&str, &str)> = cases.iter().map(|(k, v, _)| (*k, *v)).collect();
         let got = errs(&pairs);
         for (var, _, want) in cases {
-            assert!(
-                got.iter().any(|g| g.contains(want)),
-                "{var}: expected an error containing {want:?}, got {got:#?}"
-            );
+            assert!(got.iter().any(|g| g.contains(want)), "{var}: expected an error containing {want:?}, got {got:#?}");
         }
-        assert_eq!(
-            got.len(),
-            cases.len(),
-            "one error per bad variable: {got:#?}"
-        );
+        assert_eq!(got.len(), cases.len(), "one error per bad variable: {got:#?}");
     }
 
     #[test]
@@ -992,10 +811,7 @@ mod tests {
     #[test]
     fn endpoints_parse_ports_paths_and_ipv6() {
         let e = Endpoint::parse("ws://127.0.0.1:9001/", ("ws", "wss")).unwrap();
-        assert_eq!(
-            (e.tls, e.host.as_str(), e.port, e.path.as_str()),
-            (false, "127.0.0.1", 9001, "")
-        );
+        assert_eq!((e.tls, e.host.as_str(), e.port, e.path.as_str()), (false, "127.0.0.1", 9001, ""));
         let e = Endpoint::parse("wss://[::1]:9443/base", ("ws", "wss")).unwrap();
         assert_eq!(
             (e.host.as_str(), e.port, e.path.as_str(), e.authority()),
@@ -1007,10 +823,7 @@ mod tests {
 
     #[test]
     fn stream_names_cover_every_symbol_and_kind() {
-        let c = ok(&[
-            ("SYMBOLS", "btcusdt,ethusdt"),
-            ("STREAMS", "trade,depth@100ms,kline_1m"),
-        ]);
+        let c = ok(&[("SYMBOLS", "btcusdt,ethusdt"), ("STREAMS", "trade,depth@100ms,kline_1m")]);
         assert_eq!(
             c.stream_names(),
             [

@@ -18,19 +18,20 @@ use crate::config::{Config, LoopMode};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
-use crate::ws::{Connection, Dialer};
+use crate::binance::stream::StreamKind;
+use crate::sequence::Dense;
+use crate::ws::{AttemptBudget, Connection, Dialer};
 
 const WAKER: Token = Token(usize::MAX);
 /// Longest sleep in blocking mode: bounds how stale the heartbeat and gauges can get.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// Longest overlap of a rotation when no duplicate proves the two connections met.
+const ROTATION_OVERLAP_MAX: Duration = Duration::from_secs(10);
 
 /// Spreads `(stream, symbol index)` pairs over as few connections as the per-connection stream
 /// limit allows, keeping each symbol's streams together where they fit.
-pub fn plan_connections(
-    streams: &[(String, u16)],
-    max_per_conn: usize,
-) -> Vec<(Vec<String>, Vec<u16>)> {
+pub fn plan_connections(streams: &[(String, u16)], max_per_conn: usize) -> Vec<(Vec<String>, Vec<u16>)> {
     streams
         .chunks(max_per_conn.max(1))
         .map(|chunk| {
@@ -38,6 +39,23 @@ pub fn plan_connections(
             let mut syms: Vec<u16> = chunk.iter().map(|(_, i)| *i).collect();
             syms.dedup();
             (names, syms)
+        })
+        .collect()
+}
+
+/// The dense sequences `(symbol, kind)` a set of streams carries.
+fn dense_sequences(streams: &[String], symbol_index: &std::collections::HashMap<String, u16>) -> Vec<(u16, Dense)> {
+    streams
+        .iter()
+        .filter_map(|s| {
+            let (sym, kind) = s.split_once('@')?;
+            let dense = match StreamKind::from_suffix(kind)? {
+                StreamKind::Trade => Dense::Trade,
+                StreamKind::AggTrade => Dense::AggTrade,
+                StreamKind::Depth | StreamKind::Depth100ms => Dense::Depth,
+                _ => return None,
+            };
+            Some((*symbol_index.get(sym)?, dense))
         })
         .collect()
 }
@@ -52,6 +70,11 @@ pub struct EventLoop {
     shutdown: Shutdown,
     mode: LoopMode,
     shutdown_grace: Duration,
+        budget: AttemptBudget,
+    base_path: String,
+    symbol_index: std::collections::HashMap<String, u16>,
+    /// (retiring connection, its replacement): the old one closes once the new one streams.
+    successors: Vec<(usize, usize)>,
 }
 
 impl EventLoop {
@@ -90,13 +113,55 @@ impl EventLoop {
             poll,
             waker,
             connections,
-            dialer: Dialer::new(cfg.ws.clone(), tls),
+            dialer: Dialer::new(cfg.ws.clone(), tls, cfg.ws_stale_after, cfg.ws_max_age),
+            budget: AttemptBudget::binance(),
+                        base_path: cfg.ws.path.clone(),
+            symbol_index: cfg.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect(),
+            successors: Vec::new(),
             pipeline,
             metrics,
             shutdown,
             mode: cfg.loop_mode,
             shutdown_grace: cfg.shutdown_timeout,
         })
+    }
+
+    /// Make-before-break: opens a replacement beside each connection that asked for one (age
+    /// limit, serverShutdown), and closes the old one once the replacement streams. The overlap
+    /// is deduplicated by exchange id in the pipeline.
+    fn rotate(&mut self) {
+        for i in 0..self.connections.len() {
+            if self.connections[i].wants_rotation() {
+                let id = self.connections.len();
+                let old = &mut self.connections[i];
+                old.mark_retiring();
+                                let mut new = Connection::new(id, old.streams.clone(), old.symbols.clone(), &self.base_path);
+                new.begin_catch_up(dense_sequences(&new.streams, &self.symbol_index));
+                info!(old = i, new = id, streams = new.streams.len(), "rotating connection (make-before-break)");
+                new.init_metrics(&self.metrics);
+                self.metrics.ws_rotations.inc();
+                self.connections.push(new);
+                self.successors.push((i, id));
+            }
+        }
+        let metrics = &self.metrics;
+        let conns = &mut self.connections;
+        self.successors.retain(|&(old, new)| {
+                        if conns[old].is_closed() {
+                conns[new].end_catch_up();
+                return false;
+            }
+                                    // The old connection may go once the new one has caught up with every sequence it
+            // carries. A quiet stream may never prove it; after a while backfill covers the rest.
+            let caught_up = conns[new].caught_up();
+            if conns[new].is_subscribed() && (caught_up || conns[new].open_for() >= ROTATION_OVERLAP_MAX) {
+                info!(old, new, caught_up, "replacement streaming: closing the old connection");
+                conns[new].end_catch_up();
+                conns[old].close(metrics);
+                return false;
+            }
+            true
+        });
     }
 
     /// A handle that wakes the loop from another thread.
@@ -121,7 +186,7 @@ impl EventLoop {
                 let next = self
                     .connections
                     .iter()
-                    .filter_map(Connection::deadline)
+                    .filter_map(|c| c.deadline(&self.dialer))
                     .chain(std::iter::once(next_housekeeping))
                     .min()
                     .unwrap_or(now + MAX_SLEEP);
@@ -134,10 +199,7 @@ impl EventLoop {
             }
             let revisit = std::mem::take(&mut again);
             for i in revisit {
-                if self.connections[i]
-                    .on_ready(&self.dialer, &mut self.pipeline, &self.metrics)
-                    .more
-                {
+                if self.connections[i].on_ready(&self.dialer, &mut self.pipeline, &self.metrics).more {
                     again.push(i);
                 }
             }
@@ -148,17 +210,15 @@ impl EventLoop {
                 let i = ev.token().0;
                 if i < self.connections.len()
                     && !again.contains(&i)
-                    && self.connections[i]
-                        .on_ready(&self.dialer, &mut self.pipeline, &self.metrics)
-                        .more
+                    && self.connections[i].on_ready(&self.dialer, &mut self.pipeline, &self.metrics).more
                 {
                     again.push(i);
                 }
             }
             let now = Instant::now();
             for c in &mut self.connections {
-                if c.deadline().is_some_and(|d| d <= now) {
-                    c.on_timer(now, &self.dialer, self.poll.registry(), &self.metrics);
+                if c.deadline(&self.dialer).is_some_and(|d| d <= now) {
+                    c.on_timer(now, &self.dialer, self.poll.registry(), &self.metrics, &mut self.budget);
                 }
             }
             if now >= next_housekeeping {
@@ -166,17 +226,15 @@ impl EventLoop {
                 self.pipeline.housekeeping();
                 let h = &self.metrics.health;
                 h.beat(crate::clock::now_ns());
-                h.subscribed.store(
-                    self.connections.iter().all(Connection::is_subscribed),
-                    Ordering::Relaxed,
-                );
+                // Ready means every stream is carried by a subscribed connection that is not on its
+                // way out (a retiring one counts through its replacement).
+                let ready = self.connections.iter().filter(|c| !c.is_closed() && !c.is_retiring()).all(Connection::is_subscribed);
+                h.subscribed.store(ready, Ordering::Relaxed);
+                self.rotate();
             }
         }
         info!("event loop stopping: closing connections");
-        self.metrics
-            .health
-            .subscribed
-            .store(false, Ordering::Relaxed);
+        self.metrics.health.subscribed.store(false, Ordering::Relaxed);
         self.pipeline.begin_shutdown(self.shutdown_grace);
         for c in &mut self.connections {
             c.close(&self.metrics);
@@ -192,14 +250,9 @@ mod tests {
 
     #[test]
     fn streams_are_spread_within_the_per_connection_limit() {
-        let pairs: Vec<(String, u16)> = (0..2500u16)
-            .map(|i| (format!("s{}@trade", i / 2), i / 2))
-            .collect();
+        let pairs: Vec<(String, u16)> = (0..2500u16).map(|i| (format!("s{}@trade", i / 2), i / 2)).collect();
         let plan = plan_connections(&pairs, 1024);
-        assert_eq!(
-            plan.iter().map(|(s, _)| s.len()).collect::<Vec<_>>(),
-            [1024, 1024, 452]
-        );
+        assert_eq!(plan.iter().map(|(s, _)| s.len()).collect::<Vec<_>>(), [1024, 1024, 452]);
         let all: Vec<&String> = plan.iter().flat_map(|(s, _)| s).collect();
         assert_eq!(all.len(), 2500, "every stream exactly once");
         assert_eq!(plan[0].1.len(), 512);

@@ -23,11 +23,7 @@ pub fn bind(addr: &str) -> Result<(Server, std::net::SocketAddr), String> {
 
 /// Serves until shutdown.
 pub fn serve(server: Server, metrics: Arc<Metrics>, shutdown: Shutdown) {
-    let text = Header::from_bytes(
-        &b"Content-Type"[..],
-        &b"text/plain; version=0.0.4; charset=utf-8"[..],
-    )
-    .unwrap();
+    let text = Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4; charset=utf-8"[..]).unwrap();
     while !shutdown.is_triggered() {
         let req = match server.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(r)) => r,
@@ -39,14 +35,9 @@ pub fn serve(server: Server, metrics: Arc<Metrics>, shutdown: Shutdown) {
         };
         let path = req.url().split('?').next().unwrap_or("").to_string();
         let resp = match (req.method(), path.as_str()) {
-            (Method::Get, "/metrics") => {
-                Response::from_string(metrics.render()).with_header(text.clone())
-            }
+            (Method::Get, "/metrics") => Response::from_string(metrics.render()).with_header(text.clone()),
             (Method::Get, "/healthz") => {
-                if metrics
-                    .health
-                    .live(crate::clock::now_ns(), LIVENESS_MAX_AGE)
-                {
+                if metrics.health.live(crate::clock::now_ns(), LIVENESS_MAX_AGE) {
                     Response::from_string("ok\n")
                 } else {
                     Response::from_string("event loop stalled\n").with_status_code(503)
@@ -57,11 +48,7 @@ pub fn serve(server: Server, metrics: Arc<Metrics>, shutdown: Shutdown) {
                 let subscribed = h.subscribed.load(std::sync::atomic::Ordering::Relaxed);
                 let sink = h.sink_ready.load(std::sync::atomic::Ordering::Relaxed);
                 let body = format!("subscribed={subscribed} sink={sink}\n");
-                Response::from_string(body).with_status_code(if subscribed && sink {
-                    200
-                } else {
-                    503
-                })
+                Response::from_string(body).with_status_code(if subscribed && sink { 200 } else { 503 })
             }
             (Method::Get, _) => Response::from_string("not found\n").with_status_code(404),
             _ => Response::from_string("method not allowed\n").with_status_code(405),

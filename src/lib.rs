@@ -19,11 +19,14 @@
 //! - [`tls`]: the rustls client configuration.
 //! - [`sink`]: where records go (Kafka, stdout, or a counter), and the producer thread.
 //! - [`metrics`] and [`http`]: counters, HdrHistogram latencies, and the endpoints serving them.
+//! - [`backfill`]: gaps fetched from REST off the event loop, gap markers for what REST lacks.
+//! - [`recovery`]: where the last run stopped, read back from Kafka.
 //! - [`shutdown`]: signals to an orderly drain.
 //! - [`pinning`]: choosing cores from the allowed CPU set.
 //! - [`clock`]: the one wall clock every timestamp comes from.
 //! - [`sim`]: a Binance simulator speaking the real protocol on loopback, for tests and demos.
 
+pub mod backfill;
 pub mod binance;
 pub mod cli;
 pub mod clock;
@@ -33,6 +36,7 @@ pub mod http;
 pub mod metrics;
 pub mod pinning;
 pub mod pipeline;
+pub mod recovery;
 pub mod record;
 pub mod ring;
 pub mod sequence;

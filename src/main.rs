@@ -12,7 +12,8 @@ use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::Pipeline;
 use marketflow_ingestor::shutdown::{install_signal_handlers, Shutdown};
 use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink};
-use marketflow_ingestor::{http, pinning, ring, tls};
+use marketflow_ingestor::backfill::Backfiller;
+use marketflow_ingestor::{http, pinning, recovery, ring, tls};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -49,9 +50,7 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr so that `--sink stdout` keeps stdout for records only.
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => b.json().flatten_event(true).init(),
         LogFormat::Text => b.init(),
@@ -81,65 +80,73 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::new();
     install_signal_handlers(shutdown.clone())?;
 
-    let (server, addr) = http::bind(&format!("{}:{}", cfg.metrics_bind, cfg.prom_port))
-        .map_err(anyhow::Error::msg)?;
+    let (server, addr) = http::bind(&format!("{}:{}", cfg.metrics_bind, cfg.prom_port)).map_err(anyhow::Error::msg)?;
     info!(%addr, "metrics listening");
     let http_thread = {
         let (m, s) = (metrics.clone(), shutdown.clone());
-        std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || http::serve(server, m, s))?
+        std::thread::Builder::new().name("metrics".into()).spawn(move || http::serve(server, m, s))?
+    };
+
+    // Gaps go to the backfill thread (jobs), which hands fetched records to the producer thread.
+    let (job_tx, job_rx) = crossbeam_channel::unbounded();
+    let (backfilled_tx, backfilled_rx) = crossbeam_channel::bounded(10_000);
+    let job_tx = cfg.backfill.then_some(job_tx);
+    let backfill_thread = match &job_tx {
+        Some(_) => {
+            let b = Backfiller::new(&cfg, metrics.clone(), backfilled_tx, shutdown.clone());
+            Some(std::thread::Builder::new().name("backfill".into()).spawn(move || b.run(job_rx))?)
+        }
+        None => {
+            drop(backfilled_tx);
+            None
+        }
     };
 
     let sink: Box<dyn Sink> = match cfg.sink {
-        SinkKind::Kafka => Box::new(KafkaSink::new(&cfg, metrics.clone())?),
+        SinkKind::Kafka => Box::new(KafkaSink::new(&cfg, metrics.clone(), job_tx.clone())?),
         SinkKind::Stdout => Box::new(StdoutSink::new(metrics.clone())),
         SinkKind::Null => Box::new(NullSink::new(metrics.clone())),
     };
 
-    let tls = if cfg.ws.tls {
-        Some(tls::client_config(cfg.tls_ca_file.as_deref())?)
-    } else {
-        None
-    };
+    let tls = if cfg.ws.tls { Some(tls::client_config(cfg.tls_ca_file.as_deref())?) } else { None };
     let (writer, reader) = ring::ring(cfg.ring_bytes);
-    let pipeline = Pipeline::new(writer, metrics.clone());
+    let mut pipeline = Pipeline::new(writer, metrics.clone(), job_tx);
+    if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
+        for (symbol_idx, kind, last) in recovery::recover(&cfg) {
+            pipeline.seed(symbol_idx, kind, last);
+        }
+    }
     let event_loop = EventLoop::new(&cfg, tls, pipeline, metrics.clone(), shutdown.clone())?;
 
     let producer = {
         let (m, s, t) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout);
-        std::thread::Builder::new()
-            .name("producer".into())
-            .spawn(move || {
-                if let Some(c) = producer_core {
-                    if !pinning::pin_current(c) {
-                        warn!(core = c, "could not pin the producer thread");
-                    }
-                }
-                run_producer(reader, sink, m, t, s)
-            })?
-    };
-    let loop_thread = std::thread::Builder::new()
-        .name("event-loop".into())
-        .spawn(move || {
-            if let Some(c) = loop_core {
+        std::thread::Builder::new().name("producer".into()).spawn(move || {
+            if let Some(c) = producer_core {
                 if !pinning::pin_current(c) {
-                    warn!(core = c, "could not pin the event loop");
+                    warn!(core = c, "could not pin the producer thread");
                 }
             }
-            event_loop.run()
-        })?;
+            run_producer(reader, Some(backfilled_rx), sink, m, t, s)
+        })?
+    };
+    let loop_thread = std::thread::Builder::new().name("event-loop".into()).spawn(move || {
+        if let Some(c) = loop_core {
+            if !pinning::pin_current(c) {
+                warn!(core = c, "could not pin the event loop");
+            }
+        }
+        event_loop.run()
+    })?;
 
-    let loop_result = loop_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("event loop panicked"))?;
+    let loop_result = loop_thread.join().map_err(|_| anyhow::anyhow!("event loop panicked"))?;
     if let Err(e) = &loop_result {
         error!("event loop failed: {e}");
         shutdown.trigger();
     }
-    let report = producer
-        .join()
-        .map_err(|_| anyhow::anyhow!("producer panicked"))?;
+    if let Some(b) = backfill_thread {
+        let _ = b.join();
+    }
+    let report = producer.join().map_err(|_| anyhow::anyhow!("producer panicked"))?;
     shutdown.trigger();
     let _ = http_thread.join();
     info!(
@@ -149,9 +156,5 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
         unflushed = report.unflushed,
         "stopped"
     );
-    Ok(if loop_result.is_ok() && report.unflushed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if loop_result.is_ok() && report.unflushed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

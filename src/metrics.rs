@@ -31,11 +31,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 3] = [
-        Stage::ExchangeToReceive,
-        Stage::ReceiveToEnqueue,
-        Stage::EnqueueToAck,
-    ];
+    pub const ALL: [Stage; 3] = [Stage::ExchangeToReceive, Stage::ReceiveToEnqueue, Stage::EnqueueToAck];
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::ExchangeToReceive => "exchange_to_receive",
@@ -48,8 +44,8 @@ impl Stage {
 /// Upper bounds (seconds) of the exported histogram buckets: 1 µs to 10 s, fine enough to see
 /// microseconds at the bottom and broker stalls at the top.
 pub const BUCKETS_SECONDS: &[f64] = &[
-    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1,
-    0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0, 2.0,
+    5.0, 10.0,
 ];
 
 /// Quantiles exported as gauges, computed exactly from the HdrHistogram (no bucket interpolation).
@@ -76,10 +72,7 @@ struct Slot {
 impl Slot {
     fn new() -> Slot {
         // 1 ns .. 1 h at 2 significant digits: ~1% error, tens of KiB per histogram.
-        Slot {
-            hist: Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static bounds"),
-            sum_ns: 0,
-        }
+        Slot { hist: Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static bounds"), sum_ns: 0 }
     }
 }
 
@@ -109,20 +102,14 @@ impl LatencyHub {
             )
             .expect("valid desc"),
         ];
-        LatencyHub {
-            symbols: symbols.to_vec(),
-            shared: Mutex::new((0..n).map(|_| Slot::new()).collect()),
-            desc,
-        }
+        LatencyHub { symbols: symbols.to_vec(), shared: Mutex::new((0..n).map(|_| Slot::new()).collect()), desc }
     }
 
     /// A recorder for one thread; it owns its histograms and merges them in on `publish`.
     pub fn recorder(self: &Arc<Self>) -> LatencyRecorder {
         LatencyRecorder {
             hub: self.clone(),
-            local: (0..Stage::ALL.len() * self.symbols.len())
-                .map(|_| Slot::new())
-                .collect(),
+            local: (0..Stage::ALL.len() * self.symbols.len()).map(|_| Slot::new()).collect(),
             last_publish: Instant::now(),
             dirty: false,
         }
@@ -131,17 +118,13 @@ impl LatencyHub {
     /// Value at `q` for (stage, symbol), in ns; for tests and the load harness.
     pub fn quantile_ns(&self, stage: Stage, symbol_idx: usize, q: f64) -> u64 {
         let s = self.shared.lock().unwrap();
-        s[stage as usize * self.symbols.len() + symbol_idx]
-            .hist
-            .value_at_quantile(q)
+        s[stage as usize * self.symbols.len() + symbol_idx].hist.value_at_quantile(q)
     }
 
     /// Count recorded for (stage, symbol).
     pub fn count(&self, stage: Stage, symbol_idx: usize) -> u64 {
         let s = self.shared.lock().unwrap();
-        s[stage as usize * self.symbols.len() + symbol_idx]
-            .hist
-            .len()
+        s[stage as usize * self.symbols.len() + symbol_idx].hist.len()
     }
 
     /// A merged copy of one stage over all symbols.
@@ -149,8 +132,7 @@ impl LatencyHub {
         let s = self.shared.lock().unwrap();
         let mut h = Slot::new().hist;
         for i in 0..self.symbols.len() {
-            h.add(&s[stage as usize * self.symbols.len() + i].hist)
-                .expect("same bounds");
+            h.add(&s[stage as usize * self.symbols.len() + i].hist).expect("same bounds");
         }
         h
     }
@@ -203,10 +185,7 @@ impl Collector for LatencyHub {
                     })
                     .collect();
                 h.set_bucket(buckets);
-                let mut m = proto::Metric::from_label(vec![
-                    label("stage", stage.as_str()),
-                    label("symbol", sym),
-                ]);
+                let mut m = proto::Metric::from_label(vec![label("stage", stage.as_str()), label("symbol", sym)]);
                 m.set_histogram(h);
                 hists.push(m);
                 if !slot.hist.is_empty() {
@@ -315,6 +294,19 @@ pub struct Metrics {
     pub gap_ids_missing: Vec<IntCounter>,
     /// Records dropped because their exchange id was already accepted, per symbol.
     pub duplicates: Vec<IntCounter>,
+    /// Records published from REST to fill gaps, per symbol.
+    pub backfilled: Vec<IntCounter>,
+    /// Unrecoverable ranges published as `gap` markers, per symbol.
+    pub gap_markers: Vec<IntCounter>,
+    /// Records dropped because the buffer cap was reached (Kafka too slow or down), per symbol;
+    /// trades and aggTrades among them are backfilled once there is room again.
+    pub overflow_dropped: Vec<IntCounter>,
+    pub backfill_jobs: IntCounter,
+    pub backfill_retries: IntCounter,
+    pub rest_requests: IntCounterVec,
+    pub rest_used_weight: IntGauge,
+    pub ws_stale: IntCounter,
+    pub ws_rotations: IntCounter,
     /// Text frames received, by frame kind (index into [`FRAME_KINDS`]).
     pub received: Vec<IntCounter>,
     /// Records normalized and enqueued, by record type.
@@ -338,103 +330,81 @@ impl Metrics {
     pub fn new(symbols: &[String]) -> Arc<Metrics> {
         let registry = Registry::new();
         let reg = |c: Box<dyn Collector>| registry.register(c).expect("metric registered once");
-        let opts =
-            |name: &str, help: &str| Opts::new(format!("{NAMESPACE}_{name}"), help.to_string());
+        let opts = |name: &str, help: &str| Opts::new(format!("{NAMESPACE}_{name}"), help.to_string());
 
         let per_symbol = |name: &str, help: &str| {
             let v = IntCounterVec::new(opts(name, help), &["symbol"]).expect("valid metric");
             reg(Box::new(v.clone()));
             // As configured in SYMBOLS (lower case), the label values the original service used.
-            symbols
-                .iter()
-                .map(|s| v.with_label_values(&[s]))
-                .collect::<Vec<_>>()
+            symbols.iter().map(|s| v.with_label_values(&[s])).collect::<Vec<_>>()
         };
-        let messages_sent = per_symbol(
-            "messages_sent_total",
-            "Records acknowledged by the sink (Kafka: acks=all)",
-        );
-        let ws_reconnects = per_symbol(
-            "ws_reconnects_total",
-            "WebSocket reconnections of a connection carrying this symbol",
-        );
+        let messages_sent = per_symbol("messages_sent_total", "Records acknowledged by the sink (Kafka: acks=all)");
+        let ws_reconnects =
+            per_symbol("ws_reconnects_total", "WebSocket reconnections of a connection carrying this symbol");
 
-        let gaps = per_symbol(
-            "gaps_total",
-            "Sequence gaps detected (trade, aggTrade or depth ids skipped)",
+        let gaps = per_symbol("gaps_total", "Sequence gaps detected (trade, aggTrade or depth ids skipped)");
+        let gap_ids_missing = per_symbol("gap_ids_missing_total", "Exchange ids missing in detected gaps");
+        let duplicates =
+            per_symbol("duplicates_dropped_total", "Records dropped as duplicates of an already accepted exchange id");
+        let backfilled = per_symbol("backfilled_total", "Records fetched from REST and published to fill gaps");
+        let gap_markers = per_symbol("gap_markers_total", "Unrecoverable id ranges published as gap markers");
+        let overflow_dropped = per_symbol(
+            "overflow_dropped_total",
+            "Records dropped at the buffer cap (trades/aggTrades are backfilled later)",
         );
-        let gap_ids_missing = per_symbol(
-            "gap_ids_missing_total",
-            "Exchange ids missing in detected gaps",
-        );
-        let duplicates = per_symbol(
-            "duplicates_dropped_total",
-            "Records dropped as duplicates of an already accepted exchange id",
-        );
-        let received_vec = IntCounterVec::new(
-            opts("messages_received_total", "Text frames received, by kind"),
-            &["type"],
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::with_opts(opts(name, help)).unwrap();
+            reg(Box::new(c.clone()));
+            c
+        };
+        let backfill_jobs = counter("backfill_jobs_total", "Backfill jobs run (id ranges or depth resyncs)");
+        let backfill_retries = counter("backfill_retries_total", "Backfill REST fetches retried");
+        let ws_stale = counter("ws_stale_total", "Connections replaced after seeing neither data nor ping for too long");
+        let ws_rotations =
+            counter("ws_rotations_total", "Make-before-break connection rotations (age limit or serverShutdown)");
+        let rest_requests = IntCounterVec::new(
+            opts("rest_requests_total", "Binance REST requests, by endpoint and status class"),
+            &["endpoint", "status"],
         )
         .unwrap();
+        reg(Box::new(rest_requests.clone()));
+        let rest_used_weight =
+            IntGauge::with_opts(opts("rest_used_weight", "Last X-MBX-USED-WEIGHT-1M reported by Binance")).unwrap();
+        reg(Box::new(rest_used_weight.clone()));
+        let received_vec =
+            IntCounterVec::new(opts("messages_received_total", "Text frames received, by kind"), &["type"]).unwrap();
         reg(Box::new(received_vec.clone()));
-        let received = FRAME_KINDS
-            .iter()
-            .map(|k| received_vec.with_label_values(&[k]))
-            .collect();
+        let received = FRAME_KINDS.iter().map(|k| received_vec.with_label_values(&[k])).collect();
 
         let parsed_vec = IntCounterVec::new(
-            opts(
-                "messages_parsed_total",
-                "Records normalized and enqueued for the sink, by type",
-            ),
+            opts("messages_parsed_total", "Records normalized and enqueued for the sink, by type"),
             &["type"],
         )
         .unwrap();
         reg(Box::new(parsed_vec.clone()));
-        let parsed = RecordType::ALL
-            .iter()
-            .map(|t| parsed_vec.with_label_values(&[t.as_str()]))
-            .collect();
+        let parsed = RecordType::ALL.iter().map(|t| parsed_vec.with_label_values(&[t.as_str()])).collect();
 
-        let rejected = IntCounterVec::new(
-            opts(
-                "messages_rejected_total",
-                "Frames dropped as invalid, by reason",
-            ),
-            &["reason"],
-        )
-        .unwrap();
+        let rejected =
+            IntCounterVec::new(opts("messages_rejected_total", "Frames dropped as invalid, by reason"), &["reason"])
+                .unwrap();
         reg(Box::new(rejected.clone()));
         let ws_connect_attempts = IntCounterVec::new(
-            opts(
-                "ws_connect_attempts_total",
-                "WebSocket connection attempts, by result",
-            ),
+            opts("ws_connect_attempts_total", "WebSocket connection attempts, by result"),
             &["result"],
         )
         .unwrap();
         reg(Box::new(ws_connect_attempts.clone()));
-        let ws_connections = IntGaugeVec::new(
-            opts("ws_connections", "WebSocket connections, by state"),
-            &["state"],
-        )
-        .unwrap();
+        let ws_connections =
+            IntGaugeVec::new(opts("ws_connections", "WebSocket connections, by state"), &["state"]).unwrap();
         reg(Box::new(ws_connections.clone()));
-        let ws_pings =
-            IntCounter::with_opts(opts("ws_pings_total", "Server pings answered with a pong"))
-                .unwrap();
+        let ws_pings = IntCounter::with_opts(opts("ws_pings_total", "Server pings answered with a pong")).unwrap();
         reg(Box::new(ws_pings.clone()));
-        let ring_used_bytes =
-            IntGauge::with_opts(opts("ring_used_bytes", "Bytes waiting in the ring")).unwrap();
+        let ring_used_bytes = IntGauge::with_opts(opts("ring_used_bytes", "Bytes waiting in the ring")).unwrap();
         reg(Box::new(ring_used_bytes.clone()));
-        let ring_capacity_bytes =
-            IntGauge::with_opts(opts("ring_capacity_bytes", "Ring capacity in bytes")).unwrap();
+        let ring_capacity_bytes = IntGauge::with_opts(opts("ring_capacity_bytes", "Ring capacity in bytes")).unwrap();
         reg(Box::new(ring_capacity_bytes.clone()));
-        let ring_occupancy_ratio = Gauge::with_opts(opts(
-            "ring_occupancy_ratio",
-            "Fraction of the ring in use (0-1)",
-        ))
-        .unwrap();
+        let ring_occupancy_ratio =
+            Gauge::with_opts(opts("ring_occupancy_ratio", "Fraction of the ring in use (0-1)")).unwrap();
         reg(Box::new(ring_occupancy_ratio.clone()));
         let ring_full_waits = IntCounter::with_opts(opts(
             "ring_full_waits_total",
@@ -443,10 +413,7 @@ impl Metrics {
         .unwrap();
         reg(Box::new(ring_full_waits.clone()));
         let kafka_delivery_errors = IntCounterVec::new(
-            opts(
-                "kafka_delivery_errors_total",
-                "Kafka delivery failures, by error kind",
-            ),
+            opts("kafka_delivery_errors_total", "Kafka delivery failures, by error kind"),
             &["kind"],
         )
         .unwrap();
@@ -457,29 +424,16 @@ impl Metrics {
         ))
         .unwrap();
         reg(Box::new(kafka_in_flight.clone()));
-        let sink_errors = IntCounterVec::new(
-            opts(
-                "sink_errors_total",
-                "Errors handing records to the sink, by kind",
-            ),
-            &["kind"],
-        )
-        .unwrap();
+        let sink_errors =
+            IntCounterVec::new(opts("sink_errors_total", "Errors handing records to the sink, by kind"), &["kind"])
+                .unwrap();
         reg(Box::new(sink_errors.clone()));
-        let build = IntGaugeVec::new(
-            opts("build_info", "Build version and commit"),
-            &["version", "commit"],
-        )
-        .unwrap();
+        let build = IntGaugeVec::new(opts("build_info", "Build version and commit"), &["version", "commit"]).unwrap();
         reg(Box::new(build.clone()));
-        build
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::GIT_COMMIT])
-            .set(1);
+        build.with_label_values(&[env!("CARGO_PKG_VERSION"), crate::GIT_COMMIT]).set(1);
 
         let latency = Arc::new(LatencyHub::new(symbols));
-        registry
-            .register(Box::new(LatencyHubRef(latency.clone())))
-            .expect("latency registered once");
+        registry.register(Box::new(LatencyHubRef(latency.clone()))).expect("latency registered once");
 
         for state in ["connecting", "open", "backoff"] {
             ws_connections.with_label_values(&[state]).set(0);
@@ -492,6 +446,15 @@ impl Metrics {
             gaps,
             gap_ids_missing,
             duplicates,
+            backfilled,
+            gap_markers,
+            overflow_dropped,
+            backfill_jobs,
+            backfill_retries,
+            rest_requests,
+            rest_used_weight,
+            ws_stale,
+            ws_rotations,
             received,
             parsed,
             rejected,
@@ -513,9 +476,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = String::new();
-        prometheus::TextEncoder::new()
-            .encode_utf8(&self.registry.gather(), &mut buf)
-            .expect("text encoding");
+        prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut buf).expect("text encoding");
         buf
     }
 
@@ -548,21 +509,20 @@ mod tests {
             r.record(Stage::ReceiveToEnqueue, 0, ns);
         }
         let before = m.render();
-        assert!(before.contains(
-            "marketflow_ingestor_latency_seconds_count{stage=\"receive_to_enqueue\",symbol=\"btcusdt\"} 0"
-        ));
+        assert!(before
+            .contains("marketflow_ingestor_latency_seconds_count{stage=\"receive_to_enqueue\",symbol=\"btcusdt\"} 0"));
         r.publish();
         let text = m.render();
-        let line = |s: &str| {
-            text.lines()
-                .find(|l| l.starts_with(s))
-                .unwrap_or_else(|| panic!("{s} in {text}"))
-                .to_string()
-        };
+        let line =
+            |s: &str| text.lines().find(|l| l.starts_with(s)).unwrap_or_else(|| panic!("{s} in {text}")).to_string();
         assert!(line("marketflow_ingestor_latency_seconds_bucket{stage=\"receive_to_enqueue\",symbol=\"btcusdt\",le=\"0.000001\"}").ends_with(" 1"));
         assert!(line("marketflow_ingestor_latency_seconds_bucket{stage=\"receive_to_enqueue\",symbol=\"btcusdt\",le=\"0.000005\"}").ends_with(" 3"));
-        assert!(line("marketflow_ingestor_latency_seconds_bucket{stage=\"receive_to_enqueue\",symbol=\"btcusdt\",le=\"+Inf\"}").ends_with(" 5"));
-        assert!(line("marketflow_ingestor_latency_seconds_count{stage=\"receive_to_enqueue\",symbol=\"btcusdt\"}").ends_with(" 5"));
+        assert!(line(
+            "marketflow_ingestor_latency_seconds_bucket{stage=\"receive_to_enqueue\",symbol=\"btcusdt\",le=\"+Inf\"}"
+        )
+        .ends_with(" 5"));
+        assert!(line("marketflow_ingestor_latency_seconds_count{stage=\"receive_to_enqueue\",symbol=\"btcusdt\"}")
+            .ends_with(" 5"));
         assert!(text.contains("marketflow_ingestor_latency_quantile_seconds{quantile=\"0.5\",stage=\"receive_to_enqueue\",symbol=\"btcusdt\"} 0.000003"));
         assert_eq!(m.latency.count(Stage::ReceiveToEnqueue, 0), 5);
     }
@@ -572,10 +532,7 @@ mod tests {
         let m = Metrics::new(&["btcusdt".to_string(), "ethusdt".to_string()]);
         m.messages_sent[1].inc_by(3);
         let text = m.render();
-        assert!(
-            text.contains("marketflow_ingestor_messages_sent_total{symbol=\"ethusdt\"} 3"),
-            "{text}"
-        );
+        assert!(text.contains("marketflow_ingestor_messages_sent_total{symbol=\"ethusdt\"} 3"), "{text}");
         assert!(text.contains("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"} 0"));
         assert_eq!(m.sent_total(), 3);
     }

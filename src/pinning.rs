@@ -6,26 +6,16 @@ use crate::config::CorePin;
 
 /// CPU ids this process may run on.
 pub fn allowed_cores() -> Vec<usize> {
-    core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect()
+    core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect()
 }
 
 /// Resolves a pin setting against the allowed set. `taken` is a core already given to another
 /// thread, which `Auto` avoids. Returns `Ok(None)` when the thread should not be pinned.
-pub fn choose(
-    pin: CorePin,
-    allowed: &[usize],
-    taken: Option<usize>,
-) -> Result<Option<usize>, String> {
+pub fn choose(pin: CorePin, allowed: &[usize], taken: Option<usize>) -> Result<Option<usize>, String> {
     match pin {
         CorePin::None => Ok(None),
         CorePin::Core(c) if allowed.contains(&c) => Ok(Some(c)),
-        CorePin::Core(c) => Err(format!(
-            "core {c} is not in this process's allowed CPU set {allowed:?}"
-        )),
+        CorePin::Core(c) => Err(format!("core {c} is not in this process's allowed CPU set {allowed:?}")),
         // The highest allowed core: core 0 (or the first of a set) tends to take more IRQs and
         // housekeeping work.
         CorePin::Auto => Ok(allowed.iter().rev().copied().find(|c| Some(*c) != taken)),
@@ -58,12 +48,6 @@ mod tests {
     fn the_allowed_set_is_what_the_kernel_reports() {
         let a = allowed_cores();
         assert!(!a.is_empty());
-        assert!(
-            a.len()
-                <= std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(usize::MAX)
-                    .max(a.len())
-        );
+        assert!(a.len() <= std::thread::available_parallelism().map(|n| n.get()).unwrap_or(usize::MAX).max(a.len()));
     }
 }

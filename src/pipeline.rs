@@ -8,11 +8,16 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::backfill::Job;
 use crate::binance::wire::{parse_frame, Frame};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter};
-use crate::sequence::{SequenceTracker, Verdict};
+use crate::sequence::{Dense, SequenceTracker, Verdict};
+
+/// How long a full ring is waited on before records are dropped (and backfilled later): long
+/// enough to ride out a producer hiccup, short enough that pings are still answered in time.
+const RING_FULL_PATIENCE: Duration = Duration::from_millis(20);
 use crate::sink::LogLimiter;
 
 /// What a frame meant for the connection that received it.
@@ -28,8 +33,24 @@ pub enum Outcome {
     ServerShutdown,
     /// Dropped as invalid (counted and logged).
     Rejected,
-    /// Dropped: its exchange id was already accepted.
+        /// Dropped: its exchange id was already accepted.
     Duplicate,
+    /// A connection catching up (see [`Admission::CatchUp`]) reached the published sequence of
+    /// this symbol: from now on its records of that sequence are taken normally.
+    Joined { symbol_idx: u16, kind: Dense },
+    /// A catching-up connection is ahead of what was published: the record is left to the old
+    /// connection, which is still streaming and will deliver it in order.
+    Held,
+}
+
+/// How a connection's records are admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Normal,
+    /// A rotation's replacement: its dense-sequence records are taken only from the point where
+    /// they continue what the old connection published, so the handover leaves no hole even when
+    /// the old connection lags behind the new one's starting point.
+    CatchUp,
 }
 
 /// Indices into `metrics::FRAME_KINDS`.
@@ -44,7 +65,9 @@ pub struct Pipeline {
     latency: LatencyRecorder,
     /// Lower-case symbol -> index into the configured list.
     symbol_index: HashMap<String, u16>,
-    sequence: SequenceTracker,
+        sequence: SequenceTracker,
+    /// Where gaps are reported for REST backfill (`None`: backfill off).
+    backfill: Option<crossbeam_channel::Sender<Job>>,
     limiter: LogLimiter,
     /// Set on shutdown: a full ring is then waited on only this long.
     give_up_after: Option<Instant>,
@@ -52,19 +75,16 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(ring: RingWriter, metrics: Arc<Metrics>) -> Pipeline {
-        let symbol_index: HashMap<String, u16> = metrics
-            .symbols
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.clone(), i as u16))
-            .collect();
+        pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<crossbeam_channel::Sender<Job>>) -> Pipeline {
+        let symbol_index: HashMap<String, u16> =
+            metrics.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect();
         metrics.ring_capacity_bytes.set(ring.capacity() as i64);
         Pipeline {
             latency: metrics.latency.recorder(),
             ring,
             metrics,
-            sequence: SequenceTracker::new(symbol_index.len()),
+                        sequence: SequenceTracker::new(symbol_index.len()),
+            backfill,
             symbol_index,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             give_up_after: None,
@@ -72,12 +92,7 @@ impl Pipeline {
         }
     }
 
-    fn reject(
-        &mut self,
-        reason: &'static str,
-        detail: &dyn std::fmt::Display,
-        frame: &[u8],
-    ) -> Outcome {
+    fn reject(&mut self, reason: &'static str, detail: &dyn std::fmt::Display, frame: &[u8]) -> Outcome {
         self.metrics.rejected.with_label_values(&[reason]).inc();
         if let Some(suppressed) = self.limiter.check(reason) {
             // A bounded, lossy preview: enough to debug, never a whole hostile frame in the log.
@@ -88,7 +103,7 @@ impl Pipeline {
     }
 
     /// Handles one text frame received at `recv_ns` (Unix ns).
-    pub fn on_text(&mut self, frame: &[u8], recv_ns: u64) -> Outcome {
+        pub fn on_text(&mut self, frame: &[u8], recv_ns: u64, admission: Admission) -> Outcome {
         let parsed = match parse_frame(frame) {
             Ok(f) => f,
             Err(e) => {
@@ -97,20 +112,25 @@ impl Pipeline {
             }
         };
         match parsed {
-            Frame::Market {
-                stream_symbol,
-                record,
-                ..
-            } => {
+            Frame::Market { stream_symbol, record, .. } => {
                 let kind = record.record_type();
                 self.metrics.received[kind as usize].inc();
-                let Some(&symbol_idx) = self.symbol_index.get(stream_symbol) else {
-                    return self.reject(
-                        "unknown_symbol",
-                        &"stream for a symbol not in SYMBOLS",
-                        frame,
-                    );
+                                let Some(&symbol_idx) = self.symbol_index.get(stream_symbol) else {
+                    return self.reject("unknown_symbol", &"stream for a symbol not in SYMBOLS", frame);
                 };
+                let mut joined = None;
+                if admission == Admission::CatchUp {
+                    if let Some(dense) = SequenceTracker::dense_kind(&record) {
+                        match self.sequence.peek(symbol_idx as usize, &record) {
+                            Verdict::Gap { .. } => return Outcome::Held,
+                            Verdict::Duplicate => {
+                                self.metrics.duplicates[symbol_idx as usize].inc();
+                                return Outcome::Joined { symbol_idx, kind: dense };
+                            }
+                            Verdict::InOrder => joined = Some(Outcome::Joined { symbol_idx, kind: dense }),
+                        }
+                    }
+                }
                 match self.sequence.observe(symbol_idx as usize, &record) {
                     Verdict::InOrder => {}
                     Verdict::Duplicate => {
@@ -127,31 +147,24 @@ impl Pipeline {
                                 from,
                                 missing,
                                 suppressed,
-                                "sequence gap"
+                                                                "sequence gap"
                             );
                         }
+                        self.request_backfill(symbol_idx, &record, from, from + missing);
                     }
                 }
-                self.enqueue(&record, symbol_idx, recv_ns, 0, frame)
+                                let outcome = self.enqueue(&record, symbol_idx, recv_ns, 0, frame);
+                joined.unwrap_or(outcome)
             }
             Frame::ControlReply { id, result } => {
                 self.metrics.received[KIND_CONTROL].inc();
-                info!(
-                    ?id,
-                    result = &result[..result.len().min(200)],
-                    "control reply"
-                );
+                info!(?id, result = &result[..result.len().min(200)], "control reply");
                 Outcome::ControlReply { id }
             }
             Frame::ErrorReply { code, msg } => {
                 self.metrics.received[KIND_ERROR].inc();
                 if let Some(suppressed) = self.limiter.check("error_reply") {
-                    warn!(
-                        code,
-                        suppressed,
-                        msg = &msg[..msg.len().min(200)],
-                        "binance refused a request"
-                    );
+                    warn!(code, suppressed, msg = &msg[..msg.len().min(200)], "binance refused a request");
                 }
                 Outcome::ErrorReply { code }
             }
@@ -163,15 +176,26 @@ impl Pipeline {
         }
     }
 
-    /// Encodes `record` and commits it to the ring, waiting for space if the producer lags.
-    pub fn enqueue(
-        &mut self,
-        record: &Record<'_>,
-        symbol_idx: u16,
-        recv_ns: u64,
-        flags: u8,
-        frame: &[u8],
-    ) -> Outcome {
+        /// Starts a dense sequence from what Kafka already holds (crash recovery).
+    pub fn seed(&mut self, symbol_idx: u16, kind: Dense, last: i64) {
+        self.sequence.seed(symbol_idx as usize, kind, last);
+    }
+
+    /// Asks the backfill thread for ids `from..to` of `record`'s sequence (or a depth resync).
+    fn request_backfill(&mut self, symbol_idx: u16, record: &Record<'_>, from: i64, to: i64) {
+        let Some(tx) = &self.backfill else { return };
+        let job = match record {
+            Record::Trade(_) => Job::Range { symbol_idx, kind: Dense::Trade, from, to },
+            Record::AggTrade(_) => Job::Range { symbol_idx, kind: Dense::AggTrade, from, to },
+            Record::DepthUpdate(_) => Job::DepthResync { symbol_idx },
+            _ => return,
+        };
+        // Unbounded, but off the per-message path: only gaps and overflows send.
+        let _ = tx.send(job);
+    }
+
+    /// Encodes `record` and commits it to the ring, waiting briefly for space if the producer lags.
+    pub fn enqueue(&mut self, record: &Record<'_>, symbol_idx: u16, recv_ns: u64, flags: u8, frame: &[u8]) -> Outcome {
         let kind = record.record_type();
         let event_time_ms = record.event_time_ms();
         let meta = RecordMeta {
@@ -186,15 +210,22 @@ impl Pipeline {
             self.ring.abort();
             return self.reject(e.reason(), &e, frame);
         }
-        let mut now = crate::clock::now_ns();
+                let mut now = crate::clock::now_ns();
         if self.ring.commit(now).is_err() {
             now = self.wait_for_space();
-            if !self.ring.has_staged() {
-                return self.reject(
-                    "ring_overflow",
-                    &"record larger than the ring or dropped at shutdown",
-                    frame,
-                );
+            if now == 0 {
+                return self.reject("ring_overflow", &"record larger than the whole ring", frame);
+            }
+            if self.ring.has_staged() {
+                // Still full: the buffer cap is reached. Drop, count, and have it backfilled.
+                self.ring.abort();
+                self.metrics.overflow_dropped[symbol_idx as usize].inc();
+                let id = record.sequence_id();
+                self.request_backfill(symbol_idx, record, id, id + 1);
+                if let Some(suppressed) = self.limiter.check("overflow") {
+                    warn!(suppressed, symbol = record.symbol(), "buffer cap reached: dropping (trades are backfilled)");
+                }
+                return Outcome::Rejected;
             }
         }
         self.committed_since_notify += 1;
@@ -206,35 +237,25 @@ impl Pipeline {
                 recv_ns.saturating_sub(e as u64 * 1_000_000),
             );
         }
-        self.latency.record(
-            Stage::ReceiveToEnqueue,
-            symbol_idx as usize,
-            now.saturating_sub(recv_ns),
-        );
+        self.latency.record(Stage::ReceiveToEnqueue, symbol_idx as usize, now.saturating_sub(recv_ns));
         Outcome::Record
     }
 
-    /// Backpressure: the ring is full, so the producer (or the broker behind it) is slower than
-    /// the feed. Waiting keeps every accepted record; the socket buffers fill meanwhile, which
-    /// slows the sender through TCP flow control.
+        /// Backpressure: the ring is full, so the producer (or the broker behind it) is slower than
+    /// the feed. Waits up to [`RING_FULL_PATIENCE`] (or, at shutdown, the grace period) and returns
+    /// the commit time; the record is still staged if there was no room, and 0 means it can never
+    /// fit.
     fn wait_for_space(&mut self) -> u64 {
         self.metrics.ring_full_waits.inc();
-        if let Some(suppressed) = self.limiter.check("ring_full") {
-            warn!(
-                suppressed,
-                used = self.ring.used_bytes(),
-                "ring full: waiting for the producer"
-            );
-        }
+        let patience = self.give_up_after.unwrap_or_else(|| Instant::now() + RING_FULL_PATIENCE);
         loop {
+            if !self.ring.has_staged() {
+                return 0;
+            }
             self.ring.notify();
             std::thread::yield_now();
             let now = crate::clock::now_ns();
-            if self.ring.commit(now).is_ok() {
-                return now;
-            }
-            if !self.ring.has_staged() || self.give_up_after.is_some_and(|t| Instant::now() >= t) {
-                self.ring.abort();
+            if self.ring.commit(now).is_ok() || Instant::now() >= patience {
                 return now;
             }
         }
@@ -252,9 +273,7 @@ impl Pipeline {
     pub fn housekeeping(&mut self) {
         let used = self.ring.used_bytes();
         self.metrics.ring_used_bytes.set(used as i64);
-        self.metrics
-            .ring_occupancy_ratio
-            .set(used as f64 / self.ring.capacity() as f64);
+        self.metrics.ring_occupancy_ratio.set(used as f64 / self.ring.capacity() as f64);
         self.latency.maybe_publish(Duration::from_millis(250));
     }
 

@@ -155,10 +155,7 @@ pub fn is_decimal(s: &str) -> bool {
 
 /// A symbol becomes the Kafka key and JSON text verbatim, so it must need no escaping.
 pub fn is_safe_symbol(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 40
-        && s.bytes()
-            .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
 }
 
 impl<'a> Record<'a> {
@@ -208,12 +205,7 @@ impl<'a> Record<'a> {
 
     /// Validates and appends the normalized JSON object to `out`. On error `out` may hold a
     /// partial object; callers truncate back to where they started.
-    pub fn encode(
-        &self,
-        recv_time_ns: u64,
-        backfilled: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RecordError> {
+    pub fn encode(&self, recv_time_ns: u64, backfilled: bool, out: &mut Vec<u8>) -> Result<(), RecordError> {
         let sym = self.symbol();
         if !is_safe_symbol(sym) {
             return Err(RecordError::BadSymbol);
@@ -305,18 +297,15 @@ impl<'o> JsonWriter<'o> {
     }
     fn int(&mut self, k: &str, v: i64) {
         self.key(k);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
     fn uint(&mut self, k: &str, v: u64) {
         self.key(k);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
     fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
-        self.out
-            .extend_from_slice(if v { b"true" } else { b"false" });
+        self.out.extend_from_slice(if v { b"true" } else { b"false" });
     }
     fn str(&mut self, k: &str, v: &str) {
         self.key(k);
@@ -337,8 +326,7 @@ impl<'o> JsonWriter<'o> {
         let mut first = true;
         for item in sonic_rs::to_array_iter(levels.0) {
             let item = item.map_err(|_| RecordError::BadLevels)?;
-            let (p, q): (&str, &str) =
-                sonic_rs::from_str(item.as_raw_str()).map_err(|_| RecordError::BadLevels)?;
+            let (p, q): (&str, &str) = sonic_rs::from_str(item.as_raw_str()).map_err(|_| RecordError::BadLevels)?;
             if !is_decimal(p) || !is_decimal(q) {
                 return Err(RecordError::BadDecimal(k));
             }
@@ -367,19 +355,10 @@ mod tests {
 
     #[test]
     fn decimals_are_plain_text_numbers() {
-        for ok in [
-            "0",
-            "0.001",
-            "100",
-            "25.35190000",
-            "-1.5",
-            "123456789012345678901234567890.123",
-        ] {
+        for ok in ["0", "0.001", "100", "25.35190000", "-1.5", "123456789012345678901234567890.123"] {
             assert!(is_decimal(ok), "{ok}");
         }
-        for bad in [
-            "", "-", ".5", "5.", "1e5", "+1", " 1", "1 ", "0x10", "NaN", "1.2.3", "١٢",
-        ] {
+        for bad in ["", "-", ".5", "5.", "1e5", "+1", " 1", "1 ", "0x10", "NaN", "1.2.3", "١٢"] {
             assert!(!is_decimal(bad), "{bad}");
         }
         assert!(!is_decimal(&"9".repeat(65)));
@@ -404,21 +383,12 @@ mod tests {
             })
         };
         let mut out = Vec::new();
-        d(r#"[ [ "0.0024", "10" ], ["0.0025","0.00000000"] ]"#)
-            .encode(7, false, &mut out)
-            .unwrap();
+        d(r#"[ [ "0.0024", "10" ], ["0.0025","0.00000000"] ]"#).encode(7, false, &mut out).unwrap();
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"type":"depth_update","exchange":"binance","symbol":"BNBBTC","first_update_id":1,"final_update_id":2,"bids":[["0.0024","10"],["0.0025","0.00000000"]],"asks":[],"event_time_ms":3,"recv_time_ns":7}"#
         );
-        for bad in [
-            r#"[["1"]]"#,
-            r#"[["1","2","3"]]"#,
-            r#"[[1,2]]"#,
-            r#"{"a":1}"#,
-            r#"[["x","1"]]"#,
-            "7",
-        ] {
+        for bad in [r#"[["1"]]"#, r#"[["1","2","3"]]"#, r#"[[1,2]]"#, r#"{"a":1}"#, r#"[["x","1"]]"#, "7"] {
             out.clear();
             assert!(d(bad).encode(7, false, &mut out).is_err(), "{bad}");
         }

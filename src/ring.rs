@@ -21,6 +21,8 @@ const HEADER_LEN: usize = 40;
 
 /// Record flags (a bit set carried with each record).
 pub const FLAG_BACKFILLED: u8 = 1;
+/// A control record (gap marker, depth resync or snapshot), not market data.
+pub const FLAG_MARKER: u8 = 2;
 
 /// What the producer thread needs besides the bytes: routing, key and timing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,22 +59,10 @@ struct Wake {
 /// Creates a ring of `capacity` bytes.
 pub fn ring(capacity: usize) -> (RingWriter, RingReader) {
     let (prod, cons) = RingBuffer::new(capacity);
-    let wake = Arc::new(Wake {
-        parked: AtomicBool::new(false),
-        consumer: OnceLock::new(),
-    });
+    let wake = Arc::new(Wake { parked: AtomicBool::new(false), consumer: OnceLock::new() });
     (
-        RingWriter {
-            prod,
-            staged: Vec::with_capacity(64 * 1024),
-            wake: wake.clone(),
-            capacity,
-        },
-        RingReader {
-            cons,
-            scratch: Vec::with_capacity(64 * 1024),
-            wake,
-        },
+        RingWriter { prod, staged: Vec::with_capacity(64 * 1024), wake: wake.clone(), capacity },
+        RingReader { cons, scratch: Vec::with_capacity(64 * 1024), wake },
     )
 }
 
@@ -119,9 +109,7 @@ impl RingWriter {
         }
         self.staged[0..4].copy_from_slice(&(len as u32).to_le_bytes());
         self.staged[32..40].copy_from_slice(&enqueue_ns.to_le_bytes());
-        self.prod
-            .push_entire_slice(&self.staged)
-            .map_err(|_| RingFull)?;
+        self.prod.push_entire_slice(&self.staged).map_err(|_| RingFull)?;
         self.staged.clear();
         Ok(())
     }
@@ -136,9 +124,7 @@ impl RingWriter {
         // Pairs with the fence in `RingReader::wait`: either the reader sees our records, or we
         // see its `parked` flag (a store-load pattern needs SeqCst on both sides).
         fence(Ordering::SeqCst);
-        if self.wake.parked.load(Ordering::Relaxed)
-            && self.wake.parked.swap(false, Ordering::AcqRel)
-        {
+        if self.wake.parked.load(Ordering::Relaxed) && self.wake.parked.swap(false, Ordering::AcqRel) {
             if let Some(t) = self.wake.consumer.get() {
                 t.unpark();
             }
@@ -184,10 +170,7 @@ impl RingReader {
             recv_ns: u64::from_le_bytes(h[24..32].try_into().unwrap()),
         };
         let enqueue_ns = u64::from_le_bytes(h[32..40].try_into().unwrap());
-        let chunk = self
-            .cons
-            .read_chunk(total)
-            .expect("a committed record is always whole");
+        let chunk = self.cons.read_chunk(total).expect("a committed record is always whole");
         let (a, b) = chunk.as_slices();
         let bytes: &[u8] = if b.is_empty() {
             a
@@ -234,13 +217,7 @@ mod tests {
     use super::*;
 
     fn meta(i: u16) -> RecordMeta {
-        RecordMeta {
-            kind: RecordType::Trade,
-            flags: 0,
-            symbol_idx: i,
-            event_time_ms: i as i64,
-            recv_ns: 7,
-        }
+        RecordMeta { kind: RecordType::Trade, flags: 0, symbol_idx: i, event_time_ms: i as i64, recv_ns: 7 }
     }
 
     #[test]
@@ -273,8 +250,7 @@ mod tests {
         assert!(w.has_staged());
         r.pop_with(|v| assert_eq!(v.payload, &[1; 100])).unwrap();
         w.commit(3).unwrap();
-        r.pop_with(|v| assert_eq!((v.payload, v.enqueue_ns), (&[2u8; 100][..], 3)))
-            .unwrap();
+        r.pop_with(|v| assert_eq!((v.payload, v.enqueue_ns), (&[2u8; 100][..], 3))).unwrap();
         // A record larger than the whole ring is refused instead of waiting forever.
         w.stage(meta(3), b"K").extend_from_slice(&[3; 300]);
         assert_eq!(w.commit(4), Err(RingFull));

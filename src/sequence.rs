@@ -2,8 +2,9 @@
 //! during a connection rotation) from gaps (events that never arrived).
 //!
 //! Trade ids (`t`) and aggregate trade ids (`a`) increase by one per symbol; diff-depth events
-//! chain `U == previous u + 1` (Binance's "how to manage a local order book"). Klines repeat by
-//! design and bookTicker ids are not dense, so neither is tracked.
+//! chain `U == previous u + 1` (Binance's "how to manage a local order book"). Book-ticker update
+//! ids and kline event times only increase (they are not dense), so for them only duplicates are
+//! recognised: the overlap of two connections during a rotation publishes each event once.
 
 use crate::record::Record;
 
@@ -18,30 +19,80 @@ pub enum Verdict {
     Gap { from: i64, missing: i64 },
 }
 
-const TRADE: usize = 0;
-const AGG: usize = 1;
-const DEPTH: usize = 2;
+/// Kinds with a dense id sequence (gaps are detectable); the index of their slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dense {
+    Trade = 0,
+    AggTrade = 1,
+    Depth = 2,
+}
+
+const BOOK: usize = 3;
+/// Klines: one slot per interval (`KLINE_INTERVALS`), keyed by event time.
+const KLINE0: usize = 4;
+const SLOTS: usize = KLINE0 + crate::binance::stream::KLINE_INTERVALS.len();
 const UNSET: i64 = i64::MIN;
 
-/// Last accepted id per (symbol, tracked kind). Fixed size: no allocation per message.
+/// Last accepted id per (symbol, kind). Fixed size: no allocation per message.
 pub struct SequenceTracker {
-    last: Vec<[i64; 3]>,
+    last: Vec<[i64; SLOTS]>,
 }
 
 impl SequenceTracker {
     pub fn new(symbols: usize) -> SequenceTracker {
-        SequenceTracker {
-            last: vec![[UNSET; 3]; symbols],
+        SequenceTracker { last: vec![[UNSET; SLOTS]; symbols] }
+    }
+
+    /// Starts a dense sequence from what is already published (crash recovery): the next record
+    /// is then judged against `last`, so a hole since the previous run shows up as a gap.
+    pub fn seed(&mut self, symbol_idx: usize, kind: Dense, last: i64) {
+        let slot = &mut self.last[symbol_idx][kind as usize];
+        if *slot == UNSET || last > *slot {
+            *slot = last;
+        }
+    }
+
+        /// The dense sequence a record belongs to, if any.
+    pub fn dense_kind(record: &Record<'_>) -> Option<Dense> {
+        match record {
+            Record::Trade(_) => Some(Dense::Trade),
+            Record::AggTrade(_) => Some(Dense::AggTrade),
+            Record::DepthUpdate(_) => Some(Dense::Depth),
+            _ => None,
+        }
+    }
+
+    /// What `observe` would say, without remembering anything.
+    pub fn peek(&self, symbol_idx: usize, record: &Record<'_>) -> Verdict {
+        let (slot, first, last) = match record {
+            Record::Trade(t) => (Dense::Trade as usize, t.trade_id, t.trade_id),
+            Record::AggTrade(a) => (Dense::AggTrade as usize, a.agg_id, a.agg_id),
+            Record::DepthUpdate(d) => (Dense::Depth as usize, d.first_update_id, d.final_update_id),
+            _ => return Verdict::InOrder,
+        };
+        let prev = self.last[symbol_idx][slot];
+        if prev == UNSET {
+            Verdict::InOrder
+        } else if last <= prev {
+            Verdict::Duplicate
+        } else if first > prev + 1 {
+            Verdict::Gap { from: prev + 1, missing: first - prev - 1 }
+        } else {
+            Verdict::InOrder
         }
     }
 
     /// Judges `record` and, unless it is a duplicate, remembers it.
     pub fn observe(&mut self, symbol_idx: usize, record: &Record<'_>) -> Verdict {
-        let (slot, first, last) = match record {
-            Record::Trade(t) => (TRADE, t.trade_id, t.trade_id),
-            Record::AggTrade(a) => (AGG, a.agg_id, a.agg_id),
-            Record::DepthUpdate(d) => (DEPTH, d.first_update_id, d.final_update_id),
-            _ => return Verdict::InOrder,
+        let (slot, first, last, dense) = match record {
+            Record::Trade(t) => (Dense::Trade as usize, t.trade_id, t.trade_id, true),
+            Record::AggTrade(a) => (Dense::AggTrade as usize, a.agg_id, a.agg_id, true),
+            Record::DepthUpdate(d) => (Dense::Depth as usize, d.first_update_id, d.final_update_id, true),
+            Record::BookTicker(b) => (BOOK, b.update_id, b.update_id, false),
+            Record::Kline(k) => {
+                let iv = crate::binance::stream::KLINE_INTERVALS.iter().position(|i| *i == k.interval).unwrap_or(0);
+                (KLINE0 + iv, k.event_time_ms, k.event_time_ms, false)
+            }
         };
         let prev = &mut self.last[symbol_idx][slot];
         if *prev == UNSET {
@@ -53,11 +104,8 @@ impl SequenceTracker {
         }
         let expected = *prev + 1;
         *prev = last;
-        if first > expected {
-            Verdict::Gap {
-                from: expected,
-                missing: first - expected,
-            }
+        if dense && first > expected {
+            Verdict::Gap { from: expected, missing: first - expected }
         } else {
             // For depth, `first < expected < last` is an event that overlaps what we have: it is
             // applied as a whole (quantities are absolute), so it is in order.
@@ -65,9 +113,9 @@ impl SequenceTracker {
         }
     }
 
-    /// The last accepted trade id of a symbol, if any.
-    pub fn last_trade_id(&self, symbol_idx: usize) -> Option<i64> {
-        let v = self.last[symbol_idx][TRADE];
+    /// The last accepted id of a dense sequence, if any.
+    pub fn last(&self, symbol_idx: usize, kind: Dense) -> Option<i64> {
+        let v = self.last[symbol_idx][kind as usize];
         (v != UNSET).then_some(v)
     }
 }
@@ -108,23 +156,20 @@ mod tests {
             (0, trade(11), Verdict::InOrder),
             (0, trade(11), Verdict::Duplicate),
             (0, trade(5), Verdict::Duplicate),
-            (
-                0,
-                trade(15),
-                Verdict::Gap {
-                    from: 12,
-                    missing: 3,
-                },
-            ),
+            (0, trade(15), Verdict::Gap { from: 12, missing: 3 }),
             (0, trade(16), Verdict::InOrder),
             // Symbols are independent.
             (1, trade(3), Verdict::InOrder),
             (1, trade(4), Verdict::InOrder),
+            (1, trade(90), Verdict::Gap { from: 5, missing: 85 }),
         ];
         for (i, (sym, r, want)) in cases.iter().enumerate() {
             assert_eq!(s.observe(*sym, r), *want, "TC{i}");
         }
-        assert_eq!(s.last_trade_id(0), Some(16));
+        assert_eq!(s.last(0, Dense::Trade), Some(16));
+        // Seeding from Kafka after a crash: the next live trade reveals the hole.
+        s.seed(1, Dense::Trade, 100);
+        assert_eq!(s.observe(1, &trade(104)), Verdict::Gap { from: 101, missing: 3 });
     }
 
     #[test]
@@ -134,12 +179,6 @@ mod tests {
         assert_eq!(s.observe(0, &depth(161, 165)), Verdict::InOrder);
         assert_eq!(s.observe(0, &depth(150, 165)), Verdict::Duplicate);
         assert_eq!(s.observe(0, &depth(163, 170)), Verdict::InOrder);
-        assert_eq!(
-            s.observe(0, &depth(180, 181)),
-            Verdict::Gap {
-                from: 171,
-                missing: 9
-            }
-        );
+        assert_eq!(s.observe(0, &depth(180, 181)), Verdict::Gap { from: 171, missing: 9 });
     }
 }

@@ -48,20 +48,15 @@ impl Shutdown {
 pub fn install_signal_handlers(shutdown: Shutdown) -> std::io::Result<std::thread::JoinHandle<()>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
-                if shutdown.is_triggered() {
-                    warn!(signal = name, "second signal: exiting without draining");
-                    std::process::exit(130);
-                }
-                info!(
-                    signal = name,
-                    "shutting down: draining the ring and flushing the sink"
-                );
-                shutdown.trigger();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+            if shutdown.is_triggered() {
+                warn!(signal = name, "second signal: exiting without draining");
+                std::process::exit(130);
             }
-        })
+            info!(signal = name, "shutting down: draining the ring and flushing the sink");
+            shutdown.trigger();
+        }
+    })
 }

@@ -21,7 +21,10 @@ use tracing::{debug, error, info, warn};
 use crate::binance::stream::RecordType;
 use crate::config::{mask_prop, Config};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
+use crate::backfill::{Job, OwnedRecord};
 use crate::ring::{RecordView, RingReader};
+use crate::sequence::Dense;
+use crossbeam_channel::{Receiver, Sender};
 
 /// How a sink refused a record.
 #[derive(Debug)]
@@ -67,10 +70,7 @@ pub struct LogLimiter {
 
 impl LogLimiter {
     pub fn new(every: Duration) -> Self {
-        LogLimiter {
-            last: Default::default(),
-            every,
-        }
+        LogLimiter { last: Default::default(), every }
     }
     /// `Some(suppressed)` when this kind may be logged now.
     pub fn check(&self, kind: &'static str) -> Option<u64> {
@@ -103,15 +103,14 @@ pub fn error_kind(e: &KafkaError) -> &'static str {
         Some(RDKafkaErrorCode::MessageSizeTooLarge) => "message_too_large",
         Some(RDKafkaErrorCode::AllBrokersDown) => "all_brokers_down",
         Some(RDKafkaErrorCode::BrokerTransportFailure) => "broker_transport",
-        Some(RDKafkaErrorCode::Authentication)
-        | Some(RDKafkaErrorCode::SaslAuthenticationFailed) => "authentication",
-        Some(RDKafkaErrorCode::TopicAuthorizationFailed)
-        | Some(RDKafkaErrorCode::ClusterAuthorizationFailed) => "authorization",
-        Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => {
-            "unknown_topic"
+        Some(RDKafkaErrorCode::Authentication) | Some(RDKafkaErrorCode::SaslAuthenticationFailed) => "authentication",
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed) | Some(RDKafkaErrorCode::ClusterAuthorizationFailed) => {
+            "authorization"
         }
-        Some(RDKafkaErrorCode::NotEnoughReplicas)
-        | Some(RDKafkaErrorCode::NotEnoughReplicasAfterAppend) => "not_enough_replicas",
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => "unknown_topic",
+        Some(RDKafkaErrorCode::NotEnoughReplicas) | Some(RDKafkaErrorCode::NotEnoughReplicasAfterAppend) => {
+            "not_enough_replicas"
+        }
         Some(RDKafkaErrorCode::Fatal) => "fatal",
         Some(RDKafkaErrorCode::Resolve) => "resolve",
         _ => "other",
@@ -123,15 +122,31 @@ pub struct KafkaContext {
     metrics: Arc<Metrics>,
     limiter: LogLimiter,
     failed: AtomicU64,
+    /// Where a record whose delivery failed for good is sent to be fetched again from REST.
+    backfill: Option<Sender<Job>>,
+}
+
+impl KafkaContext {
+    /// A failed trade or aggTrade is not lost: its id goes to the backfill thread, which fetches
+    /// it again from REST once the broker is back (parsing here is off the hot path: failures only).
+    fn refetch(&self, symbol_idx: usize, payload: Option<&[u8]>) {
+        let (Some(tx), Some(p)) = (&self.backfill, payload) else { return };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(p) else { return };
+        let (kind, id) = match v["type"].as_str() {
+            Some("trade") => (Dense::Trade, v["trade_id"].as_i64()),
+            Some("agg_trade") => (Dense::AggTrade, v["agg_id"].as_i64()),
+            _ => return,
+        };
+        if let Some(id) = id {
+            let _ = tx.send(Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id + 1 });
+        }
+    }
 }
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
                 error!(target: "librdkafka", fac, "{msg}")
             }
             RDKafkaLogLevel::Warning => warn!(target: "librdkafka", fac, "{msg}"),
@@ -145,10 +160,7 @@ impl ClientContext for KafkaContext {
     fn error(&self, e: KafkaError, reason: &str) {
         let kind = error_kind(&e);
         if kind == "all_brokers_down" {
-            self.metrics
-                .health
-                .sink_ready
-                .store(false, Ordering::Relaxed);
+            self.metrics.health.sink_ready.store(false, Ordering::Relaxed);
         }
         self.metrics.sink_errors.with_label_values(&[kind]).inc();
         if let Some(suppressed) = self.limiter.check(kind) {
@@ -176,28 +188,19 @@ impl ProducerContext for KafkaContext {
         match result {
             Ok(msg) => {
                 self.metrics.messages_sent[symbol_idx].inc();
-                self.metrics
-                    .health
-                    .sink_ready
-                    .store(true, Ordering::Relaxed);
+                self.metrics.health.sink_ready.store(true, Ordering::Relaxed);
                 // librdkafka's own produce()->ack time (µs), plus the time the record sat in our ring.
                 // SAFETY: the message pointer is valid for the duration of the callback.
                 let us = unsafe { rdkafka::bindings::rd_kafka_message_latency(msg.ptr()) };
                 if us >= 0 {
-                    record_latency(
-                        Stage::EnqueueToAck,
-                        symbol_idx,
-                        ring_wait_ns + us as u64 * 1000,
-                    );
+                    record_latency(Stage::EnqueueToAck, symbol_idx, ring_wait_ns + us as u64 * 1000);
                 }
             }
-            Err((e, _)) => {
+                        Err((e, msg)) => {
                 let kind = error_kind(e);
-                self.metrics
-                    .kafka_delivery_errors
-                    .with_label_values(&[kind])
-                    .inc();
+                self.metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
                 self.failed.fetch_add(1, Ordering::Relaxed);
+                self.refetch(symbol_idx, rdkafka::Message::payload(msg));
                 if let Some(suppressed) = self.limiter.check(kind) {
                     error!(kind, suppressed, symbol = %self.metrics.symbols[symbol_idx], "kafka delivery failed: {e}");
                 }
@@ -226,15 +229,9 @@ pub fn kafka_properties(cfg: &Config) -> Vec<(String, String)> {
         p.push(("security.protocol".into(), proto.clone()));
     }
     if let Some(user) = &cfg.kafka_username {
-        p.push((
-            "sasl.mechanisms".into(),
-            cfg.kafka_sasl_mechanism.as_librdkafka().into(),
-        ));
+        p.push(("sasl.mechanisms".into(), cfg.kafka_sasl_mechanism.as_librdkafka().into()));
         p.push(("sasl.username".into(), user.clone()));
-        p.push((
-            "sasl.password".into(),
-            cfg.kafka_password.expose().to_string(),
-        ));
+        p.push(("sasl.password".into(), cfg.kafka_password.expose().to_string()));
     }
     p.extend(cfg.kafka_props.iter().cloned());
     p
@@ -246,26 +243,22 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Result<KafkaSink, KafkaError> {
+        pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<Sender<Job>>) -> Result<KafkaSink, KafkaError> {
         let mut cc = ClientConfig::new();
         for (k, v) in kafka_properties(cfg) {
             cc.set(k, v);
         }
-        let shown: Vec<String> = kafka_properties(cfg)
-            .iter()
-            .map(|(k, v)| format!("{k}={}", mask_prop(k, v)))
-            .collect();
+        let shown: Vec<String> =
+            kafka_properties(cfg).iter().map(|(k, v)| format!("{k}={}", mask_prop(k, v))).collect();
         info!(properties = %shown.join(" "), "creating kafka producer");
-        let ctx = KafkaContext {
+                let ctx = KafkaContext {
             metrics,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             failed: AtomicU64::new(0),
+            backfill,
         };
         let producer: BaseProducer<KafkaContext> = cc.create_with_context(ctx)?;
-        Ok(KafkaSink {
-            producer,
-            topics: cfg.topics.clone(),
-        })
+        Ok(KafkaSink { producer, topics: cfg.topics.clone() })
     }
 
     /// Asks the cluster for metadata; marks the sink ready when it answers.
@@ -273,12 +266,7 @@ impl KafkaSink {
         match self.producer.client().fetch_metadata(None, timeout) {
             Ok(md) => {
                 info!(brokers = md.brokers().len(), "kafka reachable");
-                self.producer
-                    .context()
-                    .metrics
-                    .health
-                    .sink_ready
-                    .store(true, Ordering::Relaxed);
+                self.producer.context().metrics.health.sink_ready.store(true, Ordering::Relaxed);
                 true
             }
             Err(e) => {
@@ -315,12 +303,7 @@ impl Sink for KafkaSink {
                 Some(RDKafkaErrorCode::QueueFull) => Err(SendError::Backpressure),
                 _ => {
                     let kind = error_kind(&e);
-                    self.producer
-                        .context()
-                        .metrics
-                        .kafka_delivery_errors
-                        .with_label_values(&[kind])
-                        .inc();
+                    self.producer.context().metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
                     if let Some(suppressed) = self.producer.context().limiter.check(kind) {
                         error!(kind, suppressed, "kafka refused a record: {e}");
                     }
@@ -356,26 +339,16 @@ pub struct StdoutSink {
 impl StdoutSink {
     pub fn new(metrics: Arc<Metrics>) -> StdoutSink {
         metrics.health.sink_ready.store(true, Ordering::Relaxed);
-        StdoutSink {
-            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-            metrics,
-            dirty: false,
-        }
+        StdoutSink { out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()), metrics, dirty: false }
     }
 }
 
 impl Sink for StdoutSink {
     fn send(&mut self, rec: &RecordView<'_>) -> Result<(), SendError> {
-        let ok = self
-            .out
-            .write_all(rec.payload)
-            .and_then(|_| self.out.write_all(b"\n"));
+        let ok = self.out.write_all(rec.payload).and_then(|_| self.out.write_all(b"\n"));
         if ok.is_err() {
             // A closed pipe (`| head`) is not worth retrying.
-            self.metrics
-                .sink_errors
-                .with_label_values(&["stdout"])
-                .inc();
+            self.metrics.sink_errors.with_label_values(&["stdout"]).inc();
             return Err(SendError::Rejected("stdout"));
         }
         self.dirty = true;
@@ -433,15 +406,34 @@ impl Sink for NullSink {
 pub struct ProducerReport {
     pub handed_over: u64,
     pub rejected: u64,
-    /// Accepted from the ring but not acknowledged when the flush deadline passed.
+    /// Accepted but not acknowledged when the flush deadline passed.
     pub unflushed: usize,
 }
 
-/// Drains the ring into the sink until the event loop has stopped and the ring is empty, then
-/// flushes within `flush_timeout`. `stop_deadline` bounds how long a sink under backpressure may
-/// hold up shutdown.
+/// Offers one record to the sink until it takes it, polling delivery reports while it pushes
+/// back. Gives up (false) only past `stop_at`, the shutdown deadline.
+fn send_blocking(sink: &mut dyn Sink, v: &RecordView<'_>, metrics: &Metrics, stop_at: Option<Instant>) -> bool {
+    loop {
+        match sink.send(v) {
+            Ok(()) => return true,
+            Err(SendError::Rejected(_)) => return false,
+            Err(SendError::Backpressure) => {
+                metrics.sink_errors.with_label_values(&["backpressure"]).inc();
+                sink.poll(Duration::from_millis(5));
+                if stop_at.is_some_and(|t| Instant::now() >= t) {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Drains the ring (live records) and the backfill channel (records fetched from REST, gap
+/// markers) into the sink until the event loop has stopped, the backfill thread is done and both
+/// are empty, then flushes within `flush_timeout`.
 pub fn run_producer(
     mut reader: RingReader,
+    backfilled: Option<Receiver<OwnedRecord>>,
     mut sink: Box<dyn Sink>,
     metrics: Arc<Metrics>,
     flush_timeout: Duration,
@@ -451,58 +443,61 @@ pub fn run_producer(
     sink.start();
     let mut report = ProducerReport::default();
     let mut stop_at: Option<Instant> = None;
+    let mut backfill_open = backfilled.is_some();
+    let count = |report: &mut ProducerReport, ok: bool| {
+        if ok {
+            report.handed_over += 1
+        } else {
+            report.rejected += 1
+        }
+    };
     loop {
         if stop_at.is_none() && shutdown.is_triggered() {
             stop_at = Some(Instant::now() + flush_timeout);
         }
         let mut n = 0;
         while n < 1024 {
-            let popped = reader.pop_with(|v| loop {
-                match sink.send(&v) {
-                    Ok(()) => return true,
-                    Err(SendError::Rejected(_)) => return false,
-                    Err(SendError::Backpressure) => {
-                        metrics
-                            .sink_errors
-                            .with_label_values(&["backpressure"])
-                            .inc();
-                        sink.poll(Duration::from_millis(5));
-                        if stop_at.is_some_and(|t| Instant::now() >= t) {
-                            return false;
-                        }
-                    }
-                }
-            });
-            match popped {
-                Some(true) => report.handed_over += 1,
-                Some(false) => report.rejected += 1,
+            match reader.pop_with(|v| send_blocking(sink.as_mut(), &v, &metrics, stop_at)) {
+                Some(ok) => count(&mut report, ok),
                 None => break,
             }
             n += 1;
         }
+        if let Some(rx) = &backfilled {
+            loop {
+                match rx.try_recv() {
+                    Ok(rec) => {
+                        let v = RecordView {
+                            meta: rec.meta,
+                            enqueue_ns: crate::clock::now_ns(),
+                            key: &rec.key,
+                            payload: &rec.payload,
+                        };
+                        let ok = send_blocking(sink.as_mut(), &v, &metrics, stop_at);
+                        count(&mut report, ok);
+                        n += 1;
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        backfill_open = false;
+                        break;
+                    }
+                }
+            }
+        }
         sink.poll(Duration::ZERO);
-        RECORDER.with(|r| {
-            r.borrow_mut()
-                .as_mut()
-                .map(|r| r.maybe_publish(Duration::from_millis(250)))
-        });
+        RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.maybe_publish(Duration::from_millis(250))));
         if n == 0 {
-            if reader.is_abandoned() && reader.is_empty() {
+            if reader.is_abandoned() && reader.is_empty() && !backfill_open {
                 break;
             }
             metrics.kafka_in_flight.set(sink.in_flight() as i64);
             // Sleep until the event loop commits more (it unparks us), or briefly to serve
-            // delivery reports.
-            reader.wait(if sink.in_flight() > 0 {
-                Duration::from_micros(200)
-            } else {
-                Duration::from_millis(5)
-            });
+            // delivery reports and the backfill channel.
+            reader.wait(if sink.in_flight() > 0 { Duration::from_micros(200) } else { Duration::from_millis(5) });
         }
     }
-    let left = stop_at
-        .map(|t| t.saturating_duration_since(Instant::now()))
-        .unwrap_or(flush_timeout);
+    let left = stop_at.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or(flush_timeout);
     report.unflushed = sink.flush(left.max(Duration::from_millis(100)));
     metrics.kafka_in_flight.set(report.unflushed as i64);
     RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.publish()));
@@ -516,10 +511,7 @@ mod tests {
     #[test]
     fn opaque_round_trips() {
         assert_eq!(unpack_opaque(pack_opaque(7, 123_456)), (7, 123_456));
-        assert_eq!(
-            unpack_opaque(pack_opaque(u16::MAX, u64::MAX)),
-            (u16::MAX as usize, (1 << 48) - 1)
-        );
+        assert_eq!(unpack_opaque(pack_opaque(u16::MAX, u64::MAX)), (u16::MAX as usize, (1 << 48) - 1));
     }
 
     #[test]
@@ -541,12 +533,7 @@ mod tests {
         .validate()
         .unwrap();
         let p = kafka_properties(&c);
-        let get = |k: &str| {
-            p.iter()
-                .rev()
-                .find(|(kk, _)| kk == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |k: &str| p.iter().rev().find(|(kk, _)| kk == k).map(|(_, v)| v.as_str());
         assert_eq!(get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
         assert_eq!(get("sasl.username"), Some("$ConnectionString"));

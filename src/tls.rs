@@ -12,10 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read CA file `{path}`: {source}")]
-    ReadCa {
-        path: String,
-        source: std::io::Error,
-    },
+    ReadCa { path: String, source: std::io::Error },
     #[error("CA file `{0}` holds no PEM certificate")]
     EmptyCa(String),
     #[error("CA file `{path}` has a certificate rustls refuses: {source}")]
@@ -34,24 +31,15 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_ca {
         let shown = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|source| TlsError::ReadCa {
-            path: shown.clone(),
-            source,
-        })?;
+        let pem = std::fs::read(path).map_err(|source| TlsError::ReadCa { path: shown.clone(), source })?;
         let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
             .collect::<Result<_, _>>()
-            .map_err(|source| TlsError::ReadCa {
-                path: shown.clone(),
-                source,
-            })?;
+            .map_err(|source| TlsError::ReadCa { path: shown.clone(), source })?;
         if certs.is_empty() {
             return Err(TlsError::EmptyCa(shown));
         }
         for c in certs {
-            roots.add(c).map_err(|source| TlsError::BadCa {
-                path: shown.clone(),
-                source,
-            })?;
+            roots.add(c).map_err(|source| TlsError::BadCa { path: shown.clone(), source })?;
         }
     }
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
@@ -64,12 +52,8 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
 
 /// A self-signed certificate for `localhost`, `127.0.0.1` and `::1`: (certificate PEM, server config).
 pub fn self_signed_server() -> Result<(String, Arc<rustls::ServerConfig>), TlsError> {
-    let ck = rcgen::generate_simple_self_signed(vec![
-        "localhost".into(),
-        "127.0.0.1".into(),
-        "::1".into(),
-    ])
-    .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()])
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
     let cert_pem = ck.cert.pem();
     let key = PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())

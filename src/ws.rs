@@ -25,7 +25,8 @@ use tungstenite::{Message, WebSocket};
 
 use crate::config::Endpoint;
 use crate::metrics::Metrics;
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Admission, Outcome, Pipeline};
+use crate::sequence::Dense;
 
 /// How long a TCP connect or a TLS + WebSocket handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,21 +142,52 @@ pub struct Dialer {
     pub endpoint: Endpoint,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub ws_config: WebSocketConfig,
+    /// Neither data nor a ping for this long: the connection is replaced.
+    pub stale_after: Duration,
+    /// Rotate (make-before-break) at this age.
+    pub max_age: Duration,
+}
+
+/// Binance allows 300 connection attempts per 5 minutes per IP; one budget for all connections.
+pub struct AttemptBudget {
+    recent: std::collections::VecDeque<Instant>,
+    max: usize,
+    window: Duration,
+}
+
+impl AttemptBudget {
+    pub fn binance() -> AttemptBudget {
+        // 20 under the limit: other clients may share the IP, and a margin costs nothing.
+        AttemptBudget { recent: Default::default(), max: 280, window: Duration::from_secs(300) }
+    }
+
+    /// Takes a slot now, or says when one frees up.
+    pub fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        while self.recent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= self.max {
+            return Err(self.recent[0] + self.window);
+        }
+        self.recent.push_back(now);
+        Ok(())
+    }
 }
 
 impl Dialer {
-    pub fn new(endpoint: Endpoint, tls: Option<Arc<rustls::ClientConfig>>) -> Dialer {
+        pub fn new(
+        endpoint: Endpoint,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        stale_after: Duration,
+        max_age: Duration,
+    ) -> Dialer {
         // A small read buffer: tungstenite zero-fills it before every socket read, and a 128 KiB
         // default made that memset cost more than parsing (see perf-notes, tungstenite PR #485).
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(16 * 1024)
             .max_message_size(Some(8 << 20))
             .max_frame_size(Some(8 << 20));
-        Dialer {
-            endpoint,
-            tls,
-            ws_config,
-        }
+                Dialer { endpoint, tls, ws_config, stale_after, max_age }
     }
 }
 
@@ -181,8 +213,19 @@ pub struct Connection {
     tokens_at: Instant,
     attempt: u32,
     addr_rr: usize,
-    ever_open: bool,
+        ever_open: bool,
     last_state: &'static str,
+    /// When the WebSocket opened (for the age limit).
+    opened_at: Instant,
+    /// Last frame of any kind (data, control, ping): silence beyond `stale_after` means stale.
+    last_rx: Instant,
+    /// Asked for a replacement (age limit or serverShutdown).
+    rotate: bool,
+    /// A replacement exists: when this one goes, it is not reconnected.
+    retiring: bool,
+        /// Set on a rotation's replacement: the dense sequences `(symbol, kind)` it has not yet
+    /// joined, and since when (see `pipeline::Admission::CatchUp`).
+    catch_up: Option<(Instant, Vec<(u16, Dense)>)>,
 }
 
 impl Connection {
@@ -206,9 +249,7 @@ impl Connection {
             symbols,
             path,
             overflow,
-            state: State::Backoff {
-                until: Instant::now(),
-            },
+            state: State::Backoff { until: Instant::now() },
             next_batch: 0,
             pending: Vec::new(),
             next_id: 1,
@@ -216,17 +257,65 @@ impl Connection {
             tokens_at: Instant::now(),
             attempt: 0,
             addr_rr: 0,
-            ever_open: false,
+                        ever_open: false,
             last_state: "backoff",
+            opened_at: Instant::now(),
+            last_rx: Instant::now(),
+            rotate: false,
+            retiring: false,
+            catch_up: None,
         }
     }
 
     /// Open, and every stream acknowledged.
     pub fn is_subscribed(&self) -> bool {
-        matches!(self.state, State::Open { .. })
-            && self.pending.is_empty()
-            && self.next_batch >= self.overflow.len()
+        matches!(self.state, State::Open { .. }) && self.pending.is_empty() && self.next_batch >= self.overflow.len()
     }
+
+        /// Wants a replacement opened beside it (and has none yet).
+    pub fn wants_rotation(&self) -> bool {
+        self.rotate && !self.retiring && matches!(self.state, State::Open { .. })
+    }
+
+        /// A replacement is on its way: this connection closes once the replacement streams.
+    pub fn mark_retiring(&mut self) {
+        self.retiring = true;
+    }
+
+    /// Makes this connection a replacement that must join each of `pending` before it counts
+    /// as caught up.
+    pub fn begin_catch_up(&mut self, pending: Vec<(u16, Dense)>) {
+        self.catch_up = (!pending.is_empty()).then(|| (Instant::now(), pending));
+    }
+
+    /// Has joined every dense sequence it carries (or never had to).
+    pub fn caught_up(&self) -> bool {
+        self.catch_up.is_none()
+    }
+
+    /// Takes records normally from now on (the old connection is gone, or waited on too long).
+    pub fn end_catch_up(&mut self) {
+        self.catch_up = None;
+    }
+
+    /// How long the WebSocket has been open (zero when it is not).
+    pub fn open_for(&self) -> Duration {
+        if matches!(self.state, State::Open { .. }) {
+            self.opened_at.elapsed()
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    pub fn is_retiring(&self) -> bool {
+        self.retiring
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    
 
     pub fn state_name(&self) -> &'static str {
         match self.state {
@@ -242,10 +331,7 @@ impl Connection {
         let name = self.state_name();
         if name != self.last_state {
             if self.last_state != "closed" {
-                metrics
-                    .ws_connections
-                    .with_label_values(&[self.last_state])
-                    .dec();
+                metrics.ws_connections.with_label_values(&[self.last_state]).dec();
             }
             if name != "closed" {
                 metrics.ws_connections.with_label_values(&[name]).inc();
@@ -256,41 +342,55 @@ impl Connection {
 
     /// Registers the initial state in the gauges.
     pub fn init_metrics(&self, metrics: &Metrics) {
-        metrics
-            .ws_connections
-            .with_label_values(&[self.last_state])
-            .inc();
+        metrics.ws_connections.with_label_values(&[self.last_state]).inc();
     }
 
     /// The next instant at which `on_timer` has work to do.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self, dialer: &Dialer) -> Option<Instant> {
         match &self.state {
             State::Backoff { until } => Some(*until),
-            State::Connecting { since, .. } | State::Handshaking { since, .. } => {
-                Some(*since + HANDSHAKE_TIMEOUT)
+            State::Connecting { since, .. } | State::Handshaking { since, .. } => Some(*since + HANDSHAKE_TIMEOUT),
+            State::Open { .. } => {
+                let mut d = self.last_rx + dialer.stale_after;
+                if self.next_batch < self.overflow.len() {
+                    d = d.min(self.tokens_at + Duration::from_secs(1));
+                }
+                if !self.rotate {
+                    d = d.min(self.opened_at + dialer.max_age);
+                }
+                Some(d)
             }
-            State::Open { .. } if self.next_batch < self.overflow.len() => {
-                Some(self.tokens_at + Duration::from_secs(1))
-            }
-            _ => None,
+            State::Closed => None,
         }
     }
 
     /// Handles timers: start a connection after backoff, time out slow handshakes, pace SUBSCRIBE.
-    pub fn on_timer(
+        pub fn on_timer(
         &mut self,
         now: Instant,
         dialer: &Dialer,
         registry: &Registry,
         metrics: &Metrics,
+        budget: &mut AttemptBudget,
     ) {
         match &self.state {
-            State::Backoff { until } if now >= *until => {
-                self.start_connect(dialer, registry, metrics)
+            State::Backoff { until } if now >= *until => match budget.take(now) {
+                Ok(()) => self.start_connect(dialer, registry, metrics),
+                Err(free_at) => {
+                    warn!(conn = self.id, "connection attempt budget exhausted: waiting");
+                    self.set_state(State::Backoff { until: free_at }, metrics);
+                }
+            },
+            State::Open { .. } if now >= self.last_rx + dialer.stale_after => {
+                metrics.ws_stale.inc();
+                let silent = now.duration_since(self.last_rx).as_millis() as u64;
+                self.lost(&format!("stale: no data and no ping for {silent} ms"), metrics);
             }
-            State::Connecting { since, .. } | State::Handshaking { since, .. }
-                if now >= *since + HANDSHAKE_TIMEOUT =>
-            {
+            State::Open { .. } if !self.rotate && now >= self.opened_at + dialer.max_age => {
+                info!(conn = self.id, "connection reached its age limit: rotating");
+                self.rotate = true;
+            }
+            State::Connecting { since, .. } | State::Handshaking { since, .. } if now >= *since + HANDSHAKE_TIMEOUT => {
                 self.fail("handshake timed out", metrics, "timeout")
             }
             State::Open { .. } => self.send_subscriptions(metrics),
@@ -303,40 +403,20 @@ impl Connection {
         // Resolution blocks, but only on (re)connect and it is what every resolver does; see tuning.md.
         let addrs: Vec<SocketAddr> = match (ep.host.as_str(), ep.port).to_socket_addrs() {
             Ok(a) => a.collect(),
-            Err(e) => {
-                return self.fail(
-                    &format!("cannot resolve {}: {e}", ep.host),
-                    metrics,
-                    "resolve",
-                )
-            }
+            Err(e) => return self.fail(&format!("cannot resolve {}: {e}", ep.host), metrics, "resolve"),
         };
         if addrs.is_empty() {
-            return self.fail(
-                &format!("{} resolved to no address", ep.host),
-                metrics,
-                "resolve",
-            );
+            return self.fail(&format!("{} resolved to no address", ep.host), metrics, "resolve");
         }
         let addr = addrs[self.addr_rr % addrs.len()];
         self.addr_rr += 1;
         match TcpStream::connect(addr) {
             Ok(mut tcp) => {
-                if let Err(e) = registry.register(
-                    &mut tcp,
-                    self.token,
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
+                if let Err(e) = registry.register(&mut tcp, self.token, Interest::READABLE | Interest::WRITABLE) {
                     return self.fail(&format!("register: {e}"), metrics, "io");
                 }
                 debug!(conn = self.id, %addr, "connecting");
-                self.set_state(
-                    State::Connecting {
-                        tcp,
-                        since: Instant::now(),
-                    },
-                    metrics,
-                );
+                self.set_state(State::Connecting { tcp, since: Instant::now() }, metrics);
             }
             Err(e) => self.fail(&format!("connect {addr}: {e}"), metrics, "connect"),
         }
@@ -345,39 +425,28 @@ impl Connection {
     /// Gives up on the current socket and schedules a reconnect with capped exponential backoff
     /// and jitter (so a fleet does not reconnect in lockstep).
     fn fail(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
-        metrics
-            .ws_connect_attempts
-            .with_label_values(&[result])
-            .inc();
+        metrics.ws_connect_attempts.with_label_values(&[result]).inc();
         let base = Duration::from_millis(250).saturating_mul(1u32 << self.attempt.min(7));
         let capped = base.min(Duration::from_secs(30));
         let delay = capped.mul_f64(rand::thread_rng().gen_range(0.5..1.0));
         self.attempt = self.attempt.saturating_add(1);
-        warn!(
-            conn = self.id,
-            attempt = self.attempt,
-            delay_ms = delay.as_millis() as u64,
-            "connection failed: {why}"
-        );
+        warn!(conn = self.id, attempt = self.attempt, delay_ms = delay.as_millis() as u64, "connection failed: {why}");
         self.reset_subscriptions();
-        self.set_state(
-            State::Backoff {
-                until: Instant::now() + delay,
-            },
-            metrics,
-        );
+        self.set_state(State::Backoff { until: Instant::now() + delay }, metrics);
     }
 
-    /// A connection that was streaming went away: count a reconnect for every symbol it carried.
+        /// A connection that was streaming went away: count a reconnect for every symbol it carried.
+    /// A retiring connection is not reconnected: its replacement already carries its streams.
     fn lost(&mut self, why: &str, metrics: &Metrics) {
+        if self.retiring {
+            info!(conn = self.id, "retiring connection closed: {why}");
+            self.set_state(State::Closed, metrics);
+            return;
+        }
         for &s in &self.symbols {
             metrics.ws_reconnects[s as usize].inc();
         }
-        info!(
-            conn = self.id,
-            streams = self.streams.len(),
-            "connection lost: {why}; reconnecting"
-        );
+        info!(conn = self.id, streams = self.streams.len(), "connection lost: {why}; reconnecting");
         self.attempt = 0;
         self.fail(why, metrics, "lost");
     }
@@ -388,12 +457,7 @@ impl Connection {
     }
 
     /// Handles readiness for this connection's socket.
-    pub fn on_ready(
-        &mut self,
-        dialer: &Dialer,
-        pipeline: &mut Pipeline,
-        metrics: &Metrics,
-    ) -> Progress {
+    pub fn on_ready(&mut self, dialer: &Dialer, pipeline: &mut Pipeline, metrics: &Metrics) -> Progress {
         loop {
             match std::mem::replace(&mut self.state, State::Closed) {
                 State::Connecting { tcp, since } => {
@@ -436,11 +500,7 @@ impl Connection {
                             return Progress::default();
                         }
                     };
-                    let r = tungstenite::client::client_with_config(
-                        request,
-                        transport,
-                        Some(dialer.ws_config),
-                    );
+                    let r = tungstenite::client::client_with_config(request, transport, Some(dialer.ws_config));
                     if let Some(p) = self.after_handshake(r, since, metrics) {
                         return p;
                     }
@@ -464,21 +524,14 @@ impl Connection {
     }
 
     fn wrap(&self, tcp: TcpStream, dialer: &Dialer) -> Result<Transport, String> {
-        let timed = TimedTcp {
-            tcp,
-            last_read_ns: 0,
-        };
+        let timed = TimedTcp { tcp, last_read_ns: 0 };
         match &dialer.tls {
             None => Ok(Transport::Plain(timed)),
             Some(cfg) => {
-                let name = ServerName::try_from(dialer.endpoint.host.clone()).map_err(|e| {
-                    format!("invalid TLS server name {}: {e}", dialer.endpoint.host)
-                })?;
-                let conn = rustls::ClientConnection::new(cfg.clone(), name)
-                    .map_err(|e| format!("tls: {e}"))?;
-                Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(
-                    conn, timed,
-                ))))
+                let name = ServerName::try_from(dialer.endpoint.host.clone())
+                    .map_err(|e| format!("invalid TLS server name {}: {e}", dialer.endpoint.host))?;
+                let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| format!("tls: {e}"))?;
+                Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(conn, timed))))
             }
         }
     }
@@ -488,10 +541,7 @@ impl Connection {
     fn after_handshake(
         &mut self,
         r: Result<
-            (
-                WebSocket<Transport>,
-                tungstenite::handshake::client::Response,
-            ),
+            (WebSocket<Transport>, tungstenite::handshake::client::Response),
             HandshakeError<ClientHandshake<Transport>>,
         >,
         since: Instant,
@@ -500,25 +550,17 @@ impl Connection {
         match r {
             Ok((ws, resp)) => {
                 metrics.ws_connect_attempts.with_label_values(&["ok"]).inc();
-                info!(
-                    conn = self.id,
-                    status = resp.status().as_u16(),
-                    streams = self.streams.len(),
-                    "websocket open"
-                );
-                self.ever_open = true;
+                info!(conn = self.id, status = resp.status().as_u16(), streams = self.streams.len(), "websocket open");
+                                self.ever_open = true;
+                self.opened_at = Instant::now();
+                self.last_rx = self.opened_at;
+                self.rotate = false;
                 self.set_state(State::Open { ws: Box::new(ws) }, metrics);
                 self.send_subscriptions(metrics);
                 None
             }
             Err(HandshakeError::Interrupted(mid)) => {
-                self.set_state(
-                    State::Handshaking {
-                        mid: Box::new(mid),
-                        since,
-                    },
-                    metrics,
-                );
+                self.set_state(State::Handshaking { mid: Box::new(mid), since }, metrics);
                 Some(Progress::default())
             }
             Err(HandshakeError::Failure(e)) => {
@@ -542,14 +584,8 @@ impl Connection {
             let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
             let id = self.next_id;
             self.next_id += 1;
-            let params: Vec<String> = self.overflow[self.next_batch..end]
-                .iter()
-                .map(|s| format!("\"{s}\""))
-                .collect();
-            let msg = format!(
-                "{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}",
-                params.join(",")
-            );
+            let params: Vec<String> = self.overflow[self.next_batch..end].iter().map(|s| format!("\"{s}\"")).collect();
+            let msg = format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","));
             match ws.write(Message::text(msg)) {
                 Ok(()) => {}
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -559,12 +595,7 @@ impl Connection {
                 }
             }
             let _ = ws.flush();
-            debug!(
-                conn = self.id,
-                id,
-                streams = end - self.next_batch,
-                "SUBSCRIBE sent"
-            );
+            debug!(conn = self.id, id, streams = end - self.next_batch, "SUBSCRIBE sent");
             self.pending.push(id);
             self.next_batch = end;
             self.tokens -= 1;
@@ -578,37 +609,69 @@ impl Connection {
             return Progress::default();
         };
         let mut handled = 0;
+        let mut got_any = false;
         let mut lost: Option<String> = None;
-        let mut reconnect_now = false;
         while handled < READ_BUDGET {
             match ws.read() {
                 Ok(Message::Text(t)) => {
                     handled += 1;
+                    got_any = true;
                     let recv_ns = ws.get_ref().recv_ns();
-                    match pipeline.on_text(t.as_bytes(), recv_ns) {
-                        Outcome::Record => self.attempt = 0,
+                                        let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
+                    match pipeline.on_text(t.as_bytes(), recv_ns, admission) {
+                                                Outcome::Record => {
+                            self.attempt = 0;
+                        }
+                                                Outcome::Joined { symbol_idx, kind } => {
+                            if let Some((_, pending)) = &mut self.catch_up {
+                                pending.retain(|p| *p != (symbol_idx, kind));
+                                if pending.is_empty() {
+                                    info!(conn = self.id, "replacement caught up with every sequence");
+                                    self.catch_up = None;
+                                }
+                            }
+                        }
                         Outcome::ControlReply { id: Some(id) } => self.pending.retain(|p| *p != id),
-                        Outcome::ServerShutdown => reconnect_now = true,
+                        // Make-before-break: keep streaming until the replacement takes over.
+                        Outcome::ServerShutdown => self.rotate = true,
                         _ => {}
                     }
                 }
                 Ok(Message::Binary(b)) => {
                     handled += 1;
+                    got_any = true;
                     metrics.rejected.with_label_values(&["binary_frame"]).inc();
                     debug!(conn = self.id, len = b.len(), "binary frame ignored");
                 }
-                Ok(Message::Ping(_)) => metrics.ws_pings.inc(), // tungstenite queues the pong with the same payload
-                Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => {}
+                // tungstenite queues the pong, with the ping's payload, and flushes it below.
+                Ok(Message::Ping(_)) => {
+                    got_any = true;
+                    metrics.ws_pings.inc();
+                }
+                Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => got_any = true,
                 Ok(Message::Close(c)) => {
                     lost = Some(format!("server closed: {c:?}"));
                     break;
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
+                    // A hostile or broken peer costs this connection, never the process.
+                    let reason = match &e {
+                        tungstenite::Error::Capacity(_) => Some("frame_too_large"),
+                        tungstenite::Error::Protocol(_) => Some("ws_protocol"),
+                        tungstenite::Error::Utf8(_) => Some("invalid_utf8"),
+                        _ => None,
+                    };
+                    if let Some(r) = reason {
+                        metrics.rejected.with_label_values(&[r]).inc();
+                    }
                     lost = Some(e.to_string());
                     break;
                 }
             }
+        }
+        if got_any {
+            self.last_rx = Instant::now();
         }
         pipeline.flush_batch();
         // Pongs and anything else queued go out now; WouldBlock leaves them for the writable edge.
@@ -618,16 +681,11 @@ impl Connection {
             Err(e) if lost.is_none() => lost = Some(e.to_string()),
             Err(_) => {}
         }
-        if reconnect_now && lost.is_none() {
-            lost = Some("serverShutdown".into());
-        }
         if let Some(why) = lost {
             self.lost(&why, metrics);
             return Progress::default();
         }
-        Progress {
-            more: handled >= READ_BUDGET,
-        }
+        Progress { more: handled >= READ_BUDGET }
     }
 
     /// Sends a close frame (best effort) and stops for good.

@@ -12,30 +12,21 @@ use marketflow_ingestor::sim::SimConfig;
 
 fn ingester_cmd() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_marketflow-ingestor"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     c
 }
 
 #[test]
 fn every_stream_kind_lands_in_its_own_topic() {
-    let sim = sim(SimConfig {
-        trade_rate: 300.0,
-        aux_rate: 20.0,
-        ..SimConfig::default()
-    });
+    let sim = sim(SimConfig { trade_rate: 300.0, aux_rate: 20.0, ..SimConfig::default() });
     let url = sim.ws_url();
-    let topics: Vec<(&str, String)> =
-        ["trade", "agg_trade", "kline", "book_ticker", "depth_update"]
-            .iter()
-            .map(|t| (*t, unique_topic(&format!("kinds_{t}"))))
-            .collect();
+    let topics: Vec<(&str, String)> = ["trade", "agg_trade", "kline", "book_ticker", "depth_update"]
+        .iter()
+        .map(|t| (*t, unique_topic(&format!("kinds_{t}"))))
+        .collect();
     let mut env = vec![
         ("SYMBOLS", "btcusdt,ethusdt".to_string()),
-        (
-            "STREAMS",
-            "trade,aggTrade,kline_1m,bookTicker,depth@100ms".into(),
-        ),
+        ("STREAMS", "trade,aggTrade,kline_1m,bookTicker,depth@100ms".into()),
         ("BINANCE_WS_URL", url),
         ("KAFKA_BROKER", kafka().to_string()),
         ("KAFKA_TOPIC", unique_topic("kinds_default")),
@@ -77,19 +68,11 @@ fn every_stream_kind_lands_in_its_own_topic() {
                 assert!(seq > prev.1, "{ty}: sequence went from {} to {seq}", prev.1);
             }
             if *ty == "depth_update" {
-                assert!(m.payload["bids"].as_array().unwrap().iter().all(|l| l
-                    .as_array()
-                    .unwrap()
-                    .len()
-                    == 2));
+                assert!(m.payload["bids"].as_array().unwrap().iter().all(|l| l.as_array().unwrap().len() == 2));
             }
             if *ty == "book_ticker" {
                 let recv_ms = m.payload["recv_time_ns"].as_i64().unwrap() / 1_000_000;
-                assert_eq!(
-                    m.timestamp_ms,
-                    Some(recv_ms),
-                    "bookTicker has no event time: receive time"
-                );
+                assert_eq!(m.timestamp_ms, Some(recv_ms), "bookTicker has no event time: receive time");
             }
         }
     }
@@ -97,11 +80,7 @@ fn every_stream_kind_lands_in_its_own_topic() {
 
 #[test]
 fn tls_is_verified_and_works_with_the_extra_ca() {
-    let sim = sim(SimConfig {
-        tls: true,
-        trade_rate: 600.0,
-        ..SimConfig::default()
-    });
+    let sim = sim(SimConfig { tls: true, trade_rate: 600.0, ..SimConfig::default() });
     let dir = std::env::temp_dir().join(format!("mf-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("sim.pem");
@@ -114,16 +93,9 @@ fn tls_is_verified_and_works_with_the_extra_ca() {
     assert_eq!(untrusted.get("/readyz").0, 503);
     assert_eq!(untrusted.get("/healthz").0, 200);
     assert!(
-        untrusted
-            .metric("marketflow_ingestor_ws_connect_attempts_total{result=\"handshake\"}")
-            .unwrap_or(0.0)
-            >= 1.0
+        untrusted.metric("marketflow_ingestor_ws_connect_attempts_total{result=\"handshake\"}").unwrap_or(0.0) >= 1.0
     );
-    assert!(
-        untrusted.dump_logs().contains("UnknownIssuer"),
-        "{}",
-        untrusted.dump_logs()
-    );
+    assert!(untrusted.dump_logs().contains("UnknownIssuer"), "{}", untrusted.dump_logs());
     untrusted.terminate(Duration::from_secs(10));
 
     // With it: records flow into Kafka.
@@ -139,29 +111,17 @@ fn tls_is_verified_and_works_with_the_extra_ca() {
     let (st, _) = ing.terminate(Duration::from_secs(20));
     assert!(st.success());
     let sent = ing.log_event("stopped").unwrap()["sent"].as_u64().unwrap();
-    let msgs = consume(
-        &topic,
-        sent as usize,
-        Duration::from_secs(30),
-        Duration::from_secs(1),
-    );
+    let msgs = consume(&topic, sent as usize, Duration::from_secs(30), Duration::from_secs(1));
     assert_eq!(msgs.len() as u64, sent);
     verify_trades(&msgs, &sim.market, None);
 }
 
 #[test]
 fn sigterm_mid_stream_leaves_nothing_accepted_unsent() {
-    let sim = sim(SimConfig {
-        trade_rate: 6_000.0,
-        ..SimConfig::default()
-    });
+    let sim = sim(SimConfig { trade_rate: 6_000.0, ..SimConfig::default() });
     let url = sim.ws_url();
     let topic = unique_topic("sigterm");
-    let mut ing = Ingester::spawn(&[
-        ("BINANCE_WS_URL", &url),
-        ("KAFKA_BROKER", kafka()),
-        ("KAFKA_TOPIC", &topic),
-    ]);
+    let mut ing = Ingester::spawn(&[("BINANCE_WS_URL", &url), ("KAFKA_BROKER", kafka()), ("KAFKA_TOPIC", &topic)]);
     ing.wait_ready(Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3));
     let (st, took) = ing.terminate(Duration::from_secs(20));
@@ -169,34 +129,18 @@ fn sigterm_mid_stream_leaves_nothing_accepted_unsent() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     let stopped = ing.log_event("stopped").unwrap();
     let sent = stopped["sent"].as_u64().unwrap();
-    assert_eq!(
-        stopped["handed_over"].as_u64().unwrap(),
-        sent,
-        "every record taken from the ring was acknowledged"
-    );
+    assert_eq!(stopped["handed_over"].as_u64().unwrap(), sent, "every record taken from the ring was acknowledged");
     assert_eq!(stopped["unflushed"], 0);
     assert!(sent > 1000);
-    let msgs = consume(
-        &topic,
-        sent as usize,
-        Duration::from_secs(30),
-        Duration::from_secs(2),
-    );
-    assert_eq!(
-        msgs.len() as u64,
-        sent,
-        "Kafka holds exactly what the ingester reported"
-    );
+    let msgs = consume(&topic, sent as usize, Duration::from_secs(30), Duration::from_secs(2));
+    assert_eq!(msgs.len() as u64, sent, "Kafka holds exactly what the ingester reported");
     // Contiguous from the first trade of each symbol: nothing in the middle was lost.
     verify_trades(&msgs, &sim.market, None);
 }
 
 #[test]
 fn streams_are_spread_over_connections_and_overflow_is_subscribed() {
-    let sim = sim(SimConfig {
-        trade_rate: 300.0,
-        ..SimConfig::default()
-    });
+    let sim = sim(SimConfig { trade_rate: 300.0, ..SimConfig::default() });
     // 3 real symbols and 297 the simulator does not trade: 300 streams, 100 per connection,
     // more than fit in one connect URL, so each connection also sends SUBSCRIBE batches.
     let mut symbols: Vec<String> = vec!["btcusdt".into(), "ethusdt".into(), "solusdt".into()];
@@ -210,24 +154,14 @@ fn streams_are_spread_over_connections_and_overflow_is_subscribed() {
         ("MAX_STREAMS_PER_CONNECTION", "100"),
     ]);
     ing.wait_ready(Duration::from_secs(30));
-    assert_eq!(
-        ing.metric("marketflow_ingestor_ws_connections{state=\"open\"}"),
-        Some(3.0)
-    );
+    assert_eq!(ing.metric("marketflow_ingestor_ws_connections{state=\"open\"}"), Some(3.0));
     std::thread::sleep(Duration::from_secs(2));
     for s in ["btcusdt", "ethusdt", "solusdt"] {
-        let v = ing
-            .metric(&format!(
-                "marketflow_ingestor_messages_sent_total{{symbol=\"{s}\"}}"
-            ))
-            .unwrap();
+        let v = ing.metric(&format!("marketflow_ingestor_messages_sent_total{{symbol=\"{s}\"}}")).unwrap();
         assert!(v > 50.0, "{s}: {v}");
     }
     let logs = ing.dump_logs();
-    assert!(
-        logs.contains("control reply"),
-        "SUBSCRIBE acknowledged: {logs}"
-    );
+    assert!(logs.contains("control reply"), "SUBSCRIBE acknowledged: {logs}");
     ing.terminate(Duration::from_secs(10));
 }
 
@@ -246,29 +180,16 @@ fn pings_are_answered_and_the_connection_stays() {
     ing.wait_ready(Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3));
     assert!(ing.metric("marketflow_ingestor_ws_pings_total").unwrap() >= 8.0);
-    assert_eq!(
-        ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}"),
-        Some(0.0)
-    );
-    assert_eq!(
-        ing.metric("marketflow_ingestor_ws_connect_attempts_total{result=\"ok\"}"),
-        Some(1.0)
-    );
+    assert_eq!(ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}"), Some(0.0));
+    assert_eq!(ing.metric("marketflow_ingestor_ws_connect_attempts_total{result=\"ok\"}"), Some(1.0));
     ing.terminate(Duration::from_secs(10));
 }
 
 #[test]
 fn stdout_sink_writes_one_json_record_per_line() {
-    let sim = sim(SimConfig {
-        trade_rate: 300.0,
-        ..SimConfig::default()
-    });
+    let sim = sim(SimConfig { trade_rate: 300.0, ..SimConfig::default() });
     let url = sim.ws_url();
-    let mut ing = Ingester::spawn(&[
-        ("BINANCE_WS_URL", &url),
-        ("SINK", "stdout"),
-        ("SYMBOLS", "ethusdt"),
-    ]);
+    let mut ing = Ingester::spawn(&[("BINANCE_WS_URL", &url), ("SINK", "stdout"), ("SYMBOLS", "ethusdt")]);
     let stdout = ing.child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let mut n = 0;
@@ -287,49 +208,27 @@ fn stdout_sink_writes_one_json_record_per_line() {
 
 #[test]
 fn a_dead_broker_is_reported_not_fatal_and_shutdown_is_bounded() {
-    let sim = sim(SimConfig {
-        trade_rate: 300.0,
-        ..SimConfig::default()
-    });
+    let sim = sim(SimConfig { trade_rate: 300.0, ..SimConfig::default() });
     let url = sim.ws_url();
     let dead = format!("127.0.0.1:{}", free_port());
-    let mut ing = Ingester::spawn(&[
-        ("BINANCE_WS_URL", &url),
-        ("KAFKA_BROKER", &dead),
-        ("SHUTDOWN_TIMEOUT_MS", "2000"),
-    ]);
+    let mut ing =
+        Ingester::spawn(&[("BINANCE_WS_URL", &url), ("KAFKA_BROKER", &dead), ("SHUTDOWN_TIMEOUT_MS", "2000")]);
     std::thread::sleep(Duration::from_secs(4));
     let (code, body) = ing.get("/readyz");
     assert_eq!(code, 503);
     assert!(body.contains("sink=false"), "{body}");
-    assert_eq!(
-        ing.get("/healthz").0,
-        200,
-        "alive: the event loop still turns"
-    );
+    assert_eq!(ing.get("/healthz").0, 200, "alive: the event loop still turns");
+    assert!(ing.metric("marketflow_ingestor_messages_parsed_total{type=\"trade\"}").unwrap() > 100.0);
     assert!(
-        ing.metric("marketflow_ingestor_messages_parsed_total{type=\"trade\"}")
-            .unwrap()
-            > 100.0
-    );
-    assert!(
-        ing.metric("marketflow_ingestor_sink_errors_total{kind=\"broker_transport\"}")
-            .unwrap_or(0.0)
-            + ing
-                .metric("marketflow_ingestor_sink_errors_total{kind=\"all_brokers_down\"}")
-                .unwrap_or(0.0)
+        ing.metric("marketflow_ingestor_sink_errors_total{kind=\"broker_transport\"}").unwrap_or(0.0)
+            + ing.metric("marketflow_ingestor_sink_errors_total{kind=\"all_brokers_down\"}").unwrap_or(0.0)
             >= 1.0
     );
     let (st, took) = ing.terminate(Duration::from_secs(20));
     assert!(took < Duration::from_secs(8), "{took:?}");
     // Records were accepted and could not be delivered: that is a failure exit, and it is logged.
     assert_eq!(st.code(), Some(1));
-    assert!(
-        ing.log_event("stopped").unwrap()["unflushed"]
-            .as_u64()
-            .unwrap()
-            > 0
-    );
+    assert!(ing.log_event("stopped").unwrap()["unflushed"].as_u64().unwrap() > 0);
 }
 
 #[test]
@@ -343,13 +242,7 @@ fn bad_configuration_lists_every_problem_and_exits_64() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    for want in [
-        "SYMBOLS",
-        "STREAMS",
-        "PROM_PORT",
-        "KAFKA_USERNAME and KAFKA_PASSWORD",
-        "4 problems",
-    ] {
+    for want in ["SYMBOLS", "STREAMS", "PROM_PORT", "KAFKA_USERNAME and KAFKA_PASSWORD", "4 problems"] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
     assert!(!err.contains("hunter2"), "secret printed:\n{err}");
@@ -361,49 +254,26 @@ fn bad_configuration_lists_every_problem_and_exits_64() {
 #[test]
 fn check_config_masks_secrets_and_does_not_connect() {
     let out = ingester_cmd()
-        .args([
-            "--check-config",
-            "--kafka-prop",
-            "ssl.key.password=topsecret",
-        ])
+        .args(["--check-config", "--kafka-prop", "ssl.key.password=topsecret"])
         .env("KAFKA_USERNAME", "$ConnectionString")
         .env("KAFKA_PASSWORD", "Endpoint=sb://x/;SharedAccessKey=hunter2")
-        .env(
-            "KAFKA_BROKER",
-            "marketflow-kafka-ns.servicebus.windows.net:9093",
-        )
+        .env("KAFKA_BROKER", "marketflow-kafka-ns.servicebus.windows.net:9093")
         .output()
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("SASL_SSL") && text.contains("configuration OK"),
-        "{text}"
-    );
-    assert!(
-        !text.contains("hunter2") && !text.contains("topsecret"),
-        "{text}"
-    );
+    assert!(text.contains("SASL_SSL") && text.contains("configuration OK"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("topsecret"), "{text}");
 }
 
 #[test]
 fn version_and_help_describe_the_binary() {
     let out = ingester_cmd().arg("--version").output().unwrap();
     let v = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        v.contains(env!("CARGO_PKG_VERSION")) && v.contains("commit"),
-        "{v}"
-    );
+    assert!(v.contains(env!("CARGO_PKG_VERSION")) && v.contains("commit"), "{v}");
     let out = ingester_cmd().arg("--help").output().unwrap();
     let h = String::from_utf8_lossy(&out.stdout);
-    for var in [
-        "SYMBOLS",
-        "KAFKA_BROKER",
-        "KAFKA_PASSWORD_FILE",
-        "PROM_PORT",
-        "PIN_CORE",
-        "SINK",
-    ] {
+    for var in ["SYMBOLS", "KAFKA_BROKER", "KAFKA_PASSWORD_FILE", "PROM_PORT", "PIN_CORE", "SINK"] {
         assert!(h.contains(var), "{var} not in --help");
     }
 }

@@ -13,11 +13,7 @@ use marketflow_ingestor::sim::SimConfig;
 fn twenty_thousand_trades_a_second_for_thirty_seconds_arrive_exactly_once() {
     let bootstrap = kafka();
     let topic = unique_topic("e2e_exactly_once");
-    let sim = sim(SimConfig {
-        trade_rate: 20_000.0,
-        duration: Some(Duration::from_secs(30)),
-        ..SimConfig::default()
-    });
+    let sim = sim(SimConfig { trade_rate: 20_000.0, duration: Some(Duration::from_secs(30)), ..SimConfig::default() });
     let per_symbol = sim.market.total_trades_per_symbol().unwrap();
     assert_eq!(per_symbol, 200_000);
     let url = sim.ws_url();
@@ -32,55 +28,27 @@ fn twenty_thousand_trades_a_second_for_thirty_seconds_arrive_exactly_once() {
 
     // Metrics move while data flows.
     std::thread::sleep(Duration::from_secs(5));
-    let sent_a = ing
-        .metric("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\"}")
-        .unwrap();
-    let lat_a = ing.metric("marketflow_ingestor_latency_seconds_count{stage=\"enqueue_to_ack\",symbol=\"btcusdt\"}").unwrap();
+    let sent_a = ing.metric("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\"}").unwrap();
+    let lat_a =
+        ing.metric("marketflow_ingestor_latency_seconds_count{stage=\"enqueue_to_ack\",symbol=\"btcusdt\"}").unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    let sent_b = ing
-        .metric("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\"}")
-        .unwrap();
-    let lat_b = ing.metric("marketflow_ingestor_latency_seconds_count{stage=\"enqueue_to_ack\",symbol=\"btcusdt\"}").unwrap();
-    assert!(
-        sent_b > sent_a && sent_a > 0.0,
-        "messages_sent_total moves: {sent_a} -> {sent_b}"
-    );
-    assert!(
-        lat_b > lat_a && lat_a > 0.0,
-        "latency histogram moves: {lat_a} -> {lat_b}"
-    );
+    let sent_b = ing.metric("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\"}").unwrap();
+    let lat_b =
+        ing.metric("marketflow_ingestor_latency_seconds_count{stage=\"enqueue_to_ack\",symbol=\"btcusdt\"}").unwrap();
+    assert!(sent_b > sent_a && sent_a > 0.0, "messages_sent_total moves: {sent_a} -> {sent_b}");
+    assert!(lat_b > lat_a && lat_a > 0.0, "latency histogram moves: {lat_a} -> {lat_b}");
     assert_eq!(ing.get("/healthz").0, 200);
 
-    let msgs = consume(
-        &topic,
-        3 * per_symbol as usize,
-        Duration::from_secs(120),
-        Duration::from_secs(3),
-    );
+    let msgs = consume(&topic, 3 * per_symbol as usize, Duration::from_secs(120), Duration::from_secs(3));
     let counts = verify_trades(&msgs, &sim.market, Some(per_symbol));
     assert_eq!(counts, [per_symbol; 3]);
-    assert_eq!(
-        msgs.len() as u64,
-        3 * per_symbol,
-        "no duplicates beyond the last trade"
-    );
+    assert_eq!(msgs.len() as u64, 3 * per_symbol, "no duplicates beyond the last trade");
 
-    assert_eq!(
-        ing.metric("marketflow_ingestor_messages_rejected_total"),
-        None,
-        "nothing rejected"
-    );
-    assert_eq!(
-        ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}"),
-        Some(0.0)
-    );
+    assert_eq!(ing.metric("marketflow_ingestor_messages_rejected_total"), None, "nothing rejected");
+    assert_eq!(ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}"), Some(0.0));
 
     let (status, took) = ing.terminate(Duration::from_secs(20));
-    assert!(
-        status.success(),
-        "exit status {status:?}\n{}",
-        ing.dump_logs()
-    );
+    assert!(status.success(), "exit status {status:?}\n{}", ing.dump_logs());
     assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
     let stopped = ing.log_event("stopped").expect("final log line");
     assert_eq!(stopped["unflushed"], 0);

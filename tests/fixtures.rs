@@ -11,9 +11,7 @@ fn fixture(path: &str) -> String {
 }
 
 fn normalize(frame: &Frame<'_>) -> String {
-    let Frame::Market { record, .. } = frame else {
-        panic!("not a market frame: {frame:?}")
-    };
+    let Frame::Market { record, .. } = frame else { panic!("not a market frame: {frame:?}") };
     let mut out = Vec::new();
     record.encode(1700000000123456789, false, &mut out).unwrap();
     String::from_utf8(out).unwrap()
@@ -67,32 +65,16 @@ fn combined_fixtures_normalize_exactly() {
     ];
     for (i, c) in cases.iter().enumerate() {
         let text = fixture(c.file);
-        let frame =
-            parse_frame(text.as_bytes()).unwrap_or_else(|e| panic!("TC{i} {}: {e}", c.file));
+        let frame = parse_frame(text.as_bytes()).unwrap_or_else(|e| panic!("TC{i} {}: {e}", c.file));
         match &frame {
-            Frame::Market {
-                kind,
-                stream_symbol,
-                ..
-            } => {
+            Frame::Market { kind, stream_symbol, .. } => {
                 assert_eq!(*kind, c.kind, "TC{i}");
-                assert_eq!(
-                    *stream_symbol,
-                    if c.file.contains("bookTicker") {
-                        "bnbusdt"
-                    } else {
-                        "bnbbtc"
-                    }
-                );
+                assert_eq!(*stream_symbol, if c.file.contains("bookTicker") { "bnbusdt" } else { "bnbbtc" });
             }
             other => panic!("TC{i}: {other:?}"),
         }
         let got = normalize(&frame);
-        assert_eq!(
-            got, c.expected,
-            "TC{i} {}\n expected: {}\n      got: {}",
-            c.file, c.expected, got
-        );
+        assert_eq!(got, c.expected, "TC{i} {}\n expected: {}\n      got: {}", c.file, c.expected, got);
         // The record is valid JSON with the same content a serde_json reader would see.
         let v: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(v["exchange"], "binance");
@@ -118,38 +100,19 @@ fn raw_fixtures_parse_with_their_stream_name() {
 #[test]
 fn control_and_error_frames_are_recognised() {
     let t = fixture("control/subscribe_response.json");
-    assert_eq!(
-        parse_frame(t.as_bytes()).unwrap(),
-        Frame::ControlReply {
-            id: Some(1),
-            result: "null"
-        }
-    );
+    assert_eq!(parse_frame(t.as_bytes()).unwrap(), Frame::ControlReply { id: Some(1), result: "null" });
     let t = fixture("control/unsubscribe_response.json");
-    assert!(matches!(
-        parse_frame(t.as_bytes()).unwrap(),
-        Frame::ControlReply { id: Some(312), .. }
-    ));
+    assert!(matches!(parse_frame(t.as_bytes()).unwrap(), Frame::ControlReply { id: Some(312), .. }));
     let t = fixture("control/list_subscriptions_response.json");
     match parse_frame(t.as_bytes()).unwrap() {
-        Frame::ControlReply {
-            id: Some(3),
-            result,
-        } => assert!(result.contains("btcusdt@aggTrade")),
+        Frame::ControlReply { id: Some(3), result } => assert!(result.contains("btcusdt@aggTrade")),
         other => panic!("{other:?}"),
     }
     let t = fixture("control/get_property_response.json");
-    assert!(matches!(
-        parse_frame(t.as_bytes()).unwrap(),
-        Frame::ControlReply {
-            id: Some(2),
-            result: "true"
-        }
-    ));
+    assert!(matches!(parse_frame(t.as_bytes()).unwrap(), Frame::ControlReply { id: Some(2), result: "true" }));
 
     // Every documented error template, with its placeholders filled in.
-    let templates: serde_json::Value =
-        serde_json::from_str(&fixture("control/error_messages.json")).unwrap();
+    let templates: serde_json::Value = serde_json::from_str(&fixture("control/error_messages.json")).unwrap();
     let mut n = 0;
     for t in templates.as_array().unwrap() {
         let text = t["message_template"].as_str().unwrap().replace("%s", "7");
@@ -165,36 +128,22 @@ fn control_and_error_frames_are_recognised() {
     assert!(n >= 8, "all templates checked ({n})");
 
     let t = fixture("combined/serverShutdown.json");
-    assert_eq!(
-        parse_frame(t.as_bytes()).unwrap(),
-        Frame::ServerShutdown {
-            event_time_ms: 1770123456789
-        }
-    );
+    assert_eq!(parse_frame(t.as_bytes()).unwrap(), Frame::ServerShutdown { event_time_ms: 1770123456789 });
 }
 
 #[test]
 fn frames_we_do_not_subscribe_to_or_cannot_trust_are_rejected() {
     let cases: &[(&str, ParseError)] = &[
-        (
-            &fixture("combined/miniTicker.json"),
-            ParseError::UnknownStream,
-        ),
+        (&fixture("combined/miniTicker.json"), ParseError::UnknownStream),
         (&fixture("combined/depth5.json"), ParseError::UnknownStream),
         // The UTC+8 kline variant has its own stream name; we do not subscribe to it.
-        (
-            &fixture("combined/kline_1m_utc8.json"),
-            ParseError::UnknownStream,
-        ),
+        (&fixture("combined/kline_1m_utc8.json"), ParseError::UnknownStream),
         ("not json", ParseError::Json),
         ("{\"stream\":\"bnbbtc@trade\"", ParseError::Json),
         ("[1,2,3]", ParseError::Json),
         ("{}", ParseError::UnknownShape),
         ("{\"stream\":\"bnbbtc@trade\"}", ParseError::UnknownShape),
-        (
-            "{\"stream\":\"bnbbtc@trade\",\"data\":{\"e\":\"trade\"}}",
-            ParseError::Json,
-        ),
+        ("{\"stream\":\"bnbbtc@trade\",\"data\":{\"e\":\"trade\"}}", ParseError::Json),
         // The payload's symbol must match the stream it came on.
         (
             r#"{"stream":"ethbtc@trade","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1","q":"1","T":1,"m":true}}"#,
@@ -224,21 +173,16 @@ fn frames_we_do_not_subscribe_to_or_cannot_trust_are_rejected() {
         ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
-        assert_eq!(
-            parse_frame(text.as_bytes()).unwrap_err(),
-            *want,
-            "case {i}: {text}"
-        );
+        assert_eq!(parse_frame(text.as_bytes()).unwrap_err(), *want, "case {i}: {text}");
     }
 }
 
 #[test]
 fn bad_decimals_are_refused_at_encoding() {
-    let text = r#"{"stream":"bnbbtc@trade","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1e5","q":"1","T":1,"m":true}}"#;
+    let text =
+        r#"{"stream":"bnbbtc@trade","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1e5","q":"1","T":1,"m":true}}"#;
     let f = parse_frame(text.as_bytes()).unwrap();
-    let Frame::Market { record, .. } = f else {
-        panic!()
-    };
+    let Frame::Market { record, .. } = f else { panic!() };
     let mut out = Vec::new();
     assert!(record.encode(1, false, &mut out).is_err());
 }

@@ -1,5 +1,5 @@
 //! The Binance simulator as a process: `binance-sim --listen 127.0.0.1:9001 --rate 20000`.
-//! Prints `LISTENING <url>` on stdout once it accepts connections.
+//! Prints `LISTENING <ws url>` and `REST <http url>` on stdout once it accepts connections.
 
 use std::time::Duration;
 
@@ -7,10 +7,7 @@ use clap::Parser;
 use marketflow_ingestor::sim::{spawn, SimConfig};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "binance-sim",
-    about = "A Binance market-data WebSocket simulator for loopback tests"
-)]
+#[command(name = "binance-sim", about = "A Binance market-data WebSocket simulator for loopback tests")]
 struct Args {
     /// Address to listen on (port 0 = any free port)
     #[arg(long, default_value = "127.0.0.1:9001")]
@@ -42,6 +39,27 @@ struct Args {
     /// Where to write the certificate PEM (with --tls), for the client's TLS_CA_FILE
     #[arg(long)]
     cert_out: Option<String>,
+    /// Close each connection after this many seconds (Binance: 86400); 0 = never
+    #[arg(long, default_value_t = 0.0)]
+    connection_lifetime_secs: f64,
+    /// Announce serverShutdown this many seconds before the lifetime ends; 0 = no notice
+    #[arg(long, default_value_t = 0.0)]
+    shutdown_notice_secs: f64,
+    /// Leave trades out of the stream (REST keeps them): PERIOD:LEN drops the last LEN of every PERIOD
+    #[arg(long, value_parser = parse_window)]
+    stream_skip: Option<(u64, u64)>,
+    /// Trades missing from REST too, PERIOD:LEN
+    #[arg(long, value_parser = parse_window)]
+    rest_missing: Option<(u64, u64)>,
+}
+
+fn parse_window(s: &str) -> Result<(u64, u64), String> {
+    let (p, l) = s.split_once(':').ok_or("expected PERIOD:LEN")?;
+    Ok((p.parse().map_err(|_| "bad PERIOD")?, l.parse().map_err(|_| "bad LEN")?))
+}
+
+fn secs(v: f64) -> Option<Duration> {
+    (v > 0.0).then(|| Duration::from_secs_f64(v))
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,18 +72,17 @@ fn main() -> std::process::ExitCode {
         .init();
     let a = Args::parse();
     let cfg = SimConfig {
-        symbols: a
-            .symbols
-            .split(',')
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        symbols: a.symbols.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect(),
         trade_rate: a.rate,
         aux_rate: a.aux_rate,
         duration: (a.duration_secs > 0.0).then(|| Duration::from_secs_f64(a.duration_secs)),
         ping_interval: Duration::from_millis(a.ping_interval_ms),
         pong_timeout: Duration::from_millis(a.pong_timeout_ms),
         tls: a.tls,
+        connection_lifetime: secs(a.connection_lifetime_secs),
+        shutdown_notice: secs(a.shutdown_notice_secs),
+        stream_skip: a.stream_skip,
+        rest_missing: a.rest_missing,
         ..SimConfig::default()
     };
     let sim = match spawn(cfg, &a.listen) {
@@ -82,6 +99,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     println!("LISTENING {}", sim.ws_url());
+    println!("REST {}", sim.rest_url());
     let start = std::time::Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(200));

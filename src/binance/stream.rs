@@ -8,10 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Kline intervals Binance accepts (`1M` is a month, hence case-sensitive).
-pub const KLINE_INTERVALS: &[&str] = &[
-    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w",
-    "1M",
-];
+pub const KLINE_INTERVALS: &[&str] =
+    &["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"];
 
 /// The normalized record types; the discriminant indexes topic and metric tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,13 +24,8 @@ pub enum RecordType {
 
 impl RecordType {
     pub const COUNT: usize = 5;
-    pub const ALL: [RecordType; 5] = [
-        RecordType::Trade,
-        RecordType::AggTrade,
-        RecordType::Kline,
-        RecordType::BookTicker,
-        RecordType::DepthUpdate,
-    ];
+    pub const ALL: [RecordType; 5] =
+        [RecordType::Trade, RecordType::AggTrade, RecordType::Kline, RecordType::BookTicker, RecordType::DepthUpdate];
 
     /// The `type` field of the normalized record, also the metric label.
     pub fn as_str(self) -> &'static str {
@@ -138,24 +131,12 @@ mod tests {
 
     #[test]
     fn stream_kinds_round_trip() {
-        for s in [
-            "trade",
-            "aggTrade",
-            "kline_1m",
-            "kline_1M",
-            "kline_1s",
-            "bookTicker",
-            "depth",
-            "depth@100ms",
-        ] {
+        for s in ["trade", "aggTrade", "kline_1m", "kline_1M", "kline_1s", "bookTicker", "depth", "depth@100ms"] {
             let k: StreamKind = s.parse().unwrap();
             assert_eq!(k.to_string(), s);
         }
         assert!("kline_2m".parse::<StreamKind>().is_err());
         assert!("Trade".parse::<StreamKind>().is_err());
-        assert_eq!(
-            StreamKind::Kline(1).stream_name("btcusdt"),
-            "btcusdt@kline_1m"
-        );
+        assert_eq!(StreamKind::Kline(1).stream_name("btcusdt"), "btcusdt@kline_1m");
     }
 }

@@ -19,11 +19,7 @@ use crate::record::{AggTrade, BookTicker, DepthUpdate, Kline, Levels, Record, Si
 pub enum Frame<'a> {
     /// A market-data record from stream `<symbol>@<kind>`; `stream_symbol` is the lower-case
     /// symbol from the stream name, which identifies the subscription.
-    Market {
-        kind: StreamKind,
-        stream_symbol: &'a str,
-        record: Record<'a>,
-    },
+    Market { kind: StreamKind, stream_symbol: &'a str, record: Record<'a> },
     /// Reply to SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS; `result` is raw JSON (`null` = ok).
     ControlReply { id: Option<i64>, result: &'a str },
     /// `{"code":..,"msg":..}`: Binance refused a request we sent.
@@ -239,19 +235,13 @@ pub fn parse_frame(text: &[u8]) -> Result<Frame<'_>, ParseError> {
         (Some(stream), Some(data)) => parse_payload(stream, raw(&data)?),
         (None, None) => {
             if let Some(code) = env.code {
-                return Ok(Frame::ErrorReply {
-                    code,
-                    msg: env.msg.unwrap_or(""),
-                });
+                return Ok(Frame::ErrorReply { code, msg: env.msg.unwrap_or("") });
             }
             match (env.result, env.id) {
                 (Some(result), id) => {
                     // Binance echoes whatever id we sent; ours are integers, anything else is None.
                     let id = id.and_then(|v| v.as_raw_str().parse::<i64>().ok());
-                    Ok(Frame::ControlReply {
-                        id,
-                        result: raw(&result)?,
-                    })
+                    Ok(Frame::ControlReply { id, result: raw(&result)? })
                 }
                 _ => Err(ParseError::UnknownShape),
             }
@@ -264,9 +254,7 @@ pub fn parse_frame(text: &[u8]) -> Result<Frame<'_>, ParseError> {
 pub fn parse_payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> {
     if stream == "!serverShutdown" {
         let w: ShutdownWire = sonic_rs::from_str(data).map_err(|_| ParseError::Json)?;
-        return Ok(Frame::ServerShutdown {
-            event_time_ms: w.event_time,
-        });
+        return Ok(Frame::ServerShutdown { event_time_ms: w.event_time });
     }
     let (stream_symbol, suffix) = stream.split_once('@').ok_or(ParseError::UnknownStream)?;
     let kind = StreamKind::from_suffix(suffix).ok_or(ParseError::UnknownStream)?;
@@ -355,9 +343,5 @@ pub fn parse_payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, Pa
             })
         }
     };
-    Ok(Frame::Market {
-        kind,
-        stream_symbol,
-        record,
-    })
+    Ok(Frame::Market { kind, stream_symbol, record })
 }

@@ -18,37 +18,21 @@ pub fn kafka() -> &'static str {
     static BOOTSTRAP: OnceLock<String> = OnceLock::new();
     BOOTSTRAP.get_or_init(|| {
         let script = format!("{}/scripts/kafka.sh", env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run kafka.sh");
+        let out =
+            Command::new("bash").arg(&script).arg("start").stderr(Stdio::inherit()).output().expect("run kafka.sh");
         assert!(out.status.success(), "scripts/kafka.sh start failed");
-        let s = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or("127.0.0.1:9092")
-            .to_string();
+        let s = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or("127.0.0.1:9092").to_string();
         s
     })
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A topic name no other test (or earlier run) uses.
 pub fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
 
@@ -87,11 +71,7 @@ impl Ingester {
                 l.lock().unwrap().push(line);
             }
         });
-        Ingester {
-            child,
-            prom_port,
-            logs,
-        }
+        Ingester { child, prom_port, logs }
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -112,18 +92,13 @@ impl Ingester {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "ingester not ready after {timeout:?}; logs:\n{}",
-            self.logs.lock().unwrap().join("\n")
-        );
+        panic!("ingester not ready after {timeout:?}; logs:\n{}", self.logs.lock().unwrap().join("\n"));
     }
 
     /// One sample value from /metrics (first line starting with `series`).
     pub fn metric(&self, series: &str) -> Option<f64> {
         let (_, body) = self.get("/metrics");
-        body.lines()
-            .find(|l| l.starts_with(series))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        body.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and how long it took.
@@ -137,10 +112,7 @@ impl Ingester {
             }
             if t.elapsed() > within {
                 let _ = self.child.kill();
-                panic!(
-                    "ingester did not stop within {within:?}; logs:\n{}",
-                    self.logs.lock().unwrap().join("\n")
-                );
+                panic!("ingester did not stop within {within:?}; logs:\n{}", self.logs.lock().unwrap().join("\n"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -204,8 +176,7 @@ pub fn consume(topic: &str, want: usize, timeout: Duration, quiet: Duration) -> 
     };
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions as i32 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::with_capacity(want);
@@ -216,8 +187,7 @@ pub fn consume(topic: &str, want: usize, timeout: Duration, quiet: Duration) -> 
                 last_msg = Instant::now();
                 out.push(Consumed {
                     key: m.key().unwrap_or_default().to_vec(),
-                    payload: serde_json::from_slice(m.payload().unwrap_or_default())
-                        .expect("record is JSON"),
+                    payload: serde_json::from_slice(m.payload().unwrap_or_default()).expect("record is JSON"),
                     timestamp_ms: m.timestamp().to_millis(),
                     partition: m.partition(),
                     offset: m.offset(),
@@ -258,14 +228,8 @@ pub fn verify_trades(
         let p = &m.payload;
         assert_eq!(p["type"], "trade", "{p}");
         let sym = p["symbol"].as_str().unwrap().to_lowercase();
-        let s = market
-            .symbol_index(&sym)
-            .unwrap_or_else(|| panic!("unknown symbol in {p}"));
-        assert_eq!(
-            m.key,
-            p["symbol"].as_str().unwrap().as_bytes(),
-            "key = symbol"
-        );
+        let s = market.symbol_index(&sym).unwrap_or_else(|| panic!("unknown symbol in {p}"));
+        assert_eq!(m.key, p["symbol"].as_str().unwrap().as_bytes(), "key = symbol");
         match partition_of[s] {
             None => partition_of[s] = Some(m.partition),
             Some(q) => assert_eq!(q, m.partition, "{sym} spread over partitions"),
@@ -273,48 +237,109 @@ pub fn verify_trades(
         let id = p["trade_id"].as_i64().unwrap();
         let k = (id - marketflow_ingestor::sim::Market::trade_id_base(s)) as u64;
         if let Some(want) = next[s] {
-            assert_eq!(
-                k, want,
-                "{sym}: expected trade #{want} next, got #{k} (duplicate or gap or reorder)"
-            );
+            assert_eq!(k, want, "{sym}: expected trade #{want} next, got #{k} (duplicate or gap or reorder)");
         }
         let e = market.expected_trade(s, k);
         assert_eq!(p["symbol"], e.symbol);
         assert_eq!(p["exchange"], "binance");
         assert_eq!(p["price"], e.price, "{p}");
         assert_eq!(p["qty"], e.qty, "{p}");
-        assert_eq!(
-            p["side"],
-            if e.buyer_is_maker { "sell" } else { "buy" },
-            "{p}"
-        );
+        assert_eq!(p["side"], if e.buyer_is_maker { "sell" } else { "buy" }, "{p}");
         assert_eq!(p["trade_time_ms"], e.trade_time_ms, "{p}");
         assert_eq!(p["event_time_ms"], e.trade_time_ms, "{p}");
-        assert_eq!(
-            m.timestamp_ms,
-            Some(e.trade_time_ms),
-            "Kafka timestamp = event time"
-        );
+        assert_eq!(m.timestamp_ms, Some(e.trade_time_ms), "Kafka timestamp = event time");
         let recv = p["recv_time_ns"].as_u64().expect("recv_time_ns");
-        assert!(
-            recv / 1_000_000 + 5_000 >= e.trade_time_ms as u64,
-            "receive time plausible: {p}"
-        );
+        assert!(recv / 1_000_000 + 5_000 >= e.trade_time_ms as u64, "receive time plausible: {p}");
         next[s] = Some(k + 1);
         counts[s] += 1;
     }
     if let Some(want) = expected_per_symbol {
         for (s, c) in counts.iter().enumerate() {
-            assert_eq!(
-                next[s],
-                Some(want),
-                "{}: last trade should be #{}",
-                market.cfg.symbols[s],
-                want - 1
-            );
+            assert_eq!(next[s], Some(want), "{}: last trade should be #{}", market.cfg.symbols[s], want - 1);
             // Started at trade #0: nothing missed at connect time either.
             assert_eq!(*c, want, "{}: {c} of {want} trades", market.cfg.symbols[s]);
         }
     }
     counts
+}
+
+/// What a completeness check found.
+#[derive(Debug, Default)]
+pub struct Completeness {
+    pub live: u64,
+    pub backfilled: u64,
+    /// Ids accounted for by `gap` markers (unrecoverable).
+    pub in_markers: u64,
+}
+
+/// Checks that, per symbol, trades `0..per_symbol` are in `msgs` exactly once each (live or
+/// backfilled, every field as sent), or covered by a gap marker when `unrecoverable(k)`; that
+/// nothing else is there; and that live records are in order per symbol.
+pub fn verify_complete(
+    msgs: &[Consumed],
+    market: &marketflow_ingestor::sim::Market,
+    per_symbol: u64,
+    unrecoverable: impl Fn(u64) -> bool,
+) -> Completeness {
+    use marketflow_ingestor::sim::Market;
+    let n = market.cfg.symbols.len();
+    let mut seen: Vec<Vec<bool>> = vec![vec![false; per_symbol as usize]; n];
+    let mut marked: Vec<Vec<bool>> = vec![vec![false; per_symbol as usize]; n];
+    let mut last_live: Vec<Option<u64>> = vec![None; n];
+    let mut out = Completeness::default();
+    let mut sorted: Vec<&Consumed> = msgs.iter().collect();
+    sorted.sort_by_key(|m| (m.partition, m.offset));
+    for m in sorted {
+        let p = &m.payload;
+        let sym = p["symbol"].as_str().unwrap().to_lowercase();
+        let s = market.symbol_index(&sym).unwrap_or_else(|| panic!("unknown symbol in {p}"));
+        let base = Market::trade_id_base(s);
+        match p["type"].as_str().unwrap() {
+            "gap" => {
+                assert_eq!(p["stream"], "trade", "{p}");
+                let (from, to) = (p["from_id"].as_i64().unwrap(), p["to_id"].as_i64().unwrap());
+                assert_eq!(p["missing"].as_i64().unwrap(), to - from + 1, "{p}");
+                for id in from..=to {
+                    let k = (id - base) as u64;
+                    assert!(k < per_symbol && unrecoverable(k), "{sym}: marker covers trade #{k}, which REST has: {p}");
+                    marked[s][k as usize] = true;
+                    out.in_markers += 1;
+                }
+            }
+            "trade" => {
+                let k = (p["trade_id"].as_i64().unwrap() - base) as u64;
+                assert!(k < per_symbol, "{sym}: trade #{k} beyond the {per_symbol} generated");
+                assert!(!seen[s][k as usize], "{sym}: trade #{k} published twice");
+                seen[s][k as usize] = true;
+                let e = market.expected_trade(s, k);
+                assert_eq!(p["price"], e.price, "{p}");
+                assert_eq!(p["qty"], e.qty, "{p}");
+                assert_eq!(p["side"], if e.buyer_is_maker { "sell" } else { "buy" }, "{p}");
+                assert_eq!(p["trade_time_ms"], e.trade_time_ms, "{p}");
+                assert_eq!(m.key, e.symbol.as_bytes());
+                if p["backfilled"] == true {
+                    out.backfilled += 1;
+                } else {
+                    if let Some(prev) = last_live[s] {
+                        assert!(k > prev, "{sym}: live trade #{k} after #{prev}");
+                    }
+                    last_live[s] = Some(k);
+                    out.live += 1;
+                }
+            }
+            other => panic!("unexpected record type {other}: {p}"),
+        }
+    }
+    for s in 0..n {
+        for k in 0..per_symbol {
+            let (got, mark) = (seen[s][k as usize], marked[s][k as usize]);
+            assert!(
+                got || mark,
+                "{}: trade #{k} neither published nor reported as a gap",
+                market.cfg.symbols[s]
+            );
+            assert!(!(got && mark), "{}: trade #{k} both published and reported missing", market.cfg.symbols[s]);
+        }
+    }
+    out
 }

@@ -1,0 +1,176 @@
+//! Crash recovery: where did the last run stop? Kafka is the record of what was published, so
+//! at start the ingester reads the tail of each trade/aggTrade topic and seeds the sequence
+//! tracker with the last id per symbol. The first live trade then shows the hole since the last
+//! run as a gap, which the backfill thread fills from REST: after a SIGKILL and restart the topic
+//! ends with no missing and no repeated ids.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::binance::stream::{RecordType, StreamKind};
+use crate::config::Config;
+use crate::sequence::Dense;
+
+/// Messages read back per partition: enough to find every symbol's last record unless a symbol
+/// has been silent while this many others were published.
+const SCAN_PER_PARTITION: i64 = 200_000;
+
+/// The last published id per (symbol index, sequence), from the tails of the topics.
+pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense, i64)>, String> {
+    let mut wanted: Vec<(Dense, &str)> = Vec::new();
+    if cfg.streams.contains(&StreamKind::Trade) {
+        wanted.push((Dense::Trade, &cfg.topics[RecordType::Trade as usize]));
+    }
+    if cfg.streams.contains(&StreamKind::AggTrade) {
+        wanted.push((Dense::AggTrade, &cfg.topics[RecordType::AggTrade as usize]));
+    }
+    let index: HashMap<String, u16> =
+        cfg.symbols.iter().enumerate().map(|(i, s)| (s.to_uppercase(), i as u16)).collect();
+    let mut last: HashMap<(u16, u8), i64> = HashMap::new();
+    let deadline = Instant::now() + timeout;
+    let mut topics: Vec<&str> = wanted.iter().map(|(_, t)| *t).collect();
+    topics.dedup();
+    for topic in topics {
+        scan_topic(cfg, topic, &index, &mut last, deadline)?;
+    }
+    let mut out: Vec<(u16, Dense, i64)> = Vec::new();
+    for ((sym, k), id) in last {
+        let kind = if k == Dense::Trade as u8 { Dense::Trade } else { Dense::AggTrade };
+        if wanted.iter().any(|(w, _)| *w == kind) {
+            out.push((sym, kind, id));
+        }
+    }
+    out.sort_by_key(|(s, k, _)| (*s, *k as u8));
+    Ok(out)
+}
+
+fn consumer(cfg: &Config) -> Result<BaseConsumer, String> {
+    let mut cc = ClientConfig::new();
+    // Connection and security settings only: the producer's tuning does not apply to a consumer.
+    for (k, v) in crate::sink::kafka_properties(cfg) {
+        if k == "bootstrap.servers" || k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+            cc.set(k, v);
+        }
+    }
+    cc.set("group.id", "marketflow-ingestor-recovery")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("allow.auto.create.topics", "false");
+    cc.create().map_err(|e| format!("recovery consumer: {e}"))
+}
+
+fn scan_topic(
+    cfg: &Config,
+    topic: &str,
+    index: &HashMap<String, u16>,
+    last: &mut HashMap<(u16, u8), i64>,
+    deadline: Instant,
+) -> Result<(), String> {
+    let c = consumer(cfg)?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let md = c.fetch_metadata(Some(topic), left).map_err(|e| format!("metadata for {topic}: {e}"))?;
+    let Some(t) = md.topics().first() else { return Ok(()) };
+    if t.error().is_some() || t.partitions().is_empty() {
+        info!(topic, "recovery: topic does not exist yet; nothing to continue from");
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    let mut ends: HashMap<i32, i64> = HashMap::new();
+    for p in t.partitions() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (low, high) =
+            c.fetch_watermarks(topic, p.id(), left).map_err(|e| format!("watermarks {topic}/{}: {e}", p.id()))?;
+        if high > low {
+            let from = low.max(high - SCAN_PER_PARTITION);
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(from)).map_err(|e| e.to_string())?;
+            ends.insert(p.id(), high);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(());
+    }
+    c.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
+    let mut read = 0u64;
+    while !ends.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(format!("reading {topic} back took longer than the recovery timeout"));
+        }
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                read += 1;
+                if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(i64::MAX) {
+                    ends.remove(&m.partition());
+                }
+                let Some(sym) = m.key().and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| index.get(k)) else {
+                    continue;
+                };
+                if let Some((kind, id)) = m.payload().and_then(published_id) {
+                    let e = last.entry((*sym, kind as u8)).or_insert(id);
+                    *e = (*e).max(id);
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                ends.remove(&p);
+            }
+            Some(Err(e)) => return Err(format!("reading {topic}: {e}")),
+            None => {}
+        }
+    }
+    info!(topic, read, "recovery: read the topic's tail");
+    Ok(())
+}
+
+/// The id a published record accounts for: a trade or aggTrade id, or the end of a gap marker
+/// (an unrecoverable range is settled too).
+fn published_id(payload: &[u8]) -> Option<(Dense, i64)> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    match v["type"].as_str()? {
+        "trade" => Some((Dense::Trade, v["trade_id"].as_i64()?)),
+        "agg_trade" => Some((Dense::AggTrade, v["agg_id"].as_i64()?)),
+        "gap" => {
+            let kind = match v["stream"].as_str()? {
+                "trade" => Dense::Trade,
+                "aggTrade" => Dense::AggTrade,
+                _ => return None,
+            };
+            Some((kind, v["to_id"].as_i64()?))
+        }
+        _ => None,
+    }
+}
+
+/// Logs and returns what recovery found; a broker that does not answer is not fatal (the run
+/// starts unseeded, and says so).
+pub fn recover(cfg: &Config) -> Vec<(u16, Dense, i64)> {
+    match last_published(cfg, Duration::from_secs(20)) {
+        Ok(found) => {
+            for (s, k, id) in &found {
+                info!(symbol = %cfg.symbols[*s as usize], kind = ?k, last_id = id, "recovery: continuing after");
+            }
+            found
+        }
+        Err(e) => {
+            warn!("recovery from Kafka failed, starting without it (gaps since the last run will not be backfilled): {e}");
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_come_from_records_and_gap_markers() {
+        assert_eq!(published_id(br#"{"type":"trade","trade_id":42}"#), Some((Dense::Trade, 42)));
+        assert_eq!(published_id(br#"{"type":"agg_trade","agg_id":7,"backfilled":true}"#), Some((Dense::AggTrade, 7)));
+        assert_eq!(published_id(br#"{"type":"gap","stream":"trade","from_id":5,"to_id":9}"#), Some((Dense::Trade, 9)));
+        assert_eq!(published_id(br#"{"type":"kline"}"#), None);
+        assert_eq!(published_id(b"not json"), None);
+    }
+}

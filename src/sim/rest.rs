@@ -1,0 +1,155 @@
+//! The REST side of the simulator: the endpoints the ingester backfills from, served from the
+//! same deterministic history the streams sent, with Binance's weight header and 429s.
+//!
+//! - `GET /api/v3/historicalTrades?symbol=&fromId=&limit=` (weight 25)
+//! - `GET /api/v3/aggTrades?symbol=&fromId=&limit=` (weight 4)
+//! - `GET /api/v3/depth?symbol=&limit=` (weight 5..250)
+//! - `GET /api/v3/exchangeInfo` (weight 20), `GET /api/v3/ping`
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tiny_http::{Header, Response, Server};
+
+use super::market::Market;
+use crate::binance::stream::StreamKind;
+
+/// REST requests served (for tests), and the weight used in the current minute.
+#[derive(Default)]
+pub struct RestStats {
+    pub requests: AtomicU64,
+    pub throttled: AtomicU64,
+    window: Mutex<Option<(Instant, u32)>>,
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    url.split_once('?')
+        .map(|(_, q)| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn json(body: String, weight: u32, status: u16) -> Response<std::io::Cursor<Vec<u8>>> {
+    Response::from_string(body)
+        .with_status_code(status)
+        .with_header(Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]).unwrap())
+        .with_header(Header::from_bytes(&b"X-MBX-USED-WEIGHT-1M"[..], weight.to_string().as_bytes()).unwrap())
+}
+
+fn error(code: i32, msg: &str, status: u16, weight: u32) -> Response<std::io::Cursor<Vec<u8>>> {
+    json(format!(r#"{{"code":{code},"msg":"{msg}"}}"#), weight, status)
+}
+
+/// Serves until `stop`.
+pub(crate) fn serve(server: Server, market: Arc<Market>, stats: Arc<RestStats>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) else { continue };
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let url = req.url().to_string();
+        let path = url.split('?').next().unwrap_or("").to_string();
+        let q = query(&url);
+        let cost = match path.as_str() {
+            "/api/v3/historicalTrades" => 25,
+            "/api/v3/aggTrades" => 4,
+            "/api/v3/exchangeInfo" => 20,
+            "/api/v3/depth" => 5,
+            _ => 1,
+        };
+        // Binance's REQUEST_WEIGHT limiter: per minute, 429 with Retry-After when exceeded.
+        let used = {
+            let mut w = stats.window.lock().unwrap();
+            let now = Instant::now();
+            let (start, used) = w.get_or_insert((now, 0));
+            if now.duration_since(*start) >= Duration::from_secs(60) {
+                *start = now;
+                *used = 0;
+            }
+            *used += cost;
+            *used
+        };
+        if used > market.cfg.rest_weight_limit {
+            stats.throttled.fetch_add(1, Ordering::Relaxed);
+            let resp = error(-1003, "Too many requests; current limit is exceeded.", 429, used)
+                .with_header(Header::from_bytes(&b"Retry-After"[..], &b"1"[..]).unwrap());
+            let _ = req.respond(resp);
+            continue;
+        }
+        let sym = q.get("symbol").map(|s| s.to_lowercase()).and_then(|s| market.symbol_index(&s));
+        let limit = q.get("limit").and_then(|l| l.parse::<u64>().ok()).unwrap_or(500).clamp(1, 1000);
+        let from = q.get("fromId").and_then(|f| f.parse::<i64>().ok());
+        let resp = match (path.as_str(), sym) {
+            ("/api/v3/ping", _) => json("{}".into(), used, 200),
+            ("/api/v3/exchangeInfo", _) => {
+                let symbols: Vec<String> = market
+                    .cfg
+                    .symbols
+                    .iter()
+                    .map(|s| {
+                        let up = s.to_uppercase();
+                        let (base, quote) = up.split_at(up.len().saturating_sub(4));
+                        format!(
+                            r#"{{"symbol":"{up}","status":"TRADING","baseAsset":"{base}","quoteAsset":"{quote}","isSpotTradingAllowed":true,"permissions":["SPOT"],"permissionSets":[["SPOT"]]}}"#
+                        )
+                    })
+                    .collect();
+                json(
+                    format!(
+                        r#"{{"timezone":"UTC","serverTime":{},"rateLimits":[],"exchangeFilters":[],"symbols":[{}]}}"#,
+                        crate::clock::now_ms(),
+                        symbols.join(",")
+                    ),
+                    used,
+                    200,
+                )
+            }
+            ("/api/v3/historicalTrades", Some(s)) => {
+                let base = Market::trade_id_base(s);
+                let generated = market.generated(StreamKind::Trade);
+                let first = (from.unwrap_or(base + generated as i64 - limit as i64) - base).max(0) as u64;
+                let mut items = Vec::new();
+                let mut k = first;
+                while k < generated && (items.len() as u64) < limit {
+                    if !market.rest_lacks(k) {
+                        let t = market.expected_trade(s, k);
+                        items.push(format!(
+                            r#"{{"id":{},"price":"{}","qty":"{}","quoteQty":"0","time":{},"isBuyerMaker":{},"isBestMatch":true}}"#,
+                            t.trade_id, t.price, t.qty, t.trade_time_ms, t.buyer_is_maker
+                        ));
+                    }
+                    k += 1;
+                }
+                json(format!("[{}]", items.join(",")), used, 200)
+            }
+            ("/api/v3/aggTrades", Some(s)) => {
+                let base = Market::trade_id_base(s);
+                let generated = market.generated(StreamKind::AggTrade);
+                let first = (from.unwrap_or(base + generated as i64 - limit as i64) - base).max(0) as u64;
+                let items: Vec<String> = (first..generated.min(first + limit))
+                    .map(|k| {
+                        let (a, p, q, f, l, t, m) = market.agg_parts(s, k);
+                        format!(r#"{{"a":{a},"p":"{p}","q":"{q}","f":{f},"l":{l},"T":{t},"m":{m},"M":true}}"#)
+                    })
+                    .collect();
+                json(format!("[{}]", items.join(",")), used, 200)
+            }
+            ("/api/v3/depth", Some(s)) => {
+                let generated = market.generated(StreamKind::Depth);
+                let last = Market::trade_id_base(s) + 3 * generated as i64 + 2;
+                json(
+                    format!(r#"{{"lastUpdateId":{last},"bids":[["{}.00000000","1.5"]],"asks":[["{}.00000000","2.5"]]}}"#, 100 * (s + 1), 100 * (s + 1) + 1),
+                    used,
+                    200,
+                )
+            }
+            (_, None) if path.starts_with("/api/v3/") => error(-1121, "Invalid symbol.", 400, used),
+            _ => error(-1, "Not found.", 404, used),
+        };
+        let _ = req.respond(resp);
+    }
+}

@@ -1,0 +1,322 @@
+//! The WebSocket side of the simulator: one thread per connection, Binance's protocol.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+use super::market::Market;
+use crate::binance::stream::StreamKind;
+
+/// How long a connection keeps streaming after announcing serverShutdown on request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The server side of a connection: plain or TLS.
+enum ServerStream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl ServerStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            ServerStream::Plain(t) => t,
+            ServerStream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for ServerStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ServerStream::Plain(t) => t.read(buf),
+            ServerStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for ServerStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ServerStream::Plain(t) => t.write(buf),
+            ServerStream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ServerStream::Plain(t) => t.flush(),
+            ServerStream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+struct Sub {
+    name: String,
+    /// `None` for a stream the market does not produce (Binance accepts and sends nothing).
+    source: Option<(StreamKind, usize)>,
+    cursor: u64,
+}
+
+struct Session<'m> {
+    market: &'m Market,
+    subs: Vec<Sub>,
+    combined: bool,
+}
+
+impl Session<'_> {
+    fn subscribe(&mut self, name: &str) {
+        if self.subs.iter().any(|s| s.name == name) {
+            return;
+        }
+        let source = name
+            .split_once('@')
+            .and_then(|(sym, kind)| Some((StreamKind::from_suffix(kind)?, self.market.symbol_index(sym)?)));
+        let cursor = source.map(|(k, _)| self.market.available(k, Instant::now())).unwrap_or(0);
+        self.subs.push(Sub { name: name.to_string(), source, cursor });
+    }
+
+    /// Answers one control request, Binance style.
+    fn control(&mut self, text: &str) -> String {
+        let v: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return format!(
+                    r#"{{"code":3,"msg":"Invalid JSON: expected value at line {} column {}"}}"#,
+                    e.line(),
+                    e.column()
+                )
+            }
+        };
+        let id = v.get("id").cloned().unwrap_or(serde_json::Value::Null);
+        if !(id.is_null() || id.is_i64() || id.is_string()) {
+            return r#"{"code":2,"msg":"Invalid request: request ID must be an unsigned integer"}"#.into();
+        }
+        let params: Vec<String> = v
+            .get("params")
+            .and_then(|p| p.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let method = match v.get("method").and_then(|m| m.as_str()) {
+            Some(m) => m,
+            None => return r#"{"code":2,"msg":"Invalid request: missing field `method` at line 1 column 73"}"#.into(),
+        };
+        let result = match method {
+            "SUBSCRIBE" => {
+                for p in &params {
+                    self.subscribe(p);
+                }
+                serde_json::Value::Null
+            }
+            "UNSUBSCRIBE" => {
+                self.subs.retain(|s| !params.contains(&s.name));
+                serde_json::Value::Null
+            }
+            "LIST_SUBSCRIPTIONS" => self.subs.iter().map(|s| serde_json::Value::from(s.name.clone())).collect(),
+            "SET_PROPERTY" => {
+                match v.get("params").and_then(|p| p.get(1)).and_then(|b| b.as_bool()) {
+                    Some(b) => self.combined = b,
+                    None => return r#"{"code":1,"msg":"Invalid value type: expected Boolean"}"#.into(),
+                }
+                serde_json::Value::Null
+            }
+            "GET_PROPERTY" => serde_json::Value::Bool(self.combined),
+            other => {
+                return format!(
+                    r#"{{"code":2,"msg":"Invalid request: unknown variant {other}, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column 28"}}"#
+                )
+            }
+        };
+        serde_json::json!({"result": result, "id": id}).to_string()
+    }
+}
+
+pub(crate) fn serve_connection(
+    tcp: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    market: &Market,
+    stop: &AtomicBool,
+    conn_id: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let stream = match tls {
+        Some(cfg) => ServerStream::Tls(Box::new(rustls::StreamOwned::new(rustls::ServerConnection::new(cfg)?, tcp))),
+        None => ServerStream::Plain(tcp),
+    };
+    let seen_path = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+    let seen = seen_path.clone();
+    // tungstenite fixes this callback's signature, large error type included.
+    #[allow(clippy::result_large_err)]
+    let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        *seen.borrow_mut() = req.uri().to_string();
+        let p = req.uri().path();
+        if p == "/stream" || p == "/ws" || p.starts_with("/ws/") {
+            Ok(resp)
+        } else {
+            let mut e = ErrorResponse::new(Some("not found".into()));
+            *e.status_mut() = tungstenite::http::StatusCode::NOT_FOUND;
+            Err(e)
+        }
+    };
+    let cfg = WebSocketConfig::default().write_buffer_size(64 * 1024);
+    let mut ws: WebSocket<ServerStream> =
+        tungstenite::accept_hdr_with_config(stream, callback, Some(cfg)).map_err(|e| format!("handshake: {e}"))?;
+    let path = seen_path.borrow().clone();
+    ws.get_ref().tcp().set_read_timeout(Some(Duration::from_millis(1)))?;
+
+    let mut session = Session { market, subs: Vec::new(), combined: path.starts_with("/stream") };
+    if let Some(q) = path.split_once("?streams=").map(|(_, q)| q.split('&').next().unwrap_or("")) {
+        for s in q.split('/').filter(|s| !s.is_empty()) {
+            session.subscribe(s);
+        }
+    } else if let Some(name) = path.strip_prefix("/ws/") {
+        session.subscribe(name);
+    }
+    market.connections.fetch_add(1, Ordering::Relaxed);
+    info!(conn = conn_id, path = %path.chars().take(120).collect::<String>(), streams = session.subs.len(), "sim client connected");
+
+    let opened = Instant::now();
+    let drop_gen = market.drop_generation.load(Ordering::SeqCst);
+    let shutdown_gen = market.shutdown_generation.load(Ordering::SeqCst);
+    // When to announce serverShutdown, and when to close.
+    let mut notice_at = match (market.cfg.connection_lifetime, market.cfg.shutdown_notice) {
+        (Some(l), Some(n)) => Some(opened + l.saturating_sub(n)),
+        _ => None,
+    };
+    let mut close_at = market.cfg.connection_lifetime.map(|l| opened + l);
+    let mut next_ping = Instant::now() + market.cfg.ping_interval;
+    let mut awaiting_pong: Option<(Vec<u8>, Instant)> = None;
+    let mut window = (Instant::now(), 0u32);
+    let mut buf = String::with_capacity(512);
+    const BATCH: u64 = 20_000;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "simulator stopping".into() }));
+            let _ = ws.flush();
+            return Ok(());
+        }
+        let now = Instant::now();
+        if market.drop_generation.load(Ordering::Relaxed) != drop_gen {
+            // An abrupt loss: no close frame, the TCP connection just goes.
+            info!(conn = conn_id, "dropping connection (test control)");
+            let _ = ws.get_ref().tcp().shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+        if market.shutdown_generation.load(Ordering::Relaxed) != shutdown_gen && close_at.is_none_or(|c| c > now + SHUTDOWN_GRACE) {
+            notice_at = Some(now);
+            close_at = Some(now + SHUTDOWN_GRACE);
+        }
+        if notice_at.is_some_and(|t| now >= t) {
+            notice_at = None;
+            let e = crate::clock::now_ms();
+            let text = if session.combined {
+                format!(r#"{{"stream":"!serverShutdown","data":{{"e":"serverShutdown","E":{e}}}}}"#)
+            } else {
+                format!(r#"{{"e":"serverShutdown","E":{e}}}"#)
+            };
+            info!(conn = conn_id, "announcing serverShutdown");
+            ws.write(Message::text(text))?;
+        }
+        if close_at.is_some_and(|t| now >= t) {
+            info!(conn = conn_id, "connection lifetime reached: closing");
+            let _ = ws.close(Some(CloseFrame { code: CloseCode::Away, reason: "connection lifetime".into() }));
+            let _ = ws.flush();
+            return Ok(());
+        }
+        let mut sent = 0u64;
+        for sub in &mut session.subs {
+            let Some((kind, sym)) = sub.source else {
+                continue;
+            };
+            let avail = market.available(kind, now).min(sub.cursor + BATCH);
+            while sub.cursor < avail {
+                if kind == StreamKind::Trade && market.stream_skips(sub.cursor) {
+                    sub.cursor += 1;
+                    continue;
+                }
+                buf.clear();
+                if session.combined {
+                    buf.push_str(r#"{"stream":""#);
+                    buf.push_str(&sub.name);
+                    buf.push_str(r#"","data":"#);
+                }
+                market.render(kind, sym, sub.cursor, &mut buf);
+                if session.combined {
+                    buf.push('}');
+                }
+                ws.write(Message::text(buf.as_str()))?;
+                sub.cursor += 1;
+                sent += 1;
+            }
+        }
+        if now >= next_ping {
+            let payload = crate::clock::now_ms().to_string().into_bytes();
+            ws.write(Message::Ping(payload.clone().into()))?;
+            if awaiting_pong.is_none() {
+                awaiting_pong = Some((payload, now + market.cfg.pong_timeout));
+            }
+            next_ping = now + market.cfg.ping_interval;
+        }
+        if let Some((_, deadline)) = &awaiting_pong {
+            if now >= *deadline {
+                warn!(conn = conn_id, "no pong in time: closing");
+                let _ = ws.close(Some(CloseFrame { code: CloseCode::Policy, reason: "pong timeout".into() }));
+                let _ = ws.flush();
+                return Ok(());
+            }
+        }
+        ws.flush()?;
+        if sent > 0 {
+            market.sent.fetch_add(sent, Ordering::Relaxed);
+        }
+        // Reads wait at most 1 ms (the socket's read timeout), which also paces the loop.
+        loop {
+            match ws.read() {
+                Ok(msg) => {
+                    if !matches!(msg, Message::Close(_)) {
+                        if window.0.elapsed() >= Duration::from_secs(1) {
+                            window = (Instant::now(), 0);
+                        }
+                        window.1 += 1;
+                        if window.1 > market.cfg.max_incoming_per_sec {
+                            warn!(conn = conn_id, "client exceeded the incoming message limit: closing");
+                            let _ = ws.close(Some(CloseFrame {
+                                code: CloseCode::Policy,
+                                reason: "Too many requests".into(),
+                            }));
+                            let _ = ws.flush();
+                            return Ok(());
+                        }
+                    }
+                    match msg {
+                        Message::Text(t) => {
+                            let reply = session.control(t.as_str());
+                            ws.write(Message::text(reply))?;
+                            ws.flush()?;
+                        }
+                        Message::Pong(p)
+                            if awaiting_pong.as_ref().is_some_and(|(want, _)| p.as_ref() == want.as_slice()) =>
+                        {
+                            awaiting_pong = None;
+                        }
+                        Message::Close(_) => return Ok(()),
+                        _ => {}
+                    }
+                }
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    break
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
