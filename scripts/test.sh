@@ -4,7 +4,7 @@
 # mode (so they never rot), and the Kubernetes packaging tests.
 #
 #   scripts/test.sh            # everything
-#   QUICK=1 scripts/test.sh    # skip the chart tests
+#   QUICK=1 scripts/test.sh    # skip the chart and observability tests
 #
 # Leaves Kafka as it found it: stopped if this script started it.
 set -euo pipefail
@@ -15,10 +15,10 @@ T0=$SECONDS
 step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages"
-# librdkafka is built from source (rdkafka-sys): a C toolchain, make, pkg-config, OpenSSL and zlib
-# headers. Kafka needs a JDK 17 and Maven to fetch it.
+# librdkafka is built from source (rdkafka-sys, its own configure + make): a C/C++ toolchain,
+# pkg-config, OpenSSL and zlib headers. Kafka needs a JDK 17 and Maven to fetch it.
 missing=()
-for p in build-essential pkg-config libssl-dev zlib1g-dev cmake curl; do
+for p in build-essential pkg-config libssl-dev zlib1g-dev curl; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)

@@ -58,10 +58,11 @@ pub fn coalesce(jobs: &mut Vec<Job>) {
     let mut out: Vec<Job> = Vec::with_capacity(jobs.len());
     for j in jobs.drain(..) {
         match (out.last_mut(), j) {
-            (
-                Some(Job::Range { symbol_idx: s0, kind: k0, to: t0, .. }),
-                Job::Range { symbol_idx, kind, from, to },
-            ) if *s0 == symbol_idx && *k0 == kind && from <= *t0 => *t0 = (*t0).max(to),
+            (Some(Job::Range { symbol_idx: s0, kind: k0, to: t0, .. }), Job::Range { symbol_idx, kind, from, to })
+                if *s0 == symbol_idx && *k0 == kind && from <= *t0 =>
+            {
+                *t0 = (*t0).max(to)
+            }
             (Some(Job::DepthResync { symbol_idx: s0 }), Job::DepthResync { symbol_idx }) if *s0 == symbol_idx => {}
             _ => out.push(j),
         }
@@ -245,7 +246,11 @@ impl Backfiller {
                     if w >= WEIGHT_BUDGET {
                         let into_minute = (crate::clock::now_ms() % 60_000) as u64;
                         let wait = Duration::from_millis(60_000 - into_minute + 100);
-                        warn!(used_weight = w, wait_ms = wait.as_millis() as u64, "REST weight budget reached: pausing");
+                        warn!(
+                            used_weight = w,
+                            wait_ms = wait.as_millis() as u64,
+                            "REST weight budget reached: pausing"
+                        );
                         self.sleep(wait);
                     }
                 }
@@ -422,9 +427,11 @@ impl Backfiller {
             match self.get(&format!("/api/v3/depth?symbol={sym}&limit=1000"), "depth") {
                 Ok(body) => {
                     let Ok(d) = serde_json::from_str::<RestDepth>(&body) else { break };
-                    let ok = d.bids.iter().chain(&d.asks).all(|[p, q]| {
-                        crate::record::is_decimal(p) && crate::record::is_decimal(q)
-                    });
+                    let ok = d
+                        .bids
+                        .iter()
+                        .chain(&d.asks)
+                        .all(|[p, q]| crate::record::is_decimal(p) && crate::record::is_decimal(q));
                     if !ok {
                         break;
                     }

@@ -105,7 +105,7 @@ pub struct Cli {
     /// `text` or `json` [default: text]; the level comes from RUST_LOG (default info)
     #[arg(long, env = "LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
-        /// Longest wait on shutdown to drain and flush, in ms [default: 10000]
+    /// Longest wait on shutdown to drain and flush, in ms [default: 10000]
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", value_name = "MS")]
     pub shutdown_timeout_ms: Option<String>,
     /// Fetch missing trades/aggTrades from REST and publish them flagged `backfilled`: on or off [default: on]
@@ -125,7 +125,7 @@ pub struct Cli {
 impl Cli {
     /// The raw settings, flags (or their variables, which clap already consulted) by variable name.
     pub fn to_raw(&self) -> RawConfig {
-                let pairs: [(&str, &Option<String>); 32] = [
+        let pairs: [(&str, &Option<String>); 32] = [
             ("SYMBOLS", &self.symbols),
             ("STREAMS", &self.streams),
             ("KAFKA_BROKER", &self.kafka_broker),
@@ -153,7 +153,7 @@ impl Cli {
             ("MAX_STREAMS_PER_CONNECTION", &self.max_streams_per_connection),
             ("SINK", &self.sink),
             ("LOG_FORMAT", &self.log_format),
-                        ("SHUTDOWN_TIMEOUT_MS", &self.shutdown_timeout_ms),
+            ("SHUTDOWN_TIMEOUT_MS", &self.shutdown_timeout_ms),
             ("BACKFILL", &self.backfill),
             ("RECOVER_FROM_KAFKA", &self.recover_from_kafka),
             ("WS_STALE_MS", &self.ws_stale_ms),

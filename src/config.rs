@@ -50,7 +50,7 @@ pub const VARS: &[(&str, &str)] = &[
     ("MAX_STREAMS_PER_CONNECTION", "1024"),
     ("SINK", "kafka"),
     ("LOG_FORMAT", "text"),
-        ("SHUTDOWN_TIMEOUT_MS", "10000"),
+    ("SHUTDOWN_TIMEOUT_MS", "10000"),
     ("BACKFILL", "on"),
     ("RECOVER_FROM_KAFKA", "on"),
     ("WS_STALE_MS", "45000"),
@@ -228,7 +228,7 @@ pub struct Config {
     pub ring_bytes: usize,
     pub max_streams_per_connection: usize,
     pub sink: SinkKind,
-        pub log_format: LogFormat,
+    pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
     /// Fetch gaps from REST and publish them (flagged), or only count them.
     pub backfill: bool,
@@ -289,7 +289,7 @@ impl Config {
         line("MAX_STREAMS_PER_CONNECTION", self.max_streams_per_connection.to_string());
         line("SINK", format!("{:?}", self.sink));
         line("LOG_FORMAT", format!("{:?}", self.log_format));
-                line("SHUTDOWN_TIMEOUT_MS", self.shutdown_timeout.as_millis().to_string());
+        line("SHUTDOWN_TIMEOUT_MS", self.shutdown_timeout.as_millis().to_string());
         line("BACKFILL", if self.backfill { "on" } else { "off" }.into());
         line("RECOVER_FROM_KAFKA", if self.recover_from_kafka { "on" } else { "off" }.into());
         line("WS_STALE_MS", self.ws_stale_after.as_millis().to_string());
@@ -531,7 +531,7 @@ impl RawConfig {
             parse_num::<u64>("SHUTDOWN_TIMEOUT_MS", self.get("SHUTDOWN_TIMEOUT_MS"), &mut errs).unwrap_or(10_000),
         );
 
-                let backfill = parse_switch("BACKFILL", self.get("BACKFILL"), &mut errs);
+        let backfill = parse_switch("BACKFILL", self.get("BACKFILL"), &mut errs);
         let recover_from_kafka = parse_switch("RECOVER_FROM_KAFKA", self.get("RECOVER_FROM_KAFKA"), &mut errs);
         let stale_ms = parse_num::<u64>("WS_STALE_MS", self.get("WS_STALE_MS"), &mut errs).unwrap_or(45_000);
         // Binance pings every 20 s: a shorter limit would replace healthy quiet connections.
@@ -567,7 +567,7 @@ impl RawConfig {
             ring_bytes,
             max_streams_per_connection,
             sink,
-                        log_format,
+            log_format,
             shutdown_timeout,
             backfill,
             recover_from_kafka,
@@ -785,7 +785,7 @@ mod tests {
             ("MAX_STREAMS_PER_CONNECTION", "2000", "MAX_STREAMS_PER_CONNECTION: 2000 is outside"),
             ("SINK", "file", "SINK: `file` is not kafka, stdout or null"),
             ("LOG_FORMAT", "xml", "LOG_FORMAT: `xml` is not text or json"),
-                        ("SHUTDOWN_TIMEOUT_MS", "soon", "SHUTDOWN_TIMEOUT_MS: `soon` is not a valid"),
+            ("SHUTDOWN_TIMEOUT_MS", "soon", "SHUTDOWN_TIMEOUT_MS: `soon` is not a valid"),
             ("BACKFILL", "maybe", "BACKFILL: `maybe` is not on or off"),
             ("RECOVER_FROM_KAFKA", "2", "RECOVER_FROM_KAFKA: `2` is not on or off"),
             ("WS_STALE_MS", "10", "WS_STALE_MS: 10 is outside"),

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use tracing::info;
 
+use crate::binance::stream::StreamKind;
 use crate::config::{Config, LoopMode};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::shutdown::Shutdown;
-use crate::binance::stream::StreamKind;
 use crate::sequence::Dense;
+use crate::shutdown::Shutdown;
 use crate::ws::{AttemptBudget, Connection, Dialer};
 
 const WAKER: Token = Token(usize::MAX);
@@ -70,7 +70,7 @@ pub struct EventLoop {
     shutdown: Shutdown,
     mode: LoopMode,
     shutdown_grace: Duration,
-        budget: AttemptBudget,
+    budget: AttemptBudget,
     base_path: String,
     symbol_index: std::collections::HashMap<String, u16>,
     /// (retiring connection, its replacement): the old one closes once the new one streams.
@@ -115,7 +115,7 @@ impl EventLoop {
             connections,
             dialer: Dialer::new(cfg.ws.clone(), tls, cfg.ws_stale_after, cfg.ws_max_age),
             budget: AttemptBudget::binance(),
-                        base_path: cfg.ws.path.clone(),
+            base_path: cfg.ws.path.clone(),
             symbol_index: cfg.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect(),
             successors: Vec::new(),
             pipeline,
@@ -135,7 +135,7 @@ impl EventLoop {
                 let id = self.connections.len();
                 let old = &mut self.connections[i];
                 old.mark_retiring();
-                                let mut new = Connection::new(id, old.streams.clone(), old.symbols.clone(), &self.base_path);
+                let mut new = Connection::new(id, old.streams.clone(), old.symbols.clone(), &self.base_path);
                 new.begin_catch_up(dense_sequences(&new.streams, &self.symbol_index));
                 info!(old = i, new = id, streams = new.streams.len(), "rotating connection (make-before-break)");
                 new.init_metrics(&self.metrics);
@@ -147,11 +147,11 @@ impl EventLoop {
         let metrics = &self.metrics;
         let conns = &mut self.connections;
         self.successors.retain(|&(old, new)| {
-                        if conns[old].is_closed() {
+            if conns[old].is_closed() {
                 conns[new].end_catch_up();
                 return false;
             }
-                                    // The old connection may go once the new one has caught up with every sequence it
+            // The old connection may go once the new one has caught up with every sequence it
             // carries. A quiet stream may never prove it; after a while backfill covers the rest.
             let caught_up = conns[new].caught_up();
             if conns[new].is_subscribed() && (caught_up || conns[new].open_for() >= ROTATION_OVERLAP_MAX) {
@@ -228,7 +228,11 @@ impl EventLoop {
                 h.beat(crate::clock::now_ns());
                 // Ready means every stream is carried by a subscribed connection that is not on its
                 // way out (a retiring one counts through its replacement).
-                let ready = self.connections.iter().filter(|c| !c.is_closed() && !c.is_retiring()).all(Connection::is_subscribed);
+                let ready = self
+                    .connections
+                    .iter()
+                    .filter(|c| !c.is_closed() && !c.is_retiring())
+                    .all(Connection::is_subscribed);
                 h.subscribed.store(ready, Ordering::Relaxed);
                 self.rotate();
             }

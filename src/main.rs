@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::{error, info, warn};
 
+use marketflow_ingestor::backfill::Backfiller;
 use marketflow_ingestor::cli::Cli;
 use marketflow_ingestor::config::{Config, LogFormat, SinkKind, EXIT_CONFIG};
 use marketflow_ingestor::event_loop::EventLoop;
@@ -12,7 +13,6 @@ use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::Pipeline;
 use marketflow_ingestor::shutdown::{install_signal_handlers, Shutdown};
 use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink};
-use marketflow_ingestor::backfill::Backfiller;
 use marketflow_ingestor::{http, pinning, recovery, ring, tls};
 
 fn main() -> ExitCode {

@@ -51,6 +51,41 @@ pub const BUCKETS_SECONDS: &[f64] = &[
 /// Quantiles exported as gauges, computed exactly from the HdrHistogram (no bucket interpolation).
 pub const QUANTILES: &[f64] = &[0.5, 0.9, 0.99, 0.999, 1.0];
 
+/// Every `reason` of `messages_rejected_total` (parse, record, pipeline and WebSocket reasons).
+pub const REJECT_REASONS: &[&str] = &[
+    "malformed_json",
+    "unknown_shape",
+    "unknown_stream",
+    "event_type_mismatch",
+    "symbol_mismatch",
+    "interval_mismatch",
+    "bad_decimal",
+    "bad_symbol",
+    "bad_levels",
+    "ring_overflow",
+    "unknown_symbol",
+    "binary_frame",
+    "frame_too_large",
+    "ws_protocol",
+    "invalid_utf8",
+];
+
+/// Every `kind` of `kafka_delivery_errors_total` (see `sink::error_kind`).
+pub const KAFKA_ERROR_KINDS: &[&str] = &[
+    "message_timed_out",
+    "queue_full",
+    "message_too_large",
+    "all_brokers_down",
+    "broker_transport",
+    "authentication",
+    "authorization",
+    "unknown_topic",
+    "not_enough_replicas",
+    "fatal",
+    "resolve",
+    "other",
+];
+
 /// Frame kinds counted on receipt (a bounded label set).
 pub const FRAME_KINDS: &[&str] = &[
     "trade",
@@ -359,7 +394,8 @@ impl Metrics {
         };
         let backfill_jobs = counter("backfill_jobs_total", "Backfill jobs run (id ranges or depth resyncs)");
         let backfill_retries = counter("backfill_retries_total", "Backfill REST fetches retried");
-        let ws_stale = counter("ws_stale_total", "Connections replaced after seeing neither data nor ping for too long");
+        let ws_stale =
+            counter("ws_stale_total", "Connections replaced after seeing neither data nor ping for too long");
         let ws_rotations =
             counter("ws_rotations_total", "Make-before-break connection rotations (age limit or serverShutdown)");
         let rest_requests = IntCounterVec::new(
@@ -437,6 +473,14 @@ impl Metrics {
 
         for state in ["connecting", "open", "backoff"] {
             ws_connections.with_label_values(&[state]).set(0);
+        }
+        // Every known label value exists from the start at 0: a dashboard panel then shows 0
+        // rather than "no data", and `rate()` sees the very first increment.
+        for reason in REJECT_REASONS {
+            rejected.with_label_values(&[reason]);
+        }
+        for kind in KAFKA_ERROR_KINDS {
+            kafka_delivery_errors.with_label_values(&[kind]);
         }
         Arc::new(Metrics {
             registry,
@@ -525,6 +569,29 @@ mod tests {
             .ends_with(" 5"));
         assert!(text.contains("marketflow_ingestor_latency_quantile_seconds{quantile=\"0.5\",stage=\"receive_to_enqueue\",symbol=\"btcusdt\"} 0.000003"));
         assert_eq!(m.latency.count(Stage::ReceiveToEnqueue, 0), 5);
+    }
+
+    #[test]
+    fn every_reject_reason_is_pre_registered() {
+        use crate::binance::wire::ParseError as P;
+        use crate::record::RecordError as R;
+        let reasons = [
+            P::Json.reason(),
+            P::UnknownShape.reason(),
+            P::UnknownStream.reason(),
+            P::EventTypeMismatch.reason(),
+            P::SymbolMismatch.reason(),
+            P::IntervalMismatch.reason(),
+            R::BadDecimal("x").reason(),
+            R::BadSymbol.reason(),
+            R::BadLevels.reason(),
+        ];
+        for r in reasons {
+            assert!(REJECT_REASONS.contains(&r), "{r} missing from REJECT_REASONS");
+        }
+        let m = Metrics::new(&["btcusdt".to_string()]);
+        assert!(m.render().contains("marketflow_ingestor_messages_rejected_total{reason=\"malformed_json\"} 0"));
+        assert!(m.render().contains("marketflow_ingestor_kafka_delivery_errors_total{kind=\"message_timed_out\"} 0"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub enum Outcome {
     ServerShutdown,
     /// Dropped as invalid (counted and logged).
     Rejected,
-        /// Dropped: its exchange id was already accepted.
+    /// Dropped: its exchange id was already accepted.
     Duplicate,
     /// A connection catching up (see [`Admission::CatchUp`]) reached the published sequence of
     /// this symbol: from now on its records of that sequence are taken normally.
@@ -65,17 +65,20 @@ pub struct Pipeline {
     latency: LatencyRecorder,
     /// Lower-case symbol -> index into the configured list.
     symbol_index: HashMap<String, u16>,
-        sequence: SequenceTracker,
+    sequence: SequenceTracker,
     /// Where gaps are reported for REST backfill (`None`: backfill off).
     backfill: Option<crossbeam_channel::Sender<Job>>,
     limiter: LogLimiter,
     /// Set on shutdown: a full ring is then waited on only this long.
     give_up_after: Option<Instant>,
     committed_since_notify: usize,
+    /// The ring was full past patience: drop at once until a commit succeeds again, so a dead
+    /// broker costs the event loop nothing per message (pings keep being answered).
+    overflowing: bool,
 }
 
 impl Pipeline {
-        pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<crossbeam_channel::Sender<Job>>) -> Pipeline {
+    pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<crossbeam_channel::Sender<Job>>) -> Pipeline {
         let symbol_index: HashMap<String, u16> =
             metrics.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect();
         metrics.ring_capacity_bytes.set(ring.capacity() as i64);
@@ -83,12 +86,13 @@ impl Pipeline {
             latency: metrics.latency.recorder(),
             ring,
             metrics,
-                        sequence: SequenceTracker::new(symbol_index.len()),
+            sequence: SequenceTracker::new(symbol_index.len()),
             backfill,
             symbol_index,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             give_up_after: None,
             committed_since_notify: 0,
+            overflowing: false,
         }
     }
 
@@ -103,7 +107,7 @@ impl Pipeline {
     }
 
     /// Handles one text frame received at `recv_ns` (Unix ns).
-        pub fn on_text(&mut self, frame: &[u8], recv_ns: u64, admission: Admission) -> Outcome {
+    pub fn on_text(&mut self, frame: &[u8], recv_ns: u64, admission: Admission) -> Outcome {
         let parsed = match parse_frame(frame) {
             Ok(f) => f,
             Err(e) => {
@@ -115,7 +119,7 @@ impl Pipeline {
             Frame::Market { stream_symbol, record, .. } => {
                 let kind = record.record_type();
                 self.metrics.received[kind as usize].inc();
-                                let Some(&symbol_idx) = self.symbol_index.get(stream_symbol) else {
+                let Some(&symbol_idx) = self.symbol_index.get(stream_symbol) else {
                     return self.reject("unknown_symbol", &"stream for a symbol not in SYMBOLS", frame);
                 };
                 let mut joined = None;
@@ -147,13 +151,13 @@ impl Pipeline {
                                 from,
                                 missing,
                                 suppressed,
-                                                                "sequence gap"
+                                "sequence gap"
                             );
                         }
                         self.request_backfill(symbol_idx, &record, from, from + missing);
                     }
                 }
-                                let outcome = self.enqueue(&record, symbol_idx, recv_ns, 0, frame);
+                let outcome = self.enqueue(&record, symbol_idx, recv_ns, 0, frame);
                 joined.unwrap_or(outcome)
             }
             Frame::ControlReply { id, result } => {
@@ -176,7 +180,7 @@ impl Pipeline {
         }
     }
 
-        /// Starts a dense sequence from what Kafka already holds (crash recovery).
+    /// Starts a dense sequence from what Kafka already holds (crash recovery).
     pub fn seed(&mut self, symbol_idx: u16, kind: Dense, last: i64) {
         self.sequence.seed(symbol_idx as usize, kind, last);
     }
@@ -210,15 +214,16 @@ impl Pipeline {
             self.ring.abort();
             return self.reject(e.reason(), &e, frame);
         }
-                let mut now = crate::clock::now_ns();
+        let mut now = crate::clock::now_ns();
         if self.ring.commit(now).is_err() {
-            now = self.wait_for_space();
+            now = if self.overflowing { now } else { self.wait_for_space() };
             if now == 0 {
                 return self.reject("ring_overflow", &"record larger than the whole ring", frame);
             }
             if self.ring.has_staged() {
                 // Still full: the buffer cap is reached. Drop, count, and have it backfilled.
                 self.ring.abort();
+                self.overflowing = true;
                 self.metrics.overflow_dropped[symbol_idx as usize].inc();
                 let id = record.sequence_id();
                 self.request_backfill(symbol_idx, record, id, id + 1);
@@ -228,6 +233,7 @@ impl Pipeline {
                 return Outcome::Rejected;
             }
         }
+        self.overflowing = false;
         self.committed_since_notify += 1;
         self.metrics.parsed[kind as usize].inc();
         if let Some(e) = event_time_ms {
@@ -241,7 +247,7 @@ impl Pipeline {
         Outcome::Record
     }
 
-        /// Backpressure: the ring is full, so the producer (or the broker behind it) is slower than
+    /// Backpressure: the ring is full, so the producer (or the broker behind it) is slower than
     /// the feed. Waits up to [`RING_FULL_PATIENCE`] (or, at shutdown, the grace period) and returns
     /// the commit time; the record is still staged if there was no room, and 0 means it can never
     /// fit.

@@ -155,7 +155,9 @@ pub fn recover(cfg: &Config) -> Vec<(u16, Dense, i64)> {
             found
         }
         Err(e) => {
-            warn!("recovery from Kafka failed, starting without it (gaps since the last run will not be backfilled): {e}");
+            warn!(
+                "recovery from Kafka failed, starting without it (gaps since the last run will not be backfilled): {e}"
+            );
             Vec::new()
         }
     }

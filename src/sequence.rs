@@ -52,7 +52,7 @@ impl SequenceTracker {
         }
     }
 
-        /// The dense sequence a record belongs to, if any.
+    /// The dense sequence a record belongs to, if any.
     pub fn dense_kind(record: &Record<'_>) -> Option<Dense> {
         match record {
             Record::Trade(_) => Some(Dense::Trade),

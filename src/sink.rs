@@ -18,10 +18,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use tracing::{debug, error, info, warn};
 
+use crate::backfill::{Job, OwnedRecord};
 use crate::binance::stream::RecordType;
 use crate::config::{mask_prop, Config};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
-use crate::backfill::{Job, OwnedRecord};
 use crate::ring::{RecordView, RingReader};
 use crate::sequence::Dense;
 use crossbeam_channel::{Receiver, Sender};
@@ -196,7 +196,7 @@ impl ProducerContext for KafkaContext {
                     record_latency(Stage::EnqueueToAck, symbol_idx, ring_wait_ns + us as u64 * 1000);
                 }
             }
-                        Err((e, msg)) => {
+            Err((e, msg)) => {
                 let kind = error_kind(e);
                 self.metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -243,7 +243,7 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-        pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<Sender<Job>>) -> Result<KafkaSink, KafkaError> {
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<Sender<Job>>) -> Result<KafkaSink, KafkaError> {
         let mut cc = ClientConfig::new();
         for (k, v) in kafka_properties(cfg) {
             cc.set(k, v);
@@ -251,7 +251,7 @@ impl KafkaSink {
         let shown: Vec<String> =
             kafka_properties(cfg).iter().map(|(k, v)| format!("{k}={}", mask_prop(k, v))).collect();
         info!(properties = %shown.join(" "), "creating kafka producer");
-                let ctx = KafkaContext {
+        let ctx = KafkaContext {
             metrics,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             failed: AtomicU64::new(0),

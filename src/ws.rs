@@ -175,7 +175,7 @@ impl AttemptBudget {
 }
 
 impl Dialer {
-        pub fn new(
+    pub fn new(
         endpoint: Endpoint,
         tls: Option<Arc<rustls::ClientConfig>>,
         stale_after: Duration,
@@ -187,7 +187,7 @@ impl Dialer {
             .read_buffer_size(16 * 1024)
             .max_message_size(Some(8 << 20))
             .max_frame_size(Some(8 << 20));
-                Dialer { endpoint, tls, ws_config, stale_after, max_age }
+        Dialer { endpoint, tls, ws_config, stale_after, max_age }
     }
 }
 
@@ -213,7 +213,7 @@ pub struct Connection {
     tokens_at: Instant,
     attempt: u32,
     addr_rr: usize,
-        ever_open: bool,
+    ever_open: bool,
     last_state: &'static str,
     /// When the WebSocket opened (for the age limit).
     opened_at: Instant,
@@ -223,7 +223,7 @@ pub struct Connection {
     rotate: bool,
     /// A replacement exists: when this one goes, it is not reconnected.
     retiring: bool,
-        /// Set on a rotation's replacement: the dense sequences `(symbol, kind)` it has not yet
+    /// Set on a rotation's replacement: the dense sequences `(symbol, kind)` it has not yet
     /// joined, and since when (see `pipeline::Admission::CatchUp`).
     catch_up: Option<(Instant, Vec<(u16, Dense)>)>,
 }
@@ -257,7 +257,7 @@ impl Connection {
             tokens_at: Instant::now(),
             attempt: 0,
             addr_rr: 0,
-                        ever_open: false,
+            ever_open: false,
             last_state: "backoff",
             opened_at: Instant::now(),
             last_rx: Instant::now(),
@@ -272,12 +272,12 @@ impl Connection {
         matches!(self.state, State::Open { .. }) && self.pending.is_empty() && self.next_batch >= self.overflow.len()
     }
 
-        /// Wants a replacement opened beside it (and has none yet).
+    /// Wants a replacement opened beside it (and has none yet).
     pub fn wants_rotation(&self) -> bool {
         self.rotate && !self.retiring && matches!(self.state, State::Open { .. })
     }
 
-        /// A replacement is on its way: this connection closes once the replacement streams.
+    /// A replacement is on its way: this connection closes once the replacement streams.
     pub fn mark_retiring(&mut self) {
         self.retiring = true;
     }
@@ -314,8 +314,6 @@ impl Connection {
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }
-
-    
 
     pub fn state_name(&self) -> &'static str {
         match self.state {
@@ -365,7 +363,7 @@ impl Connection {
     }
 
     /// Handles timers: start a connection after backoff, time out slow handshakes, pace SUBSCRIBE.
-        pub fn on_timer(
+    pub fn on_timer(
         &mut self,
         now: Instant,
         dialer: &Dialer,
@@ -435,7 +433,7 @@ impl Connection {
         self.set_state(State::Backoff { until: Instant::now() + delay }, metrics);
     }
 
-        /// A connection that was streaming went away: count a reconnect for every symbol it carried.
+    /// A connection that was streaming went away: count a reconnect for every symbol it carried.
     /// A retiring connection is not reconnected: its replacement already carries its streams.
     fn lost(&mut self, why: &str, metrics: &Metrics) {
         if self.retiring {
@@ -551,7 +549,7 @@ impl Connection {
             Ok((ws, resp)) => {
                 metrics.ws_connect_attempts.with_label_values(&["ok"]).inc();
                 info!(conn = self.id, status = resp.status().as_u16(), streams = self.streams.len(), "websocket open");
-                                self.ever_open = true;
+                self.ever_open = true;
                 self.opened_at = Instant::now();
                 self.last_rx = self.opened_at;
                 self.rotate = false;
@@ -617,12 +615,12 @@ impl Connection {
                     handled += 1;
                     got_any = true;
                     let recv_ns = ws.get_ref().recv_ns();
-                                        let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
+                    let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
                     match pipeline.on_text(t.as_bytes(), recv_ns, admission) {
-                                                Outcome::Record => {
+                        Outcome::Record => {
                             self.attempt = 0;
                         }
-                                                Outcome::Joined { symbol_idx, kind } => {
+                        Outcome::Joined { symbol_idx, kind } => {
                             if let Some((_, pending)) = &mut self.catch_up {
                                 pending.retain(|p| *p != (symbol_idx, kind));
                                 if pending.is_empty() {

@@ -44,7 +44,9 @@ fn twenty_thousand_trades_a_second_for_thirty_seconds_arrive_exactly_once() {
     assert_eq!(counts, [per_symbol; 3]);
     assert_eq!(msgs.len() as u64, 3 * per_symbol, "no duplicates beyond the last trade");
 
-    assert_eq!(ing.metric("marketflow_ingestor_messages_rejected_total"), None, "nothing rejected");
+    assert_eq!(ing.metric_sum("marketflow_ingestor_messages_rejected_total"), 0.0, "nothing rejected");
+    assert_eq!(ing.metric_sum("marketflow_ingestor_gaps_total"), 0.0, "no gaps");
+    assert_eq!(ing.metric_sum("marketflow_ingestor_duplicates_dropped_total"), 0.0, "no duplicates");
     assert_eq!(ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}"), Some(0.0));
 
     let (status, took) = ing.terminate(Duration::from_secs(20));

@@ -15,7 +15,6 @@
 //! starts at the first subscription. Every connection therefore sees the same trades, and a test
 //! can recompute exactly what was sent ([`Market::expected_trade`]).
 
-
 pub mod market;
 pub mod rest;
 mod stream;
@@ -171,7 +170,9 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
     };
     let rest = {
         let (market, stats, stop) = (market.clone(), rest_stats.clone(), stop.clone());
-        std::thread::Builder::new().name("sim-rest".into()).spawn(move || rest::serve(rest_server, market, stats, stop))?
+        std::thread::Builder::new()
+            .name("sim-rest".into())
+            .spawn(move || rest::serve(rest_server, market, stats, stop))?
     };
     info!(%addr, %rest_addr, tls = cert_pem.is_some(), "binance simulator listening");
     Ok(SimHandle { addr, rest_addr, rest_stats, cert_pem, market, stop, threads: vec![accept, rest] })
@@ -212,4 +213,3 @@ mod tests {
         assert!(m.expected_trade(1, 0).trade_id > m.expected_trade(0, 10_000_000).trade_id);
     }
 }
-

@@ -27,10 +27,7 @@ pub struct RestStats {
 fn query(url: &str) -> HashMap<String, String> {
     url.split_once('?')
         .map(|(_, q)| {
-            q.split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
+            q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
         })
         .unwrap_or_default()
 }
@@ -142,7 +139,11 @@ pub(crate) fn serve(server: Server, market: Arc<Market>, stats: Arc<RestStats>, 
                 let generated = market.generated(StreamKind::Depth);
                 let last = Market::trade_id_base(s) + 3 * generated as i64 + 2;
                 json(
-                    format!(r#"{{"lastUpdateId":{last},"bids":[["{}.00000000","1.5"]],"asks":[["{}.00000000","2.5"]]}}"#, 100 * (s + 1), 100 * (s + 1) + 1),
+                    format!(
+                        r#"{{"lastUpdateId":{last},"bids":[["{}.00000000","1.5"]],"asks":[["{}.00000000","2.5"]]}}"#,
+                        100 * (s + 1),
+                        100 * (s + 1) + 1
+                    ),
                     used,
                     200,
                 )

@@ -209,7 +209,9 @@ pub(crate) fn serve_connection(
             let _ = ws.get_ref().tcp().shutdown(std::net::Shutdown::Both);
             return Ok(());
         }
-        if market.shutdown_generation.load(Ordering::Relaxed) != shutdown_gen && close_at.is_none_or(|c| c > now + SHUTDOWN_GRACE) {
+        if market.shutdown_generation.load(Ordering::Relaxed) != shutdown_gen
+            && close_at.is_none_or(|c| c > now + SHUTDOWN_GRACE)
+        {
             notice_at = Some(now);
             close_at = Some(now + SHUTDOWN_GRACE);
         }

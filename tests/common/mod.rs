@@ -101,6 +101,15 @@ impl Ingester {
         body.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
+    /// The sum of every sample of a metric family (all label sets).
+    pub fn metric_sum(&self, family: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the status and how long it took.
     pub fn terminate(&mut self, within: Duration) -> (ExitStatus, Duration) {
         let t = Instant::now();
@@ -333,11 +342,7 @@ pub fn verify_complete(
     for s in 0..n {
         for k in 0..per_symbol {
             let (got, mark) = (seen[s][k as usize], marked[s][k as usize]);
-            assert!(
-                got || mark,
-                "{}: trade #{k} neither published nor reported as a gap",
-                market.cfg.symbols[s]
-            );
+            assert!(got || mark, "{}: trade #{k} neither published nor reported as a gap", market.cfg.symbols[s]);
             assert!(!(got && mark), "{}: trade #{k} both published and reported missing", market.cfg.symbols[s]);
         }
     }
