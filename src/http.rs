@@ -8,7 +8,7 @@ use std::time::Duration;
 use tiny_http::{Header, Method, Response, Server};
 use tracing::{info, warn};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::shutdown::Shutdown;
 
 /// The event loop beats every 100 ms; this much silence means it is stuck.
@@ -49,6 +49,13 @@ pub fn serve(server: Server, metrics: Arc<Metrics>, shutdown: Shutdown) {
                 let sink = h.sink_ready.load(std::sync::atomic::Ordering::Relaxed);
                 let body = format!("subscribed={subscribed} sink={sink}\n");
                 Response::from_string(body).with_status_code(if subscribed && sink { 200 } else { 503 })
+            }
+                        (Method::Get, p) if p.starts_with("/latency/") => {
+                match Stage::ALL.iter().find(|s| s.as_str() == &p["/latency/".len()..]) {
+                    Some(s) => Response::from_string(metrics.latency.percentile_distribution(*s)),
+                    None => Response::from_string("stages: exchange_to_receive receive_to_enqueue enqueue_to_ack\n")
+                        .with_status_code(404),
+                }
             }
             (Method::Get, _) => Response::from_string("not found\n").with_status_code(404),
             _ => Response::from_string("method not allowed\n").with_status_code(405),

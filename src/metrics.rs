@@ -162,6 +162,36 @@ impl LatencyHub {
         s[stage as usize * self.symbols.len() + symbol_idx].hist.len()
     }
 
+        /// The full HdrHistogram percentile distribution of one stage over all symbols, in the
+    /// classic `.hgrm` text layout (values in microseconds), for plotting and offline comparison.
+    pub fn percentile_distribution(&self, stage: Stage) -> String {
+        use std::fmt::Write as _;
+        let h = self.merged(stage);
+        let mut out = String::new();
+        let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+        for v in h.iter_quantiles(5) {
+            let q = v.quantile_iterated_to();
+            let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+            let _ = writeln!(
+                out,
+                "{:>12.3} {:>14.12} {:>10} {:>14.2}",
+                v.value_iterated_to() as f64 / 1000.0,
+                q,
+                v.count_since_last_iteration(),
+                inv
+            );
+        }
+        let _ = writeln!(
+            out,
+            "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]",
+            h.mean() / 1000.0,
+            h.stdev() / 1000.0,
+            h.max() as f64 / 1000.0,
+            h.len()
+        );
+        out
+    }
+
     /// A merged copy of one stage over all symbols.
     pub fn merged(&self, stage: Stage) -> Histogram<u64> {
         let s = self.shared.lock().unwrap();
@@ -568,7 +598,11 @@ mod tests {
         assert!(line("marketflow_ingestor_latency_seconds_count{stage=\"receive_to_enqueue\",symbol=\"btcusdt\"}")
             .ends_with(" 5"));
         assert!(text.contains("marketflow_ingestor_latency_quantile_seconds{quantile=\"0.5\",stage=\"receive_to_enqueue\",symbol=\"btcusdt\"} 0.000003"));
-        assert_eq!(m.latency.count(Stage::ReceiveToEnqueue, 0), 5);
+                assert_eq!(m.latency.count(Stage::ReceiveToEnqueue, 0), 5);
+        let dist = m.latency.percentile_distribution(Stage::ReceiveToEnqueue);
+        assert!(dist.contains("Total count    =            5"), "{dist}");
+        let last = dist.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).last().unwrap();
+        assert!(last.trim_start().starts_with("2000."), "max is 2 ms = 2000 us: {last}");
     }
 
     #[test]
