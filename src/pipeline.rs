@@ -2,14 +2,13 @@
 //! to the ring out. No allocation (the ring's staging buffer is reused), no lock, no syscall
 //! beyond one clock read per record.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use crate::backfill::Job;
-use crate::binance::wire::{parse_frame, Frame};
+use crate::binance::wire::{parse_text, Frame};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter};
@@ -63,8 +62,9 @@ pub struct Pipeline {
     ring: RingWriter,
     metrics: Arc<Metrics>,
     latency: LatencyRecorder,
-    /// Lower-case symbol -> index into the configured list.
-    symbol_index: HashMap<String, u16>,
+    /// Lower-case symbol -> index into the configured list. FxHash: a short key hashed per
+    /// message, where SipHash's DoS resistance buys nothing (the keys are our own).
+    symbol_index: rustc_hash::FxHashMap<String, u16>,
     sequence: SequenceTracker,
     /// Where gaps are reported for REST backfill (`None`: backfill off).
     backfill: Option<crossbeam_channel::Sender<Job>>,
@@ -79,7 +79,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<crossbeam_channel::Sender<Job>>) -> Pipeline {
-        let symbol_index: HashMap<String, u16> =
+        let symbol_index: rustc_hash::FxHashMap<String, u16> =
             metrics.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect();
         metrics.ring_capacity_bytes.set(ring.capacity() as i64);
         Pipeline {
@@ -107,8 +107,9 @@ impl Pipeline {
     }
 
     /// Handles one text frame received at `recv_ns` (Unix ns).
-    pub fn on_text(&mut self, frame: &[u8], recv_ns: u64, admission: Admission) -> Outcome {
-        let parsed = match parse_frame(frame) {
+    pub fn on_text(&mut self, text: &str, recv_ns: u64, admission: Admission) -> Outcome {
+        let frame = text.as_bytes();
+        let parsed = match parse_text(text) {
             Ok(f) => f,
             Err(e) => {
                 self.metrics.received[KIND_UNPARSED].inc();

@@ -5,8 +5,6 @@
 //! has grown to the largest message seen. Prices and quantities are carried as the exact
 //! decimal text Binance sent (validated, never converted to floating point).
 
-use std::io::Write as _;
-
 use crate::binance::stream::RecordType;
 
 /// The taker side. Binance's `m` ("is the buyer the market maker?") true means the seller took
@@ -115,7 +113,7 @@ pub enum Record<'a> {
 /// Why a record could not be encoded; the `reason()` is a bounded metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
-    #[error("field `{0}` is not a decimal number")]
+    #[error("field {} is not a decimal number", .0.trim_matches([',', '"', ':']))]
     BadDecimal(&'static str),
     #[error("symbol contains characters that cannot be a Kafka key or JSON text")]
     BadSymbol,
@@ -213,70 +211,79 @@ impl<'a> Record<'a> {
         let mut w = JsonWriter::begin(out, self.record_type().as_str(), sym);
         match self {
             Record::Trade(r) => {
-                w.int("trade_id", r.trade_id);
-                w.dec("price", r.price)?;
-                w.dec("qty", r.qty)?;
-                w.str("side", r.side.as_str());
-                w.int("trade_time_ms", r.trade_time_ms);
-                w.int("event_time_ms", r.event_time_ms);
+                w.int(k!("trade_id"), r.trade_id);
+                w.dec(k!("price"), r.price)?;
+                w.dec(k!("qty"), r.qty)?;
+                w.str(k!("side"), r.side.as_str());
+                w.int(k!("trade_time_ms"), r.trade_time_ms);
+                w.int(k!("event_time_ms"), r.event_time_ms);
             }
             Record::AggTrade(r) => {
-                w.int("agg_id", r.agg_id);
-                w.int("first_trade_id", r.first_trade_id);
-                w.int("last_trade_id", r.last_trade_id);
-                w.dec("price", r.price)?;
-                w.dec("qty", r.qty)?;
-                w.str("side", r.side.as_str());
-                w.int("trade_time_ms", r.trade_time_ms);
-                w.int("event_time_ms", r.event_time_ms);
+                w.int(k!("agg_id"), r.agg_id);
+                w.int(k!("first_trade_id"), r.first_trade_id);
+                w.int(k!("last_trade_id"), r.last_trade_id);
+                w.dec(k!("price"), r.price)?;
+                w.dec(k!("qty"), r.qty)?;
+                w.str(k!("side"), r.side.as_str());
+                w.int(k!("trade_time_ms"), r.trade_time_ms);
+                w.int(k!("event_time_ms"), r.event_time_ms);
             }
             Record::Kline(r) => {
                 if !crate::binance::stream::KLINE_INTERVALS.contains(&r.interval) {
                     return Err(RecordError::BadDecimal("interval"));
                 }
-                w.str("interval", r.interval);
-                w.int("open_time_ms", r.open_time_ms);
-                w.int("close_time_ms", r.close_time_ms);
-                w.dec("open", r.open)?;
-                w.dec("high", r.high)?;
-                w.dec("low", r.low)?;
-                w.dec("close", r.close)?;
-                w.dec("volume", r.volume)?;
-                w.dec("quote_volume", r.quote_volume)?;
-                w.int("trades", r.trades);
-                w.dec("taker_buy_volume", r.taker_buy_volume)?;
-                w.dec("taker_buy_quote_volume", r.taker_buy_quote_volume)?;
-                w.bool("closed", r.closed);
-                w.int("first_trade_id", r.first_trade_id);
-                w.int("last_trade_id", r.last_trade_id);
-                w.int("event_time_ms", r.event_time_ms);
+                w.str(k!("interval"), r.interval);
+                w.int(k!("open_time_ms"), r.open_time_ms);
+                w.int(k!("close_time_ms"), r.close_time_ms);
+                w.dec(k!("open"), r.open)?;
+                w.dec(k!("high"), r.high)?;
+                w.dec(k!("low"), r.low)?;
+                w.dec(k!("close"), r.close)?;
+                w.dec(k!("volume"), r.volume)?;
+                w.dec(k!("quote_volume"), r.quote_volume)?;
+                w.int(k!("trades"), r.trades);
+                w.dec(k!("taker_buy_volume"), r.taker_buy_volume)?;
+                w.dec(k!("taker_buy_quote_volume"), r.taker_buy_quote_volume)?;
+                w.bool(k!("closed"), r.closed);
+                w.int(k!("first_trade_id"), r.first_trade_id);
+                w.int(k!("last_trade_id"), r.last_trade_id);
+                w.int(k!("event_time_ms"), r.event_time_ms);
             }
             Record::BookTicker(r) => {
-                w.int("update_id", r.update_id);
-                w.dec("bid_price", r.bid_price)?;
-                w.dec("bid_qty", r.bid_qty)?;
-                w.dec("ask_price", r.ask_price)?;
-                w.dec("ask_qty", r.ask_qty)?;
+                w.int(k!("update_id"), r.update_id);
+                w.dec(k!("bid_price"), r.bid_price)?;
+                w.dec(k!("bid_qty"), r.bid_qty)?;
+                w.dec(k!("ask_price"), r.ask_price)?;
+                w.dec(k!("ask_qty"), r.ask_qty)?;
             }
             Record::DepthUpdate(r) => {
-                w.int("first_update_id", r.first_update_id);
-                w.int("final_update_id", r.final_update_id);
-                w.levels("bids", r.bids)?;
-                w.levels("asks", r.asks)?;
-                w.int("event_time_ms", r.event_time_ms);
+                w.int(k!("first_update_id"), r.first_update_id);
+                w.int(k!("final_update_id"), r.final_update_id);
+                w.levels(k!("bids"), r.bids)?;
+                w.levels(k!("asks"), r.asks)?;
+                w.int(k!("event_time_ms"), r.event_time_ms);
             }
         }
-        w.uint("recv_time_ns", recv_time_ns);
+        w.uint(k!("recv_time_ns"), recv_time_ns);
         if backfilled {
-            w.bool("backfilled", true);
+            w.bool(k!("backfilled"), true);
         }
         w.end();
         Ok(())
     }
 }
 
-/// Appends `"key":value` pairs; keys are static ASCII and values are pre-validated, so nothing
-/// needs escaping and every write is a `memcpy` or an `itoa`.
+/// `,"name":` as one static string, so each field costs a single copy of its key.
+macro_rules! k {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+use k;
+
+/// Appends `"key":value` pairs; keys are static ASCII (written whole, with their comma and
+/// colon) and values are pre-validated, so nothing needs escaping and every write is a `memcpy`
+/// or an `itoa`.
 struct JsonWriter<'o> {
     out: &'o mut Vec<u8>,
 }
@@ -290,62 +297,90 @@ impl<'o> JsonWriter<'o> {
         out.push(b'"');
         JsonWriter { out }
     }
-    fn key(&mut self, k: &str) {
-        self.out.extend_from_slice(b",\"");
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-    fn int(&mut self, k: &str, v: i64) {
-        self.key(k);
+    fn int(&mut self, key: &str, v: i64) {
+        self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
-    fn uint(&mut self, k: &str, v: u64) {
-        self.key(k);
+    fn uint(&mut self, key: &str, v: u64) {
+        self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
-    fn bool(&mut self, k: &str, v: bool) {
-        self.key(k);
+    fn bool(&mut self, key: &str, v: bool) {
+        self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
     }
-    fn str(&mut self, k: &str, v: &str) {
-        self.key(k);
+    fn str(&mut self, key: &str, v: &str) {
+        self.out.extend_from_slice(key.as_bytes());
         self.out.push(b'"');
         self.out.extend_from_slice(v.as_bytes());
         self.out.push(b'"');
     }
-    fn dec(&mut self, k: &'static str, v: &str) -> Result<(), RecordError> {
+    fn dec(&mut self, key: &'static str, v: &str) -> Result<(), RecordError> {
         if !is_decimal(v) {
-            return Err(RecordError::BadDecimal(k));
+            return Err(RecordError::BadDecimal(key));
         }
-        self.str(k, v);
+        self.str(key, v);
         Ok(())
     }
-    fn levels(&mut self, k: &'static str, levels: Levels<'_>) -> Result<(), RecordError> {
-        self.key(k);
+    /// Re-encodes `[["price","qty"],...]` compactly straight into the output in one pass.
+    fn levels(&mut self, key: &'static str, levels: Levels<'_>) -> Result<(), RecordError> {
+        use serde::de::DeserializeSeed;
+        self.out.extend_from_slice(key.as_bytes());
+        let mut writer = LevelsWriter { out: self.out, bad_decimal: false };
+        let mut de = sonic_rs::Deserializer::from_str(levels.0);
+        let parsed = (&mut writer).deserialize(&mut de).and_then(|_| de.end());
+        match parsed {
+            Ok(()) => Ok(()),
+            Err(_) if writer.bad_decimal => Err(RecordError::BadDecimal(key)),
+            Err(_) => Err(RecordError::BadLevels),
+        }
+    }
+    fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// A serde visitor that writes each validated `[price, qty]` pair as it is read.
+struct LevelsWriter<'o> {
+    out: &'o mut Vec<u8>,
+    bad_decimal: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut LevelsWriter<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of [price, qty] string pairs")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.out.push(b'[');
         let mut first = true;
-        for item in sonic_rs::to_array_iter(levels.0) {
-            let item = item.map_err(|_| RecordError::BadLevels)?;
-            let (p, q): (&str, &str) = sonic_rs::from_str(item.as_raw_str()).map_err(|_| RecordError::BadLevels)?;
+        while let Some((p, q)) = seq.next_element::<(&'de str, &'de str)>()? {
             if !is_decimal(p) || !is_decimal(q) {
-                return Err(RecordError::BadDecimal(k));
+                self.bad_decimal = true;
+                return Err(serde::de::Error::custom("not a decimal"));
             }
             if !first {
                 self.out.push(b',');
             }
             first = false;
-            let _ = write!(self.out, "[\"{p}\",\"{q}\"]");
-        }
-        // `to_array_iter` yields nothing for a non-array; an empty array is legitimate, a
-        // non-array is not.
-        if first && !levels.0.trim_start().starts_with('[') {
-            return Err(RecordError::BadLevels);
+            self.out.extend_from_slice(b"[\"");
+            self.out.extend_from_slice(p.as_bytes());
+            self.out.extend_from_slice(b"\",\"");
+            self.out.extend_from_slice(q.as_bytes());
+            self.out.extend_from_slice(b"\"]");
         }
         self.out.push(b']');
         Ok(())
     }
-    fn end(self) {
-        self.out.push(b'}');
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut LevelsWriter<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
     }
 }
 

@@ -616,7 +616,7 @@ impl Connection {
                     got_any = true;
                     let recv_ns = ws.get_ref().recv_ns();
                     let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
-                    match pipeline.on_text(t.as_bytes(), recv_ns, admission) {
+                    match pipeline.on_text(t.as_str(), recv_ns, admission) {
                         Outcome::Record => {
                             self.attempt = 0;
                         }

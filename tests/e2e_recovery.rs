@@ -75,7 +75,10 @@ fn server_shutdown_rotates_without_a_gap() {
     sim.announce_shutdown();
     std::thread::sleep(Duration::from_secs(6));
     assert!(ing.metric("marketflow_ingestor_ws_rotations_total").unwrap() >= 1.0);
-    assert!(ing.metric("marketflow_ingestor_duplicates_dropped_total{symbol=\"btcusdt\"}").unwrap() > 0.0, "overlap seen");
+    assert!(
+        ing.metric("marketflow_ingestor_duplicates_dropped_total{symbol=\"btcusdt\"}").unwrap() > 0.0,
+        "overlap seen"
+    );
     let per = sim.market.total_trades_per_symbol().unwrap();
     let msgs = finish(&sim, ing, &topic, 3 * per);
     verify_trades(&msgs, &sim.market, Some(per));
