@@ -50,7 +50,7 @@ pub fn serve(server: Server, metrics: Arc<Metrics>, shutdown: Shutdown) {
                 let body = format!("subscribed={subscribed} sink={sink}\n");
                 Response::from_string(body).with_status_code(if subscribed && sink { 200 } else { 503 })
             }
-                        (Method::Get, p) if p.starts_with("/latency/") => {
+            (Method::Get, p) if p.starts_with("/latency/") => {
                 match Stage::ALL.iter().find(|s| s.as_str() == &p["/latency/".len()..]) {
                     Some(s) => Response::from_string(metrics.latency.percentile_distribution(*s)),
                     None => Response::from_string("stages: exchange_to_receive receive_to_enqueue enqueue_to_ack\n")

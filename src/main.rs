@@ -77,6 +77,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     info!(?allowed, ?loop_core, ?producer_core, "cores");
 
     let metrics = Metrics::new(&cfg.symbols);
+    metrics.health.starting.store(true, std::sync::atomic::Ordering::Relaxed);
     let shutdown = Shutdown::new();
     install_signal_handlers(shutdown.clone())?;
 

@@ -162,7 +162,7 @@ impl LatencyHub {
         s[stage as usize * self.symbols.len() + symbol_idx].hist.len()
     }
 
-        /// The full HdrHistogram percentile distribution of one stage over all symbols, in the
+    /// The full HdrHistogram percentile distribution of one stage over all symbols, in the
     /// classic `.hgrm` text layout (values in microseconds), for plotting and offline comparison.
     pub fn percentile_distribution(&self, stage: Stage) -> String {
         use std::fmt::Write as _;
@@ -330,13 +330,19 @@ pub struct Health {
     pub subscribed: AtomicBool,
     /// The sink can deliver (Kafka metadata answered, or a non-Kafka sink).
     pub sink_ready: AtomicBool,
+    /// Start-up work (crash recovery from Kafka) before the event loop's first turn: alive.
+    pub starting: AtomicBool,
 }
 
 impl Health {
     pub fn beat(&self, now_ns: u64) {
         self.loop_heartbeat_ns.store(now_ns, Ordering::Relaxed);
+        self.starting.store(false, Ordering::Relaxed);
     }
     pub fn live(&self, now_ns: u64, max_age: Duration) -> bool {
+        if self.starting.load(Ordering::Relaxed) {
+            return true;
+        }
         let hb = self.loop_heartbeat_ns.load(Ordering::Relaxed);
         hb != 0 && now_ns.saturating_sub(hb) <= max_age.as_nanos() as u64
     }
@@ -598,10 +604,10 @@ mod tests {
         assert!(line("marketflow_ingestor_latency_seconds_count{stage=\"receive_to_enqueue\",symbol=\"btcusdt\"}")
             .ends_with(" 5"));
         assert!(text.contains("marketflow_ingestor_latency_quantile_seconds{quantile=\"0.5\",stage=\"receive_to_enqueue\",symbol=\"btcusdt\"} 0.000003"));
-                assert_eq!(m.latency.count(Stage::ReceiveToEnqueue, 0), 5);
+        assert_eq!(m.latency.count(Stage::ReceiveToEnqueue, 0), 5);
         let dist = m.latency.percentile_distribution(Stage::ReceiveToEnqueue);
         assert!(dist.contains("Total count    =            5"), "{dist}");
-        let last = dist.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).last().unwrap();
+        let last = dist.lines().rfind(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap();
         let max_us: f64 = last.split_whitespace().next().unwrap().parse().unwrap();
         assert!((max_us - 2000.0).abs() / 2000.0 < 0.01, "max is 2 ms = 2000 us within HdrHistogram's 1%: {last}");
     }

@@ -72,7 +72,9 @@ fn scan_topic(
     deadline: Instant,
 ) -> Result<(), String> {
     let c = consumer(cfg)?;
-    let left = deadline.saturating_duration_since(Instant::now());
+    // A broker that does not answer in a few seconds is not waited on for the whole budget:
+    // starting late costs more than starting unseeded.
+    let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(5));
     let md = c.fetch_metadata(Some(topic), left).map_err(|e| format!("metadata for {topic}: {e}"))?;
     let Some(t) = md.topics().first() else { return Ok(()) };
     if t.error().is_some() || t.partitions().is_empty() {

@@ -455,14 +455,10 @@ pub fn run_producer(
         if stop_at.is_none() && shutdown.is_triggered() {
             stop_at = Some(Instant::now() + flush_timeout);
         }
-        let mut n = 0;
-        while n < 1024 {
-            match reader.pop_with(|v| send_blocking(sink.as_mut(), &v, &metrics, stop_at)) {
-                Some(ok) => count(&mut report, ok),
-                None => break,
-            }
-            n += 1;
-        }
+        let mut n = reader.drain_with(4096, |v| {
+            let ok = send_blocking(sink.as_mut(), &v, &metrics, stop_at);
+            count(&mut report, ok);
+        });
         if let Some(rx) = &backfilled {
             loop {
                 match rx.try_recv() {

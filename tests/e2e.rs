@@ -213,17 +213,29 @@ fn a_dead_broker_is_reported_not_fatal_and_shutdown_is_bounded() {
     let dead = format!("127.0.0.1:{}", free_port());
     let mut ing =
         Ingester::spawn(&[("BINANCE_WS_URL", &url), ("KAFKA_BROKER", &dead), ("SHUTDOWN_TIMEOUT_MS", "2000")]);
-    std::thread::sleep(Duration::from_secs(4));
+    // Start-up recovery gives up on the dead broker within seconds; then trades flow into the ring.
+    let t = std::time::Instant::now();
+    while ing.metric("marketflow_ingestor_messages_parsed_total{type=\"trade\"}").unwrap_or(0.0) < 100.0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "{}", ing.dump_logs());
+        let code = ing.get("/healthz").0;
+        assert!(code == 200 || code == 0, "alive while starting (0: not listening yet), got {code}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (code, body) = ing.get("/readyz");
     assert_eq!(code, 503);
     assert!(body.contains("sink=false"), "{body}");
     assert_eq!(ing.get("/healthz").0, 200, "alive: the event loop still turns");
     assert!(ing.metric("marketflow_ingestor_messages_parsed_total{type=\"trade\"}").unwrap() > 100.0);
-    assert!(
+    // The client reports the dead broker (classified) as soon as the producer thread polls it.
+    let errors = || {
         ing.metric("marketflow_ingestor_sink_errors_total{kind=\"broker_transport\"}").unwrap_or(0.0)
             + ing.metric("marketflow_ingestor_sink_errors_total{kind=\"all_brokers_down\"}").unwrap_or(0.0)
-            >= 1.0
-    );
+    };
+    let t = std::time::Instant::now();
+    while errors() < 1.0 {
+        assert!(t.elapsed() < Duration::from_secs(15), "no classified broker error reported");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (st, took) = ing.terminate(Duration::from_secs(20));
     assert!(took < Duration::from_secs(8), "{took:?}");
     // Records were accepted and could not be delivered: that is a failure exit, and it is logged.

@@ -1,0 +1,82 @@
+//! The in-process pipeline: frames in memory -> WebSocket decode -> parse + normalize + encode ->
+//! ring -> a consumer thread that only counts. Ours against the obvious build (serde_json owned
+//! records over a crossbeam channel of `Vec<u8>`), same frames, same run.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{baseline, trade_wire, MemSocket};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use marketflow_ingestor::metrics::Metrics;
+use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+const FRAMES: u64 = 20_000;
+
+fn socket(wire: &[u8], cfg: WebSocketConfig) -> WebSocket<MemSocket> {
+    WebSocket::from_raw_socket(MemSocket(std::io::Cursor::new(wire.to_vec())), Role::Client, Some(cfg))
+}
+
+fn ours(wire: &[u8]) -> Duration {
+    let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let (w, mut r) = marketflow_ingestor::ring::ring(64 << 20);
+    let mut pipeline = Pipeline::new(w, metrics, None);
+    let mut ws = socket(wire, WebSocketConfig::default().read_buffer_size(16 * 1024));
+    let consumer = std::thread::spawn(move || {
+        let mut n = 0;
+        while n < FRAMES {
+            let k = r.drain_with(4096, |v| {
+                std::hint::black_box(v.payload.len());
+            });
+            if k == 0 {
+                r.wait(Duration::from_millis(1));
+            }
+            n += k as u64;
+        }
+    });
+    let t = Instant::now();
+    while let Ok(Message::Text(text)) = ws.read() {
+        let o = pipeline.on_text(text.as_str(), 1, Admission::Normal);
+        debug_assert_eq!(o, Outcome::Record);
+        std::hint::black_box(o);
+    }
+    pipeline.flush_batch();
+    consumer.join().unwrap();
+    t.elapsed()
+}
+
+fn naive(wire: &[u8]) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4096);
+    let mut ws = socket(wire, WebSocketConfig::default());
+    let consumer = std::thread::spawn(move || {
+        let mut n = 0;
+        while n < FRAMES {
+            rx.recv().unwrap();
+            n += 1;
+        }
+    });
+    let t = Instant::now();
+    while let Ok(Message::Text(text)) = ws.read() {
+        tx.send(baseline::run(text.as_bytes())).unwrap();
+    }
+    consumer.join().unwrap();
+    t.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    let wire = trade_wire(FRAMES);
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(FRAMES));
+    g.bench_function("ours", |b| b.iter_custom(|iters| (0..iters).map(|_| ours(&wire)).sum()));
+    g.bench_function("naive_serde_crossbeam", |b| b.iter_custom(|iters| (0..iters).map(|_| naive(&wire)).sum()));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);
