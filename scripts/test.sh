@@ -4,7 +4,7 @@
 # mode (so they never rot), and the Kubernetes packaging tests.
 #
 #   scripts/test.sh            # everything
-#   QUICK=1 scripts/test.sh    # skip the chart and observability tests
+#   QUICK=1 scripts/test.sh    # skip the bench gate, the chart and the observability tests
 #
 # Leaves Kafka as it found it: stopped if this script started it.
 set -euo pipefail
@@ -53,6 +53,9 @@ step "unit, integration and end-to-end tests (benchmarks run once each, in test 
 cargo test --locked --all-targets
 
 if [[ "${QUICK:-0}" != 1 ]]; then
+  step "benchmark regression gate, short run (same-run ratios vs benches/baseline-ratios.json)"
+  bash scripts/bench-gate.sh --quick
+
   step "Kubernetes packaging (Helm chart, alerts, dashboard, Dockerfile)"
   bash scripts/test-chart.sh
   step "observability (simulator -> ingester -> Prometheus: scrape, dashboard queries, alerts)"

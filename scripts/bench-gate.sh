@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Latency regression gate: runs every criterion benchmark (each measures ours and a baseline in
+# the same run) and compares the speedups with benches/baseline-ratios.json.
+#
+#   scripts/bench-gate.sh               # full run, fails on a >25% drop of any speedup
+#   scripts/bench-gate.sh --quick       # short run (CI): catches rot and collapses, fails on a >60% drop
+#   scripts/bench-gate.sh --save        # full run, then record the ratios as the new baseline
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+mode=check threshold=0.25 opts=()
+case "${1:-}" in
+  --quick) threshold=0.6; opts=(--warm-up-time 0.5 --measurement-time 1 --sample-size 10) ;;
+  --save) mode=save ;;
+esac
+cargo bench --locked --bench parse --bench ring --bench ws_decode --bench pipeline -- "${opts[@]}" 2>&1 \
+  | grep -E '^[a-z_]+/|time:   \[' || true
+python3 scripts/bench_gate.py "$mode" --threshold "$threshold"
