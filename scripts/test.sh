@@ -53,6 +53,12 @@ step "unit, integration and end-to-end tests (benchmarks run once each, in test 
 cargo test --locked --all-targets
 
 if [[ "${QUICK:-0}" != 1 ]]; then
+  step "release binary, built exactly as the Dockerfile builds it"
+  build_cmd="$(sed -n 's/^# BUILD-CMD: //p' Dockerfile)"
+  [[ "$build_cmd" == "cargo build --release --locked --bin marketflow-ingestor" ]] || { echo "Dockerfile BUILD-CMD changed: $build_cmd"; exit 1; }
+  $build_cmd
+  target/release/marketflow-ingestor --version
+
   step "benchmark regression gate, short run (same-run ratios vs benches/baseline-ratios.json)"
   bash scripts/bench-gate.sh --quick
 
