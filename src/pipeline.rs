@@ -34,6 +34,8 @@ pub enum Outcome {
     Rejected,
     /// Dropped: its exchange id was already accepted.
     Duplicate,
+    /// Dropped at the buffer cap (the producer or the broker is behind); backfill was requested.
+    Overflowed,
     /// A connection catching up (see [`Admission::CatchUp`]) reached the published sequence of
     /// this symbol: from now on its records of that sequence are taken normally.
     Joined { symbol_idx: u16, kind: Dense },
@@ -136,13 +138,17 @@ impl Pipeline {
                         }
                     }
                 }
-                match self.sequence.observe(symbol_idx as usize, &record) {
-                    Verdict::InOrder => {}
-                    Verdict::Duplicate => {
-                        self.metrics.duplicates[symbol_idx as usize].inc();
-                        return Outcome::Duplicate;
-                    }
-                    Verdict::Gap { from, missing } => {
+                let verdict = self.sequence.peek(symbol_idx as usize, &record);
+                if verdict == Verdict::Duplicate {
+                    self.metrics.duplicates[symbol_idx as usize].inc();
+                    return Outcome::Duplicate;
+                }
+                let outcome = self.enqueue(&record, symbol_idx, recv_ns, 0, frame);
+                if matches!(outcome, Outcome::Record | Outcome::Overflowed) {
+                    // Only an accepted record moves the sequence: an invalid one leaves the gap
+                    // (if any) to be revealed by the next valid record.
+                    self.sequence.observe(symbol_idx as usize, &record);
+                    if let Verdict::Gap { from, missing } = verdict {
                         self.metrics.gaps[symbol_idx as usize].inc();
                         self.metrics.gap_ids_missing[symbol_idx as usize].inc_by(missing as u64);
                         if let Some(suppressed) = self.limiter.check("gap") {
@@ -158,7 +164,6 @@ impl Pipeline {
                         self.request_backfill(symbol_idx, &record, from, from + missing);
                     }
                 }
-                let outcome = self.enqueue(&record, symbol_idx, recv_ns, 0, frame);
                 joined.unwrap_or(outcome)
             }
             Frame::ControlReply { id, result } => {
@@ -231,7 +236,7 @@ impl Pipeline {
                 if let Some(suppressed) = self.limiter.check("overflow") {
                     warn!(suppressed, symbol = record.symbol(), "buffer cap reached: dropping (trades are backfilled)");
                 }
-                return Outcome::Rejected;
+                return Outcome::Overflowed;
             }
         }
         self.overflowing = false;

@@ -62,28 +62,8 @@ impl SequenceTracker {
         }
     }
 
-    /// What `observe` would say, without remembering anything.
-    pub fn peek(&self, symbol_idx: usize, record: &Record<'_>) -> Verdict {
-        let (slot, first, last) = match record {
-            Record::Trade(t) => (Dense::Trade as usize, t.trade_id, t.trade_id),
-            Record::AggTrade(a) => (Dense::AggTrade as usize, a.agg_id, a.agg_id),
-            Record::DepthUpdate(d) => (Dense::Depth as usize, d.first_update_id, d.final_update_id),
-            _ => return Verdict::InOrder,
-        };
-        let prev = self.last[symbol_idx][slot];
-        if prev == UNSET {
-            Verdict::InOrder
-        } else if last <= prev {
-            Verdict::Duplicate
-        } else if first > prev + 1 {
-            Verdict::Gap { from: prev + 1, missing: first - prev - 1 }
-        } else {
-            Verdict::InOrder
-        }
-    }
-
-    /// Judges `record` and, unless it is a duplicate, remembers it.
-    pub fn observe(&mut self, symbol_idx: usize, record: &Record<'_>) -> Verdict {
+    /// Where a record's id lives and the verdict on it, without remembering anything.
+    fn judge(&self, symbol_idx: usize, record: &Record<'_>) -> (usize, i64, Verdict) {
         let (slot, first, last, dense) = match record {
             Record::Trade(t) => (Dense::Trade as usize, t.trade_id, t.trade_id, true),
             Record::AggTrade(a) => (Dense::AggTrade as usize, a.agg_id, a.agg_id, true),
@@ -94,23 +74,34 @@ impl SequenceTracker {
                 (KLINE0 + iv, k.event_time_ms, k.event_time_ms, false)
             }
         };
-        let prev = &mut self.last[symbol_idx][slot];
-        if *prev == UNSET {
-            *prev = last;
-            return Verdict::InOrder;
-        }
-        if last <= *prev {
-            return Verdict::Duplicate;
-        }
-        let expected = *prev + 1;
-        *prev = last;
-        if dense && first > expected {
-            Verdict::Gap { from: expected, missing: first - expected }
-        } else {
-            // For depth, `first < expected < last` is an event that overlaps what we have: it is
-            // applied as a whole (quantities are absolute), so it is in order.
+        let prev = self.last[symbol_idx][slot];
+        let verdict = if prev == UNSET {
             Verdict::InOrder
+        } else if last <= prev {
+            Verdict::Duplicate
+        } else if dense && first > prev + 1 {
+            Verdict::Gap { from: prev + 1, missing: first - prev - 1 }
+        } else {
+            // For depth, `first < expected <= last` is an event that overlaps what we have: it
+            // is applied as a whole (quantities are absolute), so it is in order.
+            Verdict::InOrder
+        };
+        (slot, last, verdict)
+    }
+
+    /// What `observe` would say, without remembering anything: a record is judged first and
+    /// remembered only once it is accepted, so an invalid record cannot move the sequence.
+    pub fn peek(&self, symbol_idx: usize, record: &Record<'_>) -> Verdict {
+        self.judge(symbol_idx, record).2
+    }
+
+    /// Judges `record` and, unless it is a duplicate, remembers it.
+    pub fn observe(&mut self, symbol_idx: usize, record: &Record<'_>) -> Verdict {
+        let (slot, last, verdict) = self.judge(symbol_idx, record);
+        if verdict != Verdict::Duplicate {
+            self.last[symbol_idx][slot] = last;
         }
+        verdict
     }
 
     /// The last accepted id of a dense sequence, if any.
