@@ -149,3 +149,33 @@ fn sigkill_and_restart_continue_where_the_topic_ends() {
     let c = verify_complete(&msgs, &sim.market, per, |_| false);
     assert!(c.backfilled > 0, "the hole while down was filled from REST: {c:?}");
 }
+
+#[test]
+fn a_broken_depth_sequence_publishes_a_resync_marker_and_a_fresh_snapshot() {
+    let sim = market(|c| c.aux_rate = 50.0);
+    let topic = unique_topic("depth");
+    let mut ing = start(&sim, &topic, &[("STREAMS", "depth@100ms"), ("SYMBOLS", "btcusdt")]);
+    std::thread::sleep(Duration::from_secs(3));
+    sim.drop_connections();
+    // The reconnect resumes at the live update id: the U/u chain breaks.
+    let t = Instant::now();
+    while ing.metric("marketflow_ingestor_gaps_total{symbol=\"btcusdt\"}").unwrap_or(0.0) < 1.0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "no depth gap seen:\n{}", ing.dump_logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (st, _) = ing.terminate(Duration::from_secs(20));
+    assert!(st.success());
+    let msgs = consume(&topic, 100, Duration::from_secs(30), Duration::from_secs(2));
+    let mut sorted: Vec<&Consumed> = msgs.iter().collect();
+    sorted.sort_by_key(|m| (m.partition, m.offset));
+    let types: Vec<&str> = sorted.iter().map(|m| m.payload["type"].as_str().unwrap()).collect();
+    let resync = types.iter().position(|t| *t == "depth_resync").expect("a depth_resync marker");
+    let snap = types.iter().position(|t| *t == "depth_snapshot").expect("a depth_snapshot");
+    assert!(snap > resync, "the snapshot follows the marker");
+    let s = &sorted[snap].payload;
+    assert!(s["last_update_id"].as_i64().unwrap() > 0);
+    assert!(!s["bids"].as_array().unwrap().is_empty() && !s["asks"].as_array().unwrap().is_empty());
+    // Updates keep flowing around the resync.
+    assert!(types.iter().filter(|t| **t == "depth_update").count() > 50);
+}
