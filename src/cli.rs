@@ -93,7 +93,7 @@ pub struct Cli {
     /// `blocking` (epoll wait) or `busy` (spin on a dedicated core) [default: blocking]
     #[arg(long, env = "LOOP_MODE", value_name = "MODE")]
     pub loop_mode: Option<String>,
-    /// Ring capacity between event loop and producer, in bytes [default: 67108864]
+    /// Ring capacity between event loop and producer, in bytes [default: 16777216]
     #[arg(long, env = "RING_BYTES", value_name = "BYTES")]
     pub ring_bytes: Option<String>,
     /// Streams per WebSocket connection, at most Binance's 1024 [default: 1024]

@@ -46,7 +46,7 @@ pub const VARS: &[(&str, &str)] = &[
     ("PIN_CORE", "auto"),
     ("PRODUCER_CORE", "auto"),
     ("LOOP_MODE", "blocking"),
-    ("RING_BYTES", "67108864"),
+    ("RING_BYTES", "16777216"),
     ("MAX_STREAMS_PER_CONNECTION", "1024"),
     ("SINK", "kafka"),
     ("LOG_FORMAT", "text"),
@@ -498,7 +498,7 @@ impl RawConfig {
                 LoopMode::Blocking
             }
         };
-        let ring_bytes = parse_num::<usize>("RING_BYTES", self.get("RING_BYTES"), &mut errs).unwrap_or(1 << 26);
+        let ring_bytes = parse_num::<usize>("RING_BYTES", self.get("RING_BYTES"), &mut errs).unwrap_or(1 << 24);
         if !(64 * 1024..=(1 << 34)).contains(&ring_bytes) {
             errs.push(format!("RING_BYTES: {ring_bytes} is outside 65536..=17179869184"));
         }

@@ -169,15 +169,18 @@ impl LatencyHub {
         let h = self.merged(stage);
         let mut out = String::new();
         let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+        let mut total = 0u64;
         for v in h.iter_quantiles(5) {
             let q = v.quantile_iterated_to();
             let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+            // TotalCount is cumulative, as in HdrHistogram's own output.
+            total += v.count_since_last_iteration();
             let _ = writeln!(
                 out,
                 "{:>12.3} {:>14.12} {:>10} {:>14.2}",
                 v.value_iterated_to() as f64 / 1000.0,
                 q,
-                v.count_since_last_iteration(),
+                total,
                 inv
             );
         }

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Side by side: marketflow-ingestor and cryptofeed (3.x: Binance feed, Kafka backend), fed by the
+# same Binance simulator settings on 127.0.0.1, into the same local Kafka, one topic each, both
+# measured by the same consumer (Kafka log-append time, and consumer receive time, minus the
+# exchange event time in each record).
+#
+#   scripts/compare_cryptofeed.sh                 # RATE=2000 aggTrade msg/s, SECS=20 measured
+#   RATE=5000 SECS=30 scripts/compare_cryptofeed.sh
+#   MAX=1 scripts/compare_cryptofeed.sh           # highest rate each sustains into Kafka (stepwise)
+#   CF_BATCH_INTERVAL=0.005 scripts/compare_cryptofeed.sh   # cryptofeed with a 5 ms batch window
+#
+# Installs cryptofeed into a venv under ${MARKETFLOW_TOOLS:-~/.cache/marketflow-tools}/cryptofeed-venv
+# (cryptofeed 3.x needs Python >= 3.13: PYTHON=..., python3.13 on PATH, or pyenv's 3.13.x),
+# builds loadgen and the ingester (release), starts Kafka with scripts/kafka.sh, and runs
+# `loadgen --compare-cryptofeed`. Results: bench-results/compare-cryptofeed-*/ (table.md,
+# summary.json, .hgrm and latency.svg per contender). Bounded by TIMEOUT seconds (default 900).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TOOLS="${MARKETFLOW_TOOLS:-$HOME/.cache/marketflow-tools}"
+VENV="$TOOLS/cryptofeed-venv"
+RATE="${RATE:-2000}"
+SECS="${SECS:-20}"
+WARMUP="${WARMUP:-5}"
+OUT="${OUT:-$ROOT/bench-results}"
+TIMEOUT="${TIMEOUT:-900}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+die() { echo "compare_cryptofeed: $*" >&2; exit 1; }
+info() { echo "compare_cryptofeed: $*" >&2; }
+
+py_ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)' 2>/dev/null; }
+
+find_python() {
+  local c
+  for c in "${PYTHON:-}" python3.14 python3.13 python3; do
+    [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 && py_ok "$c" && { command -v "$c"; return 0; }
+  done
+  for c in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[3-9]*/bin/python3; do
+    [ -x "$c" ] && py_ok "$c" && { echo "$c"; return 0; }
+  done
+  return 1
+}
+
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import cryptofeed, aiokafka' 2>/dev/null; then
+  PY="$(find_python)" || die "cryptofeed 3.x needs Python >= 3.13 and none was found (set PYTHON=/path/to/python3.13)"
+  info "installing cryptofeed 3.x and aiokafka into $VENV (with $PY)"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q 'cryptofeed>=3,<4' aiokafka || die "pip could not install cryptofeed 3.x"
+fi
+info "$("$VENV/bin/python" -c 'import importlib.metadata as m; print("cryptofeed", m.version("cryptofeed"), "aiokafka", m.version("aiokafka"))')"
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  info "building loadgen and the ingester (release, $TARGET)"
+  CARGO_TARGET_DIR="$TARGET" cargo build --release --bins
+fi
+[ -x "$TARGET/release/loadgen" ] || die "$TARGET/release/loadgen is missing"
+
+bash "$ROOT/scripts/kafka.sh" start >/dev/null
+
+args=(--compare-cryptofeed --rate "$RATE" --secs "$SECS" --warmup "$WARMUP" --out "$OUT"
+      --cf-python "$VENV/bin/python" --cf-script "$ROOT/scripts/cryptofeed_feed.py")
+if [ -n "${CF_BATCH_INTERVAL:-}" ]; then
+  args+=(--cf-batch-interval "$CF_BATCH_INTERVAL" --name "compare-cryptofeed-${RATE}-batch${CF_BATCH_INTERVAL}")
+fi
+if [ "${MAX:-0}" = 1 ]; then
+  args+=(--max --contenders "${CONTENDERS:-cryptofeed}" --max-start "${MAX_START:-1000}"
+         --max-ceiling "${MAX_CEILING:-256000}" --step-secs "${STEP_SECS:-10}" --max-refine 2
+         --name "compare-cryptofeed-max")
+fi
+exec timeout --foreground -k 10 "$TIMEOUT" "$TARGET/release/loadgen" "${args[@]}" "$@"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The load-test suite of issue 5, each run short (the machine is shared): the real ingester fed by
+# the Binance simulator over loopback. Results under bench-results/<run>/ (summary.json, .hgrm per
+# stage, latency.svg) and a markdown table per run on stdout.
+#
+#   scripts/loadtest.sh             # 10k + 100k null plain, 10k TLS, max null, 10k Kafka
+#   SOAK_MIN=5 scripts/loadtest.sh  # ... plus a 5-minute soak at 100k/s (RSS every 10 s)
+#   SECS=30 scripts/loadtest.sh     # longer windows
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+SECS="${SECS:-20}"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  CARGO_TARGET_DIR="$TARGET" cargo build --release --bins
+fi
+LG="$TARGET/release/loadgen"
+run() { echo "== loadgen $*" >&2; timeout --foreground -k 10 600 "$LG" "$@"; }
+
+run --rate 10000 --secs "$SECS" --sink null
+run --rate 100000 --secs "$SECS" --sink null
+run --rate 10000 --secs "$SECS" --sink null --tls
+run --max --sink null                      # the simulator as feeder
+run --max --sink null --feeder replay --max-start 250000   # pre-rendered frames: the ingester's own ceiling
+bash scripts/kafka.sh start >/dev/null
+run --rate 10000 --secs "$SECS" --sink kafka
+if [ -n "${SOAK_MIN:-}" ]; then
+  run --soak "$SOAK_MIN" --rate 100000 --sink null
+fi
