@@ -7,11 +7,15 @@
 #   scripts/bench-gate.sh --save        # full run, then record the ratios as the new baseline
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-mode=check threshold=0.25 opts=()
+mode=check threshold=0.25 opts=() benches=(parse ring ws_decode pipeline) skip=()
 case "${1:-}" in
-  --quick) threshold=0.6; opts=(--warm-up-time 0.5 --measurement-time 1 --sample-size 10) ;;
+  # The thread-hop benchmark spins two threads against each other: on a 2-core CI machine shared
+  # with anything else its ratio swings by 5x, so the short CI run leaves it to the full gate.
+  --quick) threshold=0.6; opts=(--warm-up-time 0.5 --measurement-time 1 --sample-size 10)
+           benches=(parse ws_decode pipeline); skip=(--skip ring_hop) ;;
   --save) mode=save ;;
 esac
-cargo bench --locked --bench parse --bench ring --bench ws_decode --bench pipeline -- "${opts[@]}" 2>&1 \
-  | grep -E '^[a-z_]+/|time:   \[' || true
-python3 scripts/bench_gate.py "$mode" --threshold "$threshold"
+bench_args=()
+for b in "${benches[@]}"; do bench_args+=(--bench "$b"); done
+cargo bench --locked "${bench_args[@]}" -- "${opts[@]}" 2>&1 | grep -E '^[a-z_]+/|time:   \[' || true
+python3 scripts/bench_gate.py "$mode" --threshold "$threshold" "${skip[@]}"

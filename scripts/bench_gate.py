@@ -5,7 +5,7 @@ Every benchmark here measures ours and a baseline in the same run; the gate comp
 (baseline time / our time) with the one saved in benches/baseline-ratios.json and fails when it
 dropped by more than the threshold. Ratios survive a noisy, shared machine; absolute times do not.
 
-  scripts/bench_gate.py check [--threshold 0.25]   # after `cargo bench`
+  scripts/bench_gate.py check [--threshold 0.25] [--skip NAME]   # after `cargo bench`
   scripts/bench_gate.py save                       # record the current ratios as the baseline
 """
 import json
@@ -47,7 +47,8 @@ def main():
     args = sys.argv[1:]
     mode = args[0] if args else "check"
     threshold = float(args[args.index("--threshold") + 1]) if "--threshold" in args else 0.25
-    now = current()
+    skipped = {args[i + 1] for i, a in enumerate(args) if a == "--skip"}
+    now = {k: v for k, v in current().items() if k not in skipped}
     if not now:
         sys.exit("no criterion results under target/criterion: run `cargo bench` first")
     if mode == "save":
@@ -66,7 +67,7 @@ def main():
         bad = change < -threshold
         failed += bad
         print(f"{name:<22} {base:>9.2f} {ratio:>9.2f} {change:>+7.0%}{'  REGRESSION' if bad else ''}")
-    missing = sorted(set(saved) - set(now))
+    missing = sorted(set(saved) - set(now) - skipped)
     for name in missing:
         print(f"{name:<22} missing from this run")
     print(f"bench-gate: {len(now) - failed} passed, {failed + len(missing)} failed (threshold {threshold:.0%})")
