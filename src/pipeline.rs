@@ -54,6 +54,15 @@ pub enum Admission {
     CatchUp,
 }
 
+/// At most `max` bytes of `s`, cut on a character boundary (Binance text may be non-ASCII).
+fn preview(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Indices into `metrics::FRAME_KINDS`.
 const KIND_CONTROL: usize = 5;
 const KIND_ERROR: usize = 6;
@@ -168,13 +177,13 @@ impl Pipeline {
             }
             Frame::ControlReply { id, result } => {
                 self.metrics.received[KIND_CONTROL].inc();
-                info!(?id, result = &result[..result.len().min(200)], "control reply");
+                info!(?id, result = preview(result, 200), "control reply");
                 Outcome::ControlReply { id }
             }
             Frame::ErrorReply { code, msg } => {
                 self.metrics.received[KIND_ERROR].inc();
                 if let Some(suppressed) = self.limiter.check("error_reply") {
-                    warn!(code, suppressed, msg = &msg[..msg.len().min(200)], "binance refused a request");
+                    warn!(code, suppressed, msg = preview(msg, 200), "binance refused a request");
                 }
                 Outcome::ErrorReply { code }
             }
@@ -243,11 +252,10 @@ impl Pipeline {
         self.committed_since_notify += 1;
         self.metrics.parsed[kind as usize].inc();
         if let Some(e) = event_time_ms {
-            self.latency.record(
-                Stage::ExchangeToReceive,
-                symbol_idx as usize,
-                recv_ns.saturating_sub(e as u64 * 1_000_000),
-            );
+            // An event time before 1970 or past year 2554 is absurd input, not a latency.
+            if let Some(e_ns) = u64::try_from(e).ok().and_then(|e| e.checked_mul(1_000_000)) {
+                self.latency.record(Stage::ExchangeToReceive, symbol_idx as usize, recv_ns.saturating_sub(e_ns));
+            }
         }
         self.latency.record(Stage::ReceiveToEnqueue, symbol_idx as usize, now.saturating_sub(recv_ns));
         Outcome::Record

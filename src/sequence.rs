@@ -79,8 +79,9 @@ impl SequenceTracker {
             Verdict::InOrder
         } else if last <= prev {
             Verdict::Duplicate
-        } else if dense && first > prev + 1 {
-            Verdict::Gap { from: prev + 1, missing: first - prev - 1 }
+        } else if dense && first > prev.saturating_add(1) {
+            // Saturating: hostile ids (a negative one, then a huge one) must not overflow.
+            Verdict::Gap { from: prev + 1, missing: first.saturating_sub(prev).saturating_sub(1) }
         } else {
             // For depth, `first < expected <= last` is an event that overlaps what we have: it
             // is applied as a whole (quantities are absolute), so it is in order.

@@ -70,15 +70,17 @@ pub struct Stats {
     pub ws_streams: u64,
     /// Frames sonic-rs accepted that serde_json calls invalid JSON (not a failure: noted).
     pub lenient: u64,
-    pub lenient_examples: Vec<(&'static str, Vec<u8>)>,
+    pub lenient_examples: Vec<(&'static str, String, Vec<u8>)>,
+    /// Parser inputs skipped for nesting deeper than `Config::max_depth`.
+    pub too_deep: u64,
     pub panics: BTreeMap<String, PanicSite>,
 }
 
 impl Stats {
-    pub fn note_lenient(&mut self, target: &'static str, text: &[u8]) {
+    pub fn note_lenient(&mut self, target: &'static str, why: String, text: &[u8]) {
         self.lenient += 1;
         if self.lenient_examples.len() < 8 {
-            self.lenient_examples.push((target, text.to_vec()));
+            self.lenient_examples.push((target, why, text.to_vec()));
         }
     }
 
@@ -144,11 +146,8 @@ fn save_crash(c: &Current, location: &str, message: &str) -> Option<PathBuf> {
     if let Some((seed, max)) = c.chunking {
         let _ = writeln!(note, "chunking: seed {seed} max {max}");
     }
-    let _ = writeln!(
-        note,
-        "replay: FUZZ_REPLAY={} cargo test --test fuzz replay -- --ignored --nocapture",
-        bin.display()
-    );
+    let _ =
+        writeln!(note, "replay: FUZZ_REPLAY={} cargo test --test fuzz replay -- --ignored --nocapture", bin.display());
     std::fs::write(dir.join(format!("{name}.txt")), note).ok()?;
     Some(bin)
 }
@@ -299,11 +298,12 @@ pub mod abort_guard {
 pub struct Config {
     pub seed: u64,
     pub inputs: u64,
-    /// Feed inputs that are not UTF-8 to `parse_frame` as they are. Off: they are converted
-    /// lossily first (what tungstenite delivers is always UTF-8). See tests/fuzz_regressions.rs:
-    /// sonic-rs trips a `debug_assert` on such input, so this is on only where the dependency
-    /// is built without debug assertions (`scripts/fuzz.sh` decides).
+    /// Feed inputs that are not UTF-8 to `parse_frame` as they are; off: they are converted
+    /// lossily first (what tungstenite delivers is always UTF-8). Before 8c3082f sonic-rs
+    /// tripped a `debug_assert!` on them (tests/fuzz_regressions.rs).
     pub raw_non_utf8: bool,
+    /// Inputs nested deeper than this are not parsed (0: no limit): see `targets::MAX_DEPTH`.
+    pub max_depth: usize,
     /// Print a progress line this often (to stderr).
     pub progress: Option<Duration>,
 }
@@ -396,8 +396,12 @@ fn data_of(frame: &str) -> &str {
 /// Runs the campaign: `cfg.inputs` inputs, each through every target.
 pub fn run(cfg: &Config) -> Stats {
     install_panic_hook();
+    targets::set_max_depth(cfg.max_depth);
     let seeds = seeds::seeds();
     let mut m = mutate::Mutator::new(SmallRng::seed_from_u64(cfg.seed), seeds);
+    if cfg.max_depth > 0 {
+        m.shallow_nesting = cfg.max_depth;
+    }
     // A second stream of randomness for the wrappers, so the mutator's sequence does not depend
     // on what the targets did.
     let mut rng = SmallRng::seed_from_u64(cfg.seed ^ 0x5eed_f00d_cafe_d00d);
@@ -475,7 +479,8 @@ pub fn run(cfg: &Config) -> Stats {
         let sig = [parsed, encoded, payload, wsl, if utf8 { "utf8" } else { "bytes" }];
         let n = seen.entry(sig).or_default();
         *n += 1;
-        if *n <= 16 || (parsed == "market" && m.rng.gen_ratio(1, 256)) {
+        // Inputs over the nesting limit are not kept: their descendants would be skipped too.
+        if (*n <= 16 || (parsed == "market" && m.rng.gen_ratio(1, 256))) && parsed != "too_deep" {
             m.keep(&input);
         }
 
@@ -525,9 +530,15 @@ pub fn summary(cfg: &Config, st: &Stats, elapsed: Duration) -> String {
     row(&mut s, "payload parser", &st.payload, "payloads");
     row(&mut s, "websocket decoder", &st.ws, "messages read / how streams ended");
     let _ = writeln!(s, "  websocket streams: {}", st.ws_streams);
+    let _ = writeln!(
+        s,
+        "  parser inputs skipped for nesting deeper than {}: {}",
+        if cfg.max_depth == 0 { "(no limit)".to_string() } else { cfg.max_depth.to_string() },
+        st.too_deep
+    );
     let _ = writeln!(s, "  sonic-rs accepted, serde_json rejected: {}", st.lenient);
-    for (t, ex) in &st.lenient_examples {
-        let _ = writeln!(s, "    {t}: {:?}", String::from_utf8_lossy(&ex[..ex.len().min(200)]));
+    for (t, why, ex) in &st.lenient_examples {
+        let _ = writeln!(s, "    {t} (serde_json: {why}): {:?}", String::from_utf8_lossy(&ex[..ex.len().min(300)]));
     }
     if st.panics.is_empty() {
         let _ = writeln!(s, "0 panics");
@@ -570,4 +581,39 @@ pub fn replay(path: &Path) {
         panic!("unknown target for {name}");
     }
     println!("replayed {name}: no panic");
+}
+
+// ---- cargo-fuzz support ----------------------------------------------------------------------
+
+/// A payload-target input for libFuzzer: the stream name, a newline, the payload.
+pub fn split_payload_input(data: &[u8]) -> (String, String) {
+    let (stream, rest) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&data[..0], data),
+    };
+    (String::from_utf8_lossy(stream).into_owned(), String::from_utf8_lossy(rest).into_owned())
+}
+
+/// Writes the seed corpus of each cargo-fuzz target under `dir/<target>/`; returns the number
+/// of files written.
+pub fn export_corpus(dir: &Path) -> usize {
+    let seeds = seeds::seeds();
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut n = 0;
+    for target in ["frame", "payload", "websocket"] {
+        std::fs::create_dir_all(dir.join(target)).expect("create the corpus directory");
+    }
+    let mut write = |target: &str, i: usize, bytes: &[u8]| {
+        std::fs::write(dir.join(target).join(format!("seed-{i:04}")), bytes).expect("write a seed");
+        n += 1;
+    };
+    for (i, s) in seeds.iter().enumerate() {
+        write("frame", i, s);
+        let text = String::from_utf8_lossy(s);
+        let data = data_of(&text);
+        let stream = stream_for(&mut rng, data);
+        write("payload", i, format!("{stream}\n{data}").as_bytes());
+        write("websocket", i, &ws::build(&mut rng, s).wire);
+    }
+    n
 }

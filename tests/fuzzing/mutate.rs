@@ -7,13 +7,13 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 /// Inputs never grow beyond this (deep nesting needs room; most inputs stay under 1 KiB).
-pub const MAX_LEN: usize = 256 * 1024;
+pub const MAX_LEN: usize = 128 * 1024;
 /// Pool entries beyond the seeds, kept when they show behaviour not seen often.
 const POOL_EXTRA: usize = 8192;
 
 const INTERESTING_BYTES: &[u8] = &[
-    b'"', b'\\', b'{', b'}', b'[', b']', b':', b',', b'-', b'.', b'e', b'E', b'+', b'0', b'1', b'9', 0x00, 0x01,
-    0x1f, 0x7f, 0x80, 0xc0, 0xed, 0xff, b' ', b'\n', b'\t', b'@', b'/', b'u', b'n', b't', b'f',
+    b'"', b'\\', b'{', b'}', b'[', b']', b':', b',', b'-', b'.', b'e', b'E', b'+', b'0', b'1', b'9', 0x00, 0x01, 0x1f,
+    0x7f, 0x80, 0xc0, 0xed, 0xff, b' ', b'\n', b'\t', b'@', b'/', b'u', b'n', b't', b'f',
 ];
 
 /// Valid and broken UTF-8: 2-, 3- and 4-byte characters, the BOM, U+2028, an overlong NUL, a
@@ -220,12 +220,18 @@ const DICT: &[&str] = &[
     "\u{feff}",
 ];
 
-const NEST_DEPTHS: &[usize] = &[2, 8, 64, 127, 128, 129, 255, 256, 1000, 4096, 65536];
+/// Nesting depths: around sonic-rs's and serde_json's limits (128), and beyond.
+const NEST_DEPTHS: &[usize] = &[2, 3, 8, 16, 24, 31, 32, 33, 64, 127, 128, 129, 200, 255, 256, 1000, 4096, 20000];
 const STRING_LENS: &[usize] = &[0, 1, 2, 39, 40, 41, 63, 64, 65, 127, 128, 129, 159, 160, 161, 199, 200, 201, 255, 256];
 
-/// Spans of string contents (between the quotes) and of number-like tokens outside strings.
-fn scan(input: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+/// Byte ranges `start..end` of tokens.
+type Spans = Vec<(usize, usize)>;
+
+/// Spans of string contents (between the quotes) and of number-like tokens outside strings, in
+/// the first 16 KiB.
+fn scan(input: &[u8]) -> (Spans, Spans) {
     let (mut strings, mut numbers) = (Vec::new(), Vec::new());
+    let input = &input[..input.len().min(16 * 1024)];
     let mut i = 0;
     while i < input.len() && strings.len() + numbers.len() < 512 {
         let b = input[i];
@@ -284,12 +290,14 @@ pub struct Mutator {
     pub rng: SmallRng,
     pool: Vec<Vec<u8>>,
     seeds: usize,
+    /// Half the nesting mutations stay within this depth (the run's parser depth limit).
+    pub shallow_nesting: usize,
 }
 
 impl Mutator {
     pub fn new(rng: SmallRng, seeds: Vec<Vec<u8>>) -> Mutator {
         assert!(!seeds.is_empty());
-        Mutator { rng, seeds: seeds.len(), pool: seeds }
+        Mutator { rng, seeds: seeds.len(), pool: seeds, shallow_nesting: 32 }
     }
 
     pub fn pool_len(&self) -> usize {
@@ -315,7 +323,8 @@ impl Mutator {
     pub fn next(&mut self, out: &mut Vec<u8>) {
         out.clear();
         let from_seed = self.pool.len() == self.seeds || self.rng.gen_bool(0.4);
-        let i = if from_seed { self.rng.gen_range(0..self.seeds) } else { self.rng.gen_range(self.seeds..self.pool.len()) };
+        let i =
+            if from_seed { self.rng.gen_range(0..self.seeds) } else { self.rng.gen_range(self.seeds..self.pool.len()) };
         out.extend_from_slice(&self.pool[i]);
         if from_seed && self.rng.gen_ratio(1, 64) {
             return;
@@ -457,7 +466,11 @@ impl Mutator {
                 let (strings, _) = scan(v);
                 if !strings.is_empty() {
                     let (a, b) = strings[self.rng.gen_range(0..strings.len())];
-                    let s = if self.rng.gen_bool(0.5) { self.pick(STRINGS).to_string() } else { self.random_string_content() };
+                    let s = if self.rng.gen_bool(0.5) {
+                        self.pick(STRINGS).to_string()
+                    } else {
+                        self.random_string_content()
+                    };
                     v.splice(a..b, s.into_bytes());
                 }
             }
@@ -485,7 +498,11 @@ impl Mutator {
             }
             // Deep nesting, in place of a value or anywhere.
             15 => {
-                let depth = NEST_DEPTHS[self.rng.gen_range(0..NEST_DEPTHS.len())];
+                let depth = if self.rng.gen_bool(0.5) {
+                    self.rng.gen_range(1..=self.shallow_nesting.max(1))
+                } else {
+                    NEST_DEPTHS[self.rng.gen_range(0..NEST_DEPTHS.len())]
+                };
                 let (open, inner, close): (&[u8], &[u8], &[u8]) = match self.rng.gen_range(0..3) {
                     0 => (b"[", b"", b"]"),
                     1 => (b"{\"a\":", b"1", b"}"),
@@ -517,8 +534,7 @@ impl Mutator {
             // Duplicate or drop a `"key":value` member.
             16 => {
                 let (strings, _) = scan(v);
-                let keys: Vec<(usize, usize)> =
-                    strings.into_iter().filter(|&(_, b)| b + 1 < v.len() && v[b + 1] == b':').collect();
+                let keys: Spans = strings.into_iter().filter(|&(_, b)| b + 1 < v.len() && v[b + 1] == b':').collect();
                 if !keys.is_empty() {
                     let (a, b) = keys[self.rng.gen_range(0..keys.len())];
                     let end = value_end(v, b + 2);

@@ -103,10 +103,8 @@ pub fn combined(stream: &str, data: &[u8]) -> Vec<u8> {
 
 /// The simulator's payloads, wrapped as combined frames: every kind, every symbol, two events each.
 pub fn sim_frames() -> Vec<Vec<u8>> {
-    let market = Market::new(SimConfig {
-        symbols: SIM_SYMBOLS.iter().map(|s| s.to_string()).collect(),
-        ..SimConfig::default()
-    });
+    let market =
+        Market::new(SimConfig { symbols: SIM_SYMBOLS.iter().map(|s| s.to_string()).collect(), ..SimConfig::default() });
     let mut out = Vec::new();
     for kind in all_kinds() {
         for (sym, name) in SIM_SYMBOLS.iter().enumerate() {

@@ -7,6 +7,8 @@
 //! - `payload`: `parse_payload` with mutated stream names: the stream/kind/symbol bookkeeping,
 //!   then the same record checks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use marketflow_ingestor::binance::stream::{StreamKind, KLINE_INTERVALS};
 use marketflow_ingestor::binance::wire::{parse_frame, parse_payload, Frame, ParseError};
 use marketflow_ingestor::record::Record;
@@ -14,11 +16,63 @@ use serde_json::Value;
 
 use super::Stats;
 
-/// serde_json's reading of `text`, the reference the parsers are compared with. `Err(true)`:
-/// rejected for nesting deeper than serde_json's recursion limit (no verdict), `Err(false)`:
+/// Inputs nested deeper than this are not given to the parsers (0: no limit). sonic-rs skips
+/// lazily captured and ignored values with unbounded recursion (cloudwego/sonic-rs#232; see
+/// tests/fuzz_regressions.rs): a deep enough frame overflows the stack, which aborts the process
+/// and would end the run. The limit keeps the run going; inputs over it are counted as skipped.
+static MAX_DEPTH: AtomicUsize = AtomicUsize::new(0);
+
+pub fn set_max_depth(depth: usize) {
+    MAX_DEPTH.store(depth, Ordering::Relaxed);
+}
+
+/// Whether `text` nests `[`/`{` (outside strings) deeper than `limit`.
+pub fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+fn too_deep(text: &[u8], st: &mut Stats) -> bool {
+    let limit = MAX_DEPTH.load(Ordering::Relaxed);
+    if limit > 0 && nests_deeper_than(text, limit) {
+        st.too_deep += 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// serde_json's reading of `text`, the reference the parsers are compared with. `Err(None)`:
+/// rejected for nesting deeper than serde_json's recursion limit (no verdict), `Err(Some(why))`:
 /// not JSON.
-fn reference(text: &[u8]) -> Result<Value, bool> {
-    serde_json::from_slice(text).map_err(|e| e.to_string().contains("recursion limit"))
+fn reference(text: &[u8]) -> Result<Value, Option<String>> {
+    serde_json::from_slice(text).map_err(|e| {
+        let why = e.to_string();
+        (!why.contains("recursion limit")).then_some(why)
+    })
 }
 
 pub fn frame_label(f: &Frame<'_>) -> &'static str {
@@ -33,6 +87,9 @@ pub fn frame_label(f: &Frame<'_>) -> &'static str {
 /// Target (a): one text frame through `parse_frame` and, for market frames, `Record::encode`.
 /// Returns the outcome label (for the mutator's novelty signal).
 pub fn frame(text: &[u8], recv_ns: u64, st: &mut Stats) -> (&'static str, &'static str) {
+    if too_deep(text, st) {
+        return ("too_deep", "-");
+    }
     let parsed = parse_frame(text);
     let label = match &parsed {
         Ok(f) => {
@@ -48,9 +105,9 @@ pub fn frame(text: &[u8], recv_ns: u64, st: &mut Stats) -> (&'static str, &'stat
     assert!(std::str::from_utf8(text).is_ok(), "parse_frame accepted text that is not UTF-8: {f:?}");
     let doc = match reference(text) {
         Ok(v) => Some(v),
-        Err(deep) => {
-            if !deep {
-                st.note_lenient("frame", text);
+        Err(why) => {
+            if let Some(why) = why {
+                st.note_lenient("frame", why, text);
             }
             None
         }
@@ -73,11 +130,14 @@ pub fn frame(text: &[u8], recv_ns: u64, st: &mut Stats) -> (&'static str, &'stat
                 assert!(doc.get("code").is_none_or(Value::is_null), "control reply with a code: {doc}");
                 match reference(result.as_bytes()) {
                     Ok(r) => assert_eq!(Some(&r), doc.get("result"), "result raw text {result:?}"),
-                    Err(true) => {}
-                    Err(false) => panic!("control reply result {result:?} is not JSON"),
+                    Err(None) => {}
+                    Err(Some(why)) => panic!("control reply result {result:?} is not JSON: {why}"),
                 }
-                // Integer ids (the only kind we send) come back as such; anything else is None.
-                assert_eq!(*id, doc.get("id").and_then(Value::as_i64), "id of {doc}");
+                // Integer ids (the only kind we send) come back as such; anything else is None
+                // (except `-0`, which Rust's integer parser reads as 0).
+                let want = doc.get("id").and_then(Value::as_i64);
+                let minus_zero = doc.get("id").and_then(Value::as_f64) == Some(0.0) && *id == Some(0);
+                assert!(*id == want || minus_zero, "id {id:?} of {doc}");
             }
         }
         Frame::ErrorReply { code, msg } => {
@@ -100,6 +160,9 @@ pub fn frame(text: &[u8], recv_ns: u64, st: &mut Stats) -> (&'static str, &'stat
 
 /// Target (b): `parse_payload` with a (mutated) stream name.
 pub fn payload(stream: &str, data: &str, recv_ns: u64, st: &mut Stats) -> (&'static str, &'static str) {
+    if too_deep(data.as_bytes(), st) {
+        return ("too_deep", "-");
+    }
     let parsed = parse_payload(stream, data);
     let known = stream == "!serverShutdown"
         || stream.split_once('@').and_then(|(_, suffix)| StreamKind::from_suffix(suffix)).is_some();
@@ -121,9 +184,9 @@ pub fn payload(stream: &str, data: &str, recv_ns: u64, st: &mut Stats) -> (&'sta
     let Ok(f) = parsed else { return (label, "-") };
     let doc = match reference(data.as_bytes()) {
         Ok(v) => Some(v),
-        Err(deep) => {
-            if !deep {
-                st.note_lenient("payload", data.as_bytes());
+        Err(why) => {
+            if let Some(why) = why {
+                st.note_lenient("payload", format!("{why}; stream {stream:?}"), data.as_bytes());
             }
             None
         }
@@ -208,8 +271,8 @@ fn same_bool(v: &Value, k: &str, got: bool) {
 fn same_levels(v: &Value, k: &str, raw: &str) {
     match reference(raw.as_bytes()) {
         Ok(parsed) => assert_eq!(&parsed, field(v, k), "levels `{k}` raw {raw:?}"),
-        Err(true) => {}
-        Err(false) => panic!("levels `{k}` raw text {raw:?} is not JSON"),
+        Err(None) => {}
+        Err(Some(why)) => panic!("levels `{k}` raw text {raw:?} is not JSON: {why}"),
     }
 }
 
@@ -303,9 +366,7 @@ fn plain_levels(raw: &str) -> Option<bool> {
     let v: Value = serde_json::from_str(raw).ok()?;
     Some(v.as_array().is_some_and(|levels| {
         levels.iter().all(|l| {
-            l.as_array().is_some_and(|pq| {
-                pq.len() == 2 && pq.iter().all(|x| x.as_str().is_some_and(plain_decimal))
-            })
+            l.as_array().is_some_and(|pq| pq.len() == 2 && pq.iter().all(|x| x.as_str().is_some_and(plain_decimal)))
         })
     }))
 }
@@ -315,16 +376,9 @@ fn should_encode(r: &Record<'_>) -> bool {
     let decimals: Vec<&str> = match r {
         Record::Trade(t) => vec![t.price, t.qty],
         Record::AggTrade(t) => vec![t.price, t.qty],
-        Record::Kline(k) => vec![
-            k.open,
-            k.high,
-            k.low,
-            k.close,
-            k.volume,
-            k.quote_volume,
-            k.taker_buy_volume,
-            k.taker_buy_quote_volume,
-        ],
+        Record::Kline(k) => {
+            vec![k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.taker_buy_volume, k.taker_buy_quote_volume]
+        }
         Record::BookTicker(b) => vec![b.bid_price, b.bid_qty, b.ask_price, b.ask_qty],
         Record::DepthUpdate(_) => vec![],
     };
