@@ -59,6 +59,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "event_type_mismatch",
     "symbol_mismatch",
     "interval_mismatch",
+    "too_deep",
     "bad_decimal",
     "bad_symbol",
     "bad_levels",

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use marketflow_ingestor::binance::wire::{parse_frame, ParseError};
+use marketflow_ingestor::binance::wire::{parse_frame, Frame, ParseError, MAX_NESTING};
 
 /// Stack of the thread a child case runs on: the std default for spawned threads, which is what
 /// the ingester's event-loop thread has.
@@ -88,14 +88,39 @@ fn child_case() {
 
 /// FINDING: sonic-rs skips lazily captured values (`data`, `result`, `id`) and ignored fields
 /// with unbounded recursion (cloudwego/sonic-rs#232, fix proposed in #238), so one deeply nested
-/// but valid JSON frame overflows the event-loop thread's stack and aborts the ingester: in a
-/// release build about 18,650 levels (a 37 KB frame) exhaust a 2 MiB stack, in a debug build 47.
-/// A frame may be 8 MiB (`max_message_size`); 100k levels take 200 KB.
+/// but valid JSON frame overflowed the event-loop thread's stack and aborted the ingester: in a
+/// release build about 18,650 levels (a 37 KB frame) exhausted a 2 MiB stack, in a debug build 47.
+/// A frame may be 8 MiB (`max_message_size`); 100k levels take 200 KB. FIX: `parse_text` and
+/// `parse_payload` refuse frames nested deeper than `MAX_NESTING` before sonic-rs sees them.
 #[test]
-#[ignore = "known crash, not fixed yet: sonic-rs recursion (cloudwego/sonic-rs#232); fix is a nesting pre-scan in binance::wire::parse_text, see issue 3"]
+
 fn deeply_nested_frames_do_not_overflow_the_stack() {
     let failures: Vec<String> = deep_frames(0).iter().filter_map(|(case, _)| in_child(case, 100_000).err()).collect();
     assert!(failures.is_empty(), "stack overflow (process abort) on:\n{}", failures.join("\n"));
+    for (case, frame) in deep_frames(100_000) {
+        assert_eq!(parse_frame(frame.as_bytes()), Err(ParseError::TooDeep), "{case}");
+    }
+}
+
+/// The nesting limit counts brackets, not brackets inside strings, and lets every real frame by.
+#[test]
+fn nesting_limit_is_string_aware_and_spares_real_frames() {
+    let deep_in_strings = format!(
+        r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1,"m":true,"M":"{}\"{}"}}}}"#,
+        "[".repeat(100),
+        "{".repeat(100)
+    );
+    assert!(matches!(parse_frame(deep_in_strings.as_bytes()), Ok(Frame::Market { .. })));
+    let just_deep_enough = format!(r#"{{"result":{},"id":1}}"#, nested("[", "]", MAX_NESTING - 2));
+    assert!(matches!(parse_frame(just_deep_enough.as_bytes()), Ok(Frame::ControlReply { id: Some(1), .. })));
+    let one_too_deep = format!(r#"{{"result":{},"id":1}}"#, nested("[", "]", MAX_NESTING));
+    assert_eq!(parse_frame(one_too_deep.as_bytes()), Err(ParseError::TooDeep));
+    // A thousand-level depth update has 2,000 brackets but nests four deep.
+    let levels = vec![r#"["0.0024","10"]"#; 1000].join(",");
+    let depth = format!(
+        r#"{{"stream":"btcusdt@depth","data":{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[{levels}],"a":[{levels}]}}}}"#
+    );
+    assert!(matches!(parse_frame(depth.as_bytes()), Ok(Frame::Market { .. })));
 }
 
 /// How deep each case can go before the child aborts (a measurement, not a test):

@@ -43,6 +43,8 @@ pub enum ParseError {
     SymbolMismatch,
     #[error("kline interval does not match its stream name")]
     IntervalMismatch,
+    #[error("JSON nested deeper than any Binance frame")]
+    TooDeep,
 }
 
 impl ParseError {
@@ -54,6 +56,7 @@ impl ParseError {
             ParseError::EventTypeMismatch => "event_type_mismatch",
             ParseError::SymbolMismatch => "symbol_mismatch",
             ParseError::IntervalMismatch => "interval_mismatch",
+            ParseError::TooDeep => "too_deep",
         }
     }
 }
@@ -243,6 +246,61 @@ fn split_combined(text: &str) -> Option<(&str, &str)> {
     Some((stream, data))
 }
 
+/// Deepest JSON nesting a frame may have. Binance frames nest at most four levels (a depth
+/// update's `[price, qty]` pairs inside its level array inside `data` inside the envelope).
+/// The limit exists because sonic-rs skips ignored and lazily captured values recursively
+/// (cloudwego/sonic-rs#232): a valid frame nested ~18,000 levels deep would overflow the event-loop
+/// thread's stack and abort the process. A debug build overflows at ~47 levels, so this stays low.
+pub const MAX_NESTING: usize = 16;
+
+/// Whether `text` nests at most [`MAX_NESTING`] levels, checked before sonic-rs sees it.
+fn nesting_ok(text: &str) -> bool {
+    let b = text.as_bytes();
+    // A frame cannot nest deeper than it has opening brackets, and a trade frame has two: this
+    // count vectorizes, so ordinary frames never pay for the string-aware scan.
+    // (`[` is 0x5B and `{` 0x7B, so `c | 0x20 == b'{'` matches both; u8 sums over 255-byte chunks
+    // cannot overflow and compile to SIMD adds.)
+    let opens: usize = b.chunks(255).map(|c| c.iter().map(|&c| u8::from(c | 0x20 == b'{')).sum::<u8>() as usize).sum();
+    opens <= MAX_NESTING || deepest(b) <= MAX_NESTING
+}
+
+/// The deepest bracket nesting of `b`, ignoring brackets inside strings; stops counting once
+/// past [`MAX_NESTING`]. Malformed text gets some answer: sonic-rs rejects it afterwards anyway.
+fn deepest(b: &[u8]) -> usize {
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                // Skip to the closing quote; a backslash escapes the byte after it.
+                loop {
+                    let Some(j) = memchr::memchr2(b'"', b'\\', b.get(i..).unwrap_or_default()) else {
+                        return max;
+                    };
+                    i += j;
+                    if b[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    if max > MAX_NESTING {
+                        return max;
+                    }
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    max
+}
+
 /// Parses one combined-stream frame given as bytes (validated as UTF-8 first).
 pub fn parse_frame(text: &[u8]) -> Result<Frame<'_>, ParseError> {
     parse_text(std::str::from_utf8(text).map_err(|_| ParseError::Json)?)
@@ -251,15 +309,18 @@ pub fn parse_frame(text: &[u8]) -> Result<Frame<'_>, ParseError> {
 /// Parses one combined-stream text frame. Takes `&str` because a WebSocket text message has
 /// already been validated as UTF-8: the hot path does not pay for it twice.
 pub fn parse_text(text: &str) -> Result<Frame<'_>, ParseError> {
+    if !nesting_ok(text) {
+        return Err(ParseError::TooDeep);
+    }
     if let Some((stream, data)) = split_combined(text) {
-        if let Ok(f) = parse_payload(stream, data) {
+        if let Ok(f) = payload(stream, data) {
             return Ok(f);
         }
         // The fast split may have been wrong (say, a key after `data`): decide on the full parse.
     }
     let env: Envelope<'_> = sonic_rs::from_str(text).map_err(|_| ParseError::Json)?;
     match (env.stream, env.data) {
-        (Some(stream), Some(data)) => parse_payload(stream, raw(&data)?),
+        (Some(stream), Some(data)) => payload(stream, raw(&data)?),
         (None, None) => {
             if let Some(code) = env.code {
                 return Ok(Frame::ErrorReply { code, msg: env.msg.unwrap_or("") });
@@ -279,6 +340,14 @@ pub fn parse_text(text: &str) -> Result<Frame<'_>, ParseError> {
 
 /// Parses the `data` of stream `stream` (e.g. `btcusdt@trade`).
 pub fn parse_payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> {
+    if !nesting_ok(data) {
+        return Err(ParseError::TooDeep);
+    }
+    payload(stream, data)
+}
+
+/// [`parse_payload`] once the nesting has been checked.
+fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> {
     if stream == "!serverShutdown" {
         let w: ShutdownWire = sonic_rs::from_str(data).map_err(|_| ParseError::Json)?;
         return Ok(Frame::ServerShutdown { event_time_ms: w.event_time });
