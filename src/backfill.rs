@@ -113,6 +113,7 @@ pub struct Backfiller {
     agent: ureq::Agent,
     base: String,
     symbols: Vec<String>,
+    max_ids: i64,
     metrics: Arc<Metrics>,
     out: Sender<OwnedRecord>,
     shutdown: Shutdown,
@@ -131,6 +132,7 @@ impl Backfiller {
             agent: b.build(),
             base: format!("{scheme}://{}{}", cfg.rest.authority(), cfg.rest.path),
             symbols: cfg.symbols.iter().map(|s| s.to_uppercase()).collect(),
+            max_ids: cfg.backfill_max_ids,
             metrics,
             out,
             shutdown,
@@ -156,9 +158,23 @@ impl Backfiller {
             }
             let job = queue.remove(0);
             self.metrics.backfill_jobs.inc();
-            let left = self.run_job(job);
-            if let Some(j) = left {
-                queue.insert(0, j);
+            match job {
+                Job::DepthResync { symbol_idx } => self.depth_resync(symbol_idx),
+                Job::Range { symbol_idx, kind, from, to } => {
+                    let mut ranges = vec![self.capped(symbol_idx, kind, from, to)];
+                    // Small gaps close together (scattered ring drops, skipped ids) share one
+                    // REST page: the queue is sorted, so they are next to each other.
+                    while let Some(&Job::Range { symbol_idx: s, kind: k, from, to }) = queue.first() {
+                        if s != symbol_idx || k != kind || to - ranges[0].0 > PAGE {
+                            break;
+                        }
+                        queue.remove(0);
+                        self.metrics.backfill_jobs.inc();
+                        ranges.push((from, to));
+                    }
+                    let left = self.fetch_ranges(symbol_idx, kind, &ranges);
+                    queue.splice(0..0, left.into_iter().map(|(from, to)| Job::Range { symbol_idx, kind, from, to }));
+                }
             }
         }
         queue.extend(jobs.try_iter());
@@ -171,56 +187,78 @@ impl Backfiller {
         }
     }
 
-    /// Runs one job; returns what is left when interrupted by shutdown.
-    fn run_job(&self, job: Job) -> Option<Job> {
-        match job {
-            Job::DepthResync { symbol_idx } => {
-                self.depth_resync(symbol_idx);
-                None
+    /// `from..to`, cut to [`Config::backfill_max_ids`]; the cut-off rest is reported at once.
+    fn capped(&self, symbol_idx: u16, kind: Dense, from: i64, to: i64) -> (i64, i64) {
+        if to.saturating_sub(from) <= self.max_ids {
+            return (from, to);
+        }
+        // The oldest ids first, so what is fetched joins what was published before.
+        let cut = from + self.max_ids;
+        warn!(
+            symbol = %self.symbols[symbol_idx as usize],
+            from,
+            to,
+            max_ids = self.max_ids,
+            "gap larger than BACKFILL_MAX_IDS: fetching its start, reporting the rest"
+        );
+        self.marker(symbol_idx, kind, cut, to, "backfill_limit");
+        (from, cut)
+    }
+
+    /// Fetches the sorted, disjoint `ranges` of one sequence page by page; returns what is left
+    /// when interrupted by shutdown.
+    fn fetch_ranges(&self, symbol_idx: u16, kind: Dense, ranges: &[(i64, i64)]) -> Vec<(i64, i64)> {
+        let started = Instant::now();
+        let (first, end) = (ranges[0].0, ranges[ranges.len() - 1].1);
+        let mut cur = first;
+        let mut attempt = 0u32;
+        let from_cur = |cur: i64| -> Vec<(i64, i64)> {
+            ranges.iter().filter(|r| r.1 > cur).map(|&(a, b)| (a.max(cur), b)).collect()
+        };
+        while cur < end {
+            if self.shutdown.is_triggered() {
+                return from_cur(cur);
             }
-            Job::Range { symbol_idx, kind, from, to } => {
-                let started = Instant::now();
-                let mut cur = from;
-                let mut attempt = 0u32;
-                while cur < to {
-                    if self.shutdown.is_triggered() {
-                        return Some(Job::Range { symbol_idx, kind, from: cur, to });
-                    }
-                    // Publishing into a broker that is down only queues: wait for it to come back.
-                    if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(200));
-                        continue;
-                    }
-                    match self.page(symbol_idx, kind, cur, to) {
-                        Ok(next) => {
-                            attempt = 0;
-                            cur = next;
-                        }
-                        Err(FetchError::Permanent(e)) => {
-                            warn!(symbol = %self.symbols[symbol_idx as usize], from = cur, to, "backfill impossible: {e}");
-                            self.marker(symbol_idx, kind, cur, to, "rest_error");
-                            return None;
-                        }
-                        Err(FetchError::Retry(e)) => {
-                            attempt += 1;
-                            self.metrics.backfill_retries.inc();
-                            let wait = Duration::from_millis(250 * (1u64 << attempt.min(7)));
-                            warn!(attempt, wait_ms = wait.as_millis() as u64, "backfill fetch failed, retrying: {e}");
-                            self.sleep(wait);
-                        }
-                    }
+            // Publishing into a broker that is down only queues: wait for it to come back.
+            if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            // Skip the ids between ranges: nothing is missing there.
+            if let Some(&(a, _)) = ranges.iter().find(|r| r.1 > cur) {
+                cur = cur.max(a);
+            }
+            match self.page(symbol_idx, kind, ranges, cur, end) {
+                Ok(next) => {
+                    attempt = 0;
+                    cur = next;
                 }
-                info!(
-                    symbol = %self.symbols[symbol_idx as usize],
-                    kind = ?kind,
-                    from,
-                    to,
-                    ms = started.elapsed().as_millis() as u64,
-                    "backfill done"
-                );
-                None
+                Err(FetchError::Permanent(e)) => {
+                    warn!(symbol = %self.symbols[symbol_idx as usize], from = cur, to = end, "backfill impossible: {e}");
+                    for (a, b) in from_cur(cur) {
+                        self.marker(symbol_idx, kind, a, b, "rest_error");
+                    }
+                    return Vec::new();
+                }
+                Err(FetchError::Retry(e)) => {
+                    attempt += 1;
+                    self.metrics.backfill_retries.inc();
+                    let wait = Duration::from_millis(250 * (1u64 << attempt.min(7)));
+                    warn!(attempt, wait_ms = wait.as_millis() as u64, "backfill fetch failed, retrying: {e}");
+                    self.sleep(wait);
+                }
             }
         }
+        info!(
+            symbol = %self.symbols[symbol_idx as usize],
+            kind = ?kind,
+            from = first,
+            to = end,
+            ranges = ranges.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "backfill done"
+        );
+        Vec::new()
     }
 
     fn sleep(&self, d: Duration) {
@@ -271,8 +309,9 @@ impl Backfiller {
         }
     }
 
-    /// Fetches and publishes one page from `cur`; returns the next id to fetch.
-    fn page(&self, symbol_idx: u16, kind: Dense, cur: i64, to: i64) -> Result<i64, FetchError> {
+    /// Fetches one page from `cur` and publishes the ids it holds that fall in `ranges`; ids of
+    /// the ranges that REST skipped are reported as gaps. Returns the next id to fetch.
+    fn page(&self, symbol_idx: u16, kind: Dense, ranges: &[(i64, i64)], cur: i64, to: i64) -> Result<i64, FetchError> {
         let sym = &self.symbols[symbol_idx as usize];
         let limit = (to - cur).clamp(1, PAGE);
         // (id, record) pairs in id order.
@@ -329,21 +368,31 @@ impl Backfiller {
             if id >= to {
                 break;
             }
-            if id > next {
-                // REST skipped ids it does not have: they are gone for good.
-                self.marker(symbol_idx, kind, next, id, "not_in_rest");
+            // REST skipped ids it does not have: they are gone for good.
+            self.unrecoverable(symbol_idx, kind, ranges, next, id);
+            if ranges.iter().any(|&(a, b)| (a..b).contains(&id)) {
+                self.publish(rec);
+                self.metrics.backfilled[symbol_idx as usize].inc();
             }
-            self.publish(rec);
-            self.metrics.backfilled[symbol_idx as usize].inc();
             next = id + 1;
         }
         if next == cur {
-            // Nothing at or after `cur` below `to`: REST's history holds no more of this range.
+            // Nothing at or after `cur` below `to`: REST's history holds no more of these ranges.
             // (A page that ended before `to` only means "fetch again from `next`".)
-            self.marker(symbol_idx, kind, cur, to, "not_in_rest");
+            self.unrecoverable(symbol_idx, kind, ranges, cur, to);
             return Ok(to);
         }
         Ok(next)
+    }
+
+    /// Reports the ids of `ranges` within `from..to` as gaps REST cannot fill.
+    fn unrecoverable(&self, symbol_idx: u16, kind: Dense, ranges: &[(i64, i64)], from: i64, to: i64) {
+        for &(a, b) in ranges {
+            let (a, b) = (a.max(from), b.min(to));
+            if a < b {
+                self.marker(symbol_idx, kind, a, b, "not_in_rest");
+            }
+        }
     }
 
     fn encode(&self, symbol_idx: u16, r: &Record<'_>) -> OwnedRecord {
@@ -388,7 +437,7 @@ impl Backfiller {
         let payload = format!(
             r#"{{"type":"gap","exchange":"binance","symbol":"{sym}","stream":"{stream}","from_id":{from},"to_id":{},"missing":{},"reason":"{reason}","recv_time_ns":{now}}}"#,
             to - 1,
-            to - from
+            to.saturating_sub(from)
         );
         warn!(symbol = %sym, stream, from, to = to - 1, reason, "unrecoverable gap: marker published");
         self.metrics.gap_markers[symbol_idx as usize].inc();

@@ -111,6 +111,9 @@ pub struct Cli {
     /// Fetch missing trades/aggTrades from REST and publish them flagged `backfilled`: on or off [default: on]
     #[arg(long, env = "BACKFILL", value_name = "ON|OFF")]
     pub backfill: Option<String>,
+    /// Longest id range one gap may fetch from REST; beyond it a `gap` marker [default: 1000000]
+    #[arg(long, env = "BACKFILL_MAX_IDS", value_name = "N")]
+    pub backfill_max_ids: Option<String>,
     /// At start, continue from the last trade id per symbol found in Kafka: on or off [default: on]
     #[arg(long, env = "RECOVER_FROM_KAFKA", value_name = "ON|OFF")]
     pub recover_from_kafka: Option<String>,
@@ -125,7 +128,7 @@ pub struct Cli {
 impl Cli {
     /// The raw settings, flags (or their variables, which clap already consulted) by variable name.
     pub fn to_raw(&self) -> RawConfig {
-        let pairs: [(&str, &Option<String>); 32] = [
+        let pairs: [(&str, &Option<String>); 33] = [
             ("SYMBOLS", &self.symbols),
             ("STREAMS", &self.streams),
             ("KAFKA_BROKER", &self.kafka_broker),
@@ -155,6 +158,7 @@ impl Cli {
             ("LOG_FORMAT", &self.log_format),
             ("SHUTDOWN_TIMEOUT_MS", &self.shutdown_timeout_ms),
             ("BACKFILL", &self.backfill),
+            ("BACKFILL_MAX_IDS", &self.backfill_max_ids),
             ("RECOVER_FROM_KAFKA", &self.recover_from_kafka),
             ("WS_STALE_MS", &self.ws_stale_ms),
             ("WS_MAX_AGE_SECS", &self.ws_max_age_secs),

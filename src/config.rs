@@ -52,6 +52,7 @@ pub const VARS: &[(&str, &str)] = &[
     ("LOG_FORMAT", "text"),
     ("SHUTDOWN_TIMEOUT_MS", "10000"),
     ("BACKFILL", "on"),
+    ("BACKFILL_MAX_IDS", "1000000"),
     ("RECOVER_FROM_KAFKA", "on"),
     ("WS_STALE_MS", "45000"),
     ("WS_MAX_AGE_SECS", "82800"),
@@ -232,6 +233,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Fetch gaps from REST and publish them (flagged), or only count them.
     pub backfill: bool,
+    /// Longest id range one gap may fetch from REST; the rest of a larger gap is reported as a
+    /// `gap` marker at once (a hostile or corrupt id jump must not page REST for days).
+    pub backfill_max_ids: i64,
     /// At start, read the last trade/aggTrade id per symbol back from Kafka and continue from it.
     pub recover_from_kafka: bool,
     /// A connection with neither data nor a ping for this long is replaced.
@@ -291,6 +295,7 @@ impl Config {
         line("LOG_FORMAT", format!("{:?}", self.log_format));
         line("SHUTDOWN_TIMEOUT_MS", self.shutdown_timeout.as_millis().to_string());
         line("BACKFILL", if self.backfill { "on" } else { "off" }.into());
+        line("BACKFILL_MAX_IDS", self.backfill_max_ids.to_string());
         line("RECOVER_FROM_KAFKA", if self.recover_from_kafka { "on" } else { "off" }.into());
         line("WS_STALE_MS", self.ws_stale_after.as_millis().to_string());
         line("WS_MAX_AGE_SECS", self.ws_max_age.as_secs().to_string());
@@ -532,6 +537,11 @@ impl RawConfig {
         );
 
         let backfill = parse_switch("BACKFILL", self.get("BACKFILL"), &mut errs);
+        let backfill_max_ids =
+            parse_num::<i64>("BACKFILL_MAX_IDS", self.get("BACKFILL_MAX_IDS"), &mut errs).unwrap_or(1_000_000);
+        if !(1..=100_000_000).contains(&backfill_max_ids) {
+            errs.push(format!("BACKFILL_MAX_IDS: {backfill_max_ids} is outside 1..=100000000"));
+        }
         let recover_from_kafka = parse_switch("RECOVER_FROM_KAFKA", self.get("RECOVER_FROM_KAFKA"), &mut errs);
         let stale_ms = parse_num::<u64>("WS_STALE_MS", self.get("WS_STALE_MS"), &mut errs).unwrap_or(45_000);
         // Binance pings every 20 s: a shorter limit would replace healthy quiet connections.
@@ -570,6 +580,7 @@ impl RawConfig {
             log_format,
             shutdown_timeout,
             backfill,
+            backfill_max_ids,
             recover_from_kafka,
             ws_stale_after: Duration::from_millis(stale_ms),
             ws_max_age: Duration::from_secs(max_age),
@@ -787,6 +798,7 @@ mod tests {
             ("LOG_FORMAT", "xml", "LOG_FORMAT: `xml` is not text or json"),
             ("SHUTDOWN_TIMEOUT_MS", "soon", "SHUTDOWN_TIMEOUT_MS: `soon` is not a valid"),
             ("BACKFILL", "maybe", "BACKFILL: `maybe` is not on or off"),
+            ("BACKFILL_MAX_IDS", "0", "BACKFILL_MAX_IDS: 0 is outside 1..=100000000"),
             ("RECOVER_FROM_KAFKA", "2", "RECOVER_FROM_KAFKA: `2` is not on or off"),
             ("WS_STALE_MS", "10", "WS_STALE_MS: 10 is outside"),
             ("WS_MAX_AGE_SECS", "90000", "WS_MAX_AGE_SECS: 90000 is outside"),

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -178,4 +179,55 @@ fn a_broken_depth_sequence_publishes_a_resync_marker_and_a_fresh_snapshot() {
     assert!(!s["bids"].as_array().unwrap().is_empty() && !s["asks"].as_array().unwrap().is_empty());
     // Updates keep flowing around the resync.
     assert!(types.iter().filter(|t| **t == "depth_update").count() > 50);
+}
+
+#[test]
+fn gaps_beyond_backfill_max_ids_are_fetched_in_part_and_reported() {
+    // 20 of every 499 trades skipped; each gap fetches its first 5 ids and reports the other 15.
+    let sim = market(|c| c.stream_skip = Some((499, 20)));
+    let topic = unique_topic("capped");
+    let ing = start(&sim, &topic, &[("BACKFILL_MAX_IDS", "5")]);
+    let per = sim.market.total_trades_per_symbol().unwrap();
+    let skipped = (0..per).filter(|k| sim.market.stream_skips(*k)).count() as u64;
+    // Every id but the cut-off ones, plus one marker per gap.
+    let msgs = finish(&sim, ing, &topic, 3 * (per - skipped * 3 / 4 + skipped / 20));
+    let cut_off = |k: u64| k % 499 >= 499 - 15;
+    let c = verify_complete(&msgs, &sim.market, per, cut_off);
+    assert_eq!(c.backfilled, 3 * skipped / 4, "{c:?}");
+    assert_eq!(c.in_markers, 3 * skipped * 3 / 4, "{c:?}");
+    let reasons: Vec<&str> =
+        msgs.iter().filter(|m| m.payload["type"] == "gap").map(|m| m.payload["reason"].as_str().unwrap()).collect();
+    assert!(!reasons.is_empty() && reasons.iter().all(|r| *r == "backfill_limit"), "{reasons:?}");
+}
+
+#[test]
+fn rest_bans_and_rate_limits_are_waited_out() {
+    // Three trades of every 499 skipped, about three gaps a second over the symbols; REST allows
+    // three historicalTrades calls per second and starts with a 3 s ban (418).
+    let sim = market(|c| {
+        c.trade_rate = 1_500.0;
+        c.stream_skip = Some((499, 3));
+        c.rest_weight_limit = 75;
+        c.rest_weight_window = Duration::from_secs(1);
+    });
+    sim.ban_rest(Duration::from_secs(3));
+    let topic = unique_topic("ratelimit");
+    let ing = start(&sim, &topic, &[]);
+    let per = sim.market.total_trades_per_symbol().unwrap();
+    let t = Instant::now();
+    while sim.rest_stats.throttled.load(Ordering::Relaxed) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(SECS + 20), "never throttled:\n{}", ing.dump_logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let series = |status: &str| {
+        format!("marketflow_ingestor_rest_requests_total{{endpoint=\"historicalTrades\",status=\"{status}\"}}")
+    };
+    let (banned, throttled) = (ing.metric(&series("418")).unwrap_or(0.0), ing.metric(&series("429")).unwrap_or(0.0));
+    let msgs = finish(&sim, ing, &topic, 3 * per);
+    let c = verify_complete(&msgs, &sim.market, per, |_| false);
+    let skipped = (0..per).filter(|k| sim.market.stream_skips(*k)).count() as u64;
+    assert_eq!(c.backfilled, 3 * skipped, "{c:?}");
+    assert_eq!(sim.rest_stats.early.load(Ordering::Relaxed), 0, "a request came before its Retry-After");
+    assert_eq!(sim.rest_stats.banned.load(Ordering::Relaxed), 1, "one 418, then the ban was waited out");
+    assert!(banned == 1.0 && throttled >= 1.0, "418s {banned}, 429s {throttled}: counted by status");
 }

@@ -23,7 +23,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
@@ -56,8 +56,10 @@ pub struct SimConfig {
     /// Trades missing from REST as well (truly unrecoverable), in the same form; a subset of
     /// `stream_skip` makes a gap nobody can fill.
     pub rest_missing: Option<(u64, u64)>,
-    /// REST request weight allowed per minute before 429 (Binance: 6000).
+    /// REST request weight allowed per window before 429 (Binance: 6000 per minute).
     pub rest_weight_limit: u32,
+    /// The weight limiter's window (Binance: one minute); short in tests.
+    pub rest_weight_window: Duration,
 }
 
 impl Default for SimConfig {
@@ -76,6 +78,7 @@ impl Default for SimConfig {
             stream_skip: None,
             rest_missing: None,
             rest_weight_limit: 6000,
+            rest_weight_window: Duration::from_secs(60),
         }
     }
 }
@@ -113,6 +116,11 @@ impl SimHandle {
     /// Every open connection announces `serverShutdown`, then closes a few seconds later.
     pub fn announce_shutdown(&self) {
         self.market.shutdown_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// REST answers 418 (Binance's IP ban) with `Retry-After` for the next `d`.
+    pub fn ban_rest(&self, d: Duration) {
+        self.rest_stats.ban(Instant::now() + d);
     }
 
     pub fn stop(&mut self) {

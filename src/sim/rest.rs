@@ -16,12 +16,76 @@ use tiny_http::{Header, Response, Server};
 use super::market::Market;
 use crate::binance::stream::StreamKind;
 
-/// REST requests served (for tests), and the weight used in the current minute.
+/// REST requests served (for tests), and the limiter's state.
 #[derive(Default)]
 pub struct RestStats {
     pub requests: AtomicU64,
+    /// 429 answers: over the weight limit.
     pub throttled: AtomicU64,
-    window: Mutex<Option<(Instant, u32)>>,
+    /// 418 answers: banned, by [`RestStats::ban`] or for ignoring a `Retry-After`.
+    pub banned: AtomicU64,
+    /// Requests that came before the `Retry-After` of an earlier 429/418 had passed (Binance
+    /// answers those with an IP ban; a well-behaved client makes none).
+    pub early: AtomicU64,
+    limiter: Mutex<Limiter>,
+}
+
+#[derive(Default)]
+struct Limiter {
+    /// Start of the current weight window and the weight used in it.
+    window: Option<(Instant, u32)>,
+    /// No request is welcome before this (the last `Retry-After` given).
+    retry_at: Option<Instant>,
+    /// Banned until this: every request gets 418.
+    ban_until: Option<Instant>,
+}
+
+impl RestStats {
+    pub(crate) fn ban(&self, until: Instant) {
+        let mut l = self.limiter.lock().unwrap();
+        l.ban_until = Some(until);
+        l.retry_at = None;
+    }
+}
+
+/// Whole seconds from `now` to `t`, rounded up, as `Retry-After` states them.
+fn secs_until(now: Instant, t: Instant) -> u64 {
+    let d = t.saturating_duration_since(now);
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Binance's REQUEST_WEIGHT limiter: the weight of each request counts against a window; past
+/// the limit 429 with `Retry-After` (seconds to the window's end); a request before a given
+/// `Retry-After` has passed gets a 418 ban of two windows.
+fn limit(stats: &RestStats, cost: u32, limit: u32, window: Duration) -> Result<u32, (u16, u32, u64)> {
+    let mut l = stats.limiter.lock().unwrap();
+    let now = Instant::now();
+    if l.retry_at.is_some_and(|t| now < t) {
+        stats.early.fetch_add(1, Ordering::Relaxed);
+        l.ban_until = Some(now + 2 * window);
+        l.retry_at = None;
+    }
+    let (start, used) = l.window.get_or_insert((now, 0));
+    if now.duration_since(*start) >= window {
+        *start = now;
+        *used = 0;
+    }
+    *used += cost;
+    let (used, window_end) = (*used, *start + window);
+    if let Some(until) = l.ban_until.filter(|t| now < *t) {
+        stats.banned.fetch_add(1, Ordering::Relaxed);
+        // The ban itself is the retry time: coming back earlier is another violation.
+        let secs = secs_until(now, until);
+        l.retry_at = Some(now + Duration::from_secs(secs));
+        return Err((418, used, secs));
+    }
+    if used > limit {
+        stats.throttled.fetch_add(1, Ordering::Relaxed);
+        let secs = secs_until(now, window_end).max(1);
+        l.retry_at = Some(now + Duration::from_secs(secs));
+        return Err((429, used, secs));
+    }
+    Ok(used)
 }
 
 fn query(url: &str) -> HashMap<String, String> {
@@ -58,25 +122,20 @@ pub(crate) fn serve(server: Server, market: Arc<Market>, stats: Arc<RestStats>, 
             "/api/v3/depth" => 5,
             _ => 1,
         };
-        // Binance's REQUEST_WEIGHT limiter: per minute, 429 with Retry-After when exceeded.
-        let used = {
-            let mut w = stats.window.lock().unwrap();
-            let now = Instant::now();
-            let (start, used) = w.get_or_insert((now, 0));
-            if now.duration_since(*start) >= Duration::from_secs(60) {
-                *start = now;
-                *used = 0;
+        let used = match limit(&stats, cost, market.cfg.rest_weight_limit, market.cfg.rest_weight_window) {
+            Ok(used) => used,
+            Err((status, used, retry_after)) => {
+                let msg = if status == 418 {
+                    "Way too many requests; IP banned until further notice."
+                } else {
+                    "Too many requests; current limit is exceeded."
+                };
+                let resp = error(-1003, msg, status, used)
+                    .with_header(Header::from_bytes(&b"Retry-After"[..], retry_after.to_string().as_bytes()).unwrap());
+                let _ = req.respond(resp);
+                continue;
             }
-            *used += cost;
-            *used
         };
-        if used > market.cfg.rest_weight_limit {
-            stats.throttled.fetch_add(1, Ordering::Relaxed);
-            let resp = error(-1003, "Too many requests; current limit is exceeded.", 429, used)
-                .with_header(Header::from_bytes(&b"Retry-After"[..], &b"1"[..]).unwrap());
-            let _ = req.respond(resp);
-            continue;
-        }
         let sym = q.get("symbol").map(|s| s.to_lowercase()).and_then(|s| market.symbol_index(&s));
         let limit = q.get("limit").and_then(|l| l.parse::<u64>().ok()).unwrap_or(500).clamp(1, 1000);
         let from = q.get("fromId").and_then(|f| f.parse::<i64>().ok());
