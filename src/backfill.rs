@@ -6,7 +6,7 @@
 //! `"backfilled":true`, in id order, and hands them to the producer thread over a bounded channel.
 //! Ids the REST API does not have either are published as one `gap` marker per missing range, so a
 //! consumer can prove completeness. A depth-sequence break publishes a `depth_resync` marker and a
-//! fresh REST snapshot.
+//! fresh REST snapshot. Closed candles that never arrived are refilled from `/api/v3/klines`.
 //!
 //! Weight limits are respected: `X-MBX-USED-WEIGHT-1M` is read on every response and the thread
 //! pauses to the next minute above [`WEIGHT_BUDGET`]; 429/418 wait `Retry-After`.
@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::binance::stream::RecordType;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::record::{AggTrade, Record, Side, Trade};
+use crate::record::{AggTrade, Kline, Record, Side, Trade};
 use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
@@ -38,6 +38,9 @@ pub enum Job {
     Range { symbol_idx: u16, kind: Dense, from: i64, to: i64 },
     /// The depth sequence broke: publish a resync marker and a fresh snapshot.
     DepthResync { symbol_idx: u16 },
+    /// Closed candles of interval `KLINE_INTERVALS[interval]` opening at `from..to` (ms,
+    /// exclusive) never arrived.
+    Klines { symbol_idx: u16, interval: u8, from: i64, to: i64 },
 }
 
 /// A record built off the hot path (backfilled, a marker or a snapshot), for the producer thread.
@@ -53,6 +56,7 @@ pub struct OwnedRecord {
 pub fn coalesce(jobs: &mut Vec<Job>) {
     jobs.sort_by_key(|j| match *j {
         Job::Range { symbol_idx, kind, from, .. } => (symbol_idx, kind as u8, from),
+        Job::Klines { symbol_idx, interval, from, .. } => (symbol_idx, 16 + interval, from),
         Job::DepthResync { symbol_idx } => (symbol_idx, u8::MAX, 0),
     });
     let mut out: Vec<Job> = Vec::with_capacity(jobs.len());
@@ -63,6 +67,10 @@ pub fn coalesce(jobs: &mut Vec<Job>) {
             {
                 *t0 = (*t0).max(to)
             }
+            (
+                Some(Job::Klines { symbol_idx: s0, interval: i0, to: t0, .. }),
+                Job::Klines { symbol_idx, interval, from, to },
+            ) if *s0 == symbol_idx && *i0 == interval && from <= *t0 => *t0 = (*t0).max(to),
             (Some(Job::DepthResync { symbol_idx: s0 }), Job::DepthResync { symbol_idx }) if *s0 == symbol_idx => {}
             _ => out.push(j),
         }
@@ -91,6 +99,10 @@ struct RestAggTrade {
     time: i64,
     m: bool,
 }
+
+/// `[openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, takerBuyBase,
+/// takerBuyQuote, unused]`
+type RestKline = (i64, String, String, String, String, String, i64, String, i64, String, String, serde::de::IgnoredAny);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -160,6 +172,11 @@ impl Backfiller {
             self.metrics.backfill_jobs.inc();
             match job {
                 Job::DepthResync { symbol_idx } => self.depth_resync(symbol_idx),
+                Job::Klines { symbol_idx, interval, from, to } => {
+                    if let Some(from) = self.klines(symbol_idx, interval, from, to) {
+                        queue.insert(0, Job::Klines { symbol_idx, interval, from, to });
+                    }
+                }
                 Job::Range { symbol_idx, kind, from, to } => {
                     let mut ranges = vec![self.capped(symbol_idx, kind, from, to)];
                     // Small gaps close together (scattered ring drops, skipped ids) share one
@@ -180,11 +197,132 @@ impl Backfiller {
         queue.extend(jobs.try_iter());
         coalesce(&mut queue);
         for j in queue {
-            if let Job::Range { symbol_idx, kind, from, to } = j {
-                warn!(symbol = %self.symbols[symbol_idx as usize], from, to, "backfill unfinished at shutdown");
-                self.marker(symbol_idx, kind, from, to, "shutdown");
+            match j {
+                Job::Range { symbol_idx, kind, from, to } => {
+                    warn!(symbol = %self.symbols[symbol_idx as usize], from, to, "backfill unfinished at shutdown");
+                    self.marker(symbol_idx, kind, from, to, "shutdown");
+                }
+                Job::Klines { symbol_idx, interval, from, to } => {
+                    self.kline_marker(symbol_idx, interval, from, to, "shutdown");
+                }
+                Job::DepthResync { .. } => {}
             }
         }
+    }
+
+    /// Refills closed candles opening at `from..to` from `/api/v3/klines`, in order, flagged;
+    /// candles REST does not have are reported as a gap. Returns where to resume when
+    /// interrupted by shutdown.
+    fn klines(&self, symbol_idx: u16, interval: u8, from: i64, to: i64) -> Option<i64> {
+        use crate::binance::stream::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+        let (sym, iv) = (&self.symbols[symbol_idx as usize], KLINE_INTERVALS[interval as usize]);
+        let len = KLINE_INTERVAL_MS[interval as usize]?;
+        let mut cur = from;
+        let mut attempt = 0u32;
+        while cur < to {
+            if self.shutdown.is_triggered() {
+                return Some(cur);
+            }
+            if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            let limit = ((to - cur) / len).clamp(1, PAGE);
+            let path =
+                format!("/api/v3/klines?symbol={sym}&interval={iv}&startTime={cur}&endTime={}&limit={limit}", to - 1);
+            let page = self.get(&path, "klines").and_then(|body| {
+                serde_json::from_str::<Vec<RestKline>>(&body)
+                    .map_err(|e| FetchError::Retry(format!("bad klines body: {e}")))
+            });
+            let candles = match page {
+                Ok(c) => c,
+                Err(FetchError::Permanent(e)) => {
+                    warn!(symbol = %sym, interval = iv, from = cur, to, "kline refill impossible: {e}");
+                    self.kline_marker(symbol_idx, interval, cur, to, "rest_error");
+                    return None;
+                }
+                Err(FetchError::Retry(e)) => {
+                    attempt += 1;
+                    self.metrics.backfill_retries.inc();
+                    let wait = Duration::from_millis(250 * (1u64 << attempt.min(7)));
+                    warn!(attempt, wait_ms = wait.as_millis() as u64, "kline refill failed, retrying: {e}");
+                    self.sleep(wait);
+                    continue;
+                }
+            };
+            attempt = 0;
+            let mut next = cur;
+            let now_ms = crate::clock::now_ms();
+            for c in &candles {
+                let (open, close_time) = (c.0, c.6);
+                // Only candles of this range, in order, each once, and only final ones: REST also
+                // returns the candle still open, whose values are not final.
+                if open < next || open >= to || (open - from) % len != 0 || close_time >= now_ms {
+                    continue;
+                }
+                if open > next {
+                    self.kline_marker(symbol_idx, interval, next, open, "not_in_rest");
+                }
+                let r = Record::Kline(Kline {
+                    symbol: sym,
+                    interval: iv,
+                    open_time_ms: open,
+                    close_time_ms: close_time,
+                    open: &c.1,
+                    high: &c.2,
+                    low: &c.3,
+                    close: &c.4,
+                    volume: &c.5,
+                    quote_volume: &c.7,
+                    trades: c.8,
+                    taker_buy_volume: &c.9,
+                    taker_buy_quote_volume: &c.10,
+                    closed: true,
+                    first_trade_id: None,
+                    last_trade_id: None,
+                    // REST has no event time; the candle's close is when it became final.
+                    event_time_ms: close_time,
+                });
+                self.publish(self.encode(symbol_idx, &r));
+                self.metrics.backfilled[symbol_idx as usize].inc();
+                next = open + len;
+            }
+            if next == cur {
+                // Nothing from `cur` on: REST has none of the rest.
+                self.kline_marker(symbol_idx, interval, cur, to, "not_in_rest");
+                return None;
+            }
+            cur = next;
+        }
+        info!(symbol = %sym, interval = iv, from, to, candles = (to - from) / len, "kline refill done");
+        None
+    }
+
+    /// A `gap` marker for candles opening at `from..to` that will never be published.
+    fn kline_marker(&self, symbol_idx: u16, interval: u8, from: i64, to: i64, reason: &str) {
+        use crate::binance::stream::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+        let sym = &self.symbols[symbol_idx as usize];
+        let iv = KLINE_INTERVALS[interval as usize];
+        let len = KLINE_INTERVAL_MS[interval as usize].unwrap_or(1);
+        let now = crate::clock::now_ns();
+        let payload = format!(
+            r#"{{"type":"gap","exchange":"binance","symbol":"{sym}","stream":"kline_{iv}","interval":"{iv}","from_open_time_ms":{from},"to_open_time_ms":{},"missing":{},"reason":"{reason}","recv_time_ns":{now}}}"#,
+            to - len,
+            (to - from) / len
+        );
+        warn!(symbol = %sym, interval = iv, from, to, reason, "unrecoverable candles: marker published");
+        self.metrics.gap_markers[symbol_idx as usize].inc();
+        self.publish(OwnedRecord {
+            meta: RecordMeta {
+                kind: RecordType::Kline,
+                flags: FLAG_MARKER,
+                symbol_idx,
+                event_time_ms: (now / 1_000_000) as i64,
+                recv_ns: now,
+            },
+            key: sym.as_bytes().to_vec(),
+            payload: payload.into_bytes(),
+        });
     }
 
     /// `from..to`, cut to [`Config::backfill_max_ids`]; the cut-off rest is reported at once.

@@ -207,7 +207,14 @@ impl Pipeline {
             Record::Trade(_) => Job::Range { symbol_idx, kind: Dense::Trade, from, to },
             Record::AggTrade(_) => Job::Range { symbol_idx, kind: Dense::AggTrade, from, to },
             Record::DepthUpdate(_) => Job::DepthResync { symbol_idx },
-            _ => return,
+            Record::Kline(k) => {
+                use crate::binance::stream::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+                let Some(iv) = KLINE_INTERVALS.iter().position(|i| *i == k.interval) else { return };
+                let Some(len) = KLINE_INTERVAL_MS[iv] else { return };
+                // For klines `to - from` counts candles: open times `from, from + len, ...`.
+                Job::Klines { symbol_idx, interval: iv as u8, from, to: from + (to - from) * len }
+            }
+            Record::BookTicker(_) => return,
         };
         // Unbounded, but off the per-message path: only gaps and overflows send.
         let _ = tx.send(job);
@@ -241,7 +248,11 @@ impl Pipeline {
                 self.overflowing = true;
                 self.metrics.overflow_dropped[symbol_idx as usize].inc();
                 let id = record.sequence_id();
-                self.request_backfill(symbol_idx, record, id, id + 1);
+                // A dropped kline update matters only if it closed its candle (a later update
+                // of an open candle replaces it); REST refills the closed one.
+                if !matches!(record, Record::Kline(k) if !k.closed) {
+                    self.request_backfill(symbol_idx, record, id, id + 1);
+                }
                 if let Some(suppressed) = self.limiter.check("overflow") {
                     warn!(suppressed, symbol = record.symbol(), "buffer cap reached: dropping (trades are backfilled)");
                 }

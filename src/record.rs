@@ -71,8 +71,9 @@ pub struct Kline<'a> {
     pub taker_buy_volume: &'a str,
     pub taker_buy_quote_volume: &'a str,
     pub closed: bool,
-    pub first_trade_id: i64,
-    pub last_trade_id: i64,
+    /// `None` for candles refilled from REST, which gives the trade count but not the ids.
+    pub first_trade_id: Option<i64>,
+    pub last_trade_id: Option<i64>,
     pub event_time_ms: i64,
 }
 
@@ -245,8 +246,8 @@ impl<'a> Record<'a> {
                 w.dec(k!("taker_buy_volume"), r.taker_buy_volume)?;
                 w.dec(k!("taker_buy_quote_volume"), r.taker_buy_quote_volume)?;
                 w.bool(k!("closed"), r.closed);
-                w.int(k!("first_trade_id"), r.first_trade_id);
-                w.int(k!("last_trade_id"), r.last_trade_id);
+                w.opt_int(k!("first_trade_id"), r.first_trade_id);
+                w.opt_int(k!("last_trade_id"), r.last_trade_id);
                 w.int(k!("event_time_ms"), r.event_time_ms);
             }
             Record::BookTicker(r) => {
@@ -300,6 +301,15 @@ impl<'o> JsonWriter<'o> {
     fn int(&mut self, key: &str, v: i64) {
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+    fn opt_int(&mut self, key: &str, v: Option<i64>) {
+        match v {
+            Some(v) => self.int(key, v),
+            None => {
+                self.out.extend_from_slice(key.as_bytes());
+                self.out.extend_from_slice(b"null");
+            }
+        }
     }
     fn uint(&mut self, key: &str, v: u64) {
         self.out.extend_from_slice(key.as_bytes());

@@ -58,7 +58,7 @@ fn every_stream_kind_lands_in_its_own_topic() {
             let seq = match *ty {
                 "trade" => m.payload["trade_id"].as_i64(),
                 "agg_trade" => m.payload["agg_id"].as_i64(),
-                "kline" => m.payload["first_trade_id"].as_i64(),
+                "kline" => m.payload["event_time_ms"].as_i64(),
                 "book_ticker" => m.payload["update_id"].as_i64(),
                 _ => m.payload["final_update_id"].as_i64(),
             }

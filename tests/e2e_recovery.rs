@@ -231,3 +231,61 @@ fn rest_bans_and_rate_limits_are_waited_out() {
     assert_eq!(sim.rest_stats.banned.load(Ordering::Relaxed), 1, "one 418, then the ban was waited out");
     assert!(banned == 1.0 && throttled >= 1.0, "418s {banned}, 429s {throttled}: counted by status");
 }
+
+#[test]
+fn missed_closed_candles_are_refilled_from_rest() {
+    // kline_1s at four updates a second; every update of one candle in five is left out of the
+    // stream, so its closed version must come from /api/v3/klines.
+    let sim = market(|c| {
+        c.aux_rate = 4.0;
+        c.kline_skip = Some((5, 1));
+        c.duration = Some(Duration::from_secs(10));
+    });
+    let topic = unique_topic("klines");
+    let mut ing = start(&sim, &topic, &[("STREAMS", "kline_1s")]);
+    let kind = marketflow_ingestor::binance::stream::StreamKind::Kline(0);
+    let t = Instant::now();
+    while sim.market.generated(kind) < 40 {
+        assert!(t.elapsed() < Duration::from_secs(30), "market never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (st, _) = ing.terminate(Duration::from_secs(20));
+    assert!(st.success(), "{}", ing.dump_logs());
+    // About 32 live updates and 2 refilled candles per symbol.
+    let msgs = consume(&topic, 3 * 25, Duration::from_secs(30), Duration::from_secs(2));
+    assert!(msgs.iter().all(|m| m.payload["type"] == "kline"), "no gap markers: REST has every candle");
+    for (s, sym) in sim.market.cfg.symbols.iter().enumerate() {
+        let mut closed: Vec<&serde_json::Value> = msgs
+            .iter()
+            .map(|m| &m.payload)
+            .filter(|p| p["symbol"].as_str() == Some(&sym.to_uppercase()) && p["closed"] == true)
+            .collect();
+        closed.sort_by_key(|p| p["open_time_ms"].as_i64());
+        let opens: Vec<i64> = closed.iter().map(|p| p["open_time_ms"].as_i64().unwrap()).collect();
+        // Every candle from the first to the last closed one, each once (a gap after the last
+        // live candle cannot be seen yet).
+        let want: Vec<i64> = (0..opens.len() as i64).map(|i| opens[0] + 1000 * i).collect();
+        assert_eq!(opens, want, "{sym}: candles missing or repeated");
+        let mut refilled = 0;
+        for p in &closed {
+            let open = p["open_time_ms"].as_i64().unwrap();
+            let c = sim.market.candle(s, 0, open);
+            let skipped = sim.market.candle_index(0, open) % 5 == 4;
+            assert_eq!(p["backfilled"] == true, skipped, "{sym}: only left-out candles are refilled: {p}");
+            for (field, want) in
+                [("open", &c.open), ("high", &c.high), ("low", &c.low), ("close", &c.close), ("volume", &c.volume)]
+            {
+                assert_eq!(p[field], want.as_str(), "{sym} {field}: {p}");
+            }
+            assert_eq!(p["close_time_ms"], c.close_time_ms, "{p}");
+            if skipped {
+                refilled += 1;
+                assert!(p["first_trade_id"].is_null(), "REST gives no trade ids: {p}");
+            } else {
+                assert_eq!(p["first_trade_id"], c.first_trade_id, "{p}");
+            }
+        }
+        assert!(refilled >= 1, "{sym}: nothing was refilled: {opens:?}");
+    }
+}

@@ -11,6 +11,32 @@ use std::str::FromStr;
 pub const KLINE_INTERVALS: &[&str] =
     &["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"];
 
+/// Length of each of [`KLINE_INTERVALS`] in ms; a month has none (its candles differ in length).
+pub const KLINE_INTERVAL_MS: [Option<i64>; 16] = {
+    const S: i64 = 1000;
+    const M: i64 = 60 * S;
+    const H: i64 = 60 * M;
+    const D: i64 = 24 * H;
+    [
+        Some(S),
+        Some(M),
+        Some(3 * M),
+        Some(5 * M),
+        Some(15 * M),
+        Some(30 * M),
+        Some(H),
+        Some(2 * H),
+        Some(4 * H),
+        Some(6 * H),
+        Some(8 * H),
+        Some(12 * H),
+        Some(D),
+        Some(3 * D),
+        Some(7 * D),
+        None,
+    ]
+};
+
 /// The normalized record types; the discriminant indexes topic and metric tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]

@@ -408,8 +408,8 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
                 taker_buy_volume: w.k.taker_buy_volume,
                 taker_buy_quote_volume: w.k.taker_buy_quote_volume,
                 closed: w.k.x,
-                first_trade_id: w.k.f,
-                last_trade_id: w.k.last_trade_id,
+                first_trade_id: Some(w.k.f),
+                last_trade_id: Some(w.k.last_trade_id),
                 event_time_ms: w.event_time,
             })
         }

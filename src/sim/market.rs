@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::SimConfig;
-use crate::binance::stream::{StreamKind, KLINE_INTERVALS};
+use crate::binance::stream::{StreamKind, KLINE_INTERVALS, KLINE_INTERVAL_MS};
 
 /// A trade as the simulator sends it, for tests to compare against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +17,23 @@ pub struct ExpectedTrade {
     pub qty: String,
     pub buyer_is_maker: bool,
     pub trade_time_ms: i64,
+}
+
+/// A candle's final values, as the simulator publishes them closed and serves them over REST.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedCandle {
+    pub open_time_ms: i64,
+    pub close_time_ms: i64,
+    pub open: String,
+    pub high: String,
+    pub low: String,
+    pub close: String,
+    pub volume: String,
+    pub quote_volume: String,
+    pub trades: i64,
+    pub taker_buy_volume: String,
+    pub taker_buy_quote_volume: String,
+    pub first_trade_id: i64,
 }
 
 /// SplitMix64: cheap, well-mixed, deterministic.
@@ -61,6 +78,66 @@ impl Market {
     /// Whether trade `k` is left out of the stream (REST still has it unless `rest_lacks`).
     pub fn stream_skips(&self, k: u64) -> bool {
         in_window(self.cfg.stream_skip, k)
+    }
+
+    /// Whether event `k` of `kind` is left out of the stream (REST still has it).
+    pub fn stream_omits(&self, kind: StreamKind, k: u64) -> bool {
+        match kind {
+            StreamKind::Trade => self.stream_skips(k),
+            StreamKind::Kline(iv) => {
+                let (open, _) = self.kline_of(iv, k);
+                self.cfg.kline_skip.is_some() && in_window(self.cfg.kline_skip, self.candle_index(iv, open))
+            }
+            _ => false,
+        }
+    }
+
+    /// Length of a candle of interval `iv` in ms (a month counts as 30 days here).
+    pub fn kline_len(iv: u8) -> i64 {
+        KLINE_INTERVAL_MS[iv as usize].unwrap_or(30 * 86_400_000)
+    }
+
+    /// Kline event `k`: the open time of its candle and whether it is the candle's last (closed)
+    /// update. Events are spread evenly in time; a candle holds those whose event time falls in it.
+    pub(crate) fn kline_of(&self, iv: u8, k: u64) -> (i64, bool) {
+        let len = Self::kline_len(iv);
+        let kind = StreamKind::Kline(iv);
+        let (e, next) = (self.time_ms(kind, k), self.time_ms(kind, k + 1));
+        let open = e - e.rem_euclid(len);
+        (open, next - next.rem_euclid(len) != open)
+    }
+
+    /// Open time of the first candle the stream touched.
+    pub fn first_candle(&self, iv: u8) -> i64 {
+        self.kline_of(iv, 0).0
+    }
+
+    /// Candle number, counted from the first candle.
+    pub fn candle_index(&self, iv: u8, open: i64) -> u64 {
+        ((open - self.first_candle(iv)) / Self::kline_len(iv)).max(0) as u64
+    }
+
+    /// The final values of the candle of interval `iv` opening at `open`: (open, high, low,
+    /// close, volume, quote volume, trades, taker buy volume, taker buy quote volume, first
+    /// trade id). Both the closed stream update and REST's `/api/v3/klines` carry exactly these.
+    pub fn candle(&self, sym: usize, iv: u8, open: i64) -> ExpectedCandle {
+        let h = mix((sym as u64) << 40 ^ (iv as u64) << 56 ^ open as u64);
+        let p = |off: u64| format!("{}.{:08}", 100 * (sym as u64 + 1) + off, h % 100_000_000);
+        let first_trade_id = Self::trade_id_base(sym) + 100 * self.candle_index(iv, open) as i64;
+        ExpectedCandle {
+            open_time_ms: open,
+            close_time_ms: open + Self::kline_len(iv) - 1,
+            open: p(1),
+            high: p(3),
+            low: p(0),
+            close: p(2),
+            volume: format!("{}.{:03}", 1000 + h % 1000, h % 997),
+            quote_volume: format!("{}.0000", h % 100_000),
+            trades: 100,
+            taker_buy_volume: format!("{}.5", 500 + h % 100),
+            taker_buy_quote_volume: format!("{}.500", h % 10_000),
+            first_trade_id,
+        }
     }
 
     /// Whether trade `k` is missing from REST too: truly unrecoverable.
@@ -181,24 +258,26 @@ impl Market {
                 )
             }
             StreamKind::Kline(iv) => {
-                let open = e - e.rem_euclid(60_000);
+                let (open, closed) = self.kline_of(iv, k);
+                let c = self.candle(sym, iv, open);
+                // Updates before the last carry a running close and volume; the closed one the
+                // final values REST serves.
+                let (close, volume) =
+                    if closed { (c.close.clone(), c.volume.clone()) } else { (price(2), format!("{}", h % 1000)) };
                 write!(
                     out,
-                    r#"{{"e":"kline","E":{e},"s":"{s}","k":{{"t":{open},"T":{},"s":"{s}","i":"{}","f":{},"L":{},"o":"{}","c":"{}","h":"{}","l":"{}","v":"{}","n":{},"x":{},"q":"{}.0000","V":"{}","Q":"{}.500","B":"123456"}}}}"#,
-                    open + 59_999,
+                    r#"{{"e":"kline","E":{e},"s":"{s}","k":{{"t":{open},"T":{},"s":"{s}","i":"{}","f":{},"L":{},"o":"{}","c":"{close}","h":"{}","l":"{}","v":"{volume}","n":{},"x":{closed},"q":"{}","V":"{}","Q":"{}","B":"0"}}}}"#,
+                    c.close_time_ms,
                     KLINE_INTERVALS[iv as usize],
-                    Self::trade_id_base(sym) + 100 * k as i64,
-                    Self::trade_id_base(sym) + 100 * k as i64 + 99,
-                    price(1),
-                    price(2),
-                    price(3),
-                    price(0),
-                    1000 + h % 1000,
-                    100,
-                    k % 10 == 9,
-                    h % 100,
-                    500 + h % 100,
-                    h % 10
+                    c.first_trade_id,
+                    c.first_trade_id + c.trades - 1,
+                    c.open,
+                    c.high,
+                    c.low,
+                    c.trades,
+                    c.quote_volume,
+                    c.taker_buy_volume,
+                    c.taker_buy_quote_volume,
                 )
             }
             StreamKind::BookTicker => write!(

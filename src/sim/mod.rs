@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-pub use market::{ExpectedTrade, Market};
+pub use market::{ExpectedCandle, ExpectedTrade, Market};
 pub use rest::RestStats;
 
 #[derive(Clone, Debug)]
@@ -56,6 +56,9 @@ pub struct SimConfig {
     /// Trades missing from REST as well (truly unrecoverable), in the same form; a subset of
     /// `stream_skip` makes a gap nobody can fill.
     pub rest_missing: Option<(u64, u64)>,
+    /// Candles left out of the stream (every update of them) but kept in REST, in the same form,
+    /// counted from the first candle of each kline stream.
+    pub kline_skip: Option<(u64, u64)>,
     /// REST request weight allowed per window before 429 (Binance: 6000 per minute).
     pub rest_weight_limit: u32,
     /// The weight limiter's window (Binance: one minute); short in tests.
@@ -77,6 +80,7 @@ impl Default for SimConfig {
             shutdown_notice: None,
             stream_skip: None,
             rest_missing: None,
+            kline_skip: None,
             rest_weight_limit: 6000,
             rest_weight_window: Duration::from_secs(60),
         }

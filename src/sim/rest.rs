@@ -3,6 +3,7 @@
 //!
 //! - `GET /api/v3/historicalTrades?symbol=&fromId=&limit=` (weight 25)
 //! - `GET /api/v3/aggTrades?symbol=&fromId=&limit=` (weight 4)
+//! - `GET /api/v3/klines?symbol=&interval=&startTime=&endTime=&limit=` (weight 2)
 //! - `GET /api/v3/depth?symbol=&limit=` (weight 5..250)
 //! - `GET /api/v3/exchangeInfo` (weight 20), `GET /api/v3/ping`
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, Response, Server};
 
 use super::market::Market;
-use crate::binance::stream::StreamKind;
+use crate::binance::stream::{StreamKind, KLINE_INTERVALS};
 
 /// REST requests served (for tests), and the limiter's state.
 #[derive(Default)]
@@ -118,6 +119,7 @@ pub(crate) fn serve(server: Server, market: Arc<Market>, stats: Arc<RestStats>, 
         let cost = match path.as_str() {
             "/api/v3/historicalTrades" => 25,
             "/api/v3/aggTrades" => 4,
+            "/api/v3/klines" => 2,
             "/api/v3/exchangeInfo" => 20,
             "/api/v3/depth" => 5,
             _ => 1,
@@ -194,6 +196,13 @@ pub(crate) fn serve(server: Server, market: Arc<Market>, stats: Arc<RestStats>, 
                     .collect();
                 json(format!("[{}]", items.join(",")), used, 200)
             }
+            ("/api/v3/klines", Some(s)) => {
+                let iv = q.get("interval").and_then(|i| KLINE_INTERVALS.iter().position(|x| x == i));
+                match iv {
+                    None => error(-1120, "Invalid interval.", 400, used),
+                    Some(iv) => json(klines(&market, s, iv as u8, &q, limit), used, 200),
+                }
+            }
             ("/api/v3/depth", Some(s)) => {
                 let generated = market.generated(StreamKind::Depth);
                 let last = Market::trade_id_base(s) + 3 * generated as i64 + 2;
@@ -212,4 +221,48 @@ pub(crate) fn serve(server: Server, market: Arc<Market>, stats: Arc<RestStats>, 
         };
         let _ = req.respond(resp);
     }
+}
+
+/// `/api/v3/klines`: candles opening in `startTime..=endTime`, oldest first, as Binance's arrays.
+/// Like Binance, the candle still open comes last with its running values.
+fn klines(market: &Market, sym: usize, iv: u8, q: &HashMap<String, String>, limit: u64) -> String {
+    let kind = StreamKind::Kline(iv);
+    let generated = market.generated(kind);
+    if generated == 0 {
+        return "[]".into();
+    }
+    let len = Market::kline_len(iv);
+    let first = market.first_candle(iv);
+    // The candle the clock is in is still open, whatever was streamed of it.
+    let now = crate::clock::now_ms();
+    let current = now - now.rem_euclid(len);
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    let end = num("endTime").unwrap_or(i64::MAX).min(current);
+    let start = match num("startTime") {
+        // Open times are multiples of the interval: the first candle opening at or after start.
+        Some(t) => t + (len - t.rem_euclid(len)) % len,
+        None => end - end.rem_euclid(len) - (limit as i64 - 1) * len,
+    }
+    .max(first);
+    let mut items = Vec::new();
+    let mut t = start;
+    while t <= end && (items.len() as u64) < limit {
+        let c = market.candle(sym, iv, t);
+        items.push(format!(
+            r#"[{},"{}","{}","{}","{}","{}",{},"{}",{},"{}","{}","0"]"#,
+            c.open_time_ms,
+            c.open,
+            c.high,
+            c.low,
+            if t == current { "0.1" } else { c.close.as_str() },
+            c.volume,
+            c.close_time_ms,
+            c.quote_volume,
+            c.trades,
+            c.taker_buy_volume,
+            c.taker_buy_quote_volume
+        ));
+        t += len;
+    }
+    format!("[{}]", items.join(","))
 }

@@ -239,7 +239,7 @@ pub(crate) fn serve_connection(
             };
             let avail = market.available(kind, now).min(sub.cursor + BATCH);
             while sub.cursor < avail {
-                if kind == StreamKind::Trade && market.stream_skips(sub.cursor) {
+                if market.stream_omits(kind, sub.cursor) {
                     sub.cursor += 1;
                     continue;
                 }

@@ -309,8 +309,8 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_i64(kk, "t", k.open_time_ms);
             same_i64(kk, "T", k.close_time_ms);
             same_str(kk, "i", k.interval);
-            same_i64(kk, "f", k.first_trade_id);
-            same_i64(kk, "L", k.last_trade_id);
+            same_i64(kk, "f", k.first_trade_id.expect("stream klines carry ids"));
+            same_i64(kk, "L", k.last_trade_id.expect("stream klines carry ids"));
             same_str(kk, "o", k.open);
             same_str(kk, "c", k.close);
             same_str(kk, "h", k.high);
@@ -478,8 +478,8 @@ fn check_encoded(r: &Record<'_>, v: &Value, recv_ns: u64, backfilled: bool) {
             same_str(v, "taker_buy_volume", k.taker_buy_volume);
             same_str(v, "taker_buy_quote_volume", k.taker_buy_quote_volume);
             same_bool(v, "closed", k.closed);
-            same_i64(v, "first_trade_id", k.first_trade_id);
-            same_i64(v, "last_trade_id", k.last_trade_id);
+            same_i64(v, "first_trade_id", k.first_trade_id.expect("stream klines carry ids"));
+            same_i64(v, "last_trade_id", k.last_trade_id.expect("stream klines carry ids"));
             same_i64(v, "event_time_ms", k.event_time_ms);
             16
         }
