@@ -186,7 +186,7 @@ impl EventLoop {
                 let next = self
                     .connections
                     .iter()
-                    .filter_map(|c| c.deadline(&self.dialer))
+                    .filter_map(|c| c.deadline(&self.dialer, now))
                     .chain(std::iter::once(next_housekeeping))
                     .min()
                     .unwrap_or(now + MAX_SLEEP);
@@ -217,7 +217,7 @@ impl EventLoop {
             }
             let now = Instant::now();
             for c in &mut self.connections {
-                if c.deadline(&self.dialer).is_some_and(|d| d <= now) {
+                if c.deadline(&self.dialer, now).is_some_and(|d| d <= now) {
                     c.on_timer(now, &self.dialer, self.poll.registry(), &self.metrics, &mut self.budget);
                 }
             }

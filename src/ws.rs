@@ -36,9 +36,95 @@ const URL_STREAM_BYTES: usize = 2000;
 const STREAMS_PER_SUBSCRIBE: usize = 200;
 /// Frames handled per connection per loop turn, so one busy connection cannot starve others.
 pub const READ_BUDGET: usize = 4096;
-/// Outgoing control messages per second. Binance disconnects above 5/s, and that budget also
-/// covers pongs, so control messages stay well below it.
-const CONTROL_PER_SECOND: u32 = 3;
+/// Binance closes a connection that sends more than this many messages (pongs and control
+/// requests together) in a second.
+const OUTGOING_LIMIT: usize = 5;
+
+/// The last [`OUTGOING_LIMIT`] send times of one kind, oldest at `next`.
+#[derive(Debug, Default)]
+struct SendTimes {
+    at: [Option<Instant>; OUTGOING_LIMIT],
+    next: usize,
+}
+
+impl SendTimes {
+    fn record(&mut self, now: Instant) {
+        self.at[self.next] = Some(now);
+        self.next = (self.next + 1) % OUTGOING_LIMIT;
+    }
+
+    /// Send times within the second before `now`.
+    fn recent(&self, now: Instant) -> impl Iterator<Item = Instant> + '_ {
+        self.at.iter().flatten().copied().filter(move |t| now.saturating_duration_since(*t) < Duration::from_secs(1))
+    }
+}
+
+/// Binance's outgoing limit over a sliding second, so no second, however Binance aligns its count,
+/// holds more than [`OUTGOING_LIMIT`]. Pongs cannot wait (tungstenite answers a ping as soon as it
+/// is read), so control requests leave room for as many pongs as the last second saw, plus one,
+/// and keep one more spare.
+#[derive(Debug, Default)]
+struct OutgoingBudget {
+    control: SendTimes,
+    pongs: SendTimes,
+}
+
+impl OutgoingBudget {
+    /// When a control request may go: now, or once enough sends have left the window. A request
+    /// may go when `control + 1 + (pongs + 1) < OUTGOING_LIMIT` over the last second.
+    fn control_at(&self, now: Instant) -> Instant {
+        let mut recent: Vec<Instant> = self.control.recent(now).chain(self.pongs.recent(now)).collect();
+        match (recent.len() + 3).checked_sub(OUTGOING_LIMIT) {
+            None | Some(0) => now,
+            Some(over) => {
+                // Each send that leaves the window lowers the sum by one.
+                recent.sort_unstable();
+                recent[over - 1] + Duration::from_secs(1)
+            }
+        }
+    }
+
+    fn allows_control(&self, now: Instant) -> bool {
+        self.control_at(now) <= now
+    }
+
+    fn record_control(&mut self, now: Instant) {
+        self.control.record(now);
+    }
+
+    fn record_pong(&mut self, now: Instant) {
+        self.pongs.record(now);
+    }
+}
+
+#[cfg(test)]
+mod outgoing_tests {
+    use super::*;
+
+    #[test]
+    fn control_requests_leave_room_for_the_pongs() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // No pings (Binance pings every 20 s): three requests a second, room for a pong.
+        let mut b = OutgoingBudget::default();
+        for _ in 0..3 {
+            assert!(b.allows_control(t0));
+            b.record_control(t0);
+        }
+        assert!(!b.allows_control(ms(999)));
+        assert_eq!(b.control_at(ms(10)), ms(1000));
+        // Pings every 400 ms: at most three pongs in a second, so at most two requests.
+        let mut b = OutgoingBudget::default();
+        b.record_pong(ms(0));
+        b.record_pong(ms(400));
+        assert!(b.allows_control(ms(500)));
+        b.record_control(ms(500));
+        assert!(!b.allows_control(ms(500)), "2 pongs + 1 request + room for 2 more pongs");
+        assert_eq!(b.control_at(ms(500)), ms(1000), "when the pong at 0 leaves");
+        b.record_pong(ms(800));
+        assert_eq!(b.control_at(ms(900)), ms(1400));
+    }
+}
 
 /// A TCP stream that remembers when it last delivered bytes: one clock read per socket read,
 /// shared by every frame in that read.
@@ -208,9 +294,8 @@ pub struct Connection {
     /// SUBSCRIBE ids not yet acknowledged.
     pending: Vec<i64>,
     next_id: i64,
-    /// Token bucket for outgoing control messages.
-    tokens: u32,
-    tokens_at: Instant,
+    /// Pongs and control requests sent in the last second.
+    outgoing: OutgoingBudget,
     attempt: u32,
     addr_rr: usize,
     ever_open: bool,
@@ -253,8 +338,7 @@ impl Connection {
             next_batch: 0,
             pending: Vec::new(),
             next_id: 1,
-            tokens: CONTROL_PER_SECOND,
-            tokens_at: Instant::now(),
+            outgoing: OutgoingBudget::default(),
             attempt: 0,
             addr_rr: 0,
             ever_open: false,
@@ -343,15 +427,15 @@ impl Connection {
         metrics.ws_connections.with_label_values(&[self.last_state]).inc();
     }
 
-    /// The next instant at which `on_timer` has work to do.
-    pub fn deadline(&self, dialer: &Dialer) -> Option<Instant> {
+    /// The next instant at which `on_timer` has work to do (`now` or earlier: at once).
+    pub fn deadline(&self, dialer: &Dialer, now: Instant) -> Option<Instant> {
         match &self.state {
             State::Backoff { until } => Some(*until),
             State::Connecting { since, .. } | State::Handshaking { since, .. } => Some(*since + HANDSHAKE_TIMEOUT),
             State::Open { .. } => {
                 let mut d = self.last_rx + dialer.stale_after;
                 if self.next_batch < self.overflow.len() {
-                    d = d.min(self.tokens_at + Duration::from_secs(1));
+                    d = d.min(self.outgoing.control_at(now));
                 }
                 if !self.rotate {
                     d = d.min(self.opened_at + dialer.max_age);
@@ -391,7 +475,7 @@ impl Connection {
             State::Connecting { since, .. } | State::Handshaking { since, .. } if now >= *since + HANDSHAKE_TIMEOUT => {
                 self.fail("handshake timed out", metrics, "timeout")
             }
-            State::Open { .. } => self.send_subscriptions(metrics),
+            State::Open { .. } => self.send_subscriptions(),
             _ => {}
         }
     }
@@ -554,7 +638,7 @@ impl Connection {
                 self.last_rx = self.opened_at;
                 self.rotate = false;
                 self.set_state(State::Open { ws: Box::new(ws) }, metrics);
-                self.send_subscriptions(metrics);
+                self.send_subscriptions();
                 None
             }
             Err(HandshakeError::Interrupted(mid)) => {
@@ -569,16 +653,12 @@ impl Connection {
     }
 
     /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
-    fn send_subscriptions(&mut self, metrics: &Metrics) {
+    fn send_subscriptions(&mut self) {
         let now = Instant::now();
-        if now.duration_since(self.tokens_at) >= Duration::from_secs(1) {
-            self.tokens = CONTROL_PER_SECOND;
-            self.tokens_at = now;
-        }
         let State::Open { ws } = &mut self.state else {
             return;
         };
-        while self.next_batch < self.overflow.len() && self.tokens > 0 {
+        while self.next_batch < self.overflow.len() && self.outgoing.allows_control(now) {
             let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
             let id = self.next_id;
             self.next_id += 1;
@@ -596,9 +676,8 @@ impl Connection {
             debug!(conn = self.id, id, streams = end - self.next_batch, "SUBSCRIBE sent");
             self.pending.push(id);
             self.next_batch = end;
-            self.tokens -= 1;
+            self.outgoing.record_control(now);
         }
-        let _ = metrics;
     }
 
     /// Reads frames until `WouldBlock` or the read budget, handing text frames to the pipeline.
@@ -645,6 +724,7 @@ impl Connection {
                 Ok(Message::Ping(_)) => {
                     got_any = true;
                     metrics.ws_pings.inc();
+                    self.outgoing.record_pong(Instant::now());
                 }
                 Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => got_any = true,
                 Ok(Message::Close(c)) => {

@@ -186,6 +186,36 @@ fn pings_are_answered_and_the_connection_stays() {
 }
 
 #[test]
+fn pongs_and_subscribe_batches_share_the_outgoing_budget() {
+    // 1000 streams on one connection: about 90 fit in the URL, the rest go out as five SUBSCRIBE
+    // batches while pings arrive every 400 ms. Binance (and the simulator, over any sliding
+    // second) closes a connection that sends more than 5 messages a second, pongs included.
+    let sim = sim(SimConfig {
+        trade_rate: 30.0,
+        ping_interval: Duration::from_millis(400),
+        pong_timeout: Duration::from_millis(2000),
+        ..SimConfig::default()
+    });
+    let mut symbols: Vec<String> = vec!["btcusdt".into(), "ethusdt".into(), "solusdt".into()];
+    symbols.extend((0..997).map(|i| format!("fakecoin{i:04}usdt")));
+    let list = symbols.join(",");
+    let url = sim.ws_url();
+    let mut ing = Ingester::spawn(&[("SYMBOLS", &list), ("BINANCE_WS_URL", &url), ("SINK", "null")]);
+    ing.wait_ready(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(ing.metric("marketflow_ingestor_ws_pings_total").unwrap() >= 8.0);
+    assert_eq!(
+        ing.metric("marketflow_ingestor_ws_connect_attempts_total{result=\"ok\"}"),
+        Some(1.0),
+        "the connection was never closed for sending too much:\n{}",
+        ing.dump_logs()
+    );
+    let logs = ing.dump_logs();
+    assert_eq!(logs.matches("control reply").count(), 5, "five SUBSCRIBE batches acknowledged: {logs}");
+    ing.terminate(Duration::from_secs(10));
+}
+
+#[test]
 fn stdout_sink_writes_one_json_record_per_line() {
     let sim = sim(SimConfig { trade_rate: 300.0, ..SimConfig::default() });
     let url = sim.ws_url();

@@ -193,7 +193,9 @@ pub(crate) fn serve_connection(
     let mut close_at = market.cfg.connection_lifetime.map(|l| opened + l);
     let mut next_ping = Instant::now() + market.cfg.ping_interval;
     let mut awaiting_pong: Option<(Vec<u8>, Instant)> = None;
-    let mut window = (Instant::now(), 0u32);
+    // Arrival times of the client's messages in the last second: a sliding window, the strictest
+    // reading of Binance's "5 incoming messages per second".
+    let mut window: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     let mut buf = String::with_capacity(512);
     const BATCH: u64 = 20_000;
     loop {
@@ -283,11 +285,12 @@ pub(crate) fn serve_connection(
             match ws.read() {
                 Ok(msg) => {
                     if !matches!(msg, Message::Close(_)) {
-                        if window.0.elapsed() >= Duration::from_secs(1) {
-                            window = (Instant::now(), 0);
+                        let now = Instant::now();
+                        while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+                            window.pop_front();
                         }
-                        window.1 += 1;
-                        if window.1 > market.cfg.max_incoming_per_sec {
+                        window.push_back(now);
+                        if window.len() > market.cfg.max_incoming_per_sec as usize {
                             warn!(conn = conn_id, "client exceeded the incoming message limit: closing");
                             let _ = ws.close(Some(CloseFrame {
                                 code: CloseCode::Policy,
