@@ -11,7 +11,8 @@
 #       default all, RUNS executions each, default 10000000). Needs a nightly toolchain and
 #       `cargo install cargo-fuzz`. Seeded with the stable fuzzer's seeds.
 #
-# Environment: FUZZ_MAX_DEPTH (nesting limit for parser inputs, 0 = none; the default keeps the
+# Environment: FUZZ_MAX_DEPTH (nesting limit for parser inputs, default 0 = none: the parser
+# refuses deep frames itself since the fix for the sonic-rs stack overflow; it used to keep the
 # known sonic-rs stack overflow from ending the run), FUZZ_RAW_NON_UTF8 (0/1), CARGO_TARGET_DIR.
 # Crash inputs go to fuzz/crashes/ (replay: see the .txt next to each) or, for libFuzzer,
 # fuzz/artifacts/<target>/ (replay: cargo +nightly fuzz run <target> <file>).

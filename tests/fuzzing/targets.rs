@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use marketflow_ingestor::binance::stream::{StreamKind, KLINE_INTERVALS};
-use marketflow_ingestor::binance::wire::{parse_frame, parse_payload, Frame, ParseError};
+use marketflow_ingestor::binance::wire::{parse_frame, parse_payload, Frame, ParseError, MAX_NESTING};
 use marketflow_ingestor::record::Record;
 use serde_json::Value;
 
@@ -91,6 +91,14 @@ pub fn frame(text: &[u8], recv_ns: u64, st: &mut Stats) -> (&'static str, &'stat
         return ("too_deep", "-");
     }
     let parsed = parse_frame(text);
+    // The nesting limit is the first check after UTF-8, and exact.
+    if std::str::from_utf8(text).is_ok() {
+        assert_eq!(
+            matches!(parsed, Err(ParseError::TooDeep)),
+            nests_deeper_than(text, MAX_NESTING),
+            "nesting limit on {parsed:?}"
+        );
+    }
     let label = match &parsed {
         Ok(f) => {
             st.frame.accept(frame_label(f));
@@ -164,11 +172,12 @@ pub fn payload(stream: &str, data: &str, recv_ns: u64, st: &mut Stats) -> (&'sta
         return ("too_deep", "-");
     }
     let parsed = parse_payload(stream, data);
+    let deep = nests_deeper_than(data.as_bytes(), MAX_NESTING);
+    assert_eq!(matches!(parsed, Err(ParseError::TooDeep)), deep, "nesting limit on {parsed:?}");
     let known = stream == "!serverShutdown"
         || stream.split_once('@').and_then(|(_, suffix)| StreamKind::from_suffix(suffix)).is_some();
-    assert_eq!(
-        matches!(parsed, Err(ParseError::UnknownStream)),
-        !known,
+    assert!(
+        deep || matches!(parsed, Err(ParseError::UnknownStream)) != known,
         "stream {stream:?}: known={known}, parse_payload -> {parsed:?}"
     );
     let label = match &parsed {
