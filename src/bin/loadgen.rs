@@ -55,6 +55,16 @@ struct Args {
     /// Messages per second over all symbols and streams
     #[arg(long, default_value_t = 100_000.0)]
     rate: f64,
+    /// Core the feeder's threads run on: a number, `none`, or `auto` (the lowest allowed core when
+    /// there are two or more). The ingester pins its event loop to the highest core by default, so
+    /// on a two-core machine the feeder shares a core with the producer thread and the event loop
+    /// has its own, as in production, where the exchange is not on the same machine.
+    #[arg(long, default_value = "auto")]
+    feeder_core: String,
+    /// Only measure the machine's noise floor: spin this many seconds on the core the ingester's
+    /// event loop would take, and report the gaps (interrupts, hypervisor steal) it saw
+    #[arg(long, value_name = "SECS")]
+    noise: Option<f64>,
     /// Length of the measured window, seconds (after the warm-up)
     #[arg(long, default_value_t = 20.0)]
     secs: f64,
@@ -1128,6 +1138,7 @@ struct IngesterSpec<'a> {
 
 fn spawn_ingester(s: &IngesterSpec<'_>) -> Result<Ingester> {
     let mut cmd = Command::new(s.bin);
+    unpinned(&mut cmd);
     for (k, _) in marketflow_ingestor::config::VARS {
         cmd.env_remove(k);
     }
@@ -1906,6 +1917,7 @@ fn run_contender(args: &Args, who: &str, rate: f64, dir: &Path, secs: f64) -> Re
         ing.child
     } else {
         let mut cmd = Command::new(&args.cf_python);
+        unpinned(&mut cmd);
         cmd.arg(&args.cf_script)
             .arg("--ws")
             .arg(feeder.ws_url())
@@ -2181,8 +2193,106 @@ fn mode_compare(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// The noise floor of the event loop's core: a thread that only reads the clock sees a gap
+/// whenever the core is taken away (interrupts, other tasks, hypervisor steal). Every frame in
+/// flight during a gap waits that long, so the share of time lost bounds the latency percentiles
+/// any program can reach on this core.
+fn mode_noise(secs: f64) -> Result<()> {
+    let allowed = START_CPUS.get().cloned().unwrap_or_default();
+    let core = *allowed.last().ok_or_else(|| anyhow!("no allowed core"))?;
+    let h = std::thread::spawn(move || {
+        marketflow_ingestor::pinning::pin_current(core);
+        let bounds_us = [1u64, 5, 10, 20, 50, 100, 1000, u64::MAX];
+        let mut counts = [0u64; 7];
+        let mut lost = [Duration::ZERO; 7];
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(secs);
+        let mut prev = start;
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            let gap = now - prev;
+            prev = now;
+            let us = gap.as_micros() as u64;
+            if us >= 1 {
+                let i = bounds_us.windows(2).position(|w| us >= w[0] && us < w[1]).unwrap_or(6);
+                counts[i] += 1;
+                lost[i] += gap;
+            }
+        }
+        (core, counts, lost, start.elapsed())
+    });
+    let (core, counts, lost, took) = h.join().map_err(|_| anyhow!("noise thread panicked"))?;
+    let labels = ["1-5 µs", "5-10 µs", "10-20 µs", "20-50 µs", "50-100 µs", "0.1-1 ms", "≥ 1 ms"];
+    let pct = |d: Duration| 100.0 * d.as_secs_f64() / took.as_secs_f64();
+    println!("| core | gap | count | per second | time lost |\n|---|---|---:|---:|---:|");
+    for ((l, c), d) in labels.iter().zip(counts).zip(lost) {
+        println!("| {core} | {l} | {c} | {:.0} | {:.3} % |", c as f64 / took.as_secs_f64(), pct(d));
+    }
+    println!(
+        "\ncore {core}: {:.2} % of {:.1} s lost in gaps of 1 µs or more, {:.2} % in gaps of 10 µs or more",
+        pct(lost.iter().sum()),
+        took.as_secs_f64(),
+        pct(lost[2..].iter().sum()),
+    );
+    Ok(())
+}
+
+/// The CPU set this process started with, before the feeder pinned it; child processes get it back.
+static START_CPUS: OnceLock<Vec<usize>> = OnceLock::new();
+
+/// Pins this thread, and so every feeder thread spawned from it, to `--feeder-core`.
+fn pin_feeder(spec: &str) -> Result<Option<usize>> {
+    let allowed = marketflow_ingestor::pinning::allowed_cores();
+    let _ = START_CPUS.set(allowed.clone());
+    let core = match spec {
+        "none" => None,
+        "auto" => (allowed.len() >= 2).then(|| allowed[0]),
+        n => Some(n.parse::<usize>().map_err(|_| anyhow!("--feeder-core: `{n}` is not a core, auto or none"))?),
+    };
+    if let Some(c) = core {
+        if !allowed.contains(&c) || !marketflow_ingestor::pinning::pin_current(c) {
+            bail!("--feeder-core {c}: not in the allowed CPU set {allowed:?}");
+        }
+    }
+    Ok(core)
+}
+
+/// Child processes (the ingester, cryptofeed) start with the CPU set this process started with,
+/// not the feeder's core.
+fn unpinned(cmd: &mut Command) {
+    let cpus = START_CPUS.get().cloned().unwrap_or_default();
+    if cpus.is_empty() {
+        return;
+    }
+    // SAFETY: the closure runs between fork and exec and only calls async-signal-safe libc
+    // functions on a set built on its own stack; `cpus` was allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &c in &cpus {
+                libc::CPU_SET(c, &mut set);
+            }
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    match pin_feeder(&args.feeder_core) {
+        Ok(Some(c)) => eprintln!("loadgen: feeder on core {c}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, interrupted_flag().clone());
     }
@@ -2193,7 +2303,9 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let r = if args.compare_cryptofeed {
+    let r = if let Some(secs) = args.noise {
+        mode_noise(secs)
+    } else if args.compare_cryptofeed {
         mode_compare(&args)
     } else if let Some(min) = args.soak {
         mode_soak(&args, min)
