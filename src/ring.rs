@@ -18,8 +18,11 @@ use rtrb::{Consumer, Producer, RingBuffer};
 use crate::binance::stream::RecordType;
 
 const HEADER_LEN: usize = 40;
-/// Spin iterations before parking (a few microseconds).
-const SPIN_BEFORE_PARK: u32 = 2_000;
+/// Spin iterations before parking, at most (tens of microseconds) and at least. The spin adapts:
+/// it grows while records keep arriving during it and shrinks when it ends in a park, so a busy
+/// feed is taken without futex round trips and a quiet one does not burn a core.
+const SPIN_MAX: u32 = 2_000;
+const SPIN_MIN: u32 = 32;
 
 /// Record flags (a bit set carried with each record).
 pub const FLAG_BACKFILLED: u8 = 1;
@@ -64,7 +67,7 @@ pub fn ring(capacity: usize) -> (RingWriter, RingReader) {
     let wake = Arc::new(Wake { parked: AtomicBool::new(false), consumer: OnceLock::new() });
     (
         RingWriter { prod, staged: Vec::with_capacity(64 * 1024), wake: wake.clone(), capacity },
-        RingReader { cons, scratch: Vec::with_capacity(64 * 1024), wake },
+        RingReader { cons, scratch: Vec::with_capacity(64 * 1024), wake, spin: SPIN_MAX },
     )
 }
 
@@ -148,6 +151,8 @@ pub struct RingReader {
     /// Where a record that wraps around the end of the ring is made contiguous.
     scratch: Vec<u8>,
     wake: Arc<Wake>,
+    /// Current spin before parking, between `SPIN_MIN` and `SPIN_MAX`.
+    spin: u32,
 }
 
 impl RingReader {
@@ -223,13 +228,15 @@ impl RingReader {
     /// Sleeps until the writer notifies or `timeout` passes; returns at once if not empty.
     /// Spins briefly first: a record usually follows within microseconds under load, and a
     /// futex round trip (writer's unpark, our wake-up) costs more than the wait.
-    pub fn wait(&self, timeout: Duration) {
-        for _ in 0..SPIN_BEFORE_PARK {
+    pub fn wait(&mut self, timeout: Duration) {
+        for _ in 0..self.spin {
             if !self.cons.is_empty() {
+                self.spin = (self.spin * 2).min(SPIN_MAX);
                 return;
             }
             std::hint::spin_loop();
         }
+        self.spin = (self.spin / 4).max(SPIN_MIN);
         let _ = self.wake.consumer.get_or_init(std::thread::current);
         self.wake.parked.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
