@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::binance::stream::StreamKind;
 use crate::config::{Config, LoopMode};
@@ -102,6 +102,11 @@ impl EventLoop {
         for c in &connections {
             c.init_metrics(&metrics);
         }
+        let dialer = Dialer::new(cfg.ws.clone(), tls, cfg.ws_stale_after, cfg.ws_max_age);
+        // Before the loop runs, waiting is free: the first connections then need no backoff.
+        if !dialer.resolver.wait_first(Duration::from_secs(10)) {
+            warn!(host = %cfg.ws.host, "no DNS answer yet: connecting once it comes");
+        }
         info!(
             connections = connections.len(),
             streams = pairs.len(),
@@ -113,7 +118,7 @@ impl EventLoop {
             poll,
             waker,
             connections,
-            dialer: Dialer::new(cfg.ws.clone(), tls, cfg.ws_stale_after, cfg.ws_max_age),
+            dialer,
             budget: AttemptBudget::binance(),
             base_path: cfg.ws.path.clone(),
             symbol_index: cfg.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect(),

@@ -21,6 +21,7 @@
 //! - [`metrics`] and [`http`]: counters, HdrHistogram latencies, and the endpoints serving them.
 //! - [`backfill`]: gaps fetched from REST off the event loop, gap markers for what REST lacks.
 //! - [`recovery`]: where the last run stopped, read back from Kafka.
+//! - [`resolver`]: DNS off the event-loop thread, the last good answer cached.
 //! - [`shutdown`]: signals to an orderly drain.
 //! - [`pinning`]: choosing cores from the allowed CPU set.
 //! - [`clock`]: the one wall clock every timestamp comes from.
@@ -38,6 +39,7 @@ pub mod pinning;
 pub mod pipeline;
 pub mod record;
 pub mod recovery;
+pub mod resolver;
 pub mod ring;
 pub mod sequence;
 pub mod shutdown;

@@ -8,7 +8,7 @@
 //! event.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -232,6 +232,8 @@ pub struct Dialer {
     pub stale_after: Duration,
     /// Rotate (make-before-break) at this age.
     pub max_age: Duration,
+    /// The endpoint's addresses, looked up off the event-loop thread.
+    pub resolver: crate::resolver::Resolver,
 }
 
 /// Binance allows 300 connection attempts per 5 minutes per IP; one budget for all connections.
@@ -273,7 +275,9 @@ impl Dialer {
             .read_buffer_size(16 * 1024)
             .max_message_size(Some(8 << 20))
             .max_frame_size(Some(8 << 20));
-        Dialer { endpoint, tls, ws_config, stale_after, max_age }
+        // Binance's stream hosts sit behind DNS-balanced addresses: look again every minute.
+        let resolver = crate::resolver::Resolver::spawn(&endpoint.host, endpoint.port, Duration::from_secs(60));
+        Dialer { endpoint, tls, ws_config, stale_after, max_age, resolver }
     }
 }
 
@@ -482,14 +486,15 @@ impl Connection {
 
     fn start_connect(&mut self, dialer: &Dialer, registry: &Registry, metrics: &Metrics) {
         let ep = &dialer.endpoint;
-        // Resolution blocks, but only on (re)connect and it is what every resolver does; see tuning.md.
-        let addrs: Vec<SocketAddr> = match (ep.host.as_str(), ep.port).to_socket_addrs() {
-            Ok(a) => a.collect(),
-            Err(e) => return self.fail(&format!("cannot resolve {}: {e}", ep.host), metrics, "resolve"),
+        // The cached answer of the resolver thread: a slow DNS server never stalls the loop.
+        let addrs: Vec<SocketAddr> = match dialer.resolver.addrs() {
+            Ok(a) if !a.is_empty() => a,
+            Ok(_) => return self.fail(&format!("{} not resolved yet", ep.host), metrics, "resolve"),
+            Err(e) => {
+                dialer.resolver.refresh();
+                return self.fail(&e, metrics, "resolve");
+            }
         };
-        if addrs.is_empty() {
-            return self.fail(&format!("{} resolved to no address", ep.host), metrics, "resolve");
-        }
         let addr = addrs[self.addr_rr % addrs.len()];
         self.addr_rr += 1;
         match TcpStream::connect(addr) {
@@ -500,7 +505,11 @@ impl Connection {
                 debug!(conn = self.id, %addr, "connecting");
                 self.set_state(State::Connecting { tcp, since: Instant::now() }, metrics);
             }
-            Err(e) => self.fail(&format!("connect {addr}: {e}"), metrics, "connect"),
+            Err(e) => {
+                // The address may have moved: look again before the next attempt.
+                dialer.resolver.refresh();
+                self.fail(&format!("connect {addr}: {e}"), metrics, "connect")
+            }
         }
     }
 

@@ -166,6 +166,22 @@ fn streams_are_spread_over_connections_and_overflow_is_subscribed() {
 }
 
 #[test]
+fn a_host_name_is_resolved_off_the_event_loop() {
+    let sim = sim(SimConfig { trade_rate: 300.0, ..SimConfig::default() });
+    let url = format!("ws://localhost:{}", sim.addr.port());
+    let mut ing = Ingester::spawn(&[("BINANCE_WS_URL", &url), ("SINK", "null")]);
+    ing.wait_ready(Duration::from_secs(30));
+    let logs = ing.dump_logs();
+    assert!(logs.contains("resolved"), "the resolver thread looked localhost up: {logs}");
+    let t = Instant::now();
+    while ing.metric("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\"}").unwrap_or(0.0) < 10.0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "no trades through a named endpoint:\n{}", ing.dump_logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ing.terminate(Duration::from_secs(10));
+}
+
+#[test]
 fn pings_are_answered_and_the_connection_stays() {
     let sim = sim(SimConfig {
         trade_rate: 30.0,
