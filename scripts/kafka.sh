@@ -246,12 +246,12 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=2
 background.threads=4
 
-# Broker session: long enough that a starved 2-core machine (builds and tests beside the
-# broker) does not fence the only broker; a 3 s session did, when controller events took
-# 4.7 s under load, and every partition went leaderless. After a SIGKILL the stale
-# registration of the previous incarnation then takes up to 12 s to expire.
-broker.heartbeat.interval.ms=1000
-broker.session.timeout.ms=12000
+# Broker session: after a stop, even a clean one, a restart waits for the previous
+# registration's session to expire, so a short session restarts fast; too short, and a starved
+# 2-core machine fences the only broker (3 s did, when controller events took 4.7 s with the
+# machine saturated). 6 s is the compromise.
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=6000
 
 # Keep the dev data dir bounded.
 log.retention.hours=24

@@ -189,7 +189,7 @@ impl Market {
         self.cfg.duration.map(|d| (d.as_secs_f64() * self.per_symbol_trade_rate()).floor() as u64)
     }
 
-    fn rate_for(&self, kind: StreamKind) -> f64 {
+    pub(crate) fn rate_for(&self, kind: StreamKind) -> f64 {
         match kind {
             StreamKind::Trade => self.per_symbol_trade_rate(),
             _ => self.cfg.aux_rate,
