@@ -39,6 +39,10 @@ pub const READ_BUDGET: usize = 4096;
 /// Binance closes a connection that sends more than this many messages (pongs and control
 /// requests together) in a second.
 const OUTGOING_LIMIT: usize = 5;
+/// Our control requests count against the budget this much longer than a second: the server
+/// counts a message when it reads it, a little later than we sent it, so at the edge of the
+/// window its count can still hold a request ours has already let go.
+const CONTROL_MARGIN: Duration = Duration::from_millis(250);
 
 /// The last [`OUTGOING_LIMIT`] send times of one kind, oldest at `next`.
 #[derive(Debug, Default)]
@@ -53,9 +57,9 @@ impl SendTimes {
         self.next = (self.next + 1) % OUTGOING_LIMIT;
     }
 
-    /// Send times within the second before `now`.
-    fn recent(&self, now: Instant) -> impl Iterator<Item = Instant> + '_ {
-        self.at.iter().flatten().copied().filter(move |t| now.saturating_duration_since(*t) < Duration::from_secs(1))
+    /// When each send still counted at `now` stops counting, a `window` after it was sent.
+    fn expiries(&self, now: Instant, window: Duration) -> impl Iterator<Item = Instant> + '_ {
+        self.at.iter().flatten().map(move |t| *t + window).filter(move |e| *e > now)
     }
 }
 
@@ -70,16 +74,23 @@ struct OutgoingBudget {
 }
 
 impl OutgoingBudget {
-    /// When a control request may go: now, or once enough sends have left the window. A request
-    /// may go when `control + 1 + (pongs + 1) < OUTGOING_LIMIT` over the last second.
+    /// Recent controls plus recent pongs may be at most this for another request to go:
+    /// `controls + 1 + (pongs + 1) < OUTGOING_LIMIT`.
+    const ROOM: usize = OUTGOING_LIMIT - 3;
+
+    /// When a control request may go: now, or once enough sends have stopped counting.
     fn control_at(&self, now: Instant) -> Instant {
-        let mut recent: Vec<Instant> = self.control.recent(now).chain(self.pongs.recent(now)).collect();
-        match (recent.len() + 3).checked_sub(OUTGOING_LIMIT) {
+        let mut expiries: Vec<Instant> = self
+            .control
+            .expiries(now, Duration::from_secs(1) + CONTROL_MARGIN)
+            .chain(self.pongs.expiries(now, Duration::from_secs(1)))
+            .collect();
+        match expiries.len().checked_sub(Self::ROOM) {
             None | Some(0) => now,
             Some(over) => {
-                // Each send that leaves the window lowers the sum by one.
-                recent.sort_unstable();
-                recent[over - 1] + Duration::from_secs(1)
+                // Each send that stops counting lowers the sum by one.
+                expiries.sort_unstable();
+                expiries[over - 1]
             }
         }
     }
@@ -105,14 +116,15 @@ mod outgoing_tests {
     fn control_requests_leave_room_for_the_pongs() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        // No pings (Binance pings every 20 s): three requests a second, room for a pong.
+        // No pings (Binance pings every 20 s): three requests, then a pause of a second and the
+        // margin, so the server's count (taken a little later) has let them go too.
         let mut b = OutgoingBudget::default();
         for _ in 0..3 {
             assert!(b.allows_control(t0));
             b.record_control(t0);
         }
-        assert!(!b.allows_control(ms(999)));
-        assert_eq!(b.control_at(ms(10)), ms(1000));
+        assert!(!b.allows_control(ms(1000)), "still inside the margin");
+        assert_eq!(b.control_at(ms(10)), ms(1250));
         // Pings every 400 ms: at most three pongs in a second, so at most two requests.
         let mut b = OutgoingBudget::default();
         b.record_pong(ms(0));
@@ -120,7 +132,7 @@ mod outgoing_tests {
         assert!(b.allows_control(ms(500)));
         b.record_control(ms(500));
         assert!(!b.allows_control(ms(500)), "2 pongs + 1 request + room for 2 more pongs");
-        assert_eq!(b.control_at(ms(500)), ms(1000), "when the pong at 0 leaves");
+        assert_eq!(b.control_at(ms(500)), ms(1000), "when the pong at 0 stops counting");
         b.record_pong(ms(800));
         assert_eq!(b.control_at(ms(900)), ms(1400));
     }
