@@ -25,6 +25,7 @@
 //! - [`shutdown`]: signals to an orderly drain.
 //! - [`pinning`]: choosing cores from the allowed CPU set.
 //! - [`clock`]: the one wall clock every timestamp comes from.
+//! - [`small_file`]: operator-named files (password, CA) read without blocking, size-limited.
 //! - [`sim`]: a Binance simulator speaking the real protocol on loopback, for tests and demos.
 
 pub mod backfill;
@@ -45,6 +46,7 @@ pub mod sequence;
 pub mod shutdown;
 pub mod sim;
 pub mod sink;
+pub mod small_file;
 pub mod tls;
 pub mod ws;
 
