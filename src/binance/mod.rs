@@ -1,3 +1,4 @@
-//! Everything specific to Binance: stream names, the wire formats of its payloads.
+//! Everything specific to Binance: stream names, symbols, the wire formats of its payloads.
 pub mod stream;
+pub mod symbol;
 pub mod wire;
