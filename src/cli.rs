@@ -8,7 +8,7 @@ use crate::config::RawConfig;
 
 pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MARKETFLOW_GIT_COMMIT"), ")");
 
-#[derive(Parser, Debug, Default)]
+#[derive(Parser, Default)]
 #[command(
     name = "marketflow-ingestor",
     version = LONG_VERSION,
@@ -125,6 +125,13 @@ pub struct Cli {
     pub ws_max_age_secs: Option<String>,
 }
 
+/// Masked through [`RawConfig`]'s `Debug`: the password and librdkafka properties are never shown.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli").field("check_config", &self.check_config).field("settings", &self.to_raw()).finish()
+    }
+}
+
 impl Cli {
     /// The raw settings, flags (or their variables, which clap already consulted) by variable name.
     pub fn to_raw(&self) -> RawConfig {
@@ -203,7 +210,23 @@ mod tests {
         .unwrap();
         let c = cli.to_raw().validate().unwrap();
         assert_eq!(c.symbols, ["ethusdt"]);
-        assert_eq!(c.kafka_props, [("linger.ms".to_string(), "2".to_string())]);
+        assert_eq!(*c.kafka_props, [("linger.ms".to_string(), "2".to_string())]);
         assert_eq!(c.sink, crate::config::SinkKind::Stdout);
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--kafka-password=hunter2",
+            "--kafka-props=sasl.password=hunter2",
+            "--kafka-prop",
+            "ssl.key.password=hunter2",
+            "--symbols=btcusdt",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("btcusdt") && shown.contains("KAFKA_PASSWORD"), "{shown}");
     }
 }

@@ -5,6 +5,9 @@
 //! Parsing has two stages, as in ripgrep: [`RawConfig`] holds the strings exactly as given (from
 //! clap, or from a plain map in tests, so no test ever touches the process environment), and
 //! [`RawConfig::validate`] turns them into the typed [`Config`] or a [`ConfigErrors`] list.
+//!
+//! Submodules: [`secret`] (the masking rule), `kafka_props` (librdkafka properties, checked by
+//! librdkafka), [`endpoint`] (Binance URLs), [`memory`] (the ring's ceiling), `parse` (the rest).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,6 +15,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::binance::stream::{RecordType, StreamKind};
+
+pub mod endpoint;
+mod kafka_props;
+pub mod memory;
+mod parse;
+pub mod secret;
+#[cfg(test)]
+mod tests;
+
+pub use endpoint::Endpoint;
+pub use parse::MAX_PASSWORD_FILE_BYTES;
+use parse::{
+    check_ca_file, check_topic, parse_core, parse_num, parse_streams, parse_switch, parse_symbols, read_password_file,
+};
+pub use secret::{is_secret_key, mask_prop, masked_pairs, scrub, KafkaProps, Secret};
 
 /// Exit code for a bad configuration (`EX_USAGE` from sysexits.h), as linkerd and most daemons use.
 pub const EXIT_CONFIG: u8 = 64;
@@ -57,35 +75,6 @@ pub const VARS: &[(&str, &str)] = &[
     ("WS_STALE_MS", "45000"),
     ("WS_MAX_AGE_SECS", "82800"),
 ];
-
-/// A value that must never reach a log line, a metric or an error message.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The only way to read the secret; grep for `expose` to audit every use.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
 
 /// Where normalized records go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,69 +128,6 @@ impl SaslMechanism {
     }
 }
 
-/// A parsed `ws://` / `wss://` / `http://` / `https://` endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-    /// Path prefix without a trailing slash (usually empty).
-    pub path: String,
-}
-
-impl Endpoint {
-    /// Parses `scheme://host[:port][/path]`; `schemes` is (plain, tls), e.g. ("ws", "wss").
-    pub fn parse(s: &str, schemes: (&str, &str)) -> Result<Endpoint, String> {
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| format!("`{s}` has no scheme; expected {}:// or {}://", schemes.0, schemes.1))?;
-        let tls = if scheme.eq_ignore_ascii_case(schemes.1) {
-            true
-        } else if scheme.eq_ignore_ascii_case(schemes.0) {
-            false
-        } else {
-            return Err(format!("scheme `{scheme}` is not {} or {}", schemes.0, schemes.1));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return Err("credentials in the URL are not supported".into());
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or("unterminated IPv6 literal")?;
-            (h, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err("empty host".into());
-        }
-        let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| format!("port `{p}` is not a number 1-65535"))?,
-            None if tls => 443,
-            None => 80,
-        };
-        if port == 0 {
-            return Err("port 0 is not a valid remote port".into());
-        }
-        Ok(Endpoint { tls, host: host.to_string(), port, path: path.to_string() })
-    }
-
-    /// `host:port`, bracketing IPv6 literals.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
 /// The validated configuration. Built once at start-up and shared read-only.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -215,8 +141,9 @@ pub struct Config {
     pub kafka_password: Secret,
     pub kafka_security_protocol: Option<String>,
     pub kafka_sasl_mechanism: SaslMechanism,
-    /// librdkafka properties passed through verbatim; applied last, so they win.
-    pub kafka_props: Vec<(String, String)>,
+    /// librdkafka properties passed through verbatim; applied last, so they win. Each was
+    /// accepted by librdkafka at validation; its `Debug` masks secret values.
+    pub kafka_props: KafkaProps,
     pub prom_port: u16,
     pub metrics_bind: String,
     pub ws: Endpoint,
@@ -272,8 +199,8 @@ impl Config {
         line("KAFKA_PASSWORD", self.kafka_password.to_string());
         line("KAFKA_SECURITY_PROTOCOL", self.kafka_security_protocol.clone().unwrap_or_else(|| "PLAINTEXT".into()));
         line("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism.as_librdkafka().into());
-        for (k, v) in &self.kafka_props {
-            line(&format!("kafka[{k}]"), mask_prop(k, v));
+        for (k, v) in kafka_props::render_lines(&self.kafka_props) {
+            line(&k, v);
         }
         line("PROM_PORT", self.prom_port.to_string());
         line("METRICS_BIND", self.metrics_bind.clone());
@@ -305,16 +232,6 @@ impl Config {
     }
 }
 
-/// Values of librdkafka properties that may carry secrets are masked when printed.
-pub fn mask_prop(key: &str, value: &str) -> String {
-    let k = key.to_ascii_lowercase();
-    if k.contains("password") || k.contains("secret") || k.contains("sasl.oauthbearer.config") || k.ends_with(".pem") {
-        "***".into()
-    } else {
-        value.to_string()
-    }
-}
-
 /// All configuration problems found in one pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -332,11 +249,28 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Settings as given, before validation: variable name -> value. Unset variables are absent.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RawConfig {
     values: HashMap<&'static str, String>,
     /// `--kafka-prop k=v` flags, added to whatever `KAFKA_PROPS` holds.
     pub extra_kafka_props: Vec<String>,
+}
+
+/// Variables whose raw text may hold a secret: never printed, not even malformed.
+const SECRET_VARS: &[&str] = &["KAFKA_PASSWORD", "KAFKA_PROPS"];
+
+impl fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&&str> = self.values.keys().collect();
+        names.sort();
+        let mut m = f.debug_map();
+        for n in names {
+            let v = &self.values[*n];
+            m.entry(n, &if SECRET_VARS.contains(n) && !v.is_empty() { secret::MASK } else { v.as_str() });
+        }
+        m.entry(&"--kafka-prop", &vec![secret::MASK; self.extra_kafka_props.len()]);
+        m.finish()
+    }
 }
 
 impl RawConfig {
@@ -376,8 +310,14 @@ impl RawConfig {
         (!v.is_empty()).then_some(v)
     }
 
-    /// Validates everything, collecting every problem before failing.
+    /// Validates everything, collecting every problem before failing; the ring is checked
+    /// against this process's cgroup memory limit, if any.
     pub fn validate(&self) -> Result<Config, ConfigErrors> {
+        self.validate_with_memory_limit(memory::cgroup_memory_limit())
+    }
+
+    /// [`RawConfig::validate`] with the memory limit given (tests; `None`: no limit).
+    pub fn validate_with_memory_limit(&self, memory_limit: Option<u64>) -> Result<Config, ConfigErrors> {
         let mut errs: Vec<String> = Vec::new();
 
         let symbols = parse_symbols(self.get("SYMBOLS"), &mut errs);
@@ -413,18 +353,19 @@ impl RawConfig {
 
         let kafka_username = self.get_opt("KAFKA_USERNAME").map(str::to_string);
         let mut kafka_password = Secret::new(self.get("KAFKA_PASSWORD").to_string());
+        let mut password_file_failed = false;
         if let Some(path) = self.get_opt("KAFKA_PASSWORD_FILE") {
             if !kafka_password.is_empty() {
                 errs.push("KAFKA_PASSWORD and KAFKA_PASSWORD_FILE are both set; set only one".into());
             }
-            match std::fs::read_to_string(path) {
-                // The CSI driver writes the secret as-is; a trailing newline from `echo` is never part of it.
-                Ok(s) => kafka_password = Secret::new(s.trim_end_matches(['\n', '\r']).to_string()),
-                // Say which file and why, never what was in it.
-                Err(e) => errs.push(format!("KAFKA_PASSWORD_FILE: cannot read `{path}`: {}", e.kind())),
+            match read_password_file(path, &mut errs) {
+                Some(pw) => kafka_password = pw,
+                None => password_file_failed = true,
             }
         }
-        if kafka_username.is_some() == kafka_password.is_empty() {
+        // An unreadable file is already reported; "no password" would only repeat it.
+        let unpaired = kafka_username.is_some() == kafka_password.is_empty();
+        if unpaired && !(password_file_failed && kafka_username.is_some()) {
             errs.push("KAFKA_USERNAME and KAFKA_PASSWORD (or KAFKA_PASSWORD_FILE) must be set together".into());
         }
         let kafka_security_protocol = match self.get_opt("KAFKA_SECURITY_PROTOCOL") {
@@ -451,22 +392,7 @@ impl RawConfig {
             }
         };
 
-        let mut kafka_props = Vec::new();
-        let listed = self.get("KAFKA_PROPS");
-        let items = listed.split([';', '\n']).map(str::to_string).chain(self.extra_kafka_props.iter().cloned());
-        for item in items {
-            let item = item.trim();
-            if item.is_empty() {
-                continue;
-            }
-            match item.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => kafka_props.push((k.trim().to_string(), v.trim().to_string())),
-                _ => errs.push(format!(
-                    "KAFKA_PROPS: `{}` is not key=value (separate pairs with `;`)",
-                    mask_prop(item, item)
-                )),
-            }
-        }
+        let kafka_props = kafka_props::parse(self.get("KAFKA_PROPS"), &self.extra_kafka_props, &mut errs);
 
         let prom_port = parse_num::<u16>("PROM_PORT", self.get("PROM_PORT"), &mut errs).unwrap_or(8000);
         let metrics_bind = self.get("METRICS_BIND").trim().to_string();
@@ -483,9 +409,7 @@ impl RawConfig {
 
         let tls_ca_file = self.get_opt("TLS_CA_FILE").map(PathBuf::from);
         if let Some(p) = &tls_ca_file {
-            if !p.is_file() {
-                errs.push(format!("TLS_CA_FILE: `{}` is not a readable file", p.display()));
-            }
+            check_ca_file(p, &mut errs);
         }
 
         let pin_core = parse_core("PIN_CORE", self.get("PIN_CORE"), &mut errs);
@@ -504,9 +428,7 @@ impl RawConfig {
             }
         };
         let ring_bytes = parse_num::<usize>("RING_BYTES", self.get("RING_BYTES"), &mut errs).unwrap_or(1 << 24);
-        if !(64 * 1024..=(1 << 34)).contains(&ring_bytes) {
-            errs.push(format!("RING_BYTES: {ring_bytes} is outside 65536..=17179869184"));
-        }
+        memory::check_ring(ring_bytes, memory_limit, &mut errs);
         let max_streams_per_connection =
             parse_num::<usize>("MAX_STREAMS_PER_CONNECTION", self.get("MAX_STREAMS_PER_CONNECTION"), &mut errs)
                 .unwrap_or(BINANCE_MAX_STREAMS_PER_CONNECTION);
@@ -590,262 +512,4 @@ impl RawConfig {
 
 fn dummy_endpoint() -> Endpoint {
     Endpoint { tls: false, host: String::new(), port: 0, path: String::new() }
-}
-
-fn parse_num<T: std::str::FromStr>(name: &str, v: &str, errs: &mut Vec<String>) -> Option<T> {
-    match v.trim().parse::<T>() {
-        Ok(n) => Some(n),
-        Err(_) => {
-            errs.push(format!("{name}: `{}` is not a valid non-negative integer", v.trim()));
-            None
-        }
-    }
-}
-
-fn parse_switch(name: &str, v: &str, errs: &mut Vec<String>) -> bool {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" | "yes" => true,
-        "off" | "false" | "0" | "no" => false,
-        other => {
-            errs.push(format!("{name}: `{other}` is not on or off"));
-            true
-        }
-    }
-}
-
-fn parse_core(name: &str, v: &str, errs: &mut Vec<String>) -> CorePin {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "" | "auto" => CorePin::Auto,
-        "none" | "off" => CorePin::None,
-        n => match n.parse::<usize>() {
-            Ok(c) => CorePin::Core(c),
-            Err(_) => {
-                errs.push(format!("{name}: `{n}` is not a CPU id, `auto` or `none`"));
-                CorePin::Auto
-            }
-        },
-    }
-}
-
-fn check_topic(var: &str, t: &str, errs: &mut Vec<String>) {
-    // Kafka's own rule (kafka.common.Topic): 1-249 chars of [a-zA-Z0-9._-].
-    let ok = !t.is_empty()
-        && t.len() <= 249
-        && t != "."
-        && t != ".."
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if !ok {
-        errs.push(format!("{var}: `{t}` is not a valid Kafka topic name (1-249 of [a-zA-Z0-9._-])"));
-    }
-}
-
-fn parse_symbols(v: &str, errs: &mut Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for raw in v.split(',') {
-        let s = raw.trim();
-        if s.is_empty() {
-            continue;
-        }
-        // Stream names carry symbols in lower case; non-ASCII symbols exist on Binance, so only
-        // characters that would break a stream name or a URL are refused.
-        let lower = s.to_lowercase();
-        if lower.len() > 40 || lower.chars().any(|c| c.is_whitespace() || "/@?&#%\"\\".contains(c) || c.is_control()) {
-            errs.push(format!("SYMBOLS: `{s}` is not a valid symbol"));
-            continue;
-        }
-        if out.contains(&lower) {
-            errs.push(format!("SYMBOLS: `{s}` is listed twice"));
-            continue;
-        }
-        out.push(lower);
-    }
-    if out.is_empty() && !errs.iter().any(|e| e.starts_with("SYMBOLS")) {
-        errs.push("SYMBOLS: no symbol given (e.g. btcusdt,ethusdt)".into());
-    }
-    if out.len() > u16::MAX as usize {
-        errs.push(format!("SYMBOLS: {} symbols is more than one process supports ({})", out.len(), u16::MAX));
-    }
-    out
-}
-
-fn parse_streams(v: &str, errs: &mut Vec<String>) -> Vec<StreamKind> {
-    let mut out = Vec::new();
-    for raw in v.split(',') {
-        let s = raw.trim();
-        if s.is_empty() {
-            continue;
-        }
-        match s.parse::<StreamKind>() {
-            Ok(k) if out.contains(&k) => errs.push(format!("STREAMS: `{s}` is listed twice")),
-            Ok(k) => out.push(k),
-            Err(e) => errs.push(format!("STREAMS: {e}")),
-        }
-    }
-    if out.is_empty() && !errs.iter().any(|e| e.starts_with("STREAMS")) {
-        errs.push("STREAMS: no stream kind given (e.g. trade,aggTrade)".into());
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ok(pairs: &[(&str, &str)]) -> Config {
-        RawConfig::from_pairs(pairs).validate().unwrap()
-    }
-
-    fn errs(pairs: &[(&str, &str)]) -> Vec<String> {
-        RawConfig::from_pairs(pairs).validate().unwrap_err().0
-    }
-
-    #[test]
-    fn defaults_match_the_original_design() {
-        let c = ok(&[]);
-        assert_eq!(c.symbols, ["btcusdt", "ethusdt", "solusdt"]);
-        assert_eq!(c.streams, [StreamKind::Trade]);
-        assert_eq!(c.topics, std::array::from_fn(|_| "ohlcv_raw".to_string()));
-        assert_eq!(c.prom_port, 8000);
-        assert_eq!(c.ws, Endpoint { tls: true, host: "stream.binance.com".into(), port: 9443, path: "".into() });
-        assert_eq!(c.rest.port, 443);
-        assert!(c.rest.tls);
-        assert_eq!(c.sink, SinkKind::Kafka);
-        assert_eq!(c.kafka_security_protocol, None);
-        assert_eq!(c.max_streams_per_connection, 1024);
-    }
-
-    #[test]
-    fn symbols_are_lowercased_trimmed_and_deduplicated() {
-        let c = ok(&[("SYMBOLS", " BTCUSDT, ethusdt ,,")]);
-        assert_eq!(c.symbols, ["btcusdt", "ethusdt"]);
-        assert!(errs(&[("SYMBOLS", "btcusdt,BTCUSDT")])[0].contains("twice"));
-    }
-
-    #[test]
-    fn per_type_topics_override_the_default() {
-        let c =
-            ok(&[("KAFKA_TOPIC", "raw"), ("KAFKA_TOPIC_TRADE", "trades_raw"), ("KAFKA_TOPIC_DEPTH_UPDATE", "books")]);
-        assert_eq!(c.topics[RecordType::Trade as usize], "trades_raw");
-        assert_eq!(c.topics[RecordType::DepthUpdate as usize], "books");
-        assert_eq!(c.topics[RecordType::Kline as usize], "raw");
-    }
-
-    #[test]
-    fn credentials_turn_on_sasl_ssl_and_are_masked() {
-        let c = ok(&[
-            ("KAFKA_USERNAME", "$ConnectionString"),
-            ("KAFKA_PASSWORD", "Endpoint=sb://x;SharedAccessKey=hunter2"),
-        ]);
-        assert_eq!(c.kafka_security_protocol.as_deref(), Some("SASL_SSL"));
-        assert_eq!(c.kafka_sasl_mechanism, SaslMechanism::Plain);
-        let shown = format!("{} {:?}", c.render(), c);
-        assert!(!shown.contains("hunter2"), "secret leaked: {shown}");
-        assert!(shown.contains("***"));
-    }
-
-    #[test]
-    fn password_file_is_read_and_trailing_newline_dropped() {
-        let dir = std::env::temp_dir().join(format!("mf-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("pw");
-        std::fs::write(&f, "s3cret\n").unwrap();
-        let c = ok(&[("KAFKA_USERNAME", "u"), ("KAFKA_PASSWORD_FILE", f.to_str().unwrap())]);
-        assert_eq!(c.kafka_password.expose(), "s3cret");
-        let e = errs(&[("KAFKA_USERNAME", "u"), ("KAFKA_PASSWORD_FILE", "/nonexistent/pw")]);
-        assert!(e.iter().any(|e| e.contains("cannot read `/nonexistent/pw`")), "{e:?}");
-    }
-
-    #[test]
-    fn kafka_props_pass_through_and_mask_secrets() {
-        let mut raw = RawConfig::from_pairs(&[("KAFKA_PROPS", "linger.ms=5; compression.type=lz4")]);
-        raw.extra_kafka_props.push("ssl.key.password=topsecret".into());
-        let c = raw.validate().unwrap();
-        assert_eq!(
-            c.kafka_props,
-            [
-                ("linger.ms".to_string(), "5".to_string()),
-                ("compression.type".into(), "lz4".into()),
-                ("ssl.key.password".into(), "topsecret".into())
-            ]
-        );
-        assert!(!c.render().contains("topsecret"));
-    }
-
-    /// Every error path, all at once: the operator sees the whole list in one run.
-    #[test]
-    fn every_problem_is_reported_together() {
-        let cases: &[(&str, &str, &str)] = &[
-            ("SYMBOLS", "btc/usdt", "SYMBOLS: `btc/usdt` is not a valid symbol"),
-            ("STREAMS", "trade,bogus", "STREAMS: unknown stream kind `bogus`"),
-            ("KAFKA_BROKER", "nohostport", "KAFKA_BROKER: `nohostport` is not host:port"),
-            ("KAFKA_TOPIC", "bad topic", "KAFKA_TOPIC: `bad topic` is not a valid Kafka topic name"),
-            ("KAFKA_TOPIC_KLINE", "a/b", "KAFKA_TOPIC_KLINE: `a/b` is not a valid Kafka topic name"),
-            ("KAFKA_USERNAME", "u", "must be set together"),
-            ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL: `TLS` is not one of"),
-            ("KAFKA_SASL_MECHANISM", "GSSAPI", "KAFKA_SASL_MECHANISM: `GSSAPI` is not PLAIN"),
-            ("KAFKA_PROPS", "novalue", "KAFKA_PROPS: `novalue` is not key=value"),
-            ("PROM_PORT", "70000", "PROM_PORT: `70000` is not a valid"),
-            ("METRICS_BIND", "localhost", "METRICS_BIND: `localhost` is not an IP address"),
-            ("BINANCE_WS_URL", "http://x", "BINANCE_WS_URL: scheme `http` is not ws or wss"),
-            ("BINANCE_REST_URL", "api.binance.com", "BINANCE_REST_URL: `api.binance.com` has no scheme"),
-            ("TLS_CA_FILE", "/nonexistent.pem", "TLS_CA_FILE: `/nonexistent.pem` is not a readable file"),
-            ("PIN_CORE", "first", "PIN_CORE: `first` is not a CPU id"),
-            ("PRODUCER_CORE", "-1", "PRODUCER_CORE: `-1` is not a CPU id"),
-            ("LOOP_MODE", "spin", "LOOP_MODE: `spin` is not `blocking` or `busy`"),
-            ("RING_BYTES", "10", "RING_BYTES: 10 is outside"),
-            ("MAX_STREAMS_PER_CONNECTION", "2000", "MAX_STREAMS_PER_CONNECTION: 2000 is outside"),
-            ("SINK", "file", "SINK: `file` is not kafka, stdout or null"),
-            ("LOG_FORMAT", "xml", "LOG_FORMAT: `xml` is not text or json"),
-            ("SHUTDOWN_TIMEOUT_MS", "soon", "SHUTDOWN_TIMEOUT_MS: `soon` is not a valid"),
-            ("BACKFILL", "maybe", "BACKFILL: `maybe` is not on or off"),
-            ("BACKFILL_MAX_IDS", "0", "BACKFILL_MAX_IDS: 0 is outside 1..=100000000"),
-            ("RECOVER_FROM_KAFKA", "2", "RECOVER_FROM_KAFKA: `2` is not on or off"),
-            ("WS_STALE_MS", "10", "WS_STALE_MS: 10 is outside"),
-            ("WS_MAX_AGE_SECS", "90000", "WS_MAX_AGE_SECS: 90000 is outside"),
-        ];
-        let pairs: Vec<(&str, &str)> = cases.iter().map(|(k, v, _)| (*k, *v)).collect();
-        let got = errs(&pairs);
-        for (var, _, want) in cases {
-            assert!(got.iter().any(|g| g.contains(want)), "{var}: expected an error containing {want:?}, got {got:#?}");
-        }
-        assert_eq!(got.len(), cases.len(), "one error per bad variable: {got:#?}");
-    }
-
-    #[test]
-    fn empty_lists_and_pin_clash_are_errors() {
-        assert!(errs(&[("SYMBOLS", " , ")])[0].contains("no symbol"));
-        assert!(errs(&[("STREAMS", "")])[0].contains("no stream kind"));
-        assert!(errs(&[("PIN_CORE", "1"), ("PRODUCER_CORE", "1")])[0].contains("core of its own"));
-        assert!(errs(&[("KAFKA_PASSWORD", "p")])[0].contains("set together"));
-        assert!(errs(&[("KAFKA_BROKER", "")])[0].contains("must not be empty"));
-    }
-
-    #[test]
-    fn endpoints_parse_ports_paths_and_ipv6() {
-        let e = Endpoint::parse("ws://127.0.0.1:9001/", ("ws", "wss")).unwrap();
-        assert_eq!((e.tls, e.host.as_str(), e.port, e.path.as_str()), (false, "127.0.0.1", 9001, ""));
-        let e = Endpoint::parse("wss://[::1]:9443/base", ("ws", "wss")).unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.path.as_str(), e.authority()),
-            ("::1", 9443, "/base", "[::1]:9443".into())
-        );
-        assert!(Endpoint::parse("wss://u:p@host", ("ws", "wss")).is_err());
-        assert!(Endpoint::parse("wss://:1", ("ws", "wss")).is_err());
-    }
-
-    #[test]
-    fn stream_names_cover_every_symbol_and_kind() {
-        let c = ok(&[("SYMBOLS", "btcusdt,ethusdt"), ("STREAMS", "trade,depth@100ms,kline_1m")]);
-        assert_eq!(
-            c.stream_names(),
-            [
-                "btcusdt@trade",
-                "btcusdt@depth@100ms",
-                "btcusdt@kline_1m",
-                "ethusdt@trade",
-                "ethusdt@depth@100ms",
-                "ethusdt@kline_1m"
-            ]
-        );
-    }
 }
