@@ -81,7 +81,14 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::new();
     install_signal_handlers(shutdown.clone())?;
 
-    let (server, addr) = http::bind(&format!("{}:{}", cfg.metrics_bind, cfg.prom_port)).map_err(anyhow::Error::msg)?;
+    // A port already taken or not ours to bind is the operator's to fix: exit 64, not 1.
+    let (server, addr) = match http::bind(&format!("{}:{}", cfg.metrics_bind, cfg.prom_port)) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("METRICS_BIND/PROM_PORT: metrics server {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
     info!(%addr, "metrics listening");
     let http_thread = {
         let (m, s) = (metrics.clone(), shutdown.clone());
@@ -104,7 +111,15 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     };
 
     let sink: Box<dyn Sink> = match cfg.sink {
-        SinkKind::Kafka => Box::new(KafkaSink::new(&cfg, metrics.clone(), job_tx.clone())?),
+        // What librdkafka refuses only at creation (e.g. `acks=1` with idempotence) is a bad
+        // configuration too.
+        SinkKind::Kafka => match KafkaSink::new(&cfg, metrics.clone(), job_tx.clone()) {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                error!("kafka configuration (KAFKA_* settings): {e}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+        },
         SinkKind::Stdout => Box::new(StdoutSink::new(metrics.clone())),
         SinkKind::Null => Box::new(NullSink::new(metrics.clone())),
     };

@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::backfill::{Job, OwnedRecord};
 use crate::binance::stream::RecordType;
-use crate::config::{mask_prop, Config};
+use crate::config::{is_secret_key, masked_pairs, scrub, Config};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::ring::{RecordView, RingReader};
 use crate::sequence::Dense;
@@ -242,22 +242,46 @@ pub struct KafkaSink {
     topics: [String; RecordType::COUNT],
 }
 
+/// librdkafka refused the producer's configuration: an operator error (exit 64). The message is
+/// built from librdkafka's text with every secret value masked.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProducerConfigError(String);
+
+impl ProducerConfigError {
+    fn new(e: KafkaError, props: &[(String, String)]) -> Self {
+        let text = match e {
+            KafkaError::ClientConfig(_, _, key, _) if is_secret_key(&key) => {
+                format!("librdkafka refuses the value of `{key}` (not shown: it is secret)")
+            }
+            KafkaError::ClientConfig(_, desc, ..) => format!("librdkafka refuses a property: {desc}"),
+            KafkaError::ClientCreation(msg) => format!("librdkafka cannot create the producer: {msg}"),
+            other => format!("librdkafka cannot create the producer: {other}"),
+        };
+        ProducerConfigError(scrub(&text, props))
+    }
+}
+
 impl KafkaSink {
-    pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<Sender<Job>>) -> Result<KafkaSink, KafkaError> {
+    pub fn new(
+        cfg: &Config,
+        metrics: Arc<Metrics>,
+        backfill: Option<Sender<Job>>,
+    ) -> Result<KafkaSink, ProducerConfigError> {
+        let props = kafka_properties(cfg);
         let mut cc = ClientConfig::new();
-        for (k, v) in kafka_properties(cfg) {
+        for (k, v) in &props {
             cc.set(k, v);
         }
-        let shown: Vec<String> =
-            kafka_properties(cfg).iter().map(|(k, v)| format!("{k}={}", mask_prop(k, v))).collect();
-        info!(properties = %shown.join(" "), "creating kafka producer");
+        info!(properties = %masked_pairs(&props), "creating kafka producer");
         let ctx = KafkaContext {
             metrics,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             failed: AtomicU64::new(0),
             backfill,
         };
-        let producer: BaseProducer<KafkaContext> = cc.create_with_context(ctx)?;
+        let producer: BaseProducer<KafkaContext> =
+            cc.create_with_context(ctx).map_err(|e| ProducerConfigError::new(e, &props))?;
         Ok(KafkaSink { producer, topics: cfg.topics.clone() })
     }
 
