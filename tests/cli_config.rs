@@ -1,0 +1,199 @@
+//! The binary's answer to configurations that cannot work (issue 9, section 4): exit 64 with a
+//! message naming the problem, from `--check-config` and from a real start alike, and no secret
+//! value on stdout or stderr. Nothing here needs Kafka or Binance: every refusal comes before
+//! the first connection.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "hunter2";
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the ingester with only `env` (and PATH) and `args`; kills it and fails past `limit`,
+/// which only bounds a wait for a process that must stop by itself.
+fn run(env: &[(&str, &str)], args: &[&str], limit: Duration) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketflow-ingestor"));
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("RUST_LOG", "info");
+    cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn the ingester");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?} (blocked?); stderr:\n{}", err_t.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run { code: status.code(), stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+}
+
+fn check_config(env: &[(&str, &str)], extra: &[&str]) -> Run {
+    let mut args = vec!["--check-config"];
+    args.extend_from_slice(extra);
+    run(env, &args, Duration::from_secs(60))
+}
+
+/// Exit 64, every wanted text on stderr, and the secret nowhere.
+fn assert_refused(r: &Run, wants: &[&str]) {
+    let all = format!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, Some(64), "{all}");
+    for w in wants {
+        assert!(r.stderr.contains(w), "missing {w:?} in {all}");
+    }
+    assert!(!all.contains(SECRET), "secret printed: {all}");
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mf-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn malformed_kafka_props_are_refused_without_echoing_the_password() {
+    let r = check_config(&[("KAFKA_PROPS", "sasl.username=u,sasl.password=hunter2")], &[]);
+    assert_refused(&r, &["KAFKA_PROPS item 1: the value of `sasl.username` holds another pair `sasl.password=…`"]);
+    let r = check_config(&[], &["--kafka-prop", "sasl.passwrd=hunter2"]);
+    assert_refused(&r, &["--kafka-prop #1: `sasl.passwrd` is not a librdkafka property (value not shown)"]);
+}
+
+#[test]
+fn a_valid_secret_property_is_masked_in_check_config() {
+    let r = check_config(&[("KAFKA_PROPS", "sasl.password=hunter2;linger.ms=2")], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("kafka[sasl.password]") && r.stdout.contains("kafka[linger.ms]"), "{}", r.stdout);
+    assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET), "{}", r.stdout);
+}
+
+/// Each of the issue's "accepted but unusable" values, all reported in one run.
+#[test]
+fn unusable_values_are_all_listed_at_once() {
+    let garbage_ca = temp("garbage-ca.pem");
+    std::fs::write(&garbage_ca, "not a certificate\n").unwrap();
+    let r = check_config(
+        &[
+            ("SYMBOLS", "btcusdt,a<b{c^"),
+            ("BINANCE_WS_URL", "ws://ho st:80"),
+            ("BINANCE_REST_URL", "https://api.binance.com/api?x=1"),
+            ("RING_BYTES", "17179869184"),
+            ("TLS_CA_FILE", garbage_ca.to_str().unwrap()),
+        ],
+        &[],
+    );
+    assert_refused(
+        &r,
+        &[
+            "5 problems",
+            "SYMBOLS: `a<b{c^` contains `<`",
+            "BINANCE_WS_URL: `ws://ho st:80` contains ' '",
+            "BINANCE_REST_URL: query strings are not supported",
+            "RING_BYTES: 17179869184 is outside 65536..=1073741824",
+            "holds no PEM certificate",
+        ],
+    );
+}
+
+/// Only REST uses TLS here (ws://), and the garbage CA file is still refused.
+#[test]
+fn a_garbage_ca_file_is_refused_when_only_rest_uses_tls() {
+    let garbage_ca = temp("garbage-ca-rest.pem");
+    std::fs::write(&garbage_ca, "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n").unwrap();
+    let r =
+        check_config(&[("BINANCE_WS_URL", "ws://127.0.0.1:9001"), ("TLS_CA_FILE", garbage_ca.to_str().unwrap())], &[]);
+    assert_refused(&r, &["TLS_CA_FILE: CA file", "has a certificate rustls refuses"]);
+}
+
+/// A FIFO as the password file used to block start-up forever (the run's limit catches that).
+#[test]
+fn a_fifo_password_file_is_refused_without_blocking() {
+    let fifo = temp("pw-fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let r = check_config(&[("KAFKA_USERNAME", "u"), ("KAFKA_PASSWORD_FILE", fifo.to_str().unwrap())], &[]);
+    assert_refused(&r, &["KAFKA_PASSWORD_FILE:", "is a FIFO, not a regular file"]);
+}
+
+#[test]
+fn a_taken_metrics_port_exits_64() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let r = run(
+        &[
+            ("SINK", "null"),
+            ("METRICS_BIND", "127.0.0.1"),
+            ("PROM_PORT", &port),
+            ("BACKFILL", "off"),
+            ("BINANCE_WS_URL", "ws://127.0.0.1:9"),
+            ("BINANCE_REST_URL", "http://127.0.0.1:9"),
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_refused(&r, &["METRICS_BIND/PROM_PORT: metrics server cannot listen on 127.0.0.1:"]);
+}
+
+/// librdkafka checks some properties only together, when the producer is created (`acks=1`
+/// contradicts the idempotent producer): still a configuration error, still masked.
+#[test]
+fn a_property_librdkafka_refuses_at_creation_exits_64() {
+    let r = run(
+        &[
+            ("SINK", "kafka"),
+            ("KAFKA_BROKER", "127.0.0.1:9"),
+            ("KAFKA_USERNAME", "u"),
+            ("KAFKA_PASSWORD", SECRET),
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            ("KAFKA_PROPS", "acks=1"),
+            ("METRICS_BIND", "127.0.0.1"),
+            ("PROM_PORT", "0"),
+            ("BACKFILL", "off"),
+            ("RECOVER_FROM_KAFKA", "off"),
+            ("BINANCE_WS_URL", "ws://127.0.0.1:9"),
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_refused(
+        &r,
+        &[
+            "creating kafka producer",
+            "sasl.password=***",
+            "kafka configuration (KAFKA_* settings): librdkafka cannot create the producer",
+            "acks",
+        ],
+    );
+}
+
+/// The issue's `--kafka-prop sasl.passwrd=x`, on a real start: refused before any connection.
+#[test]
+fn a_misspelt_secret_property_on_a_real_start_is_refused_and_masked() {
+    let r = run(
+        &[("SINK", "kafka"), ("KAFKA_BROKER", "127.0.0.1:9"), ("METRICS_BIND", "127.0.0.1"), ("PROM_PORT", "0")],
+        &["--kafka-prop", "sasl.passwrd=hunter2"],
+        Duration::from_secs(60),
+    );
+    assert_refused(&r, &["`sasl.passwrd` is not a librdkafka property"]);
+}
