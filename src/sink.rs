@@ -535,6 +535,18 @@ mod tests {
     }
 
     #[test]
+    fn producer_config_errors_never_quote_a_secret() {
+        use rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID;
+        let props = vec![("sasl.password".to_string(), "hunter2".to_string())];
+        let refused =
+            KafkaError::ClientConfig(RD_KAFKA_CONF_INVALID, "bad \"hunter2\"".into(), "ssl_key".into(), "v".into());
+        let e = ProducerConfigError::new(refused, &props).to_string();
+        assert_eq!(e, "librdkafka refuses the value of `ssl_key` (not shown: it is secret)");
+        let e = ProducerConfigError::new(KafkaError::ClientCreation("cannot use hunter2".into()), &props).to_string();
+        assert_eq!(e, "librdkafka cannot create the producer: cannot use ***");
+    }
+
+    #[test]
     fn limiter_lets_the_first_through_then_counts() {
         let l = LogLimiter::new(Duration::from_secs(3600));
         assert_eq!(l.check("a"), Some(0));
