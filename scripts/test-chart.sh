@@ -170,7 +170,8 @@ lint_yaml() {
     "$CHART/Chart.yaml" "$CHART/values.yaml" "$CHART"/ci/*.yaml "$CHART"/tests/*.yaml
 }
 
-# expect_render_failure VALUES_YAML MESSAGE_REGEX: helm template must fail with a message matching.
+# expect_render_failure VALUES_YAML MESSAGE_REGEX [SECRET]: helm template must fail with a message
+# matching, and without printing SECRET.
 expect_render_failure() {
   local f="$WORK/bad-values.$RANDOM.yaml" out
   printf '%s\n' "$1" >"$f"
@@ -179,6 +180,9 @@ expect_render_failure() {
   fi
   if ! grep -Eq -- "$2" <<<"$out"; then
     echo "rendering failed, but without a message matching /$2/:"; echo "$out" | tail -n 5; return 1
+  fi
+  if [[ -n "${3:-}" ]] && grep -qF -- "$3" <<<"$out"; then
+    echo "the refusal printed the secret $3:"; echo "$out" | tail -n 5; return 1
   fi
   echo "refused as expected: $(grep -Eo -- "$2" <<<"$out" | head -n1)"
 }
@@ -197,6 +201,25 @@ shardCount: 4" 'larger than the number of symbols' || rc=1
 shards: [[]]" 'minItems|has no symbols' || rc=1
   expect_render_failure "$IDS
 env: {KAFKA_PASSWORD: hunter2}" "propertyName.*'KAFKA_PASSWORD'" || rc=1
+  # Secret librdkafka properties would land in the ConfigMap (or the Deployment) in clear.
+  expect_render_failure "$IDS
+env: {KAFKA_PROPS: \"sasl.password=hunter2\"}" "at '/env/KAFKA_PROPS': 'not' failed" hunter2 || rc=1
+  expect_render_failure "$IDS
+env: {KAFKA_PROPS: \"sasl.username=u,sasl.password=hunter2\"}" "at '/env/KAFKA_PROPS': 'not' failed" hunter2 || rc=1
+  expect_render_failure "$IDS
+env: {KAFKA_PROPS: \"linger.ms=1;ssl.key.pem=hunter2\"}" "at '/env/KAFKA_PROPS': 'not' failed" hunter2 || rc=1
+  expect_render_failure "$IDS
+env: {KAFKA_PROPS: \"ssl_key=hunter2\"}" "at '/env/KAFKA_PROPS': 'not' failed" hunter2 || rc=1
+  expect_render_failure "$IDS
+extraEnv: [{name: KAFKA_PROPS, value: \"sasl.oauthbearer.client.secret=hunter2\"}]" \
+    "at '/extraEnv/0/value': 'not' failed" hunter2 || rc=1
+  expect_render_failure "$IDS
+extraEnv: [{name: KAFKA_PASSWORD, value: hunter2}]" "at '/extraEnv/0/value': 'not' failed" hunter2 || rc=1
+  expect_render_failure "$IDS
+networkPolicy: {enabled: true}
+env: {KAFKA_BROKER: kafka.local}" 'cannot read a port in KAFKA_BROKER' || rc=1
+  expect_render_failure "$IDS
+networkPolicy: {enabled: true, egress: {binance: {ports: []}}}" "at '/networkPolicy/egress/binance/ports'" || rc=1
   expect_render_failure "$IDS
 resources: {limits: {cpu: 2}, requests: {cpu: 2}}
 bogusKey: 1" 'bogusKey|additional properties' || rc=1
