@@ -21,7 +21,8 @@ pub struct Cli {
     #[arg(long)]
     pub check_config: bool,
 
-    /// Symbols to ingest, comma-separated [default: btcusdt,ethusdt,solusdt]
+    /// Symbols to ingest, comma-separated; letters and digits of any script, `_`, `-`, `.`, at most 50
+    /// characters each (Binance's grammar) [default: btcusdt,ethusdt,solusdt]
     #[arg(long, env = "SYMBOLS", value_name = "LIST")]
     pub symbols: Option<String>,
     /// Stream kinds: trade, aggTrade, kline_<interval>, bookTicker, depth, depth@100ms [default: trade]
@@ -54,7 +55,7 @@ pub struct Cli {
     /// SASL password. Prefer KAFKA_PASSWORD_FILE: a flag is visible in the process list
     #[arg(long, env = "KAFKA_PASSWORD", value_name = "SECRET", hide_env_values = true)]
     pub kafka_password: Option<String>,
-    /// File holding the SASL password (as the Key Vault CSI driver mounts it)
+    /// File holding the SASL password (as the Key Vault CSI driver mounts it): a regular file, at most 64 KiB
     #[arg(long, env = "KAFKA_PASSWORD_FILE", value_name = "PATH")]
     pub kafka_password_file: Option<String>,
     /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL [default: SASL_SSL with credentials, else PLAINTEXT]
@@ -63,7 +64,7 @@ pub struct Cli {
     /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 [default: PLAIN]
     #[arg(long, env = "KAFKA_SASL_MECHANISM", value_name = "MECH")]
     pub kafka_sasl_mechanism: Option<String>,
-    /// Any librdkafka properties, `k=v;k=v` (applied last, so they win)
+    /// Any librdkafka properties, `k=v;k=v` (applied last, so they win); each checked by librdkafka at start-up
     #[arg(long, env = "KAFKA_PROPS", value_name = "PROPS", hide_env_values = true)]
     pub kafka_props: Option<String>,
     /// One librdkafka property `k=v`; repeatable, added to KAFKA_PROPS
@@ -75,13 +76,13 @@ pub struct Cli {
     /// Address the metrics server binds [default: 0.0.0.0]
     #[arg(long, env = "METRICS_BIND", value_name = "IP")]
     pub metrics_bind: Option<String>,
-    /// Binance WebSocket base URL [default: wss://stream.binance.com:9443]
+    /// Binance WebSocket base URL, no query string [default: wss://stream.binance.com:9443]
     #[arg(long, env = "BINANCE_WS_URL", value_name = "URL")]
     pub binance_ws_url: Option<String>,
     /// Binance REST base URL [default: https://api.binance.com]
     #[arg(long, env = "BINANCE_REST_URL", value_name = "URL")]
     pub binance_rest_url: Option<String>,
-    /// Extra CA certificate (PEM) to trust besides the web PKI roots; verification stays on
+    /// Extra CA certificate (PEM, at most 1 MiB) to trust besides the web PKI roots; verification stays on
     #[arg(long, env = "TLS_CA_FILE", value_name = "PATH")]
     pub tls_ca_file: Option<String>,
     /// Core for the event loop: a CPU id from the allowed set, `auto` or `none` [default: auto]
@@ -93,7 +94,8 @@ pub struct Cli {
     /// `blocking` (epoll wait) or `busy` (spin on a dedicated core) [default: blocking]
     #[arg(long, env = "LOOP_MODE", value_name = "MODE")]
     pub loop_mode: Option<String>,
-    /// Ring capacity between event loop and producer, in bytes [default: 16777216]
+    /// Ring capacity between event loop and producer, in bytes: 64 KiB to 1 GiB and at most 1/4 of the
+    /// cgroup memory limit [default: 16777216]
     #[arg(long, env = "RING_BYTES", value_name = "BYTES")]
     pub ring_bytes: Option<String>,
     /// Streams per WebSocket connection, at most Binance's 1024 [default: 1024]
