@@ -11,6 +11,7 @@
 #                                          start in background, wait until the broker answers
 #                                          a Metadata request; prints the bootstrap address
 #                                          (the only thing written to stdout). No-op if up.
+#                                          Also opens the SASL_SSL listener (see `sasl`).
 #   scripts/kafka.sh stop                  SIGTERM, wait, SIGKILL if needed; data is kept.
 #   scripts/kafka.sh restart               stop + start.
 #   scripts/kafka.sh status                exit 0 if up and answering, 1 otherwise.
@@ -18,6 +19,9 @@
 #   scripts/kafka.sh logs [-f] [LINES]     show (or follow with -f) the server log.
 #   scripts/kafka.sh fetch                 only download/cache the jars (e.g. CI warm-up).
 #   scripts/kafka.sh bootstrap             print the bootstrap address (does not start).
+#   scripts/kafka.sh sasl                  print the SASL_SSL listener's address, CA file, the
+#                                          unrelated CA file and its PLAIN and SCRAM-SHA-512
+#                                          users, as KEY=VALUE lines (scripts/kafka/sasl.sh).
 #   scripts/kafka.sh topic create NAME [PARTITIONS]   (idempotent: --if-not-exists)
 #   scripts/kafka.sh topic delete NAME                (idempotent: --if-exists)
 #   scripts/kafka.sh topic list
@@ -32,6 +36,8 @@
 # Environment (defaults in brackets):
 #   KAFKA_PORT            broker (PLAINTEXT) port [9092]
 #   KAFKA_CONTROLLER_PORT KRaft controller port [KAFKA_PORT+1]
+#   KAFKA_SASL_PORT       SASL_SSL listener port [KAFKA_PORT+2]
+#   KAFKA_SASL            on|off: open the SASL_SSL listener [on]
 #   KAFKA_DATA_DIR        data, config, logs, pid [${TMPDIR:-/tmp}/marketflow-kafka-$KAFKA_PORT]
 #   KAFKA_HOME_CACHE      cached jars [$HOME/.cache/marketflow/kafka-<version>]
 #   KAFKA_VERSION         override the version pinned in scripts/kafka/pom.xml
@@ -49,6 +55,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KAFKA_POM="$SCRIPT_DIR/kafka/pom.xml"
 SERVER_LOG4J="$SCRIPT_DIR/kafka/log4j2-server.properties"
+SASL_SH="$SCRIPT_DIR/kafka/sasl.sh"
 TOOLS_LOG4J="$SCRIPT_DIR/kafka/log4j2-tools.properties"
 
 die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -90,6 +97,9 @@ APP_LOG_DIR="$KAFKA_DATA_DIR/logs"         # server.log (log4j2) and kafka.out (
 PID_FILE="$KAFKA_DATA_DIR/kafka.pid"
 SERVER_LOG="$APP_LOG_DIR/server.log"
 STDOUT_LOG="$APP_LOG_DIR/kafka.out"
+
+# shellcheck source=kafka/sasl.sh
+. "$SASL_SH"
 
 # --------------------------------------------------------------------------- helpers
 
@@ -215,9 +225,9 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT$(sasl_listener)
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT$(sasl_listener)
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$(sasl_protocol_map)
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 log.dirs=$LOG_DIRS
@@ -256,10 +266,12 @@ broker.session.timeout.ms=30000
 # Keep the dev data dir bounded.
 log.retention.hours=24
 log.segment.bytes=134217728
+$(sasl_config)
 EOF
   if [ -n "$KAFKA_EXTRA_PROPS" ]; then
     printf '\n# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$tmp"
   fi
+  chmod 600 "$tmp"   # it holds the SASL listener's passwords
   mv "$tmp" "$CONFIG"
 }
 
@@ -299,7 +311,6 @@ wait_ready() {
   while :; do
     if probe; then
       info "Kafka $KAFKA_VERSION is up on $BOOTSTRAP (pid $pid, data $KAFKA_DATA_DIR, ready in $(( $(now_s) - t0 ))s)"
-      echo "$BOOTSTRAP"
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -323,12 +334,16 @@ cmd_start() {
   if pid="$(find_pid)"; then
     if probe; then
       info "already running (pid $pid) on $BOOTSTRAP"
-      echo "$BOOTSTRAP"
-      return 0
+    else
+      info "process $pid is running but not answering yet; waiting ..."
+      wait_ready "$pid" "$t0"
     fi
-    info "process $pid is running but not answering yet; waiting ..."
-    wait_ready "$pid" "$t0"
-    return
+    if [ "$KAFKA_SASL" = on ] && ! sasl_configured; then
+      info "note: this broker was started without the SASL_SSL listener (by an older kafka.sh); 'scripts/kafka.sh restart' adds it"
+    fi
+    sasl_ensure_scram_user
+    echo "$BOOTSTRAP"
+    return 0
   fi
   rm -f "$PID_FILE"
   if port_open "$KAFKA_PORT"; then
@@ -337,8 +352,12 @@ cmd_start() {
   if port_open "$KAFKA_CONTROLLER_PORT"; then
     die "controller port $KAFKA_CONTROLLER_PORT on $KAFKA_HOST is already in use; set KAFKA_CONTROLLER_PORT"
   fi
+  if [ "$KAFKA_SASL" = on ] && port_open "$KAFKA_SASL_PORT"; then
+    die "SASL_SSL port $KAFKA_SASL_PORT on $KAFKA_HOST is already in use; set KAFKA_SASL_PORT (or KAFKA_SASL=off)"
+  fi
 
   ensure_dist
+  sasl_prepare
   write_config
   format_storage_if_needed
 
@@ -366,6 +385,8 @@ cmd_start() {
   done
   pid="$(cat "$PID_FILE" 2>/dev/null || echo "$launcher")"
   wait_ready "$pid" "$t0"
+  sasl_ensure_scram_user
+  echo "$BOOTSTRAP"
 }
 
 cmd_stop() {
@@ -425,7 +446,7 @@ cmd_reset() {
     for f in "$KAFKA_DATA_DIR"/* "$KAFKA_DATA_DIR"/.[!.]*; do
       [ -e "$f" ] || continue
       case "${f##*/}" in
-        server.properties|server.properties.tmp.*|kraft-logs|logs|kafka.pid|.lock) ;;
+        server.properties|server.properties.tmp.*|kraft-logs|logs|kafka.pid|.lock|sasl|sasl.tmp.*) ;;
         *) die "refusing to wipe $KAFKA_DATA_DIR: unexpected entry '${f##*/}'";;
       esac
     done
@@ -523,6 +544,7 @@ main() {
     logs)      cmd_logs "$@" ;;
     fetch)     need_java; ensure_dist; info "jars cached in $LIB_DIR" ;;
     bootstrap) echo "$BOOTSTRAP" ;;
+    sasl)      cmd_sasl ;;
     topic)     cmd_topic "$@" ;;
     produce)   cmd_produce "$@" ;;
     consume)   cmd_consume "$@" ;;

@@ -84,6 +84,7 @@ pub const KAFKA_ERROR_KINDS: &[&str] = &[
     "not_enough_replicas",
     "fatal",
     "resolve",
+    "tls",
     "other",
 ];
 
@@ -521,6 +522,11 @@ impl Metrics {
         }
         for kind in KAFKA_ERROR_KINDS {
             kafka_delivery_errors.with_label_values(&[kind]);
+        }
+        // The client errors that need a person (a secret, a CA) exist from the start, so an alert
+        // on their increase fires at the first refusal.
+        for kind in ["authentication", "tls"] {
+            sink_errors.with_label_values(&[kind]);
         }
         Arc::new(Metrics {
             registry,

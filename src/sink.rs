@@ -7,24 +7,27 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use rdkafka::{ClientConfig, ClientContext};
-use tracing::{debug, error, info, warn};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use tracing::{error, info, warn};
 
 use crate::backfill::{Job, OwnedRecord};
 use crate::binance::stream::RecordType;
 use crate::config::{is_secret_key, masked_pairs, scrub, Config};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::ring::{RecordView, RingReader};
-use crate::sequence::Dense;
 use crossbeam_channel::{Receiver, Sender};
+
+pub mod eventhubs;
+mod kafka_context;
+
+use kafka_context::pack_opaque;
+pub use kafka_context::{error_kind, KafkaContext};
 
 /// How a sink refused a record.
 #[derive(Debug)]
@@ -61,156 +64,61 @@ fn record_latency(stage: Stage, symbol_idx: usize, ns: u64) {
     });
 }
 
-/// Rate-limits a log line per kind: the first occurrence, then at most one per interval, with the
-/// number suppressed in between.
+/// Rate-limits a log line per kind: the first `burst` occurrences of an interval, then none until
+/// the interval has passed, with the number suppressed in between. Kinds beyond `MAX_KINDS` share
+/// one entry, so memory stays bounded whatever the kinds are (librdkafka names its own).
 pub struct LogLimiter {
-    last: std::sync::Mutex<std::collections::HashMap<&'static str, (Instant, u64)>>,
+    last: std::sync::Mutex<std::collections::HashMap<Box<str>, LimiterEntry>>,
     every: Duration,
+    burst: u32,
+}
+
+struct LimiterEntry {
+    since: Instant,
+    logged: u32,
+    suppressed: u64,
 }
 
 impl LogLimiter {
+    const MAX_KINDS: usize = 64;
+
     pub fn new(every: Duration) -> Self {
-        LogLimiter { last: Default::default(), every }
+        Self::with_burst(every, 1)
     }
+
+    pub fn with_burst(every: Duration, burst: u32) -> Self {
+        LogLimiter { last: Default::default(), every, burst: burst.max(1) }
+    }
+
     /// `Some(suppressed)` when this kind may be logged now.
-    pub fn check(&self, kind: &'static str) -> Option<u64> {
+    pub fn check(&self, kind: &str) -> Option<u64> {
+        self.check_at(kind, Instant::now())
+    }
+
+    fn check_at(&self, kind: &str, now: Instant) -> Option<u64> {
         let mut m = self.last.lock().unwrap();
-        let now = Instant::now();
-        match m.get_mut(kind) {
-            Some((t, n)) if now.duration_since(*t) < self.every => {
-                *n += 1;
-                None
-            }
-            Some((t, n)) => {
-                let s = *n;
-                *t = now;
-                *n = 0;
-                Some(s)
-            }
-            None => {
-                m.insert(kind, (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
-
-/// Bounded label for a Kafka error.
-pub fn error_kind(e: &KafkaError) -> &'static str {
-    match e.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageTimedOut) => "message_timed_out",
-        Some(RDKafkaErrorCode::QueueFull) => "queue_full",
-        Some(RDKafkaErrorCode::MessageSizeTooLarge) => "message_too_large",
-        Some(RDKafkaErrorCode::AllBrokersDown) => "all_brokers_down",
-        Some(RDKafkaErrorCode::BrokerTransportFailure) => "broker_transport",
-        Some(RDKafkaErrorCode::Authentication) | Some(RDKafkaErrorCode::SaslAuthenticationFailed) => "authentication",
-        Some(RDKafkaErrorCode::TopicAuthorizationFailed) | Some(RDKafkaErrorCode::ClusterAuthorizationFailed) => {
-            "authorization"
-        }
-        Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => "unknown_topic",
-        Some(RDKafkaErrorCode::NotEnoughReplicas) | Some(RDKafkaErrorCode::NotEnoughReplicasAfterAppend) => {
-            "not_enough_replicas"
-        }
-        Some(RDKafkaErrorCode::Fatal) => "fatal",
-        Some(RDKafkaErrorCode::Resolve) => "resolve",
-        _ => "other",
-    }
-}
-
-/// librdkafka's callbacks: delivery reports, errors and logs.
-pub struct KafkaContext {
-    metrics: Arc<Metrics>,
-    limiter: LogLimiter,
-    failed: AtomicU64,
-    /// Where a record whose delivery failed for good is sent to be fetched again from REST.
-    backfill: Option<Sender<Job>>,
-}
-
-impl KafkaContext {
-    /// A failed trade or aggTrade is not lost: its id goes to the backfill thread, which fetches
-    /// it again from REST once the broker is back (parsing here is off the hot path: failures only).
-    fn refetch(&self, symbol_idx: usize, payload: Option<&[u8]>) {
-        let (Some(tx), Some(p)) = (&self.backfill, payload) else { return };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(p) else { return };
-        let (kind, id) = match v["type"].as_str() {
-            Some("trade") => (Dense::Trade, v["trade_id"].as_i64()),
-            Some("agg_trade") => (Dense::AggTrade, v["agg_id"].as_i64()),
-            _ => return,
+        let kind = if m.len() >= Self::MAX_KINDS && !m.contains_key(kind) { "(other)" } else { kind };
+        let Some(e) = m.get_mut(kind) else {
+            m.insert(kind.into(), LimiterEntry { since: now, logged: 1, suppressed: 0 });
+            return Some(0);
         };
-        if let Some(id) = id {
-            let _ = tx.send(Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id + 1 });
+        if now.duration_since(e.since) >= self.every {
+            e.since = now;
+            e.logged = 0;
+        }
+        if e.logged < self.burst {
+            e.logged += 1;
+            Some(std::mem::take(&mut e.suppressed))
+        } else {
+            e.suppressed += 1;
+            None
         }
     }
 }
 
-impl ClientContext for KafkaContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                error!(target: "librdkafka", fac, "{msg}")
-            }
-            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", fac, "{msg}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                info!(target: "librdkafka", fac, "{msg}")
-            }
-            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", fac, "{msg}"),
-        }
-    }
-
-    fn error(&self, e: KafkaError, reason: &str) {
-        let kind = error_kind(&e);
-        if kind == "all_brokers_down" {
-            self.metrics.health.sink_ready.store(false, Ordering::Relaxed);
-        }
-        self.metrics.sink_errors.with_label_values(&[kind]).inc();
-        if let Some(suppressed) = self.limiter.check(kind) {
-            warn!(kind, suppressed, "kafka client error: {reason}");
-        }
-    }
-}
-
-/// Packs what the delivery report needs into librdkafka's per-message opaque pointer, so no
-/// allocation is made per message: symbol index (16 bits) and ring wait in ns (48 bits).
-fn pack_opaque(symbol_idx: u16, ring_wait_ns: u64) -> usize {
-    ((symbol_idx as u64) << 48 | ring_wait_ns.min((1 << 48) - 1)) as usize
-}
-
-fn unpack_opaque(v: usize) -> (usize, u64) {
-    let v = v as u64;
-    ((v >> 48) as usize, v & ((1 << 48) - 1))
-}
-
-impl ProducerContext for KafkaContext {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
-        let (symbol_idx, ring_wait_ns) = unpack_opaque(opaque);
-        match result {
-            Ok(msg) => {
-                self.metrics.messages_sent[symbol_idx].inc();
-                self.metrics.health.sink_ready.store(true, Ordering::Relaxed);
-                // librdkafka's own produce()->ack time (µs), plus the time the record sat in our ring.
-                // SAFETY: the message pointer is valid for the duration of the callback.
-                let us = unsafe { rdkafka::bindings::rd_kafka_message_latency(msg.ptr()) };
-                if us >= 0 {
-                    record_latency(Stage::EnqueueToAck, symbol_idx, ring_wait_ns + us as u64 * 1000);
-                }
-            }
-            Err((e, msg)) => {
-                let kind = error_kind(e);
-                self.metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                self.refetch(symbol_idx, rdkafka::Message::payload(msg));
-                if let Some(suppressed) = self.limiter.check(kind) {
-                    error!(kind, suppressed, symbol = %self.metrics.symbols[symbol_idx], "kafka delivery failed: {e}");
-                }
-            }
-        }
-    }
-}
-
-/// The librdkafka properties the ingester sets, before user overrides. Secrets included, so
-/// never log this list unmasked.
+/// The effective librdkafka properties, each key once: the ingester's settings, then the Event
+/// Hubs profile when the broker is Event Hubs, then the user's `KAFKA_PROPS`, a later value
+/// replacing an earlier one. Secrets included, so never log this list unmasked.
 pub fn kafka_properties(cfg: &Config) -> Vec<(String, String)> {
     let mut p: Vec<(String, String)> = vec![
         ("bootstrap.servers".into(), cfg.kafka_broker.clone()),
@@ -233,8 +141,22 @@ pub fn kafka_properties(cfg: &Config) -> Vec<(String, String)> {
         p.push(("sasl.username".into(), user.clone()));
         p.push(("sasl.password".into(), cfg.kafka_password.expose().to_string()));
     }
-    p.extend(cfg.kafka_props.iter().cloned());
+    if eventhubs::applies(&cfg.kafka_broker) {
+        for (k, v) in eventhubs::PROPERTIES {
+            set_property(&mut p, k, v);
+        }
+    }
+    for (k, v) in &cfg.kafka_props {
+        set_property(&mut p, k, v);
+    }
     p
+}
+
+fn set_property(p: &mut Vec<(String, String)>, key: &str, value: &str) {
+    match p.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value.to_string(),
+        None => p.push((key.to_string(), value.to_string())),
+    }
 }
 
 pub struct KafkaSink {
@@ -273,13 +195,9 @@ impl KafkaSink {
         for (k, v) in &props {
             cc.set(k, v);
         }
-        info!(properties = %masked_pairs(&props), "creating kafka producer");
-        let ctx = KafkaContext {
-            metrics,
-            limiter: LogLimiter::new(Duration::from_secs(10)),
-            failed: AtomicU64::new(0),
-            backfill,
-        };
+        let profile = if eventhubs::applies(&cfg.kafka_broker) { "eventhubs" } else { "none" };
+        info!(properties = %masked_pairs(&props), profile, "creating kafka producer");
+        let ctx = KafkaContext::new(cfg, metrics, backfill);
         let producer: BaseProducer<KafkaContext> =
             cc.create_with_context(ctx).map_err(|e| ProducerConfigError::new(e, &props))?;
         Ok(KafkaSink { producer, topics: cfg.topics.clone() })
@@ -529,12 +447,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opaque_round_trips() {
-        assert_eq!(unpack_opaque(pack_opaque(7, 123_456)), (7, 123_456));
-        assert_eq!(unpack_opaque(pack_opaque(u16::MAX, u64::MAX)), (u16::MAX as usize, (1 << 48) - 1));
-    }
-
-    #[test]
     fn producer_config_errors_never_quote_a_secret() {
         use rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID;
         let props = vec![("sasl.password".to_string(), "hunter2".to_string())];
@@ -552,6 +464,34 @@ mod tests {
         assert_eq!(l.check("a"), Some(0));
         assert_eq!(l.check("a"), None);
         assert_eq!(l.check("b"), Some(0));
+    }
+
+    #[test]
+    fn limiter_allows_a_burst_and_bounds_its_kinds() {
+        let l = LogLimiter::with_burst(Duration::from_secs(3600), 3);
+        assert_eq!(
+            [l.check("FAIL"), l.check("FAIL"), l.check("FAIL"), l.check("FAIL")],
+            [Some(0), Some(0), Some(0), None]
+        );
+        let l = LogLimiter::new(Duration::from_secs(3600));
+        for i in 0..LogLimiter::MAX_KINDS + 10 {
+            l.check(&format!("kind{i}"));
+        }
+        assert!(l.last.lock().unwrap().len() <= LogLimiter::MAX_KINDS + 1, "bounded");
+    }
+
+    #[test]
+    fn limiter_reports_what_it_suppressed_once_the_interval_passed() {
+        let l = LogLimiter::new(Duration::ZERO);
+        assert_eq!(l.check("a"), Some(0));
+        assert_eq!(l.check("a"), Some(0), "a zero interval suppresses nothing");
+        let l = LogLimiter::new(Duration::from_secs(3600));
+        let t0 = Instant::now();
+        assert_eq!(l.check_at("a", t0), Some(0));
+        assert_eq!(l.check_at("a", t0 + Duration::from_secs(1)), None);
+        assert_eq!(l.check_at("a", t0 + Duration::from_secs(3599)), None);
+        assert_eq!(l.check_at("a", t0 + Duration::from_secs(3600)), Some(2));
+        assert_eq!(l.check_at("a", t0 + Duration::from_secs(3601)), None);
     }
 
     #[test]

@@ -112,6 +112,14 @@ impl std::ops::Deref for KafkaProps {
     }
 }
 
+impl<'a> IntoIterator for &'a KafkaProps {
+    type Item = &'a (String, String);
+    type IntoIter = std::slice::Iter<'a, (String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 impl fmt::Debug for KafkaProps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.0.iter().map(|(k, v)| format!("{k}={}", mask_prop(k, v)))).finish()

@@ -26,6 +26,48 @@ pub fn kafka() -> &'static str {
     })
 }
 
+/// The local broker's SASL_SSL listener and its users (`scripts/kafka.sh sasl`).
+#[derive(Debug, Clone)]
+pub struct SaslListener {
+    pub bootstrap: String,
+    /// The CA that signed the broker's certificate.
+    pub ca: String,
+    /// A CA unrelated to the broker: a client trusting only it must refuse the broker.
+    pub other_ca: String,
+    pub plain_user: String,
+    pub plain_password: String,
+    pub scram_user: String,
+    pub scram_password: String,
+}
+
+/// The SASL_SSL listener of the broker `kafka()` started (`KAFKA_PORT` picks the broker, as for
+/// `kafka()`).
+pub fn kafka_sasl() -> &'static SaslListener {
+    static SASL: OnceLock<SaslListener> = OnceLock::new();
+    SASL.get_or_init(|| {
+        kafka();
+        let script = format!("{}/scripts/kafka.sh", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("bash").arg(&script).arg("sasl").output().expect("run kafka.sh sasl");
+        assert!(out.status.success(), "scripts/kafka.sh sasl failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+                .unwrap_or_else(|| panic!("kafka.sh sasl printed no {k}"))
+                .to_string()
+        };
+        SaslListener {
+            bootstrap: get("KAFKA_SASL_BOOTSTRAP"),
+            ca: get("KAFKA_SASL_CA"),
+            other_ca: get("KAFKA_SASL_OTHER_CA"),
+            plain_user: get("KAFKA_SASL_PLAIN_USER"),
+            plain_password: get("KAFKA_SASL_PLAIN_PASSWORD"),
+            scram_user: get("KAFKA_SASL_SCRAM_USER"),
+            scram_password: get("KAFKA_SASL_SCRAM_PASSWORD"),
+        }
+    })
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

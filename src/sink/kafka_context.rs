@@ -1,0 +1,223 @@
+//! librdkafka's callbacks for the Kafka sink: delivery reports (counted, timed, failures sent
+//! back to REST), client errors (classified, counted, readiness) and librdkafka's own log lines,
+//! every log line rate-limited.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::ProducerContext;
+use rdkafka::ClientContext;
+use tracing::{debug, error, info, warn};
+
+use super::{record_latency, LogLimiter};
+use crate::backfill::Job;
+use crate::config::Config;
+use crate::metrics::{Metrics, Stage};
+use crate::sequence::Dense;
+
+/// Bounded label for a Kafka error.
+pub fn error_kind(e: &KafkaError) -> &'static str {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageTimedOut) => "message_timed_out",
+        Some(RDKafkaErrorCode::QueueFull) => "queue_full",
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => "message_too_large",
+        Some(RDKafkaErrorCode::AllBrokersDown) => "all_brokers_down",
+        Some(RDKafkaErrorCode::BrokerTransportFailure) => "broker_transport",
+        Some(RDKafkaErrorCode::Authentication) | Some(RDKafkaErrorCode::SaslAuthenticationFailed) => "authentication",
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed) | Some(RDKafkaErrorCode::ClusterAuthorizationFailed) => {
+            "authorization"
+        }
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => "unknown_topic",
+        Some(RDKafkaErrorCode::NotEnoughReplicas) | Some(RDKafkaErrorCode::NotEnoughReplicasAfterAppend) => {
+            "not_enough_replicas"
+        }
+        Some(RDKafkaErrorCode::Fatal) => "fatal",
+        Some(RDKafkaErrorCode::Resolve) => "resolve",
+        Some(RDKafkaErrorCode::SSL) => "tls",
+        _ => "other",
+    }
+}
+
+/// librdkafka's callbacks: delivery reports, errors and logs.
+pub struct KafkaContext {
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) limiter: LogLimiter,
+    /// librdkafka's own log lines, per facility: a broker that keeps refusing the connection makes
+    /// librdkafka log every attempt.
+    rdkafka_logs: LogLimiter,
+    /// `mechanism user` of the SASL login (never the password), to name it when it is refused.
+    login: Option<String>,
+    pub(super) failed: AtomicU64,
+    /// Where a record whose delivery failed for good is sent to be fetched again from REST.
+    backfill: Option<Sender<Job>>,
+}
+
+impl KafkaContext {
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<Sender<Job>>) -> KafkaContext {
+        KafkaContext {
+            metrics,
+            limiter: LogLimiter::new(Duration::from_secs(10)),
+            // A few lines per facility and 10 s: startup notices and configuration warnings pass.
+            rdkafka_logs: LogLimiter::with_burst(Duration::from_secs(10), 5),
+            login: cfg.kafka_username.as_ref().map(|u| format!("{} {u}", cfg.kafka_sasl_mechanism.as_librdkafka())),
+            failed: AtomicU64::new(0),
+            backfill,
+        }
+    }
+
+    /// A failed trade or aggTrade is not lost: its id goes to the backfill thread, which fetches
+    /// it again from REST once the broker is back (parsing here is off the hot path: failures only).
+    fn refetch(&self, symbol_idx: usize, payload: Option<&[u8]>) {
+        let (Some(tx), Some(p)) = (&self.backfill, payload) else { return };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(p) else { return };
+        let (kind, id) = match v["type"].as_str() {
+            Some("trade") => (Dense::Trade, v["trade_id"].as_i64()),
+            Some("agg_trade") => (Dense::AggTrade, v["agg_id"].as_i64()),
+            _ => return,
+        };
+        if let Some(id) = id {
+            let _ = tx.send(Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id + 1 });
+        }
+    }
+}
+
+impl ClientContext for KafkaContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        // Debug output is asked for explicitly (`debug=` in KAFKA_PROPS), so it is not limited.
+        if !matches!(level, RDKafkaLogLevel::Debug) && self.rdkafka_logs.check(fac).is_none() {
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                error!(target: "librdkafka", fac, "{msg}")
+            }
+            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", fac, "{msg}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(target: "librdkafka", fac, "{msg}")
+            }
+            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", fac, "{msg}"),
+        }
+    }
+
+    fn error(&self, e: KafkaError, reason: &str) {
+        let kind = error_kind(&e);
+        // A refused login or certificate does not heal by itself (someone must fix a secret or a
+        // CA), so readiness goes down at the first refusal rather than when librdkafka finally
+        // declares every broker down; the next acknowledged delivery brings it back.
+        if matches!(kind, "all_brokers_down" | "authentication" | "tls") {
+            self.metrics.health.sink_ready.store(false, Ordering::Relaxed);
+        }
+        self.metrics.sink_errors.with_label_values(&[kind]).inc();
+        let Some(suppressed) = self.limiter.check(kind) else { return };
+        match kind {
+            "authentication" => error!(
+                kind,
+                suppressed,
+                login = self.login.as_deref().unwrap_or("none"),
+                reason,
+                hint = "check KAFKA_USERNAME, KAFKA_PASSWORD (or KAFKA_PASSWORD_FILE) and KAFKA_SASL_MECHANISM; \
+                        Azure Event Hubs wants username $ConnectionString and the namespace connection string",
+                "kafka authentication failed"
+            ),
+            "tls" => error!(
+                kind,
+                suppressed,
+                reason,
+                hint = "the broker's certificate is not trusted or does not name the broker: check ssl.ca.location \
+                        (KAFKA_PROPS) or the system CA store, and the host in KAFKA_BROKER",
+                "kafka TLS handshake failed"
+            ),
+            _ => warn!(kind, suppressed, "kafka client error: {reason}"),
+        }
+    }
+}
+
+/// Packs what the delivery report needs into librdkafka's per-message opaque pointer, so no
+/// allocation is made per message: symbol index (16 bits) and ring wait in ns (48 bits).
+pub(super) fn pack_opaque(symbol_idx: u16, ring_wait_ns: u64) -> usize {
+    ((symbol_idx as u64) << 48 | ring_wait_ns.min((1 << 48) - 1)) as usize
+}
+
+pub(super) fn unpack_opaque(v: usize) -> (usize, u64) {
+    let v = v as u64;
+    ((v >> 48) as usize, v & ((1 << 48) - 1))
+}
+
+impl ProducerContext for KafkaContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let (symbol_idx, ring_wait_ns) = unpack_opaque(opaque);
+        match result {
+            Ok(msg) => {
+                self.metrics.messages_sent[symbol_idx].inc();
+                self.metrics.health.sink_ready.store(true, Ordering::Relaxed);
+                // librdkafka's own produce()->ack time (µs), plus the time the record sat in our ring.
+                // SAFETY: the message pointer is valid for the duration of the callback.
+                let us = unsafe { rdkafka::bindings::rd_kafka_message_latency(msg.ptr()) };
+                if us >= 0 {
+                    record_latency(Stage::EnqueueToAck, symbol_idx, ring_wait_ns + us as u64 * 1000);
+                }
+            }
+            Err((e, msg)) => {
+                let kind = error_kind(e);
+                self.metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.refetch(symbol_idx, rdkafka::Message::payload(msg));
+                if let Some(suppressed) = self.limiter.check(kind) {
+                    error!(kind, suppressed, symbol = %self.metrics.symbols[symbol_idx], "kafka delivery failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> KafkaContext {
+        let cfg = crate::config::RawConfig::from_pairs(&[("KAFKA_USERNAME", "u"), ("KAFKA_PASSWORD", "p")])
+            .validate()
+            .unwrap();
+        KafkaContext::new(&cfg, Metrics::new(&["btcusdt".to_string()]), None)
+    }
+
+    #[test]
+    fn a_refused_login_or_certificate_takes_readiness_down_at_once_and_is_counted() {
+        for (code, kind) in [
+            (RDKafkaErrorCode::Authentication, "authentication"),
+            (RDKafkaErrorCode::SaslAuthenticationFailed, "authentication"),
+            (RDKafkaErrorCode::SSL, "tls"),
+        ] {
+            let ctx = context();
+            let ready = &ctx.metrics.health.sink_ready;
+            ready.store(true, Ordering::Relaxed);
+            ctx.error(KafkaError::Global(code), "refused");
+            assert!(!ready.load(Ordering::Relaxed), "{code:?} leaves the sink ready");
+            assert_eq!(ctx.metrics.sink_errors.with_label_values(&[kind]).get(), 1, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_transient_transport_error_leaves_readiness_alone() {
+        // librdkafka reconnects by itself; readiness falls when every broker is down.
+        let ctx = context();
+        ctx.metrics.health.sink_ready.store(true, Ordering::Relaxed);
+        ctx.error(KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure), "reset");
+        assert!(ctx.metrics.health.sink_ready.load(Ordering::Relaxed));
+        ctx.error(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert!(!ctx.metrics.health.sink_ready.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn opaque_round_trips() {
+        assert_eq!(unpack_opaque(pack_opaque(7, 123_456)), (7, 123_456));
+        assert_eq!(unpack_opaque(pack_opaque(u16::MAX, u64::MAX)), (u16::MAX as usize, (1 << 48) - 1));
+    }
+}
