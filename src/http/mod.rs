@@ -18,7 +18,7 @@
 //! - Request head (request line and headers) at most 8 KiB: past it hyper answers
 //!   `431 Request Header Fields Too Large` and closes.
 //! - At most 64 connections open. At the limit a new connection is still served and the least
-//!   recently active one is closed for it ([`slots`] says why); nothing is queued here, and the
+//!   recently active one is closed for it (`slots.rs` says why); nothing is queued here, and the
 //!   kernel's listen backlog bounds what waits for `accept`.
 //! - A request head must arrive whole within 10 s of the connection opening or of the previous
 //!   response (slow headers, and idle keep-alive connections, are closed then).
