@@ -6,7 +6,7 @@
 //! ```text
 //! [Binance WS] -> event_loop (mio, pinned core): tls -> ws -> binance::wire -> record -> ring
 //!              -> producer thread: ring -> sink (kafka | stdout | null) -> delivery reports
-//!              http thread: /metrics (metrics), /healthz, /readyz
+//!              http thread (hyper, one thread, bounded): /metrics (metrics), /healthz, /readyz
 //! ```
 //!
 //! - [`config`]: every setting, from the environment or flags, validated at once.

@@ -82,7 +82,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     install_signal_handlers(shutdown.clone())?;
 
     // A port already taken or not ours to bind is the operator's to fix: exit 64, not 1.
-    let (server, addr) = match http::bind(&format!("{}:{}", cfg.metrics_bind, cfg.prom_port)) {
+    let (listener, addr) = match http::bind(&format!("{}:{}", cfg.metrics_bind, cfg.prom_port)) {
         Ok(s) => s,
         Err(e) => {
             error!("METRICS_BIND/PROM_PORT: metrics server {e}");
@@ -92,7 +92,17 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     info!(%addr, "metrics listening");
     let http_thread = {
         let (m, s) = (metrics.clone(), shutdown.clone());
-        std::thread::Builder::new().name("metrics".into()).spawn(move || http::serve(server, m, s))?
+        std::thread::Builder::new().name("metrics".into()).spawn(move || {
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                http::serve(listener, m, s.clone(), http::Limits::default())
+            }));
+            // Without this server the probes fail anyway; stop now, and say why.
+            if !s.is_triggered() {
+                error!("metrics server ended before shutdown: stopping");
+                s.trigger();
+            }
+            served.unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })?
     };
 
     // Gaps go to the backfill thread (jobs), which hands fetched records to the producer thread.
@@ -164,7 +174,17 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     }
     let report = producer.join().map_err(|_| anyhow::anyhow!("producer panicked"))?;
     shutdown.trigger();
-    let _ = http_thread.join();
+    let http_ok = match http_thread.join() {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            error!("metrics server failed: {e}");
+            false
+        }
+        Err(_) => {
+            error!("metrics server panicked");
+            false
+        }
+    };
     info!(
         sent = metrics.sent_total(),
         handed_over = report.handed_over,
@@ -172,5 +192,5 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
         unflushed = report.unflushed,
         "stopped"
     );
-    Ok(if loop_result.is_ok() && report.unflushed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if loop_result.is_ok() && report.unflushed == 0 && http_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
