@@ -47,8 +47,12 @@ pub fn serve(server: Server, metrics: Arc<Metrics>, shutdown: Shutdown) {
                 let h = &metrics.health;
                 let subscribed = h.subscribed.load(std::sync::atomic::Ordering::Relaxed);
                 let sink = h.sink_ready.load(std::sync::atomic::Ordering::Relaxed);
-                let body = format!("subscribed={subscribed} sink={sink}\n");
-                Response::from_string(body).with_status_code(if subscribed && sink { 200 } else { 503 })
+                let mut body = format!("subscribed={subscribed} sink={sink}\n");
+                if let Some(f) = h.failed() {
+                    // The thread's name only: its reason may quote hostile input.
+                    body.push_str(&format!("failed_thread={}\n", f.thread));
+                }
+                Response::from_string(body).with_status_code(if h.ready() { 200 } else { 503 })
             }
             (Method::Get, p) if p.starts_with("/latency/") => {
                 match Stage::ALL.iter().find(|s| s.as_str() == &p["/latency/".len()..]) {

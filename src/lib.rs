@@ -23,6 +23,8 @@
 //! - [`recovery`]: where the last run stopped, read back from Kafka.
 //! - [`resolver`]: DNS off the event-loop thread, the last good answer cached.
 //! - [`shutdown`]: signals to an orderly drain.
+//! - [`supervise`]: helper threads whose death takes readiness down and the process out;
+//!   [`health`] the liveness/readiness state `/healthz` and `/readyz` report.
 //! - [`pinning`]: choosing cores from the allowed CPU set.
 //! - [`clock`]: the one wall clock every timestamp comes from.
 //! - [`sim`]: a Binance simulator speaking the real protocol on loopback, for tests and demos.
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod event_loop;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod pinning;
@@ -45,6 +48,7 @@ pub mod sequence;
 pub mod shutdown;
 pub mod sim;
 pub mod sink;
+pub mod supervise;
 pub mod tls;
 pub mod ws;
 

@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,13 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use tracing::{debug, error, info, warn};
 
-use crate::backfill::{Job, OwnedRecord};
+use crate::backfill::{gap_record, marker::Reason, Job, JobSender, OwnedRecord, Seq};
 use crate::binance::stream::RecordType;
 use crate::config::{mask_prop, Config};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::ring::{RecordView, RingReader};
 use crate::sequence::Dense;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 /// How a sink refused a record.
 #[derive(Debug)]
@@ -123,7 +123,12 @@ pub struct KafkaContext {
     limiter: LogLimiter,
     failed: AtomicU64,
     /// Where a record whose delivery failed for good is sent to be fetched again from REST.
-    backfill: Option<Sender<Job>>,
+    backfill: Option<JobSender>,
+    /// Failed records the backfill queue could not take, merged into runs, for the next `poll` to
+    /// publish as gaps (a callback cannot produce); bounded by librdkafka's queue of failures.
+    unqueued: std::sync::Mutex<Vec<(Seq, i64, i64)>>,
+    /// `unqueued` is not empty: one atomic load per poll instead of a lock.
+    any_unqueued: AtomicBool,
 }
 
 impl KafkaContext {
@@ -137,8 +142,17 @@ impl KafkaContext {
             Some("agg_trade") => (Dense::AggTrade, v["agg_id"].as_i64()),
             _ => return,
         };
-        if let Some(id) = id {
-            let _ = tx.send(Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id + 1 });
+        let Some(id) = id else { return };
+        let job = Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id.saturating_add(1) };
+        // Never blocks the producer: a full queue makes it a gap record instead.
+        if let Err(job) = tx.try_send(job) {
+            let Some((seq, from, to)) = job.range() else { return };
+            let mut u = self.unqueued.lock().unwrap_or_else(|p| p.into_inner());
+            // Deliveries fail in order per partition: extend the sequence's latest run.
+            if !crate::backfill::queue::extend_run(u.iter_mut(), seq, from, to) {
+                u.push((seq, from, to));
+            }
+            self.any_unqueued.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -243,7 +257,7 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<Sender<Job>>) -> Result<KafkaSink, KafkaError> {
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<JobSender>) -> Result<KafkaSink, KafkaError> {
         let mut cc = ClientConfig::new();
         for (k, v) in kafka_properties(cfg) {
             cc.set(k, v);
@@ -256,6 +270,8 @@ impl KafkaSink {
             limiter: LogLimiter::new(Duration::from_secs(10)),
             failed: AtomicU64::new(0),
             backfill,
+            unqueued: Default::default(),
+            any_unqueued: AtomicBool::new(false),
         };
         let producer: BaseProducer<KafkaContext> = cc.create_with_context(ctx)?;
         Ok(KafkaSink { producer, topics: cfg.topics.clone() })
@@ -278,6 +294,41 @@ impl KafkaSink {
 
     pub fn failed_deliveries(&self) -> u64 {
         self.producer.context().failed.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the gaps of failed records the backfill queue could not take; those librdkafka
+    /// has no room for yet wait for the next poll. Returns how many still wait.
+    fn publish_unqueued(&mut self) -> usize {
+        let ctx = self.producer.context();
+        if !ctx.any_unqueued.swap(false, Ordering::Relaxed) {
+            return 0;
+        }
+        let mut waiting = std::mem::take(&mut *ctx.unqueued.lock().unwrap_or_else(|p| p.into_inner()));
+        let metrics = ctx.metrics.clone();
+        let mut sent = 0;
+        for &(seq, from, to) in &waiting {
+            let s = seq.symbol_idx() as usize;
+            let rec = gap_record(&metrics.symbols[s].to_uppercase(), seq, from, to, Reason::QueueFull);
+            let view =
+                RecordView { meta: rec.meta, enqueue_ns: rec.meta.recv_ns, key: &rec.key, payload: &rec.payload };
+            if self.send(&view).is_err() {
+                break;
+            }
+            metrics.gap_markers[s].inc();
+            metrics.backfill_queue_full[s].inc();
+            sent += 1;
+        }
+        waiting.drain(..sent);
+        if !waiting.is_empty() {
+            // Back in front of whatever failed meanwhile, in order.
+            let ctx = self.producer.context();
+            let mut u = ctx.unqueued.lock().unwrap_or_else(|p| p.into_inner());
+            waiting.append(&mut u);
+            *u = waiting;
+            ctx.any_unqueued.store(true, Ordering::Relaxed);
+            return u.len();
+        }
+        0
     }
 }
 
@@ -315,6 +366,7 @@ impl Sink for KafkaSink {
 
     fn poll(&mut self, timeout: Duration) {
         self.producer.poll(timeout);
+        self.publish_unqueued();
     }
 
     fn in_flight(&self) -> usize {
@@ -322,8 +374,17 @@ impl Sink for KafkaSink {
     }
 
     fn flush(&mut self, timeout: Duration) -> usize {
+        let start = Instant::now();
         if let Err(e) = self.producer.flush(timeout) {
             warn!("kafka flush did not complete: {e}");
+        }
+        // Records that failed during the flush (the backfill thread is gone by then) become gap
+        // records, flushed in what time is left.
+        if self.producer.context().any_unqueued.load(Ordering::Relaxed) {
+            let waiting = self.publish_unqueued();
+            if waiting > 0 || self.producer.flush(timeout.saturating_sub(start.elapsed())).is_err() {
+                error!(waiting, "gap records of failed deliveries may not all be published");
+            }
         }
         self.in_flight()
     }
