@@ -11,7 +11,7 @@
 //!
 //! Weight limits are respected: `X-MBX-USED-WEIGHT-1M` is read on every response and the thread
 //! pauses to the next minute above [`WEIGHT_BUDGET`]; 429/418 wait `Retry-After`, capped (see
-//! [`rest::MAX_SERVER_WAIT`]). Every wait is slept in slices that watch shutdown and keep moving
+//! [`MAX_SERVER_WAIT`]). Every wait is slept in slices that watch shutdown and keep moving
 //! new jobs from the channel into the queue, so senders are never refused just because REST
 //! asked us to wait.
 
