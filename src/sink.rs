@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use tracing::{debug, error, info, warn};
 
-use crate::backfill::{gap_record, marker::Reason, Job, JobSender, OwnedRecord, Seq};
+use crate::backfill::{gap_record, marker::Reason, Job, JobSender, OwnedRecord};
 use crate::binance::stream::RecordType;
 use crate::config::{mask_prop, Config};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
@@ -124,11 +124,9 @@ pub struct KafkaContext {
     failed: AtomicU64,
     /// Where a record whose delivery failed for good is sent to be fetched again from REST.
     backfill: Option<JobSender>,
-    /// Failed records the backfill queue could not take, merged into runs, for the next `poll` to
-    /// publish as gaps (a callback cannot produce); bounded by librdkafka's queue of failures.
-    unqueued: std::sync::Mutex<Vec<(Seq, i64, i64)>>,
-    /// `unqueued` is not empty: one atomic load per poll instead of a lock.
-    any_unqueued: AtomicBool,
+    /// Failed records the backfill queue could not take, for the next `poll` to publish as gaps
+    /// (a callback cannot produce); at most the failures of one poll, bounded by librdkafka's queue.
+    unqueued: crate::backfill::queue::Unqueued,
 }
 
 impl KafkaContext {
@@ -145,14 +143,8 @@ impl KafkaContext {
         let Some(id) = id else { return };
         let job = Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id.saturating_add(1) };
         // Never blocks the producer: a full queue makes it a gap record instead.
-        if let Err(job) = tx.try_send(job) {
-            let Some((seq, from, to)) = job.range() else { return };
-            let mut u = self.unqueued.lock().unwrap_or_else(|p| p.into_inner());
-            // Deliveries fail in order per partition: extend the sequence's latest run.
-            if !crate::backfill::queue::extend_run(u.iter_mut(), seq, from, to) {
-                u.push((seq, from, to));
-            }
-            self.any_unqueued.store(true, Ordering::Relaxed);
+        if let Some((seq, from, to)) = tx.try_send(job).err().and_then(Job::range) {
+            self.unqueued.push(seq, from, to);
         }
     }
 }
@@ -271,7 +263,6 @@ impl KafkaSink {
             failed: AtomicU64::new(0),
             backfill,
             unqueued: Default::default(),
-            any_unqueued: AtomicBool::new(false),
         };
         let producer: BaseProducer<KafkaContext> = cc.create_with_context(ctx)?;
         Ok(KafkaSink { producer, topics: cfg.topics.clone() })
@@ -299,36 +290,27 @@ impl KafkaSink {
     /// Publishes the gaps of failed records the backfill queue could not take; those librdkafka
     /// has no room for yet wait for the next poll. Returns how many still wait.
     fn publish_unqueued(&mut self) -> usize {
-        let ctx = self.producer.context();
-        if !ctx.any_unqueued.swap(false, Ordering::Relaxed) {
-            return 0;
-        }
-        let mut waiting = std::mem::take(&mut *ctx.unqueued.lock().unwrap_or_else(|p| p.into_inner()));
-        let metrics = ctx.metrics.clone();
-        let mut sent = 0;
+        let Some(mut waiting) = self.producer.context().unqueued.take() else { return 0 };
+        let metrics = self.producer.context().metrics.clone();
+        let mut done = 0;
         for &(seq, from, to) in &waiting {
             let s = seq.symbol_idx() as usize;
             let rec = gap_record(&metrics.symbols[s].to_uppercase(), seq, from, to, Reason::QueueFull);
             let view =
                 RecordView { meta: rec.meta, enqueue_ns: rec.meta.recv_ns, key: &rec.key, payload: &rec.payload };
-            if self.send(&view).is_err() {
-                break;
+            match self.send(&view) {
+                // The rest waits for the next poll (a refusal for good is counted by `send`).
+                Err(SendError::Backpressure) => break,
+                Err(SendError::Rejected(_)) => {}
+                Ok(()) => {
+                    metrics.gap_markers[s].inc();
+                    metrics.backfill_queue_full[s].inc();
+                }
             }
-            metrics.gap_markers[s].inc();
-            metrics.backfill_queue_full[s].inc();
-            sent += 1;
+            done += 1;
         }
-        waiting.drain(..sent);
-        if !waiting.is_empty() {
-            // Back in front of whatever failed meanwhile, in order.
-            let ctx = self.producer.context();
-            let mut u = ctx.unqueued.lock().unwrap_or_else(|p| p.into_inner());
-            waiting.append(&mut u);
-            *u = waiting;
-            ctx.any_unqueued.store(true, Ordering::Relaxed);
-            return u.len();
-        }
-        0
+        waiting.drain(..done);
+        self.producer.context().unqueued.put_back(waiting)
     }
 }
 
@@ -380,7 +362,7 @@ impl Sink for KafkaSink {
         }
         // Records that failed during the flush (the backfill thread is gone by then) become gap
         // records, flushed in what time is left.
-        if self.producer.context().any_unqueued.load(Ordering::Relaxed) {
+        if !self.producer.context().unqueued.is_empty() {
             let waiting = self.publish_unqueued();
             if waiting > 0 || self.producer.flush(timeout.saturating_sub(start.elapsed())).is_err() {
                 error!(waiting, "gap records of failed deliveries may not all be published");

@@ -313,6 +313,47 @@ impl Owed {
     }
 }
 
+/// Ranges a thread could not queue and cannot publish at once either (the producer, inside a
+/// delivery callback), in order, runs merged, for that thread to publish as gaps later. Unbounded
+/// by itself: its owner drains it every turn, so it holds what failed within one turn.
+#[derive(Default)]
+pub struct Unqueued {
+    ranges: std::sync::Mutex<Vec<(Seq, i64, i64)>>,
+    /// Not empty: one atomic load per turn instead of a lock.
+    any: AtomicBool,
+}
+
+impl Unqueued {
+    pub fn push(&self, seq: Seq, from: i64, to: i64) {
+        let mut u = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        if !extend_run(u.iter_mut(), seq, from, to) {
+            u.push((seq, from, to));
+        }
+        self.any.store(true, Ordering::Release);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.any.load(Ordering::Acquire)
+    }
+
+    /// Everything held, oldest first; `None` (without locking) when there is nothing.
+    pub fn take(&self) -> Option<Vec<(Seq, i64, i64)>> {
+        self.any
+            .swap(false, Ordering::AcqRel)
+            .then(|| std::mem::take(&mut *self.ranges.lock().unwrap_or_else(|p| p.into_inner())))
+    }
+
+    /// Puts back what could not be published yet, before anything added meanwhile; returns how
+    /// many ranges are held.
+    pub fn put_back(&self, mut ranges: Vec<(Seq, i64, i64)>) -> usize {
+        let mut u = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        ranges.append(&mut u);
+        *u = ranges;
+        self.any.store(!u.is_empty(), Ordering::Release);
+        u.len()
+    }
+}
+
 /// Merges `from..to` into the latest entry of `seq` among `entries` if they touch; false if not.
 pub fn extend_run<'a>(
     entries: impl DoubleEndedIterator<Item = &'a mut (Seq, i64, i64)>,
@@ -411,6 +452,24 @@ mod tests {
         });
         assert_eq!(got, vec![(T0, 100, 201), (T1, 5, 6)]);
         assert_eq!(o.len(), 1, "the refused one is kept");
+    }
+
+    #[test]
+    fn unqueued_failures_merge_runs_and_keep_their_order() {
+        let u = Unqueued::default();
+        assert_eq!(u.take(), None);
+        for id in 10..20 {
+            u.push(T0, id, id + 1);
+        }
+        u.push(T1, 3, 4);
+        u.push(T0, 20, 21);
+        let mut got = u.take().unwrap();
+        assert_eq!(got, vec![(T0, 10, 21), (T1, 3, 4)]);
+        assert!(u.is_empty());
+        u.push(A0, 1, 2);
+        got.remove(0);
+        assert_eq!(u.put_back(got), 2, "the unpublished one goes back in front");
+        assert_eq!(u.take().unwrap(), vec![(T1, 3, 4), (A0, 1, 2)]);
     }
 
     #[test]
