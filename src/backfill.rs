@@ -1,47 +1,49 @@
 //! Gap backfill from Binance's REST API, off the event-loop thread.
 //!
 //! The event loop (or the producer, for a failed delivery) sends a [`Job`] naming what is
-//! missing; this thread fetches it page by page (`/api/v3/historicalTrades` or
-//! `/api/v3/aggTrades` with `fromId`, 1000 per call), publishes each missing record flagged
-//! `"backfilled":true`, in id order, and hands them to the producer thread over a bounded channel.
-//! Ids the REST API does not have either are published as one `gap` marker per missing range, so a
-//! consumer can prove completeness. A depth-sequence break publishes a `depth_resync` marker and a
-//! fresh REST snapshot. Closed candles that never arrived are refilled from `/api/v3/klines`.
+//! missing; this thread queues it ([`queue::Pending`], bounded, merged per sequence), fetches it
+//! page by page (`/api/v3/historicalTrades` or `/api/v3/aggTrades` with `fromId`, 1000 per call),
+//! publishes each missing record flagged `"backfilled":true`, in id order, and hands them to the
+//! producer thread over a bounded channel. Ids the REST API does not have either are published as
+//! one `gap` marker per missing range, so a consumer can prove completeness. A depth-sequence
+//! break publishes a `depth_resync` marker and a fresh REST snapshot. Closed candles that never
+//! arrived are refilled from `/api/v3/klines`.
 //!
 //! Weight limits are respected: `X-MBX-USED-WEIGHT-1M` is read on every response and the thread
-//! pauses to the next minute above [`WEIGHT_BUDGET`]; 429/418 wait `Retry-After`.
+//! pauses to the next minute above [`WEIGHT_BUDGET`]; 429/418 wait `Retry-After`, capped (see
+//! [`MAX_SERVER_WAIT`]). Every wait is slept in slices that watch shutdown and keep moving
+//! new jobs from the channel into the queue, so senders are never refused just because REST
+//! asked us to wait.
 
+pub mod marker;
+pub mod queue;
+mod rest;
+
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde::Deserialize;
+use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender};
 use tracing::{info, warn};
 
-use crate::binance::stream::RecordType;
+use crate::binance::stream::{RecordType, KLINE_INTERVALS, KLINE_INTERVAL_MS};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::record::{AggTrade, Kline, Record, Side, Trade};
 use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
+use crate::sink::LogLimiter;
 
-/// Binance allows 6000 weight per minute per IP; leave room for other clients on the same IP.
-pub const WEIGHT_BUDGET: u32 = 4800;
+use marker::Reason;
+pub use queue::{Job, JobReceiver, JobSender, Seq};
+use rest::{FetchError, Rest, RestAggTrade, RestDepth, RestKline, RestTrade};
+pub use rest::{MAX_SERVER_WAIT, WEIGHT_BUDGET};
+
 const PAGE: i64 = 1000;
-
-/// Something to fetch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Job {
-    /// Ids `from..to` (exclusive) of a dense trade or aggTrade sequence never reached Kafka.
-    Range { symbol_idx: u16, kind: Dense, from: i64, to: i64 },
-    /// The depth sequence broke: publish a resync marker and a fresh snapshot.
-    DepthResync { symbol_idx: u16 },
-    /// Closed candles of interval `KLINE_INTERVALS[interval]` opening at `from..to` (ms,
-    /// exclusive) never arrived.
-    Klines { symbol_idx: u16, interval: u8, from: i64, to: i64 },
-}
+/// The slice every wait is cut into: how late shutdown and new jobs are noticed.
+const SLICE: Duration = Duration::from_millis(50);
 
 /// A record built off the hot path (backfilled, a marker or a snapshot), for the producer thread.
 #[derive(Clone, Debug)]
@@ -51,172 +53,147 @@ pub struct OwnedRecord {
     pub payload: Vec<u8>,
 }
 
-/// Merges adjacent or overlapping ranges of the same sequence, so a burst of single-id jobs (a
-/// ring overflow) becomes one fetch.
-pub fn coalesce(jobs: &mut Vec<Job>) {
-    jobs.sort_by_key(|j| match *j {
-        Job::Range { symbol_idx, kind, from, .. } => (symbol_idx, kind as u8, from),
-        Job::Klines { symbol_idx, interval, from, .. } => (symbol_idx, 16 + interval, from),
-        Job::DepthResync { symbol_idx } => (symbol_idx, u8::MAX, 0),
-    });
-    let mut out: Vec<Job> = Vec::with_capacity(jobs.len());
-    for j in jobs.drain(..) {
-        match (out.last_mut(), j) {
-            (Some(Job::Range { symbol_idx: s0, kind: k0, to: t0, .. }), Job::Range { symbol_idx, kind, from, to })
-                if *s0 == symbol_idx && *k0 == kind && from <= *t0 =>
-            {
-                *t0 = (*t0).max(to)
-            }
-            (
-                Some(Job::Klines { symbol_idx: s0, interval: i0, to: t0, .. }),
-                Job::Klines { symbol_idx, interval, from, to },
-            ) if *s0 == symbol_idx && *i0 == interval && from <= *t0 => *t0 = (*t0).max(to),
-            (Some(Job::DepthResync { symbol_idx: s0 }), Job::DepthResync { symbol_idx }) if *s0 == symbol_idx => {}
-            _ => out.push(j),
-        }
-    }
-    *jobs = out;
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RestTrade {
-    id: i64,
-    price: String,
-    qty: String,
-    time: i64,
-    is_buyer_maker: bool,
-}
-
-#[derive(Deserialize)]
-struct RestAggTrade {
-    a: i64,
-    p: String,
-    q: String,
-    f: i64,
-    l: i64,
-    #[serde(rename = "T")]
-    time: i64,
-    m: bool,
-}
-
-/// `[openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, takerBuyBase,
-/// takerBuyQuote, unused]`
-type RestKline = (i64, String, String, String, String, String, i64, String, i64, String, String, serde::de::IgnoredAny);
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RestDepth {
-    last_update_id: i64,
-    bids: Vec<[String; 2]>,
-    asks: Vec<[String; 2]>,
-}
-
-/// Why a fetch failed.
-#[derive(Debug)]
-enum FetchError {
-    /// Worth retrying later (network, 5xx, 429/418 after the wait).
-    Retry(String),
-    /// Will not succeed (4xx other than rate limits): the range is reported unrecoverable.
-    Permanent(String),
+/// An owned `gap` record for `from..to` of `seq`, for a thread other than the event loop.
+pub fn gap_record(symbol: &str, seq: Seq, from: i64, to: i64, reason: Reason) -> OwnedRecord {
+    let now = crate::clock::now_ns();
+    let mut payload = Vec::with_capacity(256);
+    marker::write(&mut payload, symbol, seq, from, to, reason, now);
+    OwnedRecord { meta: marker::meta(seq, now), key: symbol.as_bytes().to_vec(), payload }
 }
 
 pub struct Backfiller {
-    agent: ureq::Agent,
-    base: String,
+    rest: Rest,
     symbols: Vec<String>,
     max_ids: i64,
     metrics: Arc<Metrics>,
     out: Sender<OwnedRecord>,
+    jobs: JobReceiver,
     shutdown: Shutdown,
+    pending: RefCell<queue::Pending>,
+    /// Set while jobs are being moved into the queue: publishing the gaps of refused jobs may
+    /// wait, and that wait must not take jobs in again.
+    absorbing: Cell<bool>,
+    limiter: LogLimiter,
 }
 
 impl Backfiller {
-    pub fn new(cfg: &Config, metrics: Arc<Metrics>, out: Sender<OwnedRecord>, shutdown: Shutdown) -> Backfiller {
-        let mut b = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).user_agent("marketflow-ingestor");
-        if cfg.rest.tls {
-            if let Ok(tls) = crate::tls::client_config(cfg.tls_ca_file.as_deref()) {
-                b = b.tls_config(tls);
-            }
-        }
-        let scheme = if cfg.rest.tls { "https" } else { "http" };
+    pub fn new(
+        cfg: &Config,
+        metrics: Arc<Metrics>,
+        out: Sender<OwnedRecord>,
+        jobs: JobReceiver,
+        shutdown: Shutdown,
+    ) -> Backfiller {
         Backfiller {
-            agent: b.build(),
-            base: format!("{scheme}://{}{}", cfg.rest.authority(), cfg.rest.path),
+            rest: Rest::new(cfg, metrics.clone()),
             symbols: cfg.symbols.iter().map(|s| s.to_uppercase()).collect(),
             max_ids: cfg.backfill_max_ids,
             metrics,
             out,
+            jobs,
             shutdown,
+            pending: RefCell::default(),
+            absorbing: Cell::new(false),
+            limiter: LogLimiter::new(Duration::from_secs(10)),
         }
     }
 
     /// Runs until shutdown (then reports what is left as gaps) or until every job sender is gone.
-    pub fn run(self, jobs: Receiver<Job>) {
-        let mut queue: Vec<Job> = Vec::new();
+    pub fn run(self) {
         loop {
-            if queue.is_empty() {
-                match jobs.recv_timeout(Duration::from_millis(200)) {
-                    Ok(j) => queue.push(j),
-                    Err(RecvTimeoutError::Timeout) if self.shutdown.is_triggered() => break,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
+            self.absorb();
+            while let Some(symbol_idx) = self.jobs.take_resync() {
+                self.metrics.backfill_jobs.inc();
+                self.depth_resync(symbol_idx);
             }
-            queue.extend(jobs.try_iter());
-            coalesce(&mut queue);
             if self.shutdown.is_triggered() {
                 break;
             }
-            let job = queue.remove(0);
-            self.metrics.backfill_jobs.inc();
-            match job {
-                Job::DepthResync { symbol_idx } => self.depth_resync(symbol_idx),
-                Job::Klines { symbol_idx, interval, from, to } => {
-                    if let Some(from) = self.klines(symbol_idx, interval, from, to) {
-                        queue.insert(0, Job::Klines { symbol_idx, interval, from, to });
-                    }
+            let batch = self.pending.borrow_mut().next_batch(PAGE);
+            let Some((seq, mut ranges)) = batch else {
+                match self.jobs.recv_timeout(Duration::from_millis(200)) {
+                    Ok(job) => self.enqueue(job),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
-                Job::Range { symbol_idx, kind, from, to } => {
-                    let mut ranges = vec![self.capped(symbol_idx, kind, from, to)];
-                    // Small gaps close together (scattered ring drops, skipped ids) share one
-                    // REST page: the queue is sorted, so they are next to each other.
-                    while let Some(&Job::Range { symbol_idx: s, kind: k, from, to }) = queue.first() {
-                        if s != symbol_idx || k != kind || to - ranges[0].0 > PAGE {
-                            break;
-                        }
-                        queue.remove(0);
-                        self.metrics.backfill_jobs.inc();
-                        ranges.push((from, to));
-                    }
-                    let left = self.fetch_ranges(symbol_idx, kind, &ranges);
-                    queue.splice(0..0, left.into_iter().map(|(from, to)| Job::Range { symbol_idx, kind, from, to }));
+                continue;
+            };
+            self.metrics.backfill_jobs.inc_by(ranges.len() as u64);
+            let left = match seq {
+                Seq::Candles { symbol_idx, interval } => {
+                    let (from, to) = ranges[0];
+                    self.klines(symbol_idx, interval, from, to).map(|resume| vec![(resume, to)]).unwrap_or_default()
                 }
-            }
+                Seq::Ids { symbol_idx, kind } => {
+                    ranges[0] = self.capped(seq, ranges[0].0, ranges[0].1);
+                    self.fetch_ranges(symbol_idx, kind, &ranges)
+                }
+            };
+            self.pending.borrow_mut().put_back(seq, &left);
         }
-        queue.extend(jobs.try_iter());
-        coalesce(&mut queue);
-        for j in queue {
-            match j {
-                Job::Range { symbol_idx, kind, from, to } => {
-                    warn!(symbol = %self.symbols[symbol_idx as usize], from, to, "backfill unfinished at shutdown");
-                    self.marker(symbol_idx, kind, from, to, "shutdown");
-                }
-                Job::Klines { symbol_idx, interval, from, to } => {
-                    self.kline_marker(symbol_idx, interval, from, to, "shutdown");
-                }
-                Job::DepthResync { .. } => {}
-            }
+        self.finish();
+    }
+
+    /// Shutdown: every job that will ever come is taken, and everything unfinished is published
+    /// as gaps, with one summary line rather than one per range.
+    fn finish(&self) {
+        // Publishing may wait on the producer; nothing may slip into the queue once drained.
+        self.absorbing.set(true);
+        self.jobs.close();
+        let mut left: Vec<(Seq, i64, i64)> = self.pending.borrow_mut().drain();
+        while let Some(job) = self.jobs.try_recv() {
+            left.extend(job.range());
+        }
+        let (mut ranges, mut ids) = (0u64, 0i64);
+        for (seq, from, to) in left {
+            ranges += 1;
+            ids = ids.saturating_add(marker::count(seq, from, to));
+            self.publish_gap(seq, from, to, Reason::Shutdown);
+        }
+        self.metrics.backfill_queue_ranges.set(0);
+        if ranges > 0 {
+            warn!(ranges, ids, "backfill unfinished at shutdown: published as gap records (reason shutdown)");
+        }
+    }
+
+    /// Moves the jobs waiting in the channel into the queue (a bounded number per call, so a
+    /// flood cannot keep this thread here); what does not fit is published as a gap at once.
+    fn absorb(&self) {
+        if self.absorbing.replace(true) {
+            return;
+        }
+        for _ in 0..queue::CHANNEL_JOBS {
+            let Some(job) = self.jobs.try_recv() else { break };
+            self.enqueue(job);
+        }
+        self.metrics.backfill_queue_ranges.set(self.pending.borrow().len() as i64);
+        self.absorbing.set(false);
+    }
+
+    fn enqueue(&self, job: Job) {
+        // A depth resync is a flag, taken by the main loop; its channel entry only woke us.
+        let Some((seq, from, to)) = job.range() else { return };
+        let fits = self.pending.borrow_mut().insert(seq, from, to).is_ok();
+        if !fits {
+            self.metrics.backfill_queue_full[seq.symbol_idx() as usize].inc();
+            self.publish_gap(seq, from, to, Reason::QueueFull);
         }
     }
 
     /// Refills closed candles opening at `from..to` from `/api/v3/klines`, in order, flagged;
-    /// candles REST does not have are reported as a gap. Returns where to resume when
-    /// interrupted by shutdown.
+    /// candles REST does not have are reported as a gap, and those beyond `BACKFILL_MAX_IDS`
+    /// candles as `backfill_limit`. Returns where to resume when interrupted by shutdown.
     fn klines(&self, symbol_idx: u16, interval: u8, from: i64, to: i64) -> Option<i64> {
-        use crate::binance::stream::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+        let seq = Seq::Candles { symbol_idx, interval };
         let (sym, iv) = (&self.symbols[symbol_idx as usize], KLINE_INTERVALS[interval as usize]);
         let len = KLINE_INTERVAL_MS[interval as usize]?;
+        let mut to = to;
+        if marker::count(seq, from, to) > self.max_ids {
+            // The oldest candles first, so what is fetched joins what was published before.
+            let cut = from.saturating_add(self.max_ids.saturating_mul(len));
+            self.publish_gap(seq, cut, to, Reason::BackfillLimit);
+            to = cut;
+        }
         let mut cur = from;
         let mut attempt = 0u32;
         while cur < to {
@@ -224,12 +201,14 @@ impl Backfiller {
                 return Some(cur);
             }
             if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
+                self.sleep(Duration::from_millis(200));
                 continue;
             }
-            let limit = ((to - cur) / len).clamp(1, PAGE);
-            let path =
-                format!("/api/v3/klines?symbol={sym}&interval={iv}&startTime={cur}&endTime={}&limit={limit}", to - 1);
+            let limit = (to.saturating_sub(cur) / len).clamp(1, PAGE);
+            let path = format!(
+                "/api/v3/klines?symbol={sym}&interval={iv}&startTime={cur}&endTime={}&limit={limit}",
+                to.saturating_sub(1)
+            );
             let page = self.get(&path, "klines").and_then(|body| {
                 serde_json::from_str::<Vec<RestKline>>(&body)
                     .map_err(|e| FetchError::Retry(format!("bad klines body: {e}")))
@@ -238,15 +217,12 @@ impl Backfiller {
                 Ok(c) => c,
                 Err(FetchError::Permanent(e)) => {
                     warn!(symbol = %sym, interval = iv, from = cur, to, "kline refill impossible: {e}");
-                    self.kline_marker(symbol_idx, interval, cur, to, "rest_error");
+                    self.publish_gap(seq, cur, to, Reason::RestError);
                     return None;
                 }
                 Err(FetchError::Retry(e)) => {
                     attempt += 1;
-                    self.metrics.backfill_retries.inc();
-                    let wait = Duration::from_millis(250 * (1u64 << attempt.min(7)));
-                    warn!(attempt, wait_ms = wait.as_millis() as u64, "kline refill failed, retrying: {e}");
-                    self.sleep(wait);
+                    self.retry_wait(attempt, "kline refill", &e);
                     continue;
                 }
             };
@@ -257,11 +233,11 @@ impl Backfiller {
                 let (open, close_time) = (c.0, c.6);
                 // Only candles of this range, in order, each once, and only final ones: REST also
                 // returns the candle still open, whose values are not final.
-                if open < next || open >= to || (open - from) % len != 0 || close_time >= now_ms {
+                if open < next || open >= to || open.saturating_sub(from) % len != 0 || close_time >= now_ms {
                     continue;
                 }
                 if open > next {
-                    self.kline_marker(symbol_idx, interval, next, open, "not_in_rest");
+                    self.publish_gap(seq, next, open, Reason::NotInRest);
                 }
                 let r = Record::Kline(Kline {
                     symbol: sym,
@@ -285,67 +261,37 @@ impl Backfiller {
                 });
                 self.publish(self.encode(symbol_idx, &r));
                 self.metrics.backfilled[symbol_idx as usize].inc();
-                next = open + len;
+                next = open.saturating_add(len);
             }
             if next == cur {
                 // Nothing from `cur` on: REST has none of the rest.
-                self.kline_marker(symbol_idx, interval, cur, to, "not_in_rest");
+                self.publish_gap(seq, cur, to, Reason::NotInRest);
                 return None;
             }
             cur = next;
         }
-        info!(symbol = %sym, interval = iv, from, to, candles = (to - from) / len, "kline refill done");
+        info!(symbol = %sym, interval = iv, from, to, candles = marker::count(seq, from, to), "kline refill done");
         None
     }
 
-    /// A `gap` marker for candles opening at `from..to` that will never be published.
-    fn kline_marker(&self, symbol_idx: u16, interval: u8, from: i64, to: i64, reason: &str) {
-        use crate::binance::stream::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
-        let sym = &self.symbols[symbol_idx as usize];
-        let iv = KLINE_INTERVALS[interval as usize];
-        let len = KLINE_INTERVAL_MS[interval as usize].unwrap_or(1);
-        let now = crate::clock::now_ns();
-        let payload = format!(
-            r#"{{"type":"gap","exchange":"binance","symbol":"{sym}","stream":"kline_{iv}","interval":"{iv}","from_open_time_ms":{from},"to_open_time_ms":{},"missing":{},"reason":"{reason}","recv_time_ns":{now}}}"#,
-            to - len,
-            (to - from) / len
-        );
-        warn!(symbol = %sym, interval = iv, from, to, reason, "unrecoverable candles: marker published");
-        self.metrics.gap_markers[symbol_idx as usize].inc();
-        self.publish(OwnedRecord {
-            meta: RecordMeta {
-                kind: RecordType::Kline,
-                flags: FLAG_MARKER,
-                symbol_idx,
-                event_time_ms: (now / 1_000_000) as i64,
-                recv_ns: now,
-            },
-            key: sym.as_bytes().to_vec(),
-            payload: payload.into_bytes(),
-        });
-    }
-
     /// `from..to`, cut to [`Config::backfill_max_ids`]; the cut-off rest is reported at once.
-    fn capped(&self, symbol_idx: u16, kind: Dense, from: i64, to: i64) -> (i64, i64) {
+    fn capped(&self, seq: Seq, from: i64, to: i64) -> (i64, i64) {
         if to.saturating_sub(from) <= self.max_ids {
             return (from, to);
         }
         // The oldest ids first, so what is fetched joins what was published before.
-        let cut = from + self.max_ids;
-        warn!(
-            symbol = %self.symbols[symbol_idx as usize],
-            from,
-            to,
-            max_ids = self.max_ids,
-            "gap larger than BACKFILL_MAX_IDS: fetching its start, reporting the rest"
-        );
-        self.marker(symbol_idx, kind, cut, to, "backfill_limit");
+        let cut = from.saturating_add(self.max_ids);
+        if let Some(suppressed) = self.limiter.check("backfill_limit") {
+            warn!(from, to, max_ids = self.max_ids, suppressed, "gap larger than BACKFILL_MAX_IDS: fetching its start");
+        }
+        self.publish_gap(seq, cut, to, Reason::BackfillLimit);
         (from, cut)
     }
 
     /// Fetches the sorted, disjoint `ranges` of one sequence page by page; returns what is left
     /// when interrupted by shutdown.
     fn fetch_ranges(&self, symbol_idx: u16, kind: Dense, ranges: &[(i64, i64)]) -> Vec<(i64, i64)> {
+        let seq = Seq::Ids { symbol_idx, kind };
         let started = Instant::now();
         let (first, end) = (ranges[0].0, ranges[ranges.len() - 1].1);
         let mut cur = first;
@@ -359,7 +305,7 @@ impl Backfiller {
             }
             // Publishing into a broker that is down only queues: wait for it to come back.
             if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
+                self.sleep(Duration::from_millis(200));
                 continue;
             }
             // Skip the ids between ranges: nothing is missing there.
@@ -374,16 +320,13 @@ impl Backfiller {
                 Err(FetchError::Permanent(e)) => {
                     warn!(symbol = %self.symbols[symbol_idx as usize], from = cur, to = end, "backfill impossible: {e}");
                     for (a, b) in from_cur(cur) {
-                        self.marker(symbol_idx, kind, a, b, "rest_error");
+                        self.publish_gap(seq, a, b, Reason::RestError);
                     }
                     return Vec::new();
                 }
                 Err(FetchError::Retry(e)) => {
                     attempt += 1;
-                    self.metrics.backfill_retries.inc();
-                    let wait = Duration::from_millis(250 * (1u64 << attempt.min(7)));
-                    warn!(attempt, wait_ms = wait.as_millis() as u64, "backfill fetch failed, retrying: {e}");
-                    self.sleep(wait);
+                    self.retry_wait(attempt, "backfill fetch", &e);
                 }
             }
         }
@@ -399,61 +342,46 @@ impl Backfiller {
         Vec::new()
     }
 
+    /// Backs off after a failed fetch: 0.5 s doubling to 32 s.
+    fn retry_wait(&self, attempt: u32, what: &str, e: &str) {
+        self.metrics.backfill_retries.inc();
+        let wait = Duration::from_millis(250 * (1u64 << attempt.min(7)));
+        if let Some(suppressed) = self.limiter.check("retry") {
+            warn!(attempt, wait_ms = wait.as_millis() as u64, suppressed, "{what} failed, retrying: {e}");
+        }
+        self.sleep(wait);
+    }
+
+    /// Waits `d` in slices, until shutdown, taking new jobs in meanwhile. Measured from a start
+    /// instant rather than computed as `now + d`, which can overflow for a long enough `d`.
     fn sleep(&self, d: Duration) {
-        let end = Instant::now() + d;
-        while Instant::now() < end && !self.shutdown.is_triggered() {
-            std::thread::sleep(Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())));
+        let start = Instant::now();
+        loop {
+            let left = d.saturating_sub(start.elapsed());
+            if left.is_zero() || self.shutdown.is_triggered() {
+                return;
+            }
+            std::thread::sleep(left.min(SLICE));
+            self.absorb();
         }
     }
 
+    /// A GET, honouring any wait the server asked for before returning.
     fn get(&self, path: &str, endpoint: &'static str) -> Result<String, FetchError> {
-        let url = format!("{}{path}", self.base);
-        let resp = self.agent.get(&url).call();
-        let status = match &resp {
-            Ok(r) => r.status(),
-            Err(ureq::Error::Status(c, _)) => *c,
-            Err(_) => 0,
-        };
-        self.metrics.rest_requests.with_label_values(&[endpoint, status_class(status)]).inc();
-        match resp {
-            Ok(r) => {
-                if let Some(w) = r.header("X-MBX-USED-WEIGHT-1M").and_then(|w| w.parse::<u32>().ok()) {
-                    self.metrics.rest_used_weight.set(w as i64);
-                    if w >= WEIGHT_BUDGET {
-                        let into_minute = (crate::clock::now_ms() % 60_000) as u64;
-                        let wait = Duration::from_millis(60_000 - into_minute + 100);
-                        warn!(
-                            used_weight = w,
-                            wait_ms = wait.as_millis() as u64,
-                            "REST weight budget reached: pausing"
-                        );
-                        self.sleep(wait);
-                    }
-                }
-                r.into_string().map_err(|e| FetchError::Retry(format!("reading body: {e}")))
-            }
-            Err(ureq::Error::Status(code @ (429 | 418), r)) => {
-                // 418 is Binance's IP ban after ignoring 429s: honour Retry-After to the letter.
-                let secs = r.header("Retry-After").and_then(|s| s.parse::<u64>().ok()).unwrap_or(60);
-                warn!(status = code, retry_after_s = secs, "REST rate limited");
-                self.sleep(Duration::from_secs(secs));
-                Err(FetchError::Retry(format!("HTTP {code}")))
-            }
-            Err(ureq::Error::Status(code, r)) if (400..500).contains(&code) => {
-                Err(FetchError::Permanent(format!("HTTP {code}: {}", r.into_string().unwrap_or_default())))
-            }
-            Err(ureq::Error::Status(code, _)) => Err(FetchError::Retry(format!("HTTP {code}"))),
-            Err(e) => Err(FetchError::Retry(e.to_string())),
+        let reply = self.rest.get(path, endpoint);
+        if let Some(wait) = reply.pause {
+            self.sleep(wait);
         }
+        reply.body
     }
 
     /// Fetches one page from `cur` and publishes the ids it holds that fall in `ranges`; ids of
     /// the ranges that REST skipped are reported as gaps. Returns the next id to fetch.
     fn page(&self, symbol_idx: u16, kind: Dense, ranges: &[(i64, i64)], cur: i64, to: i64) -> Result<i64, FetchError> {
         let sym = &self.symbols[symbol_idx as usize];
-        let limit = (to - cur).clamp(1, PAGE);
+        let limit = to.saturating_sub(cur).clamp(1, PAGE);
         // (id, record) pairs in id order.
-        let mut got: Vec<(i64, i64, OwnedRecord)> = Vec::new();
+        let mut got: Vec<(i64, OwnedRecord)> = Vec::new();
         match kind {
             Dense::Trade => {
                 let body = self.get(
@@ -473,7 +401,7 @@ impl Backfiller {
                         // REST has no event time; the trade time is the closest truth.
                         event_time_ms: t.time,
                     });
-                    got.push((t.id, t.id, self.encode(symbol_idx, &r)));
+                    got.push((t.id, self.encode(symbol_idx, &r)));
                 }
             }
             Dense::AggTrade => {
@@ -493,13 +421,13 @@ impl Backfiller {
                         trade_time_ms: a.time,
                         event_time_ms: a.time,
                     });
-                    got.push((a.a, a.a, self.encode(symbol_idx, &r)));
+                    got.push((a.a, self.encode(symbol_idx, &r)));
                 }
             }
             Dense::Depth => return Ok(to),
         }
         let mut next = cur;
-        for (id, _, rec) in got {
+        for (id, rec) in got {
             if id < next {
                 continue;
             }
@@ -512,7 +440,7 @@ impl Backfiller {
                 self.publish(rec);
                 self.metrics.backfilled[symbol_idx as usize].inc();
             }
-            next = id + 1;
+            next = id.saturating_add(1);
         }
         if next == cur {
             // Nothing at or after `cur` below `to`: REST's history holds no more of these ranges.
@@ -528,7 +456,7 @@ impl Backfiller {
         for &(a, b) in ranges {
             let (a, b) = (a.max(from), b.min(to));
             if a < b {
-                self.marker(symbol_idx, kind, a, b, "not_in_rest");
+                self.publish_gap(Seq::Ids { symbol_idx, kind }, a, b, Reason::NotInRest);
             }
         }
     }
@@ -555,41 +483,39 @@ impl Backfiller {
         }
     }
 
+    /// Hands a record to the producer. Bounded: when the producer is behind, this waits instead
+    /// of growing memory, taking new jobs in meanwhile.
     fn publish(&self, rec: OwnedRecord) {
         if rec.payload.is_empty() {
             return;
         }
-        // Bounded: when the producer is behind, backfill waits instead of growing memory.
-        let _ = self.out.send(rec);
+        let mut rec = rec;
+        loop {
+            match self.out.send_timeout(rec, SLICE) {
+                Ok(()) => return,
+                Err(SendTimeoutError::Timeout(r)) => {
+                    rec = r;
+                    self.absorb();
+                }
+                // The producer is gone: the process is failing, and says so elsewhere.
+                Err(SendTimeoutError::Disconnected(_)) => return,
+            }
+        }
     }
 
-    /// Publishes a control record naming a range that will never arrive, and counts it.
-    fn marker(&self, symbol_idx: u16, kind: Dense, from: i64, to: i64, reason: &str) {
+    /// Publishes a `gap` record naming a range that will never arrive, and counts it.
+    fn publish_gap(&self, seq: Seq, from: i64, to: i64, reason: Reason) {
+        let symbol_idx = seq.symbol_idx();
         let sym = &self.symbols[symbol_idx as usize];
-        let (rtype, stream) = match kind {
-            Dense::Trade => (RecordType::Trade, "trade"),
-            Dense::AggTrade => (RecordType::AggTrade, "aggTrade"),
-            Dense::Depth => (RecordType::DepthUpdate, "depth"),
-        };
-        let now = crate::clock::now_ns();
-        let payload = format!(
-            r#"{{"type":"gap","exchange":"binance","symbol":"{sym}","stream":"{stream}","from_id":{from},"to_id":{},"missing":{},"reason":"{reason}","recv_time_ns":{now}}}"#,
-            to - 1,
-            to.saturating_sub(from)
-        );
-        warn!(symbol = %sym, stream, from, to = to - 1, reason, "unrecoverable gap: marker published");
+        // At shutdown one summary line says it all; otherwise at most one line per reason and
+        // interval (a flood of gaps must not flood the log).
+        if reason != Reason::Shutdown {
+            if let Some(suppressed) = self.limiter.check(reason.as_str()) {
+                warn!(symbol = %sym, ?seq, from, to, reason = reason.as_str(), suppressed, "unrecoverable gap: marker published");
+            }
+        }
         self.metrics.gap_markers[symbol_idx as usize].inc();
-        self.publish(OwnedRecord {
-            meta: RecordMeta {
-                kind: rtype,
-                flags: FLAG_MARKER,
-                symbol_idx,
-                event_time_ms: (now / 1_000_000) as i64,
-                recv_ns: now,
-            },
-            key: sym.as_bytes().to_vec(),
-            payload: payload.into_bytes(),
-        });
+        self.publish(gap_record(sym, seq, from, to, reason));
     }
 
     fn depth_resync(&self, symbol_idx: u16) {
@@ -611,6 +537,9 @@ impl Backfiller {
             .into_bytes(),
         });
         for attempt in 0..5u32 {
+            if self.shutdown.is_triggered() {
+                return;
+            }
             match self.get(&format!("/api/v3/depth?symbol={sym}&limit=1000"), "depth") {
                 Ok(body) => {
                     let Ok(d) = serde_json::from_str::<RestDepth>(&body) else { break };
@@ -649,47 +578,5 @@ impl Backfiller {
                 }
             }
         }
-    }
-}
-
-fn status_class(code: u16) -> &'static str {
-    match code {
-        0 => "network",
-        200..=299 => "2xx",
-        429 => "429",
-        418 => "418",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn adjacent_ranges_merge_and_others_stay() {
-        let r = |s: u16, k: Dense, from: i64, to: i64| Job::Range { symbol_idx: s, kind: k, from, to };
-        let mut jobs = vec![
-            r(0, Dense::Trade, 10, 11),
-            r(0, Dense::Trade, 11, 12),
-            r(0, Dense::Trade, 5, 8),
-            r(1, Dense::Trade, 11, 12),
-            r(0, Dense::AggTrade, 11, 12),
-            r(0, Dense::Trade, 12, 20),
-            Job::DepthResync { symbol_idx: 0 },
-            Job::DepthResync { symbol_idx: 0 },
-        ];
-        coalesce(&mut jobs);
-        assert_eq!(
-            jobs,
-            vec![
-                r(0, Dense::Trade, 5, 8),
-                r(0, Dense::Trade, 10, 20),
-                r(0, Dense::AggTrade, 11, 12),
-                Job::DepthResync { symbol_idx: 0 },
-                r(1, Dense::Trade, 11, 12),
-            ]
-        );
     }
 }

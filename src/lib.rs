@@ -23,6 +23,8 @@
 //! - [`recovery`]: where the last run stopped, read back from Kafka.
 //! - [`resolver`]: DNS off the event-loop thread, the last good answer cached.
 //! - [`shutdown`]: signals to an orderly drain.
+//! - [`supervise`]: helper threads whose death takes readiness down and the process out;
+//!   [`health`] the liveness/readiness state `/healthz` and `/readyz` report.
 //! - [`pinning`]: choosing cores from the allowed CPU set.
 //! - [`clock`]: the one wall clock every timestamp comes from.
 //! - [`small_file`]: operator-named files (password, CA) read without blocking, size-limited.
@@ -34,6 +36,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod event_loop;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod pinning;
@@ -47,6 +50,7 @@ pub mod shutdown;
 pub mod sim;
 pub mod sink;
 pub mod small_file;
+pub mod supervise;
 pub mod tls;
 pub mod ws;
 

@@ -5,14 +5,15 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing::{error, info, warn};
 
-use marketflow_ingestor::backfill::Backfiller;
+use marketflow_ingestor::backfill::{self, Backfiller};
 use marketflow_ingestor::cli::Cli;
 use marketflow_ingestor::config::{Config, LogFormat, SinkKind, EXIT_CONFIG};
 use marketflow_ingestor::event_loop::EventLoop;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::Pipeline;
-use marketflow_ingestor::shutdown::{install_signal_handlers, Shutdown};
+use marketflow_ingestor::shutdown::{signal_handlers, Shutdown};
 use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink};
+use marketflow_ingestor::supervise::{Supervisor, EXIT_THREAD_FAILED};
 use marketflow_ingestor::{http, pinning, recovery, ring, tls};
 
 fn main() -> ExitCode {
@@ -79,7 +80,14 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new(&cfg.symbols);
     metrics.health.starting.store(true, std::sync::atomic::Ordering::Relaxed);
     let shutdown = Shutdown::new();
-    install_signal_handlers(shutdown.clone())?;
+    // Every helper thread is supervised: a death takes readiness down and the process out.
+    let sup = Supervisor::new(metrics.clone(), shutdown.clone());
+    sup.install_panic_hook();
+    let signals = signal_handlers(shutdown.clone())?;
+    sup.spawn("signals", move || {
+        signals();
+        Ok(())
+    })?;
 
     // A port already taken or not ours to bind is the operator's to fix: exit 64, not 1.
     let (listener, addr) = match http::bind(&format!("{}:{}", cfg.metrics_bind, cfg.prom_port)) {
@@ -92,27 +100,23 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     info!(%addr, "metrics listening");
     let http_thread = {
         let (m, s) = (metrics.clone(), shutdown.clone());
-        std::thread::Builder::new().name("metrics".into()).spawn(move || {
-            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                http::serve(listener, m, s.clone(), http::Limits::default())
-            }));
-            // Without this server the probes fail anyway; stop now, and say why.
-            if !s.is_triggered() {
-                error!("metrics server ended before shutdown: stopping");
-                s.trigger();
-            }
-            served.unwrap_or_else(|p| std::panic::resume_unwind(p))
+        sup.spawn("metrics", move || {
+            http::serve(listener, m, s, http::Limits::default()).map_err(|e| format!("metrics server: {e}"))
         })?
     };
 
-    // Gaps go to the backfill thread (jobs), which hands fetched records to the producer thread.
-    let (job_tx, job_rx) = crossbeam_channel::unbounded();
+    // Gaps go to the backfill thread (jobs, bounded), which hands fetched records to the producer
+    // thread (bounded too).
+    let (job_tx, job_rx) = backfill::queue::channel(cfg.symbols.len());
     let (backfilled_tx, backfilled_rx) = crossbeam_channel::bounded(10_000);
     let job_tx = cfg.backfill.then_some(job_tx);
     let backfill_thread = match &job_tx {
         Some(_) => {
-            let b = Backfiller::new(&cfg, metrics.clone(), backfilled_tx, shutdown.clone());
-            Some(std::thread::Builder::new().name("backfill".into()).spawn(move || b.run(job_rx))?)
+            let b = Backfiller::new(&cfg, metrics.clone(), backfilled_tx, job_rx, shutdown.clone());
+            Some(sup.spawn("backfill", move || {
+                b.run();
+                Ok(())
+            })?)
         }
         None => {
             drop(backfilled_tx);
@@ -137,6 +141,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let tls = if cfg.ws.tls { Some(tls::client_config(cfg.tls_ca_file.as_deref())?) } else { None };
     let (writer, reader) = ring::ring(cfg.ring_bytes);
     let mut pipeline = Pipeline::new(writer, metrics.clone(), job_tx);
+    pipeline.set_max_jump(cfg.backfill_max_ids);
     if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
         for (symbol_idx, kind, last) in recovery::recover(&cfg) {
             pipeline.seed(symbol_idx, kind, last);
@@ -146,45 +151,32 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
 
     let producer = {
         let (m, s, t) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout);
-        std::thread::Builder::new().name("producer".into()).spawn(move || {
+        sup.spawn("producer", move || {
             if let Some(c) = producer_core {
                 if !pinning::pin_current(c) {
                     warn!(core = c, "could not pin the producer thread");
                 }
             }
-            run_producer(reader, Some(backfilled_rx), sink, m, t, s)
+            Ok(run_producer(reader, Some(backfilled_rx), sink, m, t, s))
         })?
     };
-    let loop_thread = std::thread::Builder::new().name("event-loop".into()).spawn(move || {
+    let loop_thread = sup.spawn("event-loop", move || {
         if let Some(c) = loop_core {
             if !pinning::pin_current(c) {
                 warn!(core = c, "could not pin the event loop");
             }
         }
-        event_loop.run()
+        event_loop.run().map_err(|e| format!("event loop failed: {e}"))
     })?;
 
-    let loop_result = loop_thread.join().map_err(|_| anyhow::anyhow!("event loop panicked"))?;
-    if let Err(e) = &loop_result {
-        error!("event loop failed: {e}");
-        shutdown.trigger();
-    }
+    // Supervised threads never unwind into their join: a failure is recorded, not returned.
+    let _ = loop_thread.join();
     if let Some(b) = backfill_thread {
         let _ = b.join();
     }
-    let report = producer.join().map_err(|_| anyhow::anyhow!("producer panicked"))?;
+    let report = producer.join().ok().flatten().unwrap_or_default();
     shutdown.trigger();
-    let http_ok = match http_thread.join() {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            error!("metrics server failed: {e}");
-            false
-        }
-        Err(_) => {
-            error!("metrics server panicked");
-            false
-        }
-    };
+    let _ = http_thread.join();
     info!(
         sent = metrics.sent_total(),
         handed_over = report.handed_over,
@@ -192,5 +184,12 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
         unflushed = report.unflushed,
         "stopped"
     );
-    Ok(if loop_result.is_ok() && report.unflushed == 0 && http_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if let Some(f) = sup.failed() {
+        error!(thread = %f.thread, exit_code = EXIT_THREAD_FAILED, "exiting after a thread failure");
+        ExitCode::from(EXIT_THREAD_FAILED)
+    } else if report.unflushed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -6,7 +6,6 @@
 //! never per message. Label sets are bounded: symbols come from the configuration, everything
 //! else from fixed lists.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::binance::stream::RecordType;
+pub use crate::health::Health;
 
 pub const NAMESPACE: &str = "marketflow_ingestor";
 
@@ -326,36 +326,6 @@ impl LatencyRecorder {
     }
 }
 
-/// Liveness and readiness, as the HTTP endpoints report them.
-#[derive(Default)]
-pub struct Health {
-    /// Unix ns of the event loop's last turn; `/healthz` fails when it goes stale.
-    pub loop_heartbeat_ns: AtomicU64,
-    /// Every connection is open and every stream acknowledged.
-    pub subscribed: AtomicBool,
-    /// The sink can deliver (Kafka metadata answered, or a non-Kafka sink).
-    pub sink_ready: AtomicBool,
-    /// Start-up work (crash recovery from Kafka) before the event loop's first turn: alive.
-    pub starting: AtomicBool,
-}
-
-impl Health {
-    pub fn beat(&self, now_ns: u64) {
-        self.loop_heartbeat_ns.store(now_ns, Ordering::Relaxed);
-        self.starting.store(false, Ordering::Relaxed);
-    }
-    pub fn live(&self, now_ns: u64, max_age: Duration) -> bool {
-        if self.starting.load(Ordering::Relaxed) {
-            return true;
-        }
-        let hb = self.loop_heartbeat_ns.load(Ordering::Relaxed);
-        hb != 0 && now_ns.saturating_sub(hb) <= max_age.as_nanos() as u64
-    }
-    pub fn ready(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed) && self.sink_ready.load(Ordering::Relaxed)
-    }
-}
-
 /// Every metric the ingester exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -377,6 +347,12 @@ pub struct Metrics {
     /// Records dropped because the buffer cap was reached (Kafka too slow or down), per symbol;
     /// trades and aggTrades among them are backfilled once there is room again.
     pub overflow_dropped: Vec<IntCounter>,
+    /// Records implausibly far ahead of their sequence, published flagged, per symbol.
+    pub quarantined: Vec<IntCounter>,
+    /// Gaps published at once because the bounded backfill queue was full, per symbol.
+    pub backfill_queue_full: Vec<IntCounter>,
+    /// Id ranges waiting in the backfill thread's queue.
+    pub backfill_queue_ranges: IntGauge,
     pub backfill_jobs: IntCounter,
     pub backfill_retries: IntCounter,
     pub rest_requests: IntCounterVec,
@@ -428,6 +404,12 @@ impl Metrics {
             "overflow_dropped_total",
             "Records dropped at the buffer cap (trades/aggTrades are backfilled later)",
         );
+        let quarantined =
+            per_symbol("quarantined_total", "Records implausibly far ahead of their sequence, published flagged");
+        let backfill_queue_full = per_symbol(
+            "backfill_queue_full_total",
+            "Gaps published as backfill_queue_full: the backfill queue was full",
+        );
         let counter = |name: &str, help: &str| {
             let c = IntCounter::with_opts(opts(name, help)).unwrap();
             reg(Box::new(c.clone()));
@@ -445,6 +427,9 @@ impl Metrics {
         )
         .unwrap();
         reg(Box::new(rest_requests.clone()));
+        let backfill_queue_ranges =
+            IntGauge::with_opts(opts("backfill_queue_ranges", "Id ranges waiting in the backfill queue")).unwrap();
+        reg(Box::new(backfill_queue_ranges.clone()));
         let rest_used_weight =
             IntGauge::with_opts(opts("rest_used_weight", "Last X-MBX-USED-WEIGHT-1M reported by Binance")).unwrap();
         reg(Box::new(rest_used_weight.clone()));
@@ -539,6 +524,9 @@ impl Metrics {
             backfilled,
             gap_markers,
             overflow_dropped,
+            quarantined,
+            backfill_queue_full,
+            backfill_queue_ranges,
             backfill_jobs,
             backfill_retries,
             rest_requests,

@@ -5,18 +5,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::backfill::Job;
+use crate::backfill::queue::Owed;
+use crate::backfill::{marker, Job, JobSender, Seq};
 use crate::binance::wire::{parse_text, Frame};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
-use crate::ring::{RecordMeta, RingWriter};
+use crate::ring::{RecordMeta, RingWriter, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
 
 /// How long a full ring is waited on before records are dropped (and backfilled later): long
 /// enough to ride out a producer hiccup, short enough that pings are still answered in time.
 const RING_FULL_PATIENCE: Duration = Duration::from_millis(20);
+/// Gaps held while neither the backfill queue nor the ring can take them (a run of drops is one
+/// entry): allocated once, 4096 x 24 bytes.
+const OWED_GAPS: usize = 4096;
 use crate::sink::LogLimiter;
 
 /// What a frame meant for the connection that received it.
@@ -78,7 +82,12 @@ pub struct Pipeline {
     symbol_index: rustc_hash::FxHashMap<String, u16>,
     sequence: SequenceTracker,
     /// Where gaps are reported for REST backfill (`None`: backfill off).
-    backfill: Option<crossbeam_channel::Sender<Job>>,
+    backfill: Option<JobSender>,
+    /// Gaps the backfill queue refused and the ring had no room for yet; flushed every
+    /// housekeeping turn.
+    owed: Owed,
+    /// Upper-case symbols (as Binance writes them), the key of gap records written here.
+    symbols_upper: Vec<String>,
     limiter: LogLimiter,
     /// Set on shutdown: a full ring is then waited on only this long.
     give_up_after: Option<Instant>,
@@ -89,16 +98,19 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<crossbeam_channel::Sender<Job>>) -> Pipeline {
+    pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<JobSender>) -> Pipeline {
         let symbol_index: rustc_hash::FxHashMap<String, u16> =
             metrics.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect();
         metrics.ring_capacity_bytes.set(ring.capacity() as i64);
+        let symbols_upper = metrics.symbols.iter().map(|s| s.to_uppercase()).collect();
         Pipeline {
+            symbols_upper,
             latency: metrics.latency.recorder(),
             ring,
             metrics,
             sequence: SequenceTracker::new(symbol_index.len()),
             backfill,
+            owed: Owed::with_capacity(OWED_GAPS),
             symbol_index,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             give_up_after: None,
@@ -138,12 +150,16 @@ impl Pipeline {
                 if admission == Admission::CatchUp {
                     if let Some(dense) = SequenceTracker::dense_kind(&record) {
                         match self.sequence.peek(symbol_idx as usize, &record) {
-                            Verdict::Gap { .. } => return Outcome::Held,
                             Verdict::Duplicate => {
                                 self.metrics.duplicates[symbol_idx as usize].inc();
                                 return Outcome::Joined { symbol_idx, kind: dense };
                             }
                             Verdict::InOrder => joined = Some(Outcome::Joined { symbol_idx, kind: dense }),
+                            // Not a continuation (a gap, or an id too far ahead to judge yet):
+                            // the old connection delivers it, in order.
+                            Verdict::Gap { .. } | Verdict::Quarantined | Verdict::Confirmed { .. } => {
+                                return Outcome::Held
+                            }
                         }
                     }
                 }
@@ -152,26 +168,13 @@ impl Pipeline {
                     self.metrics.duplicates[symbol_idx as usize].inc();
                     return Outcome::Duplicate;
                 }
-                let outcome = self.enqueue(&record, symbol_idx, recv_ns, 0, frame);
+                let flags = if verdict == Verdict::Quarantined { FLAG_QUARANTINED } else { 0 };
+                let outcome = self.enqueue(&record, symbol_idx, recv_ns, flags, frame);
                 if matches!(outcome, Outcome::Record | Outcome::Overflowed) {
                     // Only an accepted record moves the sequence: an invalid one leaves the gap
                     // (if any) to be revealed by the next valid record.
                     self.sequence.observe(symbol_idx as usize, &record);
-                    if let Verdict::Gap { from, missing } = verdict {
-                        self.metrics.gaps[symbol_idx as usize].inc();
-                        self.metrics.gap_ids_missing[symbol_idx as usize].inc_by(missing as u64);
-                        if let Some(suppressed) = self.limiter.check("gap") {
-                            warn!(
-                                symbol = record.symbol(),
-                                kind = kind.as_str(),
-                                from,
-                                missing,
-                                suppressed,
-                                "sequence gap"
-                            );
-                        }
-                        self.request_backfill(symbol_idx, &record, from, from + missing);
-                    }
+                    self.on_verdict(symbol_idx, &record, verdict);
                 }
                 joined.unwrap_or(outcome)
             }
@@ -195,29 +198,119 @@ impl Pipeline {
         }
     }
 
+    /// What an accepted record's verdict asks for: gaps counted and requested, a quarantined
+    /// record counted.
+    fn on_verdict(&mut self, symbol_idx: u16, record: &Record<'_>, verdict: Verdict) {
+        let kind = record.record_type().as_str();
+        match verdict {
+            Verdict::Gap { from, missing } => self.on_gap(symbol_idx, record, from, missing),
+            Verdict::Quarantined => {
+                self.metrics.quarantined[symbol_idx as usize].inc();
+                if let Some(suppressed) = self.limiter.check("quarantined") {
+                    let id = record.sequence_id();
+                    warn!(symbol = record.symbol(), kind, id, suppressed, "id implausibly far ahead: quarantined");
+                }
+            }
+            Verdict::Confirmed { from, missing, then_from, then_missing } => {
+                if let Some(suppressed) = self.limiter.check("jump") {
+                    info!(
+                        symbol = record.symbol(),
+                        kind, from, missing, suppressed, "quarantined id confirmed: sequence jumps"
+                    );
+                }
+                self.on_gap(symbol_idx, record, from, missing);
+                self.on_gap(symbol_idx, record, then_from, then_missing);
+            }
+            Verdict::InOrder | Verdict::Duplicate => {}
+        }
+    }
+
+    fn on_gap(&mut self, symbol_idx: u16, record: &Record<'_>, from: i64, missing: i64) {
+        if missing <= 0 {
+            return;
+        }
+        self.metrics.gaps[symbol_idx as usize].inc();
+        self.metrics.gap_ids_missing[symbol_idx as usize].inc_by(missing as u64);
+        if let Some(suppressed) = self.limiter.check("gap") {
+            warn!(
+                symbol = record.symbol(),
+                kind = record.record_type().as_str(),
+                from,
+                missing,
+                suppressed,
+                "sequence gap"
+            );
+        }
+        self.request_backfill(symbol_idx, record, from, missing);
+    }
+
+    /// Sets the quarantine bound (`BACKFILL_MAX_IDS`): ids further ahead do not move a sequence.
+    pub fn set_max_jump(&mut self, max_jump: i64) {
+        self.sequence.set_max_jump(max_jump);
+    }
+
     /// Starts a dense sequence from what Kafka already holds (crash recovery).
     pub fn seed(&mut self, symbol_idx: u16, kind: Dense, last: i64) {
         self.sequence.seed(symbol_idx as usize, kind, last);
     }
 
-    /// Asks the backfill thread for ids `from..to` of `record`'s sequence (or a depth resync).
-    fn request_backfill(&mut self, symbol_idx: u16, record: &Record<'_>, from: i64, to: i64) {
-        let Some(tx) = &self.backfill else { return };
+    /// Asks the backfill thread for `missing` ids from `from` of `record`'s sequence (for klines:
+    /// `missing` candles opening from `from`; for depth, a resync). Saturating: the ends are wire
+    /// values.
+    fn request_backfill(&mut self, symbol_idx: u16, record: &Record<'_>, from: i64, missing: i64) {
+        if self.backfill.is_none() {
+            return;
+        }
         let job = match record {
-            Record::Trade(_) => Job::Range { symbol_idx, kind: Dense::Trade, from, to },
-            Record::AggTrade(_) => Job::Range { symbol_idx, kind: Dense::AggTrade, from, to },
+            Record::Trade(_) => Job::Range { symbol_idx, kind: Dense::Trade, from, to: from.saturating_add(missing) },
+            Record::AggTrade(_) => {
+                Job::Range { symbol_idx, kind: Dense::AggTrade, from, to: from.saturating_add(missing) }
+            }
             Record::DepthUpdate(_) => Job::DepthResync { symbol_idx },
             Record::Kline(k) => {
                 use crate::binance::stream::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
                 let Some(iv) = KLINE_INTERVALS.iter().position(|i| *i == k.interval) else { return };
                 let Some(len) = KLINE_INTERVAL_MS[iv] else { return };
-                // For klines `to - from` counts candles: open times `from, from + len, ...`.
-                Job::Klines { symbol_idx, interval: iv as u8, from, to: from + (to - from) * len }
+                Job::Klines {
+                    symbol_idx,
+                    interval: iv as u8,
+                    from,
+                    to: from.saturating_add(missing.saturating_mul(len)),
+                }
             }
             Record::BookTicker(_) => return,
         };
-        // Unbounded, but off the per-message path: only gaps and overflows send.
-        let _ = tx.send(job);
+        self.send_job(job);
+    }
+
+    /// Hands `job` to the backfill thread without waiting; when its queue is full, the gap is
+    /// published at once through the ring (reason `backfill_queue_full`), or held in `owed` while
+    /// the ring is full too. Never blocks, never drops silently.
+    fn send_job(&mut self, job: Job) {
+        let Some(tx) = &self.backfill else { return };
+        let Err(job) = (if self.owed.is_empty() { tx.try_send(job) } else { Err(job) }) else { return };
+        // Depth resyncs always fit; only ranges come back.
+        let Some((seq, from, to)) = job.range() else { return };
+        let symbol = &self.symbols_upper[seq.symbol_idx() as usize];
+        if self.owed.is_empty() && write_gap(&mut self.ring, &self.metrics, symbol, seq, from, to) {
+            return;
+        }
+        if !self.owed.push(seq, from, to) {
+            // Ring, queue and this buffer all full, and not part of a run already held: loud.
+            self.metrics.backfill_queue_full[seq.symbol_idx() as usize].inc();
+            if let Some(suppressed) = self.limiter.check("gap_unrecorded") {
+                error!(symbol, ?seq, from, to, suppressed, "gap could not be recorded: ring and backfill queue full");
+            }
+        }
+    }
+
+    /// Retries the gaps held in `owed`, oldest first: the backfill queue, else a gap record.
+    fn flush_owed(&mut self) {
+        let (ring, metrics, symbols, tx) = (&mut self.ring, &self.metrics, &self.symbols_upper, &self.backfill);
+        self.owed.flush(|seq, from, to| {
+            tx.as_ref().is_some_and(|tx| tx.try_send(Job::of(seq, from, to)).is_ok())
+                || write_gap(ring, metrics, &symbols[seq.symbol_idx() as usize], seq, from, to)
+        });
     }
 
     /// Encodes `record` and commits it to the ring, waiting briefly for space if the producer lags.
@@ -236,6 +329,10 @@ impl Pipeline {
             self.ring.abort();
             return self.reject(e.reason(), &e, frame);
         }
+        if flags & FLAG_QUARANTINED != 0 && buf.last() == Some(&b'}') {
+            buf.pop();
+            buf.extend_from_slice(br#","quarantined":true}"#);
+        }
         let mut now = crate::clock::now_ns();
         if self.ring.commit(now).is_err() {
             now = if self.overflowing { now } else { self.wait_for_space() };
@@ -250,8 +347,10 @@ impl Pipeline {
                 let id = record.sequence_id();
                 // A dropped kline update matters only if it closed its candle (a later update
                 // of an open candle replaces it); REST refills the closed one.
-                if !matches!(record, Record::Kline(k) if !k.closed) {
-                    self.request_backfill(symbol_idx, record, id, id + 1);
+                // A quarantined record is not asked of REST: its id is the implausible part.
+                let quarantined = flags & FLAG_QUARANTINED != 0;
+                if !quarantined && !matches!(record, Record::Kline(k) if !k.closed) {
+                    self.request_backfill(symbol_idx, record, id, 1);
                 }
                 if let Some(suppressed) = self.limiter.check("overflow") {
                     warn!(suppressed, symbol = record.symbol(), "buffer cap reached: dropping (trades are backfilled)");
@@ -302,6 +401,9 @@ impl Pipeline {
 
     /// Periodic work off the per-message path: gauges and histogram publication.
     pub fn housekeeping(&mut self) {
+        if !self.owed.is_empty() {
+            self.flush_owed();
+        }
         let used = self.ring.used_bytes();
         self.metrics.ring_used_bytes.set(used as i64);
         self.metrics.ring_occupancy_ratio.set(used as f64 / self.ring.capacity() as f64);
@@ -314,8 +416,35 @@ impl Pipeline {
     }
 
     pub fn finish(mut self) {
+        // What is still owed goes as gap records (the backfill thread stops taking jobs at
+        // shutdown), waiting for ring space within the shutdown grace.
+        let deadline = self.give_up_after.unwrap_or_else(|| Instant::now() + RING_FULL_PATIENCE);
+        while !self.owed.is_empty() && Instant::now() < deadline {
+            self.flush_owed();
+            self.ring.notify();
+            std::thread::yield_now();
+        }
+        if !self.owed.is_empty() {
+            error!(gaps = self.owed.len(), "gaps could not be recorded before the shutdown deadline");
+        }
         self.flush_batch();
         self.housekeeping();
         self.latency.publish();
     }
+}
+
+/// Writes a `backfill_queue_full` gap record for `from..to` of `seq` into the ring, counted;
+/// false (nothing written) when the ring has no room. No allocation: the staging buffer is reused.
+fn write_gap(ring: &mut RingWriter, metrics: &Metrics, symbol: &str, seq: Seq, from: i64, to: i64) -> bool {
+    let now = crate::clock::now_ns();
+    let buf = ring.stage(marker::meta(seq, now), symbol.as_bytes());
+    marker::write(buf, symbol, seq, from, to, marker::Reason::QueueFull, now);
+    if ring.commit(now).is_err() {
+        ring.abort();
+        return false;
+    }
+    let s = seq.symbol_idx() as usize;
+    metrics.gap_markers[s].inc();
+    metrics.backfill_queue_full[s].inc();
+    true
 }

@@ -3,6 +3,11 @@
 //! tracker with the last id per symbol. The first live trade then shows the hole since the last
 //! run as a gap, which the backfill thread fills from REST: after a SIGKILL and restart the topic
 //! ends with no missing and no repeated ids.
+//!
+//! The tail is read by the live tracker's quarantine rule ([`Frontier`]): records published
+//! `"quarantined":true` never seed the sequence by themselves, and neither does an unflagged id
+//! implausibly far ahead (a topic written before quarantine existed), unless the live record
+//! after it continues from it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::binance::stream::{RecordType, StreamKind};
 use crate::config::Config;
-use crate::sequence::Dense;
+use crate::sequence::{Dense, Frontier};
 
 /// Messages read back per partition: enough to find every symbol's last record unless a symbol
 /// has been silent while this many others were published.
@@ -31,7 +36,7 @@ pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense
     }
     let index: HashMap<String, u16> =
         cfg.symbols.iter().enumerate().map(|(i, s)| (s.to_uppercase(), i as u16)).collect();
-    let mut last: HashMap<(u16, u8), i64> = HashMap::new();
+    let mut last: HashMap<(u16, u8), Frontier> = HashMap::new();
     let deadline = Instant::now() + timeout;
     let mut topics: Vec<&str> = wanted.iter().map(|(_, t)| *t).collect();
     topics.dedup();
@@ -39,9 +44,9 @@ pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense
         scan_topic(cfg, topic, &index, &mut last, deadline)?;
     }
     let mut out: Vec<(u16, Dense, i64)> = Vec::new();
-    for ((sym, k), id) in last {
+    for ((sym, k), frontier) in last {
         let kind = if k == Dense::Trade as u8 { Dense::Trade } else { Dense::AggTrade };
-        if wanted.iter().any(|(w, _)| *w == kind) {
+        if let Some(id) = frontier.last().filter(|_| wanted.iter().any(|(w, _)| *w == kind)) {
             out.push((sym, kind, id));
         }
     }
@@ -68,7 +73,7 @@ fn scan_topic(
     cfg: &Config,
     topic: &str,
     index: &HashMap<String, u16>,
-    last: &mut HashMap<(u16, u8), i64>,
+    last: &mut HashMap<(u16, u8), Frontier>,
     deadline: Instant,
 ) -> Result<(), String> {
     let c = consumer(cfg)?;
@@ -111,9 +116,13 @@ fn scan_topic(
                 let Some(sym) = m.key().and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| index.get(k)) else {
                     continue;
                 };
-                if let Some((kind, id)) = m.payload().and_then(published_id) {
-                    let e = last.entry((*sym, kind as u8)).or_insert(id);
-                    *e = (*e).max(id);
+                if let Some((kind, id, how)) = m.payload().and_then(published_id) {
+                    let f = last.entry((*sym, kind as u8)).or_insert_with(|| Frontier::new(cfg.backfill_max_ids));
+                    match how {
+                        Published::Live => f.live(id),
+                        Published::Quarantined => f.quarantined(id),
+                        Published::Settled => f.settled(id),
+                    }
                 }
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
@@ -127,20 +136,36 @@ fn scan_topic(
     Ok(())
 }
 
-/// The id a published record accounts for: a trade or aggTrade id, or the end of a gap marker
-/// (an unrecoverable range is settled too).
-fn published_id(payload: &[u8]) -> Option<(Dense, i64)> {
+/// How a record read back was published, which decides what its id may do to the position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Published {
+    Live,
+    Quarantined,
+    /// Backfilled, or the end of a gap marker (an unrecoverable range is settled too).
+    Settled,
+}
+
+/// The id a published record accounts for (a trade or aggTrade id, or the end of a gap marker)
+/// and how it was published.
+fn published_id(payload: &[u8]) -> Option<(Dense, i64, Published)> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let how = if v["quarantined"] == true {
+        Published::Quarantined
+    } else if v["backfilled"] == true {
+        Published::Settled
+    } else {
+        Published::Live
+    };
     match v["type"].as_str()? {
-        "trade" => Some((Dense::Trade, v["trade_id"].as_i64()?)),
-        "agg_trade" => Some((Dense::AggTrade, v["agg_id"].as_i64()?)),
+        "trade" => Some((Dense::Trade, v["trade_id"].as_i64()?, how)),
+        "agg_trade" => Some((Dense::AggTrade, v["agg_id"].as_i64()?, how)),
         "gap" => {
             let kind = match v["stream"].as_str()? {
                 "trade" => Dense::Trade,
                 "aggTrade" => Dense::AggTrade,
                 _ => return None,
             };
-            Some((kind, v["to_id"].as_i64()?))
+            Some((kind, v["to_id"].as_i64()?, Published::Settled))
         }
         _ => None,
     }
@@ -171,9 +196,20 @@ mod tests {
 
     #[test]
     fn ids_come_from_records_and_gap_markers() {
-        assert_eq!(published_id(br#"{"type":"trade","trade_id":42}"#), Some((Dense::Trade, 42)));
-        assert_eq!(published_id(br#"{"type":"agg_trade","agg_id":7,"backfilled":true}"#), Some((Dense::AggTrade, 7)));
-        assert_eq!(published_id(br#"{"type":"gap","stream":"trade","from_id":5,"to_id":9}"#), Some((Dense::Trade, 9)));
+        use Published::*;
+        assert_eq!(published_id(br#"{"type":"trade","trade_id":42}"#), Some((Dense::Trade, 42, Live)));
+        assert_eq!(
+            published_id(br#"{"type":"agg_trade","agg_id":7,"backfilled":true}"#),
+            Some((Dense::AggTrade, 7, Settled))
+        );
+        assert_eq!(
+            published_id(br#"{"type":"gap","stream":"trade","from_id":5,"to_id":9}"#),
+            Some((Dense::Trade, 9, Settled))
+        );
+        assert_eq!(
+            published_id(br#"{"type":"trade","trade_id":9223372036854775807,"quarantined":true}"#),
+            Some((Dense::Trade, i64::MAX, Quarantined))
+        );
         assert_eq!(published_id(br#"{"type":"kline"}"#), None);
         assert_eq!(published_id(b"not json"), None);
     }

@@ -28,6 +28,8 @@ const SPIN_MIN: u32 = 32;
 pub const FLAG_BACKFILLED: u8 = 1;
 /// A control record (gap marker, depth resync or snapshot), not market data.
 pub const FLAG_MARKER: u8 = 2;
+/// Implausibly far ahead of its sequence: published with `"quarantined":true`.
+pub const FLAG_QUARANTINED: u8 = 4;
 
 /// What the producer thread needs besides the bytes: routing, key and timing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

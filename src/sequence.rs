@@ -8,6 +8,18 @@
 //! Klines have a sequence of their own: candles follow each other by open time, each ends with a
 //! closed (`x: true`) update, and a candle whose closed update never came is a gap (counted in
 //! candles, keyed by open time) that REST's `/api/v3/klines` can fill.
+//!
+//! # Quarantine
+//!
+//! One hostile or corrupt id far ahead (say `i64::MAX`) would otherwise become the sequence's
+//! position, and every real record after it would be dropped as a duplicate, for good. So a
+//! record that jumps further ahead than `max_jump` (ids for dense sequences and book tickers,
+//! candles for klines; the same bound as `BACKFILL_MAX_IDS`, the longest gap backfill would fetch
+//! anyway) does not move the sequence: it is [`Verdict::Quarantined`], published flagged and
+//! counted. A real jump (a long outage, a restart after downtime, an exchange that moved on) is
+//! confirmed by the record after it, which continues from the quarantined one rather than from the
+//! old position: the sequence then moves on ([`Verdict::Confirmed`]) and the hole before the jump
+//! is backfilled like any gap. Crash recovery applies the same rule through [`Frontier`].
 
 use crate::record::Record;
 
@@ -21,10 +33,16 @@ pub enum Verdict {
     /// Accept it, but `missing` ids before it never arrived (first missing id is `from`). For
     /// klines: `missing` closed candles, the first opening at `from` (ms).
     Gap { from: i64, missing: i64 },
+    /// Implausibly far ahead of the sequence: publish it flagged, leave the sequence where it is.
+    Quarantined,
+    /// This record continues the last quarantined one: the jump was real and the sequence moves
+    /// on. `from`/`missing` is the gap before the quarantined record, `then_from`/`then_missing`
+    /// the gap between it and this record (either may be empty: `missing == 0`).
+    Confirmed { from: i64, missing: i64, then_from: i64, then_missing: i64 },
 }
 
 /// Kinds with a dense id sequence (gaps are detectable); the index of their slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dense {
     Trade = 0,
     AggTrade = 1,
@@ -39,26 +57,66 @@ const UNSET: i64 = i64::MIN;
 
 const INTERVALS: usize = crate::binance::stream::KLINE_INTERVALS.len();
 
+/// The quarantine bound when none is configured: `BACKFILL_MAX_IDS`' default.
+pub const DEFAULT_MAX_JUMP: i64 = 1_000_000;
+/// A month has no fixed length; for the plausibility of a monthly kline's event time, the longest.
+const MONTH_MS: i64 = 31 * 86_400_000;
+
+/// Ids strictly between `prev` and `first`: how far `first` jumps past `prev`. Saturating, so a
+/// hostile pair of ids (a very negative one, then a very large one) cannot overflow.
+pub fn ids_between(prev: i64, first: i64) -> i64 {
+    first.saturating_sub(prev).saturating_sub(1).max(0)
+}
+
+/// A quarantined record, kept to see whether the next record confirms it.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    /// What accepting it would have set: the slot's last id and the candle accounted for.
+    last: i64,
+    candle: Option<(usize, i64)>,
+    /// The gap accepting it would have opened: `(from, missing)`.
+    gap: (i64, i64),
+}
+
 /// Last accepted id per (symbol, kind). Fixed size: no allocation per message.
 pub struct SequenceTracker {
     last: Vec<[i64; SLOTS]>,
     /// Per (symbol, kline interval): open time of the last candle accounted for as closed
     /// (published closed, or requested from REST).
     candles: Vec<[i64; INTERVALS]>,
+    /// Per (symbol, slot): the last quarantined record, until a plausible record or its
+    /// confirmation replaces it.
+    candidates: Vec<[Option<Candidate>; SLOTS]>,
+    max_jump: i64,
 }
 
 /// A verdict and what remembering the record would change.
+#[derive(Clone, Copy, Debug)]
 struct Judged {
     slot: usize,
     last: i64,
     verdict: Verdict,
     /// `(interval index, open time of the last candle now accounted for)`.
     candle: Option<(usize, i64)>,
+    /// How far ahead the record is: ids (for klines, candles) skipped.
+    jump: i64,
+    /// The gap accepting it opens, `(from, missing)`; `missing == 0` for none.
+    gap: (i64, i64),
 }
 
 impl SequenceTracker {
     pub fn new(symbols: usize) -> SequenceTracker {
-        SequenceTracker { last: vec![[UNSET; SLOTS]; symbols], candles: vec![[UNSET; INTERVALS]; symbols] }
+        SequenceTracker {
+            last: vec![[UNSET; SLOTS]; symbols],
+            candles: vec![[UNSET; INTERVALS]; symbols],
+            candidates: vec![[None; SLOTS]; symbols],
+            max_jump: DEFAULT_MAX_JUMP,
+        }
+    }
+
+    /// Sets the quarantine bound (ids, or candles for klines); at least 1.
+    pub fn set_max_jump(&mut self, max_jump: i64) {
+        self.max_jump = max_jump.max(1);
     }
 
     /// Starts a dense sequence from what is already published (crash recovery): the next record
@@ -67,6 +125,7 @@ impl SequenceTracker {
         let slot = &mut self.last[symbol_idx][kind as usize];
         if *slot == UNSET || last > *slot {
             *slot = last;
+            self.candidates[symbol_idx][kind as usize] = None;
         }
     }
 
@@ -80,9 +139,9 @@ impl SequenceTracker {
         }
     }
 
-    /// Where a record's id lives and the verdict on it, without remembering anything.
-    fn judge(&self, symbol_idx: usize, record: &Record<'_>) -> Judged {
-        let (slot, first, last, dense) = match record {
+    /// `(slot, first id, last id, dense)` of a record.
+    fn position(record: &Record<'_>) -> (usize, i64, i64, bool) {
+        match record {
             Record::Trade(t) => (Dense::Trade as usize, t.trade_id, t.trade_id, true),
             Record::AggTrade(a) => (Dense::AggTrade as usize, a.agg_id, a.agg_id, true),
             Record::DepthUpdate(d) => (Dense::Depth as usize, d.first_update_id, d.final_update_id, true),
@@ -91,44 +150,32 @@ impl SequenceTracker {
                 let iv = crate::binance::stream::KLINE_INTERVALS.iter().position(|i| *i == k.interval).unwrap_or(0);
                 (KLINE0 + iv, k.event_time_ms, k.event_time_ms, false)
             }
-        };
-        let prev = self.last[symbol_idx][slot];
-        let verdict = if prev == UNSET {
-            Verdict::InOrder
-        } else if last <= prev {
-            Verdict::Duplicate
-        } else if dense && first > prev.saturating_add(1) {
-            // Saturating: hostile ids (a negative one, then a huge one) must not overflow.
-            Verdict::Gap { from: prev + 1, missing: first.saturating_sub(prev).saturating_sub(1) }
-        } else {
-            // For depth, `first < expected <= last` is an event that overlaps what we have: it
-            // is applied as a whole (quantities are absolute), so it is in order.
-            Verdict::InOrder
-        };
-        let mut judged = Judged { slot, last, verdict, candle: None };
-        if let (Record::Kline(k), Verdict::InOrder) = (record, verdict) {
-            self.judge_candle(symbol_idx, slot - KLINE0, k, &mut judged);
         }
-        judged
     }
 
-    /// Candle continuity: every candle before this one's should have been published closed.
-    fn judge_candle(&self, symbol_idx: usize, iv: usize, k: &crate::record::Kline<'_>, judged: &mut Judged) {
-        let Some(len) = crate::binance::stream::KLINE_INTERVAL_MS[iv] else { return };
-        let t = k.open_time_ms;
-        // Once a candle is seen, the one before it is closed; this one too if the update says so.
-        let accounted = if k.closed { t } else { t.saturating_sub(len) };
-        let known = self.candles[symbol_idx][iv];
-        if known == UNSET {
-            judged.candle = Some((iv, accounted));
-            return;
+    /// Where a record's id lives and the verdict on it, without remembering anything.
+    fn judge(&self, symbol_idx: usize, record: &Record<'_>) -> Judged {
+        let (slot, ..) = Self::position(record);
+        let prev = self.last[symbol_idx][slot];
+        let known = |iv: usize| self.candles[symbol_idx][iv];
+        let base = judge_from(prev, known, record);
+        if prev == UNSET || base.verdict == Verdict::Duplicate || base.jump <= self.max_jump {
+            return base;
         }
-        let next = known.saturating_add(len);
-        if t > next {
-            // Candles `next..t` (open times) never showed their closed update.
-            judged.verdict = Verdict::Gap { from: next, missing: (t - next) / len };
+        // Implausibly far ahead: does it continue the record quarantined last?
+        if let Some(c) = self.candidates[symbol_idx][slot] {
+            let next = judge_from(c.last, |iv| c.candle.map_or(known(iv), |(_, t)| t), record);
+            if next.verdict == Verdict::Duplicate && next.last == c.last {
+                // The quarantined record itself again (an overlapping connection).
+                return next;
+            }
+            if next.verdict != Verdict::Duplicate && next.jump <= self.max_jump {
+                let (from, missing) = c.gap;
+                let (then_from, then_missing) = next.gap;
+                return Judged { verdict: Verdict::Confirmed { from, missing, then_from, then_missing }, ..next };
+            }
         }
-        judged.candle = Some((iv, accounted.max(known)));
+        Judged { verdict: Verdict::Quarantined, ..base }
     }
 
     /// What `observe` would say, without remembering anything: a record is judged first and
@@ -137,14 +184,22 @@ impl SequenceTracker {
         self.judge(symbol_idx, record).verdict
     }
 
-    /// Judges `record` and, unless it is a duplicate, remembers it.
+    /// Judges `record` and remembers it: a quarantined one only as the candidate the next record
+    /// may confirm, a duplicate not at all.
     pub fn observe(&mut self, symbol_idx: usize, record: &Record<'_>) -> Verdict {
         let j = self.judge(symbol_idx, record);
-        if j.verdict != Verdict::Duplicate {
-            self.last[symbol_idx][j.slot] = j.last;
-        }
-        if let Some((iv, accounted)) = j.candle {
-            self.candles[symbol_idx][iv] = accounted;
+        match j.verdict {
+            Verdict::Duplicate => {}
+            Verdict::Quarantined => {
+                self.candidates[symbol_idx][j.slot] = Some(Candidate { last: j.last, candle: j.candle, gap: j.gap });
+            }
+            _ => {
+                self.last[symbol_idx][j.slot] = j.last;
+                if let Some((iv, accounted)) = j.candle {
+                    self.candles[symbol_idx][iv] = accounted;
+                }
+                self.candidates[symbol_idx][j.slot] = None;
+            }
         }
         j.verdict
     }
@@ -156,6 +211,120 @@ impl SequenceTracker {
     }
 }
 
+/// The verdict on `record` if its slot stood at `prev` and a kline interval's candles at
+/// `known(interval)`.
+fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>) -> Judged {
+    let (slot, first, last, dense) = SequenceTracker::position(record);
+    let jump = if prev == UNSET { 0 } else { ids_between(prev, first) };
+    let verdict = if prev == UNSET {
+        Verdict::InOrder
+    } else if last <= prev {
+        Verdict::Duplicate
+    } else if dense && jump > 0 {
+        Verdict::Gap { from: prev + 1, missing: jump }
+    } else {
+        // For depth, `first < expected <= last` is an event that overlaps what we have: it is
+        // applied as a whole (quantities are absolute), so it is in order.
+        Verdict::InOrder
+    };
+    let gap = match verdict {
+        Verdict::Gap { from, missing } => (from, missing),
+        _ => (0, 0),
+    };
+    let mut judged = Judged { slot, last, verdict, candle: None, jump, gap };
+    if let Record::Kline(k) = record {
+        let iv = slot - KLINE0;
+        // Event times are milliseconds: their jump counts in candles, like open times.
+        judged.jump = jump / crate::binance::stream::KLINE_INTERVAL_MS[iv].unwrap_or(MONTH_MS);
+        if verdict == Verdict::InOrder {
+            judge_candle(known(iv), iv, k, &mut judged);
+        }
+    }
+    judged
+}
+
+/// Candle continuity: every candle before this one's should have been published closed.
+/// Saturating throughout: open times are wire values, and `-9e18` then `9e18` must neither
+/// overflow nor count negative candles.
+fn judge_candle(known: i64, iv: usize, k: &crate::record::Kline<'_>, judged: &mut Judged) {
+    let Some(len) = crate::binance::stream::KLINE_INTERVAL_MS[iv] else { return };
+    let t = k.open_time_ms;
+    // Once a candle is seen, the one before it is closed; this one too if the update says so.
+    let accounted = if k.closed { t } else { t.saturating_sub(len) };
+    if known == UNSET {
+        judged.candle = Some((iv, accounted));
+        return;
+    }
+    let next = known.saturating_add(len);
+    let missing = t.saturating_sub(next) / len;
+    if missing > 0 {
+        // Candles `next..t` (open times) never showed their closed update.
+        judged.verdict = Verdict::Gap { from: next, missing };
+        judged.gap = (next, missing);
+        judged.jump = judged.jump.max(missing);
+    }
+    judged.candle = Some((iv, accounted.max(known)));
+}
+
+/// Where a dense sequence stands, read back from Kafka at start (crash recovery), by the rule the
+/// live tracker applies: an id implausibly far ahead is a candidate, never the position, until a
+/// later live id continues from it.
+#[derive(Clone, Copy, Debug)]
+pub struct Frontier {
+    max_jump: i64,
+    last: Option<i64>,
+    candidate: Option<i64>,
+}
+
+impl Frontier {
+    pub fn new(max_jump: i64) -> Frontier {
+        Frontier { max_jump: max_jump.max(1), last: None, candidate: None }
+    }
+
+    /// A live record's id (published neither backfilled nor quarantined).
+    pub fn live(&mut self, id: i64) {
+        let Some(last) = self.last else {
+            self.last = Some(id);
+            return;
+        };
+        if id <= last || self.candidate == Some(id) {
+            return;
+        }
+        let continues = |from: i64| id > from && ids_between(from, id) <= self.max_jump;
+        if continues(last) || self.candidate.is_some_and(continues) {
+            self.last = Some(id);
+            self.candidate = None;
+        } else {
+            // Even unflagged (a topic written before quarantine existed), a far jump alone
+            // must not seed the sequence.
+            self.candidate = Some(id);
+        }
+    }
+
+    /// A record published flagged `quarantined`: it never moves the position by itself, but the
+    /// live record after it may confirm it, as it did when the record was published.
+    pub fn quarantined(&mut self, id: i64) {
+        if self.last.is_none_or(|last| id > last) {
+            self.candidate = Some(id);
+        }
+    }
+
+    /// The end of what a backfilled record or a gap marker settled. Both only ever cover ids the
+    /// live tracker had accepted a record beyond (or refetches of its own records), so they may
+    /// raise the position within the bound, but never become a candidate nor clear one.
+    pub fn settled(&mut self, id: i64) {
+        match self.last {
+            None => self.last = Some(id),
+            Some(last) if id > last && ids_between(last, id) <= self.max_jump => self.last = Some(id),
+            Some(_) => {}
+        }
+    }
+
+    /// The last id accounted for, if any.
+    pub fn last(&self) -> Option<i64> {
+        self.last
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +423,112 @@ mod tests {
         // A peek remembers nothing.
         assert_eq!(s.peek(0, &kline(19_000, false, 19_100)), Verdict::Gap { from: 17_000, missing: 2 });
         assert_eq!(s.peek(0, &kline(19_000, false, 19_100)), Verdict::Gap { from: 17_000, missing: 2 });
+    }
+
+    #[test]
+    fn an_outlier_far_ahead_is_quarantined_and_a_confirmed_jump_accepted() {
+        let mut s = SequenceTracker::new(2);
+        s.set_max_jump(1_000);
+        let c = |from, missing, then_from, then_missing| Verdict::Confirmed { from, missing, then_from, then_missing };
+        let cases = [
+            (trade(10), Verdict::InOrder),
+            (trade(11), Verdict::InOrder),
+            // TC2-4: one poisoned id does not move the sequence; the real ones after it go on.
+            (trade(i64::MAX), Verdict::Quarantined),
+            (trade(12), Verdict::InOrder),
+            (trade(13), Verdict::InOrder),
+            // TC5-6: a plausible gap is still a gap, not a quarantine.
+            (trade(1_014), Verdict::Gap { from: 14, missing: 1_000 }),
+            (trade(i64::MAX), Verdict::Quarantined),
+            // TC7-9: a real jump: the next id continues from the quarantined one.
+            (trade(5_000_000), Verdict::Quarantined),
+            (trade(5_000_001), c(1_015, 4_998_985, 0, 0)),
+            (trade(5_000_002), Verdict::InOrder),
+            // TC10-11: confirmed by an id a little further on: both holes are named.
+            (trade(9_000_000), Verdict::Quarantined),
+            (trade(9_000_003), c(5_000_003, 3_999_997, 9_000_001, 2)),
+            // TC12-14: the quarantined record again (overlapping connections) is a duplicate.
+            (trade(20_000_000), Verdict::Quarantined),
+            (trade(20_000_000), Verdict::Duplicate),
+            (trade(20_000_001), c(9_000_004, 10_999_996, 0, 0)),
+            // TC15-17: a second outlier replaces the first as the candidate.
+            (trade(30_000_000), Verdict::Quarantined),
+            (trade(40_000_000), Verdict::Quarantined),
+            (trade(40_000_001), c(20_000_002, 19_999_998, 0, 0)),
+        ];
+        for (i, (r, want)) in cases.iter().enumerate() {
+            assert_eq!(s.observe(0, r), *want, "TC{i}");
+        }
+        // Hostile extremes: never an overflow, never a negative count.
+        assert_eq!(s.observe(1, &trade(i64::MIN + 1)), Verdict::InOrder);
+        assert_eq!(s.observe(1, &trade(i64::MAX)), Verdict::Quarantined);
+        assert_eq!(s.observe(1, &trade(i64::MIN + 2)), Verdict::InOrder);
+        // A restart after a long downtime: the first live id is millions past what Kafka held.
+        s.seed(1, Dense::Trade, 100);
+        assert_eq!(s.observe(1, &trade(5_000_100)), Verdict::Quarantined);
+        assert_eq!(s.observe(1, &trade(5_000_101)), c(101, 4_999_999, 0, 0));
+    }
+
+    #[test]
+    fn absurd_kline_open_times_are_quarantined_and_counted_saturating() {
+        let mut s = SequenceTracker::new(1);
+        let nine = 9_000_000_000_000_000_000i64;
+        // TC0-1: a candle at -9e18, then one at 9e18: quarantined, not a gap of -7e12 candles.
+        assert_eq!(s.observe(0, &kline(-nine, false, -nine + 500)), Verdict::InOrder);
+        assert_eq!(s.observe(0, &kline(nine, false, nine + 100)), Verdict::Quarantined);
+        // TC2: the real next candle goes on as if the outlier never came.
+        assert_eq!(s.observe(0, &kline(-nine, true, -nine + 999)), Verdict::InOrder);
+        // TC3-4: the outlier confirmed by its own closing update: a gap, saturated, not negative.
+        assert_eq!(s.observe(0, &kline(nine, false, nine + 100)), Verdict::Quarantined);
+        match s.observe(0, &kline(nine, true, nine + 999)) {
+            Verdict::Confirmed { from, missing, then_missing, .. } => {
+                assert_eq!(from, -nine + 1_000);
+                assert_eq!(missing, (i64::MAX / 1_000), "saturated at i64::MAX ms");
+                assert_eq!(then_missing, 0);
+            }
+            v => panic!("{v:?}"),
+        }
+        // TC5: an event time alone far ahead is quarantined too (it would poison the duplicates).
+        assert_eq!(s.observe(0, &kline(nine + 1_000, false, i64::MAX)), Verdict::Quarantined);
+        assert_eq!(s.observe(0, &kline(nine + 1_000, false, nine + 1_100)), Verdict::InOrder);
+    }
+
+    #[test]
+    fn recovery_frontier_follows_the_same_rule() {
+        // Each case: the records read back, in order, and the position they leave.
+        #[derive(Clone, Copy)]
+        enum R {
+            Live(i64),
+            Flagged(i64),
+            Settled(i64),
+        }
+        use R::*;
+        let cases: [(&[R], Option<i64>); 8] = [
+            (&[Live(1), Live(2), Live(3)], Some(3)),
+            // TC1: an unflagged outlier in an old topic does not seed the sequence...
+            (&[Live(1), Live(2), Live(i64::MAX), Live(3)], Some(3)),
+            (&[Live(1), Live(2), Live(i64::MAX)], Some(2)),
+            // TC3: ...nor a flagged one, nor a gap marker pretending to end there.
+            (&[Live(1), Flagged(i64::MAX), Settled(i64::MAX - 1)], Some(1)),
+            // TC4: a confirmed jump (the flagged record, then the live one continuing it) does.
+            (&[Live(1), Flagged(5_000_000), Live(5_000_001)], Some(5_000_001)),
+            // TC5: backfilled records interleaved with the live ones after a jump.
+            (&[Live(1), Flagged(5_000_000), Settled(2), Live(5_000_001), Settled(3)], Some(5_000_001)),
+            (&[Settled(1_000), Live(5_000_000), Settled(1_001), Live(5_000_001)], Some(5_000_001)),
+            // TC7: a refetched record past the last live one counts.
+            (&[Live(10), Settled(11), Settled(9)], Some(11)),
+        ];
+        for (i, (records, want)) in cases.iter().enumerate() {
+            let mut f = Frontier::new(1_000);
+            for r in records.iter() {
+                match *r {
+                    Live(id) => f.live(id),
+                    Flagged(id) => f.quarantined(id),
+                    Settled(id) => f.settled(id),
+                }
+            }
+            assert_eq!(f.last(), *want, "TC{i}");
+        }
     }
 
     #[test]

@@ -44,11 +44,12 @@ impl Shutdown {
     }
 }
 
-/// Turns SIGTERM/SIGINT into `shutdown.trigger()` on a small thread of its own.
-pub fn install_signal_handlers(shutdown: Shutdown) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// Turns SIGTERM/SIGINT into `shutdown.trigger()`: registers the handlers now and returns the
+/// loop that waits for them, to run on a (supervised) thread of its own.
+pub fn signal_handlers(shutdown: Shutdown) -> std::io::Result<impl FnOnce() + Send + 'static> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
+    Ok(move || {
         for sig in signals.forever() {
             let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
             if shutdown.is_triggered() {

@@ -16,12 +16,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use tracing::{error, info, warn};
 
-use crate::backfill::{Job, OwnedRecord};
+use crate::backfill::{gap_record, marker::Reason, JobSender, OwnedRecord};
 use crate::binance::stream::RecordType;
 use crate::config::{is_secret_key, masked_pairs, scrub, Config};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::ring::{RecordView, RingReader};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 pub mod eventhubs;
 mod kafka_context;
@@ -188,7 +188,7 @@ impl KafkaSink {
     pub fn new(
         cfg: &Config,
         metrics: Arc<Metrics>,
-        backfill: Option<Sender<Job>>,
+        backfill: Option<JobSender>,
     ) -> Result<KafkaSink, ProducerConfigError> {
         let props = kafka_properties(cfg);
         let mut cc = ClientConfig::new();
@@ -216,6 +216,32 @@ impl KafkaSink {
                 false
             }
         }
+    }
+
+    /// Publishes the gaps of failed records the backfill queue could not take; those librdkafka
+    /// has no room for yet wait for the next poll. Returns how many still wait.
+    fn publish_unqueued(&mut self) -> usize {
+        let Some(mut waiting) = self.producer.context().unqueued.take() else { return 0 };
+        let metrics = self.producer.context().metrics.clone();
+        let mut done = 0;
+        for &(seq, from, to) in &waiting {
+            let s = seq.symbol_idx() as usize;
+            let rec = gap_record(&metrics.symbols[s].to_uppercase(), seq, from, to, Reason::QueueFull);
+            let view =
+                RecordView { meta: rec.meta, enqueue_ns: rec.meta.recv_ns, key: &rec.key, payload: &rec.payload };
+            match self.send(&view) {
+                // The rest waits for the next poll (a refusal for good is counted by `send`).
+                Err(SendError::Backpressure) => break,
+                Err(SendError::Rejected(_)) => {}
+                Ok(()) => {
+                    metrics.gap_markers[s].inc();
+                    metrics.backfill_queue_full[s].inc();
+                }
+            }
+            done += 1;
+        }
+        waiting.drain(..done);
+        self.producer.context().unqueued.put_back(waiting)
     }
 
     pub fn failed_deliveries(&self) -> u64 {
@@ -257,6 +283,7 @@ impl Sink for KafkaSink {
 
     fn poll(&mut self, timeout: Duration) {
         self.producer.poll(timeout);
+        self.publish_unqueued();
     }
 
     fn in_flight(&self) -> usize {
@@ -264,8 +291,17 @@ impl Sink for KafkaSink {
     }
 
     fn flush(&mut self, timeout: Duration) -> usize {
+        let start = Instant::now();
         if let Err(e) = self.producer.flush(timeout) {
             warn!("kafka flush did not complete: {e}");
+        }
+        // Records that failed during the flush (the backfill thread is gone by then) become gap
+        // records, flushed in what time is left.
+        if !self.producer.context().unqueued.is_empty() {
+            let waiting = self.publish_unqueued();
+            if waiting > 0 || self.producer.flush(timeout.saturating_sub(start.elapsed())).is_err() {
+                error!(waiting, "gap records of failed deliveries may not all be published");
+            }
         }
         self.in_flight()
     }

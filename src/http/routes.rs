@@ -54,8 +54,12 @@ pub fn respond(metrics: &Metrics, method: &Method, path: &str) -> Reply {
             let h = &metrics.health;
             let subscribed = h.subscribed.load(Ordering::Relaxed);
             let sink = h.sink_ready.load(Ordering::Relaxed);
-            let body = format!("subscribed={subscribed} sink={sink}\n");
-            plain(if subscribed && sink { 200 } else { 503 }, body)
+            let mut body = format!("subscribed={subscribed} sink={sink}\n");
+            if let Some(f) = h.failed() {
+                // The thread's name only: its reason may quote hostile input.
+                body.push_str(&format!("failed_thread={}\n", f.thread));
+            }
+            plain(if h.ready() { 200 } else { 503 }, body)
         }
         p if p.starts_with("/latency/") => match Stage::ALL.iter().find(|s| s.as_str() == &p["/latency/".len()..]) {
             Some(s) => plain(200, metrics.latency.percentile_distribution(*s)),

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
@@ -15,7 +14,7 @@ use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
 
 use super::{record_latency, LogLimiter};
-use crate::backfill::Job;
+use crate::backfill::{Job, JobSender};
 use crate::config::Config;
 use crate::metrics::{Metrics, Stage};
 use crate::sequence::Dense;
@@ -54,11 +53,14 @@ pub struct KafkaContext {
     login: Option<String>,
     pub(super) failed: AtomicU64,
     /// Where a record whose delivery failed for good is sent to be fetched again from REST.
-    backfill: Option<Sender<Job>>,
+    backfill: Option<JobSender>,
+    /// Failed records the backfill queue could not take, for the next `poll` to publish as gaps
+    /// (a callback cannot produce); at most the failures of one poll, bounded by librdkafka's queue.
+    pub(super) unqueued: crate::backfill::queue::Unqueued,
 }
 
 impl KafkaContext {
-    pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<Sender<Job>>) -> KafkaContext {
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<JobSender>) -> KafkaContext {
         KafkaContext {
             metrics,
             limiter: LogLimiter::new(Duration::from_secs(10)),
@@ -67,6 +69,7 @@ impl KafkaContext {
             login: cfg.kafka_username.as_ref().map(|u| format!("{} {u}", cfg.kafka_sasl_mechanism.as_librdkafka())),
             failed: AtomicU64::new(0),
             backfill,
+            unqueued: Default::default(),
         }
     }
 
@@ -80,8 +83,11 @@ impl KafkaContext {
             Some("agg_trade") => (Dense::AggTrade, v["agg_id"].as_i64()),
             _ => return,
         };
-        if let Some(id) = id {
-            let _ = tx.send(Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id + 1 });
+        let Some(id) = id else { return };
+        let job = Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id.saturating_add(1) };
+        // Never blocks the producer: a full queue makes it a gap record instead.
+        if let Some((seq, from, to)) = tx.try_send(job).err().and_then(Job::range) {
+            self.unqueued.push(seq, from, to);
         }
     }
 }

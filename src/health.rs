@@ -1,0 +1,51 @@
+//! Liveness and readiness, as the HTTP endpoints report them, and the latch that records the
+//! first thread that died (readiness then stays down until the process exits).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Health {
+    /// Unix ns of the event loop's last turn; `/healthz` fails when it goes stale.
+    pub loop_heartbeat_ns: AtomicU64,
+    /// Every connection is open and every stream acknowledged.
+    pub subscribed: AtomicBool,
+    /// The sink can deliver (Kafka metadata answered, or a non-Kafka sink).
+    pub sink_ready: AtomicBool,
+    /// Start-up work (crash recovery from Kafka) before the event loop's first turn: alive.
+    pub starting: AtomicBool,
+    /// The first thread that panicked or stopped unexpectedly, and why.
+    failed: OnceLock<Failure>,
+}
+
+/// A thread that died.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub thread: String,
+    pub reason: String,
+}
+
+impl Health {
+    pub fn beat(&self, now_ns: u64) {
+        self.loop_heartbeat_ns.store(now_ns, Ordering::Relaxed);
+        self.starting.store(false, Ordering::Relaxed);
+    }
+    pub fn live(&self, now_ns: u64, max_age: Duration) -> bool {
+        if self.starting.load(Ordering::Relaxed) {
+            return true;
+        }
+        let hb = self.loop_heartbeat_ns.load(Ordering::Relaxed);
+        hb != 0 && now_ns.saturating_sub(hb) <= max_age.as_nanos() as u64
+    }
+    pub fn ready(&self) -> bool {
+        self.failed().is_none() && self.subscribed.load(Ordering::Relaxed) && self.sink_ready.load(Ordering::Relaxed)
+    }
+    /// Records a dead thread; true if it is the first (the one to report).
+    pub fn fail(&self, thread: &str, reason: &str) -> bool {
+        self.failed.set(Failure { thread: thread.to_string(), reason: reason.to_string() }).is_ok()
+    }
+    pub fn failed(&self) -> Option<&Failure> {
+        self.failed.get()
+    }
+}
