@@ -34,6 +34,9 @@ pub use secret::{is_secret_key, mask_prop, masked_pairs, scrub, KafkaProps, Secr
 /// Exit code for a bad configuration (`EX_USAGE` from sysexits.h), as linkerd and most daemons use.
 pub const EXIT_CONFIG: u8 = 64;
 
+/// Longest drain-and-flush on SIGTERM (10 minutes).
+pub const MAX_SHUTDOWN_TIMEOUT_MS: u64 = 600_000;
+
 /// Binance's documented ceiling of streams on one connection.
 pub const BINANCE_MAX_STREAMS_PER_CONNECTION: usize = 1024;
 
@@ -454,9 +457,14 @@ impl RawConfig {
                 LogFormat::Text
             }
         };
-        let shutdown_timeout = Duration::from_millis(
-            parse_num::<u64>("SHUTDOWN_TIMEOUT_MS", self.get("SHUTDOWN_TIMEOUT_MS"), &mut errs).unwrap_or(10_000),
-        );
+        let shutdown_ms =
+            parse_num::<u64>("SHUTDOWN_TIMEOUT_MS", self.get("SHUTDOWN_TIMEOUT_MS"), &mut errs).unwrap_or(10_000);
+        // Deadlines are `now + this`: an absurd value would overflow an Instant, and no orchestrator
+        // waits longer than minutes for a pod to stop.
+        if shutdown_ms > MAX_SHUTDOWN_TIMEOUT_MS {
+            errs.push(format!("SHUTDOWN_TIMEOUT_MS: {shutdown_ms} is outside 0..={MAX_SHUTDOWN_TIMEOUT_MS}"));
+        }
+        let shutdown_timeout = Duration::from_millis(shutdown_ms.min(MAX_SHUTDOWN_TIMEOUT_MS));
 
         let backfill = parse_switch("BACKFILL", self.get("BACKFILL"), &mut errs);
         let backfill_max_ids =
