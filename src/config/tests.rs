@@ -247,11 +247,11 @@ fn stream_names_cover_every_symbol_and_kind() {
             "ethusdt@kline_1m"
         ]
     );
+}
 
-    #[test]
-    fn an_absurd_shutdown_timeout_is_refused() {
-        let e = errs(&[("SHUTDOWN_TIMEOUT_MS", "18446744073709551615")]);
-        assert_eq!(e, ["SHUTDOWN_TIMEOUT_MS: 18446744073709551615 is outside 0..=600000"]);
-        assert_eq!(ok(&[("SHUTDOWN_TIMEOUT_MS", "600000")]).shutdown_timeout, Duration::from_secs(600));
-    }
+#[test]
+fn an_absurd_shutdown_timeout_is_refused() {
+    let e = errs(&[("SHUTDOWN_TIMEOUT_MS", "18446744073709551615")]);
+    assert_eq!(e, ["SHUTDOWN_TIMEOUT_MS: 18446744073709551615 is outside 0..=600000"]);
+    assert_eq!(ok(&[("SHUTDOWN_TIMEOUT_MS", "600000")]).shutdown_timeout, Duration::from_secs(600));
 }
