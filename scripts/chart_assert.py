@@ -813,7 +813,16 @@ def _schema_node(schema, path):
 def cmd_values_doc(args) -> int:
     chart = Path(args.chart)
     ck = Checker("values-doc")
-    schema = json.load(open(chart / "values.schema.json"))
+    # A key given twice is legal JSON, but every decoder silently keeps one of them (helm's the last):
+    # a merge that duplicated env.KAFKA_PROPS once hid which of its two definitions was in force.
+    dups: list[str] = []
+
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        dups.extend(sorted({k for k in keys if keys.count(k) > 1}))
+        return dict(pairs)
+    schema = json.load(open(chart / "values.schema.json"), object_pairs_hook=no_duplicates)
+    ck.check(not dups, f"values.schema.json: duplicate keys {dups}")
     ck.check(schema.get("$schema", "").startswith("http://json-schema.org/draft-07/"), "values.schema.json is not draft-07")
     lines = open(chart / "values.yaml").read().splitlines()
     ck.check(lines and lines[0] == "# yaml-language-server: $schema=values.schema.json",
