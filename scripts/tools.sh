@@ -5,11 +5,16 @@
 #   TOOLS_DIR      cache of built tools (default ${XDG_CACHE_HOME:-~/.cache}/marketflow-tools)
 #   HELM_VERSION   helm release built by install_helm (default v3.22.0)
 #   HELM           use this helm binary instead of building one
+#   HELM_UNITTEST_VERSION  helm-unittest release built by install_helm_unittest (default v1.1.2)
 #
 # Each function prints what it found or did and returns non-zero when the tool cannot be had.
 
 TOOLS_DIR="${TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/marketflow-tools}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+HELM_UNITTEST_VERSION="${HELM_UNITTEST_VERSION:-v1.1.2}"
+# helm finds the helm-unittest plugin here (test-chart.sh exports HELM_PLUGINS to it), so the user's own
+# plugin directory is neither needed nor touched.
+HELM_PLUGINS_DIR="$TOOLS_DIR/helm-plugins"
 
 APT_UPDATED="${APT_UPDATED:-0}"
 apt_update_once() {
@@ -50,6 +55,44 @@ install_helm() {
     $x/pkg/chartutil.k8sVersionMajor=1 $x/pkg/chartutil.k8sVersionMinor=$minor" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || return 1
   "$TOOLS_DIR/bin/helm" version
+}
+
+# install_helm_unittest: the helm-unittest plugin $HELM_UNITTEST_VERSION as a plugin directory
+# $HELM_PLUGINS_DIR/unittest (its own plugin.yaml, and the binary under the name its platformCommand gives
+# for this OS/arch), built from the Go module when missing (Go must be installed). Use it with
+# `HELM_PLUGINS=$HELM_PLUGINS_DIR helm unittest CHART`.
+install_helm_unittest() {
+  local dir="$HELM_PLUGINS_DIR/unittest" want="${HELM_UNITTEST_VERSION#v}"
+  if [[ -f "$dir/plugin.yaml" ]] && grep -qx "version: \"$want\"" "$dir/plugin.yaml" \
+    && HELM_PLUGINS="$HELM_PLUGINS_DIR" "${HELM:-$TOOLS_DIR/bin/helm}" unittest --help >/dev/null 2>&1; then
+    echo "helm-unittest $HELM_UNITTEST_VERSION already in $dir"
+    return 0
+  fi
+  if ! command -v go >/dev/null; then
+    echo "Go is needed to build helm-unittest $HELM_UNITTEST_VERSION"
+    return 1
+  fi
+  echo "building helm-unittest $HELM_UNITTEST_VERSION with $(go version)"
+  # Not `go install module@version`: helm-unittest's go.mod has a replace directive, which go install
+  # refuses. Build it as the main module from its own source and go.sum, as its Makefile does (with its
+  # -X for the plugin version), in the module cache (read-only: -mod=readonly, nothing is written there).
+  local src os arch bin
+  src="$(GOFLAGS="" go mod download -json "github.com/helm-unittest/helm-unittest@$HELM_UNITTEST_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -n "$src" && -f "$src/plugin.yaml" ]] || { echo "cannot download github.com/helm-unittest/helm-unittest@$HELM_UNITTEST_VERSION"; return 1; }
+  grep -qx "version: \"$want\"" "$src/plugin.yaml" || { echo "$src/plugin.yaml is not version $want"; return 1; }
+  os="$(go env GOOS)" arch="$(go env GOARCH)"
+  [[ $os == darwin ]] && os=macos
+  # The file name platformCommand runs on this OS/arch, e.g. $HELM_PLUGIN_DIR/untt-linux-amd64.
+  bin="untt-$os-$arch"
+  grep -q "\$HELM_PLUGIN_DIR/$bin\"" "$src/plugin.yaml" || { echo "helm-unittest has no platformCommand for $os-$arch"; return 1; }
+  rm -rf "$dir.new" && mkdir -p "$dir.new" || return 1
+  (cd "$src" && GOFLAGS="-mod=readonly" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w \
+    -X github.com/helm-unittest/helm-unittest/internal/build.version=$want" -o "$dir.new/$bin" ./cmd/helm-unittest) \
+    || { rm -rf "$dir.new"; return 1; }
+  cp "$src/plugin.yaml" "$dir.new/plugin.yaml" && chmod u+w "$dir.new/plugin.yaml" || return 1
+  rm -rf "$dir" && mv "$dir.new" "$dir" || return 1
+  HELM_PLUGINS="$HELM_PLUGINS_DIR" "${HELM:-$TOOLS_DIR/bin/helm}" plugin list
 }
 
 # install_prometheus_package CMD...: makes sure each CMD (promtool, prometheus) is on PATH, installing
