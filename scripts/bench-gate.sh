@@ -17,5 +17,18 @@ case "${1:-}" in
 esac
 bench_args=()
 for b in "${benches[@]}"; do bench_args+=(--bench "$b"); done
-cargo bench --locked "${bench_args[@]}" -- "${opts[@]}" 2>&1 | grep -E '^[a-z_]+/|time:   \[' || true
+# Results of an earlier run must never stand in for this one's: remove every result the gate reads.
+python3 scripts/bench_gate.py clean "${skip[@]}"
+log="${CARGO_TARGET_DIR:-target}/bench-gate.log"
+mkdir -p "$(dirname "$log")"
+# pipefail (set above) makes the pipeline's status cargo's; only grep's "no line matched" is ignored.
+status=0
+cargo bench --locked "${bench_args[@]}" -- "${opts[@]}" 2>&1 | tee "$log" |
+  { grep -E '^[a-z_]+/|time:   \[' || true; } || status=$?
+if ((status)); then
+  echo "bench-gate: cargo bench failed (exit $status); the end of its output ($log):"
+  tail -n 40 "$log"
+  echo "bench-gate: FAILED"
+  exit 1
+fi
 python3 scripts/bench_gate.py "$mode" --threshold "$threshold" "${skip[@]}"

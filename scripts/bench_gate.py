@@ -5,15 +5,20 @@ Every benchmark here measures ours and a baseline in the same run; the gate comp
 (baseline time / our time) with the one saved in benches/baseline-ratios.json and fails when it
 dropped by more than the threshold. Ratios survive a noisy, shared machine; absolute times do not.
 
+  scripts/bench_gate.py clean [--skip NAME]                  # before `cargo bench`: remove old results
   scripts/bench_gate.py check [--threshold 0.25] [--skip NAME]   # after `cargo bench`
   scripts/bench_gate.py save                       # record the current ratios as the baseline
+
+Every benchmark of PAIRS not skipped must have a result: a missing one fails `check` and `save`.
 """
 import json
+import os
 import pathlib
+import shutil
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CRITERION = ROOT / "target" / "criterion"
+CRITERION = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve() / "criterion"
 SAVED = ROOT / "benches" / "baseline-ratios.json"
 
 # name -> (ours, baseline), criterion ids relative to target/criterion
@@ -28,19 +33,36 @@ PAIRS = {
 }
 
 
+def estimates(bench_id):
+    return CRITERION / bench_id / "new" / "estimates.json"
+
+
 def mean_ns(bench_id):
-    f = CRITERION / bench_id / "new" / "estimates.json"
-    return json.loads(f.read_text())["mean"]["point_estimate"]
+    return json.loads(estimates(bench_id).read_text())["mean"]["point_estimate"]
 
 
-def current():
-    out = {}
-    for name, (ours, base) in PAIRS.items():
+def expected(skipped):
+    return {name: ids for name, ids in PAIRS.items() if name not in skipped}
+
+
+def clean(skipped):
+    """Removes the result folders of every criterion group the gate will read, so that a result
+    left by an earlier run can never stand in for a benchmark that failed or did not run."""
+    groups = sorted({bench_id.split("/")[0] for ids in expected(skipped).values() for bench_id in ids})
+    for g in groups:
+        shutil.rmtree(CRITERION / g, ignore_errors=True)
+    print(f"bench-gate: removed old results of {', '.join(groups)} under {CRITERION}")
+
+
+def current(skipped):
+    """The ratios of this run, and the names whose results are missing (with the file)."""
+    out, missing = {}, {}
+    for name, (ours, base) in expected(skipped).items():
         try:
             out[name] = round(mean_ns(base) / mean_ns(ours), 3)
-        except FileNotFoundError:
-            pass
-    return out
+        except FileNotFoundError as e:
+            missing[name] = e.filename
+    return out, missing
 
 
 def main():
@@ -48,10 +70,15 @@ def main():
     mode = args[0] if args else "check"
     threshold = float(args[args.index("--threshold") + 1]) if "--threshold" in args else 0.25
     skipped = {args[i + 1] for i, a in enumerate(args) if a == "--skip"}
-    now = {k: v for k, v in current().items() if k not in skipped}
-    if not now:
-        sys.exit("no criterion results under target/criterion: run `cargo bench` first")
+    if mode == "clean":
+        clean(skipped)
+        return
+    now, missing = current(skipped)
+    for name, path in sorted(missing.items()):
+        print(f"{name:<22} no result: {path} is missing (the benchmark failed or did not run)")
     if mode == "save":
+        if missing:
+            sys.exit(f"bench-gate: not saving, {len(missing)} expected results missing")
         SAVED.write_text(json.dumps(now, indent=2, sort_keys=True) + "\n")
         print(f"saved {len(now)} ratios to {SAVED.relative_to(ROOT)}")
         return
@@ -67,11 +94,13 @@ def main():
         bad = change < -threshold
         failed += bad
         print(f"{name:<22} {base:>9.2f} {ratio:>9.2f} {change:>+7.0%}{'  REGRESSION' if bad else ''}")
-    missing = sorted(set(saved) - set(now) - skipped)
-    for name in missing:
-        print(f"{name:<22} missing from this run")
-    print(f"bench-gate: {len(now) - failed} passed, {failed + len(missing)} failed (threshold {threshold:.0%})")
-    sys.exit(1 if failed or missing else 0)
+    # A saved ratio the gate no longer knows how to measure is a failure too.
+    unknown = sorted(set(saved) - set(PAIRS))
+    for name in unknown:
+        print(f"{name:<22} saved in {SAVED.name} but not measured by this gate")
+    bad = failed + len(missing) + len(unknown)
+    print(f"bench-gate: {len(now) - failed} passed, {bad} failed (threshold {threshold:.0%})")
+    sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":

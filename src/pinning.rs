@@ -44,10 +44,39 @@ mod tests {
         assert_eq!(choose(CorePin::None, &allowed, None), Ok(None));
     }
 
+    /// Parses the kernel's CPU list format (`0-3,8,10-11`).
+    fn cpu_list(list: &str) -> Vec<usize> {
+        let mut cpus = Vec::new();
+        for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+            match part.split_once('-') {
+                Some((a, b)) => cpus.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()),
+                None => cpus.push(part.parse().unwrap()),
+            }
+        }
+        cpus
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_the_kernel_writes_them() {
+        assert_eq!(cpu_list("0-2,5,7-8\n"), [0, 1, 2, 5, 7, 8]);
+        assert_eq!(cpu_list("3"), [3]);
+    }
+
+    /// `/proc/thread-self/status` is the kernel's own account of this thread's affinity, read
+    /// without going through core_affinity's `sched_getaffinity` call. (Check it with a narrowed
+    /// set too: `taskset -c 1 cargo test --lib pinning`.)
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_allowed_set_is_what_the_kernel_reports() {
-        let a = allowed_cores();
-        assert!(!a.is_empty());
-        assert!(a.len() <= std::thread::available_parallelism().map(|n| n.get()).unwrap_or(usize::MAX).max(a.len()));
+        let status = std::fs::read_to_string("/proc/thread-self/status").expect("/proc/thread-self/status");
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .expect("Cpus_allowed_list in /proc/thread-self/status");
+        let kernel = cpu_list(list);
+        assert!(!kernel.is_empty(), "empty Cpus_allowed_list: {list:?}");
+        let mut ours = allowed_cores();
+        ours.sort_unstable();
+        assert_eq!(ours, kernel, "allowed_cores() vs Cpus_allowed_list {:?}", list.trim());
     }
 }

@@ -59,11 +59,23 @@ fn in_child(case: &str, depth: usize) -> Result<(), String> {
         .output()
         .expect("run the child");
     if out.status.success() {
+        // libtest exits 0 when no test matches the filter: a renamed `child_case` would otherwise
+        // make every case pass without parsing anything.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("test result: ok. 1 passed;") && stdout.contains(&child_marker(case, depth)),
+            "{case} at depth {depth}: the child did not run exactly the one case (test renamed?):\n{stdout}"
+        );
         Ok(())
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
         Err(format!("{case} at depth {depth}: {} ({})", out.status, err.lines().last().unwrap_or("")))
     }
+}
+
+/// What a child prints once it parsed its case: proof that the case ran, not just the harness.
+fn child_marker(case: &str, depth: usize) -> String {
+    format!("child case {case} at depth {depth}: parsed")
 }
 
 /// The child side of [`in_child`]: parses one deep frame on a 2 MiB thread.
@@ -84,6 +96,7 @@ fn child_case() {
         })
         .expect("spawn");
     t.join().expect("no panic");
+    println!("{}", child_marker(&case, depth));
 }
 
 /// FINDING: sonic-rs skips lazily captured values (`data`, `result`, `id`) and ignored fields
@@ -93,7 +106,6 @@ fn child_case() {
 /// A frame may be 8 MiB (`max_message_size`); 100k levels take 200 KB. FIX: `parse_text` and
 /// `parse_payload` refuse frames nested deeper than `MAX_NESTING` before sonic-rs sees them.
 #[test]
-
 fn deeply_nested_frames_do_not_overflow_the_stack() {
     let failures: Vec<String> = deep_frames(0).iter().filter_map(|(case, _)| in_child(case, 100_000).err()).collect();
     assert!(failures.is_empty(), "stack overflow (process abort) on:\n{}", failures.join("\n"));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use marketflow_ingestor::sim::{spawn, SimConfig};
+use marketflow_ingestor::sim::{spawn, Silence, SimConfig};
 
 #[derive(Parser, Debug)]
 #[command(name = "binance-sim", about = "A Binance market-data WebSocket simulator for loopback tests")]
@@ -51,6 +51,37 @@ struct Args {
     /// Trades missing from REST too, PERIOD:LEN
     #[arg(long, value_parser = parse_window)]
     rest_missing: Option<(u64, u64)>,
+    /// Connections go silent this many seconds after opening: no data, no pings, no close, TCP
+    /// left open (a half-dead peer); unset = never
+    #[arg(long, value_parser = parse_secs)]
+    silence_after_secs: Option<Duration>,
+    /// Which connection goes silent: N (the N-th accepted, from 1) or `all`
+    #[arg(long, default_value = "all", value_parser = parse_connection)]
+    silence_connection: Which,
+    /// A silent connection leaves what the client sends unread (default: read and discard it)
+    #[arg(long, requires = "silence_after_secs")]
+    silence_unread: bool,
+}
+
+/// A connection number from 1, or `None` for all.
+#[derive(Clone, Copy, Debug)]
+struct Which(Option<u64>);
+
+fn parse_connection(s: &str) -> Result<Which, String> {
+    match s {
+        "all" => Ok(Which(None)),
+        n => match n.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Which(Some(n))),
+            _ => Err("expected `all` or a connection number from 1".into()),
+        },
+    }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1e9).contains(&v) => Ok(Duration::from_secs_f64(v)),
+        _ => Err("expected seconds, 0 to 1e9".into()),
+    }
 }
 
 fn parse_window(s: &str) -> Result<(u64, u64), String> {
@@ -83,6 +114,11 @@ fn main() -> std::process::ExitCode {
         shutdown_notice: secs(a.shutdown_notice_secs),
         stream_skip: a.stream_skip,
         rest_missing: a.rest_missing,
+        silence: a.silence_after_secs.map(|after| Silence {
+            connection: a.silence_connection.0,
+            after,
+            read: !a.silence_unread,
+        }),
         ..SimConfig::default()
     };
     let sim = match spawn(cfg, &a.listen) {

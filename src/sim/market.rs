@@ -56,6 +56,8 @@ pub struct Market {
     pub(crate) shutdown_generation: AtomicU64,
     /// WebSocket connections accepted so far.
     pub connections: AtomicU64,
+    /// Connections that went silent (the `silence` fault) so far.
+    pub silenced: AtomicU64,
 }
 
 /// Whether `k` falls in the last `len` of every `period` (the simulator's skip windows).
@@ -72,6 +74,7 @@ impl Market {
             drop_generation: AtomicU64::new(0),
             shutdown_generation: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            silenced: AtomicU64::new(0),
         }
     }
 

@@ -8,7 +8,8 @@
 //! - Server pings every `ping_interval`; no pong within `pong_timeout` closes the connection.
 //! - Payloads shaped exactly like the documented examples (same keys, order and JSON types).
 //! - A REST listener (`rest.rs`) serving the same history for backfill, with weights and 429s.
-//! - Faults on demand: a short connection lifetime, `serverShutdown`, abrupt drops, skipped ids.
+//! - Faults on demand: a short connection lifetime, `serverShutdown`, abrupt drops, skipped ids,
+//!   connections that go silent with their TCP connection open.
 //!
 //! The market is a pure function of (symbol, sequence number, start time): trade `k` of a symbol
 //! has id `trade_id_base(symbol) + k` and deterministic price, quantity and side, and the clock
@@ -63,6 +64,22 @@ pub struct SimConfig {
     pub rest_weight_limit: u32,
     /// The weight limiter's window (Binance: one minute); short in tests.
     pub rest_weight_window: Duration,
+    /// Connections that go silent with their TCP connection open.
+    pub silence: Option<Silence>,
+}
+
+/// A connection that stops sending anything (data, pings, replies, close) while its TCP
+/// connection stays open: a half-dead peer or a middlebox that lost its state. Only the client's
+/// own staleness check can notice it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Silence {
+    /// Which connection: `Some(n)` the n-th TCP connection accepted (1 = the first), `None` every one.
+    pub connection: Option<u64>,
+    /// How long after the WebSocket opened the connection goes silent.
+    pub after: Duration,
+    /// Keep reading (and discarding) what the client sends, so its writes never block; `false`
+    /// leaves it unread in the socket buffers. Either way nothing is answered.
+    pub read: bool,
 }
 
 impl Default for SimConfig {
@@ -83,6 +100,7 @@ impl Default for SimConfig {
             kline_skip: None,
             rest_weight_limit: 6000,
             rest_weight_window: Duration::from_secs(60),
+            silence: None,
         }
     }
 }

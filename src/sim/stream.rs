@@ -190,6 +190,8 @@ pub(crate) fn serve_connection(
         _ => None,
     };
     let mut close_at = market.cfg.connection_lifetime.map(|l| opened + l);
+    let silence = market.cfg.silence.filter(|s| s.connection.is_none_or(|n| n == conn_id));
+    let silent_at = silence.map(|s| opened + s.after);
     let mut next_ping = Instant::now() + market.cfg.ping_interval;
     let mut awaiting_pong: Option<(Vec<u8>, Instant)> = None;
     // Arrival times of the client's messages in the last second: a sliding window, the strictest
@@ -222,6 +224,13 @@ pub(crate) fn serve_connection(
             info!(conn = conn_id, "dropping connection (test control)");
             let _ = ws.get_ref().tcp().shutdown(std::net::Shutdown::Both);
             return Ok(());
+        }
+        if let (Some(fault), Some(at)) = (silence, silent_at) {
+            if now >= at {
+                info!(conn = conn_id, read = fault.read, "going silent with the TCP connection open (fault)");
+                market.silenced.fetch_add(1, Ordering::Relaxed);
+                return stay_silent(ws, fault.read, market, stop, drop_gen);
+            }
         }
         if market.shutdown_generation.load(Ordering::Relaxed) != shutdown_gen
             && close_at.is_none_or(|c| c > now + SHUTDOWN_GRACE)
@@ -350,5 +359,40 @@ pub(crate) fn serve_connection(
         if sent < BATCH {
             std::thread::sleep(tick);
         }
+    }
+}
+
+/// The rest of a connection that went silent: nothing is written again (no data, no ping, no
+/// pong, no close frame) while the TCP connection stays open. Ends when the client closes
+/// (seen only while reading: unread bytes hide a later end of stream), on a drop, or when the
+/// simulator stops.
+fn stay_silent(
+    mut ws: WebSocket<ServerStream>,
+    read: bool,
+    market: &Market,
+    stop: &AtomicBool,
+    drop_gen: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // Raw reads below tungstenite: its own read would answer the client's pings.
+    ws.get_ref().tcp().set_nonblocking(true)?;
+    let mut sink = [0u8; 4096];
+    loop {
+        if stop.load(Ordering::Relaxed) || market.drop_generation.load(Ordering::Relaxed) != drop_gen {
+            let _ = ws.get_ref().tcp().shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+        if read {
+            loop {
+                match ws.get_mut().read(&mut sink) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        } else if let Ok(0) = ws.get_ref().tcp().peek(&mut sink[..1]) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

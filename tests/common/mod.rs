@@ -137,19 +137,42 @@ impl Ingester {
         panic!("ingester not ready after {timeout:?}; logs:\n{}", self.logs.lock().unwrap().join("\n"));
     }
 
-    /// One sample value from /metrics (first line starting with `series`).
-    pub fn metric(&self, series: &str) -> Option<f64> {
-        let (_, body) = self.get("/metrics");
-        body.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    /// Every sample of one `/metrics` scrape. Panics when the scrape fails: a test that reads a
+    /// metric needs the answer.
+    pub fn scrape(&self) -> Vec<(String, f64)> {
+        let (code, body) = self.get("/metrics");
+        assert_eq!(code, 200, "GET /metrics failed: {body}\nlogs:\n{}", self.dump_logs());
+        parse_samples(&body)
     }
 
-    /// The sum of every sample of a metric family (all label sets).
+    /// The value of one series, written as exported (`name` or `name{a="x",b="y"}`, labels in
+    /// the exporter's order). Panics when it is not exported, naming the family and what it has:
+    /// a renamed metric or label must fail the test, not read as absent or 0.
+    pub fn metric(&self, series: &str) -> f64 {
+        let samples = self.scrape();
+        sample(&samples, series).unwrap_or_else(|| panic!("{}", not_exported(&samples, series)))
+    }
+
+    /// Like [`Ingester::metric`], but `None` when the series is not exported (yet), or nothing
+    /// answers on the metrics port yet. Only for what may legitimately be absent: label values
+    /// created on first use (`ws_connect_attempts_total{result}`, `sink_errors_total{kind}`,
+    /// `rest_requests_total{..}`) or a process still starting. A caller that waits on it still
+    /// fails (by its timeout) when the series never comes; never use it to read "absent = 0".
+    pub fn metric_if_present(&self, series: &str) -> Option<f64> {
+        let (code, body) = self.get("/metrics");
+        if code != 200 {
+            return None;
+        }
+        sample(&parse_samples(&body), series)
+    }
+
+    /// The sum of every sample of a metric family (all label sets). Panics when the family has
+    /// no sample at all: "nothing rejected" must not pass because the counter was renamed.
     pub fn metric_sum(&self, family: &str) -> f64 {
-        let (_, body) = self.get("/metrics");
-        body.lines()
-            .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        let samples = self.scrape();
+        let values: Vec<f64> = samples.iter().filter(|(s, _)| family_of(s) == family).map(|(_, v)| *v).collect();
+        assert!(!values.is_empty(), "{}", not_exported(&samples, family));
+        values.iter().sum()
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and how long it took.
@@ -189,6 +212,43 @@ impl Drop for Ingester {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The samples of a Prometheus text exposition: (`name{labels}` as written, value).
+pub fn parse_samples(body: &str) -> Vec<(String, f64)> {
+    body.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The value of exactly this series (not of one whose name merely starts the same).
+pub fn sample(samples: &[(String, f64)], series: &str) -> Option<f64> {
+    samples.iter().find(|(s, _)| s == series).map(|(_, v)| *v)
+}
+
+fn family_of(series: &str) -> &str {
+    series.split('{').next().unwrap_or(series)
+}
+
+/// Why `series` was not found: the series its family does have, or, when the family itself is
+/// missing, every family that is exported.
+pub fn not_exported(samples: &[(String, f64)], series: &str) -> String {
+    let family = family_of(series);
+    let same: Vec<&str> = samples.iter().map(|(s, _)| s.as_str()).filter(|s| family_of(s) == family).collect();
+    if same.is_empty() {
+        let families: std::collections::BTreeSet<&str> = samples.iter().map(|(s, _)| family_of(s)).collect();
+        format!(
+            "metric family {family} is not exported (renamed?); the {} exported families are:\n  {}",
+            families.len(),
+            families.into_iter().collect::<Vec<_>>().join("\n  ")
+        )
+    } else {
+        format!("series {series} is not exported; family {family} has:\n  {}", same.join("\n  "))
     }
 }
 
