@@ -32,10 +32,23 @@ fi
 step "rust toolchain"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
 if command -v rustup >/dev/null; then
-  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
-  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+  # rust-toolchain.toml pins the release; rustup does not install it by itself when auto-install is
+  # off (RUSTUP_AUTO_INSTALL=0). A machine that reaches only package registries cannot download it,
+  # but its `stable` may be that very release: then use it (RUSTUP_TOOLCHAIN outranks the file).
+  want="$(sed -n 's/^channel *= *"\(.*\)"$/\1/p' rust-toolchain.toml)"
+  if rustup run "$want" rustc --version >/dev/null 2>&1; then
+    :
+  elif [[ "$(rustup run stable rustc --version 2>/dev/null | cut -d' ' -f2)" == "$want" ]]; then
+    echo "rust $want is installed as stable: using it"
+    export RUSTUP_TOOLCHAIN=stable
+  else
+    rustup toolchain install "$want" --profile minimal --component rustfmt --component clippy
+  fi
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 cargo --version
+[[ -z "${want:-}" || "$(rustc --version | cut -d' ' -f2)" == "$want" ]] || { echo "rustc is not $want (rust-toolchain.toml)"; exit 1; }
 
 step "local Kafka"
 kafka_was_up=0
