@@ -62,6 +62,9 @@ step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 
+step "API docs (rustdoc warnings are errors: broken or private intra-doc links, stray HTML)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+
 step "unit, integration and end-to-end tests (benchmarks run once each, in test mode)"
 cargo test --locked --all-targets
 
