@@ -65,6 +65,16 @@ cargo clippy --locked --all-targets -- -D warnings
 step "API docs (rustdoc warnings are errors: broken or private intra-doc links, stray HTML)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
+step "dependency policy (cargo-deny: licenses, duplicate versions, sources; advisories: see deny.toml)"
+# Pinned, so that deny.toml's schema and verdicts do not move under us; built from crates.io once and
+# kept in ~/.cargo/bin. A failed install fails the run: the policy is never skipped silently.
+deny_version=0.20.2
+if [[ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]]; then
+  echo "installing cargo-deny $deny_version from crates.io (a few minutes, once)"
+  cargo install --locked "cargo-deny@$deny_version" || { echo "cannot install cargo-deny $deny_version"; exit 1; }
+fi
+cargo deny --locked check licenses bans sources
+
 step "unit, integration and end-to-end tests (benchmarks run once each, in test mode)"
 cargo test --locked --all-targets
 
