@@ -8,7 +8,8 @@
 # The exact build command, kept in one line that scripts/test-chart.sh greps:
 # BUILD-CMD: cargo build --release --locked --bin marketflow-ingestor
 
-FROM rust:1-bookworm AS builder
+# The release rust-toolchain.toml pins, so the image builds with the compiler CI tests (chart_assert checks).
+FROM rust:1.95.0-bookworm AS builder
 # librdkafka is compiled from source by rdkafka-sys's default build (Cargo.toml: rdkafka features
 # ["ssl"], no `cmake-build`): librdkafka's own mklove `./configure` (a bash script) with --enable-ssl
 # --disable-gssapi --disable-curl --disable-zstd, then `make libs` (GNU make) of its C library and C++

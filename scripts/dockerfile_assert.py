@@ -56,7 +56,9 @@ def check_dockerfile(dockerfile: str, dockerignore: str, cargo_toml: str, ck) ->
     ck.check(f"# BUILD-CMD: {build_cmd}" in text.splitlines(), "no `# BUILD-CMD:` marker line with the exact build command")
     ck.check(any(op == "RUN" and build_cmd in rest for s in stages[:-1] for op, rest in s["ops"]),
              "the build stage does not RUN the exact build command")
-    ck.check(stages and stages[0]["from"].split()[0] == "rust:1-bookworm", "builder is not rust:1-bookworm")
+    pin = re.search(r'^channel\s*=\s*"([^"]+)"', (Path(cargo_toml).parent / "rust-toolchain.toml").read_text(), re.M)
+    builder = f"rust:{pin.group(1) if pin else '(no channel in rust-toolchain.toml)'}-bookworm"
+    ck.check(stages and stages[0]["from"].split()[0] == builder, f"builder is not {builder}, the release rust-toolchain.toml pins")
     builder_pkgs, builder_unneeded, runtime_pkgs = rdkafka_build_packages(Path(cargo_toml))
     builder_run = " ".join(r for op, r in (stages[0]["ops"] if stages else []) if op == "RUN")
     has_pkg = lambda pkg, text: re.search(rf"(?<![\w.+-]){re.escape(pkg)}(?![\w.+-])", text)  # noqa: E731

@@ -47,10 +47,23 @@ done
 step "rust toolchain"
 command -v cargo >/dev/null || die "cargo not found: install Rust (rustup)"
 if command -v rustup >/dev/null; then
-  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
-  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+  # rust-toolchain.toml pins the release; rustup does not install it by itself when auto-install is
+  # off (RUSTUP_AUTO_INSTALL=0). A machine that reaches only package registries cannot download it,
+  # but its `stable` may be that very release: then use it (RUSTUP_TOOLCHAIN outranks the file).
+  want="$(sed -n 's/^channel *= *"\(.*\)"$/\1/p' rust-toolchain.toml)"
+  if rustup run "$want" rustc --version >/dev/null 2>&1; then
+    :
+  elif [[ "$(rustup run stable rustc --version 2>/dev/null | cut -d' ' -f2)" == "$want" ]]; then
+    echo "rust $want is installed as stable: using it"
+    export RUSTUP_TOOLCHAIN=stable
+  else
+    rustup toolchain install "$want" --profile minimal --component rustfmt --component clippy
+  fi
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 cargo --version
+[[ -z "${want:-}" || "$(rustc --version | cut -d' ' -f2)" == "$want" ]] || { echo "rustc is not $want (rust-toolchain.toml)"; exit 1; }
 
 step "local Kafka"
 kafka_was_up=0
@@ -63,6 +76,19 @@ fi
 step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+
+step "API docs (rustdoc warnings are errors: broken or private intra-doc links, stray HTML)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+
+step "dependency policy (cargo-deny: licenses, duplicate versions, sources; advisories: see deny.toml)"
+# Pinned, so that deny.toml's schema and verdicts do not move under us; built from crates.io once and
+# kept in ~/.cargo/bin. A failed install fails the run: the policy is never skipped silently.
+deny_version=0.20.2
+if [[ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]]; then
+  echo "installing cargo-deny $deny_version from crates.io (a few minutes, once)"
+  cargo install --locked "cargo-deny@$deny_version" || { echo "cannot install cargo-deny $deny_version"; exit 1; }
+fi
+cargo deny --locked check licenses bans sources
 
 step "unit, integration and end-to-end tests (benchmarks run once each, in test mode)"
 cargo test --locked --all-targets

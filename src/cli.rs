@@ -1,6 +1,10 @@
 //! Command-line flags. Every environment variable has a flag of the same meaning; a flag wins
 //! over its variable. Values are taken as plain strings here and validated together by
 //! [`RawConfig::validate`], so that `--help` stays the one place documenting both.
+// The doc comments on the flags below are `--help` text, which clap prints verbatim: written for a
+// terminal (`[default: ...]`, `kline_<interval>`, bare URLs), not as rustdoc Markdown, where escaping
+// them would put backslashes into `--help`.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 
 use clap::Parser;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use rand::Rng;
+use rand::RngExt;
 use rustls::pki_types::ServerName;
 use tracing::{debug, info, warn};
 use tungstenite::client::IntoClientRequest;
@@ -531,7 +531,7 @@ impl Connection {
         metrics.ws_connect_attempts.with_label_values(&[result]).inc();
         let base = Duration::from_millis(250).saturating_mul(1u32 << self.attempt.min(7));
         let capped = base.min(Duration::from_secs(30));
-        let delay = capped.mul_f64(rand::thread_rng().gen_range(0.5..1.0));
+        let delay = capped.mul_f64(rand::rng().random_range(0.5..1.0));
         self.attempt = self.attempt.saturating_add(1);
         warn!(conn = self.id, attempt = self.attempt, delay_ms = delay.as_millis() as u64, "connection failed: {why}");
         self.reset_subscriptions();

@@ -107,7 +107,7 @@ struct Args {
     /// RSS ceiling the soak checks against, MiB
     #[arg(long, default_value_t = 64.0)]
     soak_limit_mib: f64,
-    /// Output folder; each run writes OUT/<run>/
+    /// Output folder; each run writes `OUT/<run>/`
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
     /// Run name (default: derived from the settings)
@@ -1318,7 +1318,7 @@ struct RunResult {
     loadavg: String,
     vm_hwm_mib: f64,
     vm_rss_end_mib: f64,
-    /// Per stage, µs, over the measured window: GET /latency/<stage> at the end minus its state
+    /// Per stage, µs, over the measured window: `GET /latency/<stage>` at the end minus its state
     /// at the end of the warm-up (the `.hgrm` files keep both).
     latency_us: BTreeMap<String, Pcts>,
     /// Per stage, µs, over the whole run (warm-up and drain included), as the ingester reports it.

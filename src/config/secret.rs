@@ -60,7 +60,7 @@ const KEY_REFERENCE_SEGMENTS: &[&str] = &["location", "file", "path", "serialize
 
 /// Whether a librdkafka property (or any `name=value` setting) carries a secret value.
 ///
-/// Secret: a name containing one of [`SECRET_WORDS`], or with a segment that is or ends in `key`
+/// Secret: a name containing one of `SECRET_WORDS`, or with a segment that is or ends in `key`
 /// (`ssl_key`, `apikey`, `SharedAccessKey`) unless its last segment names a path or a class.
 /// When in doubt this masks: a masked harmless value costs a look at the file, a printed
 /// secret costs a rotation.

@@ -23,7 +23,7 @@ pub struct RestStats {
     pub requests: AtomicU64,
     /// 429 answers: over the weight limit.
     pub throttled: AtomicU64,
-    /// 418 answers: banned, by [`RestStats::ban`] or for ignoring a `Retry-After`.
+    /// 418 answers: banned, by `RestStats::ban` or for ignoring a `Retry-After`.
     pub banned: AtomicU64,
     /// Requests that came before the `Retry-After` of an earlier 429/418 had passed (Binance
     /// answers those with an IP ban; a well-behaved client makes none).

@@ -25,7 +25,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 /// Accepted and rejected inputs of one target, by outcome.
 #[derive(Default, Debug)]
@@ -334,7 +334,7 @@ fn stream_for(rng: &mut SmallRng, data: &str) -> String {
         "kline_1m\0",
         "depth@100ms@x",
     ];
-    if rng.gen_ratio(1, 16) {
+    if rng.random_ratio(1, 16) {
         return "!serverShutdown".into();
     }
     // The payload's own symbol (and kind) make a matching stream likely.
@@ -351,31 +351,31 @@ fn stream_for(rng: &mut SmallRng, data: &str) -> String {
             _ => "kline_1m",
         })
     });
-    let symbol = match (rng.gen_range(0..8), own_symbol) {
+    let symbol = match (rng.random_range(0..8), own_symbol) {
         (0..=5, Some(s)) => s.to_ascii_lowercase(),
         (6, Some(s)) => s,
-        _ => seeds::ALL_SYMBOLS[rng.gen_range(0..seeds::ALL_SYMBOLS.len())].to_string(),
+        _ => seeds::ALL_SYMBOLS[rng.random_range(0..seeds::ALL_SYMBOLS.len())].to_string(),
     };
     let interval = data.find("\"i\":\"").and_then(|i| {
         let rest = &data[i + 5..];
         rest.find('"').map(|j| format!("kline_{}", &rest[..j]))
     });
-    let suffix = match (rng.gen_range(0..4), own_kind, interval) {
+    let suffix = match (rng.random_range(0..4), own_kind, interval) {
         (0, Some("kline_1m"), Some(iv)) => iv,
         (0 | 1, Some(k), _) => k.to_string(),
-        _ => SUFFIXES[rng.gen_range(0..SUFFIXES.len())].to_string(),
+        _ => SUFFIXES[rng.random_range(0..SUFFIXES.len())].to_string(),
     };
     let mut s = format!("{symbol}@{suffix}");
-    if rng.gen_ratio(1, 8) {
+    if rng.random_ratio(1, 8) {
         // Mangle: a byte dropped, doubled or replaced.
         let mut b = s.into_bytes();
-        let i = rng.gen_range(0..b.len());
-        match rng.gen_range(0..3) {
+        let i = rng.random_range(0..b.len());
+        match rng.random_range(0..3) {
             0 => {
                 b.remove(i);
             }
             1 => b.insert(i, b[i]),
-            _ => b[i] = [b'@', b'_', b'A', 0, 0xc3][rng.gen_range(0..5)],
+            _ => b[i] = [b'@', b'_', b'A', 0, 0xc3][rng.random_range(0..5)],
         }
         s = String::from_utf8_lossy(&b).into_owned();
     }
@@ -413,10 +413,10 @@ pub fn run(cfg: &Config) -> Stats {
     for i in 0..cfg.inputs {
         m.next(&mut input);
         st.inputs += 1;
-        let recv_ns = match rng.gen_range(0..16) {
+        let recv_ns = match rng.random_range(0..16) {
             0 => 0,
             1 => u64::MAX,
-            2 => rng.gen(),
+            2 => rng.random(),
             _ => 1_700_000_000_000_000_000 + i,
         };
         let utf8 = std::str::from_utf8(&input).is_ok();
@@ -480,7 +480,7 @@ pub fn run(cfg: &Config) -> Stats {
         let n = seen.entry(sig).or_default();
         *n += 1;
         // Inputs over the nesting limit are not kept: their descendants would be skipped too.
-        if (*n <= 16 || (parsed == "market" && m.rng.gen_ratio(1, 256))) && parsed != "too_deep" {
+        if (*n <= 16 || (parsed == "market" && m.rng.random_ratio(1, 256))) && parsed != "too_deep" {
             m.keep(&input);
         }
 

@@ -4,7 +4,7 @@
 //! replaced by other types, keys duplicated or dropped, deep nesting). Deterministic for a seed.
 
 use rand::rngs::SmallRng;
-use rand::Rng;
+use rand::RngExt;
 
 /// Inputs never grow beyond this (deep nesting needs room; most inputs stay under 1 KiB).
 pub const MAX_LEN: usize = 128 * 1024;
@@ -312,7 +312,7 @@ impl Mutator {
         if self.pool.len() < self.seeds + POOL_EXTRA {
             self.pool.push(input.to_vec());
         } else {
-            let i = self.rng.gen_range(self.seeds..self.pool.len());
+            let i = self.rng.random_range(self.seeds..self.pool.len());
             self.pool[i].clear();
             self.pool[i].extend_from_slice(input);
         }
@@ -322,14 +322,17 @@ impl Mutator {
     /// time in 64, an unmutated seed (so valid frames keep flowing through every target).
     pub fn next(&mut self, out: &mut Vec<u8>) {
         out.clear();
-        let from_seed = self.pool.len() == self.seeds || self.rng.gen_bool(0.4);
-        let i =
-            if from_seed { self.rng.gen_range(0..self.seeds) } else { self.rng.gen_range(self.seeds..self.pool.len()) };
+        let from_seed = self.pool.len() == self.seeds || self.rng.random_bool(0.4);
+        let i = if from_seed {
+            self.rng.random_range(0..self.seeds)
+        } else {
+            self.rng.random_range(self.seeds..self.pool.len())
+        };
         out.extend_from_slice(&self.pool[i]);
-        if from_seed && self.rng.gen_ratio(1, 64) {
+        if from_seed && self.rng.random_ratio(1, 64) {
             return;
         }
-        let stack = 1 << self.rng.gen_range(0..5);
+        let stack = 1 << self.rng.random_range(0..5);
         for _ in 0..stack {
             self.mutate_once(out);
         }
@@ -337,34 +340,34 @@ impl Mutator {
     }
 
     fn pos(&mut self, len: usize) -> usize {
-        self.rng.gen_range(0..=len)
+        self.rng.random_range(0..=len)
     }
 
     fn pick<'t, T: ?Sized>(&mut self, items: &'t [&'t T]) -> &'t T {
-        items[self.rng.gen_range(0..items.len())]
+        items[self.rng.random_range(0..items.len())]
     }
 
     fn random_string_content(&mut self) -> String {
-        let len = if self.rng.gen_bool(0.5) {
-            STRING_LENS[self.rng.gen_range(0..STRING_LENS.len())]
+        let len = if self.rng.random_bool(0.5) {
+            STRING_LENS[self.rng.random_range(0..STRING_LENS.len())]
         } else {
-            self.rng.gen_range(0..300)
+            self.rng.random_range(0..300)
         };
         let mut s = String::with_capacity(len + 4);
         // Some strings are all digits (decimals at the length limit), some mixed.
-        let digits_only = self.rng.gen_bool(0.3);
+        let digits_only = self.rng.random_bool(0.3);
         while s.len() < len {
             let c = if digits_only {
-                char::from(b'0' + self.rng.gen_range(0..10u8))
+                char::from(b'0' + self.rng.random_range(0..10u8))
             } else {
-                match self.rng.gen_range(0..12) {
-                    0..=3 => char::from(b'0' + self.rng.gen_range(0..10u8)),
-                    4..=6 => char::from(b'A' + self.rng.gen_range(0..26u8)),
-                    7 => ['.', '-', ' ', '@', '_'][self.rng.gen_range(0..5)],
+                match self.rng.random_range(0..12) {
+                    0..=3 => char::from(b'0' + self.rng.random_range(0..10u8)),
+                    4..=6 => char::from(b'A' + self.rng.random_range(0..26u8)),
+                    7 => ['.', '-', ' ', '@', '_'][self.rng.random_range(0..5)],
                     8 => 'é',
                     9 => '€',
                     10 => '😀',
-                    _ => ['\u{80}', '\u{7f}', '\u{2028}', '币'][self.rng.gen_range(0..4)],
+                    _ => ['\u{80}', '\u{7f}', '\u{2028}', '币'][self.rng.random_range(0..4)],
                 }
             };
             s.push(c);
@@ -373,34 +376,34 @@ impl Mutator {
     }
 
     fn mutate_once(&mut self, v: &mut Vec<u8>) {
-        match self.rng.gen_range(0..20) {
+        match self.rng.random_range(0..20) {
             // Flip one bit.
             0 => {
                 if !v.is_empty() {
-                    let i = self.rng.gen_range(0..v.len());
-                    v[i] ^= 1 << self.rng.gen_range(0..8);
+                    let i = self.rng.random_range(0..v.len());
+                    v[i] ^= 1 << self.rng.random_range(0..8);
                 }
             }
             // Replace a byte with an interesting one.
             1 => {
                 if !v.is_empty() {
-                    let i = self.rng.gen_range(0..v.len());
-                    v[i] = INTERESTING_BYTES[self.rng.gen_range(0..INTERESTING_BYTES.len())];
+                    let i = self.rng.random_range(0..v.len());
+                    v[i] = INTERESTING_BYTES[self.rng.random_range(0..INTERESTING_BYTES.len())];
                 }
             }
             // Insert interesting bytes.
             2 => {
                 let i = self.pos(v.len());
-                let n = 1 + self.rng.gen_range(0..3);
+                let n = 1 + self.rng.random_range(0..3);
                 for _ in 0..n {
-                    v.insert(i, INTERESTING_BYTES[self.rng.gen_range(0..INTERESTING_BYTES.len())]);
+                    v.insert(i, INTERESTING_BYTES[self.rng.random_range(0..INTERESTING_BYTES.len())]);
                 }
             }
             // Insert or overwrite with (broken) multi-byte UTF-8.
             3 => {
                 let snippet = self.pick(UTF8_SNIPPETS);
                 let i = self.pos(v.len());
-                if self.rng.gen_bool(0.5) || i + snippet.len() > v.len() {
+                if self.rng.random_bool(0.5) || i + snippet.len() > v.len() {
                     v.splice(i..i, snippet.iter().copied());
                 } else {
                     v[i..i + snippet.len()].copy_from_slice(snippet);
@@ -409,8 +412,8 @@ impl Mutator {
             // Delete a short range.
             4 => {
                 if !v.is_empty() {
-                    let i = self.rng.gen_range(0..v.len());
-                    let n = 1 + self.rng.gen_range(0..(v.len() - i).min(16));
+                    let i = self.rng.random_range(0..v.len());
+                    let n = 1 + self.rng.random_range(0..(v.len() - i).min(16));
                     v.drain(i..i + n);
                 }
             }
@@ -422,8 +425,8 @@ impl Mutator {
             // Duplicate a slice somewhere else.
             6 => {
                 if !v.is_empty() {
-                    let a = self.rng.gen_range(0..v.len());
-                    let b = a + 1 + self.rng.gen_range(0..(v.len() - a).min(64));
+                    let a = self.rng.random_range(0..v.len());
+                    let b = a + 1 + self.rng.random_range(0..(v.len() - a).min(64));
                     let chunk = v[a..b].to_vec();
                     let at = self.pos(v.len());
                     v.splice(at..at, chunk);
@@ -431,20 +434,20 @@ impl Mutator {
             }
             // Splice: our prefix, another input's suffix.
             7 => {
-                let other = &self.pool[self.rng.gen_range(0..self.pool.len())];
-                let cut = self.rng.gen_range(0..=v.len());
-                let from = self.rng.gen_range(0..=other.len());
+                let other = &self.pool[self.rng.random_range(0..self.pool.len())];
+                let cut = self.rng.random_range(0..=v.len());
+                let from = self.rng.random_range(0..=other.len());
                 v.truncate(cut);
                 v.extend_from_slice(&other[from..]);
             }
             // Insert a slice of another input.
             8 => {
-                let other = &self.pool[self.rng.gen_range(0..self.pool.len())];
+                let other = &self.pool[self.rng.random_range(0..self.pool.len())];
                 if !other.is_empty() {
-                    let a = self.rng.gen_range(0..other.len());
-                    let b = a + 1 + self.rng.gen_range(0..(other.len() - a).min(128));
+                    let a = self.rng.random_range(0..other.len());
+                    let b = a + 1 + self.rng.random_range(0..(other.len() - a).min(128));
                     let chunk = other[a..b].to_vec();
-                    let at = self.rng.gen_range(0..=v.len());
+                    let at = self.rng.random_range(0..=v.len());
                     v.splice(at..at, chunk);
                 }
             }
@@ -452,10 +455,10 @@ impl Mutator {
             9 | 10 => {
                 let (_, numbers) = scan(v);
                 if !numbers.is_empty() {
-                    let (a, b) = numbers[self.rng.gen_range(0..numbers.len())];
-                    let n = match self.rng.gen_range(0..4) {
-                        0 => self.rng.gen::<i64>().to_string(),
-                        1 => self.rng.gen_range(-3i64..300).to_string(),
+                    let (a, b) = numbers[self.rng.random_range(0..numbers.len())];
+                    let n = match self.rng.random_range(0..4) {
+                        0 => self.rng.random::<i64>().to_string(),
+                        1 => self.rng.random_range(-3i64..300).to_string(),
                         _ => self.pick(NUMBERS).to_string(),
                     };
                     v.splice(a..b, n.into_bytes());
@@ -465,8 +468,8 @@ impl Mutator {
             11 | 12 => {
                 let (strings, _) = scan(v);
                 if !strings.is_empty() {
-                    let (a, b) = strings[self.rng.gen_range(0..strings.len())];
-                    let s = if self.rng.gen_bool(0.5) {
+                    let (a, b) = strings[self.rng.random_range(0..strings.len())];
+                    let s = if self.rng.random_bool(0.5) {
                         self.pick(STRINGS).to_string()
                     } else {
                         self.random_string_content()
@@ -479,7 +482,7 @@ impl Mutator {
                 let (strings, numbers) = scan(v);
                 let n = strings.len() + numbers.len();
                 if n > 0 {
-                    let k = self.rng.gen_range(0..n);
+                    let k = self.rng.random_range(0..n);
                     let (a, b) = if k < strings.len() {
                         let (a, b) = strings[k];
                         (a - 1, (b + 1).min(v.len()))
@@ -498,12 +501,12 @@ impl Mutator {
             }
             // Deep nesting, in place of a value or anywhere.
             15 => {
-                let depth = if self.rng.gen_bool(0.5) {
-                    self.rng.gen_range(1..=self.shallow_nesting.max(1))
+                let depth = if self.rng.random_bool(0.5) {
+                    self.rng.random_range(1..=self.shallow_nesting.max(1))
                 } else {
-                    NEST_DEPTHS[self.rng.gen_range(0..NEST_DEPTHS.len())]
+                    NEST_DEPTHS[self.rng.random_range(0..NEST_DEPTHS.len())]
                 };
-                let (open, inner, close): (&[u8], &[u8], &[u8]) = match self.rng.gen_range(0..3) {
+                let (open, inner, close): (&[u8], &[u8], &[u8]) = match self.rng.random_range(0..3) {
                     0 => (b"[", b"", b"]"),
                     1 => (b"{\"a\":", b"1", b"}"),
                     _ => (b"[{\"b\":", b"[]", b"}]"),
@@ -517,8 +520,8 @@ impl Mutator {
                     nest.extend_from_slice(close);
                 }
                 let (strings, numbers) = scan(v);
-                if self.rng.gen_bool(0.6) && !(strings.is_empty() && numbers.is_empty()) {
-                    let k = self.rng.gen_range(0..strings.len() + numbers.len());
+                if self.rng.random_bool(0.6) && !(strings.is_empty() && numbers.is_empty()) {
+                    let k = self.rng.random_range(0..strings.len() + numbers.len());
                     let (a, b) = if k < strings.len() {
                         let (a, b) = strings[k];
                         (a - 1, (b + 1).min(v.len()))
@@ -536,10 +539,10 @@ impl Mutator {
                 let (strings, _) = scan(v);
                 let keys: Spans = strings.into_iter().filter(|&(_, b)| b + 1 < v.len() && v[b + 1] == b':').collect();
                 if !keys.is_empty() {
-                    let (a, b) = keys[self.rng.gen_range(0..keys.len())];
+                    let (a, b) = keys[self.rng.random_range(0..keys.len())];
                     let end = value_end(v, b + 2);
                     let member = v[a - 1..end].to_vec();
-                    if self.rng.gen_bool(0.5) {
+                    if self.rng.random_bool(0.5) {
                         let mut dup = member;
                         dup.push(b',');
                         v.splice(a - 1..a - 1, dup);
@@ -559,8 +562,8 @@ impl Mutator {
             // Flip the case of ASCII letters in a range.
             18 => {
                 if !v.is_empty() {
-                    let a = self.rng.gen_range(0..v.len());
-                    let b = a + 1 + self.rng.gen_range(0..(v.len() - a).min(12));
+                    let a = self.rng.random_range(0..v.len());
+                    let b = a + 1 + self.rng.random_range(0..(v.len() - a).min(12));
                     for c in &mut v[a..b] {
                         if c.is_ascii_alphabetic() {
                             *c ^= 0x20;
@@ -571,12 +574,12 @@ impl Mutator {
             // Overwrite a run with one repeated byte.
             _ => {
                 if !v.is_empty() {
-                    let a = self.rng.gen_range(0..v.len());
-                    let b = a + 1 + self.rng.gen_range(0..(v.len() - a).min(32));
-                    let byte = if self.rng.gen_bool(0.5) {
-                        INTERESTING_BYTES[self.rng.gen_range(0..INTERESTING_BYTES.len())]
+                    let a = self.rng.random_range(0..v.len());
+                    let b = a + 1 + self.rng.random_range(0..(v.len() - a).min(32));
+                    let byte = if self.rng.random_bool(0.5) {
+                        INTERESTING_BYTES[self.rng.random_range(0..INTERESTING_BYTES.len())]
                     } else {
-                        self.rng.gen()
+                        self.rng.random()
                     };
                     v[a..b].fill(byte);
                 }

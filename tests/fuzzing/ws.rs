@@ -11,7 +11,7 @@
 use std::io::{self, Read, Write};
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
@@ -36,7 +36,7 @@ struct Feed<'a> {
 impl Read for Feed<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.data.len() - self.pos;
-        let n = buf.len().min(left).min(self.rng.gen_range(1..=self.max_chunk));
+        let n = buf.len().min(left).min(self.rng.random_range(1..=self.max_chunk));
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
@@ -115,7 +115,7 @@ impl WsCase {
 }
 
 fn cuts(rng: &mut SmallRng, len: usize, parts: usize) -> Vec<usize> {
-    let mut c: Vec<usize> = (1..parts).map(|_| rng.gen_range(0..=len)).collect();
+    let mut c: Vec<usize> = (1..parts).map(|_| rng.random_range(0..=len)).collect();
     c.push(0);
     c.push(len);
     c.sort_unstable();
@@ -126,7 +126,7 @@ fn cuts(rng: &mut SmallRng, len: usize, parts: usize) -> Vec<usize> {
 pub fn build(rng: &mut SmallRng, payload: &[u8]) -> WsCase {
     let mut wire = Vec::with_capacity(payload.len() + 64);
     // Tiny reads are rare: tungstenite zero-fills its 16 KiB read buffer before every read.
-    let max_chunk = match rng.gen_range(0..50) {
+    let max_chunk = match rng.random_range(0..50) {
         0 => 1,
         1 => 2,
         2..=4 => 7,
@@ -134,14 +134,14 @@ pub fn build(rng: &mut SmallRng, payload: &[u8]) -> WsCase {
         15..=32 => 4096,
         _ => 1 << 20,
     };
-    let chunk_seed = rng.gen();
-    if rng.gen_bool(0.5) {
+    let chunk_seed = rng.random();
+    if rng.random_bool(0.5) {
         let mut want = Vec::new();
-        let parts = if rng.gen_bool(0.5) { 1 } else { rng.gen_range(2..=5) };
+        let parts = if rng.random_bool(0.5) { 1 } else { rng.random_range(2..=5) };
         let c = cuts(rng, payload.len(), parts);
         for (i, w) in c.windows(2).enumerate() {
-            if i > 0 && rng.gen_bool(0.3) {
-                let p: Vec<u8> = (0..rng.gen_range(0..=125)).map(|_| rng.gen()).collect();
+            if i > 0 && rng.random_bool(0.3) {
+                let p: Vec<u8> = (0..rng.random_range(0..=125)).map(|_| rng.random()).collect();
                 frame(&mut wire, true, 9, &p);
                 want.push(Want::Ping(p));
             }
@@ -149,7 +149,7 @@ pub fn build(rng: &mut SmallRng, payload: &[u8]) -> WsCase {
             frame(&mut wire, last, if i == 0 { 1 } else { 0 }, &payload[w[0]..w[1]]);
         }
         want.push(Want::Text(payload.to_vec()));
-        if rng.gen_bool(0.3) {
+        if rng.random_bool(0.3) {
             let reason = b"bye";
             let mut p = 1000u16.to_be_bytes().to_vec();
             p.extend_from_slice(reason);
@@ -158,29 +158,29 @@ pub fn build(rng: &mut SmallRng, payload: &[u8]) -> WsCase {
         }
         return WsCase { wire, chunk_seed, max_chunk, want: Some(want) };
     }
-    let parts = rng.gen_range(1..=6);
+    let parts = rng.random_range(1..=6);
     let c = cuts(rng, payload.len(), parts);
     for w in c.windows(2) {
         let body = &payload[w[0]..w[1]];
-        let opcode = match rng.gen_range(0..20) {
+        let opcode = match rng.random_range(0..20) {
             0..=6 => 1,
             7..=11 => 0,
             12 => 2,
             13 | 14 => 8,
             15 | 16 => 9,
             17 => 10,
-            _ => rng.gen_range(0..16),
+            _ => rng.random_range(0..16),
         };
-        let fin = rng.gen_bool(0.7);
-        let rsv = if rng.gen_ratio(1, 16) { rng.gen_range(1..8) } else { 0 };
-        let mask = if rng.gen_ratio(1, 16) { Some(rng.gen()) } else { None };
-        let enc = match rng.gen_range(0..20) {
+        let fin = rng.random_bool(0.7);
+        let rsv = if rng.random_ratio(1, 16) { rng.random_range(1..8) } else { 0 };
+        let mask = if rng.random_ratio(1, 16) { Some(rng.random()) } else { None };
+        let enc = match rng.random_range(0..20) {
             0..=14 => Len::Minimal,
             15 => Len::Force16,
             16 => Len::Force64,
-            17 => Len::Declared((body.len() as u64).saturating_add_signed(rng.gen_range(-3..=3))),
-            18 => Len::Declared([0, 125, 126, 65535, 65536, 8 << 20, (8 << 20) + 1][rng.gen_range(0..7)]),
-            _ => Len::Declared([u64::MAX, 1 << 63, (1 << 63) - 1, 1 << 32][rng.gen_range(0..4)]),
+            17 => Len::Declared((body.len() as u64).saturating_add_signed(rng.random_range(-3..=3))),
+            18 => Len::Declared([0, 125, 126, 65535, 65536, 8 << 20, (8 << 20) + 1][rng.random_range(0..7)]),
+            _ => Len::Declared([u64::MAX, 1 << 63, (1 << 63) - 1, 1 << 32][rng.random_range(0..4)]),
         };
         header(&mut wire, fin, rsv, opcode, mask, body.len(), enc);
         if let Some(k) = mask {
@@ -188,9 +188,9 @@ pub fn build(rng: &mut SmallRng, payload: &[u8]) -> WsCase {
         } else {
             wire.extend_from_slice(body);
         }
-        if rng.gen_ratio(1, 20) {
-            let n = rng.gen_range(1..8);
-            wire.extend((0..n).map(|_| rng.gen::<u8>()));
+        if rng.random_ratio(1, 20) {
+            let n = rng.random_range(1..8);
+            wire.extend((0..n).map(|_| rng.random::<u8>()));
         }
     }
     WsCase { wire, chunk_seed, max_chunk, want: None }
