@@ -47,10 +47,11 @@ fi
 
 step "format and lint"
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "unit, integration and end-to-end tests (benchmarks run once each, in test mode)"
-cargo test --locked --all-targets
+# --workspace: the tools' crates too (tools/loadgen's unit tests); the root package alone is the default.
+cargo test --locked --workspace --all-targets
 
 if [[ "${QUICK:-0}" != 1 ]]; then
   step "release binary, built exactly as the Dockerfile builds it"
