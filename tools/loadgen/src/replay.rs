@@ -13,10 +13,10 @@ use marketflow_ingestor::clock;
 
 /// One stream's pre-rendered combined frame, with the digits patched per message.
 struct Template {
-    pub bytes: Vec<u8>,
+    bytes: Vec<u8>,
     /// (offset, width, what)
-    pub fields: Vec<(usize, usize, Field)>,
-    pub base: u64,
+    fields: Vec<(usize, usize, Field)>,
+    base: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -30,8 +30,8 @@ enum Field {
 }
 
 struct TemplateBuilder {
-    pub buf: Vec<u8>,
-    pub fields: Vec<(usize, usize, Field)>,
+    buf: Vec<u8>,
+    fields: Vec<(usize, usize, Field)>,
 }
 
 impl TemplateBuilder {
