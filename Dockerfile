@@ -28,6 +28,9 @@ RUN apt-get update \
         zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The whole context, as .dockerignore trims it: besides the ingester's own files (src/, build.rs, and
+# benches/ that Cargo.toml declares), Cargo needs every workspace member's manifest and targets
+# (tools/loadgen) to resolve the workspace, though only the ingester is built.
 COPY . .
 # The commit for `--version` and the build_info metric: .dockerignore keeps .git out of the context, so
 # build.rs reads it from the GIT_COMMIT environment variable ("unknown" when not given). Declared after

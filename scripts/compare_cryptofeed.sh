@@ -54,9 +54,9 @@ info "$("$VENV/bin/python" -c 'import importlib.metadata as m; print("cryptofeed
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   info "building loadgen and the ingester (release, $TARGET)"
-  CARGO_TARGET_DIR="$TARGET" cargo build --release --bins
+  CARGO_TARGET_DIR="$TARGET" cargo build --release -p marketflow-ingestor -p loadgen
 fi
-[ -x "$TARGET/release/loadgen" ] || die "$TARGET/release/loadgen is missing"
+[ -x "$TARGET/release/loadgen" ] || die "$TARGET/release/loadgen is missing (cargo build --release -p marketflow-ingestor -p loadgen)"
 
 bash "$ROOT/scripts/kafka.sh" start >/dev/null
 

@@ -99,5 +99,23 @@ def check_dockerfile(dockerfile: str, dockerignore: str, cargo_toml: str, ck) ->
             ck.check(any(i.rstrip("/") == must.rstrip("/") for i in ign), f".dockerignore does not exclude {must}")
         for keep in ("Cargo.lock", "Cargo.toml", "src"):
             ck.check(not any(i.rstrip("/") == keep for i in ign), f".dockerignore excludes {keep}, which the build needs")
+        # Cargo resolves the whole workspace even for `--bin marketflow-ingestor`: every member's
+        # manifest and targets must be in the context. A pattern excludes a path when it matches
+        # the path or one of its parent folders (Docker's rule; no `!` re-includes are used here);
+        # a pattern naming something inside a member cuts into it too.
+        import fnmatch
+        import tomllib
+        ws = tomllib.loads(Path(cargo_toml).read_text()).get("workspace", {})
+        members = [m for m in ws.get("members", []) if m.strip("./")]
+        ck.check(members, f"{cargo_toml} has no [workspace] members besides the root")
+        def excluded(path: str) -> str | None:
+            parts = path.strip("/").split("/")
+            prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+            return next((i for i in ign if not i.startswith("!")
+                         for p in prefixes if fnmatch.fnmatchcase(p, i.strip("/"))), None)
+        for member in members:
+            pattern = excluded(member) or next((i for i in ign if i.strip("/").startswith(member.strip("/") + "/")), None)
+            ck.check(pattern is None, f".dockerignore pattern {pattern!r} excludes workspace member {member}")
+        ck.check(excluded("bench-results") is not None, ".dockerignore does not exclude bench-results/ (saved load-test results)")
     else:
         ck.check(False, f"{dockerignore} missing")

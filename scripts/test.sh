@@ -75,10 +75,10 @@ fi
 
 step "format and lint"
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "API docs (rustdoc warnings are errors: broken or private intra-doc links, stray HTML)"
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace
 
 step "dependency policy (cargo-deny: licenses, duplicate versions, sources; advisories: see deny.toml)"
 # Pinned, so that deny.toml's schema and verdicts do not move under us; built from crates.io once and
@@ -91,7 +91,8 @@ fi
 cargo deny --locked check licenses bans sources
 
 step "unit, integration and end-to-end tests (benchmarks run once each, in test mode)"
-cargo test --locked --all-targets
+# --workspace: the tools' crates too (tools/loadgen's unit tests); the root package alone is the default.
+cargo test --locked --workspace --all-targets
 
 if [[ "${QUICK:-0}" == 1 ]]; then
   step "QUICK=1: bench gate, release build, chart and observability tests NOT run (local opt-out)"

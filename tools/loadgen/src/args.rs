@@ -1,0 +1,109 @@
+//! The command line: every flag of every mode.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "loadgen",
+    about = "Load harness: the real ingester binary fed over loopback by the simulator (or a replay feeder)"
+)]
+pub struct Args {
+    /// Messages per second over all symbols and streams
+    #[arg(long, default_value_t = 100_000.0)]
+    pub rate: f64,
+    /// Core the feeder's threads run on: a number, `none`, or `auto` (the lowest allowed core when
+    /// there are two or more). The ingester pins its event loop to the highest core by default, so
+    /// on a two-core machine the feeder shares a core with the producer thread and the event loop
+    /// has its own, as in production, where the exchange is not on the same machine.
+    #[arg(long, default_value = "auto")]
+    pub feeder_core: String,
+    /// Only measure the machine's noise floor: spin this many seconds on the core the ingester's
+    /// event loop would take, and report the gaps (interrupts, hypervisor steal) it saw
+    #[arg(long, value_name = "SECS")]
+    pub noise: Option<f64>,
+    /// Length of the measured window, seconds (after the warm-up)
+    #[arg(long, default_value_t = 20.0)]
+    pub secs: f64,
+    /// Warm-up before the measured window, seconds
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// Ingester sink: null (counting) or kafka (the local broker)
+    #[arg(long, default_value = "null", value_parser = ["null", "kafka"])]
+    pub sink: String,
+    /// Serve wss:// (the ingester trusts the generated certificate through TLS_CA_FILE)
+    #[arg(long)]
+    pub tls: bool,
+    /// Lower-case symbols, comma-separated
+    #[arg(long, default_value = "btcusdt,ethusdt,solusdt")]
+    pub symbols: String,
+    /// Stream kinds, comma-separated (trade, aggTrade, ...); the rate is split evenly between them
+    #[arg(long, default_value = "trade")]
+    pub streams: String,
+    /// Who sends: the Binance simulator, or the replay feeder (trade and aggTrade only)
+    #[arg(long, default_value = "sim", value_parser = ["sim", "replay"])]
+    pub feeder: String,
+    /// Find the highest rate sustained without loss (doubling from --max-start, then bisecting)
+    #[arg(long)]
+    pub max: bool,
+    /// First rate of the --max search
+    #[arg(long, default_value_t = 100_000.0)]
+    pub max_start: f64,
+    /// Highest rate the --max search tries
+    #[arg(long, default_value_t = 8_000_000.0)]
+    pub max_ceiling: f64,
+    /// Bisection steps after the first failure
+    #[arg(long, default_value_t = 3)]
+    pub max_refine: u32,
+    /// Measured seconds of each --max step
+    #[arg(long, default_value_t = 6.0)]
+    pub step_secs: f64,
+    /// Soak: --rate (default 100,000/s) for this many minutes, RSS sampled every 10 s
+    #[arg(long, value_name = "MINUTES")]
+    pub soak: Option<f64>,
+    /// RSS ceiling the soak checks against, MiB
+    #[arg(long, default_value_t = 64.0)]
+    pub soak_limit_mib: f64,
+    /// Output folder; each run writes `OUT/<run>/`
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+    /// Run name (default: derived from the settings)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The ingester binary (default: marketflow-ingestor next to this binary)
+    #[arg(long)]
+    pub ingester: Option<PathBuf>,
+    /// Kafka bootstrap server for --sink kafka and --compare-cryptofeed
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub kafka_broker: String,
+    /// Kafka topic (default: a fresh one per run, created with LogAppendTime timestamps)
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Extra environment for the ingester, K=V (repeatable), e.g. --env RING_BYTES=8388608
+    #[arg(long = "env", value_name = "K=V")]
+    pub extra_env: Vec<String>,
+    /// Longest wait after the window for everything sent to be counted, seconds
+    #[arg(long, default_value_t = 5.0)]
+    pub drain_secs: f64,
+    /// Run the same feed through the ingester and through cryptofeed (Kafka sink, aggTrade)
+    #[arg(long)]
+    pub compare_cryptofeed: bool,
+    /// Which contenders the comparison runs: ours, cryptofeed (comma-separated)
+    #[arg(long, default_value = "ours,cryptofeed")]
+    pub contenders: String,
+    /// Python interpreter with cryptofeed installed
+    #[arg(long, default_value = "python3")]
+    pub cf_python: String,
+    /// The cryptofeed helper script
+    #[arg(long, default_value = "scripts/cryptofeed_feed.py")]
+    pub cf_script: PathBuf,
+    /// Passed to the helper: cryptofeed's backend batch_interval (seconds); default = cryptofeed's own
+    #[arg(long)]
+    pub cf_batch_interval: Option<f64>,
+}
+
+/// The items of a comma-separated flag value.
+pub fn split(s: &str) -> Vec<String> {
+    s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
+}
