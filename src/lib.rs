@@ -25,6 +25,7 @@
 //! - [`shutdown`]: signals to an orderly drain.
 //! - [`pinning`]: choosing cores from the allowed CPU set.
 //! - [`clock`]: the one wall clock every timestamp comes from.
+//! - [`log_limit`]: rate limits for log lines a peer can trigger per frame.
 //! - [`sim`]: a Binance simulator speaking the real protocol on loopback, for tests and demos.
 
 pub mod backfill;
@@ -34,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod event_loop;
 pub mod http;
+pub mod log_limit;
 pub mod metrics;
 pub mod pinning;
 pub mod pipeline;

@@ -17,7 +17,7 @@ use crate::sequence::{Dense, SequenceTracker, Verdict};
 /// How long a full ring is waited on before records are dropped (and backfilled later): long
 /// enough to ride out a producer hiccup, short enough that pings are still answered in time.
 const RING_FULL_PATIENCE: Duration = Duration::from_millis(20);
-use crate::sink::LogLimiter;
+use crate::log_limit::LogLimiter;
 
 /// What a frame meant for the connection that received it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,10 @@ impl Pipeline {
             }
             Frame::ControlReply { id, result } => {
                 self.metrics.received[KIND_CONTROL].inc();
-                info!(?id, result = preview(result, 200), "control reply");
+                // A peer can send these without end: counted above, logged at a bounded rate.
+                if let Some(suppressed) = self.limiter.check("control_reply") {
+                    info!(?id, suppressed, result = preview(result, 200), "control reply");
+                }
                 Outcome::ControlReply { id }
             }
             Frame::ErrorReply { code, msg } => {
@@ -189,7 +192,9 @@ impl Pipeline {
             }
             Frame::ServerShutdown { event_time_ms } => {
                 self.metrics.received[KIND_SHUTDOWN].inc();
-                info!(event_time_ms, "binance announced serverShutdown");
+                if let Some(suppressed) = self.limiter.check("server_shutdown") {
+                    info!(event_time_ms, suppressed, "binance announced serverShutdown");
+                }
                 Outcome::ServerShutdown
             }
         }

@@ -61,39 +61,7 @@ fn record_latency(stage: Stage, symbol_idx: usize, ns: u64) {
     });
 }
 
-/// Rate-limits a log line per kind: the first occurrence, then at most one per interval, with the
-/// number suppressed in between.
-pub struct LogLimiter {
-    last: std::sync::Mutex<std::collections::HashMap<&'static str, (Instant, u64)>>,
-    every: Duration,
-}
-
-impl LogLimiter {
-    pub fn new(every: Duration) -> Self {
-        LogLimiter { last: Default::default(), every }
-    }
-    /// `Some(suppressed)` when this kind may be logged now.
-    pub fn check(&self, kind: &'static str) -> Option<u64> {
-        let mut m = self.last.lock().unwrap();
-        let now = Instant::now();
-        match m.get_mut(kind) {
-            Some((t, n)) if now.duration_since(*t) < self.every => {
-                *n += 1;
-                None
-            }
-            Some((t, n)) => {
-                let s = *n;
-                *t = now;
-                *n = 0;
-                Some(s)
-            }
-            None => {
-                m.insert(kind, (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
+pub use crate::log_limit::LogLimiter;
 
 /// Bounded label for a Kafka error.
 pub fn error_kind(e: &KafkaError) -> &'static str {
@@ -508,14 +476,6 @@ mod tests {
     fn opaque_round_trips() {
         assert_eq!(unpack_opaque(pack_opaque(7, 123_456)), (7, 123_456));
         assert_eq!(unpack_opaque(pack_opaque(u16::MAX, u64::MAX)), (u16::MAX as usize, (1 << 48) - 1));
-    }
-
-    #[test]
-    fn limiter_lets_the_first_through_then_counts() {
-        let l = LogLimiter::new(Duration::from_secs(3600));
-        assert_eq!(l.check("a"), Some(0));
-        assert_eq!(l.check("a"), None);
-        assert_eq!(l.check("b"), Some(0));
     }
 
     #[test]
