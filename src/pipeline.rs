@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backfill::Job;
 use crate::binance::wire::{parse_text, Frame};
@@ -178,8 +178,9 @@ impl Pipeline {
             Frame::ControlReply { id, result } => {
                 self.metrics.received[KIND_CONTROL].inc();
                 // A peer can send these without end: counted above, logged at a bounded rate.
+                // The connection logs the replies to its own requests (it knows which they are).
                 if let Some(suppressed) = self.limiter.check("control_reply") {
-                    info!(?id, suppressed, result = preview(result, 200), "control reply");
+                    debug!(?id, suppressed, result = preview(result, 200), "control reply frame");
                 }
                 Outcome::ControlReply { id }
             }

@@ -129,6 +129,9 @@ pub struct Connection {
     last_rx: Instant,
     /// Asked for a replacement (age limit or serverShutdown).
     rotate: bool,
+    /// The rotation was asked for by the peer (serverShutdown), not by our own age limit: only
+    /// such a rotation can be a flapping peer's doing.
+    rotate_by_peer: bool,
     /// A replacement exists: when this one goes, it is not reconnected.
     retiring: bool,
     /// Set on a rotation's replacement: the dense sequences `(symbol, kind)` it has not yet
@@ -172,6 +175,7 @@ impl Connection {
             opened_at: Instant::now(),
             last_rx: Instant::now(),
             rotate: false,
+            rotate_by_peer: false,
             retiring: false,
             catch_up: None,
         }
@@ -199,11 +203,12 @@ impl Connection {
     }
 
     /// Makes this connection the replacement of `old`, which asked for one. After a stable
-    /// connection it connects at once (make-before-break, as Binance's `serverShutdown` asks);
-    /// after a short-lived one it waits out `old`'s backoff, so a peer announcing shutdown right
-    /// after every open is reconnected to at a falling rate, like any other flapping peer.
+    /// connection, or at our own age limit, it connects at once (make-before-break, as
+    /// Binance's `serverShutdown` asks); after a short-lived one the peer told to go, it waits
+    /// out `old`'s backoff, so a peer announcing shutdown right after every open is reconnected
+    /// to at a falling rate, like any other flapping peer.
     pub fn succeed(&mut self, old: &Connection) {
-        if old.is_stable() {
+        if old.is_stable() || !old.rotate_by_peer {
             return;
         }
         self.attempt = old.attempt.saturating_add(1);
@@ -478,9 +483,23 @@ impl Connection {
                                 }
                             }
                         }
-                        Outcome::ControlReply { id: Some(id) } => self.pending.retain(|p| *p != id),
+                        Outcome::ControlReply { id } => match id.filter(|id| self.pending.contains(id)) {
+                            Some(id) => {
+                                self.pending.retain(|p| *p != id);
+                                info!(conn = self.id, id, pending = self.pending.len(), "control reply");
+                            }
+                            // Not an answer to us: a peer can send these without end.
+                            None => {
+                                if let Some(suppressed) = self.log.check("unsolicited_reply") {
+                                    info!(conn = self.id, ?id, suppressed, "unsolicited reply ignored");
+                                }
+                            }
+                        },
                         // Make-before-break: keep streaming until the replacement takes over.
-                        Outcome::ServerShutdown => self.rotate = true,
+                        Outcome::ServerShutdown => {
+                            self.rotate = true;
+                            self.rotate_by_peer = true;
+                        }
                         _ => {}
                     }
                 }
@@ -570,6 +589,12 @@ mod tests {
     fn a_replacement_of_a_short_lived_connection_waits_out_its_backoff() {
         let mut old = Connection::new(0, vec!["btcusdt@trade".into()], vec![0], "");
         old.attempt = 3;
+        // Our own age limit: the replacement goes at once.
+        let mut new = Connection::new(1, old.streams.clone(), old.symbols.clone(), "");
+        new.succeed(&old);
+        assert_eq!(new.attempt, 0);
+        // The peer's serverShutdown, on a connection that never became stable.
+        old.rotate_by_peer = true;
         let before = Instant::now();
         let mut new = Connection::new(1, old.streams.clone(), old.symbols.clone(), "");
         new.succeed(&old);

@@ -200,6 +200,7 @@ impl Connection {
                 self.streamed = false;
                 self.pings = PingRate::new(self.opened_at);
                 self.rotate = false;
+                self.rotate_by_peer = false;
                 self.set_state(State::Open { ws: Box::new(ws) }, metrics);
                 self.send_subscriptions(metrics);
                 None
