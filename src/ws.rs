@@ -473,8 +473,12 @@ impl Connection {
                     let recv_ns = ws.get_ref().recv_ns();
                     let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
                     match pipeline.on_text(t.as_str(), recv_ns, admission) {
-                        Outcome::Record => self.streamed = true,
+                        // Market data, whatever became of it: the peer is streaming.
+                        Outcome::Record | Outcome::Duplicate | Outcome::Held | Outcome::Overflowed => {
+                            self.streamed = true
+                        }
                         Outcome::Joined { symbol_idx, kind } => {
+                            self.streamed = true;
                             if let Some((_, pending)) = &mut self.catch_up {
                                 pending.retain(|p| *p != (symbol_idx, kind));
                                 if pending.is_empty() {
