@@ -56,8 +56,6 @@ use limits::{backoff, OutgoingBudget, PingRate};
 
 /// Streams beyond this many URL bytes are added with SUBSCRIBE instead of in the connect URL.
 const URL_STREAM_BYTES: usize = 2000;
-/// Streams per SUBSCRIBE request (a long `params` list has been reported to fail silently).
-const STREAMS_PER_SUBSCRIBE: usize = 200;
 /// Frames of any kind handled per connection per loop turn, so one busy connection (or one
 /// flooding us with control frames) cannot starve the others, the heartbeat or shutdown.
 pub const READ_BUDGET: usize = 4096;
@@ -410,47 +408,6 @@ impl Connection {
                 }
             }
         }
-    }
-
-    /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
-    /// A request the connection cannot take costs the connection (it would never subscribe).
-    fn send_subscriptions(&mut self, metrics: &Metrics) {
-        if let Err((why, result)) = self.try_send_subscriptions() {
-            self.lost(&why, metrics, result);
-        }
-    }
-
-    fn try_send_subscriptions(&mut self) -> Result<(), (String, &'static str)> {
-        let now = Instant::now();
-        let State::Open { ws } = &mut self.state else {
-            return Ok(());
-        };
-        while self.next_batch < self.overflow.len() && self.outgoing.allows_control(now) {
-            let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
-            let id = self.next_id;
-            self.next_id += 1;
-            let params: Vec<String> = self.overflow[self.next_batch..end].iter().map(|s| format!("\"{s}\"")).collect();
-            let msg = format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","));
-            match ws.write(Message::text(msg)) {
-                Ok(()) => {}
-                // Queued: it goes out with the next flush.
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(tungstenite::Error::WriteBufferFull(_)) => {
-                    let unsent = ws.get_ref().unsent();
-                    return Err((
-                        format!("write buffer full ({unsent} bytes unsent): SUBSCRIBE refused"),
-                        "write_buffer_full",
-                    ));
-                }
-                Err(e) => return Err((format!("SUBSCRIBE failed: {e}"), "lost")),
-            }
-            let _ = ws.flush();
-            debug!(conn = self.id, id, streams = end - self.next_batch, "SUBSCRIBE sent");
-            self.pending.push(id);
-            self.next_batch = end;
-            self.outgoing.record_control(now);
-        }
-        Ok(())
     }
 
     /// Reads frames until `WouldBlock` or the read budget, handing text frames to the pipeline.

@@ -1,5 +1,5 @@
 //! Reaching the peer: the WebSocket limits, the shared dialing inputs, and a connection's steps
-//! from TCP connect through the TLS + WebSocket handshake to open.
+//! from TCP connect through the TLS + WebSocket handshake to open and subscribed.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,13 +14,15 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::WebSocket;
+use tungstenite::{Message, WebSocket};
 
 use super::limits::PingRate;
 use super::{Connection, Progress, State, Transport};
 use crate::config::Endpoint;
 use crate::metrics::Metrics;
 
+/// Streams per SUBSCRIBE request (a long `params` list has been reported to fail silently).
+const STREAMS_PER_SUBSCRIBE: usize = 200;
 /// How long a TCP connect or a TLS + WebSocket handshake may take.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted (Binance's largest, a depth update, is tens of KiB).
@@ -214,6 +216,47 @@ impl Connection {
                 Some(Progress::default())
             }
         }
+    }
+
+    /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
+    /// A request the connection cannot take costs the connection (it would never subscribe).
+    pub(super) fn send_subscriptions(&mut self, metrics: &Metrics) {
+        if let Err((why, result)) = self.try_send_subscriptions() {
+            self.lost(&why, metrics, result);
+        }
+    }
+
+    fn try_send_subscriptions(&mut self) -> Result<(), (String, &'static str)> {
+        let now = Instant::now();
+        let State::Open { ws } = &mut self.state else {
+            return Ok(());
+        };
+        while self.next_batch < self.overflow.len() && self.outgoing.allows_control(now) {
+            let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
+            let id = self.next_id;
+            self.next_id += 1;
+            let params: Vec<String> = self.overflow[self.next_batch..end].iter().map(|s| format!("\"{s}\"")).collect();
+            let msg = format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","));
+            match ws.write(Message::text(msg)) {
+                Ok(()) => {}
+                // Queued: it goes out with the next flush.
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(tungstenite::Error::WriteBufferFull(_)) => {
+                    let unsent = ws.get_ref().unsent();
+                    return Err((
+                        format!("write buffer full ({unsent} bytes unsent): SUBSCRIBE refused"),
+                        "write_buffer_full",
+                    ));
+                }
+                Err(e) => return Err((format!("SUBSCRIBE failed: {e}"), "lost")),
+            }
+            let _ = ws.flush();
+            debug!(conn = self.id, id, streams = end - self.next_batch, "SUBSCRIBE sent");
+            self.pending.push(id);
+            self.next_batch = end;
+            self.outgoing.record_control(now);
+        }
+        Ok(())
     }
 }
 

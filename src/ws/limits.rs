@@ -16,9 +16,9 @@ const OUTGOING_LIMIT: usize = 5;
 const CONTROL_MARGIN: Duration = Duration::from_millis(250);
 
 /// Binance pings every 20 s. A peer pinging more often than this within one second is not
-/// Binance: each ping costs a pong (a write), and pongs past Binance's own limit of
-/// [`OUTGOING_LIMIT`] messages a second would get an honest connection cut anyway. The margin
-/// over that limit lets a few pings delayed together by the network through.
+/// Binance: each ping costs a pong (a write), and pongs past Binance's own limit of 5 messages
+/// a second would get an honest connection cut anyway. The margin over that limit lets a few
+/// pings delayed together by the network through.
 pub const PING_FLOOD_LIMIT: u32 = 10;
 
 /// A connection counts as stable once it has been open this long and delivered data; only then
