@@ -133,22 +133,11 @@ impl EventLoop {
 
     /// Make-before-break: opens a replacement beside each connection that asked for one (age
     /// limit, serverShutdown), and closes the old one once the replacement streams. The overlap
-    /// is deduplicated by exchange id in the pipeline.
+    /// is deduplicated by exchange id in the pipeline. A replacement takes the slot (and so the
+    /// mio token) of a connection already retired, so the list holds at most two connections
+    /// per planned one however often a peer asks for rotations.
     fn rotate(&mut self) {
-        for i in 0..self.connections.len() {
-            if self.connections[i].wants_rotation() {
-                let id = self.connections.len();
-                let old = &mut self.connections[i];
-                old.mark_retiring();
-                let mut new = Connection::new(id, old.streams.clone(), old.symbols.clone(), &self.base_path);
-                new.begin_catch_up(dense_sequences(&new.streams, &self.symbol_index));
-                info!(old = i, new = id, streams = new.streams.len(), "rotating connection (make-before-break)");
-                new.init_metrics(&self.metrics);
-                self.metrics.ws_rotations.inc();
-                self.connections.push(new);
-                self.successors.push((i, id));
-            }
-        }
+        // Retire first, so a slot freed here can take a replacement below.
         let metrics = &self.metrics;
         let conns = &mut self.connections;
         self.successors.retain(|&(old, new)| {
@@ -167,6 +156,38 @@ impl EventLoop {
             }
             true
         });
+        for i in 0..self.connections.len() {
+            // A replacement asked to rotate while its predecessor still streams waits until that
+            // one is gone: a third connection would only stack up on a peer that keeps
+            // announcing shutdowns.
+            let predecessor_alive = self.successors.iter().any(|&(_, new)| new == i);
+            if !self.connections[i].wants_rotation() || predecessor_alive {
+                continue;
+            }
+            let id = self.free_slot().unwrap_or(self.connections.len());
+            let old = &mut self.connections[i];
+            old.mark_retiring();
+            let mut new = Connection::new(id, old.streams.clone(), old.symbols.clone(), &self.base_path);
+            new.succeed(old);
+            new.begin_catch_up(dense_sequences(&new.streams, &self.symbol_index));
+            info!(old = i, new = id, streams = new.streams.len(), "rotating connection (make-before-break)");
+            new.init_metrics(&self.metrics);
+            self.metrics.ws_rotations.inc();
+            if id == self.connections.len() {
+                self.connections.push(new);
+            } else {
+                // The retired connection's socket is gone, and with it its registration.
+                self.connections[id] = new;
+            }
+            self.successors.push((i, id));
+        }
+    }
+
+    /// A retired connection's slot that no rotation refers to any more.
+    fn free_slot(&self) -> Option<usize> {
+        (0..self.connections.len()).find(|&j| {
+            self.connections[j].is_closed() && !self.successors.iter().any(|&(old, new)| old == j || new == j)
+        })
     }
 
     /// A handle that wakes the loop from another thread.

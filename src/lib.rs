@@ -28,6 +28,7 @@
 //! - [`pinning`]: choosing cores from the allowed CPU set.
 //! - [`clock`]: the one wall clock every timestamp comes from.
 //! - [`small_file`]: operator-named files (password, CA) read without blocking, size-limited.
+//! - [`log_limit`]: rate limits for log lines a peer can trigger per frame.
 //! - [`sim`]: a Binance simulator speaking the real protocol on loopback, for tests and demos.
 
 pub mod backfill;
@@ -38,6 +39,7 @@ pub mod config;
 pub mod event_loop;
 pub mod health;
 pub mod http;
+pub mod log_limit;
 pub mod metrics;
 pub mod pinning;
 pub mod pipeline;

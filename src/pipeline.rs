@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::backfill::queue::Owed;
 use crate::backfill::{marker, Job, JobSender, Seq};
 use crate::binance::wire::{parse_text, Frame};
+use crate::log_limit::LogLimiter;
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter, FLAG_QUARANTINED};
@@ -21,7 +22,6 @@ const RING_FULL_PATIENCE: Duration = Duration::from_millis(20);
 /// Gaps held while neither the backfill queue nor the ring can take them (a run of drops is one
 /// entry): allocated once, 4096 x 24 bytes.
 const OWED_GAPS: usize = 4096;
-use crate::sink::LogLimiter;
 
 /// What a frame meant for the connection that received it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,11 @@ impl Pipeline {
             }
             Frame::ControlReply { id, result } => {
                 self.metrics.received[KIND_CONTROL].inc();
-                info!(?id, result = preview(result, 200), "control reply");
+                // A peer can send these without end: counted above, logged at a bounded rate.
+                // The connection logs the replies to its own requests (it knows which they are).
+                if let Some(suppressed) = self.limiter.check("control_reply") {
+                    debug!(?id, suppressed, result = preview(result, 200), "control reply frame");
+                }
                 Outcome::ControlReply { id }
             }
             Frame::ErrorReply { code, msg } => {
@@ -192,7 +196,9 @@ impl Pipeline {
             }
             Frame::ServerShutdown { event_time_ms } => {
                 self.metrics.received[KIND_SHUTDOWN].inc();
-                info!(event_time_ms, "binance announced serverShutdown");
+                if let Some(suppressed) = self.limiter.check("server_shutdown") {
+                    info!(event_time_ms, suppressed, "binance announced serverShutdown");
+                }
                 Outcome::ServerShutdown
             }
         }

@@ -64,57 +64,7 @@ fn record_latency(stage: Stage, symbol_idx: usize, ns: u64) {
     });
 }
 
-/// Rate-limits a log line per kind: the first `burst` occurrences of an interval, then none until
-/// the interval has passed, with the number suppressed in between. Kinds beyond `MAX_KINDS` share
-/// one entry, so memory stays bounded whatever the kinds are (librdkafka names its own).
-pub struct LogLimiter {
-    last: std::sync::Mutex<std::collections::HashMap<Box<str>, LimiterEntry>>,
-    every: Duration,
-    burst: u32,
-}
-
-struct LimiterEntry {
-    since: Instant,
-    logged: u32,
-    suppressed: u64,
-}
-
-impl LogLimiter {
-    const MAX_KINDS: usize = 64;
-
-    pub fn new(every: Duration) -> Self {
-        Self::with_burst(every, 1)
-    }
-
-    pub fn with_burst(every: Duration, burst: u32) -> Self {
-        LogLimiter { last: Default::default(), every, burst: burst.max(1) }
-    }
-
-    /// `Some(suppressed)` when this kind may be logged now.
-    pub fn check(&self, kind: &str) -> Option<u64> {
-        self.check_at(kind, Instant::now())
-    }
-
-    fn check_at(&self, kind: &str, now: Instant) -> Option<u64> {
-        let mut m = self.last.lock().unwrap();
-        let kind = if m.len() >= Self::MAX_KINDS && !m.contains_key(kind) { "(other)" } else { kind };
-        let Some(e) = m.get_mut(kind) else {
-            m.insert(kind.into(), LimiterEntry { since: now, logged: 1, suppressed: 0 });
-            return Some(0);
-        };
-        if now.duration_since(e.since) >= self.every {
-            e.since = now;
-            e.logged = 0;
-        }
-        if e.logged < self.burst {
-            e.logged += 1;
-            Some(std::mem::take(&mut e.suppressed))
-        } else {
-            e.suppressed += 1;
-            None
-        }
-    }
-}
+pub use crate::log_limit::LogLimiter;
 
 /// The effective librdkafka properties, each key once: the ingester's settings, then the Event
 /// Hubs profile when the broker is Event Hubs, then the user's `KAFKA_PROPS`, a later value
@@ -492,42 +442,6 @@ mod tests {
         assert_eq!(e, "librdkafka refuses the value of `ssl_key` (not shown: it is secret)");
         let e = ProducerConfigError::new(KafkaError::ClientCreation("cannot use hunter2".into()), &props).to_string();
         assert_eq!(e, "librdkafka cannot create the producer: cannot use ***");
-    }
-
-    #[test]
-    fn limiter_lets_the_first_through_then_counts() {
-        let l = LogLimiter::new(Duration::from_secs(3600));
-        assert_eq!(l.check("a"), Some(0));
-        assert_eq!(l.check("a"), None);
-        assert_eq!(l.check("b"), Some(0));
-    }
-
-    #[test]
-    fn limiter_allows_a_burst_and_bounds_its_kinds() {
-        let l = LogLimiter::with_burst(Duration::from_secs(3600), 3);
-        assert_eq!(
-            [l.check("FAIL"), l.check("FAIL"), l.check("FAIL"), l.check("FAIL")],
-            [Some(0), Some(0), Some(0), None]
-        );
-        let l = LogLimiter::new(Duration::from_secs(3600));
-        for i in 0..LogLimiter::MAX_KINDS + 10 {
-            l.check(&format!("kind{i}"));
-        }
-        assert!(l.last.lock().unwrap().len() <= LogLimiter::MAX_KINDS + 1, "bounded");
-    }
-
-    #[test]
-    fn limiter_reports_what_it_suppressed_once_the_interval_passed() {
-        let l = LogLimiter::new(Duration::ZERO);
-        assert_eq!(l.check("a"), Some(0));
-        assert_eq!(l.check("a"), Some(0), "a zero interval suppresses nothing");
-        let l = LogLimiter::new(Duration::from_secs(3600));
-        let t0 = Instant::now();
-        assert_eq!(l.check_at("a", t0), Some(0));
-        assert_eq!(l.check_at("a", t0 + Duration::from_secs(1)), None);
-        assert_eq!(l.check_at("a", t0 + Duration::from_secs(3599)), None);
-        assert_eq!(l.check_at("a", t0 + Duration::from_secs(3600)), Some(2));
-        assert_eq!(l.check_at("a", t0 + Duration::from_secs(3601)), None);
     }
 
     #[test]

@@ -6,206 +6,61 @@
 //! bookkeeping is needed. Non-blocking handshakes follow tungstenite's contract: a handshake
 //! that would block hands itself back (`HandshakeError::Interrupted`) and is resumed on the next
 //! event.
+//!
+//! # What a peer can cost us
+//!
+//! Memory, per connection, whatever the peer sends: the read buffer (16 KiB); one frame of at
+//! most 8 MiB ([`MAX_FRAME`]) and a message assembled from fragments of at most 8 MiB
+//! ([`MAX_MESSAGE`]), together at most 16 MiB and only while a peer sends something that large;
+//! the write buffer, at most 64 KiB ([`WRITE_BUFFER_MAX`]): past it the connection is dropped
+//! (`ws_connect_attempts_total{result="write_buffer_full"}`) and reconnected; with TLS, rustls
+//! adds at most 64 KiB outgoing and 16 KiB of decrypted input (its defaults). About 16.2 MiB in
+//! all, 150 KiB of it outside an oversized message.
+//!
+//! Time: every frame, control frames included, counts against [`READ_BUDGET`], so a flood
+//! yields to the other connections, the heartbeat and shutdown. A peer pinging more than
+//! [`PING_FLOOD_LIMIT`] times in a second is not Binance and is dropped
+//! (`result="ping_flood"`).
+//!
+//! Connection attempts: the backoff keeps growing across a peer that accepts and then fails; it
+//! starts over only after a connection streamed data for [`STABLE_AFTER`]. A rotation's
+//! replacement inherits it, so a peer announcing `serverShutdown` at once cannot make us
+//! reconnect in a loop either.
+//!
+//! Logs: every line a peer can cause per frame or per attempt goes through a [`LogLimiter`].
 
-use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod dial;
+mod limits;
+mod transport;
+
+pub use dial::{ws_config, Dialer, MAX_FRAME, MAX_MESSAGE, WRITE_BUFFER_MAX};
+pub use limits::{AttemptBudget, PING_FLOOD_LIMIT, STABLE_AFTER};
+pub use transport::Transport;
+
+use std::io;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
-use rand::RngExt;
-use rustls::pki_types::ServerName;
+use mio::{Registry, Token};
 use tracing::{debug, info, warn};
-use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::handshake::{HandshakeError, MidHandshake};
-use tungstenite::protocol::WebSocketConfig;
+use tungstenite::handshake::MidHandshake;
 use tungstenite::{Message, WebSocket};
 
-use crate::config::Endpoint;
+use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::pipeline::{Admission, Outcome, Pipeline};
 use crate::sequence::Dense;
+use dial::{write_buffer_full, HANDSHAKE_TIMEOUT};
+use limits::{backoff, OutgoingBudget, PingRate};
 
-/// How long a TCP connect or a TLS + WebSocket handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streams beyond this many URL bytes are added with SUBSCRIBE instead of in the connect URL.
 const URL_STREAM_BYTES: usize = 2000;
-/// Streams per SUBSCRIBE request (a long `params` list has been reported to fail silently).
-const STREAMS_PER_SUBSCRIBE: usize = 200;
-/// Frames handled per connection per loop turn, so one busy connection cannot starve others.
+/// Frames of any kind handled per connection per loop turn, so one busy connection (or one
+/// flooding us with control frames) cannot starve the others, the heartbeat or shutdown.
 pub const READ_BUDGET: usize = 4096;
-/// Binance closes a connection that sends more than this many messages (pongs and control
-/// requests together) in a second.
-const OUTGOING_LIMIT: usize = 5;
-/// Our control requests count against the budget this much longer than a second: the server
-/// counts a message when it reads it, a little later than we sent it, so at the edge of the
-/// window its count can still hold a request ours has already let go.
-const CONTROL_MARGIN: Duration = Duration::from_millis(250);
-
-/// The last [`OUTGOING_LIMIT`] send times of one kind, oldest at `next`.
-#[derive(Debug, Default)]
-struct SendTimes {
-    at: [Option<Instant>; OUTGOING_LIMIT],
-    next: usize,
-}
-
-impl SendTimes {
-    fn record(&mut self, now: Instant) {
-        self.at[self.next] = Some(now);
-        self.next = (self.next + 1) % OUTGOING_LIMIT;
-    }
-
-    /// When each send still counted at `now` stops counting, a `window` after it was sent.
-    fn expiries(&self, now: Instant, window: Duration) -> impl Iterator<Item = Instant> + '_ {
-        self.at.iter().flatten().map(move |t| *t + window).filter(move |e| *e > now)
-    }
-}
-
-/// Binance's outgoing limit over a sliding second, so no second, however Binance aligns its count,
-/// holds more than [`OUTGOING_LIMIT`]. Pongs cannot wait (tungstenite answers a ping as soon as it
-/// is read), so control requests leave room for as many pongs as the last second saw, plus one,
-/// and keep one more spare.
-#[derive(Debug, Default)]
-struct OutgoingBudget {
-    control: SendTimes,
-    pongs: SendTimes,
-}
-
-impl OutgoingBudget {
-    /// Recent controls plus recent pongs may be at most this for another request to go:
-    /// `controls + 1 + (pongs + 1) < OUTGOING_LIMIT`.
-    const ROOM: usize = OUTGOING_LIMIT - 3;
-
-    /// When a control request may go: now, or once enough sends have stopped counting.
-    fn control_at(&self, now: Instant) -> Instant {
-        let mut expiries: Vec<Instant> = self
-            .control
-            .expiries(now, Duration::from_secs(1) + CONTROL_MARGIN)
-            .chain(self.pongs.expiries(now, Duration::from_secs(1)))
-            .collect();
-        match expiries.len().checked_sub(Self::ROOM) {
-            None | Some(0) => now,
-            Some(over) => {
-                // Each send that stops counting lowers the sum by one.
-                expiries.sort_unstable();
-                expiries[over - 1]
-            }
-        }
-    }
-
-    fn allows_control(&self, now: Instant) -> bool {
-        self.control_at(now) <= now
-    }
-
-    fn record_control(&mut self, now: Instant) {
-        self.control.record(now);
-    }
-
-    fn record_pong(&mut self, now: Instant) {
-        self.pongs.record(now);
-    }
-}
-
-#[cfg(test)]
-mod outgoing_tests {
-    use super::*;
-
-    #[test]
-    fn control_requests_leave_room_for_the_pongs() {
-        let t0 = Instant::now();
-        let ms = |n: u64| t0 + Duration::from_millis(n);
-        // No pings (Binance pings every 20 s): three requests, then a pause of a second and the
-        // margin, so the server's count (taken a little later) has let them go too.
-        let mut b = OutgoingBudget::default();
-        for _ in 0..3 {
-            assert!(b.allows_control(t0));
-            b.record_control(t0);
-        }
-        assert!(!b.allows_control(ms(1000)), "still inside the margin");
-        assert_eq!(b.control_at(ms(10)), ms(1250));
-        // Pings every 400 ms: at most three pongs in a second, so at most two requests.
-        let mut b = OutgoingBudget::default();
-        b.record_pong(ms(0));
-        b.record_pong(ms(400));
-        assert!(b.allows_control(ms(500)));
-        b.record_control(ms(500));
-        assert!(!b.allows_control(ms(500)), "2 pongs + 1 request + room for 2 more pongs");
-        assert_eq!(b.control_at(ms(500)), ms(1000), "when the pong at 0 stops counting");
-        b.record_pong(ms(800));
-        assert_eq!(b.control_at(ms(900)), ms(1400));
-    }
-}
-
-/// A TCP stream that remembers when it last delivered bytes: one clock read per socket read,
-/// shared by every frame in that read.
-pub struct TimedTcp {
-    tcp: TcpStream,
-    last_read_ns: u64,
-}
-
-impl Read for TimedTcp {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.tcp.read(buf)?;
-        if n > 0 {
-            self.last_read_ns = crate::clock::now_ns();
-        }
-        Ok(n)
-    }
-}
-
-impl Write for TimedTcp {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
-    }
-}
-
-/// Plain TCP or rustls over TCP.
-pub enum Transport {
-    Plain(TimedTcp),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TimedTcp>>),
-}
-
-impl Transport {
-    fn timed(&self) -> &TimedTcp {
-        match self {
-            Transport::Plain(t) => t,
-            Transport::Tls(s) => &s.sock,
-        }
-    }
-    /// Unix ns of the last socket read that returned data.
-    pub fn recv_ns(&self) -> u64 {
-        self.timed().last_read_ns
-    }
-}
-
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Transport::Plain(t) => t.read(buf),
-            Transport::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Transport {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Transport::Plain(t) => t.write(buf),
-            Transport::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Transport::Plain(t) => t.flush(),
-            Transport::Tls(s) => s.flush(),
-        }
-    }
-}
+/// How often a connection may log each kind of line a peer can provoke at will.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 enum State {
     /// Waiting to (re)connect.
@@ -235,64 +90,6 @@ pub struct Progress {
     pub more: bool,
 }
 
-/// Shared, read-only inputs of every connection.
-pub struct Dialer {
-    pub endpoint: Endpoint,
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    pub ws_config: WebSocketConfig,
-    /// Neither data nor a ping for this long: the connection is replaced.
-    pub stale_after: Duration,
-    /// Rotate (make-before-break) at this age.
-    pub max_age: Duration,
-    /// The endpoint's addresses, looked up off the event-loop thread.
-    pub resolver: crate::resolver::Resolver,
-}
-
-/// Binance allows 300 connection attempts per 5 minutes per IP; one budget for all connections.
-pub struct AttemptBudget {
-    recent: std::collections::VecDeque<Instant>,
-    max: usize,
-    window: Duration,
-}
-
-impl AttemptBudget {
-    pub fn binance() -> AttemptBudget {
-        // 20 under the limit: other clients may share the IP, and a margin costs nothing.
-        AttemptBudget { recent: Default::default(), max: 280, window: Duration::from_secs(300) }
-    }
-
-    /// Takes a slot now, or says when one frees up.
-    pub fn take(&mut self, now: Instant) -> Result<(), Instant> {
-        while self.recent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-            self.recent.pop_front();
-        }
-        if self.recent.len() >= self.max {
-            return Err(self.recent[0] + self.window);
-        }
-        self.recent.push_back(now);
-        Ok(())
-    }
-}
-
-impl Dialer {
-    pub fn new(
-        endpoint: Endpoint,
-        tls: Option<Arc<rustls::ClientConfig>>,
-        stale_after: Duration,
-        max_age: Duration,
-    ) -> Dialer {
-        // A small read buffer: tungstenite zero-fills it before every socket read, and a 128 KiB
-        // default made that memset cost more than parsing (see perf-notes, tungstenite PR #485).
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(16 * 1024)
-            .max_message_size(Some(8 << 20))
-            .max_frame_size(Some(8 << 20));
-        // Binance's stream hosts sit behind DNS-balanced addresses: look again every minute.
-        let resolver = crate::resolver::Resolver::spawn(&endpoint.host, endpoint.port, Duration::from_secs(60));
-        Dialer { endpoint, tls, ws_config, stale_after, max_age, resolver }
-    }
-}
-
 pub struct Connection {
     pub id: usize,
     token: Token,
@@ -312,7 +109,15 @@ pub struct Connection {
     next_id: i64,
     /// Pongs and control requests sent in the last second.
     outgoing: OutgoingBudget,
+    /// Pings received lately: past a Binance-like rate the peer is dropped.
+    pings: PingRate,
+    /// Attempts since the last stable connection: the backoff's exponent. Not reset by a mere
+    /// successful open, so a peer that accepts and then fails sees the backoff keep growing.
     attempt: u32,
+    /// A record arrived since the WebSocket opened (one of the two marks of a stable connection).
+    streamed: bool,
+    /// Lines a peer can provoke at will (failures, losses, opens) are logged at a bounded rate.
+    log: LogLimiter,
     addr_rr: usize,
     ever_open: bool,
     last_state: &'static str,
@@ -322,6 +127,9 @@ pub struct Connection {
     last_rx: Instant,
     /// Asked for a replacement (age limit or serverShutdown).
     rotate: bool,
+    /// The rotation was asked for by the peer (serverShutdown), not by our own age limit: only
+    /// such a rotation can be a flapping peer's doing.
+    rotate_by_peer: bool,
     /// A replacement exists: when this one goes, it is not reconnected.
     retiring: bool,
     /// Set on a rotation's replacement: the dense sequences `(symbol, kind)` it has not yet
@@ -355,13 +163,17 @@ impl Connection {
             pending: Vec::new(),
             next_id: 1,
             outgoing: OutgoingBudget::default(),
+            pings: PingRate::new(Instant::now()),
             attempt: 0,
+            streamed: false,
+            log: LogLimiter::new(LOG_EVERY),
             addr_rr: 0,
             ever_open: false,
             last_state: "backoff",
             opened_at: Instant::now(),
             last_rx: Instant::now(),
             rotate: false,
+            rotate_by_peer: false,
             retiring: false,
             catch_up: None,
         }
@@ -386,6 +198,24 @@ impl Connection {
     /// as caught up.
     pub fn begin_catch_up(&mut self, pending: Vec<(u16, Dense)>) {
         self.catch_up = (!pending.is_empty()).then(|| (Instant::now(), pending));
+    }
+
+    /// Makes this connection the replacement of `old`, which asked for one. After a stable
+    /// connection, or at our own age limit, it connects at once (make-before-break, as
+    /// Binance's `serverShutdown` asks); after a short-lived one the peer told to go, it waits
+    /// out `old`'s backoff, so a peer announcing shutdown right after every open is reconnected
+    /// to at a falling rate, like any other flapping peer.
+    pub fn succeed(&mut self, old: &Connection) {
+        if old.is_stable() || !old.rotate_by_peer {
+            return;
+        }
+        self.attempt = old.attempt.saturating_add(1);
+        self.state = State::Backoff { until: Instant::now() + backoff(old.attempt) };
+    }
+
+    /// Open, and has streamed data for [`STABLE_AFTER`].
+    fn is_stable(&self) -> bool {
+        self.streamed && matches!(self.state, State::Open { .. }) && self.opened_at.elapsed() >= STABLE_AFTER
     }
 
     /// Has joined every dense sequence it carries (or never had to).
@@ -475,14 +305,16 @@ impl Connection {
             State::Backoff { until } if now >= *until => match budget.take(now) {
                 Ok(()) => self.start_connect(dialer, registry, metrics),
                 Err(free_at) => {
-                    warn!(conn = self.id, "connection attempt budget exhausted: waiting");
+                    if let Some(suppressed) = self.log.check("budget_exhausted") {
+                        warn!(conn = self.id, suppressed, "connection attempt budget exhausted: waiting");
+                    }
                     self.set_state(State::Backoff { until: free_at }, metrics);
                 }
             },
             State::Open { .. } if now >= self.last_rx + dialer.stale_after => {
                 metrics.ws_stale.inc();
                 let silent = now.duration_since(self.last_rx).as_millis() as u64;
-                self.lost(&format!("stale: no data and no ping for {silent} ms"), metrics);
+                self.lost(&format!("stale: no data and no ping for {silent} ms"), metrics, "lost");
             }
             State::Open { .. } if !self.rotate && now >= self.opened_at + dialer.max_age => {
                 info!(conn = self.id, "connection reached its age limit: rotating");
@@ -491,67 +323,59 @@ impl Connection {
             State::Connecting { since, .. } | State::Handshaking { since, .. } if now >= *since + HANDSHAKE_TIMEOUT => {
                 self.fail("handshake timed out", metrics, "timeout")
             }
-            State::Open { .. } => self.send_subscriptions(),
+            State::Open { .. } => self.send_subscriptions(metrics),
             _ => {}
         }
     }
 
-    fn start_connect(&mut self, dialer: &Dialer, registry: &Registry, metrics: &Metrics) {
-        let ep = &dialer.endpoint;
-        // The cached answer of the resolver thread: a slow DNS server never stalls the loop.
-        let addrs: Vec<SocketAddr> = match dialer.resolver.addrs() {
-            Ok(a) if !a.is_empty() => a,
-            Ok(_) => return self.fail(&format!("{} not resolved yet", ep.host), metrics, "resolve"),
-            Err(e) => {
-                dialer.resolver.refresh();
-                return self.fail(&e, metrics, "resolve");
-            }
-        };
-        let addr = addrs[self.addr_rr % addrs.len()];
-        self.addr_rr += 1;
-        match TcpStream::connect(addr) {
-            Ok(mut tcp) => {
-                if let Err(e) = registry.register(&mut tcp, self.token, Interest::READABLE | Interest::WRITABLE) {
-                    return self.fail(&format!("register: {e}"), metrics, "io");
-                }
-                debug!(conn = self.id, %addr, "connecting");
-                self.set_state(State::Connecting { tcp, since: Instant::now() }, metrics);
-            }
-            Err(e) => {
-                // The address may have moved: look again before the next attempt.
-                dialer.resolver.refresh();
-                self.fail(&format!("connect {addr}: {e}"), metrics, "connect")
-            }
+    /// Gives up on a connection attempt and schedules the next one.
+    fn fail(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
+        let delay = self.schedule_reconnect(metrics, result);
+        if let Some(suppressed) = self.log.check("connection_failed") {
+            let delay_ms = delay.as_millis() as u64;
+            warn!(conn = self.id, attempt = self.attempt, delay_ms, suppressed, "connection failed: {why}");
         }
     }
 
-    /// Gives up on the current socket and schedules a reconnect with capped exponential backoff
-    /// and jitter (so a fleet does not reconnect in lockstep).
-    fn fail(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
+    /// Counts the attempt's `result` and waits with capped exponential backoff and jitter (see
+    /// [`backoff`]) before the next one.
+    fn schedule_reconnect(&mut self, metrics: &Metrics, result: &'static str) -> Duration {
         metrics.ws_connect_attempts.with_label_values(&[result]).inc();
-        let base = Duration::from_millis(250).saturating_mul(1u32 << self.attempt.min(7));
-        let capped = base.min(Duration::from_secs(30));
-        let delay = capped.mul_f64(rand::rng().random_range(0.5..1.0));
+        let delay = backoff(self.attempt);
         self.attempt = self.attempt.saturating_add(1);
-        warn!(conn = self.id, attempt = self.attempt, delay_ms = delay.as_millis() as u64, "connection failed: {why}");
         self.reset_subscriptions();
         self.set_state(State::Backoff { until: Instant::now() + delay }, metrics);
+        delay
     }
 
     /// A connection that was streaming went away: count a reconnect for every symbol it carried.
     /// A retiring connection is not reconnected: its replacement already carries its streams.
-    fn lost(&mut self, why: &str, metrics: &Metrics) {
+    /// `result` is `lost`, or the reason we dropped the peer.
+    fn lost(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
         if self.retiring {
-            info!(conn = self.id, "retiring connection closed: {why}");
+            if result != "lost" {
+                // A peer we dropped is counted even when a replacement already took over.
+                metrics.ws_connect_attempts.with_label_values(&[result]).inc();
+            }
+            if let Some(suppressed) = self.log.check("retiring_closed") {
+                info!(conn = self.id, suppressed, "retiring connection closed: {why}");
+            }
             self.set_state(State::Closed, metrics);
             return;
         }
         for &s in &self.symbols {
             metrics.ws_reconnects[s as usize].inc();
         }
-        info!(conn = self.id, streams = self.streams.len(), "connection lost: {why}; reconnecting");
-        self.attempt = 0;
-        self.fail(why, metrics, "lost");
+        let stable = self.is_stable();
+        if stable {
+            self.attempt = 0;
+        }
+        let delay = self.schedule_reconnect(metrics, result);
+        if let Some(suppressed) = self.log.check("connection_lost") {
+            let delay_ms = delay.as_millis() as u64;
+            let streams = self.streams.len();
+            warn!(conn = self.id, streams, stable, delay_ms, suppressed, "connection lost: {why}; reconnecting");
+        }
     }
 
     fn reset_subscriptions(&mut self) {
@@ -564,47 +388,7 @@ impl Connection {
         loop {
             match std::mem::replace(&mut self.state, State::Closed) {
                 State::Connecting { tcp, since } => {
-                    // Writable means connected or failed; take_error/peer_addr tell which.
-                    if let Ok(Some(e)) | Err(e) = tcp.take_error() {
-                        self.state = State::Connecting { tcp, since };
-                        self.fail(&format!("connect: {e}"), metrics, "connect");
-                        return Progress::default();
-                    }
-                    match tcp.peer_addr() {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                            self.state = State::Connecting { tcp, since };
-                            return Progress::default();
-                        }
-                        Err(e) => {
-                            self.state = State::Connecting { tcp, since };
-                            self.fail(&format!("connect: {e}"), metrics, "connect");
-                            return Progress::default();
-                        }
-                    }
-                    let _ = tcp.set_nodelay(true);
-                    let transport = match self.wrap(tcp, dialer) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            self.fail(&e, metrics, "tls");
-                            return Progress::default();
-                        }
-                    };
-                    let url = format!(
-                        "{}://{}{}",
-                        if dialer.endpoint.tls { "wss" } else { "ws" },
-                        dialer.endpoint.authority(),
-                        self.path
-                    );
-                    let request = match url.into_client_request() {
-                        Ok(r) => r,
-                        Err(e) => {
-                            self.fail(&format!("bad request URL: {e}"), metrics, "request");
-                            return Progress::default();
-                        }
-                    };
-                    let r = tungstenite::client::client_with_config(request, transport, Some(dialer.ws_config));
-                    if let Some(p) = self.after_handshake(r, since, metrics) {
+                    if let Some(p) = self.on_connecting(tcp, since, dialer, metrics) {
                         return p;
                     }
                 }
@@ -626,81 +410,6 @@ impl Connection {
         }
     }
 
-    fn wrap(&self, tcp: TcpStream, dialer: &Dialer) -> Result<Transport, String> {
-        let timed = TimedTcp { tcp, last_read_ns: 0 };
-        match &dialer.tls {
-            None => Ok(Transport::Plain(timed)),
-            Some(cfg) => {
-                let name = ServerName::try_from(dialer.endpoint.host.clone())
-                    .map_err(|e| format!("invalid TLS server name {}: {e}", dialer.endpoint.host))?;
-                let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| format!("tls: {e}"))?;
-                Ok(Transport::Tls(Box::new(rustls::StreamOwned::new(conn, timed))))
-            }
-        }
-    }
-
-    /// Moves on from a handshake step. `None` means the state changed to Open and the caller
-    /// should loop to start streaming at once (bytes may already be buffered).
-    fn after_handshake(
-        &mut self,
-        r: Result<
-            (WebSocket<Transport>, tungstenite::handshake::client::Response),
-            HandshakeError<ClientHandshake<Transport>>,
-        >,
-        since: Instant,
-        metrics: &Metrics,
-    ) -> Option<Progress> {
-        match r {
-            Ok((ws, resp)) => {
-                metrics.ws_connect_attempts.with_label_values(&["ok"]).inc();
-                info!(conn = self.id, status = resp.status().as_u16(), streams = self.streams.len(), "websocket open");
-                self.ever_open = true;
-                self.opened_at = Instant::now();
-                self.last_rx = self.opened_at;
-                self.rotate = false;
-                self.set_state(State::Open { ws: Box::new(ws) }, metrics);
-                self.send_subscriptions();
-                None
-            }
-            Err(HandshakeError::Interrupted(mid)) => {
-                self.set_state(State::Handshaking { mid: Box::new(mid), since }, metrics);
-                Some(Progress::default())
-            }
-            Err(HandshakeError::Failure(e)) => {
-                self.fail(&format!("handshake: {e}"), metrics, "handshake");
-                Some(Progress::default())
-            }
-        }
-    }
-
-    /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
-    fn send_subscriptions(&mut self) {
-        let now = Instant::now();
-        let State::Open { ws } = &mut self.state else {
-            return;
-        };
-        while self.next_batch < self.overflow.len() && self.outgoing.allows_control(now) {
-            let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
-            let id = self.next_id;
-            self.next_id += 1;
-            let params: Vec<String> = self.overflow[self.next_batch..end].iter().map(|s| format!("\"{s}\"")).collect();
-            let msg = format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","));
-            match ws.write(Message::text(msg)) {
-                Ok(()) => {}
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    warn!(conn = self.id, "SUBSCRIBE failed: {e}");
-                    return;
-                }
-            }
-            let _ = ws.flush();
-            debug!(conn = self.id, id, streams = end - self.next_batch, "SUBSCRIBE sent");
-            self.pending.push(id);
-            self.next_batch = end;
-            self.outgoing.record_control(now);
-        }
-    }
-
     /// Reads frames until `WouldBlock` or the read budget, handing text frames to the pipeline.
     fn stream(&mut self, pipeline: &mut Pipeline, metrics: &Metrics) -> Progress {
         let State::Open { ws } = &mut self.state else {
@@ -708,19 +417,25 @@ impl Connection {
         };
         let mut handled = 0;
         let mut got_any = false;
-        let mut lost: Option<String> = None;
+        // Why the connection goes, and the `ws_connect_attempts_total` result that says so.
+        let mut lost: Option<(String, &'static str)> = None;
         while handled < READ_BUDGET {
-            match ws.read() {
+            let msg = ws.read();
+            // Every frame counts, control frames too: a peer flooding pings or pongs must not
+            // keep the loop here.
+            handled += 1;
+            match msg {
                 Ok(Message::Text(t)) => {
-                    handled += 1;
                     got_any = true;
                     let recv_ns = ws.get_ref().recv_ns();
                     let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
                     match pipeline.on_text(t.as_str(), recv_ns, admission) {
-                        Outcome::Record => {
-                            self.attempt = 0;
+                        // Market data, whatever became of it: the peer is streaming.
+                        Outcome::Record | Outcome::Duplicate | Outcome::Held | Outcome::Overflowed => {
+                            self.streamed = true
                         }
                         Outcome::Joined { symbol_idx, kind } => {
+                            self.streamed = true;
                             if let Some((_, pending)) = &mut self.catch_up {
                                 pending.retain(|p| *p != (symbol_idx, kind));
                                 if pending.is_empty() {
@@ -729,27 +444,48 @@ impl Connection {
                                 }
                             }
                         }
-                        Outcome::ControlReply { id: Some(id) } => self.pending.retain(|p| *p != id),
+                        Outcome::ControlReply { id } => match id.filter(|id| self.pending.contains(id)) {
+                            Some(id) => {
+                                self.pending.retain(|p| *p != id);
+                                info!(conn = self.id, id, pending = self.pending.len(), "control reply");
+                            }
+                            // Not an answer to us: a peer can send these without end.
+                            None => {
+                                if let Some(suppressed) = self.log.check("unsolicited_reply") {
+                                    info!(conn = self.id, ?id, suppressed, "unsolicited reply ignored");
+                                }
+                            }
+                        },
                         // Make-before-break: keep streaming until the replacement takes over.
-                        Outcome::ServerShutdown => self.rotate = true,
+                        Outcome::ServerShutdown => {
+                            self.rotate = true;
+                            self.rotate_by_peer = true;
+                        }
                         _ => {}
                     }
                 }
                 Ok(Message::Binary(b)) => {
-                    handled += 1;
                     got_any = true;
                     metrics.rejected.with_label_values(&["binary_frame"]).inc();
-                    debug!(conn = self.id, len = b.len(), "binary frame ignored");
+                    if let Some(suppressed) = self.log.check("binary_frame") {
+                        debug!(conn = self.id, len = b.len(), suppressed, "binary frame ignored");
+                    }
                 }
                 // tungstenite queues the pong, with the ping's payload, and flushes it below.
                 Ok(Message::Ping(_)) => {
                     got_any = true;
                     metrics.ws_pings.inc();
-                    self.outgoing.record_pong(Instant::now());
+                    let now = Instant::now();
+                    self.outgoing.record_pong(now);
+                    if !self.pings.allow(now) {
+                        let why = format!("ping flood: more than {PING_FLOOD_LIMIT} pings within a second");
+                        lost = Some((why, "ping_flood"));
+                        break;
+                    }
                 }
                 Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => got_any = true,
                 Ok(Message::Close(c)) => {
-                    lost = Some(format!("server closed: {c:?}"));
+                    lost = Some((format!("server closed: {c:?}"), "lost"));
                     break;
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -764,7 +500,7 @@ impl Connection {
                     if let Some(r) = reason {
                         metrics.rejected.with_label_values(&[r]).inc();
                     }
-                    lost = Some(e.to_string());
+                    lost = Some((e.to_string(), "lost"));
                     break;
                 }
             }
@@ -773,15 +509,24 @@ impl Connection {
             self.last_rx = Instant::now();
         }
         pipeline.flush_batch();
-        // Pongs and anything else queued go out now; WouldBlock leaves them for the writable edge.
+        // Pongs and anything else queued go out now; WouldBlock leaves them for the writable edge,
+        // unless the backlog reached the write buffer's bound: the peer is not reading.
         match ws.flush() {
             Ok(()) => {}
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if lost.is_none() => lost = Some(e.to_string()),
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                let unsent = ws.get_ref().unsent();
+                if lost.is_none() && write_buffer_full(unsent) {
+                    lost = Some((
+                        format!("write buffer full: {unsent} bytes unsent, the peer is not reading"),
+                        "write_buffer_full",
+                    ));
+                }
+            }
+            Err(e) if lost.is_none() => lost = Some((e.to_string(), "lost")),
             Err(_) => {}
         }
-        if let Some(why) = lost {
-            self.lost(&why, metrics);
+        if let Some((why, result)) = lost {
+            self.lost(&why, metrics, result);
             return Progress::default();
         }
         Progress { more: handled >= READ_BUDGET }
@@ -794,5 +539,29 @@ impl Connection {
             let _ = ws.flush();
         }
         self.set_state(State::Closed, metrics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_of_a_short_lived_connection_waits_out_its_backoff() {
+        let mut old = Connection::new(0, vec!["btcusdt@trade".into()], vec![0], "");
+        old.attempt = 3;
+        // Our own age limit: the replacement goes at once.
+        let mut new = Connection::new(1, old.streams.clone(), old.symbols.clone(), "");
+        new.succeed(&old);
+        assert_eq!(new.attempt, 0);
+        // The peer's serverShutdown, on a connection that never became stable.
+        old.rotate_by_peer = true;
+        let before = Instant::now();
+        let mut new = Connection::new(1, old.streams.clone(), old.symbols.clone(), "");
+        new.succeed(&old);
+        assert_eq!(new.attempt, 4);
+        // The backoff of attempt 3: 2 s, jittered down to no less than 1 s.
+        let State::Backoff { until } = new.state else { panic!("not in backoff") };
+        assert!(until >= before + Duration::from_secs(1) && until <= Instant::now() + Duration::from_secs(2));
     }
 }

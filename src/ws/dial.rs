@@ -1,0 +1,274 @@
+//! Reaching the peer: the WebSocket limits, the shared dialing inputs, and a connection's steps
+//! from TCP connect through the TLS + WebSocket handshake to open and subscribed.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+use rustls::pki_types::ServerName;
+use tracing::{debug, info};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::ClientHandshake;
+use tungstenite::handshake::HandshakeError;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, WebSocket};
+
+use super::limits::PingRate;
+use super::{Connection, Progress, State, Transport};
+use crate::config::Endpoint;
+use crate::metrics::Metrics;
+
+/// Streams per SUBSCRIBE request (a long `params` list has been reported to fail silently).
+const STREAMS_PER_SUBSCRIBE: usize = 200;
+/// How long a TCP connect or a TLS + WebSocket handshake may take.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest frame accepted (Binance's largest, a depth update, is tens of KiB).
+pub const MAX_FRAME: usize = 8 << 20;
+/// Largest message accepted, fragments assembled.
+pub const MAX_MESSAGE: usize = 8 << 20;
+/// Largest write buffer. We write little: pongs and SUBSCRIBE batches of at most 200 stream
+/// names (under 8 KiB), a handful a second at most, so a backlog this size means the peer
+/// stopped reading.
+pub const WRITE_BUFFER_MAX: usize = 64 << 10;
+/// Largest control frame a client sends: 2 header bytes, a 4-byte mask, 125 bytes of payload.
+const MAX_CONTROL_FRAME: usize = 2 + 4 + 125;
+
+/// The WebSocket limits of every connection.
+pub fn ws_config() -> WebSocketConfig {
+    // A small read buffer: tungstenite zero-fills it before every socket read, and a 128 KiB
+    // default made that memset cost more than parsing (see perf-notes, tungstenite PR #485).
+    // Writes go to the socket at once (`write_buffer_size` 0): we flush after every batch anyway,
+    // and the backlog then shows in `Transport::unsent`. The write buffer's default bound is
+    // none: a peer pinging without reading our pongs grew it by gigabytes.
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_FRAME))
+        .write_buffer_size(0)
+        .max_write_buffer_size(WRITE_BUFFER_MAX)
+}
+
+/// The write backlog `unsent` leaves no room for one more control frame (a pong): tungstenite
+/// would now hold pongs back for good, and Binance cuts a connection whose pongs stop.
+pub(super) fn write_buffer_full(unsent: usize) -> bool {
+    unsent + MAX_CONTROL_FRAME > WRITE_BUFFER_MAX
+}
+
+/// Shared, read-only inputs of every connection.
+pub struct Dialer {
+    pub endpoint: Endpoint,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub ws_config: WebSocketConfig,
+    /// Neither data nor a ping for this long: the connection is replaced.
+    pub stale_after: Duration,
+    /// Rotate (make-before-break) at this age.
+    pub max_age: Duration,
+    /// The endpoint's addresses, looked up off the event-loop thread.
+    pub resolver: crate::resolver::Resolver,
+}
+
+impl Dialer {
+    pub fn new(
+        endpoint: Endpoint,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        stale_after: Duration,
+        max_age: Duration,
+    ) -> Dialer {
+        let ws_config = ws_config();
+        // Binance's stream hosts sit behind DNS-balanced addresses: look again every minute.
+        let resolver = crate::resolver::Resolver::spawn(&endpoint.host, endpoint.port, Duration::from_secs(60));
+        Dialer { endpoint, tls, ws_config, stale_after, max_age, resolver }
+    }
+}
+
+impl Connection {
+    pub(super) fn start_connect(&mut self, dialer: &Dialer, registry: &Registry, metrics: &Metrics) {
+        let ep = &dialer.endpoint;
+        // The cached answer of the resolver thread: a slow DNS server never stalls the loop.
+        let addrs: Vec<SocketAddr> = match dialer.resolver.addrs() {
+            Ok(a) if !a.is_empty() => a,
+            Ok(_) => return self.fail(&format!("{} not resolved yet", ep.host), metrics, "resolve"),
+            Err(e) => {
+                dialer.resolver.refresh();
+                return self.fail(&e, metrics, "resolve");
+            }
+        };
+        let addr = addrs[self.addr_rr % addrs.len()];
+        self.addr_rr += 1;
+        match TcpStream::connect(addr) {
+            Ok(mut tcp) => {
+                if let Err(e) = registry.register(&mut tcp, self.token, Interest::READABLE | Interest::WRITABLE) {
+                    return self.fail(&format!("register: {e}"), metrics, "io");
+                }
+                debug!(conn = self.id, %addr, "connecting");
+                self.set_state(State::Connecting { tcp, since: Instant::now() }, metrics);
+            }
+            Err(e) => {
+                // The address may have moved: look again before the next attempt.
+                dialer.resolver.refresh();
+                self.fail(&format!("connect {addr}: {e}"), metrics, "connect")
+            }
+        }
+    }
+
+    /// The socket turned writable while connecting: connected (start the TLS + WebSocket
+    /// handshake) or failed. `None`: the WebSocket is open, stream at once.
+    pub(super) fn on_connecting(
+        &mut self,
+        tcp: TcpStream,
+        since: Instant,
+        dialer: &Dialer,
+        metrics: &Metrics,
+    ) -> Option<Progress> {
+        // Writable means connected or failed; take_error/peer_addr tell which.
+        if let Ok(Some(e)) | Err(e) = tcp.take_error() {
+            self.state = State::Connecting { tcp, since };
+            self.fail(&format!("connect: {e}"), metrics, "connect");
+            return Some(Progress::default());
+        }
+        match tcp.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                self.state = State::Connecting { tcp, since };
+                return Some(Progress::default());
+            }
+            Err(e) => {
+                self.state = State::Connecting { tcp, since };
+                self.fail(&format!("connect: {e}"), metrics, "connect");
+                return Some(Progress::default());
+            }
+        }
+        let _ = tcp.set_nodelay(true);
+        let transport = match self.wrap(tcp, dialer) {
+            Ok(t) => t,
+            Err(e) => {
+                self.fail(&e, metrics, "tls");
+                return Some(Progress::default());
+            }
+        };
+        let url = format!(
+            "{}://{}{}",
+            if dialer.endpoint.tls { "wss" } else { "ws" },
+            dialer.endpoint.authority(),
+            self.path
+        );
+        let request = match url.into_client_request() {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(&format!("bad request URL: {e}"), metrics, "request");
+                return Some(Progress::default());
+            }
+        };
+        let r = tungstenite::client::client_with_config(request, transport, Some(dialer.ws_config));
+        self.after_handshake(r, since, metrics)
+    }
+
+    fn wrap(&self, tcp: TcpStream, dialer: &Dialer) -> Result<Transport, String> {
+        match &dialer.tls {
+            None => Ok(Transport::plain(tcp)),
+            Some(cfg) => {
+                let name = ServerName::try_from(dialer.endpoint.host.clone())
+                    .map_err(|e| format!("invalid TLS server name {}: {e}", dialer.endpoint.host))?;
+                let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| format!("tls: {e}"))?;
+                Ok(Transport::tls(conn, tcp))
+            }
+        }
+    }
+
+    /// Moves on from a handshake step. `None` means the state changed to Open and the caller
+    /// should loop to start streaming at once (bytes may already be buffered).
+    pub(super) fn after_handshake(
+        &mut self,
+        r: Result<
+            (WebSocket<Transport>, tungstenite::handshake::client::Response),
+            HandshakeError<ClientHandshake<Transport>>,
+        >,
+        since: Instant,
+        metrics: &Metrics,
+    ) -> Option<Progress> {
+        match r {
+            Ok((ws, resp)) => {
+                metrics.ws_connect_attempts.with_label_values(&["ok"]).inc();
+                if let Some(suppressed) = self.log.check("open") {
+                    let (status, streams) = (resp.status().as_u16(), self.streams.len());
+                    info!(conn = self.id, status, streams, attempt = self.attempt, suppressed, "websocket open");
+                }
+                self.ever_open = true;
+                self.opened_at = Instant::now();
+                self.last_rx = self.opened_at;
+                self.streamed = false;
+                self.pings = PingRate::new(self.opened_at);
+                self.rotate = false;
+                self.rotate_by_peer = false;
+                self.set_state(State::Open { ws: Box::new(ws) }, metrics);
+                self.send_subscriptions(metrics);
+                None
+            }
+            Err(HandshakeError::Interrupted(mid)) => {
+                self.set_state(State::Handshaking { mid: Box::new(mid), since }, metrics);
+                Some(Progress::default())
+            }
+            Err(HandshakeError::Failure(e)) => {
+                self.fail(&format!("handshake: {e}"), metrics, "handshake");
+                Some(Progress::default())
+            }
+        }
+    }
+
+    /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
+    /// A request the connection cannot take costs the connection (it would never subscribe).
+    pub(super) fn send_subscriptions(&mut self, metrics: &Metrics) {
+        if let Err((why, result)) = self.try_send_subscriptions() {
+            self.lost(&why, metrics, result);
+        }
+    }
+
+    fn try_send_subscriptions(&mut self) -> Result<(), (String, &'static str)> {
+        let now = Instant::now();
+        let State::Open { ws } = &mut self.state else {
+            return Ok(());
+        };
+        while self.next_batch < self.overflow.len() && self.outgoing.allows_control(now) {
+            let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
+            let id = self.next_id;
+            self.next_id += 1;
+            let params: Vec<String> = self.overflow[self.next_batch..end].iter().map(|s| format!("\"{s}\"")).collect();
+            let msg = format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","));
+            match ws.write(Message::text(msg)) {
+                Ok(()) => {}
+                // Queued: it goes out with the next flush.
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(tungstenite::Error::WriteBufferFull(_)) => {
+                    let unsent = ws.get_ref().unsent();
+                    return Err((
+                        format!("write buffer full ({unsent} bytes unsent): SUBSCRIBE refused"),
+                        "write_buffer_full",
+                    ));
+                }
+                Err(e) => return Err((format!("SUBSCRIBE failed: {e}"), "lost")),
+            }
+            let _ = ws.flush();
+            debug!(conn = self.id, id, streams = end - self.next_batch, "SUBSCRIBE sent");
+            self.pending.push(id);
+            self.next_batch = end;
+            self.outgoing.record_control(now);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_buffer_is_full_when_a_pong_no_longer_fits() {
+        assert!(!write_buffer_full(0));
+        assert!(!write_buffer_full(WRITE_BUFFER_MAX - MAX_CONTROL_FRAME));
+        assert!(write_buffer_full(WRITE_BUFFER_MAX - MAX_CONTROL_FRAME + 1));
+        assert!(write_buffer_full(WRITE_BUFFER_MAX));
+    }
+}
