@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::vars::VARS;
+use super::vars::{Var, VARS};
 use super::{kafka_props, parse, Config, ConfigErrors, CorePin, Endpoint, KafkaProps, RawConfig, Secret};
 use super::{LogFormat, LoopMode, SaslMechanism, SinkKind};
 use crate::binance::stream::RecordType;
@@ -38,7 +38,9 @@ pub(super) struct Build<'a> {
 }
 
 impl<'a> Build<'a> {
-    fn new(memory_limit: Option<u64>, extra_kafka_props: &'a [String]) -> Build<'a> {
+    /// Placeholders differ from every default, so that a test can tell a default that never
+    /// reached its field.
+    pub(super) fn new(memory_limit: Option<u64>, extra_kafka_props: &'a [String]) -> Build<'a> {
         let nowhere = Endpoint { tls: false, host: String::new(), port: 0, path: String::new() };
         let cfg = Config {
             symbols: Vec::new(),
@@ -48,7 +50,7 @@ impl<'a> Build<'a> {
             kafka_username: None,
             kafka_password: Secret::default(),
             kafka_security_protocol: None,
-            kafka_sasl_mechanism: SaslMechanism::Plain,
+            kafka_sasl_mechanism: SaslMechanism::ScramSha512,
             kafka_props: KafkaProps::default(),
             prom_port: 0,
             metrics_bind: String::new(),
@@ -57,11 +59,11 @@ impl<'a> Build<'a> {
             tls_ca_file: None,
             pin_core: CorePin::None,
             producer_core: CorePin::None,
-            loop_mode: LoopMode::Blocking,
+            loop_mode: LoopMode::BusyPoll,
             ring_bytes: 0,
             max_streams_per_connection: 0,
             sink: SinkKind::Null,
-            log_format: LogFormat::Text,
+            log_format: LogFormat::Json,
             shutdown_timeout: Duration::ZERO,
             backfill: false,
             backfill_max_ids: 0,
@@ -215,12 +217,16 @@ impl Shown<'_> {
     }
 }
 
+/// `var`'s lines in `--check-config`.
+pub(super) fn shown(c: &Config, var: &Var) -> String {
+    let mut out = String::new();
+    (var.show)(c, &mut Shown { out: &mut out, var: var.env });
+    out
+}
+
 /// The effective configuration, one line per value, secrets masked.
 pub(super) fn render(c: &Config) -> String {
-    let mut out = String::new();
-    for var in VARS {
-        (var.show)(c, &mut Shown { out: &mut out, var: var.env });
-    }
+    let mut out: String = VARS.iter().map(|var| shown(c, var)).collect();
     let n = c.symbols.len() * c.streams.len();
     let conns = n.div_ceil(c.max_streams_per_connection);
     Shown { out: &mut out, var: "connections" }.value(format_args!("{conns} for {n} streams"));

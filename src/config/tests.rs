@@ -294,3 +294,18 @@ fn check_config_output_reads_back_as_the_same_configuration() {
     back.push(("KAFKA_PASSWORD", "p"));
     assert_eq!(ok(&back).render(), shown);
 }
+
+/// Every default reaches its field: validation starts from placeholders that differ from every
+/// default, and a variable's `apply` that dropped its value would leave one in place.
+#[test]
+fn every_default_reaches_its_field() {
+    let blank = build::Build::new(None, &[]).cfg;
+    let defaults = ok(&[]);
+    for var in VARS.iter().filter(|v| matches!(v.unset, Unset::Default(_))) {
+        let (got, placeholder) = (build::shown(&defaults, var), build::shown(&blank, var));
+        // KAFKA_TOPIC shows in the per-type topics (defaults_match_the_original_design).
+        if !got.is_empty() {
+            assert_ne!(got, placeholder, "{} kept its placeholder", var.env);
+        }
+    }
+}

@@ -63,7 +63,7 @@ impl Var {
 /// `--check-config` shows.
 type Choices<T> = &'static [(&'static str, T)];
 
-pub(super) const SWITCH: Choices<bool> = &[
+const SWITCH: Choices<bool> = &[
     ("on", true),
     ("off", false),
     ("true", true),
@@ -73,8 +73,7 @@ pub(super) const SWITCH: Choices<bool> = &[
     ("yes", true),
     ("no", false),
 ];
-pub(super) const SINKS: Choices<SinkKind> =
-    &[("kafka", SinkKind::Kafka), ("stdout", SinkKind::Stdout), ("null", SinkKind::Null)];
+const SINKS: Choices<SinkKind> = &[("kafka", SinkKind::Kafka), ("stdout", SinkKind::Stdout), ("null", SinkKind::Null)];
 const LOG_FORMATS: Choices<LogFormat> = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
 const LOOP_MODES: Choices<LoopMode> = &[
     ("blocking", LoopMode::Blocking),
@@ -102,7 +101,7 @@ fn url(e: &Endpoint, (plain, tls): (&str, &str)) -> String {
     format!("{}://{}{}", if e.tls { tls } else { plain }, e.authority(), e.path)
 }
 
-fn core(c: CorePin) -> String {
+fn core_name(c: CorePin) -> String {
     match c {
         CorePin::Auto => "auto".into(),
         CorePin::None => "none".into(),
@@ -342,7 +341,7 @@ pub static VARS: &[Var] = &[
         more: "",
         secret: false,
         apply: |v, b| b.cfg.pin_core = parse::core(v, &mut b.errs),
-        show: |c, o| o.value(core(c.pin_core)),
+        show: |c, o| o.value(core_name(c.pin_core)),
     },
     Var {
         env: "PRODUCER_CORE",
@@ -353,7 +352,7 @@ pub static VARS: &[Var] = &[
         more: "`auto` avoids the event loop's core.",
         secret: false,
         apply: |v, b| b.cfg.producer_core = parse::core(v, &mut b.errs),
-        show: |c, o| o.value(core(c.producer_core)),
+        show: |c, o| o.value(core_name(c.producer_core)),
     },
     Var {
         env: "LOOP_MODE",
@@ -534,6 +533,6 @@ pub static VARS: &[Var] = &[
 ];
 
 /// The variable named `env`.
-pub fn var(env: &str) -> Option<&'static Var> {
+pub(super) fn var(env: &str) -> Option<&'static Var> {
     VARS.iter().find(|v| v.env == env)
 }
