@@ -1,10 +1,10 @@
 //! What the operator reads about each variable, from [`VARS`]: `-h` and `--help` texts (the
-//! flags themselves are built in `cli.rs`) and README's configuration table, which a test keeps
-//! in step with the table.
+//! flags themselves are built in `cli.rs`), and README's configuration table, which the test
+//! below renders and compares with README.md (`UPDATE_README=1` rewrites it).
 
-use std::fmt::Write as _;
-
-use super::vars::{Unset, Var, VARS};
+#[cfg(doc)]
+use super::vars::VARS;
+use super::vars::{Unset, Var};
 
 impl Var {
     /// `-h`: the one line, and the default.
@@ -33,26 +33,29 @@ impl Var {
     }
 }
 
-/// README's table: one row per variable, as Markdown.
-pub fn readme_table() -> String {
-    // A `|` inside a cell would end it; GitHub's tables take `\|` even inside code spans.
-    let cell = |s: &str| s.replace('|', "\\|");
-    let mut out = String::from("| Variable | Flag | Default | Meaning |\n|---|---|---|---|\n");
-    for v in VARS {
-        let default = match v.unset {
-            Unset::Default(d) => format!("`{d}`"),
-            Unset::Derived(d) => d.to_string(),
-            Unset::Empty => String::new(),
-        };
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "| `{}` | `--{}` | {} | {} |", v.env, v.flag, cell(&default), cell(&v.meaning()));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
+    use super::super::vars::VARS;
     use super::*;
+
+    /// README's table: one row per variable, as Markdown.
+    fn readme_table() -> String {
+        // A `|` inside a cell would end it; GitHub's tables take `\|` even inside code spans.
+        let cell = |s: &str| s.replace('|', "\\|");
+        let mut out = String::from("| Variable | Flag | Default | Meaning |\n|---|---|---|---|\n");
+        for v in VARS {
+            let default = match v.unset {
+                Unset::Default(d) => format!("`{d}`"),
+                Unset::Derived(d) => d.to_string(),
+                Unset::Empty => String::new(),
+            };
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "| `{}` | `--{}` | {} | {} |", v.env, v.flag, cell(&default), cell(&v.meaning()));
+        }
+        out
+    }
 
     /// The lines that open and close the generated table in README.md.
     const README_START: &str = "<!-- config-table:start";

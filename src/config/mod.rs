@@ -34,7 +34,6 @@ pub mod secret;
 mod tests;
 mod vars;
 
-pub use docs::readme_table;
 pub use endpoint::Endpoint;
 pub use parse::MAX_PASSWORD_FILE_BYTES;
 pub use secret::{is_secret_key, mask_prop, masked_pairs, scrub, KafkaProps, Secret};
@@ -214,13 +213,6 @@ impl RawConfig {
     pub fn from_pairs(pairs: &[(&str, &str)]) -> RawConfig {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         RawConfig::from_lookup(|k| map.get(k).cloned())
-    }
-
-    /// Sets a variable (a flag given on the command line overrides the environment).
-    pub fn set(&mut self, name: &str, value: String) {
-        if let Some(var) = vars::var(name) {
-            self.values.insert(var.env, value);
-        }
     }
 
     /// The value given, else the default's text.

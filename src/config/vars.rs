@@ -531,8 +531,3 @@ pub static VARS: &[Var] = &[
         show: |c, o| o.value(c.ws_max_age.as_secs()),
     },
 ];
-
-/// The variable named `env`.
-pub(super) fn var(env: &str) -> Option<&'static Var> {
-    VARS.iter().find(|v| v.env == env)
-}
