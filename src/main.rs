@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing::{error, info, warn};
 
 use marketflow_ingestor::backfill::{self, Backfiller};

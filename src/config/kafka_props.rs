@@ -77,14 +77,15 @@ fn librdkafka_check(src: &str, key: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// Parses `KAFKA_PROPS` then each `--kafka-prop`, pushing one message per problem. Messages name
-/// an item by its position when its text may be (part of) a secret.
-pub(super) fn parse(listed: &str, extra: &[String], errs: &mut Vec<String>) -> KafkaProps {
+/// Parses `listed` (the variable `var`, `KAFKA_PROPS`) then each `--kafka-prop`, pushing one
+/// message per problem. Messages name an item by its position when its text may be (part of) a
+/// secret.
+pub(super) fn parse(var: &str, listed: &str, extra: &[String], errs: &mut Vec<String>) -> KafkaProps {
     let oracle = name_oracle();
     let listed_items = listed.split([';', '\n']).map(|s| s.trim()).filter(|s| !s.is_empty());
     let items = listed_items
         .enumerate()
-        .map(|(i, s)| (format!("KAFKA_PROPS item {}", i + 1), s))
+        .map(|(i, s)| (format!("{var} item {}", i + 1), s))
         .chain(extra.iter().enumerate().map(|(i, s)| (format!("--kafka-prop #{}", i + 1), s.trim())));
     let mut props = Vec::new();
     for (src, item) in items {
@@ -132,7 +133,7 @@ mod tests {
     fn run(listed: &str, extra: &[&str]) -> (KafkaProps, Vec<String>) {
         let mut errs = Vec::new();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let p = parse(listed, &extra, &mut errs);
+        let p = parse("KAFKA_PROPS", listed, &extra, &mut errs);
         (p, errs)
     }
 

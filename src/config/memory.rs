@@ -65,19 +65,17 @@ pub fn cgroup_memory_limit() -> Option<u64> {
         .min()
 }
 
-/// Every problem with a ring of `bytes` under an optional memory limit.
-pub(super) fn check_ring(bytes: usize, memory_limit: Option<u64>, errs: &mut Vec<String>) {
+/// Why a ring of `bytes` cannot be had under an optional memory limit, if it cannot.
+pub(super) fn check_ring(bytes: usize, memory_limit: Option<u64>) -> Result<(), String> {
     if !(MIN_RING_BYTES..=MAX_RING_BYTES).contains(&bytes) {
-        errs.push(format!("RING_BYTES: {bytes} is outside {MIN_RING_BYTES}..={MAX_RING_BYTES} (64 KiB to 1 GiB)"));
-        return;
+        return Err(format!("{bytes} is outside {MIN_RING_BYTES}..={MAX_RING_BYTES} (64 KiB to 1 GiB)"));
     }
-    if let Some(limit) = memory_limit {
-        if bytes as u64 > limit / RING_SHARE_OF_LIMIT {
-            errs.push(format!(
-                "RING_BYTES: {bytes} is more than 1/{RING_SHARE_OF_LIMIT} of this container's memory limit \
-                 ({limit} bytes); the rest is needed for librdkafka's queue and the process"
-            ));
-        }
+    match memory_limit {
+        Some(limit) if bytes as u64 > limit / RING_SHARE_OF_LIMIT => Err(format!(
+            "{bytes} is more than 1/{RING_SHARE_OF_LIMIT} of this container's memory limit ({limit} bytes); \
+             the rest is needed for librdkafka's queue and the process"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -115,16 +113,12 @@ mod tests {
 
     #[test]
     fn the_ring_must_fit_the_ceiling_and_the_limit() {
-        let check = |b: usize, l: Option<u64>| {
-            let mut e = Vec::new();
-            check_ring(b, l, &mut e);
-            e
-        };
-        assert!(check(16 << 20, None).is_empty());
-        assert!(check(16 << 20, Some(512 << 20)).is_empty());
-        assert!(check(1 << 30, None).is_empty());
-        assert!(check((1 << 30) + 1, None)[0].contains("outside 65536..=1073741824"));
-        assert!(check(1 << 34, None)[0].contains("outside"));
-        assert!(check(200 << 20, Some(512 << 20))[0].contains("more than 1/4 of this container's memory limit"));
+        assert_eq!(check_ring(16 << 20, None), Ok(()));
+        assert_eq!(check_ring(16 << 20, Some(512 << 20)), Ok(()));
+        assert_eq!(check_ring(1 << 30, None), Ok(()));
+        assert!(check_ring((1 << 30) + 1, None).unwrap_err().contains("outside 65536..=1073741824"));
+        assert!(check_ring(1 << 34, None).unwrap_err().contains("outside"));
+        let e = check_ring(200 << 20, Some(512 << 20)).unwrap_err();
+        assert!(e.contains("more than 1/4 of this container's memory limit"), "{e}");
     }
 }

@@ -1,7 +1,8 @@
-//! Parsers of single settings, each pushing its problems onto the shared list.
+//! Parsers of single values, each pushing its problems under the variable being parsed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::build::Problems;
 use super::{CorePin, Secret};
 use crate::binance::stream::StreamKind;
 use crate::binance::symbol;
@@ -9,42 +10,43 @@ use crate::binance::symbol;
 /// Largest password file read: a connection string is a few hundred bytes.
 pub const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
 
-pub(super) fn parse_num<T: std::str::FromStr>(name: &str, v: &str, errs: &mut Vec<String>) -> Option<T> {
-    match v.trim().parse::<T>() {
-        Ok(n) => Some(n),
-        Err(_) => {
-            errs.push(format!("{name}: `{}` is not a valid non-negative integer", v.trim()));
-            None
-        }
-    }
+/// The trimmed value, unless empty (an empty variable counts as unset).
+pub(super) fn non_empty(v: &str) -> Option<&str> {
+    let v = v.trim();
+    (!v.is_empty()).then_some(v)
 }
 
-pub(super) fn parse_switch(name: &str, v: &str, errs: &mut Vec<String>) -> bool {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" | "yes" => true,
-        "off" | "false" | "0" | "no" => false,
-        other => {
-            errs.push(format!("{name}: `{other}` is not on or off"));
-            true
-        }
-    }
-}
-
-pub(super) fn parse_core(name: &str, v: &str, errs: &mut Vec<String>) -> CorePin {
+pub(super) fn core(v: &str, errs: &mut Problems) -> CorePin {
     match v.trim().to_ascii_lowercase().as_str() {
         "" | "auto" => CorePin::Auto,
         "none" | "off" => CorePin::None,
         n => match n.parse::<usize>() {
             Ok(c) => CorePin::Core(c),
             Err(_) => {
-                errs.push(format!("{name}: `{n}` is not a CPU id, `auto` or `none`"));
+                errs.push(format_args!("`{n}` is not a CPU id, `auto` or `none`"));
                 CorePin::Auto
             }
         },
     }
 }
 
-pub(super) fn check_topic(var: &str, t: &str, errs: &mut Vec<String>) {
+/// `host:port[,host:port...]`, trimmed.
+pub(super) fn brokers(v: &str, errs: &mut Problems) -> String {
+    let v = v.trim();
+    if v.is_empty() {
+        errs.push("must not be empty (host:port[,host:port...])");
+        return String::new();
+    }
+    for b in v.split(',').map(str::trim) {
+        let ok = b.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            errs.push(format_args!("`{b}` is not host:port"));
+        }
+    }
+    v.to_string()
+}
+
+pub(super) fn check_topic(t: &str, errs: &mut Problems) {
     // Kafka's own rule (kafka.common.Topic): 1-249 chars of [a-zA-Z0-9._-].
     let ok = !t.is_empty()
         && t.len() <= 249
@@ -52,12 +54,22 @@ pub(super) fn check_topic(var: &str, t: &str, errs: &mut Vec<String>) {
         && t != ".."
         && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if !ok {
-        errs.push(format!("{var}: `{t}` is not a valid Kafka topic name (1-249 of [a-zA-Z0-9._-])"));
+        errs.push(format_args!("`{t}` is not a valid Kafka topic name (1-249 of [a-zA-Z0-9._-])"));
     }
 }
 
-pub(super) fn parse_symbols(v: &str, errs: &mut Vec<String>) -> Vec<String> {
+/// An IP address, trimmed.
+pub(super) fn ip(v: &str, errs: &mut Problems) -> String {
+    let v = v.trim();
+    if v.parse::<std::net::IpAddr>().is_err() {
+        errs.push(format_args!("`{v}` is not an IP address"));
+    }
+    v.to_string()
+}
+
+pub(super) fn symbols(v: &str, errs: &mut Problems) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    let mut refused = false;
     for raw in v.split(',') {
         let s = raw.trim();
         if s.is_empty() {
@@ -65,71 +77,82 @@ pub(super) fn parse_symbols(v: &str, errs: &mut Vec<String>) -> Vec<String> {
         }
         // Binance's own grammar: a symbol it refuses would break the connection carrying it.
         if let Err(e) = symbol::check(s) {
-            errs.push(format!("SYMBOLS: `{}` {e}", s.escape_debug()));
+            errs.push(format_args!("`{}` {e}", s.escape_debug()));
+            refused = true;
             continue;
         }
         // Stream names carry symbols in lower case.
         let lower = s.to_lowercase();
         if out.contains(&lower) {
-            errs.push(format!("SYMBOLS: `{s}` is listed twice"));
+            errs.push(format_args!("`{s}` is listed twice"));
+            refused = true;
             continue;
         }
         out.push(lower);
     }
-    if out.is_empty() && !errs.iter().any(|e| e.starts_with("SYMBOLS")) {
-        errs.push("SYMBOLS: no symbol given (e.g. btcusdt,ethusdt)".into());
+    if out.is_empty() && !refused {
+        errs.push("no symbol given (e.g. btcusdt,ethusdt)");
     }
     if out.len() > u16::MAX as usize {
-        errs.push(format!("SYMBOLS: {} symbols is more than one process supports ({})", out.len(), u16::MAX));
+        errs.push(format_args!("{} symbols is more than one process supports ({})", out.len(), u16::MAX));
     }
     out
 }
 
-pub(super) fn parse_streams(v: &str, errs: &mut Vec<String>) -> Vec<StreamKind> {
+pub(super) fn streams(v: &str, errs: &mut Problems) -> Vec<StreamKind> {
     let mut out = Vec::new();
+    let mut refused = false;
     for raw in v.split(',') {
         let s = raw.trim();
         if s.is_empty() {
             continue;
         }
         match s.parse::<StreamKind>() {
-            Ok(k) if out.contains(&k) => errs.push(format!("STREAMS: `{s}` is listed twice")),
+            Ok(k) if out.contains(&k) => {
+                errs.push(format_args!("`{s}` is listed twice"));
+                refused = true;
+            }
             Ok(k) => out.push(k),
-            Err(e) => errs.push(format!("STREAMS: {e}")),
+            Err(e) => {
+                errs.push(e);
+                refused = true;
+            }
         }
     }
-    if out.is_empty() && !errs.iter().any(|e| e.starts_with("STREAMS")) {
-        errs.push("STREAMS: no stream kind given (e.g. trade,aggTrade)".into());
+    if out.is_empty() && !refused {
+        errs.push("no stream kind given (e.g. trade,aggTrade)");
     }
     out
 }
 
 /// The password in `path`: a regular file of at most [`MAX_PASSWORD_FILE_BYTES`], UTF-8, one
 /// trailing newline dropped (the CSI driver writes the secret as-is; `echo` adds the newline).
-pub(super) fn read_password_file(path: &str, errs: &mut Vec<String>) -> Option<Secret> {
+pub(super) fn password_file(path: &str, errs: &mut Problems) -> Option<Secret> {
     // Say which file and why, never what was in it.
     let bytes = match crate::small_file::read(Path::new(path), MAX_PASSWORD_FILE_BYTES) {
         Ok(b) => b,
         Err(e) => {
-            errs.push(format!("KAFKA_PASSWORD_FILE: `{path}` {e}"));
+            errs.push(format_args!("`{path}` {e}"));
             return None;
         }
     };
     let Ok(text) = String::from_utf8(bytes) else {
-        errs.push(format!("KAFKA_PASSWORD_FILE: `{path}` is not UTF-8 text"));
+        errs.push(format_args!("`{path}` is not UTF-8 text"));
         return None;
     };
     let pw = text.trim_end_matches(['\n', '\r']);
     if pw.is_empty() {
-        errs.push(format!("KAFKA_PASSWORD_FILE: `{path}` is empty"));
+        errs.push(format_args!("`{path}` is empty"));
         return None;
     }
     Some(Secret::new(pw))
 }
 
 /// `TLS_CA_FILE`, read and parsed now, whatever will use TLS (WebSocket, REST or both).
-pub(super) fn check_ca_file(path: &Path, errs: &mut Vec<String>) {
-    if let Err(e) = crate::tls::load_ca_file(path) {
-        errs.push(format!("TLS_CA_FILE: {e}"));
+pub(super) fn ca_file(v: &str, errs: &mut Problems) -> Option<PathBuf> {
+    let path = PathBuf::from(non_empty(v)?);
+    if let Err(e) = crate::tls::load_ca_file(&path) {
+        errs.push(e);
     }
+    Some(path)
 }

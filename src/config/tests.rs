@@ -255,3 +255,57 @@ fn an_absurd_shutdown_timeout_is_refused() {
     assert_eq!(e, ["SHUTDOWN_TIMEOUT_MS: 18446744073709551615 is outside 0..=600000"]);
     assert_eq!(ok(&[("SHUTDOWN_TIMEOUT_MS", "600000")]).shutdown_timeout, Duration::from_secs(600));
 }
+
+/// `--check-config` shows each value as it would be given: its output, read back as variables,
+/// is the same configuration. Every variable has its line but those whose value another line
+/// shows (`KAFKA_TOPIC` in the per-type topics, the password file's content in
+/// `KAFKA_PASSWORD`, `KAFKA_PROPS` as `kafka[...]` lines).
+#[test]
+fn check_config_output_reads_back_as_the_same_configuration() {
+    let given = [
+        ("SYMBOLS", "btcusdt,币安人生USDT"),
+        ("STREAMS", "trade,kline_1m,depth@100ms"),
+        ("KAFKA_TOPIC", "raw"),
+        ("KAFKA_TOPIC_KLINE", "candles"),
+        ("KAFKA_USERNAME", "u"),
+        ("KAFKA_PASSWORD", "p"),
+        ("KAFKA_SASL_MECHANISM", "scram-sha-512"),
+        ("PROM_PORT", "9100"),
+        ("BINANCE_WS_URL", "ws://[::1]:9001/stream"),
+        ("PIN_CORE", "3"),
+        ("PRODUCER_CORE", "none"),
+        ("LOOP_MODE", "busy-poll"),
+        ("SINK", "stdout"),
+        ("LOG_FORMAT", "JSON"),
+        ("BACKFILL", "no"),
+        ("RECOVER_FROM_KAFKA", "false"),
+        ("WS_STALE_MS", "1000"),
+    ];
+    let shown = ok(&given).render();
+    let lines: Vec<(&str, &str)> =
+        shown.lines().map(|l| l.split_once(' ').map_or((l, ""), |(k, v)| (k, v.trim()))).collect();
+    let keys: Vec<&str> = lines.iter().map(|(k, _)| *k).collect();
+    let shown_elsewhere = ["KAFKA_TOPIC", "KAFKA_PASSWORD_FILE", "KAFKA_PROPS"];
+    let mut want: Vec<&str> = VARS.iter().map(|v| v.env).filter(|e| !shown_elsewhere.contains(e)).collect();
+    want.push("connections");
+    assert_eq!(keys, want, "{shown}");
+    // The password is shown masked: give it again.
+    let mut back: Vec<(&str, &str)> = lines.iter().filter(|(k, _)| *k != "KAFKA_PASSWORD").copied().collect();
+    back.push(("KAFKA_PASSWORD", "p"));
+    assert_eq!(ok(&back).render(), shown);
+}
+
+/// Every default reaches its field: validation starts from placeholders that differ from every
+/// default, and a variable's `apply` that dropped its value would leave one in place.
+#[test]
+fn every_default_reaches_its_field() {
+    let blank = build::Build::new(None, &[]).cfg;
+    let defaults = ok(&[]);
+    for var in VARS.iter().filter(|v| matches!(v.unset, Unset::Default(_))) {
+        let (got, placeholder) = (build::shown(&defaults, var), build::shown(&blank, var));
+        // KAFKA_TOPIC shows in the per-type topics (defaults_match_the_original_design).
+        if !got.is_empty() {
+            assert_ne!(got, placeholder, "{} kept its placeholder", var.env);
+        }
+    }
+}

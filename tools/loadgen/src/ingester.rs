@@ -37,8 +37,8 @@ pub struct IngesterSpec<'a> {
 pub fn spawn_ingester(s: &IngesterSpec<'_>) -> Result<Ingester> {
     let mut cmd = Command::new(s.bin);
     unpinned(&mut cmd);
-    for (k, _) in marketflow_ingestor::config::VARS {
-        cmd.env_remove(k);
+    for v in marketflow_ingestor::config::VARS {
+        cmd.env_remove(v.env);
     }
     cmd.env("SINK", s.sink)
         .env("BINANCE_WS_URL", s.feeder.ws_url())
