@@ -7,8 +7,8 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
+use binance_sim::SimConfig;
 use common::*;
-use marketflow_ingestor::sim::SimConfig;
 
 fn ingester_cmd() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_marketflow-ingestor"));

@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use binance_sim::{SimConfig, SimHandle, StreamKind};
 use common::*;
 use marketflow_ingestor::backfill::queue::MAX_RANGES_PER_SEQUENCE;
-use marketflow_ingestor::binance::stream::StreamKind;
-use marketflow_ingestor::sim::{SimConfig, SimHandle};
 
 /// A REST server answering every request with 429 then 418, alternately, both with the largest
 /// `Retry-After` a u64 holds (it used to overflow `Instant + Duration` and kill the thread).

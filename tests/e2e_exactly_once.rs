@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use binance_sim::SimConfig;
 use common::*;
-use marketflow_ingestor::sim::SimConfig;
 
 #[test]
 fn twenty_thousand_trades_a_second_for_thirty_seconds_arrive_exactly_once() {

@@ -9,9 +9,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use binance_sim::{SimConfig, StreamKind};
 use common::*;
-use marketflow_ingestor::binance::stream::StreamKind;
-use marketflow_ingestor::sim::SimConfig;
 
 fn kafka_script(cmd: &str) {
     let script = format!("{}/scripts/kafka.sh", env!("CARGO_MANIFEST_DIR"));

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use binance_sim::SimConfig;
 use common::*;
-use marketflow_ingestor::sim::SimConfig;
 
 /// Forwards every connection to `target` and counts them.
 struct Relay {

@@ -8,9 +8,8 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use binance_sim::{Silence, SimConfig, StreamKind};
 use common::*;
-use marketflow_ingestor::binance::stream::StreamKind;
-use marketflow_ingestor::sim::{Silence, SimConfig};
 
 #[test]
 fn a_silent_connection_is_replaced_and_nothing_is_lost() {

@@ -322,17 +322,13 @@ pub fn consume(topic: &str, want: usize, timeout: Duration, quiet: Duration) -> 
 }
 
 /// Starts the simulator in this process.
-pub fn sim(cfg: marketflow_ingestor::sim::SimConfig) -> marketflow_ingestor::sim::SimHandle {
-    marketflow_ingestor::sim::spawn(cfg, "127.0.0.1:0").expect("simulator")
+pub fn sim(cfg: binance_sim::SimConfig) -> binance_sim::SimHandle {
+    binance_sim::spawn(cfg, "127.0.0.1:0").expect("simulator")
 }
 
 /// Checks that `msgs` hold trades `first..first+count` of every symbol exactly once, in order per
 /// symbol, with every field equal to what the simulator sent. Returns per-symbol counts.
-pub fn verify_trades(
-    msgs: &[Consumed],
-    market: &marketflow_ingestor::sim::Market,
-    expected_per_symbol: Option<u64>,
-) -> Vec<u64> {
+pub fn verify_trades(msgs: &[Consumed], market: &binance_sim::Market, expected_per_symbol: Option<u64>) -> Vec<u64> {
     let n = market.cfg.symbols.len();
     let mut next: Vec<Option<u64>> = vec![None; n];
     let mut counts = vec![0u64; n];
@@ -352,7 +348,7 @@ pub fn verify_trades(
             Some(q) => assert_eq!(q, m.partition, "{sym} spread over partitions"),
         }
         let id = p["trade_id"].as_i64().unwrap();
-        let k = (id - marketflow_ingestor::sim::Market::trade_id_base(s)) as u64;
+        let k = (id - binance_sim::Market::trade_id_base(s)) as u64;
         if let Some(want) = next[s] {
             assert_eq!(k, want, "{sym}: expected trade #{want} next, got #{k} (duplicate or gap or reorder)");
         }
@@ -394,11 +390,11 @@ pub struct Completeness {
 /// nothing else is there; and that live records are in order per symbol.
 pub fn verify_complete(
     msgs: &[Consumed],
-    market: &marketflow_ingestor::sim::Market,
+    market: &binance_sim::Market,
     per_symbol: u64,
     unrecoverable: impl Fn(u64) -> bool,
 ) -> Completeness {
-    use marketflow_ingestor::sim::Market;
+    use binance_sim::Market;
     let n = market.cfg.symbols.len();
     let mut seen: Vec<Vec<bool>> = vec![vec![false; per_symbol as usize]; n];
     let mut marked: Vec<Vec<bool>> = vec![vec![false; per_symbol as usize]; n];
