@@ -1,13 +1,11 @@
 //! Never lose a trade: each fault, injected by the simulator (or by killing the ingester), must
 //! leave the topic with zero missing and zero duplicated trade ids per symbol.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use binance_sim::{SimConfig, SimHandle};
-use common::*;
 
 const RATE: f64 = 3_000.0;
 const SECS: u64 = 20;
