@@ -11,9 +11,10 @@
 #
 # Installs cryptofeed into a venv under ${MARKETFLOW_TOOLS:-~/.cache/marketflow-tools}/cryptofeed-venv
 # (cryptofeed 3.x needs Python >= 3.13: PYTHON=..., python3.13 on PATH, or pyenv's 3.13.x),
-# builds loadgen and the ingester (release), starts Kafka with scripts/kafka.sh, and runs
-# `loadgen --compare-cryptofeed`. Results: bench-results/compare-cryptofeed-*/ (table.md,
-# summary.json, .hgrm and latency.svg per contender). Bounded by TIMEOUT seconds (default 900).
+# builds loadgen (the simulator, crates/binance-sim, is built into it) and the ingester (release),
+# starts Kafka with scripts/kafka.sh, and runs `loadgen --compare-cryptofeed`. Results:
+# bench-results/compare-cryptofeed-*/ (table.md, summary.json, .hgrm and latency.svg per
+# contender). Bounded by TIMEOUT seconds (default 900).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -17,8 +17,8 @@ TOPIC="${KAFKA_TOPIC:-ohlcv_raw}"
 SIM_PORT="${SIM_PORT:-19443}"
 export PROM_PORT="${PROM_PORT:-8000}"
 
-echo "==> building (release)"
-cargo build --release --locked --bins
+echo "==> building (release): the ingester and the simulator"
+cargo build --release --locked -p marketflow-ingestor -p binance-sim
 
 echo "==> starting local Kafka"
 BOOTSTRAP="$(bash scripts/kafka.sh start)"

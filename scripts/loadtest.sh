@@ -12,7 +12,8 @@ cd "$ROOT"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 SECS="${SECS:-20}"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  # loadgen (tools/loadgen) runs the marketflow-ingestor binary next to it: build both.
+  # loadgen (tools/loadgen, with the simulator crates/binance-sim as a library) runs the
+  # marketflow-ingestor binary next to it: build both.
   CARGO_TARGET_DIR="$TARGET" cargo build --release -p marketflow-ingestor -p loadgen
 fi
 LG="$TARGET/release/loadgen"

@@ -11,9 +11,9 @@
 # scripts/test-chart.sh does; reused from its cache) and PyYAML.
 #
 # Binaries: $BIN_DIR when set (a directory holding marketflow-ingestor and binance-sim, or a Cargo target
-# dir with them under release/ or debug/). Otherwise target/debug when both binaries are there (after
-# `cargo test`, as in scripts/test.sh, they are up to date and nothing is built; if sources are newer,
-# `cargo build --bins` refreshes them incrementally), else `cargo build --release --bins`.
+# dir with them under release/ or debug/). Otherwise target/debug when both binaries are there (when
+# sources are newer, `cargo build -p marketflow-ingestor -p binance-sim` refreshes them incrementally),
+# else the same build in release. The simulator is its own crate (crates/binance-sim).
 #
 # Checks:
 #   1. /healthz and /readyz answer 200 with every stream subscribed (trade, aggTrade, kline_1m,
@@ -191,7 +191,7 @@ find_bins() {
   return 1
 }
 newer_sources() { # prints one source file newer than $1, if any
-  find "$ROOT/src" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/build.rs" -newer "$1" -type f -print -quit 2>/dev/null
+  find "$ROOT/src" "$ROOT/crates" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/build.rs" -newer "$1" -type f -print -quit 2>/dev/null
 }
 BIN=""
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -202,13 +202,14 @@ if [[ -n "${BIN_DIR:-}" ]]; then
   echo "  using $BIN (BIN_DIR)"
 elif find_bins "$TARGET/debug"; then
   if [[ -n "$(newer_sources "$BIN/marketflow-ingestor")$(newer_sources "$BIN/binance-sim")" ]]; then
-    step "cargo build --locked --bins (debug binaries older than the sources)" \
-      cargo build --locked --bins --manifest-path "$ROOT/Cargo.toml" || exit 1
+    step "cargo build --locked -p marketflow-ingestor -p binance-sim (debug binaries older than the sources)" \
+      cargo build --locked -p marketflow-ingestor -p binance-sim --manifest-path "$ROOT/Cargo.toml" || exit 1
   else
-    echo "  using $BIN (up to date with src/, Cargo.toml, Cargo.lock, build.rs)"
+    echo "  using $BIN (up to date with src/, crates/, Cargo.toml, Cargo.lock, build.rs)"
   fi
 else
-  step "cargo build --release --locked --bins" cargo build --release --locked --bins --manifest-path "$ROOT/Cargo.toml" || exit 1
+  step "cargo build --release --locked -p marketflow-ingestor -p binance-sim" \
+    cargo build --release --locked -p marketflow-ingestor -p binance-sim --manifest-path "$ROOT/Cargo.toml" || exit 1
   BIN="$TARGET/release"
 fi
 echo "  binaries: $BIN ($((SECONDS - t0))s)"

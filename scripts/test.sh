@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing, starts the real
 # local Kafka, then lint, unit, integration and end-to-end tests, every benchmark once in test
-# mode (so they never rot), and the Kubernetes packaging tests.
+# mode (so they never rot), and the Kubernetes packaging tests. (`cargo test` alone is the fast
+# inner loop: the ingester's own tests, without Kafka, Java or the end-to-end tests.)
 #
 #   scripts/test.sh            # everything
 #   QUICK=1 scripts/test.sh    # local only: skip the bench gate, the chart and the observability tests
@@ -90,9 +91,16 @@ if [[ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]]; th
 fi
 cargo deny --locked check licenses bans sources
 
-step "unit, integration and end-to-end tests (benchmarks run once each, in test mode)"
-# --workspace: the tools' crates too (tools/loadgen's unit tests); the root package alone is the default.
-cargo test --locked --workspace --all-targets
+step "unit and integration tests (benchmarks run once each, in test mode)"
+# --workspace: the other crates too (the simulator's and tools/loadgen's unit tests); the root
+# package alone is the default. The end-to-end tests come next, on their own.
+cargo test --locked --workspace --all-targets --exclude e2e
+
+step "end-to-end tests (tests/e2e: the ingester binary against the simulator and the local Kafka)"
+# Their harness builds the binary with this same command on first use; built here first, its
+# compiler output shows in the log instead of inside a test.
+cargo build --locked -p marketflow-ingestor --bin marketflow-ingestor
+cargo test --locked -p e2e
 
 if [[ "${QUICK:-0}" == 1 ]]; then
   step "QUICK=1: bench gate, release build, chart and observability tests NOT run (local opt-out)"

@@ -29,7 +29,6 @@
 //! - [`clock`]: the one wall clock every timestamp comes from.
 //! - [`small_file`]: operator-named files (password, CA) read without blocking, size-limited.
 //! - [`log_limit`]: rate limits for log lines a peer can trigger per frame.
-//! - [`sim`]: a Binance simulator speaking the real protocol on loopback, for tests and demos.
 
 pub mod backfill;
 pub mod binance;
@@ -49,7 +48,6 @@ pub mod resolver;
 pub mod ring;
 pub mod sequence;
 pub mod shutdown;
-pub mod sim;
 pub mod sink;
 pub mod small_file;
 pub mod supervise;

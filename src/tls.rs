@@ -1,4 +1,4 @@
-//! rustls configuration for `wss://` (client) and for the simulator's TLS listener (server).
+//! rustls configuration for `wss://` and `https://` (client).
 //!
 //! Certificate verification is always on: the client trusts the web PKI roots (webpki-roots,
 //! so the container image needs no CA bundle) plus, optionally, one extra CA file, which is how
@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 
 /// Largest CA file read: Mozilla's whole root bundle is about 220 KB.
 pub const MAX_CA_FILE_BYTES: u64 = 1 << 20;
@@ -66,18 +66,4 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
-}
-
-/// A self-signed certificate for `localhost`, `127.0.0.1` and `::1`: (certificate PEM, server config).
-pub fn self_signed_server() -> Result<(String, Arc<rustls::ServerConfig>), TlsError> {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()])
-        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-    let cert_pem = ck.cert.pem();
-    let key = PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![ck.cert.der().clone()], key)?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((cert_pem, Arc::new(cfg)))
 }

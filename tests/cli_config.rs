@@ -1,7 +1,7 @@
 //! The binary's answer to configurations that cannot work (issue 9, section 4): exit 64 with a
 //! message naming the problem, from `--check-config` and from a real start alike, and no secret
-//! value on stdout or stderr. Nothing here needs Kafka or Binance: every refusal comes before
-//! the first connection.
+//! value on stdout or stderr; and what `--version` and `--help` say. Nothing here needs Kafka or
+//! Binance: every refusal comes before the first connection.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -196,4 +196,58 @@ fn a_misspelt_secret_property_on_a_real_start_is_refused_and_masked() {
         Duration::from_secs(60),
     );
     assert_refused(&r, &["`sasl.passwrd` is not a librdkafka property"]);
+}
+
+/// The binary with only PATH set, for the tests below.
+fn ingester_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_marketflow-ingestor"));
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
+
+#[test]
+fn bad_configuration_lists_every_problem_and_exits_64() {
+    let out = ingester_cmd()
+        .env("SYMBOLS", "btc/usdt")
+        .env("STREAMS", "trades")
+        .env("PROM_PORT", "http")
+        .env("KAFKA_PASSWORD", "hunter2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in ["SYMBOLS", "STREAMS", "PROM_PORT", "KAFKA_USERNAME and KAFKA_PASSWORD", "4 problems"] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("hunter2"), "secret printed:\n{err}");
+
+    let out = ingester_cmd().arg("--no-such-flag").output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn check_config_masks_secrets_and_does_not_connect() {
+    let out = ingester_cmd()
+        .args(["--check-config", "--kafka-prop", "ssl.key.password=topsecret"])
+        .env("KAFKA_USERNAME", "$ConnectionString")
+        .env("KAFKA_PASSWORD", "Endpoint=sb://x/;SharedAccessKey=hunter2")
+        .env("KAFKA_BROKER", "marketflow-kafka-ns.servicebus.windows.net:9093")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SASL_SSL") && text.contains("configuration OK"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("topsecret"), "{text}");
+}
+
+#[test]
+fn version_and_help_describe_the_binary() {
+    let out = ingester_cmd().arg("--version").output().unwrap();
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(v.contains(env!("CARGO_PKG_VERSION")) && v.contains("commit"), "{v}");
+    let out = ingester_cmd().arg("--help").output().unwrap();
+    let h = String::from_utf8_lossy(&out.stdout);
+    for var in ["SYMBOLS", "KAFKA_BROKER", "KAFKA_PASSWORD_FILE", "PROM_PORT", "PIN_CORE", "SINK"] {
+        assert!(h.contains(var), "{var} not in --help");
+    }
 }

@@ -35,7 +35,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn the_per_message_path_does_not_allocate() {
-    let m = marketflow_ingestor::sim::Market::new(marketflow_ingestor::sim::SimConfig::default());
+    let m = binance_sim::Market::new(binance_sim::SimConfig::default());
     let kinds = ["trade", "aggTrade", "kline_1m", "bookTicker", "depth@100ms"];
     // Frames prepared up front: in production they are the WebSocket layer's buffers.
     let frames: Vec<String> = (0..2_000u64)

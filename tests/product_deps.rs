@@ -1,18 +1,13 @@
 //! The product ships only the product (issue 10): crates that only the tools use (the load
-//! harness's charts, the simulator's certificates) must not reach the ingester's normal
-//! dependencies, which are what `cargo build --bin marketflow-ingestor` (the Dockerfile) links.
-//! Read from `cargo tree`, for every target platform.
+//! harness's charts, the simulator and its certificates) must not reach the ingester's normal
+//! dependencies, which are what `cargo build --bin marketflow-ingestor` (the Dockerfile) links,
+//! read from `cargo tree` for every target platform; and the product package builds one binary.
 
 use std::process::Command;
 
-/// Tool-only crates the product must never depend on.
-const FORBIDDEN: &[&str] = &["plotters"];
-
-/// Tool-only crates the product still depends on, each with what keeps it there. When one leaves
-/// the product's tree, `pending_crates_are_still_there` fails: move it to `FORBIDDEN` then, so
-/// that it cannot come back unnoticed.
-const PENDING: &[(&str, &str)] =
-    &[("rcgen", "src/tls.rs generates the simulator's self-signed certificate until src/sim moves to its own crate")];
+/// Tool-only crates the product must never depend on: the load harness's charts, the
+/// simulator's certificate generator, and the simulator itself.
+const FORBIDDEN: &[&str] = &["plotters", "rcgen", "binance-sim"];
 
 /// Names of every crate in `package`'s normal dependency tree (itself included).
 fn normal_deps(package: &str) -> Vec<String> {
@@ -46,21 +41,34 @@ fn tool_only_crates_stay_out_of_the_product() {
     );
 }
 
-#[test]
-fn pending_crates_are_still_there() {
-    let deps = normal_deps("marketflow-ingestor");
-    for (name, why) in PENDING {
-        assert!(
-            has(&deps, name),
-            "{name} is no longer a dependency of the product ({why}): move it from PENDING to FORBIDDEN \
-             in tests/product_deps.rs"
-        );
-    }
-}
-
-/// The same reading of the load harness's tree does find its charting crate: the check above
-/// can see a tool's dependency when there is one.
+/// The same reading of the tools' trees does find each forbidden crate: the check above can see
+/// a tool's dependency when there is one.
 #[test]
 fn the_tree_reading_sees_a_tools_dependencies() {
     assert!(has(&normal_deps("loadgen"), "plotters"));
+    assert!(has(&normal_deps("loadgen"), "binance-sim"));
+    assert!(has(&normal_deps("binance-sim"), "rcgen"));
+}
+
+/// `cargo install --path .` installs what the root package builds as binaries: the ingester
+/// alone (the simulator's and the load harness's binaries belong to their own crates).
+#[test]
+fn the_product_package_has_one_binary() {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--locked", "--no-deps", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cannot run cargo metadata");
+    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata printed JSON");
+    let packages = meta["packages"].as_array().expect("a package list");
+    let product = packages.iter().find(|p| p["name"] == "marketflow-ingestor").expect("the root package is listed");
+    let bins: Vec<&str> = product["targets"]
+        .as_array()
+        .expect("a target list")
+        .iter()
+        .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(bins, ["marketflow-ingestor"], "binaries `cargo install --path .` would install");
 }

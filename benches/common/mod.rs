@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Realistic combined frames (the simulator's exact shapes, compact as Binance sends them).
 pub fn frames() -> Vec<(&'static str, String)> {
-    let m = marketflow_ingestor::sim::Market::new(marketflow_ingestor::sim::SimConfig::default());
+    let m = binance_sim::Market::new(binance_sim::SimConfig::default());
     let mut out = Vec::new();
     for (name, kind) in [
         ("trade", "trade"),
@@ -23,7 +23,7 @@ pub fn frames() -> Vec<(&'static str, String)> {
 
 /// `n` trade frames of symbol btcusdt, as server-to-client (unmasked) WebSocket text frames.
 pub fn trade_wire(n: u64) -> Vec<u8> {
-    let m = marketflow_ingestor::sim::Market::new(marketflow_ingestor::sim::SimConfig::default());
+    let m = binance_sim::Market::new(binance_sim::SimConfig::default());
     let mut wire = Vec::new();
     for k in 0..n {
         let mut data = String::new();

@@ -147,7 +147,7 @@ fn a_comma_between_pairs_is_refused_without_showing_the_secret() {
 
 #[test]
 fn a_ca_file_is_parsed_even_when_only_rest_uses_tls() {
-    let (pem, _) = crate::tls::self_signed_server().unwrap();
+    let (pem, _) = binance_sim::tls::self_signed_server().unwrap();
     let good = temp_file("ca-good.pem", pem.as_bytes());
     let garbage = temp_file("ca-garbage.pem", b"not a certificate\n");
     let bad_b64 = temp_file("ca-b64.pem", b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");

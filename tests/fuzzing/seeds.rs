@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use binance_sim::{Market, SimConfig};
 use marketflow_ingestor::binance::stream::{StreamKind, KLINE_INTERVALS};
-use marketflow_ingestor::sim::{Market, SimConfig};
 
 /// The repository root (this file is compiled from the ingester's tests and from fuzz/).
 pub fn repo_root() -> PathBuf {
@@ -107,10 +107,14 @@ pub fn sim_frames() -> Vec<Vec<u8>> {
         Market::new(SimConfig { symbols: SIM_SYMBOLS.iter().map(|s| s.to_string()).collect(), ..SimConfig::default() });
     let mut out = Vec::new();
     for kind in all_kinds() {
+        // The simulator reads stream names itself: the ingester's name for each kind must be one
+        // it serves.
+        let sim_kind: binance_sim::StreamKind =
+            kind.to_string().parse().unwrap_or_else(|e| panic!("the simulator does not serve {kind}: {e}"));
         for (sym, name) in SIM_SYMBOLS.iter().enumerate() {
             for k in 0..2 {
                 let mut payload = String::new();
-                market.render(kind, sym, k, &mut payload);
+                market.render(sim_kind, sym, k, &mut payload);
                 out.push(combined(&kind.stream_name(name), pin_timestamps(&payload).as_bytes()));
             }
         }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use binance_sim::{self as sim, SimConfig};
 use marketflow_ingestor::clock;
-use marketflow_ingestor::sim::{self, SimConfig};
 use serde::Serialize;
 
 use crate::args::{split, Args};

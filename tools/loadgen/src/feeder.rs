@@ -4,8 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Result;
-use marketflow_ingestor::binance::stream::StreamKind;
-use marketflow_ingestor::sim::{self, SimConfig, SimHandle};
+use binance_sim::{self as sim, SimConfig, SimHandle, StreamKind};
 
 use crate::replay::Replay;
 

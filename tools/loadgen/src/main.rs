@@ -2,7 +2,7 @@
 //! feeder on loopback and reports what it sustained, what it cost and how long it took.
 //!
 //! Feeders (both in this process, on 127.0.0.1):
-//! - `sim`: the project's Binance simulator (`marketflow_ingestor::sim::spawn`), plain or TLS.
+//! - `sim`: the project's Binance simulator (the `binance-sim` crate, `binance_sim::spawn`), plain or TLS.
 //! - `replay`: a WebSocket server that writes pre-rendered frames (only ids and times patched per
 //!   message), for rates the simulator cannot generate itself (it formats JSON and frames each
 //!   message through tungstenite).

@@ -123,7 +123,7 @@ impl Replay {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (cert_pem, tls_cfg) = if tls {
-            let (pem, cfg) = marketflow_ingestor::tls::self_signed_server()?;
+            let (pem, cfg) = binance_sim::tls::self_signed_server()?;
             (Some(pem), Some(cfg))
         } else {
             (None, None)

@@ -1,20 +1,13 @@
 //! End-to-end behaviour of the ingester binary against the simulator (and the real local Kafka
 //! where records must land): every stream kind, TLS, connection spreading, pings, shutdown,
-//! the stdout sink, a dead broker, and the command line.
-
-mod common;
+//! the stdout sink and a dead broker. (The command line's own tests, which need neither, are
+//! the ingester's tests/cli_config.rs.)
 
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-use common::*;
-use marketflow_ingestor::sim::SimConfig;
-
-fn ingester_cmd() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_marketflow-ingestor"));
-    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
-    c
-}
+use crate::common::*;
+use binance_sim::SimConfig;
 
 #[test]
 fn every_stream_kind_lands_in_its_own_topic() {
@@ -287,51 +280,4 @@ fn a_dead_broker_is_reported_not_fatal_and_shutdown_is_bounded() {
     // Records were accepted and could not be delivered: that is a failure exit, and it is logged.
     assert_eq!(st.code(), Some(1));
     assert!(ing.log_event("stopped").unwrap()["unflushed"].as_u64().unwrap() > 0);
-}
-
-#[test]
-fn bad_configuration_lists_every_problem_and_exits_64() {
-    let out = ingester_cmd()
-        .env("SYMBOLS", "btc/usdt")
-        .env("STREAMS", "trades")
-        .env("PROM_PORT", "http")
-        .env("KAFKA_PASSWORD", "hunter2")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
-    for want in ["SYMBOLS", "STREAMS", "PROM_PORT", "KAFKA_USERNAME and KAFKA_PASSWORD", "4 problems"] {
-        assert!(err.contains(want), "missing {want:?} in:\n{err}");
-    }
-    assert!(!err.contains("hunter2"), "secret printed:\n{err}");
-
-    let out = ingester_cmd().arg("--no-such-flag").output().unwrap();
-    assert_eq!(out.status.code(), Some(64));
-}
-
-#[test]
-fn check_config_masks_secrets_and_does_not_connect() {
-    let out = ingester_cmd()
-        .args(["--check-config", "--kafka-prop", "ssl.key.password=topsecret"])
-        .env("KAFKA_USERNAME", "$ConnectionString")
-        .env("KAFKA_PASSWORD", "Endpoint=sb://x/;SharedAccessKey=hunter2")
-        .env("KAFKA_BROKER", "marketflow-kafka-ns.servicebus.windows.net:9093")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("SASL_SSL") && text.contains("configuration OK"), "{text}");
-    assert!(!text.contains("hunter2") && !text.contains("topsecret"), "{text}");
-}
-
-#[test]
-fn version_and_help_describe_the_binary() {
-    let out = ingester_cmd().arg("--version").output().unwrap();
-    let v = String::from_utf8_lossy(&out.stdout);
-    assert!(v.contains(env!("CARGO_PKG_VERSION")) && v.contains("commit"), "{v}");
-    let out = ingester_cmd().arg("--help").output().unwrap();
-    let h = String::from_utf8_lossy(&out.stdout);
-    for var in ["SYMBOLS", "KAFKA_BROKER", "KAFKA_PASSWORD_FILE", "PROM_PORT", "PIN_CORE", "SINK"] {
-        assert!(h.contains(var), "{var} not in --help");
-    }
 }

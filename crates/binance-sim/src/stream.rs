@@ -13,7 +13,7 @@ use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 use super::market::Market;
-use crate::binance::stream::StreamKind;
+use crate::kind::StreamKind;
 
 /// How long a connection keeps streaming after announcing serverShutdown on request.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -240,7 +240,7 @@ pub(crate) fn serve_connection(
         }
         if notice_at.is_some_and(|t| now >= t) {
             notice_at = None;
-            let e = crate::clock::now_ms();
+            let e = crate::now_ms();
             let text = if session.combined {
                 format!(r#"{{"stream":"!serverShutdown","data":{{"e":"serverShutdown","E":{e}}}}}"#)
             } else {
@@ -287,7 +287,7 @@ pub(crate) fn serve_connection(
             }
         }
         if now >= next_ping {
-            let payload = crate::clock::now_ms().to_string().into_bytes();
+            let payload = crate::now_ms().to_string().into_bytes();
             ws.write(Message::Ping(payload.clone().into()))?;
             if awaiting_pong.is_none() {
                 awaiting_pong = Some((payload, now + market.cfg.pong_timeout));

@@ -1,13 +1,11 @@
 //! Never lose a trade: each fault, injected by the simulator (or by killing the ingester), must
 //! leave the topic with zero missing and zero duplicated trade ids per symbol.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
-use marketflow_ingestor::sim::{SimConfig, SimHandle};
+use crate::common::*;
+use binance_sim::{SimConfig, SimHandle};
 
 const RATE: f64 = 3_000.0;
 const SECS: u64 = 20;
@@ -36,9 +34,7 @@ fn start(sim: &SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
 /// Waits for the market to finish, then reads the topic back and stops the ingester cleanly.
 fn finish(sim: &SimHandle, mut ing: Ingester, topic: &str, min_records: u64) -> Vec<Consumed> {
     let t = Instant::now();
-    while sim.market.generated(marketflow_ingestor::binance::stream::StreamKind::Trade)
-        < sim.market.total_trades_per_symbol().unwrap()
-    {
+    while sim.market.generated(binance_sim::StreamKind::Trade) < sim.market.total_trades_per_symbol().unwrap() {
         assert!(t.elapsed() < Duration::from_secs(SECS + 30), "market never finished");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -244,7 +240,7 @@ fn missed_closed_candles_are_refilled_from_rest() {
     });
     let topic = unique_topic("klines");
     let mut ing = start(&sim, &topic, &[("STREAMS", "kline_1s")]);
-    let kind = marketflow_ingestor::binance::stream::StreamKind::Kline(0);
+    let kind = binance_sim::StreamKind::Kline(0);
     let t = Instant::now();
     while sim.market.generated(kind) < 40 {
         assert!(t.elapsed() < Duration::from_secs(30), "market never finished");

@@ -15,10 +15,16 @@
 //! has id `trade_id_base(symbol) + k` and deterministic price, quantity and side, and the clock
 //! starts at the first subscription. Every connection therefore sees the same trades, and a test
 //! can recompute exactly what was sent ([`Market::expected_trade`]).
+//!
+//! Its own crate, sharing no code with the ingester: stream names ([`StreamKind`]), payloads and
+//! clock are written here from Binance's documentation, so that the ingester is checked against
+//! an independent reading of it. `binance-sim` (src/main.rs) runs it as a process.
 
+mod kind;
 pub mod market;
 pub mod rest;
 mod stream;
+pub mod tls;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,8 +34,15 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
+pub use kind::{interval_index, interval_ms, StreamKind, KLINE_INTERVALS};
 pub use market::{ExpectedCandle, ExpectedTrade, Market};
 pub use rest::RestStats;
+
+/// Unix time in milliseconds: the event times the market stamps.
+pub(crate) fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -105,7 +118,6 @@ impl Default for SimConfig {
     }
 }
 
-/// A trade as the simulator sends it, for tests to compare against.
 /// A running simulator.
 pub struct SimHandle {
     pub addr: SocketAddr,
@@ -170,7 +182,7 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
         tiny_http::Server::http(SocketAddr::new(addr.ip(), 0)).map_err(|e| io::Error::other(e.to_string()))?;
     let rest_addr = rest_server.server_addr().to_ip().ok_or_else(|| io::Error::other("REST listener has no IP"))?;
     let (cert_pem, tls) = if cfg.tls {
-        let (pem, sc) = crate::tls::self_signed_server().map_err(|e| io::Error::other(e.to_string()))?;
+        let (pem, sc) = tls::self_signed_server()?;
         (Some(pem), Some(sc))
     } else {
         (None, None)
@@ -211,30 +223,6 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binance::stream::StreamKind;
-    use crate::binance::wire::{parse_payload, Frame};
-    use crate::record::Record;
-
-    #[test]
-    fn every_rendered_payload_parses_as_binance() {
-        let m = Market::new(SimConfig::default());
-        for kind in ["trade", "aggTrade", "kline_1m", "bookTicker", "depth", "depth@100ms"] {
-            let k: StreamKind = kind.parse().unwrap();
-            for i in 0..50 {
-                let mut s = String::new();
-                m.render(k, 1, i, &mut s);
-                let stream = format!("ethusdt@{kind}");
-                let f = parse_payload(&stream, &s).unwrap_or_else(|e| panic!("{kind}: {e}: {s}"));
-                let Frame::Market { record, .. } = f else { panic!("{kind}") };
-                let mut out = Vec::new();
-                record.encode(1, false, &mut out).unwrap_or_else(|e| panic!("{kind}: {e}: {s}"));
-                if let Record::Trade(t) = record {
-                    let e = m.expected_trade(1, i);
-                    assert_eq!((t.trade_id, t.price, t.qty), (e.trade_id, e.price.as_str(), e.qty.as_str()));
-                }
-            }
-        }
-    }
 
     #[test]
     fn trade_ids_are_sequential_and_disjoint_per_symbol() {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::SimConfig;
-use crate::binance::stream::{StreamKind, KLINE_INTERVALS, KLINE_INTERVAL_MS};
+use crate::kind::{interval_ms, StreamKind, KLINE_INTERVALS};
 
 /// A trade as the simulator sends it, for tests to compare against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +97,7 @@ impl Market {
 
     /// Length of a candle of interval `iv` in ms (a month counts as 30 days here).
     pub fn kline_len(iv: u8) -> i64 {
-        KLINE_INTERVAL_MS[iv as usize].unwrap_or(30 * 86_400_000)
+        interval_ms(iv)
     }
 
     /// Kline event `k`: the open time of its candle and whether it is the candle's last (closed)
@@ -184,7 +184,7 @@ impl Market {
 
     /// Starts the clock (first subscription); later calls keep the first start.
     fn started(&self) -> (Instant, i64) {
-        *self.start.get_or_init(|| (Instant::now(), crate::clock::now_ms()))
+        *self.start.get_or_init(|| (Instant::now(), crate::now_ms()))
     }
 
     /// Trades per symbol the market will ever generate (`None` = unbounded).
@@ -304,5 +304,70 @@ impl Market {
                 )
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimConfig;
+    use serde_json::Value;
+
+    /// The JSON type of every field, recursively: `{"E":"number","s":"string",...}`.
+    fn shape(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+            // Binance's arrays here are uniform (depth levels): the first element stands for all.
+            Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
+            Value::String(_) => "string".into(),
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer".into(),
+            Value::Number(_) => "float".into(),
+            Value::Bool(_) => "bool".into(),
+            Value::Null => "null".into(),
+        }
+    }
+
+    /// Binance's documented example payloads (tests/fixtures/raw/, copied from its API docs)
+    /// give the keys and JSON types every rendered event must have, whatever the values.
+    #[test]
+    fn every_payload_has_the_documented_keys_and_types() {
+        let raw = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/raw");
+        let m = Market::new(SimConfig::default());
+        for (kind, fixture) in [
+            (StreamKind::Trade, "trade"),
+            (StreamKind::AggTrade, "aggTrade"),
+            (StreamKind::Kline(1), "kline_1m"),
+            (StreamKind::BookTicker, "bookTicker"),
+            (StreamKind::Depth, "depth"),
+            (StreamKind::Depth100ms, "depth"),
+        ] {
+            let path = raw.join(format!("{fixture}.json"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let want = shape(&serde_json::from_str(&text).unwrap());
+            for (sym, k) in [(0, 0), (1, 7), (2, 12_345)] {
+                let mut s = String::new();
+                m.render(kind, sym, k, &mut s);
+                let got: Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{kind}: {e}: {s}"));
+                assert_eq!(shape(&got), want, "{kind} event {k}: {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_candle_closes_once_and_its_closed_update_carries_the_final_values() {
+        let m = Market::new(SimConfig { aux_rate: 100.0, ..SimConfig::default() });
+        let iv = 0; // 1 s candles: 100 updates each at this rate
+        let closed: Vec<u64> = (0..1_000).filter(|&k| m.kline_of(iv, k).1).collect();
+        assert!(closed.len() >= 8, "{closed:?}");
+        for k in closed {
+            let (open, _) = m.kline_of(iv, k);
+            let mut s = String::new();
+            m.render(StreamKind::Kline(iv), 0, k, &mut s);
+            let v: Value = serde_json::from_str(&s).unwrap();
+            let c = m.candle(0, iv, open);
+            assert_eq!((v["k"]["x"].as_bool(), v["k"]["t"].as_i64()), (Some(true), Some(open)), "{s}");
+            assert_eq!((v["k"]["c"].as_str(), v["k"]["v"].as_str()), (Some(c.close.as_str()), Some(c.volume.as_str())));
+            assert_eq!(m.kline_of(iv, k + 1).0, open + Market::kline_len(iv), "the next update opens the next candle");
+        }
     }
 }

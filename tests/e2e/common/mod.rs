@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -12,14 +13,47 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+/// The repository's root (this package is tests/e2e).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().and_then(Path::parent).expect("tests/e2e is two levels down")
+}
+
+/// `scripts/kafka.sh`.
+pub fn kafka_script() -> PathBuf {
+    repo_root().join("scripts/kafka.sh")
+}
+
+/// The ingester binary, built on first use by `cargo build -p marketflow-ingestor --bin
+/// marketflow-ingestor` (a no-op when it is up to date). This package is not the ingester's, so
+/// Cargo does not build that binary for it; a binary merely found in the target directory could
+/// be older than the code under test.
+pub fn ingester_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .manifest_path(repo_root().join("Cargo.toml"))
+            .package("marketflow-ingestor")
+            .bin("marketflow-ingestor")
+            .current_release()
+            .arg("--locked")
+            .run()
+            .unwrap_or_else(|e| panic!("cannot build the ingester binary: {e}"))
+            .path()
+            .to_path_buf()
+    })
+}
+
 /// Bootstrap address of the local broker, starting it if needed (`scripts/kafka.sh start` is
-/// idempotent, so every test binary may call this).
+/// idempotent, so every test may call this).
 pub fn kafka() -> &'static str {
     static BOOTSTRAP: OnceLock<String> = OnceLock::new();
     BOOTSTRAP.get_or_init(|| {
-        let script = format!("{}/scripts/kafka.sh", env!("CARGO_MANIFEST_DIR"));
-        let out =
-            Command::new("bash").arg(&script).arg("start").stderr(Stdio::inherit()).output().expect("run kafka.sh");
+        let out = Command::new("bash")
+            .arg(kafka_script())
+            .arg("start")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run kafka.sh");
         assert!(out.status.success(), "scripts/kafka.sh start failed");
         let s = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or("127.0.0.1:9092").to_string();
         s
@@ -46,8 +80,7 @@ pub fn kafka_sasl() -> &'static SaslListener {
     static SASL: OnceLock<SaslListener> = OnceLock::new();
     SASL.get_or_init(|| {
         kafka();
-        let script = format!("{}/scripts/kafka.sh", env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new("bash").arg(&script).arg("sasl").output().expect("run kafka.sh sasl");
+        let out = Command::new("bash").arg(kafka_script()).arg("sasl").output().expect("run kafka.sh sasl");
         assert!(out.status.success(), "scripts/kafka.sh sasl failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let get = |k: &str| {
@@ -89,7 +122,7 @@ impl Ingester {
     /// metrics port.
     pub fn spawn(env: &[(&str, &str)]) -> Ingester {
         let prom_port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketflow-ingestor"));
+        let mut cmd = Command::new(ingester_bin());
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
@@ -261,11 +294,17 @@ pub struct Consumed {
     pub offset: i64,
 }
 
-/// Reads a topic from the beginning until `want` messages arrived and nothing more comes for
-/// `quiet`, or `timeout` passes. Reading past `want` is what catches duplicates.
+/// Reads a topic of the local broker from the beginning until `want` messages arrived and
+/// nothing more comes for `quiet`, or `timeout` passes. Reading past `want` is what catches
+/// duplicates.
 pub fn consume(topic: &str, want: usize, timeout: Duration, quiet: Duration) -> Vec<Consumed> {
+    consume_from(kafka(), topic, want, timeout, quiet)
+}
+
+/// [`consume`] from the broker at `bootstrap`.
+pub fn consume_from(bootstrap: &str, topic: &str, want: usize, timeout: Duration, quiet: Duration) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", unique_topic("test-reader"))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -322,17 +361,13 @@ pub fn consume(topic: &str, want: usize, timeout: Duration, quiet: Duration) -> 
 }
 
 /// Starts the simulator in this process.
-pub fn sim(cfg: marketflow_ingestor::sim::SimConfig) -> marketflow_ingestor::sim::SimHandle {
-    marketflow_ingestor::sim::spawn(cfg, "127.0.0.1:0").expect("simulator")
+pub fn sim(cfg: binance_sim::SimConfig) -> binance_sim::SimHandle {
+    binance_sim::spawn(cfg, "127.0.0.1:0").expect("simulator")
 }
 
 /// Checks that `msgs` hold trades `first..first+count` of every symbol exactly once, in order per
 /// symbol, with every field equal to what the simulator sent. Returns per-symbol counts.
-pub fn verify_trades(
-    msgs: &[Consumed],
-    market: &marketflow_ingestor::sim::Market,
-    expected_per_symbol: Option<u64>,
-) -> Vec<u64> {
+pub fn verify_trades(msgs: &[Consumed], market: &binance_sim::Market, expected_per_symbol: Option<u64>) -> Vec<u64> {
     let n = market.cfg.symbols.len();
     let mut next: Vec<Option<u64>> = vec![None; n];
     let mut counts = vec![0u64; n];
@@ -352,7 +387,7 @@ pub fn verify_trades(
             Some(q) => assert_eq!(q, m.partition, "{sym} spread over partitions"),
         }
         let id = p["trade_id"].as_i64().unwrap();
-        let k = (id - marketflow_ingestor::sim::Market::trade_id_base(s)) as u64;
+        let k = (id - binance_sim::Market::trade_id_base(s)) as u64;
         if let Some(want) = next[s] {
             assert_eq!(k, want, "{sym}: expected trade #{want} next, got #{k} (duplicate or gap or reorder)");
         }
@@ -394,11 +429,11 @@ pub struct Completeness {
 /// nothing else is there; and that live records are in order per symbol.
 pub fn verify_complete(
     msgs: &[Consumed],
-    market: &marketflow_ingestor::sim::Market,
+    market: &binance_sim::Market,
     per_symbol: u64,
     unrecoverable: impl Fn(u64) -> bool,
 ) -> Completeness {
-    use marketflow_ingestor::sim::Market;
+    use binance_sim::Market;
     let n = market.cfg.symbols.len();
     let mut seen: Vec<Vec<bool>> = vec![vec![false; per_symbol as usize]; n];
     let mut marked: Vec<Vec<bool>> = vec![vec![false; per_symbol as usize]; n];

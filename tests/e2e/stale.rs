@@ -3,14 +3,11 @@
 //! counted in `ws_stale_total`, and the trades of the silent stretch filled from REST, so the
 //! topic still holds every trade exactly once.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
-use marketflow_ingestor::binance::stream::StreamKind;
-use marketflow_ingestor::sim::{Silence, SimConfig};
+use crate::common::*;
+use binance_sim::{Silence, SimConfig, StreamKind};
 
 #[test]
 fn a_silent_connection_is_replaced_and_nothing_is_lost() {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use binance_sim::{spawn, Silence, SimConfig};
 use clap::Parser;
-use marketflow_ingestor::sim::{spawn, Silence, SimConfig};
 
 #[derive(Parser, Debug)]
 #[command(name = "binance-sim", about = "A Binance market-data WebSocket simulator for loopback tests")]

@@ -10,16 +10,14 @@
 //! Reconnections are counted by a TCP relay between the ingester and the broker, so the bound is
 //! measured from outside librdkafka.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
-use marketflow_ingestor::sim::SimConfig;
+use crate::common::*;
+use binance_sim::SimConfig;
 
 /// Forwards every connection to `target` and counts them.
 struct Relay {

@@ -3,18 +3,15 @@
 //! nor loses the gaps after it; REST refusing every connection while every few trades open a
 //! gap keeps the queue and memory bounded, and still names every missing id in a gap record.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
+use binance_sim::{SimConfig, SimHandle, StreamKind};
 use marketflow_ingestor::backfill::queue::MAX_RANGES_PER_SEQUENCE;
-use marketflow_ingestor::binance::stream::StreamKind;
-use marketflow_ingestor::sim::{SimConfig, SimHandle};
 
 /// A REST server answering every request with 429 then 418, alternately, both with the largest
 /// `Retry-After` a u64 holds (it used to overflow `Instant + Duration` and kill the thread).

@@ -3,13 +3,11 @@
 //! garbage bytes on the socket. Each is counted and dropped (the message, or the connection);
 //! the process never goes down and valid records around them still arrive.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tungstenite::Message;
 
 const VALID: &str = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":ID,"p":"1.5","q":"2","T":1,"m":true,"M":true}}"#;

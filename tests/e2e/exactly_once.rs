@@ -2,12 +2,10 @@
 //! for 30 s, simulator -> ingester -> Kafka; every trade arrives exactly once, in order per
 //! symbol, every field equal to what was sent. Then SIGTERM: a prompt, clean exit.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
-use marketflow_ingestor::sim::SimConfig;
+use crate::common::*;
+use binance_sim::SimConfig;
 
 #[test]
 fn twenty_thousand_trades_a_second_for_thirty_seconds_arrive_exactly_once() {

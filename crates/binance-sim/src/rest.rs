@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, Response, Server};
 
 use super::market::Market;
-use crate::binance::stream::{StreamKind, KLINE_INTERVALS};
+use crate::kind::{interval_index, StreamKind};
 
 /// REST requests served (for tests), and the limiter's state.
 #[derive(Default)]
@@ -159,7 +159,7 @@ pub(crate) fn serve(server: Server, market: Arc<Market>, stats: Arc<RestStats>, 
                 json(
                     format!(
                         r#"{{"timezone":"UTC","serverTime":{},"rateLimits":[],"exchangeFilters":[],"symbols":[{}]}}"#,
-                        crate::clock::now_ms(),
+                        crate::now_ms(),
                         symbols.join(",")
                     ),
                     used,
@@ -197,10 +197,10 @@ pub(crate) fn serve(server: Server, market: Arc<Market>, stats: Arc<RestStats>, 
                 json(format!("[{}]", items.join(",")), used, 200)
             }
             ("/api/v3/klines", Some(s)) => {
-                let iv = q.get("interval").and_then(|i| KLINE_INTERVALS.iter().position(|x| x == i));
+                let iv = q.get("interval").and_then(|i| interval_index(i));
                 match iv {
                     None => error(-1120, "Invalid interval.", 400, used),
-                    Some(iv) => json(klines(&market, s, iv as u8, &q, limit), used, 200),
+                    Some(iv) => json(klines(&market, s, iv, &q, limit), used, 200),
                 }
             }
             ("/api/v3/depth", Some(s)) => {
@@ -234,7 +234,7 @@ fn klines(market: &Market, sym: usize, iv: u8, q: &HashMap<String, String>, limi
     let len = Market::kline_len(iv);
     let first = market.first_candle(iv);
     // The candle the clock is in is still open, whatever was streamed of it.
-    let now = crate::clock::now_ms();
+    let now = crate::now_ms();
     let current = now - now.rem_euclid(len);
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
     let end = num("endTime").unwrap_or(i64::MAX).min(current);

@@ -6,15 +6,13 @@
 //!
 //! Bounds are on memory, counts, states and log lines; the only times are generous waits.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The floods take a core each: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());

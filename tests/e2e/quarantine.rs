@@ -3,14 +3,12 @@
 //! trades after it still arrive), klines opening at -9e18 then 9e18 count no absurd gap, and a
 //! restart does not seed its sequence from an outlier an older run left in the topic.
 
-mod common;
-
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use tungstenite::Message;
