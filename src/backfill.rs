@@ -27,9 +27,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender};
 use tracing::{info, warn};
 
-use crate::binance::stream::{RecordType, KLINE_INTERVALS, KLINE_INTERVAL_MS};
+use crate::binance::EXCHANGE;
 use crate::config::Config;
+use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
 use crate::metrics::Metrics;
+use crate::record::RecordType;
 use crate::record::{AggTrade, Kline, Record, Side, Trade};
 use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
 use crate::sequence::Dense;
@@ -240,6 +242,7 @@ impl Backfiller {
                     self.publish_gap(seq, next, open, Reason::NotInRest);
                 }
                 let r = Record::Kline(Kline {
+                    exchange: EXCHANGE,
                     symbol: sym,
                     interval: iv,
                     open_time_ms: open,
@@ -392,6 +395,7 @@ impl Backfiller {
                     .map_err(|e| FetchError::Retry(format!("bad historicalTrades body: {e}")))?;
                 for t in &trades {
                     let r = Record::Trade(Trade {
+                        exchange: EXCHANGE,
                         symbol: sym,
                         trade_id: t.id,
                         price: &t.price,
@@ -411,6 +415,7 @@ impl Backfiller {
                     serde_json::from_str(&body).map_err(|e| FetchError::Retry(format!("bad aggTrades body: {e}")))?;
                 for a in &aggs {
                     let r = Record::AggTrade(AggTrade {
+                        exchange: EXCHANGE,
                         symbol: sym,
                         agg_id: a.a,
                         first_trade_id: a.f,

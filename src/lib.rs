@@ -39,6 +39,7 @@ pub mod config;
 pub mod event_loop;
 pub mod health;
 pub mod http;
+pub mod interval;
 pub mod log_limit;
 pub mod metrics;
 pub mod pinning;

@@ -14,8 +14,8 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use crate::binance::stream::RecordType;
 pub use crate::health::Health;
+use crate::record::RecordType;
 
 pub const NAMESPACE: &str = "marketflow_ingestor";
 
@@ -63,6 +63,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "bad_decimal",
     "bad_symbol",
     "bad_levels",
+    "bad_interval",
     "ring_overflow",
     "unknown_symbol",
     "binary_frame",
@@ -624,6 +625,7 @@ mod tests {
             R::BadDecimal("x").reason(),
             R::BadSymbol.reason(),
             R::BadLevels.reason(),
+            R::BadInterval.reason(),
         ];
         for r in reasons {
             assert!(REJECT_REASONS.contains(&r), "{r} missing from REJECT_REASONS");

@@ -274,9 +274,8 @@ impl Pipeline {
             }
             Record::DepthUpdate(_) => Job::DepthResync { symbol_idx },
             Record::Kline(k) => {
-                use crate::binance::stream::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
-                let Some(iv) = KLINE_INTERVALS.iter().position(|i| *i == k.interval) else { return };
-                let Some(len) = KLINE_INTERVAL_MS[iv] else { return };
+                let Some(iv) = crate::interval::index(k.interval) else { return };
+                let Some(len) = crate::interval::KLINE_INTERVAL_MS[iv] else { return };
                 Job::Klines {
                     symbol_idx,
                     interval: iv as u8,

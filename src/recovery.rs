@@ -17,8 +17,9 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use crate::binance::stream::{RecordType, StreamKind};
+use crate::binance::stream::StreamKind;
 use crate::config::Config;
+use crate::record::RecordType;
 use crate::sequence::{Dense, Frontier};
 
 /// Messages read back per partition: enough to find every symbol's last record unless a symbol

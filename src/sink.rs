@@ -17,9 +17,9 @@ use rdkafka::ClientConfig;
 use tracing::{error, info, warn};
 
 use crate::backfill::{gap_record, marker::Reason, JobSender, OwnedRecord};
-use crate::binance::stream::RecordType;
 use crate::config::{is_secret_key, masked_pairs, scrub, Config};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
+use crate::record::RecordType;
 use crate::ring::{RecordView, RingReader};
 use crossbeam_channel::Receiver;
 

@@ -242,6 +242,7 @@ fn out_of_range_event_times_do_not_panic_the_pipeline() {
 fn extreme_id_jumps_do_not_overflow_the_gap() {
     let trade = |id: i64| {
         Record::Trade(Trade {
+            exchange: "binance",
             symbol: "BTCUSDT",
             trade_id: id,
             price: "1",

@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use crate::binance::stream::{RecordType, KLINE_INTERVALS, KLINE_INTERVAL_MS};
+use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+use crate::record::RecordType;
 use crate::ring::{RecordMeta, FLAG_MARKER};
 use crate::sequence::Dense;
 

@@ -2,3 +2,6 @@
 pub mod stream;
 pub mod symbol;
 pub mod wire;
+
+/// The `exchange` field of every record from this venue.
+pub const EXCHANGE: &str = "binance";

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer};
 use sonic_rs::LazyValue;
 
 use super::stream::StreamKind;
+use super::EXCHANGE;
 use crate::record::{AggTrade, BookTicker, DepthUpdate, Kline, Levels, Record, Side, Trade};
 
 /// What one text frame turned out to be. Not boxed: it lives on the stack for one message, and
@@ -361,6 +362,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
             check_event(w.e, "trade")?;
             check_symbol(w.s, stream_symbol)?;
             Record::Trade(Trade {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 trade_id: w.t,
                 price: w.p,
@@ -375,6 +377,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
             check_event(w.e, "aggTrade")?;
             check_symbol(w.s, stream_symbol)?;
             Record::AggTrade(AggTrade {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 agg_id: w.a,
                 first_trade_id: w.f,
@@ -394,6 +397,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
                 return Err(ParseError::IntervalMismatch);
             }
             Record::Kline(Kline {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 interval: w.k.i,
                 open_time_ms: w.k.t,
@@ -417,6 +421,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
             let w: BookTickerWire<'a> = sonic_rs::from_str(data).map_err(json)?;
             check_symbol(w.s, stream_symbol)?;
             Record::BookTicker(BookTicker {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 update_id: w.u,
                 bid_price: w.b,
@@ -430,6 +435,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
             check_event(w.e, "depthUpdate")?;
             check_symbol(w.s, stream_symbol)?;
             Record::DepthUpdate(DepthUpdate {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 first_update_id: w.first,
                 final_update_id: w.u,

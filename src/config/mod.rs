@@ -14,7 +14,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::binance::stream::{RecordType, StreamKind};
+use crate::binance::stream::StreamKind;
+use crate::record::RecordType;
 
 pub mod endpoint;
 mod kafka_props;
@@ -344,7 +345,7 @@ impl RawConfig {
         check_topic("KAFKA_TOPIC", &default_topic, &mut errs);
         let mut topics: [String; RecordType::COUNT] = Default::default();
         for t in RecordType::ALL {
-            let var = t.topic_var();
+            let var = topic_var(t);
             topics[t as usize] = match self.get_opt(var) {
                 Some(v) => {
                     check_topic(var, v, &mut errs);
@@ -520,4 +521,15 @@ impl RawConfig {
 
 fn dummy_endpoint() -> Endpoint {
     Endpoint { tls: false, host: String::new(), port: 0, path: String::new() }
+}
+
+/// The environment variable that overrides `KAFKA_TOPIC` for records of type `t`.
+fn topic_var(t: RecordType) -> &'static str {
+    match t {
+        RecordType::Trade => "KAFKA_TOPIC_TRADE",
+        RecordType::AggTrade => "KAFKA_TOPIC_AGG_TRADE",
+        RecordType::Kline => "KAFKA_TOPIC_KLINE",
+        RecordType::BookTicker => "KAFKA_TOPIC_BOOK_TICKER",
+        RecordType::DepthUpdate => "KAFKA_TOPIC_DEPTH_UPDATE",
+    }
 }
