@@ -15,7 +15,6 @@
 //! new jobs from the channel into the queue, so senders are never refused just because REST
 //! asked us to wait.
 
-pub mod marker;
 pub mod queue;
 mod rest;
 
@@ -29,39 +28,25 @@ use tracing::{info, warn};
 
 use crate::binance::EXCHANGE;
 use crate::config::Config;
+use crate::handoff::marker::{self, Reason};
 use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::record::RecordType;
 use crate::record::{AggTrade, Kline, Record, Side, Trade};
 use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
-use crate::sink::LogLimiter;
 
-use marker::Reason;
-pub use queue::{Job, JobReceiver, JobSender, Seq};
+// What the backfill's callers have always found here; the types live in the hand-off layer.
+pub use crate::handoff::jobs::{Job, JobReceiver, JobSender, Seq};
+pub use crate::handoff::{gap_record, OwnedRecord};
 use rest::{FetchError, Rest, RestAggTrade, RestDepth, RestKline, RestTrade};
 pub use rest::{MAX_SERVER_WAIT, WEIGHT_BUDGET};
 
 const PAGE: i64 = 1000;
 /// The slice every wait is cut into: how late shutdown and new jobs are noticed.
 const SLICE: Duration = Duration::from_millis(50);
-
-/// A record built off the hot path (backfilled, a marker or a snapshot), for the producer thread.
-#[derive(Clone, Debug)]
-pub struct OwnedRecord {
-    pub meta: RecordMeta,
-    pub key: Vec<u8>,
-    pub payload: Vec<u8>,
-}
-
-/// An owned `gap` record for `from..to` of `seq`, for a thread other than the event loop.
-pub fn gap_record(symbol: &str, seq: Seq, from: i64, to: i64, reason: Reason) -> OwnedRecord {
-    let now = crate::clock::now_ns();
-    let mut payload = Vec::with_capacity(256);
-    marker::write(&mut payload, symbol, seq, from, to, reason, now);
-    OwnedRecord { meta: marker::meta(seq, now), key: symbol.as_bytes().to_vec(), payload }
-}
 
 pub struct Backfiller {
     rest: Rest,

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
-use crate::backfill::queue::Owed;
-use crate::backfill::{marker, Job, JobSender, Seq};
 use crate::binance::wire::{parse_text, Frame};
+use crate::handoff::jobs::{Job, JobSender, Owed, Seq};
+use crate::handoff::marker;
 use crate::log_limit::LogLimiter;
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::Record;

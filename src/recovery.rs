@@ -58,7 +58,7 @@ pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense
 fn consumer(cfg: &Config) -> Result<BaseConsumer, String> {
     let mut cc = ClientConfig::new();
     // Connection and security settings only: the producer's tuning does not apply to a consumer.
-    for (k, v) in crate::sink::kafka_properties(cfg) {
+    for (k, v) in crate::kafka_client::properties(cfg) {
         if k == "bootstrap.servers" || k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
             cc.set(k, v);
         }

@@ -13,9 +13,10 @@ use rdkafka::producer::ProducerContext;
 use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
 
-use super::{record_latency, LogLimiter};
-use crate::backfill::{Job, JobSender};
+use super::record_latency;
 use crate::config::Config;
+use crate::handoff::jobs::{Job, JobSender, Unqueued};
+use crate::log_limit::LogLimiter;
 use crate::metrics::{Metrics, Stage};
 use crate::sequence::Dense;
 
@@ -56,7 +57,7 @@ pub struct KafkaContext {
     backfill: Option<JobSender>,
     /// Failed records the backfill queue could not take, for the next `poll` to publish as gaps
     /// (a callback cannot produce); at most the failures of one poll, bounded by librdkafka's queue.
-    pub(super) unqueued: crate::backfill::queue::Unqueued,
+    pub(super) unqueued: Unqueued,
 }
 
 impl KafkaContext {

@@ -8,7 +8,7 @@ use crate::record::RecordType;
 use crate::ring::{RecordMeta, FLAG_MARKER};
 use crate::sequence::Dense;
 
-use super::queue::Seq;
+use super::jobs::Seq;
 
 /// Why a range is published as a gap rather than fetched; the `reason` field. Documented in
 /// README's Records section.

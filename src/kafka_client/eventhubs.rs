@@ -63,7 +63,7 @@ mod tests {
     }
 
     fn effective(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        crate::sink::kafka_properties(&crate::config::RawConfig::from_pairs(pairs).validate().unwrap())
+        crate::kafka_client::properties(&crate::config::RawConfig::from_pairs(pairs).validate().unwrap())
     }
 
     /// What librdkafka itself holds once it has parsed `props` (no client is created, nothing
