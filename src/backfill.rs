@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::binance::EXCHANGE;
 use crate::config::Config;
 use crate::handoff::marker::{self, Reason};
+use crate::health::Health;
 use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
@@ -37,6 +38,7 @@ use crate::record::{AggTrade, Kline, Record, Side, Trade};
 use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
+use crate::symbols::Symbols;
 
 // What the backfill's callers have always found here; the types live in the hand-off layer.
 pub use crate::handoff::jobs::{Job, JobReceiver, JobSender, Seq};
@@ -50,9 +52,11 @@ const SLICE: Duration = Duration::from_millis(50);
 
 pub struct Backfiller {
     rest: Rest,
-    symbols: Vec<String>,
+    symbols: Arc<Symbols>,
     max_ids: i64,
     metrics: Arc<Metrics>,
+    /// Readiness of the sink: REST fetches pause while it cannot deliver.
+    health: Arc<Health>,
     out: Sender<OwnedRecord>,
     jobs: JobReceiver,
     shutdown: Shutdown,
@@ -67,15 +71,17 @@ impl Backfiller {
     pub fn new(
         cfg: &Config,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
         out: Sender<OwnedRecord>,
         jobs: JobReceiver,
         shutdown: Shutdown,
     ) -> Backfiller {
         Backfiller {
             rest: Rest::new(cfg, metrics.clone()),
-            symbols: cfg.symbols.iter().map(|s| s.to_uppercase()).collect(),
+            symbols: metrics.symbols.clone(),
             max_ids: cfg.backfill_max_ids,
             metrics,
+            health,
             out,
             jobs,
             shutdown,
@@ -172,7 +178,7 @@ impl Backfiller {
     /// candles as `backfill_limit`. Returns where to resume when interrupted by shutdown.
     fn klines(&self, symbol_idx: u16, interval: u8, from: i64, to: i64) -> Option<i64> {
         let seq = Seq::Candles { symbol_idx, interval };
-        let (sym, iv) = (&self.symbols[symbol_idx as usize], KLINE_INTERVALS[interval as usize]);
+        let (sym, iv) = (self.symbols.upper(symbol_idx), KLINE_INTERVALS[interval as usize]);
         let len = KLINE_INTERVAL_MS[interval as usize]?;
         let mut to = to;
         if marker::count(seq, from, to) > self.max_ids {
@@ -187,7 +193,7 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 return Some(cur);
             }
-            if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
+            if !self.health.sink_ready.load(Ordering::Relaxed) {
                 self.sleep(Duration::from_millis(200));
                 continue;
             }
@@ -292,7 +298,7 @@ impl Backfiller {
                 return from_cur(cur);
             }
             // Publishing into a broker that is down only queues: wait for it to come back.
-            if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
+            if !self.health.sink_ready.load(Ordering::Relaxed) {
                 self.sleep(Duration::from_millis(200));
                 continue;
             }
@@ -306,7 +312,7 @@ impl Backfiller {
                     cur = next;
                 }
                 Err(FetchError::Permanent(e)) => {
-                    warn!(symbol = %self.symbols[symbol_idx as usize], from = cur, to = end, "backfill impossible: {e}");
+                    warn!(symbol = %self.symbols.upper(symbol_idx), from = cur, to = end, "backfill impossible: {e}");
                     for (a, b) in from_cur(cur) {
                         self.publish_gap(seq, a, b, Reason::RestError);
                     }
@@ -319,7 +325,7 @@ impl Backfiller {
             }
         }
         info!(
-            symbol = %self.symbols[symbol_idx as usize],
+            symbol = %self.symbols.upper(symbol_idx),
             kind = ?kind,
             from = first,
             to = end,
@@ -366,7 +372,7 @@ impl Backfiller {
     /// Fetches one page from `cur` and publishes the ids it holds that fall in `ranges`; ids of
     /// the ranges that REST skipped are reported as gaps. Returns the next id to fetch.
     fn page(&self, symbol_idx: u16, kind: Dense, ranges: &[(i64, i64)], cur: i64, to: i64) -> Result<i64, FetchError> {
-        let sym = &self.symbols[symbol_idx as usize];
+        let sym = self.symbols.upper(symbol_idx);
         let limit = to.saturating_sub(cur).clamp(1, PAGE);
         // (id, record) pairs in id order.
         let mut got: Vec<(i64, OwnedRecord)> = Vec::new();
@@ -496,7 +502,7 @@ impl Backfiller {
     /// Publishes a `gap` record naming a range that will never arrive, and counts it.
     fn publish_gap(&self, seq: Seq, from: i64, to: i64, reason: Reason) {
         let symbol_idx = seq.symbol_idx();
-        let sym = &self.symbols[symbol_idx as usize];
+        let sym = self.symbols.upper(symbol_idx);
         // At shutdown one summary line says it all; otherwise at most one line per reason and
         // interval (a flood of gaps must not flood the log).
         if reason != Reason::Shutdown {
@@ -509,7 +515,7 @@ impl Backfiller {
     }
 
     fn depth_resync(&self, symbol_idx: u16) {
-        let sym = &self.symbols[symbol_idx as usize];
+        let sym = self.symbols.upper(symbol_idx);
         let now = crate::clock::now_ns();
         let meta = RecordMeta {
             kind: RecordType::DepthUpdate,

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
+use crate::venue::Venue;
 use crate::ws::{AttemptBudget, Connection, Dialer};
 
 const WAKER: Token = Token(usize::MAX);
@@ -29,33 +30,24 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 /// Longest overlap of a rotation when no duplicate proves the two connections met.
 const ROTATION_OVERLAP_MAX: Duration = Duration::from_secs(10);
 
-/// Spreads `(stream, symbol index)` pairs over as few connections as the per-connection stream
-/// limit allows, keeping each symbol's streams together where they fit.
-pub fn plan_connections(streams: &[(String, u16)], max_per_conn: usize) -> Vec<(Vec<String>, Vec<u16>)> {
-    streams
-        .chunks(max_per_conn.max(1))
-        .map(|chunk| {
-            let names = chunk.iter().map(|(s, _)| s.clone()).collect();
-            let mut syms: Vec<u16> = chunk.iter().map(|(_, i)| *i).collect();
-            syms.dedup();
-            (names, syms)
-        })
-        .collect()
+/// Spreads `(symbol index, kind)` streams, grouped by symbol, over as few connections as the
+/// per-connection stream limit allows, keeping each symbol's streams together where they fit.
+pub fn plan_connections(streams: &[(u16, StreamKind)], max_per_conn: usize) -> Vec<Vec<(u16, StreamKind)>> {
+    streams.chunks(max_per_conn.max(1)).map(<[_]>::to_vec).collect()
 }
 
 /// The dense sequences `(symbol, kind)` a set of streams carries.
-fn dense_sequences(streams: &[String], symbol_index: &std::collections::HashMap<String, u16>) -> Vec<(u16, Dense)> {
+fn dense_sequences(streams: &[(u16, StreamKind)]) -> Vec<(u16, Dense)> {
     streams
         .iter()
-        .filter_map(|s| {
-            let (sym, kind) = s.split_once('@')?;
-            let dense = match StreamKind::from_suffix(kind)? {
+        .filter_map(|&(sym, kind)| {
+            let dense = match kind {
                 StreamKind::Trade => Dense::Trade,
                 StreamKind::AggTrade => Dense::AggTrade,
                 StreamKind::Depth | StreamKind::Depth100ms => Dense::Depth,
                 _ => return None,
             };
-            Some((*symbol_index.get(sym)?, dense))
+            Some((sym, dense))
         })
         .collect()
 }
@@ -72,7 +64,7 @@ pub struct EventLoop {
     shutdown_grace: Duration,
     budget: AttemptBudget,
     base_path: String,
-    symbol_index: std::collections::HashMap<String, u16>,
+    venue: &'static Venue,
     /// (retiring connection, its replacement): the old one closes once the new one streams.
     successors: Vec<(usize, usize)>,
 }
@@ -80,6 +72,7 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn new(
         cfg: &Config,
+        venue: &'static Venue,
         tls: Option<Arc<rustls::ClientConfig>>,
         pipeline: Pipeline,
         metrics: Arc<Metrics>,
@@ -89,15 +82,15 @@ impl EventLoop {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         shutdown.add_waker(waker.clone());
         let mut pairs = Vec::new();
-        for (i, sym) in cfg.symbols.iter().enumerate() {
+        for i in 0..metrics.symbols.len() {
             for k in &cfg.streams {
-                pairs.push((k.stream_name(sym), i as u16));
+                pairs.push((i as u16, *k));
             }
         }
         let connections: Vec<Connection> = plan_connections(&pairs, cfg.max_streams_per_connection)
             .into_iter()
             .enumerate()
-            .map(|(id, (streams, syms))| Connection::new(id, streams, syms, &cfg.ws.path))
+            .map(|(id, streams)| Connection::new(id, streams, &metrics.symbols, venue, &cfg.ws.path))
             .collect();
         for c in &connections {
             c.init_metrics(&metrics);
@@ -119,9 +112,9 @@ impl EventLoop {
             waker,
             connections,
             dialer,
-            budget: AttemptBudget::binance(),
+            budget: AttemptBudget::new(venue.limits.attempts, venue.limits.attempt_window),
             base_path: cfg.ws.path.clone(),
-            symbol_index: cfg.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect(),
+            venue,
             successors: Vec::new(),
             pipeline,
             metrics,
@@ -167,9 +160,9 @@ impl EventLoop {
             let id = self.free_slot().unwrap_or(self.connections.len());
             let old = &mut self.connections[i];
             old.mark_retiring();
-            let mut new = Connection::new(id, old.streams.clone(), old.symbols.clone(), &self.base_path);
+            let mut new = Connection::new(id, old.streams.clone(), &self.metrics.symbols, self.venue, &self.base_path);
             new.succeed(old);
-            new.begin_catch_up(dense_sequences(&new.streams, &self.symbol_index));
+            new.begin_catch_up(dense_sequences(&new.streams));
             info!(old = i, new = id, streams = new.streams.len(), "rotating connection (make-before-break)");
             new.init_metrics(&self.metrics);
             self.metrics.ws_rotations.inc();
@@ -280,12 +273,13 @@ mod tests {
 
     #[test]
     fn streams_are_spread_within_the_per_connection_limit() {
-        let pairs: Vec<(String, u16)> = (0..2500u16).map(|i| (format!("s{}@trade", i / 2), i / 2)).collect();
+        let kinds = [StreamKind::Trade, StreamKind::Depth];
+        let pairs: Vec<(u16, StreamKind)> = (0..2500u16).map(|i| (i / 2, kinds[i as usize % 2])).collect();
         let plan = plan_connections(&pairs, 1024);
-        assert_eq!(plan.iter().map(|(s, _)| s.len()).collect::<Vec<_>>(), [1024, 1024, 452]);
-        let all: Vec<&String> = plan.iter().flat_map(|(s, _)| s).collect();
+        assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [1024, 1024, 452]);
+        let all: Vec<&(u16, StreamKind)> = plan.iter().flatten().collect();
         assert_eq!(all.len(), 2500, "every stream exactly once");
-        assert_eq!(plan[0].1.len(), 512);
+        assert_eq!(dense_sequences(&plan[0]).len(), 1024);
         assert_eq!(plan_connections(&pairs[..3], 1024).len(), 1);
     }
 }

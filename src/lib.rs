@@ -26,7 +26,7 @@
 //! layer runtime: ring health metrics pinning
 //! layer config: config cli
 //! layer venue: binance
-//! layer model: interval record sequence
+//! layer model: interval record sequence symbols venue
 //! layer foundation: clock log_limit small_file shutdown tls resolver
 //! tools: sim
 //! ```
@@ -98,7 +98,9 @@ pub mod sim;
 pub mod sink;
 pub mod small_file;
 pub mod supervise;
+pub mod symbols;
 pub mod tls;
+pub mod venue;
 pub mod ws;
 
 /// The commit this binary was built from (see `build.rs`).

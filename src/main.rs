@@ -14,7 +14,7 @@ use marketflow_ingestor::pipeline::Pipeline;
 use marketflow_ingestor::shutdown::{signal_handlers, Shutdown};
 use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink};
 use marketflow_ingestor::supervise::{Supervisor, EXIT_THREAD_FAILED};
-use marketflow_ingestor::{http, pinning, recovery, ring, tls};
+use marketflow_ingestor::{binance, http, pinning, recovery, ring, tls};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -112,7 +112,8 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let job_tx = cfg.backfill.then_some(job_tx);
     let backfill_thread = match &job_tx {
         Some(_) => {
-            let b = Backfiller::new(&cfg, metrics.clone(), backfilled_tx, job_rx, shutdown.clone());
+            let b =
+                Backfiller::new(&cfg, metrics.clone(), metrics.health.clone(), backfilled_tx, job_rx, shutdown.clone());
             Some(sup.spawn("backfill", move || {
                 b.run();
                 Ok(())
@@ -147,7 +148,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
             pipeline.seed(symbol_idx, kind, last);
         }
     }
-    let event_loop = EventLoop::new(&cfg, tls, pipeline, metrics.clone(), shutdown.clone())?;
+    let event_loop = EventLoop::new(&cfg, &binance::venue::VENUE, tls, pipeline, metrics.clone(), shutdown.clone())?;
 
     let producer = {
         let (m, s, t) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout);

@@ -16,6 +16,7 @@ use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, 
 
 pub use crate::health::Health;
 use crate::record::RecordType;
+use crate::symbols::Symbols;
 
 pub const NAMESPACE: &str = "marketflow_ingestor";
 
@@ -330,7 +331,8 @@ impl LatencyRecorder {
 /// Every metric the ingester exports.
 pub struct Metrics {
     pub registry: Registry,
-    pub symbols: Vec<String>,
+    /// The configured symbols, indexed once for every thread (see [`Symbols`]).
+    pub symbols: Arc<Symbols>,
     /// Records acknowledged by the sink (Kafka: delivery report without error), per symbol.
     pub messages_sent: Vec<IntCounter>,
     /// Reconnections of a connection carrying the symbol, per symbol.
@@ -376,7 +378,9 @@ pub struct Metrics {
     pub kafka_in_flight: IntGauge,
     pub sink_errors: IntCounterVec,
     pub latency: Arc<LatencyHub>,
-    pub health: Health,
+    /// The process's liveness and readiness: not a metric (nothing here registers it), a shared
+    /// handle carried beside the metrics for the threads that report to both.
+    pub health: Arc<Health>,
 }
 
 impl Metrics {
@@ -516,7 +520,7 @@ impl Metrics {
         }
         Arc::new(Metrics {
             registry,
-            symbols: symbols.to_vec(),
+            symbols: Arc::new(Symbols::new(symbols)),
             messages_sent,
             ws_reconnects,
             gaps,
@@ -548,7 +552,7 @@ impl Metrics {
             kafka_in_flight,
             sink_errors,
             latency,
-            health: Health::default(),
+            health: Arc::new(Health::default()),
         })
     }
 

@@ -15,6 +15,7 @@ use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
+use crate::symbols::Symbols;
 
 /// How long a full ring is waited on before records are dropped (and backfilled later): long
 /// enough to ride out a producer hiccup, short enough that pings are still answered in time.
@@ -77,17 +78,14 @@ pub struct Pipeline {
     ring: RingWriter,
     metrics: Arc<Metrics>,
     latency: LatencyRecorder,
-    /// Lower-case symbol -> index into the configured list. FxHash: a short key hashed per
-    /// message, where SipHash's DoS resistance buys nothing (the keys are our own).
-    symbol_index: rustc_hash::FxHashMap<String, u16>,
+    /// The configured symbols (shared, built once): stream symbol -> index, index -> gap key.
+    symbols: Arc<Symbols>,
     sequence: SequenceTracker,
     /// Where gaps are reported for REST backfill (`None`: backfill off).
     backfill: Option<JobSender>,
     /// Gaps the backfill queue refused and the ring had no room for yet; flushed every
     /// housekeeping turn.
     owed: Owed,
-    /// Upper-case symbols (as Binance writes them), the key of gap records written here.
-    symbols_upper: Vec<String>,
     limiter: LogLimiter,
     /// Set on shutdown: a full ring is then waited on only this long.
     give_up_after: Option<Instant>,
@@ -99,19 +97,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<JobSender>) -> Pipeline {
-        let symbol_index: rustc_hash::FxHashMap<String, u16> =
-            metrics.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect();
         metrics.ring_capacity_bytes.set(ring.capacity() as i64);
-        let symbols_upper = metrics.symbols.iter().map(|s| s.to_uppercase()).collect();
         Pipeline {
-            symbols_upper,
+            symbols: metrics.symbols.clone(),
+            sequence: SequenceTracker::new(metrics.symbols.len()),
             latency: metrics.latency.recorder(),
             ring,
             metrics,
-            sequence: SequenceTracker::new(symbol_index.len()),
             backfill,
             owed: Owed::with_capacity(OWED_GAPS),
-            symbol_index,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             give_up_after: None,
             committed_since_notify: 0,
@@ -143,7 +137,7 @@ impl Pipeline {
             Frame::Market { stream_symbol, record, .. } => {
                 let kind = record.record_type();
                 self.metrics.received[kind as usize].inc();
-                let Some(&symbol_idx) = self.symbol_index.get(stream_symbol) else {
+                let Some(symbol_idx) = self.symbols.index_of_lower(stream_symbol) else {
                     return self.reject("unknown_symbol", &"stream for a symbol not in SYMBOLS", frame);
                 };
                 let mut joined = None;
@@ -296,7 +290,7 @@ impl Pipeline {
         let Err(job) = (if self.owed.is_empty() { tx.try_send(job) } else { Err(job) }) else { return };
         // Depth resyncs always fit; only ranges come back.
         let Some((seq, from, to)) = job.range() else { return };
-        let symbol = &self.symbols_upper[seq.symbol_idx() as usize];
+        let symbol = self.symbols.upper(seq.symbol_idx());
         if self.owed.is_empty() && write_gap(&mut self.ring, &self.metrics, symbol, seq, from, to) {
             return;
         }
@@ -311,10 +305,10 @@ impl Pipeline {
 
     /// Retries the gaps held in `owed`, oldest first: the backfill queue, else a gap record.
     fn flush_owed(&mut self) {
-        let (ring, metrics, symbols, tx) = (&mut self.ring, &self.metrics, &self.symbols_upper, &self.backfill);
+        let (ring, metrics, symbols, tx) = (&mut self.ring, &self.metrics, &self.symbols, &self.backfill);
         self.owed.flush(|seq, from, to| {
             tx.as_ref().is_some_and(|tx| tx.try_send(Job::of(seq, from, to)).is_ok())
-                || write_gap(ring, metrics, &symbols[seq.symbol_idx() as usize], seq, from, to)
+                || write_gap(ring, metrics, symbols.upper(seq.symbol_idx()), seq, from, to)
         });
     }
 

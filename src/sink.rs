@@ -132,7 +132,7 @@ impl KafkaSink {
         let mut done = 0;
         for &(seq, from, to) in &waiting {
             let s = seq.symbol_idx() as usize;
-            let rec = gap_record(&metrics.symbols[s].to_uppercase(), seq, from, to, Reason::QueueFull);
+            let rec = gap_record(metrics.symbols.upper(seq.symbol_idx()), seq, from, to, Reason::QueueFull);
             let view =
                 RecordView { meta: rec.meta, enqueue_ns: rec.meta.recv_ns, key: &rec.key, payload: &rec.payload };
             match self.send(&view) {

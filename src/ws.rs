@@ -47,15 +47,16 @@ use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::MidHandshake;
 use tungstenite::{Message, WebSocket};
 
+use crate::binance::stream::StreamKind;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::pipeline::{Admission, Outcome, Pipeline};
 use crate::sequence::Dense;
+use crate::symbols::Symbols;
+use crate::venue::Venue;
 use dial::{write_buffer_full, HANDSHAKE_TIMEOUT};
 use limits::{backoff, OutgoingBudget, PingRate};
 
-/// Streams beyond this many URL bytes are added with SUBSCRIBE instead of in the connect URL.
-const URL_STREAM_BYTES: usize = 2000;
 /// Frames of any kind handled per connection per loop turn, so one busy connection (or one
 /// flooding us with control frames) cannot starve the others, the heartbeat or shutdown.
 pub const READ_BUDGET: usize = 4096;
@@ -93,13 +94,17 @@ pub struct Progress {
 pub struct Connection {
     pub id: usize,
     token: Token,
-    /// Every stream this connection carries; resubscribed as a whole after a reconnect.
-    pub streams: Vec<String>,
+    /// Every stream this connection carries, as (symbol index, kind); resubscribed as a whole
+    /// after a reconnect.
+    pub streams: Vec<(u16, StreamKind)>,
     /// Indices of the symbols these streams belong to (for per-symbol reconnect counts).
     pub symbols: Vec<u16>,
+    /// The venue: URL shape, SUBSCRIBE requests, limits.
+    venue: &'static Venue,
     /// Request path with the streams that fit in the URL.
     path: String,
-    /// Streams that did not fit in the URL: sent as SUBSCRIBE batches once open.
+    /// Names of the streams that did not fit in the URL (built once): sent as SUBSCRIBE batches
+    /// once open.
     overflow: Vec<String>,
     state: State,
     /// Index into `overflow` of the next batch to send.
@@ -138,31 +143,44 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(id: usize, streams: Vec<String>, symbols: Vec<u16>, base_path: &str) -> Connection {
+    /// A connection carrying `streams` of the symbols in `names`, to `venue`'s endpoint under
+    /// `base_path`.
+    pub fn new(
+        id: usize,
+        streams: Vec<(u16, StreamKind)>,
+        names: &Symbols,
+        venue: &'static Venue,
+        base_path: &str,
+    ) -> Connection {
         let mut in_url = Vec::new();
         let mut used = 0;
         let mut overflow = Vec::new();
-        for s in &streams {
-            if used + s.len() < URL_STREAM_BYTES || in_url.is_empty() {
+        for &(sym, kind) in &streams {
+            let s = kind.stream_name(&names[sym as usize]);
+            if used + s.len() < venue.limits.url_stream_bytes || in_url.is_empty() {
                 used += s.len() + 1;
-                in_url.push(s.as_str());
+                in_url.push(s);
             } else {
-                overflow.push(s.clone());
+                overflow.push(s);
             }
         }
-        let path = format!("{base_path}/stream?streams={}", in_url.join("/"));
+        let in_url: Vec<&str> = in_url.iter().map(String::as_str).collect();
+        let path = (venue.stream_path)(base_path, &in_url);
+        let mut symbols: Vec<u16> = streams.iter().map(|(s, _)| *s).collect();
+        symbols.dedup();
         Connection {
             id,
             token: Token(id),
             streams,
             symbols,
+            venue,
             path,
             overflow,
             state: State::Backoff { until: Instant::now() },
             next_batch: 0,
             pending: Vec::new(),
             next_id: 1,
-            outgoing: OutgoingBudget::default(),
+            outgoing: OutgoingBudget::new(venue.limits.messages_per_second),
             pings: PingRate::new(Instant::now()),
             attempt: 0,
             streamed: false,
@@ -548,16 +566,18 @@ mod tests {
 
     #[test]
     fn a_replacement_of_a_short_lived_connection_waits_out_its_backoff() {
-        let mut old = Connection::new(0, vec!["btcusdt@trade".into()], vec![0], "");
+        let names = Symbols::new(&["btcusdt".to_string()]);
+        let venue = &crate::binance::venue::VENUE;
+        let mut old = Connection::new(0, vec![(0, StreamKind::Trade)], &names, venue, "");
         old.attempt = 3;
         // Our own age limit: the replacement goes at once.
-        let mut new = Connection::new(1, old.streams.clone(), old.symbols.clone(), "");
+        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "");
         new.succeed(&old);
         assert_eq!(new.attempt, 0);
         // The peer's serverShutdown, on a connection that never became stable.
         old.rotate_by_peer = true;
         let before = Instant::now();
-        let mut new = Connection::new(1, old.streams.clone(), old.symbols.clone(), "");
+        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "");
         new.succeed(&old);
         assert_eq!(new.attempt, 4);
         // The backoff of attempt 3: 2 s, jittered down to no less than 1 s.

@@ -39,7 +39,7 @@ pub const EXIT_CONFIG: u8 = 64;
 pub const MAX_SHUTDOWN_TIMEOUT_MS: u64 = 600_000;
 
 /// Binance's documented ceiling of streams on one connection.
-pub const BINANCE_MAX_STREAMS_PER_CONNECTION: usize = 1024;
+pub const BINANCE_MAX_STREAMS_PER_CONNECTION: usize = crate::binance::venue::MAX_STREAMS_PER_CONNECTION;
 
 /// Every environment variable the ingester reads, with its flag, default and meaning.
 /// `--help` is generated from the clap definitions in `cli.rs`; this table is the single list

@@ -21,8 +21,6 @@ use super::{Connection, Progress, State, Transport};
 use crate::config::Endpoint;
 use crate::metrics::Metrics;
 
-/// Streams per SUBSCRIBE request (a long `params` list has been reported to fail silently).
-const STREAMS_PER_SUBSCRIBE: usize = 200;
 /// How long a TCP connect or a TLS + WebSocket handshake may take.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted (Binance's largest, a depth update, is tens of KiB).
@@ -232,11 +230,11 @@ impl Connection {
             return Ok(());
         };
         while self.next_batch < self.overflow.len() && self.outgoing.allows_control(now) {
-            let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
+            let end = (self.next_batch + self.venue.limits.streams_per_subscribe.max(1)).min(self.overflow.len());
             let id = self.next_id;
             self.next_id += 1;
-            let params: Vec<String> = self.overflow[self.next_batch..end].iter().map(|s| format!("\"{s}\"")).collect();
-            let msg = format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","));
+            let batch: Vec<&str> = self.overflow[self.next_batch..end].iter().map(String::as_str).collect();
+            let msg = (self.venue.subscribe)(id, &batch);
             match ws.write(Message::text(msg)) {
                 Ok(()) => {}
                 // Queued: it goes out with the next flush.
