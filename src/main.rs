@@ -144,7 +144,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(writer, metrics.clone(), job_tx);
     pipeline.set_max_jump(cfg.backfill_max_ids);
     if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
-        for (symbol_idx, kind, last) in recovery::recover(&cfg) {
+        for (symbol_idx, kind, last) in recovery::recover(&cfg, &metrics.symbols) {
             pipeline.seed(symbol_idx, kind, last);
         }
     }

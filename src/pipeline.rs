@@ -11,7 +11,7 @@ use crate::binance::wire::{parse_text, Frame};
 use crate::handoff::jobs::{Job, JobSender, Owed, Seq};
 use crate::handoff::marker;
 use crate::log_limit::LogLimiter;
-use crate::metrics::{LatencyRecorder, Metrics, Stage};
+use crate::metrics::{FrameKind, LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
@@ -68,12 +68,6 @@ fn preview(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Indices into `metrics::FRAME_KINDS`.
-const KIND_CONTROL: usize = 5;
-const KIND_ERROR: usize = 6;
-const KIND_SHUTDOWN: usize = 7;
-const KIND_UNPARSED: usize = 8;
-
 pub struct Pipeline {
     ring: RingWriter,
     metrics: Arc<Metrics>,
@@ -129,14 +123,14 @@ impl Pipeline {
         let parsed = match parse_text(text) {
             Ok(f) => f,
             Err(e) => {
-                self.metrics.received[KIND_UNPARSED].inc();
+                self.metrics.received(FrameKind::Unparsed).inc();
                 return self.reject(e.reason(), &e, frame);
             }
         };
         match parsed {
             Frame::Market { stream_symbol, record, .. } => {
                 let kind = record.record_type();
-                self.metrics.received[kind as usize].inc();
+                self.metrics.received(FrameKind::of(kind)).inc();
                 let Some(symbol_idx) = self.symbols.index_of_lower(stream_symbol) else {
                     return self.reject("unknown_symbol", &"stream for a symbol not in SYMBOLS", frame);
                 };
@@ -173,7 +167,7 @@ impl Pipeline {
                 joined.unwrap_or(outcome)
             }
             Frame::ControlReply { id, result } => {
-                self.metrics.received[KIND_CONTROL].inc();
+                self.metrics.received(FrameKind::ControlReply).inc();
                 // A peer can send these without end: counted above, logged at a bounded rate.
                 // The connection logs the replies to its own requests (it knows which they are).
                 if let Some(suppressed) = self.limiter.check("control_reply") {
@@ -182,14 +176,14 @@ impl Pipeline {
                 Outcome::ControlReply { id }
             }
             Frame::ErrorReply { code, msg } => {
-                self.metrics.received[KIND_ERROR].inc();
+                self.metrics.received(FrameKind::ErrorReply).inc();
                 if let Some(suppressed) = self.limiter.check("error_reply") {
                     warn!(code, suppressed, msg = preview(msg, 200), "binance refused a request");
                 }
                 Outcome::ErrorReply { code }
             }
             Frame::ServerShutdown { event_time_ms } => {
-                self.metrics.received[KIND_SHUTDOWN].inc();
+                self.metrics.received(FrameKind::ServerShutdown).inc();
                 if let Some(suppressed) = self.limiter.check("server_shutdown") {
                     info!(event_time_ms, suppressed, "binance announced serverShutdown");
                 }

@@ -21,13 +21,14 @@ use crate::binance::stream::StreamKind;
 use crate::config::Config;
 use crate::record::RecordType;
 use crate::sequence::{Dense, Frontier};
+use crate::symbols::Symbols;
 
 /// Messages read back per partition: enough to find every symbol's last record unless a symbol
 /// has been silent while this many others were published.
 const SCAN_PER_PARTITION: i64 = 200_000;
 
 /// The last published id per (symbol index, sequence), from the tails of the topics.
-pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense, i64)>, String> {
+pub fn last_published(cfg: &Config, symbols: &Symbols, timeout: Duration) -> Result<Vec<(u16, Dense, i64)>, String> {
     let mut wanted: Vec<(Dense, &str)> = Vec::new();
     if cfg.streams.contains(&StreamKind::Trade) {
         wanted.push((Dense::Trade, &cfg.topics[RecordType::Trade as usize]));
@@ -35,14 +36,12 @@ pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense
     if cfg.streams.contains(&StreamKind::AggTrade) {
         wanted.push((Dense::AggTrade, &cfg.topics[RecordType::AggTrade as usize]));
     }
-    let index: HashMap<String, u16> =
-        cfg.symbols.iter().enumerate().map(|(i, s)| (s.to_uppercase(), i as u16)).collect();
     let mut last: HashMap<(u16, u8), Frontier> = HashMap::new();
     let deadline = Instant::now() + timeout;
     let mut topics: Vec<&str> = wanted.iter().map(|(_, t)| *t).collect();
     topics.dedup();
     for topic in topics {
-        scan_topic(cfg, topic, &index, &mut last, deadline)?;
+        scan_topic(cfg, topic, symbols, &mut last, deadline)?;
     }
     let mut out: Vec<(u16, Dense, i64)> = Vec::new();
     for ((sym, k), frontier) in last {
@@ -73,7 +72,7 @@ fn consumer(cfg: &Config) -> Result<BaseConsumer, String> {
 fn scan_topic(
     cfg: &Config,
     topic: &str,
-    index: &HashMap<String, u16>,
+    symbols: &Symbols,
     last: &mut HashMap<(u16, u8), Frontier>,
     deadline: Instant,
 ) -> Result<(), String> {
@@ -114,11 +113,13 @@ fn scan_topic(
                 if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(i64::MAX) {
                     ends.remove(&m.partition());
                 }
-                let Some(sym) = m.key().and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| index.get(k)) else {
+                let Some(sym) =
+                    m.key().and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| symbols.index_of_upper(k))
+                else {
                     continue;
                 };
                 if let Some((kind, id, how)) = m.payload().and_then(published_id) {
-                    let f = last.entry((*sym, kind as u8)).or_insert_with(|| Frontier::new(cfg.backfill_max_ids));
+                    let f = last.entry((sym, kind as u8)).or_insert_with(|| Frontier::new(cfg.backfill_max_ids));
                     match how {
                         Published::Live => f.live(id),
                         Published::Quarantined => f.quarantined(id),
@@ -174,8 +175,8 @@ fn published_id(payload: &[u8]) -> Option<(Dense, i64, Published)> {
 
 /// Logs and returns what recovery found; a broker that does not answer is not fatal (the run
 /// starts unseeded, and says so).
-pub fn recover(cfg: &Config) -> Vec<(u16, Dense, i64)> {
-    match last_published(cfg, Duration::from_secs(20)) {
+pub fn recover(cfg: &Config, symbols: &Symbols) -> Vec<(u16, Dense, i64)> {
+    match last_published(cfg, symbols, Duration::from_secs(20)) {
         Ok(found) => {
             for (s, k, id) in &found {
                 info!(symbol = %cfg.symbols[*s as usize], kind = ?k, last_id = id, "recovery: continuing after");
