@@ -54,7 +54,6 @@ fn dense_sequences(streams: &[(u16, StreamKind)]) -> Vec<(u16, Dense)> {
 
 pub struct EventLoop {
     poll: Poll,
-    waker: Arc<Waker>,
     connections: Vec<Connection>,
     dialer: Dialer,
     pipeline: Pipeline,
@@ -79,8 +78,8 @@ impl EventLoop {
         shutdown: Shutdown,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        shutdown.add_waker(waker.clone());
+        // Shutdown keeps the waker (and so its registration) alive and wakes the loop with it.
+        shutdown.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
         let mut pairs = Vec::new();
         for i in 0..metrics.symbols.len() {
             for k in &cfg.streams {
@@ -109,7 +108,6 @@ impl EventLoop {
         );
         Ok(EventLoop {
             poll,
-            waker,
             connections,
             dialer,
             budget: AttemptBudget::new(venue.limits.attempts, venue.limits.attempt_window),
@@ -181,11 +179,6 @@ impl EventLoop {
         (0..self.connections.len()).find(|&j| {
             self.connections[j].is_closed() && !self.successors.iter().any(|&(old, new)| old == j || new == j)
         })
-    }
-
-    /// A handle that wakes the loop from another thread.
-    pub fn waker(&self) -> Arc<Waker> {
-        self.waker.clone()
     }
 
     /// Runs until shutdown, then closes every connection and hands the ring's end to the

@@ -1,6 +1,7 @@
 //! The per-message path on the event-loop thread: a text frame in, a normalized record committed
-//! to the ring out. No allocation (the ring's staging buffer is reused), no lock, no syscall
-//! beyond one clock read per record.
+//! to the ring out. No allocation (the ring's staging buffer is reused), no syscall beyond one
+//! clock read per record, and no lock for an accepted record; only a rejected frame takes one
+//! (uncontended: the reason's counter lookup and the log rate limiter), a cost bad input pays.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

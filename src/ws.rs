@@ -124,7 +124,6 @@ pub struct Connection {
     /// Lines a peer can provoke at will (failures, losses, opens) are logged at a bounded rate.
     log: LogLimiter,
     addr_rr: usize,
-    ever_open: bool,
     last_state: &'static str,
     /// When the WebSocket opened (for the age limit).
     opened_at: Instant,
@@ -186,7 +185,6 @@ impl Connection {
             streamed: false,
             log: LogLimiter::new(LOG_EVERY),
             addr_rr: 0,
-            ever_open: false,
             last_state: "backoff",
             opened_at: Instant::now(),
             last_rx: Instant::now(),

@@ -2,7 +2,7 @@
 //! back to REST), client errors (classified, counted, readiness) and librdkafka's own log lines,
 //! every log line rate-limited.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use rdkafka::producer::ProducerContext;
 use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
 
-use super::record_latency;
+use super::producer::record_latency;
 use crate::config::Config;
 use crate::handoff::jobs::{Job, JobSender, Unqueued};
 use crate::log_limit::LogLimiter;
@@ -52,7 +52,6 @@ pub struct KafkaContext {
     rdkafka_logs: LogLimiter,
     /// `mechanism user` of the SASL login (never the password), to name it when it is refused.
     login: Option<String>,
-    pub(super) failed: AtomicU64,
     /// Where a record whose delivery failed for good is sent to be fetched again from REST.
     backfill: Option<JobSender>,
     /// Failed records the backfill queue could not take, for the next `poll` to publish as gaps
@@ -68,7 +67,6 @@ impl KafkaContext {
             // A few lines per facility and 10 s: startup notices and configuration warnings pass.
             rdkafka_logs: LogLimiter::with_burst(Duration::from_secs(10), 5),
             login: cfg.kafka_username.as_ref().map(|u| format!("{} {u}", cfg.kafka_sasl_mechanism.as_librdkafka())),
-            failed: AtomicU64::new(0),
             backfill,
             unqueued: Default::default(),
         }
@@ -174,7 +172,6 @@ impl ProducerContext for KafkaContext {
             Err((e, msg)) => {
                 let kind = error_kind(e);
                 self.metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
-                self.failed.fetch_add(1, Ordering::Relaxed);
                 self.refetch(symbol_idx, rdkafka::Message::payload(msg));
                 if let Some(suppressed) = self.limiter.check(kind) {
                     error!(kind, suppressed, symbol = %self.metrics.symbols[symbol_idx], "kafka delivery failed: {e}");

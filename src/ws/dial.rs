@@ -37,7 +37,7 @@ const MAX_CONTROL_FRAME: usize = 2 + 4 + 125;
 /// The WebSocket limits of every connection.
 pub fn ws_config() -> WebSocketConfig {
     // A small read buffer: tungstenite zero-fills it before every socket read, and a 128 KiB
-    // default made that memset cost more than parsing (see perf-notes, tungstenite PR #485).
+    // default made that memset cost more than parsing (tuning.md section 5; tungstenite PR #485).
     // Writes go to the socket at once (`write_buffer_size` 0): we flush after every batch anyway,
     // and the backlog then shows in `Transport::unsent`. The write buffer's default bound is
     // none: a peer pinging without reading our pongs grew it by gigabytes.
@@ -194,7 +194,6 @@ impl Connection {
                     let (status, streams) = (resp.status().as_u16(), self.streams.len());
                     info!(conn = self.id, status, streams, attempt = self.attempt, suppressed, "websocket open");
                 }
-                self.ever_open = true;
                 self.opened_at = Instant::now();
                 self.last_rx = self.opened_at;
                 self.streamed = false;
