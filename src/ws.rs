@@ -30,10 +30,12 @@
 //! Logs: every line a peer can cause per frame or per attempt goes through a [`LogLimiter`].
 
 mod dial;
+mod error;
 mod limits;
 mod transport;
 
 pub use dial::{ws_config, Dialer, MAX_FRAME, MAX_MESSAGE, WRITE_BUFFER_MAX};
+pub use error::{ConnectError, Lost};
 pub use limits::{AttemptBudget, PING_FLOOD_LIMIT, STABLE_AFTER};
 pub use transport::Transport;
 
@@ -330,14 +332,14 @@ impl Connection {
             State::Open { .. } if now >= self.last_rx + dialer.stale_after => {
                 metrics.ws_stale.inc();
                 let silent = now.duration_since(self.last_rx).as_millis() as u64;
-                self.lost(&format!("stale: no data and no ping for {silent} ms"), metrics, "lost");
+                self.lost(Lost::Stale(silent), metrics);
             }
             State::Open { .. } if !self.rotate && now >= self.opened_at + dialer.max_age => {
                 info!(conn = self.id, "connection reached its age limit: rotating");
                 self.rotate = true;
             }
             State::Connecting { since, .. } | State::Handshaking { since, .. } if now >= *since + HANDSHAKE_TIMEOUT => {
-                self.fail("handshake timed out", metrics, "timeout")
+                self.fail(ConnectError::Timeout, metrics)
             }
             State::Open { .. } => self.send_subscriptions(metrics),
             _ => {}
@@ -345,8 +347,8 @@ impl Connection {
     }
 
     /// Gives up on a connection attempt and schedules the next one.
-    fn fail(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
-        let delay = self.schedule_reconnect(metrics, result);
+    fn fail(&mut self, why: ConnectError, metrics: &Metrics) {
+        let delay = self.schedule_reconnect(metrics, why.label());
         if let Some(suppressed) = self.log.check("connection_failed") {
             let delay_ms = delay.as_millis() as u64;
             warn!(conn = self.id, attempt = self.attempt, delay_ms, suppressed, "connection failed: {why}");
@@ -366,12 +368,11 @@ impl Connection {
 
     /// A connection that was streaming went away: count a reconnect for every symbol it carried.
     /// A retiring connection is not reconnected: its replacement already carries its streams.
-    /// `result` is `lost`, or the reason we dropped the peer.
-    fn lost(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
+    fn lost(&mut self, why: Lost, metrics: &Metrics) {
         if self.retiring {
-            if result != "lost" {
+            if why.is_peer_fault() {
                 // A peer we dropped is counted even when a replacement already took over.
-                metrics.ws_connect_attempts.with_label_values(&[result]).inc();
+                metrics.ws_connect_attempts.with_label_values(&[why.label()]).inc();
             }
             if let Some(suppressed) = self.log.check("retiring_closed") {
                 info!(conn = self.id, suppressed, "retiring connection closed: {why}");
@@ -386,7 +387,7 @@ impl Connection {
         if stable {
             self.attempt = 0;
         }
-        let delay = self.schedule_reconnect(metrics, result);
+        let delay = self.schedule_reconnect(metrics, why.label());
         if let Some(suppressed) = self.log.check("connection_lost") {
             let delay_ms = delay.as_millis() as u64;
             let streams = self.streams.len();
@@ -434,7 +435,7 @@ impl Connection {
         let mut handled = 0;
         let mut got_any = false;
         // Why the connection goes, and the `ws_connect_attempts_total` result that says so.
-        let mut lost: Option<(String, &'static str)> = None;
+        let mut lost: Option<Lost> = None;
         while handled < READ_BUDGET {
             let msg = ws.read();
             // Every frame counts, control frames too: a peer flooding pings or pongs must not
@@ -494,14 +495,13 @@ impl Connection {
                     let now = Instant::now();
                     self.outgoing.record_pong(now);
                     if !self.pings.allow(now) {
-                        let why = format!("ping flood: more than {PING_FLOOD_LIMIT} pings within a second");
-                        lost = Some((why, "ping_flood"));
+                        lost = Some(Lost::PingFlood(PING_FLOOD_LIMIT));
                         break;
                     }
                 }
                 Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => got_any = true,
                 Ok(Message::Close(c)) => {
-                    lost = Some((format!("server closed: {c:?}"), "lost"));
+                    lost = Some(Lost::Peer(format!("server closed: {c:?}")));
                     break;
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -516,7 +516,7 @@ impl Connection {
                     if let Some(r) = reason {
                         metrics.rejected.with_label_values(&[r]).inc();
                     }
-                    lost = Some((e.to_string(), "lost"));
+                    lost = Some(Lost::Peer(e.to_string()));
                     break;
                 }
             }
@@ -532,17 +532,14 @@ impl Connection {
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                 let unsent = ws.get_ref().unsent();
                 if lost.is_none() && write_buffer_full(unsent) {
-                    lost = Some((
-                        format!("write buffer full: {unsent} bytes unsent, the peer is not reading"),
-                        "write_buffer_full",
-                    ));
+                    lost = Some(Lost::WriteBufferFull(unsent));
                 }
             }
-            Err(e) if lost.is_none() => lost = Some((e.to_string(), "lost")),
+            Err(e) if lost.is_none() => lost = Some(Lost::Peer(e.to_string())),
             Err(_) => {}
         }
-        if let Some((why, result)) = lost {
-            self.lost(&why, metrics, result);
+        if let Some(why) = lost {
+            self.lost(why, metrics);
             return Progress::default();
         }
         Progress { more: handled >= READ_BUDGET }

@@ -16,6 +16,7 @@ use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+use super::error::{ConnectError, Lost};
 use super::limits::PingRate;
 use super::{Connection, Progress, State, Transport};
 use crate::config::Endpoint;
@@ -88,28 +89,30 @@ impl Connection {
         // The cached answer of the resolver thread: a slow DNS server never stalls the loop.
         let addrs: Vec<SocketAddr> = match dialer.resolver.addrs() {
             Ok(a) if !a.is_empty() => a,
-            Ok(_) => return self.fail(&format!("{} not resolved yet", ep.host), metrics, "resolve"),
-            Err(e) => {
-                dialer.resolver.refresh();
-                return self.fail(&e, metrics, "resolve");
-            }
+            Ok(_) => return self.fail(ConnectError::NotResolved(ep.host.clone()), metrics),
+            Err(e) => return self.fail_dialing(ConnectError::Resolve(e), dialer, metrics),
         };
         let addr = addrs[self.addr_rr % addrs.len()];
         self.addr_rr += 1;
         match TcpStream::connect(addr) {
             Ok(mut tcp) => {
                 if let Err(e) = registry.register(&mut tcp, self.token, Interest::READABLE | Interest::WRITABLE) {
-                    return self.fail(&format!("register: {e}"), metrics, "io");
+                    return self.fail(ConnectError::Register(e), metrics);
                 }
                 debug!(conn = self.id, %addr, "connecting");
                 self.set_state(State::Connecting { tcp, since: Instant::now() }, metrics);
             }
-            Err(e) => {
-                // The address may have moved: look again before the next attempt.
-                dialer.resolver.refresh();
-                self.fail(&format!("connect {addr}: {e}"), metrics, "connect")
-            }
+            Err(e) => self.fail_dialing(ConnectError::Connect(addr, e), dialer, metrics),
         }
+    }
+
+    /// [`Connection::fail`], after asking the resolver to look again where the failure says the
+    /// address may have moved.
+    fn fail_dialing(&mut self, e: ConnectError, dialer: &Dialer, metrics: &Metrics) {
+        if e.wants_fresh_dns() {
+            dialer.resolver.refresh();
+        }
+        self.fail(e, metrics)
     }
 
     /// The socket turned writable while connecting: connected (start the TLS + WebSocket
@@ -124,7 +127,7 @@ impl Connection {
         // Writable means connected or failed; take_error/peer_addr tell which.
         if let Ok(Some(e)) | Err(e) = tcp.take_error() {
             self.state = State::Connecting { tcp, since };
-            self.fail(&format!("connect: {e}"), metrics, "connect");
+            self.fail(ConnectError::Refused(e), metrics);
             return Some(Progress::default());
         }
         match tcp.peer_addr() {
@@ -135,7 +138,7 @@ impl Connection {
             }
             Err(e) => {
                 self.state = State::Connecting { tcp, since };
-                self.fail(&format!("connect: {e}"), metrics, "connect");
+                self.fail(ConnectError::Refused(e), metrics);
                 return Some(Progress::default());
             }
         }
@@ -143,7 +146,7 @@ impl Connection {
         let transport = match self.wrap(tcp, dialer) {
             Ok(t) => t,
             Err(e) => {
-                self.fail(&e, metrics, "tls");
+                self.fail(e, metrics);
                 return Some(Progress::default());
             }
         };
@@ -156,7 +159,7 @@ impl Connection {
         let request = match url.into_client_request() {
             Ok(r) => r,
             Err(e) => {
-                self.fail(&format!("bad request URL: {e}"), metrics, "request");
+                self.fail(ConnectError::Request(e), metrics);
                 return Some(Progress::default());
             }
         };
@@ -164,13 +167,14 @@ impl Connection {
         self.after_handshake(r, since, metrics)
     }
 
-    fn wrap(&self, tcp: TcpStream, dialer: &Dialer) -> Result<Transport, String> {
+    fn wrap(&self, tcp: TcpStream, dialer: &Dialer) -> Result<Transport, ConnectError> {
         match &dialer.tls {
             None => Ok(Transport::plain(tcp)),
             Some(cfg) => {
                 let name = ServerName::try_from(dialer.endpoint.host.clone())
-                    .map_err(|e| format!("invalid TLS server name {}: {e}", dialer.endpoint.host))?;
-                let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| format!("tls: {e}"))?;
+                    .map_err(|e| ConnectError::Tls(format!("invalid TLS server name {}: {e}", dialer.endpoint.host)))?;
+                let conn = rustls::ClientConnection::new(cfg.clone(), name)
+                    .map_err(|e| ConnectError::Tls(format!("tls: {e}")))?;
                 Ok(Transport::tls(conn, tcp))
             }
         }
@@ -209,7 +213,7 @@ impl Connection {
                 Some(Progress::default())
             }
             Err(HandshakeError::Failure(e)) => {
-                self.fail(&format!("handshake: {e}"), metrics, "handshake");
+                self.fail(ConnectError::Handshake(e), metrics);
                 Some(Progress::default())
             }
         }
@@ -218,12 +222,12 @@ impl Connection {
     /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
     /// A request the connection cannot take costs the connection (it would never subscribe).
     pub(super) fn send_subscriptions(&mut self, metrics: &Metrics) {
-        if let Err((why, result)) = self.try_send_subscriptions() {
-            self.lost(&why, metrics, result);
+        if let Err(why) = self.try_send_subscriptions() {
+            self.lost(why, metrics);
         }
     }
 
-    fn try_send_subscriptions(&mut self) -> Result<(), (String, &'static str)> {
+    fn try_send_subscriptions(&mut self) -> Result<(), Lost> {
         let now = Instant::now();
         let State::Open { ws } = &mut self.state else {
             return Ok(());
@@ -240,12 +244,9 @@ impl Connection {
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(tungstenite::Error::WriteBufferFull(_)) => {
                     let unsent = ws.get_ref().unsent();
-                    return Err((
-                        format!("write buffer full ({unsent} bytes unsent): SUBSCRIBE refused"),
-                        "write_buffer_full",
-                    ));
+                    return Err(Lost::SubscribeRefused(unsent));
                 }
-                Err(e) => return Err((format!("SUBSCRIBE failed: {e}"), "lost")),
+                Err(e) => return Err(Lost::Peer(format!("SUBSCRIBE failed: {e}"))),
             }
             let _ = ws.flush();
             debug!(conn = self.id, id, streams = end - self.next_batch, "SUBSCRIBE sent");
