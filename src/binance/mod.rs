@@ -1,5 +1,5 @@
 //! Everything specific to Binance: stream names, symbols, the wire formats of its payloads, the
-//! endpoint's URL shape, requests and limits ([`venue::VENUE`]), and its REST API ([`rest`]).
+//! endpoint's URL shape, requests and limits ([`venue::VENUE`]).
 pub mod stream;
 pub mod symbol;
 pub mod venue;
