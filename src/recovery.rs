@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
@@ -27,8 +28,44 @@ use crate::symbols::Symbols;
 /// has been silent while this many others were published.
 const SCAN_PER_PARTITION: i64 = 200_000;
 
+/// Why the topics' tails could not be read. Every one is the broker's or the network's: the run
+/// then starts unseeded ([`recover`]), and a later restart tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("recovery consumer: {0}")]
+    Consumer(KafkaError),
+    #[error("metadata for {0}: {1}")]
+    Metadata(String, KafkaError),
+    #[error("watermarks {0}/{1}: {2}")]
+    Watermarks(String, i32, KafkaError),
+    #[error("assign: {0}")]
+    Assign(KafkaError),
+    #[error("reading {0} back took longer than the recovery timeout")]
+    Timeout(String),
+    #[error("reading {0}: {1}")]
+    Read(String, KafkaError),
+}
+
+impl RecoveryError {
+    /// A bounded label for the log line.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecoveryError::Consumer(_) => "consumer",
+            RecoveryError::Metadata(..) => "metadata",
+            RecoveryError::Watermarks(..) => "watermarks",
+            RecoveryError::Assign(_) => "assign",
+            RecoveryError::Timeout(_) => "timeout",
+            RecoveryError::Read(..) => "read",
+        }
+    }
+}
+
 /// The last published id per (symbol index, sequence), from the tails of the topics.
-pub fn last_published(cfg: &Config, symbols: &Symbols, timeout: Duration) -> Result<Vec<(u16, Dense, i64)>, String> {
+pub fn last_published(
+    cfg: &Config,
+    symbols: &Symbols,
+    timeout: Duration,
+) -> Result<Vec<(u16, Dense, i64)>, RecoveryError> {
     let mut wanted: Vec<(Dense, &str)> = Vec::new();
     if cfg.streams.contains(&StreamKind::Trade) {
         wanted.push((Dense::Trade, &cfg.topics[RecordType::Trade as usize]));
@@ -54,7 +91,7 @@ pub fn last_published(cfg: &Config, symbols: &Symbols, timeout: Duration) -> Res
     Ok(out)
 }
 
-fn consumer(cfg: &Config) -> Result<BaseConsumer, String> {
+fn consumer(cfg: &Config) -> Result<BaseConsumer, RecoveryError> {
     let mut cc = ClientConfig::new();
     // Connection and security settings only: the producer's tuning does not apply to a consumer.
     for (k, v) in crate::kafka_client::properties(cfg) {
@@ -66,7 +103,7 @@ fn consumer(cfg: &Config) -> Result<BaseConsumer, String> {
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("allow.auto.create.topics", "false");
-    cc.create().map_err(|e| format!("recovery consumer: {e}"))
+    cc.create().map_err(RecoveryError::Consumer)
 }
 
 fn scan_topic(
@@ -75,12 +112,12 @@ fn scan_topic(
     symbols: &Symbols,
     last: &mut HashMap<(u16, u8), Frontier>,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<(), RecoveryError> {
     let c = consumer(cfg)?;
     // A broker that does not answer in a few seconds is not waited on for the whole budget:
     // starting late costs more than starting unseeded.
     let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(5));
-    let md = c.fetch_metadata(Some(topic), left).map_err(|e| format!("metadata for {topic}: {e}"))?;
+    let md = c.fetch_metadata(Some(topic), left).map_err(|e| RecoveryError::Metadata(topic.into(), e))?;
     let Some(t) = md.topics().first() else { return Ok(()) };
     if t.error().is_some() || t.partitions().is_empty() {
         info!(topic, "recovery: topic does not exist yet; nothing to continue from");
@@ -91,21 +128,21 @@ fn scan_topic(
     for p in t.partitions() {
         let left = deadline.saturating_duration_since(Instant::now());
         let (low, high) =
-            c.fetch_watermarks(topic, p.id(), left).map_err(|e| format!("watermarks {topic}/{}: {e}", p.id()))?;
+            c.fetch_watermarks(topic, p.id(), left).map_err(|e| RecoveryError::Watermarks(topic.into(), p.id(), e))?;
         if high > low {
             let from = low.max(high - SCAN_PER_PARTITION);
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(from)).map_err(|e| e.to_string())?;
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(from)).map_err(RecoveryError::Assign)?;
             ends.insert(p.id(), high);
         }
     }
     if ends.is_empty() {
         return Ok(());
     }
-    c.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
+    c.assign(&tpl).map_err(RecoveryError::Assign)?;
     let mut read = 0u64;
     while !ends.is_empty() {
         if Instant::now() >= deadline {
-            return Err(format!("reading {topic} back took longer than the recovery timeout"));
+            return Err(RecoveryError::Timeout(topic.into()));
         }
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
@@ -127,10 +164,10 @@ fn scan_topic(
                     }
                 }
             }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+            Some(Err(KafkaError::PartitionEOF(p))) => {
                 ends.remove(&p);
             }
-            Some(Err(e)) => return Err(format!("reading {topic}: {e}")),
+            Some(Err(e)) => return Err(RecoveryError::Read(topic.into(), e)),
             None => {}
         }
     }
@@ -185,6 +222,7 @@ pub fn recover(cfg: &Config, symbols: &Symbols) -> Vec<(u16, Dense, i64)> {
         }
         Err(e) => {
             warn!(
+                kind = e.label(),
                 "recovery from Kafka failed, starting without it (gaps since the last run will not be backfilled): {e}"
             );
             Vec::new()
