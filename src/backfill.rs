@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender};
 use tracing::{info, warn};
 
-use crate::binance::EXCHANGE;
 use crate::config::Config;
 use crate::handoff::marker::{self, Reason};
 use crate::health::Health;
@@ -39,6 +38,7 @@ use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
 use crate::symbols::Symbols;
+use crate::venue::Venue;
 
 // What the backfill's callers have always found here; the types live in the hand-off layer.
 pub use crate::handoff::jobs::{Job, JobReceiver, JobSender, Seq};
@@ -51,6 +51,8 @@ const PAGE: i64 = 1000;
 const SLICE: Duration = Duration::from_millis(50);
 
 pub struct Backfiller {
+    /// The venue: the `exchange` of every record and marker published here.
+    venue: &'static Venue,
     rest: Rest,
     symbols: Arc<Symbols>,
     max_ids: i64,
@@ -70,6 +72,7 @@ pub struct Backfiller {
 impl Backfiller {
     pub fn new(
         cfg: &Config,
+        venue: &'static Venue,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         out: Sender<OwnedRecord>,
@@ -77,6 +80,7 @@ impl Backfiller {
         shutdown: Shutdown,
     ) -> Backfiller {
         Backfiller {
+            venue,
             rest: Rest::new(cfg, metrics.clone()),
             symbols: metrics.symbols.clone(),
             max_ids: cfg.backfill_max_ids,
@@ -233,7 +237,7 @@ impl Backfiller {
                     self.publish_gap(seq, next, open, Reason::NotInRest);
                 }
                 let r = Record::Kline(Kline {
-                    exchange: EXCHANGE,
+                    exchange: self.venue.exchange,
                     symbol: sym,
                     interval: iv,
                     open_time_ms: open,
@@ -386,7 +390,7 @@ impl Backfiller {
                     .map_err(|e| FetchError::Retry(format!("bad historicalTrades body: {e}")))?;
                 for t in &trades {
                     let r = Record::Trade(Trade {
-                        exchange: EXCHANGE,
+                        exchange: self.venue.exchange,
                         symbol: sym,
                         trade_id: t.id,
                         price: &t.price,
@@ -406,7 +410,7 @@ impl Backfiller {
                     serde_json::from_str(&body).map_err(|e| FetchError::Retry(format!("bad aggTrades body: {e}")))?;
                 for a in &aggs {
                     let r = Record::AggTrade(AggTrade {
-                        exchange: EXCHANGE,
+                        exchange: self.venue.exchange,
                         symbol: sym,
                         agg_id: a.a,
                         first_trade_id: a.f,
@@ -511,11 +515,11 @@ impl Backfiller {
             }
         }
         self.metrics.gap_markers[symbol_idx as usize].inc();
-        self.publish(gap_record(sym, seq, from, to, reason));
+        self.publish(gap_record(self.venue.exchange, sym, seq, from, to, reason));
     }
 
     fn depth_resync(&self, symbol_idx: u16) {
-        let sym = self.symbols.upper(symbol_idx);
+        let (sym, exchange) = (self.symbols.upper(symbol_idx), self.venue.exchange);
         let now = crate::clock::now_ns();
         let meta = RecordMeta {
             kind: RecordType::DepthUpdate,
@@ -528,7 +532,7 @@ impl Backfiller {
             meta,
             key: sym.as_bytes().to_vec(),
             payload: format!(
-                r#"{{"type":"depth_resync","exchange":"binance","symbol":"{sym}","reason":"sequence_gap","recv_time_ns":{now}}}"#
+                r#"{{"type":"depth_resync","exchange":"{exchange}","symbol":"{sym}","reason":"sequence_gap","recv_time_ns":{now}}}"#
             )
             .into_bytes(),
         });
@@ -555,7 +559,7 @@ impl Backfiller {
                         meta: RecordMeta { recv_ns: now, ..meta },
                         key: sym.as_bytes().to_vec(),
                         payload: format!(
-                            r#"{{"type":"depth_snapshot","exchange":"binance","symbol":"{sym}","last_update_id":{},"bids":[{}],"asks":[{}],"recv_time_ns":{now}}}"#,
+                            r#"{{"type":"depth_snapshot","exchange":"{exchange}","symbol":"{sym}","last_update_id":{},"bids":[{}],"asks":[{}],"recv_time_ns":{now}}}"#,
                             d.last_update_id,
                             levels(&d.bids),
                             levels(&d.asks)

@@ -19,9 +19,9 @@ pub struct OwnedRecord {
 }
 
 /// An owned `gap` record for `from..to` of `seq`, for a thread other than the event loop.
-pub fn gap_record(symbol: &str, seq: Seq, from: i64, to: i64, reason: Reason) -> OwnedRecord {
+pub fn gap_record(exchange: &str, symbol: &str, seq: Seq, from: i64, to: i64, reason: Reason) -> OwnedRecord {
     let now = crate::clock::now_ns();
     let mut payload = Vec::with_capacity(256);
-    marker::write(&mut payload, symbol, seq, from, to, reason, now);
+    marker::write(&mut payload, marker::Owner { exchange, symbol }, seq, from, to, reason, now);
     OwnedRecord { meta: marker::meta(seq, now), key: symbol.as_bytes().to_vec(), payload }
 }

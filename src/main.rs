@@ -77,6 +77,8 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     };
     info!(?allowed, ?loop_core, ?producer_core, "cores");
 
+    // The one venue this build serves; everything below takes it as data.
+    let venue = &binance::venue::VENUE;
     let metrics = Metrics::new(&cfg.symbols);
     metrics.health.starting.store(true, std::sync::atomic::Ordering::Relaxed);
     let shutdown = Shutdown::new();
@@ -112,8 +114,15 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let job_tx = cfg.backfill.then_some(job_tx);
     let backfill_thread = match &job_tx {
         Some(_) => {
-            let b =
-                Backfiller::new(&cfg, metrics.clone(), metrics.health.clone(), backfilled_tx, job_rx, shutdown.clone());
+            let b = Backfiller::new(
+                &cfg,
+                venue,
+                metrics.clone(),
+                metrics.health.clone(),
+                backfilled_tx,
+                job_rx,
+                shutdown.clone(),
+            );
             Some(sup.spawn("backfill", move || {
                 b.run();
                 Ok(())
@@ -128,7 +137,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let sink: Box<dyn Sink> = match cfg.sink {
         // What librdkafka refuses only at creation (e.g. `acks=1` with idempotence) is a bad
         // configuration too.
-        SinkKind::Kafka => match KafkaSink::new(&cfg, metrics.clone(), job_tx.clone()) {
+        SinkKind::Kafka => match KafkaSink::new(&cfg, venue, metrics.clone(), job_tx.clone()) {
             Ok(s) => Box::new(s),
             Err(e) => {
                 error!("kafka configuration (KAFKA_* settings): {e}");
@@ -141,14 +150,14 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
 
     let tls = if cfg.ws.tls { Some(tls::client_config(cfg.tls_ca_file.as_deref())?) } else { None };
     let (writer, reader) = ring::ring(cfg.ring_bytes);
-    let mut pipeline = Pipeline::new(writer, metrics.clone(), job_tx);
+    let mut pipeline = Pipeline::new(venue, writer, metrics.clone(), job_tx);
     pipeline.set_max_jump(cfg.backfill_max_ids);
     if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
         for (symbol_idx, kind, last) in recovery::recover(&cfg, &metrics.symbols) {
             pipeline.seed(symbol_idx, kind, last);
         }
     }
-    let event_loop = EventLoop::new(&cfg, &binance::venue::VENUE, tls, pipeline, metrics.clone(), shutdown.clone())?;
+    let event_loop = EventLoop::new(&cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
 
     let producer = {
         let (m, s, t) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout);

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
-use crate::binance::wire::{parse_text, Frame};
 use crate::handoff::jobs::{Job, JobSender, Owed, Seq};
 use crate::handoff::marker;
 use crate::log_limit::LogLimiter;
@@ -17,6 +16,7 @@ use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
 use crate::symbols::Symbols;
+use crate::venue::{Frame, Venue};
 
 /// How long a full ring is waited on before records are dropped (and backfilled later): long
 /// enough to ride out a producer hiccup, short enough that pings are still answered in time.
@@ -70,6 +70,8 @@ fn preview(s: &str, max: usize) -> &str {
 }
 
 pub struct Pipeline {
+    /// The venue the frames come from: their parser, and the `exchange` of gap records.
+    venue: &'static Venue,
     ring: RingWriter,
     metrics: Arc<Metrics>,
     latency: LatencyRecorder,
@@ -91,9 +93,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<JobSender>) -> Pipeline {
+    pub fn new(
+        venue: &'static Venue,
+        ring: RingWriter,
+        metrics: Arc<Metrics>,
+        backfill: Option<JobSender>,
+    ) -> Pipeline {
         metrics.ring_capacity_bytes.set(ring.capacity() as i64);
         Pipeline {
+            venue,
             symbols: metrics.symbols.clone(),
             sequence: SequenceTracker::new(metrics.symbols.len()),
             latency: metrics.latency.recorder(),
@@ -121,15 +129,15 @@ impl Pipeline {
     /// Handles one text frame received at `recv_ns` (Unix ns).
     pub fn on_text(&mut self, text: &str, recv_ns: u64, admission: Admission) -> Outcome {
         let frame = text.as_bytes();
-        let parsed = match parse_text(text) {
+        let parsed = match (self.venue.parse)(text) {
             Ok(f) => f,
             Err(e) => {
                 self.metrics.received(FrameKind::Unparsed).inc();
-                return self.reject(e.reason(), &e, frame);
+                return self.reject(e.reason, &e, frame);
             }
         };
         match parsed {
-            Frame::Market { stream_symbol, record, .. } => {
+            Frame::Market { stream_symbol, record } => {
                 let kind = record.record_type();
                 self.metrics.received(FrameKind::of(kind)).inc();
                 let Some(symbol_idx) = self.symbols.index_of_lower(stream_symbol) else {
@@ -286,7 +294,8 @@ impl Pipeline {
         // Depth resyncs always fit; only ranges come back.
         let Some((seq, from, to)) = job.range() else { return };
         let symbol = self.symbols.upper(seq.symbol_idx());
-        if self.owed.is_empty() && write_gap(&mut self.ring, &self.metrics, symbol, seq, from, to) {
+        let exchange = self.venue.exchange;
+        if self.owed.is_empty() && write_gap(&mut self.ring, &self.metrics, exchange, symbol, seq, from, to) {
             return;
         }
         if !self.owed.push(seq, from, to) {
@@ -301,9 +310,10 @@ impl Pipeline {
     /// Retries the gaps held in `owed`, oldest first: the backfill queue, else a gap record.
     fn flush_owed(&mut self) {
         let (ring, metrics, symbols, tx) = (&mut self.ring, &self.metrics, &self.symbols, &self.backfill);
+        let exchange = self.venue.exchange;
         self.owed.flush(|seq, from, to| {
             tx.as_ref().is_some_and(|tx| tx.try_send(Job::of(seq, from, to)).is_ok())
-                || write_gap(ring, metrics, symbols.upper(seq.symbol_idx()), seq, from, to)
+                || write_gap(ring, metrics, exchange, symbols.upper(seq.symbol_idx()), seq, from, to)
         });
     }
 
@@ -429,10 +439,18 @@ impl Pipeline {
 
 /// Writes a `backfill_queue_full` gap record for `from..to` of `seq` into the ring, counted;
 /// false (nothing written) when the ring has no room. No allocation: the staging buffer is reused.
-fn write_gap(ring: &mut RingWriter, metrics: &Metrics, symbol: &str, seq: Seq, from: i64, to: i64) -> bool {
+fn write_gap(
+    ring: &mut RingWriter,
+    metrics: &Metrics,
+    exchange: &str,
+    symbol: &str,
+    seq: Seq,
+    from: i64,
+    to: i64,
+) -> bool {
     let now = crate::clock::now_ns();
     let buf = ring.stage(marker::meta(seq, now), symbol.as_bytes());
-    marker::write(buf, symbol, seq, from, to, marker::Reason::QueueFull, now);
+    marker::write(buf, marker::Owner { exchange, symbol }, seq, from, to, marker::Reason::QueueFull, now);
     if ring.commit(now).is_err() {
         ring.abort();
         return false;

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::venue::{Limits, Venue};
+use super::wire::{self, ParseError};
+use crate::venue::{Frame, Limits, Refusal, Venue};
 
 /// Binance closes a connection that sends more than this many messages in a second.
 pub const MESSAGES_PER_SECOND: usize = 5;
@@ -31,7 +32,23 @@ pub const VENUE: Venue = Venue {
     },
     stream_path,
     subscribe,
+    parse,
 };
+
+/// A combined-stream frame as the engine sees it (the stream kind is Binance's own business: the
+/// record says what it is).
+fn parse(text: &str) -> Result<Frame<'_>, Refusal> {
+    Ok(match wire::parse_text(text).map_err(refusal)? {
+        wire::Frame::Market { stream_symbol, record, .. } => Frame::Market { stream_symbol, record },
+        wire::Frame::ControlReply { id, result } => Frame::ControlReply { id, result },
+        wire::Frame::ErrorReply { code, msg } => Frame::ErrorReply { code, msg },
+        wire::Frame::ServerShutdown { event_time_ms } => Frame::ServerShutdown { event_time_ms },
+    })
+}
+
+fn refusal(e: ParseError) -> Refusal {
+    Refusal { reason: e.reason(), why: e.why() }
+}
 
 /// `<base>/stream?streams=<a>/<b>/...`: the combined-stream endpoint.
 fn stream_path(base: &str, streams: &[&str]) -> String {
@@ -59,5 +76,15 @@ mod tests {
             (VENUE.subscribe)(3, &["btcusdt@trade", "btcusdt@depth@100ms"]),
             r#"{"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@depth@100ms"],"id":3}"#
         );
+    }
+
+    #[test]
+    fn frames_reach_the_engine_without_binance_s_types() {
+        let text = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":2,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","T":1,"m":true,"M":true}}"#;
+        let Ok(Frame::Market { stream_symbol, record }) = (VENUE.parse)(text) else { panic!("not a market frame") };
+        assert_eq!((stream_symbol, record.sequence_id(), record.exchange()), ("btcusdt", 7, "binance"));
+        assert_eq!((VENUE.parse)(r#"{"result":null,"id":4}"#), Ok(Frame::ControlReply { id: Some(4), result: "null" }));
+        let refused = (VENUE.parse)("{").unwrap_err();
+        assert_eq!((refused.reason, refused.to_string()), ("malformed_json", "not valid JSON for its shape".into()));
     }
 }

@@ -31,24 +31,31 @@ pub enum Frame<'a> {
 
 /// Why a frame was rejected; `reason()` is a bounded metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.why())]
 pub enum ParseError {
-    #[error("not valid JSON for its shape")]
     Json,
-    #[error("neither a combined-stream payload nor a control or error reply")]
     UnknownShape,
-    #[error("stream name is not one this ingester subscribes to")]
     UnknownStream,
-    #[error("payload event type does not match its stream")]
     EventTypeMismatch,
-    #[error("payload symbol does not match its stream name")]
     SymbolMismatch,
-    #[error("kline interval does not match its stream name")]
     IntervalMismatch,
-    #[error("JSON nested deeper than any Binance frame")]
     TooDeep,
 }
 
 impl ParseError {
+    /// What went wrong, for the log (the `Display` text).
+    pub fn why(self) -> &'static str {
+        match self {
+            ParseError::Json => "not valid JSON for its shape",
+            ParseError::UnknownShape => "neither a combined-stream payload nor a control or error reply",
+            ParseError::UnknownStream => "stream name is not one this ingester subscribes to",
+            ParseError::EventTypeMismatch => "payload event type does not match its stream",
+            ParseError::SymbolMismatch => "payload symbol does not match its stream name",
+            ParseError::IntervalMismatch => "kline interval does not match its stream name",
+            ParseError::TooDeep => "JSON nested deeper than any Binance frame",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             ParseError::Json => "malformed_json",

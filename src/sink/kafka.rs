@@ -20,9 +20,12 @@ use crate::handoff::marker::Reason;
 use crate::metrics::Metrics;
 use crate::record::RecordType;
 use crate::ring::RecordView;
+use crate::venue::Venue;
 
 pub struct KafkaSink {
     producer: BaseProducer<KafkaContext>,
+    /// The `exchange` of the gap records of failed deliveries.
+    exchange: &'static str,
     topics: [String; RecordType::COUNT],
 }
 
@@ -49,6 +52,7 @@ impl ProducerConfigError {
 impl KafkaSink {
     pub fn new(
         cfg: &Config,
+        venue: &Venue,
         metrics: Arc<Metrics>,
         backfill: Option<JobSender>,
     ) -> Result<KafkaSink, ProducerConfigError> {
@@ -62,7 +66,7 @@ impl KafkaSink {
         let ctx = KafkaContext::new(cfg, metrics, backfill);
         let producer: BaseProducer<KafkaContext> =
             cc.create_with_context(ctx).map_err(|e| ProducerConfigError::new(e, &props))?;
-        Ok(KafkaSink { producer, topics: cfg.topics.clone() })
+        Ok(KafkaSink { producer, exchange: venue.exchange, topics: cfg.topics.clone() })
     }
 
     /// Asks the cluster for metadata; marks the sink ready when it answers.
@@ -88,7 +92,8 @@ impl KafkaSink {
         let mut done = 0;
         for &(seq, from, to) in &waiting {
             let s = seq.symbol_idx() as usize;
-            let rec = gap_record(metrics.symbols.upper(seq.symbol_idx()), seq, from, to, Reason::QueueFull);
+            let rec =
+                gap_record(self.exchange, metrics.symbols.upper(seq.symbol_idx()), seq, from, to, Reason::QueueFull);
             let view =
                 RecordView { meta: rec.meta, enqueue_ns: rec.meta.recv_ns, key: &rec.key, payload: &rec.payload };
             match self.send(&view) {
