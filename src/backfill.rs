@@ -15,8 +15,8 @@
 //! new jobs from the channel into the queue, so senders are never refused just because REST
 //! asked us to wait.
 
+mod client;
 pub mod queue;
-mod rest;
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
@@ -41,10 +41,11 @@ use crate::symbols::Symbols;
 use crate::venue::Venue;
 
 // What the backfill's callers have always found here; the types live in the hand-off layer.
+use crate::binance::rest::{self, RestAggTrade, RestDepth, RestKline, RestTrade};
+pub use crate::binance::rest::{MAX_SERVER_WAIT, WEIGHT_BUDGET};
 pub use crate::handoff::jobs::{Job, JobReceiver, JobSender, Seq};
 pub use crate::handoff::{gap_record, OwnedRecord};
-use rest::{FetchError, Rest, RestAggTrade, RestDepth, RestKline, RestTrade};
-pub use rest::{MAX_SERVER_WAIT, WEIGHT_BUDGET};
+use client::{FetchError, Rest};
 
 const PAGE: i64 = 1000;
 /// The slice every wait is cut into: how late shutdown and new jobs are noticed.
@@ -202,10 +203,7 @@ impl Backfiller {
                 continue;
             }
             let limit = (to.saturating_sub(cur) / len).clamp(1, PAGE);
-            let path = format!(
-                "/api/v3/klines?symbol={sym}&interval={iv}&startTime={cur}&endTime={}&limit={limit}",
-                to.saturating_sub(1)
-            );
+            let path = rest::klines_path(sym, iv, cur, to.saturating_sub(1), limit);
             let page = self.get(&path, "klines").and_then(|body| {
                 serde_json::from_str::<Vec<RestKline>>(&body)
                     .map_err(|e| FetchError::Retry(format!("bad klines body: {e}")))
@@ -382,10 +380,7 @@ impl Backfiller {
         let mut got: Vec<(i64, OwnedRecord)> = Vec::new();
         match kind {
             Dense::Trade => {
-                let body = self.get(
-                    &format!("/api/v3/historicalTrades?symbol={sym}&fromId={cur}&limit={limit}"),
-                    "historicalTrades",
-                )?;
+                let body = self.get(&rest::trades_path(sym, cur, limit), "historicalTrades")?;
                 let trades: Vec<RestTrade> = serde_json::from_str(&body)
                     .map_err(|e| FetchError::Retry(format!("bad historicalTrades body: {e}")))?;
                 for t in &trades {
@@ -404,8 +399,7 @@ impl Backfiller {
                 }
             }
             Dense::AggTrade => {
-                let body =
-                    self.get(&format!("/api/v3/aggTrades?symbol={sym}&fromId={cur}&limit={limit}"), "aggTrades")?;
+                let body = self.get(&rest::agg_trades_path(sym, cur, limit), "aggTrades")?;
                 let aggs: Vec<RestAggTrade> =
                     serde_json::from_str(&body).map_err(|e| FetchError::Retry(format!("bad aggTrades body: {e}")))?;
                 for a in &aggs {
@@ -540,7 +534,7 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 return;
             }
-            match self.get(&format!("/api/v3/depth?symbol={sym}&limit=1000"), "depth") {
+            match self.get(&rest::depth_path(sym), "depth") {
                 Ok(body) => {
                     let Ok(d) = serde_json::from_str::<RestDepth>(&body) else { break };
                     let ok = d

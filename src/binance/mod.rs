@@ -1,5 +1,7 @@
 //! Everything specific to Binance: stream names, symbols, the wire formats of its payloads, the
-//! endpoint's URL shape, requests and limits ([`venue::VENUE`]).
+//! endpoint's URL shape, requests and limits ([`venue::VENUE`]), its REST endpoints, weights and
+//! bodies ([`rest`]).
+pub mod rest;
 pub mod stream;
 pub mod symbol;
 pub mod venue;
