@@ -5,6 +5,7 @@
 
 pub mod jobs;
 pub mod marker;
+pub mod readback;
 
 use crate::ring::RecordMeta;
 use jobs::Seq;

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::binance::stream::StreamKind;
 use crate::config::Config;
+use crate::handoff::readback::{published_id, Published};
 use crate::record::RecordType;
 use crate::sequence::{Dense, Frontier};
 use crate::symbols::Symbols;
@@ -175,41 +176,6 @@ fn scan_topic(
     Ok(())
 }
 
-/// How a record read back was published, which decides what its id may do to the position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Published {
-    Live,
-    Quarantined,
-    /// Backfilled, or the end of a gap marker (an unrecoverable range is settled too).
-    Settled,
-}
-
-/// The id a published record accounts for (a trade or aggTrade id, or the end of a gap marker)
-/// and how it was published.
-fn published_id(payload: &[u8]) -> Option<(Dense, i64, Published)> {
-    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    let how = if v["quarantined"] == true {
-        Published::Quarantined
-    } else if v["backfilled"] == true {
-        Published::Settled
-    } else {
-        Published::Live
-    };
-    match v["type"].as_str()? {
-        "trade" => Some((Dense::Trade, v["trade_id"].as_i64()?, how)),
-        "agg_trade" => Some((Dense::AggTrade, v["agg_id"].as_i64()?, how)),
-        "gap" => {
-            let kind = match v["stream"].as_str()? {
-                "trade" => Dense::Trade,
-                "aggTrade" => Dense::AggTrade,
-                _ => return None,
-            };
-            Some((kind, v["to_id"].as_i64()?, Published::Settled))
-        }
-        _ => None,
-    }
-}
-
 /// Logs and returns what recovery found; a broker that does not answer is not fatal (the run
 /// starts unseeded, and says so).
 pub fn recover(cfg: &Config, symbols: &Symbols) -> Vec<(u16, Dense, i64)> {
@@ -227,30 +193,5 @@ pub fn recover(cfg: &Config, symbols: &Symbols) -> Vec<(u16, Dense, i64)> {
             );
             Vec::new()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_come_from_records_and_gap_markers() {
-        use Published::*;
-        assert_eq!(published_id(br#"{"type":"trade","trade_id":42}"#), Some((Dense::Trade, 42, Live)));
-        assert_eq!(
-            published_id(br#"{"type":"agg_trade","agg_id":7,"backfilled":true}"#),
-            Some((Dense::AggTrade, 7, Settled))
-        );
-        assert_eq!(
-            published_id(br#"{"type":"gap","stream":"trade","from_id":5,"to_id":9}"#),
-            Some((Dense::Trade, 9, Settled))
-        );
-        assert_eq!(
-            published_id(br#"{"type":"trade","trade_id":9223372036854775807,"quarantined":true}"#),
-            Some((Dense::Trade, i64::MAX, Quarantined))
-        );
-        assert_eq!(published_id(br#"{"type":"kline"}"#), None);
-        assert_eq!(published_id(b"not json"), None);
     }
 }

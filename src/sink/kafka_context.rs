@@ -16,9 +16,9 @@ use tracing::{debug, error, info, warn};
 use super::producer::record_latency;
 use crate::config::Config;
 use crate::handoff::jobs::{Job, JobSender, Unqueued};
+use crate::handoff::readback::refetchable_id;
 use crate::log_limit::LogLimiter;
 use crate::metrics::{Metrics, Stage};
-use crate::sequence::Dense;
 
 /// Bounded label for a Kafka error.
 pub fn error_kind(e: &KafkaError) -> &'static str {
@@ -73,16 +73,11 @@ impl KafkaContext {
     }
 
     /// A failed trade or aggTrade is not lost: its id goes to the backfill thread, which fetches
-    /// it again from REST once the broker is back (parsing here is off the hot path: failures only).
+    /// it again from REST once the broker is back (reading the payload back is off the hot path:
+    /// failures only).
     fn refetch(&self, symbol_idx: usize, payload: Option<&[u8]>) {
         let (Some(tx), Some(p)) = (&self.backfill, payload) else { return };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(p) else { return };
-        let (kind, id) = match v["type"].as_str() {
-            Some("trade") => (Dense::Trade, v["trade_id"].as_i64()),
-            Some("agg_trade") => (Dense::AggTrade, v["agg_id"].as_i64()),
-            _ => return,
-        };
-        let Some(id) = id else { return };
+        let Some((kind, id)) = refetchable_id(p) else { return };
         let job = Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id.saturating_add(1) };
         // Never blocks the producer: a full queue makes it a gap record instead.
         if let Some((seq, from, to)) = tx.try_send(job).err().and_then(Job::range) {
