@@ -187,14 +187,18 @@ impl Pipeline {
             Frame::ErrorReply { code, msg } => {
                 self.metrics.received(FrameKind::ErrorReply).inc();
                 if let Some(suppressed) = self.limiter.check("error_reply") {
-                    warn!(code, suppressed, msg = preview(msg, 200), "binance refused a request");
+                    let exchange = self.venue.exchange;
+                    warn!(exchange, code, suppressed, msg = preview(msg, 200), "the venue refused a request");
                 }
                 Outcome::ErrorReply { code }
             }
             Frame::ServerShutdown { event_time_ms } => {
                 self.metrics.received(FrameKind::ServerShutdown).inc();
                 if let Some(suppressed) = self.limiter.check("server_shutdown") {
-                    info!(event_time_ms, suppressed, "binance announced serverShutdown");
+                    info!(
+                        exchange = self.venue.exchange,
+                        event_time_ms, suppressed, "the venue announced serverShutdown"
+                    );
                 }
                 Outcome::ServerShutdown
             }
