@@ -7,7 +7,7 @@
 //! the service enforces: <https://learn.microsoft.com/azure/event-hubs/apache-kafka-configurations>.
 //! The login itself (SASL_SSL, PLAIN, username `$ConnectionString`, password the connection
 //! string) follows from KAFKA_USERNAME / KAFKA_PASSWORD_FILE: credentials turn on SASL_SSL and PLAIN
-//! is the default mechanism (see `config.rs`). Event Hubs takes no compression but gzip; the
+//! is the default mechanism (see `src/config/`). Event Hubs takes no compression but gzip; the
 //! ingester sets none.
 
 /// Hosts of Event Hubs namespaces (public Azure cloud).
