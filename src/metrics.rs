@@ -81,12 +81,10 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(symbols: &[String]) -> Arc<Metrics> {
         let registry = Registry::new();
-        let reg = |c: Box<dyn Collector>| registry.register(c).expect("metric registered once");
-        let opts = |name: &str, help: &str| Opts::new(format!("{NAMESPACE}_{name}"), help.to_string());
+        let r = Registrar(&registry);
 
         let per_symbol = |name: &str, help: &str| {
-            let v = IntCounterVec::new(opts(name, help), &["symbol"]).expect("valid metric");
-            reg(Box::new(v.clone()));
+            let v = r.counter_vec(name, help, &["symbol"]);
             // As configured in SYMBOLS (lower case), the label values the original service used.
             symbols.iter().map(|s| v.with_label_values(&[s])).collect::<Vec<_>>()
         };
@@ -110,88 +108,45 @@ impl Metrics {
             "backfill_queue_full_total",
             "Gaps published as backfill_queue_full: the backfill queue was full",
         );
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::with_opts(opts(name, help)).unwrap();
-            reg(Box::new(c.clone()));
-            c
-        };
+        let counter = |name: &str, help: &str| r.counter(name, help);
         let backfill_jobs = counter("backfill_jobs_total", "Backfill jobs run (id ranges or depth resyncs)");
         let backfill_retries = counter("backfill_retries_total", "Backfill REST fetches retried");
         let ws_stale =
             counter("ws_stale_total", "Connections replaced after seeing neither data nor ping for too long");
         let ws_rotations =
             counter("ws_rotations_total", "Make-before-break connection rotations (age limit or serverShutdown)");
-        let rest_requests = IntCounterVec::new(
-            opts("rest_requests_total", "Binance REST requests, by endpoint and status class"),
+        let rest_requests = r.counter_vec(
+            "rest_requests_total",
+            "Binance REST requests, by endpoint and status class",
             &["endpoint", "status"],
-        )
-        .unwrap();
-        reg(Box::new(rest_requests.clone()));
-        let backfill_queue_ranges =
-            IntGauge::with_opts(opts("backfill_queue_ranges", "Id ranges waiting in the backfill queue")).unwrap();
-        reg(Box::new(backfill_queue_ranges.clone()));
-        let rest_used_weight =
-            IntGauge::with_opts(opts("rest_used_weight", "Last X-MBX-USED-WEIGHT-1M reported by Binance")).unwrap();
-        reg(Box::new(rest_used_weight.clone()));
-        let received_vec =
-            IntCounterVec::new(opts("messages_received_total", "Text frames received, by kind"), &["type"]).unwrap();
-        reg(Box::new(received_vec.clone()));
+        );
+        let backfill_queue_ranges = r.int_gauge("backfill_queue_ranges", "Id ranges waiting in the backfill queue");
+        let rest_used_weight = r.int_gauge("rest_used_weight", "Last X-MBX-USED-WEIGHT-1M reported by Binance");
+        let received_vec = r.counter_vec("messages_received_total", "Text frames received, by kind", &["type"]);
         let received = FrameKind::ALL.iter().map(|k| received_vec.with_label_values(&[k.as_str()])).collect();
 
-        let parsed_vec = IntCounterVec::new(
-            opts("messages_parsed_total", "Records normalized and enqueued for the sink, by type"),
-            &["type"],
-        )
-        .unwrap();
-        reg(Box::new(parsed_vec.clone()));
+        let parsed_vec =
+            r.counter_vec("messages_parsed_total", "Records normalized and enqueued for the sink, by type", &["type"]);
         let parsed = RecordType::ALL.iter().map(|t| parsed_vec.with_label_values(&[t.as_str()])).collect();
 
-        let rejected =
-            IntCounterVec::new(opts("messages_rejected_total", "Frames dropped as invalid, by reason"), &["reason"])
-                .unwrap();
-        reg(Box::new(rejected.clone()));
-        let ws_connect_attempts = IntCounterVec::new(
-            opts("ws_connect_attempts_total", "WebSocket connection attempts, by result"),
-            &["result"],
-        )
-        .unwrap();
-        reg(Box::new(ws_connect_attempts.clone()));
-        let ws_connections =
-            IntGaugeVec::new(opts("ws_connections", "WebSocket connections, by state"), &["state"]).unwrap();
-        reg(Box::new(ws_connections.clone()));
-        let ws_pings = IntCounter::with_opts(opts("ws_pings_total", "Server pings answered with a pong")).unwrap();
-        reg(Box::new(ws_pings.clone()));
-        let ring_used_bytes = IntGauge::with_opts(opts("ring_used_bytes", "Bytes waiting in the ring")).unwrap();
-        reg(Box::new(ring_used_bytes.clone()));
-        let ring_capacity_bytes = IntGauge::with_opts(opts("ring_capacity_bytes", "Ring capacity in bytes")).unwrap();
-        reg(Box::new(ring_capacity_bytes.clone()));
-        let ring_occupancy_ratio =
-            Gauge::with_opts(opts("ring_occupancy_ratio", "Fraction of the ring in use (0-1)")).unwrap();
-        reg(Box::new(ring_occupancy_ratio.clone()));
-        let ring_full_waits = IntCounter::with_opts(opts(
+        let rejected = r.counter_vec("messages_rejected_total", "Frames dropped as invalid, by reason", &["reason"]);
+        let ws_connect_attempts =
+            r.counter_vec("ws_connect_attempts_total", "WebSocket connection attempts, by result", &["result"]);
+        let ws_connections = r.gauge_vec("ws_connections", "WebSocket connections, by state", &["state"]);
+        let ws_pings = r.counter("ws_pings_total", "Server pings answered with a pong");
+        let ring_used_bytes = r.int_gauge("ring_used_bytes", "Bytes waiting in the ring");
+        let ring_capacity_bytes = r.int_gauge("ring_capacity_bytes", "Ring capacity in bytes");
+        let ring_occupancy_ratio = r.gauge("ring_occupancy_ratio", "Fraction of the ring in use (0-1)");
+        let ring_full_waits = r.counter(
             "ring_full_waits_total",
             "Times the event loop found the ring full and waited for the producer (backpressure)",
-        ))
-        .unwrap();
-        reg(Box::new(ring_full_waits.clone()));
-        let kafka_delivery_errors = IntCounterVec::new(
-            opts("kafka_delivery_errors_total", "Kafka delivery failures, by error kind"),
-            &["kind"],
-        )
-        .unwrap();
-        reg(Box::new(kafka_delivery_errors.clone()));
-        let kafka_in_flight = IntGauge::with_opts(opts(
-            "kafka_in_flight_messages",
-            "Messages handed to librdkafka, not yet acknowledged",
-        ))
-        .unwrap();
-        reg(Box::new(kafka_in_flight.clone()));
-        let sink_errors =
-            IntCounterVec::new(opts("sink_errors_total", "Errors handing records to the sink, by kind"), &["kind"])
-                .unwrap();
-        reg(Box::new(sink_errors.clone()));
-        let build = IntGaugeVec::new(opts("build_info", "Build version and commit"), &["version", "commit"]).unwrap();
-        reg(Box::new(build.clone()));
+        );
+        let kafka_delivery_errors =
+            r.counter_vec("kafka_delivery_errors_total", "Kafka delivery failures, by error kind", &["kind"]);
+        let kafka_in_flight =
+            r.int_gauge("kafka_in_flight_messages", "Messages handed to librdkafka, not yet acknowledged");
+        let sink_errors = r.counter_vec("sink_errors_total", "Errors handing records to the sink, by kind", &["kind"]);
+        let build = r.gauge_vec("build_info", "Build version and commit", &["version", "commit"]);
         build.with_label_values(&[env!("CARGO_PKG_VERSION"), crate::GIT_COMMIT]).set(1);
 
         let latency = Arc::new(LatencyHub::new(symbols));
@@ -266,6 +221,35 @@ impl Metrics {
 
     pub fn sent_total(&self) -> u64 {
         self.messages_sent.iter().map(|c| c.get()).sum()
+    }
+}
+
+/// Makes each metric under [`NAMESPACE`] and registers it once, as it is made; the static names,
+/// help texts and labels cannot fail, hence the `expect`s.
+struct Registrar<'r>(&'r Registry);
+
+impl Registrar<'_> {
+    fn add<M: Collector + Clone + 'static>(&self, m: M) -> M {
+        self.0.register(Box::new(m.clone())).expect("metric registered once");
+        m
+    }
+    fn opts(name: &str, help: &str) -> Opts {
+        Opts::new(format!("{NAMESPACE}_{name}"), help.to_string())
+    }
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::with_opts(Self::opts(name, help)).expect("valid metric"))
+    }
+    fn int_gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::with_opts(Self::opts(name, help)).expect("valid metric"))
+    }
+    fn gauge(&self, name: &str, help: &str) -> Gauge {
+        self.add(Gauge::with_opts(Self::opts(name, help)).expect("valid metric"))
+    }
+    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Self::opts(name, help), labels).expect("valid metric"))
+    }
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Self::opts(name, help), labels).expect("valid metric"))
     }
 }
 
