@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use tracing::{info, warn};
 
-use crate::binance::stream::StreamKind;
 use crate::config::{Config, LoopMode};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
+use crate::stream::StreamKind;
 use crate::venue::Venue;
 use crate::ws::{AttemptBudget, Connection, Dialer};
 
@@ -38,18 +38,7 @@ pub fn plan_connections(streams: &[(u16, StreamKind)], max_per_conn: usize) -> V
 
 /// The dense sequences `(symbol, kind)` a set of streams carries.
 fn dense_sequences(streams: &[(u16, StreamKind)]) -> Vec<(u16, Dense)> {
-    streams
-        .iter()
-        .filter_map(|&(sym, kind)| {
-            let dense = match kind {
-                StreamKind::Trade => Dense::Trade,
-                StreamKind::AggTrade => Dense::AggTrade,
-                StreamKind::Depth | StreamKind::Depth100ms => Dense::Depth,
-                _ => return None,
-            };
-            Some((sym, dense))
-        })
-        .collect()
+    streams.iter().filter_map(|&(sym, kind)| Some((sym, kind.dense()?))).collect()
 }
 
 pub struct EventLoop {

@@ -26,7 +26,7 @@
 //! layer runtime: ring health metrics pinning
 //! layer config: config cli
 //! layer venue: binance
-//! layer model: interval record sequence symbols venue
+//! layer model: interval record sequence stream symbols venue
 //! layer foundation: clock log_limit small_file shutdown tls resolver
 //! tools: sim
 //! ```
@@ -52,9 +52,15 @@
 //! # Modules
 //!
 //! - [`config`]: every setting, from the environment or flags, validated at once.
-//! - [`binance`]: stream names and the wire formats of Binance payloads.
-//! - [`record`]: the normalized record model and its JSON encoding.
+//! - [`binance`]: all of Binance: stream names, wire formats, symbol grammar, the endpoint as a
+//!   [`venue::Venue`], REST endpoints and weights.
+//! - [`venue`]: the seam between the engine and a venue, as data.
+//! - [`record`]: the normalized record model and its JSON encoding; [`interval`] candle intervals;
+//!   [`stream`] the kinds of stream and their record types.
 //! - [`sequence`]: per-symbol exchange ids: duplicates dropped, gaps detected.
+//! - [`symbols`]: the configured symbols, indexed once.
+//! - [`handoff`]: what the engine's threads pass one another (jobs, owned records, gap markers);
+//!   [`kafka_client`] the librdkafka properties the sink and recovery share.
 //! - [`ring`]: the lock-free byte ring between the event loop and the producer thread.
 //! - [`event_loop`]: the hand-rolled mio loop that owns every connection.
 //! - [`ws`]: one WebSocket connection's state machine (TCP, TLS, upgrade, streaming).
@@ -97,6 +103,7 @@ pub mod shutdown;
 pub mod sim;
 pub mod sink;
 pub mod small_file;
+pub mod stream;
 pub mod supervise;
 pub mod symbols;
 pub mod tls;

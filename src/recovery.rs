@@ -18,11 +18,11 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use crate::binance::stream::StreamKind;
 use crate::config::Config;
 use crate::handoff::readback::{published_id, Published};
 use crate::record::RecordType;
 use crate::sequence::{Dense, Frontier};
+use crate::stream::StreamKind;
 use crate::symbols::Symbols;
 
 /// Messages read back per partition: enough to find every symbol's last record unless a symbol

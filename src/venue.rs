@@ -8,6 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::record::Record;
+use crate::stream::StreamKind;
 
 /// What one text frame from a venue turned out to be. Not boxed: it lives on the stack for one
 /// message, and the market variant is the one that matters.
@@ -59,6 +60,8 @@ pub struct Venue {
     /// The `exchange` field of every record and gap marker.
     pub exchange: &'static str,
     pub limits: Limits,
+    /// The name of the stream of `kind` for `symbol` (as configured, lower case).
+    pub stream_name: fn(symbol: &str, kind: StreamKind) -> String,
     /// The request path of a connection subscribed to `streams` from the start (`base` is the
     /// configured path prefix).
     pub stream_path: fn(base: &str, streams: &[&str]) -> String,

@@ -49,11 +49,11 @@ use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::MidHandshake;
 use tungstenite::{Message, WebSocket};
 
-use crate::binance::stream::StreamKind;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::pipeline::{Admission, Outcome, Pipeline};
 use crate::sequence::Dense;
+use crate::stream::StreamKind;
 use crate::symbols::Symbols;
 use crate::venue::Venue;
 use dial::{write_buffer_full, HANDSHAKE_TIMEOUT};
@@ -157,7 +157,7 @@ impl Connection {
         let mut used = 0;
         let mut overflow = Vec::new();
         for &(sym, kind) in &streams {
-            let s = kind.stream_name(&names[sym as usize]);
+            let s = (venue.stream_name)(&names[sym as usize], kind);
             if used + s.len() < venue.limits.url_stream_bytes || in_url.is_empty() {
                 used += s.len() + 1;
                 in_url.push(s);

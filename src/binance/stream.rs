@@ -1,4 +1,4 @@
-//! Binance's stream kinds and their names, and the record type each produces.
+//! Binance's names of the stream kinds (`crate::stream::StreamKind`).
 //!
 //! Names follow <https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md>:
 //! `<symbol>@trade`, `<symbol>@aggTrade`, `<symbol>@kline_<interval>`, `<symbol>@bookTicker`,
@@ -11,29 +11,10 @@ use std::str::FromStr;
 pub use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
 pub use crate::record::RecordType;
 
-/// One kind of stream, for every configured symbol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StreamKind {
-    Trade,
-    AggTrade,
-    /// Index into [`KLINE_INTERVALS`].
-    Kline(u8),
-    BookTicker,
-    Depth,
-    Depth100ms,
-}
+// The kinds are the model's (`crate::stream`); their names, here, are Binance's.
+pub use crate::stream::StreamKind;
 
 impl StreamKind {
-    pub fn record_type(self) -> RecordType {
-        match self {
-            StreamKind::Trade => RecordType::Trade,
-            StreamKind::AggTrade => RecordType::AggTrade,
-            StreamKind::Kline(_) => RecordType::Kline,
-            StreamKind::BookTicker => RecordType::BookTicker,
-            StreamKind::Depth | StreamKind::Depth100ms => RecordType::DepthUpdate,
-        }
-    }
-
     /// The stream name for `symbol` (already lower case).
     pub fn stream_name(self, symbol: &str) -> String {
         format!("{symbol}@{self}")

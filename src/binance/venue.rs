@@ -30,6 +30,7 @@ pub const VENUE: Venue = Venue {
         streams_per_subscribe: STREAMS_PER_SUBSCRIBE,
         url_stream_bytes: URL_STREAM_BYTES,
     },
+    stream_name: |symbol, kind| kind.stream_name(symbol),
     stream_path,
     subscribe,
     parse,
@@ -68,6 +69,9 @@ mod tests {
 
     #[test]
     fn paths_and_requests_have_binance_s_shape() {
+        use crate::stream::StreamKind;
+        assert_eq!((VENUE.stream_name)("btcusdt", StreamKind::Kline(1)), "btcusdt@kline_1m");
+        assert_eq!((VENUE.stream_name)("币安人生usdt", StreamKind::Depth100ms), "币安人生usdt@depth@100ms");
         assert_eq!(
             (VENUE.stream_path)("", &["btcusdt@trade", "ethusdt@trade"]),
             "/stream?streams=btcusdt@trade/ethusdt@trade"
