@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{baseline, trade_wire, MemSocket};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use marketflow_ingestor::binance::venue::VENUE;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
 use tungstenite::protocol::{Role, WebSocketConfig};
@@ -22,7 +23,7 @@ fn socket(wire: &[u8], cfg: WebSocketConfig) -> WebSocket<MemSocket> {
 fn ours(wire: &[u8]) -> Duration {
     let metrics = Metrics::new(&["btcusdt".to_string()]);
     let (w, mut r) = marketflow_ingestor::ring::ring(64 << 20);
-    let mut pipeline = Pipeline::new(w, metrics, None);
+    let mut pipeline = Pipeline::new(&VENUE, w, metrics, None);
     let mut ws = socket(wire, WebSocketConfig::default().read_buffer_size(16 * 1024));
     let consumer = std::thread::spawn(move || {
         let mut n = 0;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use marketflow_ingestor::binance::stream::RecordType;
+use marketflow_ingestor::record::RecordType;
 use marketflow_ingestor::ring::{ring, RecordMeta};
 
 const PAYLOAD: usize = 220; // a normalized trade record

@@ -15,9 +15,8 @@
 //! new jobs from the channel into the queue, so senders are never refused just because REST
 //! asked us to wait.
 
-pub mod marker;
+mod client;
 pub mod queue;
-mod rest;
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
@@ -27,45 +26,40 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender};
 use tracing::{info, warn};
 
-use crate::binance::stream::{RecordType, KLINE_INTERVALS, KLINE_INTERVAL_MS};
 use crate::config::Config;
+use crate::handoff::marker::{self, Reason};
+use crate::health::Health;
+use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
+use crate::record::RecordType;
 use crate::record::{AggTrade, Kline, Record, Side, Trade};
 use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
-use crate::sink::LogLimiter;
+use crate::symbols::Symbols;
+use crate::venue::Venue;
 
-use marker::Reason;
-pub use queue::{Job, JobReceiver, JobSender, Seq};
-use rest::{FetchError, Rest, RestAggTrade, RestDepth, RestKline, RestTrade};
-pub use rest::{MAX_SERVER_WAIT, WEIGHT_BUDGET};
+// What the backfill's callers have always found here; the types live in the hand-off layer.
+use crate::binance::rest::{self, RestAggTrade, RestDepth, RestKline, RestTrade};
+pub use crate::binance::rest::{MAX_SERVER_WAIT, WEIGHT_BUDGET};
+pub use crate::handoff::jobs::{Job, JobReceiver, JobSender, Seq};
+pub use crate::handoff::{gap_record, OwnedRecord};
+use client::{FetchError, Rest};
 
 const PAGE: i64 = 1000;
 /// The slice every wait is cut into: how late shutdown and new jobs are noticed.
 const SLICE: Duration = Duration::from_millis(50);
 
-/// A record built off the hot path (backfilled, a marker or a snapshot), for the producer thread.
-#[derive(Clone, Debug)]
-pub struct OwnedRecord {
-    pub meta: RecordMeta,
-    pub key: Vec<u8>,
-    pub payload: Vec<u8>,
-}
-
-/// An owned `gap` record for `from..to` of `seq`, for a thread other than the event loop.
-pub fn gap_record(symbol: &str, seq: Seq, from: i64, to: i64, reason: Reason) -> OwnedRecord {
-    let now = crate::clock::now_ns();
-    let mut payload = Vec::with_capacity(256);
-    marker::write(&mut payload, symbol, seq, from, to, reason, now);
-    OwnedRecord { meta: marker::meta(seq, now), key: symbol.as_bytes().to_vec(), payload }
-}
-
 pub struct Backfiller {
+    /// The venue: the `exchange` of every record and marker published here.
+    venue: &'static Venue,
     rest: Rest,
-    symbols: Vec<String>,
+    symbols: Arc<Symbols>,
     max_ids: i64,
     metrics: Arc<Metrics>,
+    /// Readiness of the sink: REST fetches pause while it cannot deliver.
+    health: Arc<Health>,
     out: Sender<OwnedRecord>,
     jobs: JobReceiver,
     shutdown: Shutdown,
@@ -79,16 +73,20 @@ pub struct Backfiller {
 impl Backfiller {
     pub fn new(
         cfg: &Config,
+        venue: &'static Venue,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
         out: Sender<OwnedRecord>,
         jobs: JobReceiver,
         shutdown: Shutdown,
     ) -> Backfiller {
         Backfiller {
+            venue,
             rest: Rest::new(cfg, metrics.clone()),
-            symbols: cfg.symbols.iter().map(|s| s.to_uppercase()).collect(),
+            symbols: metrics.symbols.clone(),
             max_ids: cfg.backfill_max_ids,
             metrics,
+            health,
             out,
             jobs,
             shutdown,
@@ -185,7 +183,7 @@ impl Backfiller {
     /// candles as `backfill_limit`. Returns where to resume when interrupted by shutdown.
     fn klines(&self, symbol_idx: u16, interval: u8, from: i64, to: i64) -> Option<i64> {
         let seq = Seq::Candles { symbol_idx, interval };
-        let (sym, iv) = (&self.symbols[symbol_idx as usize], KLINE_INTERVALS[interval as usize]);
+        let (sym, iv) = (self.symbols.upper(symbol_idx), KLINE_INTERVALS[interval as usize]);
         let len = KLINE_INTERVAL_MS[interval as usize]?;
         let mut to = to;
         if marker::count(seq, from, to) > self.max_ids {
@@ -200,15 +198,12 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 return Some(cur);
             }
-            if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
+            if !self.health.sink_ready.load(Ordering::Relaxed) {
                 self.sleep(Duration::from_millis(200));
                 continue;
             }
             let limit = (to.saturating_sub(cur) / len).clamp(1, PAGE);
-            let path = format!(
-                "/api/v3/klines?symbol={sym}&interval={iv}&startTime={cur}&endTime={}&limit={limit}",
-                to.saturating_sub(1)
-            );
+            let path = rest::klines_path(sym, iv, cur, to.saturating_sub(1), limit);
             let page = self.get(&path, "klines").and_then(|body| {
                 serde_json::from_str::<Vec<RestKline>>(&body)
                     .map_err(|e| FetchError::Retry(format!("bad klines body: {e}")))
@@ -240,6 +235,7 @@ impl Backfiller {
                     self.publish_gap(seq, next, open, Reason::NotInRest);
                 }
                 let r = Record::Kline(Kline {
+                    exchange: self.venue.exchange,
                     symbol: sym,
                     interval: iv,
                     open_time_ms: open,
@@ -304,7 +300,7 @@ impl Backfiller {
                 return from_cur(cur);
             }
             // Publishing into a broker that is down only queues: wait for it to come back.
-            if !self.metrics.health.sink_ready.load(Ordering::Relaxed) {
+            if !self.health.sink_ready.load(Ordering::Relaxed) {
                 self.sleep(Duration::from_millis(200));
                 continue;
             }
@@ -318,7 +314,7 @@ impl Backfiller {
                     cur = next;
                 }
                 Err(FetchError::Permanent(e)) => {
-                    warn!(symbol = %self.symbols[symbol_idx as usize], from = cur, to = end, "backfill impossible: {e}");
+                    warn!(symbol = %self.symbols.upper(symbol_idx), from = cur, to = end, "backfill impossible: {e}");
                     for (a, b) in from_cur(cur) {
                         self.publish_gap(seq, a, b, Reason::RestError);
                     }
@@ -331,7 +327,7 @@ impl Backfiller {
             }
         }
         info!(
-            symbol = %self.symbols[symbol_idx as usize],
+            symbol = %self.symbols.upper(symbol_idx),
             kind = ?kind,
             from = first,
             to = end,
@@ -378,20 +374,18 @@ impl Backfiller {
     /// Fetches one page from `cur` and publishes the ids it holds that fall in `ranges`; ids of
     /// the ranges that REST skipped are reported as gaps. Returns the next id to fetch.
     fn page(&self, symbol_idx: u16, kind: Dense, ranges: &[(i64, i64)], cur: i64, to: i64) -> Result<i64, FetchError> {
-        let sym = &self.symbols[symbol_idx as usize];
+        let sym = self.symbols.upper(symbol_idx);
         let limit = to.saturating_sub(cur).clamp(1, PAGE);
         // (id, record) pairs in id order.
         let mut got: Vec<(i64, OwnedRecord)> = Vec::new();
         match kind {
             Dense::Trade => {
-                let body = self.get(
-                    &format!("/api/v3/historicalTrades?symbol={sym}&fromId={cur}&limit={limit}"),
-                    "historicalTrades",
-                )?;
+                let body = self.get(&rest::trades_path(sym, cur, limit), "historicalTrades")?;
                 let trades: Vec<RestTrade> = serde_json::from_str(&body)
                     .map_err(|e| FetchError::Retry(format!("bad historicalTrades body: {e}")))?;
                 for t in &trades {
                     let r = Record::Trade(Trade {
+                        exchange: self.venue.exchange,
                         symbol: sym,
                         trade_id: t.id,
                         price: &t.price,
@@ -405,12 +399,12 @@ impl Backfiller {
                 }
             }
             Dense::AggTrade => {
-                let body =
-                    self.get(&format!("/api/v3/aggTrades?symbol={sym}&fromId={cur}&limit={limit}"), "aggTrades")?;
+                let body = self.get(&rest::agg_trades_path(sym, cur, limit), "aggTrades")?;
                 let aggs: Vec<RestAggTrade> =
                     serde_json::from_str(&body).map_err(|e| FetchError::Retry(format!("bad aggTrades body: {e}")))?;
                 for a in &aggs {
                     let r = Record::AggTrade(AggTrade {
+                        exchange: self.venue.exchange,
                         symbol: sym,
                         agg_id: a.a,
                         first_trade_id: a.f,
@@ -506,7 +500,7 @@ impl Backfiller {
     /// Publishes a `gap` record naming a range that will never arrive, and counts it.
     fn publish_gap(&self, seq: Seq, from: i64, to: i64, reason: Reason) {
         let symbol_idx = seq.symbol_idx();
-        let sym = &self.symbols[symbol_idx as usize];
+        let sym = self.symbols.upper(symbol_idx);
         // At shutdown one summary line says it all; otherwise at most one line per reason and
         // interval (a flood of gaps must not flood the log).
         if reason != Reason::Shutdown {
@@ -515,11 +509,11 @@ impl Backfiller {
             }
         }
         self.metrics.gap_markers[symbol_idx as usize].inc();
-        self.publish(gap_record(sym, seq, from, to, reason));
+        self.publish(gap_record(self.venue.exchange, sym, seq, from, to, reason));
     }
 
     fn depth_resync(&self, symbol_idx: u16) {
-        let sym = &self.symbols[symbol_idx as usize];
+        let (sym, exchange) = (self.symbols.upper(symbol_idx), self.venue.exchange);
         let now = crate::clock::now_ns();
         let meta = RecordMeta {
             kind: RecordType::DepthUpdate,
@@ -532,7 +526,7 @@ impl Backfiller {
             meta,
             key: sym.as_bytes().to_vec(),
             payload: format!(
-                r#"{{"type":"depth_resync","exchange":"binance","symbol":"{sym}","reason":"sequence_gap","recv_time_ns":{now}}}"#
+                r#"{{"type":"depth_resync","exchange":"{exchange}","symbol":"{sym}","reason":"sequence_gap","recv_time_ns":{now}}}"#
             )
             .into_bytes(),
         });
@@ -540,7 +534,7 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 return;
             }
-            match self.get(&format!("/api/v3/depth?symbol={sym}&limit=1000"), "depth") {
+            match self.get(&rest::depth_path(sym), "depth") {
                 Ok(body) => {
                     let Ok(d) = serde_json::from_str::<RestDepth>(&body) else { break };
                     let ok = d
@@ -559,7 +553,7 @@ impl Backfiller {
                         meta: RecordMeta { recv_ns: now, ..meta },
                         key: sym.as_bytes().to_vec(),
                         payload: format!(
-                            r#"{{"type":"depth_snapshot","exchange":"binance","symbol":"{sym}","last_update_id":{},"bids":[{}],"asks":[{}],"recv_time_ns":{now}}}"#,
+                            r#"{{"type":"depth_snapshot","exchange":"{exchange}","symbol":"{sym}","last_update_id":{},"bids":[{}],"asks":[{}],"recv_time_ns":{now}}}"#,
                             d.last_update_id,
                             levels(&d.bids),
                             levels(&d.asks)

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use tracing::{info, warn};
 
-use crate::binance::stream::StreamKind;
 use crate::config::{Config, LoopMode};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
+use crate::stream::StreamKind;
+use crate::venue::Venue;
 use crate::ws::{AttemptBudget, Connection, Dialer};
 
 const WAKER: Token = Token(usize::MAX);
@@ -29,40 +30,19 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 /// Longest overlap of a rotation when no duplicate proves the two connections met.
 const ROTATION_OVERLAP_MAX: Duration = Duration::from_secs(10);
 
-/// Spreads `(stream, symbol index)` pairs over as few connections as the per-connection stream
-/// limit allows, keeping each symbol's streams together where they fit.
-pub fn plan_connections(streams: &[(String, u16)], max_per_conn: usize) -> Vec<(Vec<String>, Vec<u16>)> {
-    streams
-        .chunks(max_per_conn.max(1))
-        .map(|chunk| {
-            let names = chunk.iter().map(|(s, _)| s.clone()).collect();
-            let mut syms: Vec<u16> = chunk.iter().map(|(_, i)| *i).collect();
-            syms.dedup();
-            (names, syms)
-        })
-        .collect()
+/// Spreads `(symbol index, kind)` streams, grouped by symbol, over as few connections as the
+/// per-connection stream limit allows, keeping each symbol's streams together where they fit.
+pub fn plan_connections(streams: &[(u16, StreamKind)], max_per_conn: usize) -> Vec<Vec<(u16, StreamKind)>> {
+    streams.chunks(max_per_conn.max(1)).map(<[_]>::to_vec).collect()
 }
 
 /// The dense sequences `(symbol, kind)` a set of streams carries.
-fn dense_sequences(streams: &[String], symbol_index: &std::collections::HashMap<String, u16>) -> Vec<(u16, Dense)> {
-    streams
-        .iter()
-        .filter_map(|s| {
-            let (sym, kind) = s.split_once('@')?;
-            let dense = match StreamKind::from_suffix(kind)? {
-                StreamKind::Trade => Dense::Trade,
-                StreamKind::AggTrade => Dense::AggTrade,
-                StreamKind::Depth | StreamKind::Depth100ms => Dense::Depth,
-                _ => return None,
-            };
-            Some((*symbol_index.get(sym)?, dense))
-        })
-        .collect()
+fn dense_sequences(streams: &[(u16, StreamKind)]) -> Vec<(u16, Dense)> {
+    streams.iter().filter_map(|&(sym, kind)| Some((sym, kind.dense()?))).collect()
 }
 
 pub struct EventLoop {
     poll: Poll,
-    waker: Arc<Waker>,
     connections: Vec<Connection>,
     dialer: Dialer,
     pipeline: Pipeline,
@@ -72,7 +52,7 @@ pub struct EventLoop {
     shutdown_grace: Duration,
     budget: AttemptBudget,
     base_path: String,
-    symbol_index: std::collections::HashMap<String, u16>,
+    venue: &'static Venue,
     /// (retiring connection, its replacement): the old one closes once the new one streams.
     successors: Vec<(usize, usize)>,
 }
@@ -80,24 +60,25 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn new(
         cfg: &Config,
+        venue: &'static Venue,
         tls: Option<Arc<rustls::ClientConfig>>,
         pipeline: Pipeline,
         metrics: Arc<Metrics>,
         shutdown: Shutdown,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        shutdown.add_waker(waker.clone());
+        // Shutdown keeps the waker (and so its registration) alive and wakes the loop with it.
+        shutdown.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
         let mut pairs = Vec::new();
-        for (i, sym) in cfg.symbols.iter().enumerate() {
+        for i in 0..metrics.symbols.len() {
             for k in &cfg.streams {
-                pairs.push((k.stream_name(sym), i as u16));
+                pairs.push((i as u16, *k));
             }
         }
         let connections: Vec<Connection> = plan_connections(&pairs, cfg.max_streams_per_connection)
             .into_iter()
             .enumerate()
-            .map(|(id, (streams, syms))| Connection::new(id, streams, syms, &cfg.ws.path))
+            .map(|(id, streams)| Connection::new(id, streams, &metrics.symbols, venue, &cfg.ws.path))
             .collect();
         for c in &connections {
             c.init_metrics(&metrics);
@@ -116,12 +97,11 @@ impl EventLoop {
         );
         Ok(EventLoop {
             poll,
-            waker,
             connections,
             dialer,
-            budget: AttemptBudget::binance(),
+            budget: AttemptBudget::new(venue.limits.attempts, venue.limits.attempt_window),
             base_path: cfg.ws.path.clone(),
-            symbol_index: cfg.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect(),
+            venue,
             successors: Vec::new(),
             pipeline,
             metrics,
@@ -167,9 +147,9 @@ impl EventLoop {
             let id = self.free_slot().unwrap_or(self.connections.len());
             let old = &mut self.connections[i];
             old.mark_retiring();
-            let mut new = Connection::new(id, old.streams.clone(), old.symbols.clone(), &self.base_path);
+            let mut new = Connection::new(id, old.streams.clone(), &self.metrics.symbols, self.venue, &self.base_path);
             new.succeed(old);
-            new.begin_catch_up(dense_sequences(&new.streams, &self.symbol_index));
+            new.begin_catch_up(dense_sequences(&new.streams));
             info!(old = i, new = id, streams = new.streams.len(), "rotating connection (make-before-break)");
             new.init_metrics(&self.metrics);
             self.metrics.ws_rotations.inc();
@@ -188,11 +168,6 @@ impl EventLoop {
         (0..self.connections.len()).find(|&j| {
             self.connections[j].is_closed() && !self.successors.iter().any(|&(old, new)| old == j || new == j)
         })
-    }
-
-    /// A handle that wakes the loop from another thread.
-    pub fn waker(&self) -> Arc<Waker> {
-        self.waker.clone()
     }
 
     /// Runs until shutdown, then closes every connection and hands the ring's end to the
@@ -280,12 +255,13 @@ mod tests {
 
     #[test]
     fn streams_are_spread_within_the_per_connection_limit() {
-        let pairs: Vec<(String, u16)> = (0..2500u16).map(|i| (format!("s{}@trade", i / 2), i / 2)).collect();
+        let kinds = [StreamKind::Trade, StreamKind::Depth];
+        let pairs: Vec<(u16, StreamKind)> = (0..2500u16).map(|i| (i / 2, kinds[i as usize % 2])).collect();
         let plan = plan_connections(&pairs, 1024);
-        assert_eq!(plan.iter().map(|(s, _)| s.len()).collect::<Vec<_>>(), [1024, 1024, 452]);
-        let all: Vec<&String> = plan.iter().flat_map(|(s, _)| s).collect();
+        assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [1024, 1024, 452]);
+        let all: Vec<&(u16, StreamKind)> = plan.iter().flatten().collect();
         assert_eq!(all.len(), 2500, "every stream exactly once");
-        assert_eq!(plan[0].1.len(), 512);
+        assert_eq!(dense_sequences(&plan[0]).len(), 1024);
         assert_eq!(plan_connections(&pairs[..3], 1024).len(), 1);
     }
 }

@@ -9,10 +9,58 @@
 //!              http thread (hyper, one thread, bounded): /metrics (metrics), /healthz, /readyz
 //! ```
 //!
+//! # Layers
+//!
+//! Imports run down: a module uses modules of its own layer and of the layers below, never one
+//! above. A layer marked `independent` is stricter: its modules do not use one another either
+//! (what they share sits in a layer below them). `tests/layers.rs` reads the table below and
+//! fails on any `crate::` path in `src/` that breaks it, naming the file, the import and both
+//! layers; a module missing from the table fails it too.
+//!
+//! ```text
+//! layer application: http supervise
+//! layer loop: event_loop
+//! layer connection: ws
+//! layer stages independent: pipeline sink backfill recovery
+//! layer handoff: handoff kafka_client
+//! layer runtime: ring health metrics pinning
+//! layer config: config cli
+//! layer venue: binance
+//! layer model: interval record sequence stream symbols venue
+//! layer foundation: clock log_limit small_file shutdown tls resolver
+//! ```
+//!
+//! Why this order:
+//! - foundation: no knowledge of markets; used by everything (the clock, log rate limits,
+//!   operator-named files, the TLS client configuration and DNS, signals).
+//! - model: what a normalized record is, its JSON, and its sequences; no venue in it (records
+//!   carry their `exchange` id as data).
+//! - venue: all of Binance under `binance/`, built on the model: stream names, wire formats,
+//!   symbol grammar, URL shape, SUBSCRIBE messages, limits, REST endpoints and weights.
+//! - config sits above the venue: an operator writes the venue's stream names and symbols, and
+//!   config checks them with the venue's own grammar. Nothing below config reads it.
+//! - runtime: shared state of the running process (the ring, metrics, health), no threads.
+//! - handoff: what the engine's threads pass one another (backfill jobs, owned records, gap
+//!   markers) and the librdkafka properties the sink and recovery share, so that the stages
+//!   above need not know one another.
+//! - stages, connection, loop: the engine. Each stage has one job and knows only the hand-off
+//!   types; a connection feeds the pipeline; the loop owns the connections.
+//! - application: the HTTP endpoints and thread supervision; `main.rs` only wires.
+//! - The simulator and the load harness are crates of their own (`crates/binance-sim`,
+//!   `tools/loadgen`): nothing in the product can import them.
+//!
+//! # Modules
+//!
 //! - [`config`]: every setting, from the environment or flags, validated at once.
-//! - [`binance`]: stream names and the wire formats of Binance payloads.
-//! - [`record`]: the normalized record model and its JSON encoding.
+//! - [`binance`]: all of Binance: stream names, wire formats, symbol grammar, the endpoint as a
+//!   [`venue::Venue`], REST endpoints and weights.
+//! - [`venue`]: the seam between the engine and a venue, as data.
+//! - [`record`]: the normalized record model and its JSON encoding; [`interval`] candle intervals;
+//!   [`stream`] the kinds of stream and their record types.
 //! - [`sequence`]: per-symbol exchange ids: duplicates dropped, gaps detected.
+//! - [`symbols`]: the configured symbols, indexed once.
+//! - [`handoff`]: what the engine's threads pass one another (jobs, owned records, gap markers);
+//!   [`kafka_client`] the librdkafka properties the sink and recovery share.
 //! - [`ring`]: the lock-free byte ring between the event loop and the producer thread.
 //! - [`event_loop`]: the hand-rolled mio loop that owns every connection.
 //! - [`ws`]: one WebSocket connection's state machine (TCP, TLS, upgrade, streaming).
@@ -36,8 +84,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod event_loop;
+pub mod handoff;
 pub mod health;
 pub mod http;
+pub mod interval;
+pub mod kafka_client;
 pub mod log_limit;
 pub mod metrics;
 pub mod pinning;
@@ -50,8 +101,11 @@ pub mod sequence;
 pub mod shutdown;
 pub mod sink;
 pub mod small_file;
+pub mod stream;
 pub mod supervise;
+pub mod symbols;
 pub mod tls;
+pub mod venue;
 pub mod ws;
 
 /// The commit this binary was built from (see `build.rs`).

@@ -13,7 +13,7 @@ use marketflow_ingestor::pipeline::Pipeline;
 use marketflow_ingestor::shutdown::{signal_handlers, Shutdown};
 use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink};
 use marketflow_ingestor::supervise::{Supervisor, EXIT_THREAD_FAILED};
-use marketflow_ingestor::{http, pinning, recovery, ring, tls};
+use marketflow_ingestor::{binance, http, pinning, recovery, ring, tls};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -76,6 +76,8 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     };
     info!(?allowed, ?loop_core, ?producer_core, "cores");
 
+    // The one venue this build serves; everything below takes it as data.
+    let venue = &binance::venue::VENUE;
     let metrics = Metrics::new(&cfg.symbols);
     metrics.health.starting.store(true, std::sync::atomic::Ordering::Relaxed);
     let shutdown = Shutdown::new();
@@ -111,7 +113,15 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let job_tx = cfg.backfill.then_some(job_tx);
     let backfill_thread = match &job_tx {
         Some(_) => {
-            let b = Backfiller::new(&cfg, metrics.clone(), backfilled_tx, job_rx, shutdown.clone());
+            let b = Backfiller::new(
+                &cfg,
+                venue,
+                metrics.clone(),
+                metrics.health.clone(),
+                backfilled_tx,
+                job_rx,
+                shutdown.clone(),
+            );
             Some(sup.spawn("backfill", move || {
                 b.run();
                 Ok(())
@@ -126,7 +136,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let sink: Box<dyn Sink> = match cfg.sink {
         // What librdkafka refuses only at creation (e.g. `acks=1` with idempotence) is a bad
         // configuration too.
-        SinkKind::Kafka => match KafkaSink::new(&cfg, metrics.clone(), job_tx.clone()) {
+        SinkKind::Kafka => match KafkaSink::new(&cfg, venue, metrics.clone(), job_tx.clone()) {
             Ok(s) => Box::new(s),
             Err(e) => {
                 error!("kafka configuration (KAFKA_* settings): {e}");
@@ -139,14 +149,14 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
 
     let tls = if cfg.ws.tls { Some(tls::client_config(cfg.tls_ca_file.as_deref())?) } else { None };
     let (writer, reader) = ring::ring(cfg.ring_bytes);
-    let mut pipeline = Pipeline::new(writer, metrics.clone(), job_tx);
+    let mut pipeline = Pipeline::new(venue, writer, metrics.clone(), job_tx);
     pipeline.set_max_jump(cfg.backfill_max_ids);
     if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
-        for (symbol_idx, kind, last) in recovery::recover(&cfg) {
+        for (symbol_idx, kind, last) in recovery::recover(&cfg, &metrics.symbols) {
             pipeline.seed(symbol_idx, kind, last);
         }
     }
-    let event_loop = EventLoop::new(&cfg, tls, pipeline, metrics.clone(), shutdown.clone())?;
+    let event_loop = EventLoop::new(&cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
 
     let producer = {
         let (m, s, t) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout);

@@ -9,13 +9,20 @@ pub fn allowed_cores() -> Vec<usize> {
     core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect()
 }
 
+/// A pin setting the process cannot honour: the operator's to fix (exit 64).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PinError {
+    #[error("core {core} is not in this process's allowed CPU set {allowed:?}")]
+    NotAllowed { core: usize, allowed: Vec<usize> },
+}
+
 /// Resolves a pin setting against the allowed set. `taken` is a core already given to another
 /// thread, which `Auto` avoids. Returns `Ok(None)` when the thread should not be pinned.
-pub fn choose(pin: CorePin, allowed: &[usize], taken: Option<usize>) -> Result<Option<usize>, String> {
+pub fn choose(pin: CorePin, allowed: &[usize], taken: Option<usize>) -> Result<Option<usize>, PinError> {
     match pin {
         CorePin::None => Ok(None),
         CorePin::Core(c) if allowed.contains(&c) => Ok(Some(c)),
-        CorePin::Core(c) => Err(format!("core {c} is not in this process's allowed CPU set {allowed:?}")),
+        CorePin::Core(c) => Err(PinError::NotAllowed { core: c, allowed: allowed.to_vec() }),
         // The highest allowed core: core 0 (or the first of a set) tends to take more IRQs and
         // housekeeping work.
         CorePin::Auto => Ok(allowed.iter().rev().copied().find(|c| Some(*c) != taken)),
@@ -38,9 +45,9 @@ mod tests {
         assert_eq!(choose(CorePin::Auto, &allowed, Some(6)), Ok(Some(3)));
         assert_eq!(choose(CorePin::Auto, &[4], Some(4)), Ok(None));
         assert_eq!(choose(CorePin::Core(3), &allowed, None), Ok(Some(3)));
-        assert!(choose(CorePin::Core(0), &allowed, None)
-            .unwrap_err()
-            .contains("not in this process's allowed CPU set"));
+        let e = choose(CorePin::Core(0), &allowed, None).unwrap_err();
+        assert_eq!(e, PinError::NotAllowed { core: 0, allowed: allowed.to_vec() });
+        assert_eq!(e.to_string(), "core 0 is not in this process's allowed CPU set [2, 3, 6]");
         assert_eq!(choose(CorePin::None, &allowed, None), Ok(None));
     }
 

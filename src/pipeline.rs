@@ -1,20 +1,22 @@
 //! The per-message path on the event-loop thread: a text frame in, a normalized record committed
-//! to the ring out. No allocation (the ring's staging buffer is reused), no lock, no syscall
-//! beyond one clock read per record.
+//! to the ring out. No allocation (the ring's staging buffer is reused), no syscall beyond one
+//! clock read per record, and no lock for an accepted record; only a rejected frame takes one
+//! (uncontended: the reason's counter lookup and the log rate limiter), a cost bad input pays.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
-use crate::backfill::queue::Owed;
-use crate::backfill::{marker, Job, JobSender, Seq};
-use crate::binance::wire::{parse_text, Frame};
+use crate::handoff::jobs::{Job, JobSender, Owed, Seq};
+use crate::handoff::marker;
 use crate::log_limit::LogLimiter;
-use crate::metrics::{LatencyRecorder, Metrics, Stage};
+use crate::metrics::{FrameKind, LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
+use crate::symbols::Symbols;
+use crate::venue::{Frame, Venue};
 
 /// How long a full ring is waited on before records are dropped (and backfilled later): long
 /// enough to ride out a producer hiccup, short enough that pings are still answered in time.
@@ -67,27 +69,20 @@ fn preview(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Indices into `metrics::FRAME_KINDS`.
-const KIND_CONTROL: usize = 5;
-const KIND_ERROR: usize = 6;
-const KIND_SHUTDOWN: usize = 7;
-const KIND_UNPARSED: usize = 8;
-
 pub struct Pipeline {
+    /// The venue the frames come from: their parser, and the `exchange` of gap records.
+    venue: &'static Venue,
     ring: RingWriter,
     metrics: Arc<Metrics>,
     latency: LatencyRecorder,
-    /// Lower-case symbol -> index into the configured list. FxHash: a short key hashed per
-    /// message, where SipHash's DoS resistance buys nothing (the keys are our own).
-    symbol_index: rustc_hash::FxHashMap<String, u16>,
+    /// The configured symbols (shared, built once): stream symbol -> index, index -> gap key.
+    symbols: Arc<Symbols>,
     sequence: SequenceTracker,
     /// Where gaps are reported for REST backfill (`None`: backfill off).
     backfill: Option<JobSender>,
     /// Gaps the backfill queue refused and the ring had no room for yet; flushed every
     /// housekeeping turn.
     owed: Owed,
-    /// Upper-case symbols (as Binance writes them), the key of gap records written here.
-    symbols_upper: Vec<String>,
     limiter: LogLimiter,
     /// Set on shutdown: a full ring is then waited on only this long.
     give_up_after: Option<Instant>,
@@ -98,20 +93,22 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(ring: RingWriter, metrics: Arc<Metrics>, backfill: Option<JobSender>) -> Pipeline {
-        let symbol_index: rustc_hash::FxHashMap<String, u16> =
-            metrics.symbols.iter().enumerate().map(|(i, s)| (s.clone(), i as u16)).collect();
+    pub fn new(
+        venue: &'static Venue,
+        ring: RingWriter,
+        metrics: Arc<Metrics>,
+        backfill: Option<JobSender>,
+    ) -> Pipeline {
         metrics.ring_capacity_bytes.set(ring.capacity() as i64);
-        let symbols_upper = metrics.symbols.iter().map(|s| s.to_uppercase()).collect();
         Pipeline {
-            symbols_upper,
+            venue,
+            symbols: metrics.symbols.clone(),
+            sequence: SequenceTracker::new(metrics.symbols.len()),
             latency: metrics.latency.recorder(),
             ring,
             metrics,
-            sequence: SequenceTracker::new(symbol_index.len()),
             backfill,
             owed: Owed::with_capacity(OWED_GAPS),
-            symbol_index,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             give_up_after: None,
             committed_since_notify: 0,
@@ -132,18 +129,18 @@ impl Pipeline {
     /// Handles one text frame received at `recv_ns` (Unix ns).
     pub fn on_text(&mut self, text: &str, recv_ns: u64, admission: Admission) -> Outcome {
         let frame = text.as_bytes();
-        let parsed = match parse_text(text) {
+        let parsed = match (self.venue.parse)(text) {
             Ok(f) => f,
             Err(e) => {
-                self.metrics.received[KIND_UNPARSED].inc();
-                return self.reject(e.reason(), &e, frame);
+                self.metrics.received(FrameKind::Unparsed).inc();
+                return self.reject(e.reason, &e, frame);
             }
         };
         match parsed {
-            Frame::Market { stream_symbol, record, .. } => {
+            Frame::Market { stream_symbol, record } => {
                 let kind = record.record_type();
-                self.metrics.received[kind as usize].inc();
-                let Some(&symbol_idx) = self.symbol_index.get(stream_symbol) else {
+                self.metrics.received(FrameKind::of(kind)).inc();
+                let Some(symbol_idx) = self.symbols.index_of_lower(stream_symbol) else {
                     return self.reject("unknown_symbol", &"stream for a symbol not in SYMBOLS", frame);
                 };
                 let mut joined = None;
@@ -179,7 +176,7 @@ impl Pipeline {
                 joined.unwrap_or(outcome)
             }
             Frame::ControlReply { id, result } => {
-                self.metrics.received[KIND_CONTROL].inc();
+                self.metrics.received(FrameKind::ControlReply).inc();
                 // A peer can send these without end: counted above, logged at a bounded rate.
                 // The connection logs the replies to its own requests (it knows which they are).
                 if let Some(suppressed) = self.limiter.check("control_reply") {
@@ -188,16 +185,20 @@ impl Pipeline {
                 Outcome::ControlReply { id }
             }
             Frame::ErrorReply { code, msg } => {
-                self.metrics.received[KIND_ERROR].inc();
+                self.metrics.received(FrameKind::ErrorReply).inc();
                 if let Some(suppressed) = self.limiter.check("error_reply") {
-                    warn!(code, suppressed, msg = preview(msg, 200), "binance refused a request");
+                    let exchange = self.venue.exchange;
+                    warn!(exchange, code, suppressed, msg = preview(msg, 200), "the venue refused a request");
                 }
                 Outcome::ErrorReply { code }
             }
             Frame::ServerShutdown { event_time_ms } => {
-                self.metrics.received[KIND_SHUTDOWN].inc();
+                self.metrics.received(FrameKind::ServerShutdown).inc();
                 if let Some(suppressed) = self.limiter.check("server_shutdown") {
-                    info!(event_time_ms, suppressed, "binance announced serverShutdown");
+                    info!(
+                        exchange = self.venue.exchange,
+                        event_time_ms, suppressed, "the venue announced serverShutdown"
+                    );
                 }
                 Outcome::ServerShutdown
             }
@@ -274,9 +275,8 @@ impl Pipeline {
             }
             Record::DepthUpdate(_) => Job::DepthResync { symbol_idx },
             Record::Kline(k) => {
-                use crate::binance::stream::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
-                let Some(iv) = KLINE_INTERVALS.iter().position(|i| *i == k.interval) else { return };
-                let Some(len) = KLINE_INTERVAL_MS[iv] else { return };
+                let Some(iv) = crate::interval::index(k.interval) else { return };
+                let Some(len) = crate::interval::KLINE_INTERVAL_MS[iv] else { return };
                 Job::Klines {
                     symbol_idx,
                     interval: iv as u8,
@@ -297,8 +297,9 @@ impl Pipeline {
         let Err(job) = (if self.owed.is_empty() { tx.try_send(job) } else { Err(job) }) else { return };
         // Depth resyncs always fit; only ranges come back.
         let Some((seq, from, to)) = job.range() else { return };
-        let symbol = &self.symbols_upper[seq.symbol_idx() as usize];
-        if self.owed.is_empty() && write_gap(&mut self.ring, &self.metrics, symbol, seq, from, to) {
+        let symbol = self.symbols.upper(seq.symbol_idx());
+        let exchange = self.venue.exchange;
+        if self.owed.is_empty() && write_gap(&mut self.ring, &self.metrics, exchange, symbol, seq, from, to) {
             return;
         }
         if !self.owed.push(seq, from, to) {
@@ -312,10 +313,11 @@ impl Pipeline {
 
     /// Retries the gaps held in `owed`, oldest first: the backfill queue, else a gap record.
     fn flush_owed(&mut self) {
-        let (ring, metrics, symbols, tx) = (&mut self.ring, &self.metrics, &self.symbols_upper, &self.backfill);
+        let (ring, metrics, symbols, tx) = (&mut self.ring, &self.metrics, &self.symbols, &self.backfill);
+        let exchange = self.venue.exchange;
         self.owed.flush(|seq, from, to| {
             tx.as_ref().is_some_and(|tx| tx.try_send(Job::of(seq, from, to)).is_ok())
-                || write_gap(ring, metrics, &symbols[seq.symbol_idx() as usize], seq, from, to)
+                || write_gap(ring, metrics, exchange, symbols.upper(seq.symbol_idx()), seq, from, to)
         });
     }
 
@@ -441,10 +443,18 @@ impl Pipeline {
 
 /// Writes a `backfill_queue_full` gap record for `from..to` of `seq` into the ring, counted;
 /// false (nothing written) when the ring has no room. No allocation: the staging buffer is reused.
-fn write_gap(ring: &mut RingWriter, metrics: &Metrics, symbol: &str, seq: Seq, from: i64, to: i64) -> bool {
+fn write_gap(
+    ring: &mut RingWriter,
+    metrics: &Metrics,
+    exchange: &str,
+    symbol: &str,
+    seq: Seq,
+    from: i64,
+    to: i64,
+) -> bool {
     let now = crate::clock::now_ns();
     let buf = ring.stage(marker::meta(seq, now), symbol.as_bytes());
-    marker::write(buf, symbol, seq, from, to, marker::Reason::QueueFull, now);
+    marker::write(buf, marker::Owner { exchange, symbol }, seq, from, to, marker::Reason::QueueFull, now);
     if ring.commit(now).is_err() {
         ring.abort();
         return false;

@@ -3,9 +3,39 @@
 //! Records borrow every string from the frame they were parsed from, and [`Record::encode`]
 //! writes into a caller-owned buffer, so producing a record allocates nothing once the buffer
 //! has grown to the largest message seen. Prices and quantities are carried as the exact
-//! decimal text Binance sent (validated, never converted to floating point).
+//! decimal text the venue sent (validated, never converted to floating point).
 
-use crate::binance::stream::RecordType;
+/// The normalized record types; the discriminant indexes topic and metric tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum RecordType {
+    Trade = 0,
+    AggTrade = 1,
+    Kline = 2,
+    BookTicker = 3,
+    DepthUpdate = 4,
+}
+
+impl RecordType {
+    pub const COUNT: usize = 5;
+    pub const ALL: [RecordType; 5] =
+        [RecordType::Trade, RecordType::AggTrade, RecordType::Kline, RecordType::BookTicker, RecordType::DepthUpdate];
+
+    /// The `type` field of the normalized record, also the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::Trade => "trade",
+            RecordType::AggTrade => "agg_trade",
+            RecordType::Kline => "kline",
+            RecordType::BookTicker => "book_ticker",
+            RecordType::DepthUpdate => "depth_update",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Option<RecordType> {
+        RecordType::ALL.get(v as usize).copied()
+    }
+}
 
 /// The taker side. Binance's `m` ("is the buyer the market maker?") true means the seller took
 /// liquidity, so the trade is a sell.
@@ -33,6 +63,8 @@ impl Side {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Trade<'a> {
+    /// The venue's id, the `exchange` field (see `venue::Venue::exchange`).
+    pub exchange: &'static str,
     pub symbol: &'a str,
     pub trade_id: i64,
     pub price: &'a str,
@@ -44,6 +76,7 @@ pub struct Trade<'a> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AggTrade<'a> {
+    pub exchange: &'static str,
     pub symbol: &'a str,
     pub agg_id: i64,
     pub first_trade_id: i64,
@@ -57,6 +90,7 @@ pub struct AggTrade<'a> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kline<'a> {
+    pub exchange: &'static str,
     pub symbol: &'a str,
     pub interval: &'a str,
     pub open_time_ms: i64,
@@ -79,6 +113,7 @@ pub struct Kline<'a> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BookTicker<'a> {
+    pub exchange: &'static str,
     pub symbol: &'a str,
     pub update_id: i64,
     pub bid_price: &'a str,
@@ -94,6 +129,7 @@ pub struct Levels<'a>(pub &'a str);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DepthUpdate<'a> {
+    pub exchange: &'static str,
     pub symbol: &'a str,
     pub first_update_id: i64,
     pub final_update_id: i64,
@@ -120,6 +156,8 @@ pub enum RecordError {
     BadSymbol,
     #[error("price levels are not an array of [price, qty] string pairs")]
     BadLevels,
+    #[error("kline interval is not one of the known candle intervals")]
+    BadInterval,
 }
 
 impl RecordError {
@@ -128,6 +166,7 @@ impl RecordError {
             RecordError::BadDecimal(_) => "bad_decimal",
             RecordError::BadSymbol => "bad_symbol",
             RecordError::BadLevels => "bad_levels",
+            RecordError::BadInterval => "bad_interval",
         }
     }
 }
@@ -168,7 +207,18 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// The symbol as Binance sent it (upper case); the Kafka message key.
+    /// The venue it came from: the `exchange` field.
+    pub fn exchange(&self) -> &'static str {
+        match self {
+            Record::Trade(r) => r.exchange,
+            Record::AggTrade(r) => r.exchange,
+            Record::Kline(r) => r.exchange,
+            Record::BookTicker(r) => r.exchange,
+            Record::DepthUpdate(r) => r.exchange,
+        }
+    }
+
+    /// The symbol as the venue sent it (upper case); the Kafka message key.
     pub fn symbol(&self) -> &'a str {
         match self {
             Record::Trade(r) => r.symbol,
@@ -209,7 +259,7 @@ impl<'a> Record<'a> {
         if !is_safe_symbol(sym) {
             return Err(RecordError::BadSymbol);
         }
-        let mut w = JsonWriter::begin(out, self.record_type().as_str(), sym);
+        let mut w = JsonWriter::begin(out, self.record_type().as_str(), self.exchange(), sym);
         match self {
             Record::Trade(r) => {
                 w.int(k!("trade_id"), r.trade_id);
@@ -230,8 +280,8 @@ impl<'a> Record<'a> {
                 w.int(k!("event_time_ms"), r.event_time_ms);
             }
             Record::Kline(r) => {
-                if !crate::binance::stream::KLINE_INTERVALS.contains(&r.interval) {
-                    return Err(RecordError::BadDecimal("interval"));
+                if crate::interval::index(r.interval).is_none() {
+                    return Err(RecordError::BadInterval);
                 }
                 w.str(k!("interval"), r.interval);
                 w.int(k!("open_time_ms"), r.open_time_ms);
@@ -290,10 +340,12 @@ struct JsonWriter<'o> {
 }
 
 impl<'o> JsonWriter<'o> {
-    fn begin(out: &'o mut Vec<u8>, ty: &str, symbol: &str) -> Self {
+    fn begin(out: &'o mut Vec<u8>, ty: &str, exchange: &str, symbol: &str) -> Self {
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(ty.as_bytes());
-        out.extend_from_slice(b"\",\"exchange\":\"binance\",\"symbol\":\"");
+        out.extend_from_slice(b"\",\"exchange\":\"");
+        out.extend_from_slice(exchange.as_bytes());
+        out.extend_from_slice(b"\",\"symbol\":\"");
         out.extend_from_slice(symbol.as_bytes());
         out.push(b'"');
         JsonWriter { out }
@@ -419,6 +471,7 @@ mod tests {
     fn levels_are_reencoded_compactly_and_validated() {
         let d = |b: &'static str| {
             Record::DepthUpdate(DepthUpdate {
+                exchange: "binance",
                 symbol: "BNBBTC",
                 first_update_id: 1,
                 final_update_id: 2,
@@ -437,6 +490,34 @@ mod tests {
             out.clear();
             assert!(d(bad).encode(7, false, &mut out).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_unknown_kline_interval_is_counted_as_such() {
+        let k = Kline {
+            exchange: "binance",
+            symbol: "BNBBTC",
+            interval: "2m",
+            open_time_ms: 0,
+            close_time_ms: 59_999,
+            open: "1",
+            high: "1",
+            low: "1",
+            close: "1",
+            volume: "1",
+            quote_volume: "1",
+            trades: 1,
+            taker_buy_volume: "1",
+            taker_buy_quote_volume: "1",
+            closed: true,
+            first_trade_id: None,
+            last_trade_id: None,
+            event_time_ms: 1,
+        };
+        let e = Record::Kline(k).encode(1, false, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.reason(), "bad_interval");
+        let ok = Record::Kline(Kline { interval: "1M", ..k });
+        assert!(ok.encode(1, false, &mut Vec::new()).is_ok());
     }
 
     #[test]

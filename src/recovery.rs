@@ -13,20 +13,60 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use crate::binance::stream::{RecordType, StreamKind};
 use crate::config::Config;
+use crate::handoff::readback::{published_id, Published};
+use crate::record::RecordType;
 use crate::sequence::{Dense, Frontier};
+use crate::stream::StreamKind;
+use crate::symbols::Symbols;
 
 /// Messages read back per partition: enough to find every symbol's last record unless a symbol
 /// has been silent while this many others were published.
 const SCAN_PER_PARTITION: i64 = 200_000;
 
+/// Why the topics' tails could not be read. Every one is the broker's or the network's: the run
+/// then starts unseeded ([`recover`]), and a later restart tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("recovery consumer: {0}")]
+    Consumer(KafkaError),
+    #[error("metadata for {0}: {1}")]
+    Metadata(String, KafkaError),
+    #[error("watermarks {0}/{1}: {2}")]
+    Watermarks(String, i32, KafkaError),
+    #[error("assign: {0}")]
+    Assign(KafkaError),
+    #[error("reading {0} back took longer than the recovery timeout")]
+    Timeout(String),
+    #[error("reading {0}: {1}")]
+    Read(String, KafkaError),
+}
+
+impl RecoveryError {
+    /// A bounded label for the log line.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecoveryError::Consumer(_) => "consumer",
+            RecoveryError::Metadata(..) => "metadata",
+            RecoveryError::Watermarks(..) => "watermarks",
+            RecoveryError::Assign(_) => "assign",
+            RecoveryError::Timeout(_) => "timeout",
+            RecoveryError::Read(..) => "read",
+        }
+    }
+}
+
 /// The last published id per (symbol index, sequence), from the tails of the topics.
-pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense, i64)>, String> {
+pub fn last_published(
+    cfg: &Config,
+    symbols: &Symbols,
+    timeout: Duration,
+) -> Result<Vec<(u16, Dense, i64)>, RecoveryError> {
     let mut wanted: Vec<(Dense, &str)> = Vec::new();
     if cfg.streams.contains(&StreamKind::Trade) {
         wanted.push((Dense::Trade, &cfg.topics[RecordType::Trade as usize]));
@@ -34,14 +74,12 @@ pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense
     if cfg.streams.contains(&StreamKind::AggTrade) {
         wanted.push((Dense::AggTrade, &cfg.topics[RecordType::AggTrade as usize]));
     }
-    let index: HashMap<String, u16> =
-        cfg.symbols.iter().enumerate().map(|(i, s)| (s.to_uppercase(), i as u16)).collect();
     let mut last: HashMap<(u16, u8), Frontier> = HashMap::new();
     let deadline = Instant::now() + timeout;
     let mut topics: Vec<&str> = wanted.iter().map(|(_, t)| *t).collect();
     topics.dedup();
     for topic in topics {
-        scan_topic(cfg, topic, &index, &mut last, deadline)?;
+        scan_topic(cfg, topic, symbols, &mut last, deadline)?;
     }
     let mut out: Vec<(u16, Dense, i64)> = Vec::new();
     for ((sym, k), frontier) in last {
@@ -54,10 +92,10 @@ pub fn last_published(cfg: &Config, timeout: Duration) -> Result<Vec<(u16, Dense
     Ok(out)
 }
 
-fn consumer(cfg: &Config) -> Result<BaseConsumer, String> {
+fn consumer(cfg: &Config) -> Result<BaseConsumer, RecoveryError> {
     let mut cc = ClientConfig::new();
     // Connection and security settings only: the producer's tuning does not apply to a consumer.
-    for (k, v) in crate::sink::kafka_properties(cfg) {
+    for (k, v) in crate::kafka_client::properties(cfg) {
         if k == "bootstrap.servers" || k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
             cc.set(k, v);
         }
@@ -66,21 +104,21 @@ fn consumer(cfg: &Config) -> Result<BaseConsumer, String> {
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("allow.auto.create.topics", "false");
-    cc.create().map_err(|e| format!("recovery consumer: {e}"))
+    cc.create().map_err(RecoveryError::Consumer)
 }
 
 fn scan_topic(
     cfg: &Config,
     topic: &str,
-    index: &HashMap<String, u16>,
+    symbols: &Symbols,
     last: &mut HashMap<(u16, u8), Frontier>,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<(), RecoveryError> {
     let c = consumer(cfg)?;
     // A broker that does not answer in a few seconds is not waited on for the whole budget:
     // starting late costs more than starting unseeded.
     let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(5));
-    let md = c.fetch_metadata(Some(topic), left).map_err(|e| format!("metadata for {topic}: {e}"))?;
+    let md = c.fetch_metadata(Some(topic), left).map_err(|e| RecoveryError::Metadata(topic.into(), e))?;
     let Some(t) = md.topics().first() else { return Ok(()) };
     if t.error().is_some() || t.partitions().is_empty() {
         info!(topic, "recovery: topic does not exist yet; nothing to continue from");
@@ -91,21 +129,21 @@ fn scan_topic(
     for p in t.partitions() {
         let left = deadline.saturating_duration_since(Instant::now());
         let (low, high) =
-            c.fetch_watermarks(topic, p.id(), left).map_err(|e| format!("watermarks {topic}/{}: {e}", p.id()))?;
+            c.fetch_watermarks(topic, p.id(), left).map_err(|e| RecoveryError::Watermarks(topic.into(), p.id(), e))?;
         if high > low {
             let from = low.max(high - SCAN_PER_PARTITION);
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(from)).map_err(|e| e.to_string())?;
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(from)).map_err(RecoveryError::Assign)?;
             ends.insert(p.id(), high);
         }
     }
     if ends.is_empty() {
         return Ok(());
     }
-    c.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
+    c.assign(&tpl).map_err(RecoveryError::Assign)?;
     let mut read = 0u64;
     while !ends.is_empty() {
         if Instant::now() >= deadline {
-            return Err(format!("reading {topic} back took longer than the recovery timeout"));
+            return Err(RecoveryError::Timeout(topic.into()));
         }
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
@@ -113,11 +151,13 @@ fn scan_topic(
                 if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(i64::MAX) {
                     ends.remove(&m.partition());
                 }
-                let Some(sym) = m.key().and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| index.get(k)) else {
+                let Some(sym) =
+                    m.key().and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| symbols.index_of_upper(k))
+                else {
                     continue;
                 };
                 if let Some((kind, id, how)) = m.payload().and_then(published_id) {
-                    let f = last.entry((*sym, kind as u8)).or_insert_with(|| Frontier::new(cfg.backfill_max_ids));
+                    let f = last.entry((sym, kind as u8)).or_insert_with(|| Frontier::new(cfg.backfill_max_ids));
                     match how {
                         Published::Live => f.live(id),
                         Published::Quarantined => f.quarantined(id),
@@ -125,10 +165,10 @@ fn scan_topic(
                     }
                 }
             }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+            Some(Err(KafkaError::PartitionEOF(p))) => {
                 ends.remove(&p);
             }
-            Some(Err(e)) => return Err(format!("reading {topic}: {e}")),
+            Some(Err(e)) => return Err(RecoveryError::Read(topic.into(), e)),
             None => {}
         }
     }
@@ -136,45 +176,10 @@ fn scan_topic(
     Ok(())
 }
 
-/// How a record read back was published, which decides what its id may do to the position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Published {
-    Live,
-    Quarantined,
-    /// Backfilled, or the end of a gap marker (an unrecoverable range is settled too).
-    Settled,
-}
-
-/// The id a published record accounts for (a trade or aggTrade id, or the end of a gap marker)
-/// and how it was published.
-fn published_id(payload: &[u8]) -> Option<(Dense, i64, Published)> {
-    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    let how = if v["quarantined"] == true {
-        Published::Quarantined
-    } else if v["backfilled"] == true {
-        Published::Settled
-    } else {
-        Published::Live
-    };
-    match v["type"].as_str()? {
-        "trade" => Some((Dense::Trade, v["trade_id"].as_i64()?, how)),
-        "agg_trade" => Some((Dense::AggTrade, v["agg_id"].as_i64()?, how)),
-        "gap" => {
-            let kind = match v["stream"].as_str()? {
-                "trade" => Dense::Trade,
-                "aggTrade" => Dense::AggTrade,
-                _ => return None,
-            };
-            Some((kind, v["to_id"].as_i64()?, Published::Settled))
-        }
-        _ => None,
-    }
-}
-
 /// Logs and returns what recovery found; a broker that does not answer is not fatal (the run
 /// starts unseeded, and says so).
-pub fn recover(cfg: &Config) -> Vec<(u16, Dense, i64)> {
-    match last_published(cfg, Duration::from_secs(20)) {
+pub fn recover(cfg: &Config, symbols: &Symbols) -> Vec<(u16, Dense, i64)> {
+    match last_published(cfg, symbols, Duration::from_secs(20)) {
         Ok(found) => {
             for (s, k, id) in &found {
                 info!(symbol = %cfg.symbols[*s as usize], kind = ?k, last_id = id, "recovery: continuing after");
@@ -183,34 +188,10 @@ pub fn recover(cfg: &Config) -> Vec<(u16, Dense, i64)> {
         }
         Err(e) => {
             warn!(
+                kind = e.label(),
                 "recovery from Kafka failed, starting without it (gaps since the last run will not be backfilled): {e}"
             );
             Vec::new()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_come_from_records_and_gap_markers() {
-        use Published::*;
-        assert_eq!(published_id(br#"{"type":"trade","trade_id":42}"#), Some((Dense::Trade, 42, Live)));
-        assert_eq!(
-            published_id(br#"{"type":"agg_trade","agg_id":7,"backfilled":true}"#),
-            Some((Dense::AggTrade, 7, Settled))
-        );
-        assert_eq!(
-            published_id(br#"{"type":"gap","stream":"trade","from_id":5,"to_id":9}"#),
-            Some((Dense::Trade, 9, Settled))
-        );
-        assert_eq!(
-            published_id(br#"{"type":"trade","trade_id":9223372036854775807,"quarantined":true}"#),
-            Some((Dense::Trade, i64::MAX, Quarantined))
-        );
-        assert_eq!(published_id(br#"{"type":"kline"}"#), None);
-        assert_eq!(published_id(b"not json"), None);
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
-use crate::binance::stream::RecordType;
+use crate::record::RecordType;
 
 const HEADER_LEN: usize = 40;
 /// Spin iterations before parking, at most (tens of microseconds) and at least. The spin adapts:

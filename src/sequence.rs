@@ -52,10 +52,10 @@ pub enum Dense {
 const BOOK: usize = 3;
 /// Klines: one slot per interval (`KLINE_INTERVALS`), keyed by event time.
 const KLINE0: usize = 4;
-const SLOTS: usize = KLINE0 + crate::binance::stream::KLINE_INTERVALS.len();
+const SLOTS: usize = KLINE0 + crate::interval::KLINE_INTERVALS.len();
 const UNSET: i64 = i64::MIN;
 
-const INTERVALS: usize = crate::binance::stream::KLINE_INTERVALS.len();
+const INTERVALS: usize = crate::interval::KLINE_INTERVALS.len();
 
 /// The quarantine bound when none is configured: `BACKFILL_MAX_IDS`' default.
 pub const DEFAULT_MAX_JUMP: i64 = 1_000_000;
@@ -147,7 +147,7 @@ impl SequenceTracker {
             Record::DepthUpdate(d) => (Dense::Depth as usize, d.first_update_id, d.final_update_id, true),
             Record::BookTicker(b) => (BOOK, b.update_id, b.update_id, false),
             Record::Kline(k) => {
-                let iv = crate::binance::stream::KLINE_INTERVALS.iter().position(|i| *i == k.interval).unwrap_or(0);
+                let iv = crate::interval::index(k.interval).unwrap_or(0);
                 (KLINE0 + iv, k.event_time_ms, k.event_time_ms, false)
             }
         }
@@ -235,7 +235,7 @@ fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>) -> J
     if let Record::Kline(k) = record {
         let iv = slot - KLINE0;
         // Event times are milliseconds: their jump counts in candles, like open times.
-        judged.jump = jump / crate::binance::stream::KLINE_INTERVAL_MS[iv].unwrap_or(MONTH_MS);
+        judged.jump = jump / crate::interval::KLINE_INTERVAL_MS[iv].unwrap_or(MONTH_MS);
         if verdict == Verdict::InOrder {
             judge_candle(known(iv), iv, k, &mut judged);
         }
@@ -247,7 +247,7 @@ fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>) -> J
 /// Saturating throughout: open times are wire values, and `-9e18` then `9e18` must neither
 /// overflow nor count negative candles.
 fn judge_candle(known: i64, iv: usize, k: &crate::record::Kline<'_>, judged: &mut Judged) {
-    let Some(len) = crate::binance::stream::KLINE_INTERVAL_MS[iv] else { return };
+    let Some(len) = crate::interval::KLINE_INTERVAL_MS[iv] else { return };
     let t = k.open_time_ms;
     // Once a candle is seen, the one before it is closed; this one too if the update says so.
     let accounted = if k.closed { t } else { t.saturating_sub(len) };
@@ -332,6 +332,7 @@ mod tests {
 
     fn trade(id: i64) -> Record<'static> {
         Record::Trade(Trade {
+            exchange: "binance",
             symbol: "BTCUSDT",
             trade_id: id,
             price: "1",
@@ -344,6 +345,7 @@ mod tests {
 
     fn depth(first: i64, last: i64) -> Record<'static> {
         Record::DepthUpdate(DepthUpdate {
+            exchange: "binance",
             symbol: "BTCUSDT",
             first_update_id: first,
             final_update_id: last,
@@ -379,6 +381,7 @@ mod tests {
 
     fn kline(open: i64, closed: bool, e: i64) -> Record<'static> {
         Record::Kline(crate::record::Kline {
+            exchange: "binance",
             symbol: "BTCUSDT",
             interval: "1s",
             open_time_ms: open,

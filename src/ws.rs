@@ -30,10 +30,12 @@
 //! Logs: every line a peer can cause per frame or per attempt goes through a [`LogLimiter`].
 
 mod dial;
+mod error;
 mod limits;
 mod transport;
 
 pub use dial::{ws_config, Dialer, MAX_FRAME, MAX_MESSAGE, WRITE_BUFFER_MAX};
+pub use error::{ConnectError, Lost};
 pub use limits::{AttemptBudget, PING_FLOOD_LIMIT, STABLE_AFTER};
 pub use transport::Transport;
 
@@ -51,11 +53,12 @@ use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::pipeline::{Admission, Outcome, Pipeline};
 use crate::sequence::Dense;
+use crate::stream::StreamKind;
+use crate::symbols::Symbols;
+use crate::venue::Venue;
 use dial::{write_buffer_full, HANDSHAKE_TIMEOUT};
 use limits::{backoff, OutgoingBudget, PingRate};
 
-/// Streams beyond this many URL bytes are added with SUBSCRIBE instead of in the connect URL.
-const URL_STREAM_BYTES: usize = 2000;
 /// Frames of any kind handled per connection per loop turn, so one busy connection (or one
 /// flooding us with control frames) cannot starve the others, the heartbeat or shutdown.
 pub const READ_BUDGET: usize = 4096;
@@ -93,13 +96,17 @@ pub struct Progress {
 pub struct Connection {
     pub id: usize,
     token: Token,
-    /// Every stream this connection carries; resubscribed as a whole after a reconnect.
-    pub streams: Vec<String>,
+    /// Every stream this connection carries, as (symbol index, kind); resubscribed as a whole
+    /// after a reconnect.
+    pub streams: Vec<(u16, StreamKind)>,
     /// Indices of the symbols these streams belong to (for per-symbol reconnect counts).
     pub symbols: Vec<u16>,
+    /// The venue: URL shape, SUBSCRIBE requests, limits.
+    venue: &'static Venue,
     /// Request path with the streams that fit in the URL.
     path: String,
-    /// Streams that did not fit in the URL: sent as SUBSCRIBE batches once open.
+    /// Names of the streams that did not fit in the URL (built once): sent as SUBSCRIBE batches
+    /// once open.
     overflow: Vec<String>,
     state: State,
     /// Index into `overflow` of the next batch to send.
@@ -119,7 +126,6 @@ pub struct Connection {
     /// Lines a peer can provoke at will (failures, losses, opens) are logged at a bounded rate.
     log: LogLimiter,
     addr_rr: usize,
-    ever_open: bool,
     last_state: &'static str,
     /// When the WebSocket opened (for the age limit).
     opened_at: Instant,
@@ -138,37 +144,49 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(id: usize, streams: Vec<String>, symbols: Vec<u16>, base_path: &str) -> Connection {
+    /// A connection carrying `streams` of the symbols in `names`, to `venue`'s endpoint under
+    /// `base_path`.
+    pub fn new(
+        id: usize,
+        streams: Vec<(u16, StreamKind)>,
+        names: &Symbols,
+        venue: &'static Venue,
+        base_path: &str,
+    ) -> Connection {
         let mut in_url = Vec::new();
         let mut used = 0;
         let mut overflow = Vec::new();
-        for s in &streams {
-            if used + s.len() < URL_STREAM_BYTES || in_url.is_empty() {
+        for &(sym, kind) in &streams {
+            let s = (venue.stream_name)(&names[sym as usize], kind);
+            if used + s.len() < venue.limits.url_stream_bytes || in_url.is_empty() {
                 used += s.len() + 1;
-                in_url.push(s.as_str());
+                in_url.push(s);
             } else {
-                overflow.push(s.clone());
+                overflow.push(s);
             }
         }
-        let path = format!("{base_path}/stream?streams={}", in_url.join("/"));
+        let in_url: Vec<&str> = in_url.iter().map(String::as_str).collect();
+        let path = (venue.stream_path)(base_path, &in_url);
+        let mut symbols: Vec<u16> = streams.iter().map(|(s, _)| *s).collect();
+        symbols.dedup();
         Connection {
             id,
             token: Token(id),
             streams,
             symbols,
+            venue,
             path,
             overflow,
             state: State::Backoff { until: Instant::now() },
             next_batch: 0,
             pending: Vec::new(),
             next_id: 1,
-            outgoing: OutgoingBudget::default(),
+            outgoing: OutgoingBudget::new(venue.limits.messages_per_second),
             pings: PingRate::new(Instant::now()),
             attempt: 0,
             streamed: false,
             log: LogLimiter::new(LOG_EVERY),
             addr_rr: 0,
-            ever_open: false,
             last_state: "backoff",
             opened_at: Instant::now(),
             last_rx: Instant::now(),
@@ -314,14 +332,14 @@ impl Connection {
             State::Open { .. } if now >= self.last_rx + dialer.stale_after => {
                 metrics.ws_stale.inc();
                 let silent = now.duration_since(self.last_rx).as_millis() as u64;
-                self.lost(&format!("stale: no data and no ping for {silent} ms"), metrics, "lost");
+                self.lost(Lost::Stale(silent), metrics);
             }
             State::Open { .. } if !self.rotate && now >= self.opened_at + dialer.max_age => {
                 info!(conn = self.id, "connection reached its age limit: rotating");
                 self.rotate = true;
             }
             State::Connecting { since, .. } | State::Handshaking { since, .. } if now >= *since + HANDSHAKE_TIMEOUT => {
-                self.fail("handshake timed out", metrics, "timeout")
+                self.fail(ConnectError::Timeout, metrics)
             }
             State::Open { .. } => self.send_subscriptions(metrics),
             _ => {}
@@ -329,8 +347,8 @@ impl Connection {
     }
 
     /// Gives up on a connection attempt and schedules the next one.
-    fn fail(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
-        let delay = self.schedule_reconnect(metrics, result);
+    fn fail(&mut self, why: ConnectError, metrics: &Metrics) {
+        let delay = self.schedule_reconnect(metrics, why.label());
         if let Some(suppressed) = self.log.check("connection_failed") {
             let delay_ms = delay.as_millis() as u64;
             warn!(conn = self.id, attempt = self.attempt, delay_ms, suppressed, "connection failed: {why}");
@@ -350,12 +368,11 @@ impl Connection {
 
     /// A connection that was streaming went away: count a reconnect for every symbol it carried.
     /// A retiring connection is not reconnected: its replacement already carries its streams.
-    /// `result` is `lost`, or the reason we dropped the peer.
-    fn lost(&mut self, why: &str, metrics: &Metrics, result: &'static str) {
+    fn lost(&mut self, why: Lost, metrics: &Metrics) {
         if self.retiring {
-            if result != "lost" {
+            if why.is_peer_fault() {
                 // A peer we dropped is counted even when a replacement already took over.
-                metrics.ws_connect_attempts.with_label_values(&[result]).inc();
+                metrics.ws_connect_attempts.with_label_values(&[why.label()]).inc();
             }
             if let Some(suppressed) = self.log.check("retiring_closed") {
                 info!(conn = self.id, suppressed, "retiring connection closed: {why}");
@@ -370,7 +387,7 @@ impl Connection {
         if stable {
             self.attempt = 0;
         }
-        let delay = self.schedule_reconnect(metrics, result);
+        let delay = self.schedule_reconnect(metrics, why.label());
         if let Some(suppressed) = self.log.check("connection_lost") {
             let delay_ms = delay.as_millis() as u64;
             let streams = self.streams.len();
@@ -418,7 +435,7 @@ impl Connection {
         let mut handled = 0;
         let mut got_any = false;
         // Why the connection goes, and the `ws_connect_attempts_total` result that says so.
-        let mut lost: Option<(String, &'static str)> = None;
+        let mut lost: Option<Lost> = None;
         while handled < READ_BUDGET {
             let msg = ws.read();
             // Every frame counts, control frames too: a peer flooding pings or pongs must not
@@ -478,14 +495,13 @@ impl Connection {
                     let now = Instant::now();
                     self.outgoing.record_pong(now);
                     if !self.pings.allow(now) {
-                        let why = format!("ping flood: more than {PING_FLOOD_LIMIT} pings within a second");
-                        lost = Some((why, "ping_flood"));
+                        lost = Some(Lost::PingFlood(PING_FLOOD_LIMIT));
                         break;
                     }
                 }
                 Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => got_any = true,
                 Ok(Message::Close(c)) => {
-                    lost = Some((format!("server closed: {c:?}"), "lost"));
+                    lost = Some(Lost::Peer(format!("server closed: {c:?}")));
                     break;
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -500,7 +516,7 @@ impl Connection {
                     if let Some(r) = reason {
                         metrics.rejected.with_label_values(&[r]).inc();
                     }
-                    lost = Some((e.to_string(), "lost"));
+                    lost = Some(Lost::Peer(e.to_string()));
                     break;
                 }
             }
@@ -516,17 +532,14 @@ impl Connection {
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                 let unsent = ws.get_ref().unsent();
                 if lost.is_none() && write_buffer_full(unsent) {
-                    lost = Some((
-                        format!("write buffer full: {unsent} bytes unsent, the peer is not reading"),
-                        "write_buffer_full",
-                    ));
+                    lost = Some(Lost::WriteBufferFull(unsent));
                 }
             }
-            Err(e) if lost.is_none() => lost = Some((e.to_string(), "lost")),
+            Err(e) if lost.is_none() => lost = Some(Lost::Peer(e.to_string())),
             Err(_) => {}
         }
-        if let Some((why, result)) = lost {
-            self.lost(&why, metrics, result);
+        if let Some(why) = lost {
+            self.lost(why, metrics);
             return Progress::default();
         }
         Progress { more: handled >= READ_BUDGET }
@@ -548,16 +561,18 @@ mod tests {
 
     #[test]
     fn a_replacement_of_a_short_lived_connection_waits_out_its_backoff() {
-        let mut old = Connection::new(0, vec!["btcusdt@trade".into()], vec![0], "");
+        let names = Symbols::new(&["btcusdt".to_string()]);
+        let venue = &crate::binance::venue::VENUE;
+        let mut old = Connection::new(0, vec![(0, StreamKind::Trade)], &names, venue, "");
         old.attempt = 3;
         // Our own age limit: the replacement goes at once.
-        let mut new = Connection::new(1, old.streams.clone(), old.symbols.clone(), "");
+        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "");
         new.succeed(&old);
         assert_eq!(new.attempt, 0);
         // The peer's serverShutdown, on a connection that never became stable.
         old.rotate_by_peer = true;
         let before = Instant::now();
-        let mut new = Connection::new(1, old.streams.clone(), old.symbols.clone(), "");
+        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "");
         new.succeed(&old);
         assert_eq!(new.attempt, 4);
         // The backoff of attempt 3: 2 s, jittered down to no less than 1 s.

@@ -7,6 +7,7 @@
 
 use std::process::Command;
 
+use marketflow_ingestor::binance::venue::VENUE;
 use marketflow_ingestor::binance::wire::{parse_frame, Frame, ParseError, MAX_NESTING};
 
 /// Stack of the thread a child case runs on: the std default for spawned threads, which is what
@@ -192,7 +193,7 @@ use marketflow_ingestor::sequence::{SequenceTracker, Verdict};
 /// A pipeline for one symbol, `btcusdt` (the reader end is returned to keep the ring open).
 fn pipeline() -> (Pipeline, marketflow_ingestor::ring::RingReader) {
     let (w, r) = marketflow_ingestor::ring::ring(1 << 20);
-    (Pipeline::new(w, Metrics::new(&["btcusdt".to_string()]), None), r)
+    (Pipeline::new(&VENUE, w, Metrics::new(&["btcusdt".to_string()]), None), r)
 }
 
 /// Runs `f` with INFO logging on (the ingester's default), as log arguments are evaluated only
@@ -242,6 +243,7 @@ fn out_of_range_event_times_do_not_panic_the_pipeline() {
 fn extreme_id_jumps_do_not_overflow_the_gap() {
     let trade = |id: i64| {
         Record::Trade(Trade {
+            exchange: "binance",
             symbol: "BTCUSDT",
             trade_id: id,
             price: "1",

@@ -4,6 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use marketflow_ingestor::binance::venue::VENUE;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
 
@@ -48,7 +49,7 @@ fn the_per_message_path_does_not_allocate() {
         .collect();
     let metrics = Metrics::new(&["btcusdt".to_string()]);
     let (w, mut r) = marketflow_ingestor::ring::ring(64 << 20);
-    let mut p = Pipeline::new(w, metrics, None);
+    let mut p = Pipeline::new(&VENUE, w, metrics, None);
     // Warm-up: buffers grow to the largest record once.
     for f in &frames[..100] {
         assert_eq!(p.on_text(f, 1, Admission::Normal), Outcome::Record, "{f}");

@@ -3,6 +3,7 @@
 //! `gap` records written through the ring (never a blocked event loop, never a silent drop).
 
 use marketflow_ingestor::backfill::queue::{self, Job, CHANNEL_JOBS};
+use marketflow_ingestor::binance::venue::VENUE;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
 use marketflow_ingestor::ring::{self, RingReader};
@@ -38,7 +39,7 @@ fn metric(m: &Metrics, name: &str) -> f64 {
 fn an_outlier_id_is_published_flagged_and_does_not_poison_the_sequence() {
     let (w, mut r) = ring::ring(1 << 20);
     let metrics = Metrics::new(&["btcusdt".to_string()]);
-    let mut p = Pipeline::new(w, metrics.clone(), None);
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
     for id in [1, 2, i64::MAX, 3, 4] {
         assert_eq!(p.on_text(&trade(id), 1, Admission::Normal), Outcome::Record, "trade {id}");
     }
@@ -57,7 +58,7 @@ fn absurd_kline_open_times_never_count_negative_or_overflowing_candles() {
     let (w, _r) = ring::ring(1 << 20);
     let metrics = Metrics::new(&["btcusdt".to_string()]);
     let (tx, rx) = queue::channel(1);
-    let mut p = Pipeline::new(w, metrics.clone(), Some(tx));
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), Some(tx));
     let nine = 9_000_000_000_000_000_000i64;
     assert_eq!(p.on_text(&kline(-nine, false, 1), 1, Admission::Normal), Outcome::Record);
     assert_eq!(p.on_text(&kline(nine, false, 2), 1, Admission::Normal), Outcome::Record);
@@ -88,7 +89,7 @@ fn a_full_backfill_queue_turns_gaps_into_gap_records_through_the_ring() {
     for _ in 0..CHANNEL_JOBS {
         tx.try_send(filler).unwrap();
     }
-    let mut p = Pipeline::new(w, metrics.clone(), Some(tx));
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), Some(tx));
     // A gap on every other trade, ring never drained: trades are dropped at the cap (and their
     // ids owed as gaps too), the event loop never waits longer than its patience.
     let mut outcomes = Vec::new();

@@ -1,4 +1,11 @@
-//! Everything specific to Binance: stream names, symbols, the wire formats of its payloads.
+//! Everything specific to Binance: stream names, symbols, the wire formats of its payloads, the
+//! endpoint's URL shape, requests and limits ([`venue::VENUE`]), its REST endpoints, weights and
+//! bodies ([`rest`]).
+pub mod rest;
 pub mod stream;
 pub mod symbol;
+pub mod venue;
 pub mod wire;
+
+/// The `exchange` field of every record from this venue.
+pub const EXCHANGE: &str = "binance";

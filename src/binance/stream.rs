@@ -1,4 +1,4 @@
-//! Stream kinds we subscribe to and the record types they produce.
+//! Binance's names of the stream kinds (`crate::stream::StreamKind`).
 //!
 //! Names follow <https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md>:
 //! `<symbol>@trade`, `<symbol>@aggTrade`, `<symbol>@kline_<interval>`, `<symbol>@bookTicker`,
@@ -7,102 +7,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Kline intervals Binance accepts (`1M` is a month, hence case-sensitive).
-pub const KLINE_INTERVALS: &[&str] =
-    &["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"];
+// Re-exported: the model owns the interval table and the record types; stream names map onto them.
+pub use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+pub use crate::record::RecordType;
 
-/// Length of each of [`KLINE_INTERVALS`] in ms; a month has none (its candles differ in length).
-pub const KLINE_INTERVAL_MS: [Option<i64>; 16] = {
-    const S: i64 = 1000;
-    const M: i64 = 60 * S;
-    const H: i64 = 60 * M;
-    const D: i64 = 24 * H;
-    [
-        Some(S),
-        Some(M),
-        Some(3 * M),
-        Some(5 * M),
-        Some(15 * M),
-        Some(30 * M),
-        Some(H),
-        Some(2 * H),
-        Some(4 * H),
-        Some(6 * H),
-        Some(8 * H),
-        Some(12 * H),
-        Some(D),
-        Some(3 * D),
-        Some(7 * D),
-        None,
-    ]
-};
-
-/// The normalized record types; the discriminant indexes topic and metric tables.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum RecordType {
-    Trade = 0,
-    AggTrade = 1,
-    Kline = 2,
-    BookTicker = 3,
-    DepthUpdate = 4,
-}
-
-impl RecordType {
-    pub const COUNT: usize = 5;
-    pub const ALL: [RecordType; 5] =
-        [RecordType::Trade, RecordType::AggTrade, RecordType::Kline, RecordType::BookTicker, RecordType::DepthUpdate];
-
-    /// The `type` field of the normalized record, also the metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordType::Trade => "trade",
-            RecordType::AggTrade => "agg_trade",
-            RecordType::Kline => "kline",
-            RecordType::BookTicker => "book_ticker",
-            RecordType::DepthUpdate => "depth_update",
-        }
-    }
-
-    /// The environment variable that overrides `KAFKA_TOPIC` for this type.
-    pub fn topic_var(self) -> &'static str {
-        match self {
-            RecordType::Trade => "KAFKA_TOPIC_TRADE",
-            RecordType::AggTrade => "KAFKA_TOPIC_AGG_TRADE",
-            RecordType::Kline => "KAFKA_TOPIC_KLINE",
-            RecordType::BookTicker => "KAFKA_TOPIC_BOOK_TICKER",
-            RecordType::DepthUpdate => "KAFKA_TOPIC_DEPTH_UPDATE",
-        }
-    }
-
-    pub fn from_u8(v: u8) -> Option<RecordType> {
-        RecordType::ALL.get(v as usize).copied()
-    }
-}
-
-/// One kind of stream, for every configured symbol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StreamKind {
-    Trade,
-    AggTrade,
-    /// Index into [`KLINE_INTERVALS`].
-    Kline(u8),
-    BookTicker,
-    Depth,
-    Depth100ms,
-}
+// The kinds are the model's (`crate::stream`); their names, here, are Binance's.
+pub use crate::stream::StreamKind;
 
 impl StreamKind {
-    pub fn record_type(self) -> RecordType {
-        match self {
-            StreamKind::Trade => RecordType::Trade,
-            StreamKind::AggTrade => RecordType::AggTrade,
-            StreamKind::Kline(_) => RecordType::Kline,
-            StreamKind::BookTicker => RecordType::BookTicker,
-            StreamKind::Depth | StreamKind::Depth100ms => RecordType::DepthUpdate,
-        }
-    }
-
     /// The stream name for `symbol` (already lower case).
     pub fn stream_name(self, symbol: &str) -> String {
         format!("{symbol}@{self}")

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer};
 use sonic_rs::LazyValue;
 
 use super::stream::StreamKind;
+use super::EXCHANGE;
 use crate::record::{AggTrade, BookTicker, DepthUpdate, Kline, Levels, Record, Side, Trade};
 
 /// What one text frame turned out to be. Not boxed: it lives on the stack for one message, and
@@ -30,24 +31,31 @@ pub enum Frame<'a> {
 
 /// Why a frame was rejected; `reason()` is a bounded metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.why())]
 pub enum ParseError {
-    #[error("not valid JSON for its shape")]
     Json,
-    #[error("neither a combined-stream payload nor a control or error reply")]
     UnknownShape,
-    #[error("stream name is not one this ingester subscribes to")]
     UnknownStream,
-    #[error("payload event type does not match its stream")]
     EventTypeMismatch,
-    #[error("payload symbol does not match its stream name")]
     SymbolMismatch,
-    #[error("kline interval does not match its stream name")]
     IntervalMismatch,
-    #[error("JSON nested deeper than any Binance frame")]
     TooDeep,
 }
 
 impl ParseError {
+    /// What went wrong, for the log (the `Display` text).
+    pub fn why(self) -> &'static str {
+        match self {
+            ParseError::Json => "not valid JSON for its shape",
+            ParseError::UnknownShape => "neither a combined-stream payload nor a control or error reply",
+            ParseError::UnknownStream => "stream name is not one this ingester subscribes to",
+            ParseError::EventTypeMismatch => "payload event type does not match its stream",
+            ParseError::SymbolMismatch => "payload symbol does not match its stream name",
+            ParseError::IntervalMismatch => "kline interval does not match its stream name",
+            ParseError::TooDeep => "JSON nested deeper than any Binance frame",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             ParseError::Json => "malformed_json",
@@ -361,6 +369,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
             check_event(w.e, "trade")?;
             check_symbol(w.s, stream_symbol)?;
             Record::Trade(Trade {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 trade_id: w.t,
                 price: w.p,
@@ -375,6 +384,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
             check_event(w.e, "aggTrade")?;
             check_symbol(w.s, stream_symbol)?;
             Record::AggTrade(AggTrade {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 agg_id: w.a,
                 first_trade_id: w.f,
@@ -394,6 +404,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
                 return Err(ParseError::IntervalMismatch);
             }
             Record::Kline(Kline {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 interval: w.k.i,
                 open_time_ms: w.k.t,
@@ -417,6 +428,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
             let w: BookTickerWire<'a> = sonic_rs::from_str(data).map_err(json)?;
             check_symbol(w.s, stream_symbol)?;
             Record::BookTicker(BookTicker {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 update_id: w.u,
                 bid_price: w.b,
@@ -430,6 +442,7 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
             check_event(w.e, "depthUpdate")?;
             check_symbol(w.s, stream_symbol)?;
             Record::DepthUpdate(DepthUpdate {
+                exchange: EXCHANGE,
                 symbol: w.s,
                 first_update_id: w.first,
                 final_update_id: w.u,

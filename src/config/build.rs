@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::vars::{Var, VARS};
 use super::{kafka_props, parse, Config, ConfigErrors, CorePin, Endpoint, KafkaProps, RawConfig, Secret};
 use super::{LogFormat, LoopMode, SaslMechanism, SinkKind};
-use crate::binance::stream::RecordType;
+use crate::record::RecordType;
 
 /// The problems found so far; [`Problems::push`] names the variable being parsed.
 pub(super) struct Problems {

@@ -21,7 +21,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::binance::stream::{RecordType, StreamKind};
+use crate::binance::stream::StreamKind;
+use crate::record::RecordType;
 
 mod build;
 mod docs;
@@ -46,7 +47,7 @@ pub const EXIT_CONFIG: u8 = 64;
 pub const MAX_SHUTDOWN_TIMEOUT_MS: u64 = 600_000;
 
 /// Binance's documented ceiling of streams on one connection.
-pub const BINANCE_MAX_STREAMS_PER_CONNECTION: usize = 1024;
+pub const BINANCE_MAX_STREAMS_PER_CONNECTION: usize = crate::binance::venue::MAX_STREAMS_PER_CONNECTION;
 
 /// Where normalized records go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

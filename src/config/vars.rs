@@ -10,7 +10,7 @@ use super::build::{Build, Shown};
 use super::parse;
 use super::{kafka_props, memory, CorePin, LogFormat, LoopMode, SaslMechanism, SinkKind};
 use super::{Endpoint, BINANCE_MAX_STREAMS_PER_CONNECTION, MAX_SHUTDOWN_TIMEOUT_MS};
-use crate::binance::stream::RecordType;
+use crate::record::RecordType;
 
 /// One variable. Also a flag: `--<flag>`, which wins over the variable.
 pub struct Var {

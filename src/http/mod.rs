@@ -55,9 +55,9 @@ use hyper_util::rt::TokioTimer;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use tracing::{info, warn};
 
+use crate::log_limit::LogLimiter;
 use crate::metrics::{Metrics, NAMESPACE};
 use crate::shutdown::Shutdown;
-use crate::sink::LogLimiter;
 use routes::Reply;
 
 /// The bounds of the server; [`Limits::default`] is what the ingester runs with.

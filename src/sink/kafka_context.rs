@@ -2,7 +2,7 @@
 //! back to REST), client errors (classified, counted, readiness) and librdkafka's own log lines,
 //! every log line rate-limited.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +13,12 @@ use rdkafka::producer::ProducerContext;
 use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
 
-use super::{record_latency, LogLimiter};
-use crate::backfill::{Job, JobSender};
+use super::producer::record_latency;
 use crate::config::Config;
+use crate::handoff::jobs::{Job, JobSender, Unqueued};
+use crate::handoff::readback::refetchable_id;
+use crate::log_limit::LogLimiter;
 use crate::metrics::{Metrics, Stage};
-use crate::sequence::Dense;
 
 /// Bounded label for a Kafka error.
 pub fn error_kind(e: &KafkaError) -> &'static str {
@@ -51,12 +52,11 @@ pub struct KafkaContext {
     rdkafka_logs: LogLimiter,
     /// `mechanism user` of the SASL login (never the password), to name it when it is refused.
     login: Option<String>,
-    pub(super) failed: AtomicU64,
     /// Where a record whose delivery failed for good is sent to be fetched again from REST.
     backfill: Option<JobSender>,
     /// Failed records the backfill queue could not take, for the next `poll` to publish as gaps
     /// (a callback cannot produce); at most the failures of one poll, bounded by librdkafka's queue.
-    pub(super) unqueued: crate::backfill::queue::Unqueued,
+    pub(super) unqueued: Unqueued,
 }
 
 impl KafkaContext {
@@ -67,23 +67,17 @@ impl KafkaContext {
             // A few lines per facility and 10 s: startup notices and configuration warnings pass.
             rdkafka_logs: LogLimiter::with_burst(Duration::from_secs(10), 5),
             login: cfg.kafka_username.as_ref().map(|u| format!("{} {u}", cfg.kafka_sasl_mechanism.as_librdkafka())),
-            failed: AtomicU64::new(0),
             backfill,
             unqueued: Default::default(),
         }
     }
 
     /// A failed trade or aggTrade is not lost: its id goes to the backfill thread, which fetches
-    /// it again from REST once the broker is back (parsing here is off the hot path: failures only).
+    /// it again from REST once the broker is back (reading the payload back is off the hot path:
+    /// failures only).
     fn refetch(&self, symbol_idx: usize, payload: Option<&[u8]>) {
         let (Some(tx), Some(p)) = (&self.backfill, payload) else { return };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(p) else { return };
-        let (kind, id) = match v["type"].as_str() {
-            Some("trade") => (Dense::Trade, v["trade_id"].as_i64()),
-            Some("agg_trade") => (Dense::AggTrade, v["agg_id"].as_i64()),
-            _ => return,
-        };
-        let Some(id) = id else { return };
+        let Some((kind, id)) = refetchable_id(p) else { return };
         let job = Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id.saturating_add(1) };
         // Never blocks the producer: a full queue makes it a gap record instead.
         if let Some((seq, from, to)) = tx.try_send(job).err().and_then(Job::range) {
@@ -173,7 +167,6 @@ impl ProducerContext for KafkaContext {
             Err((e, msg)) => {
                 let kind = error_kind(e);
                 self.metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
-                self.failed.fetch_add(1, Ordering::Relaxed);
                 self.refetch(symbol_idx, rdkafka::Message::payload(msg));
                 if let Some(suppressed) = self.limiter.check(kind) {
                     error!(kind, suppressed, symbol = %self.metrics.symbols[symbol_idx], "kafka delivery failed: {e}");

@@ -16,13 +16,12 @@ use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+use super::error::{ConnectError, Lost};
 use super::limits::PingRate;
 use super::{Connection, Progress, State, Transport};
 use crate::config::Endpoint;
 use crate::metrics::Metrics;
 
-/// Streams per SUBSCRIBE request (a long `params` list has been reported to fail silently).
-const STREAMS_PER_SUBSCRIBE: usize = 200;
 /// How long a TCP connect or a TLS + WebSocket handshake may take.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted (Binance's largest, a depth update, is tens of KiB).
@@ -39,7 +38,7 @@ const MAX_CONTROL_FRAME: usize = 2 + 4 + 125;
 /// The WebSocket limits of every connection.
 pub fn ws_config() -> WebSocketConfig {
     // A small read buffer: tungstenite zero-fills it before every socket read, and a 128 KiB
-    // default made that memset cost more than parsing (see perf-notes, tungstenite PR #485).
+    // default made that memset cost more than parsing (tuning.md section 5; tungstenite PR #485).
     // Writes go to the socket at once (`write_buffer_size` 0): we flush after every batch anyway,
     // and the backlog then shows in `Transport::unsent`. The write buffer's default bound is
     // none: a peer pinging without reading our pongs grew it by gigabytes.
@@ -90,28 +89,30 @@ impl Connection {
         // The cached answer of the resolver thread: a slow DNS server never stalls the loop.
         let addrs: Vec<SocketAddr> = match dialer.resolver.addrs() {
             Ok(a) if !a.is_empty() => a,
-            Ok(_) => return self.fail(&format!("{} not resolved yet", ep.host), metrics, "resolve"),
-            Err(e) => {
-                dialer.resolver.refresh();
-                return self.fail(&e, metrics, "resolve");
-            }
+            Ok(_) => return self.fail(ConnectError::NotResolved(ep.host.clone()), metrics),
+            Err(e) => return self.fail_dialing(ConnectError::Resolve(e), dialer, metrics),
         };
         let addr = addrs[self.addr_rr % addrs.len()];
         self.addr_rr += 1;
         match TcpStream::connect(addr) {
             Ok(mut tcp) => {
                 if let Err(e) = registry.register(&mut tcp, self.token, Interest::READABLE | Interest::WRITABLE) {
-                    return self.fail(&format!("register: {e}"), metrics, "io");
+                    return self.fail(ConnectError::Register(e), metrics);
                 }
                 debug!(conn = self.id, %addr, "connecting");
                 self.set_state(State::Connecting { tcp, since: Instant::now() }, metrics);
             }
-            Err(e) => {
-                // The address may have moved: look again before the next attempt.
-                dialer.resolver.refresh();
-                self.fail(&format!("connect {addr}: {e}"), metrics, "connect")
-            }
+            Err(e) => self.fail_dialing(ConnectError::Connect(addr, e), dialer, metrics),
         }
+    }
+
+    /// [`Connection::fail`], after asking the resolver to look again where the failure says the
+    /// address may have moved.
+    fn fail_dialing(&mut self, e: ConnectError, dialer: &Dialer, metrics: &Metrics) {
+        if e.wants_fresh_dns() {
+            dialer.resolver.refresh();
+        }
+        self.fail(e, metrics)
     }
 
     /// The socket turned writable while connecting: connected (start the TLS + WebSocket
@@ -126,7 +127,7 @@ impl Connection {
         // Writable means connected or failed; take_error/peer_addr tell which.
         if let Ok(Some(e)) | Err(e) = tcp.take_error() {
             self.state = State::Connecting { tcp, since };
-            self.fail(&format!("connect: {e}"), metrics, "connect");
+            self.fail(ConnectError::Refused(e), metrics);
             return Some(Progress::default());
         }
         match tcp.peer_addr() {
@@ -137,7 +138,7 @@ impl Connection {
             }
             Err(e) => {
                 self.state = State::Connecting { tcp, since };
-                self.fail(&format!("connect: {e}"), metrics, "connect");
+                self.fail(ConnectError::Refused(e), metrics);
                 return Some(Progress::default());
             }
         }
@@ -145,7 +146,7 @@ impl Connection {
         let transport = match self.wrap(tcp, dialer) {
             Ok(t) => t,
             Err(e) => {
-                self.fail(&e, metrics, "tls");
+                self.fail(e, metrics);
                 return Some(Progress::default());
             }
         };
@@ -158,7 +159,7 @@ impl Connection {
         let request = match url.into_client_request() {
             Ok(r) => r,
             Err(e) => {
-                self.fail(&format!("bad request URL: {e}"), metrics, "request");
+                self.fail(ConnectError::Request(e), metrics);
                 return Some(Progress::default());
             }
         };
@@ -166,13 +167,14 @@ impl Connection {
         self.after_handshake(r, since, metrics)
     }
 
-    fn wrap(&self, tcp: TcpStream, dialer: &Dialer) -> Result<Transport, String> {
+    fn wrap(&self, tcp: TcpStream, dialer: &Dialer) -> Result<Transport, ConnectError> {
         match &dialer.tls {
             None => Ok(Transport::plain(tcp)),
             Some(cfg) => {
                 let name = ServerName::try_from(dialer.endpoint.host.clone())
-                    .map_err(|e| format!("invalid TLS server name {}: {e}", dialer.endpoint.host))?;
-                let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| format!("tls: {e}"))?;
+                    .map_err(|e| ConnectError::Tls(format!("invalid TLS server name {}: {e}", dialer.endpoint.host)))?;
+                let conn = rustls::ClientConnection::new(cfg.clone(), name)
+                    .map_err(|e| ConnectError::Tls(format!("tls: {e}")))?;
                 Ok(Transport::tls(conn, tcp))
             }
         }
@@ -196,7 +198,6 @@ impl Connection {
                     let (status, streams) = (resp.status().as_u16(), self.streams.len());
                     info!(conn = self.id, status, streams, attempt = self.attempt, suppressed, "websocket open");
                 }
-                self.ever_open = true;
                 self.opened_at = Instant::now();
                 self.last_rx = self.opened_at;
                 self.streamed = false;
@@ -212,7 +213,7 @@ impl Connection {
                 Some(Progress::default())
             }
             Err(HandshakeError::Failure(e)) => {
-                self.fail(&format!("handshake: {e}"), metrics, "handshake");
+                self.fail(ConnectError::Handshake(e), metrics);
                 Some(Progress::default())
             }
         }
@@ -221,34 +222,31 @@ impl Connection {
     /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
     /// A request the connection cannot take costs the connection (it would never subscribe).
     pub(super) fn send_subscriptions(&mut self, metrics: &Metrics) {
-        if let Err((why, result)) = self.try_send_subscriptions() {
-            self.lost(&why, metrics, result);
+        if let Err(why) = self.try_send_subscriptions() {
+            self.lost(why, metrics);
         }
     }
 
-    fn try_send_subscriptions(&mut self) -> Result<(), (String, &'static str)> {
+    fn try_send_subscriptions(&mut self) -> Result<(), Lost> {
         let now = Instant::now();
         let State::Open { ws } = &mut self.state else {
             return Ok(());
         };
         while self.next_batch < self.overflow.len() && self.outgoing.allows_control(now) {
-            let end = (self.next_batch + STREAMS_PER_SUBSCRIBE).min(self.overflow.len());
+            let end = (self.next_batch + self.venue.limits.streams_per_subscribe.max(1)).min(self.overflow.len());
             let id = self.next_id;
             self.next_id += 1;
-            let params: Vec<String> = self.overflow[self.next_batch..end].iter().map(|s| format!("\"{s}\"")).collect();
-            let msg = format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","));
+            let batch: Vec<&str> = self.overflow[self.next_batch..end].iter().map(String::as_str).collect();
+            let msg = (self.venue.subscribe)(id, &batch);
             match ws.write(Message::text(msg)) {
                 Ok(()) => {}
                 // Queued: it goes out with the next flush.
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(tungstenite::Error::WriteBufferFull(_)) => {
                     let unsent = ws.get_ref().unsent();
-                    return Err((
-                        format!("write buffer full ({unsent} bytes unsent): SUBSCRIBE refused"),
-                        "write_buffer_full",
-                    ));
+                    return Err(Lost::SubscribeRefused(unsent));
                 }
-                Err(e) => return Err((format!("SUBSCRIBE failed: {e}"), "lost")),
+                Err(e) => return Err(Lost::Peer(format!("SUBSCRIBE failed: {e}"))),
             }
             let _ = ws.flush();
             debug!(conn = self.id, id, streams = end - self.next_batch, "SUBSCRIBE sent");

@@ -1,15 +1,12 @@
-//! What a connection may spend and what it tolerates: Binance's outgoing-message and
-//! connection-attempt limits, the reconnect backoff, and the ping rate past which a peer is not
-//! Binance.
+//! What a connection may spend and what it tolerates: the venue's outgoing-message and
+//! connection-attempt limits (numbers from [`crate::venue::Limits`]), the reconnect backoff, and
+//! the ping rate past which a peer is not Binance.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
 
-/// Binance closes a connection that sends more than this many messages (pongs and control
-/// requests together) in a second.
-const OUTGOING_LIMIT: usize = 5;
 /// Our control requests count against the budget this much longer than a second: the server
 /// counts a message when it reads it, a little later than we sent it, so at the edge of the
 /// window its count can still hold a request ours has already let go.
@@ -25,7 +22,7 @@ pub const PING_FLOOD_LIMIT: u32 = 10;
 /// does its next reconnect start the backoff over. Longer than Binance's 20 s ping interval (a
 /// stable connection has answered a ping), and short enough that a connection lost after a
 /// normal stretch of streaming reconnects at once: a peer that flaps any faster costs at most
-/// one quick reconnect per 30 s, 10 per 5 minutes, against the 280 of [`AttemptBudget`].
+/// one quick reconnect per 30 s, 10 per 5 minutes, against Binance's 280 of [`AttemptBudget`].
 pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 /// How long to wait before reconnect attempt `attempt` (0 for the first after a stable
@@ -37,17 +34,21 @@ pub fn backoff(attempt: u32) -> Duration {
     capped.mul_f64(rand::rng().random_range(0.5..1.0))
 }
 
-/// The last [`OUTGOING_LIMIT`] send times of one kind, oldest at `next`.
-#[derive(Debug, Default)]
+/// The last `limit` send times of one kind, oldest at `next` (allocated once per connection).
+#[derive(Debug)]
 struct SendTimes {
-    at: [Option<Instant>; OUTGOING_LIMIT],
+    at: Box<[Option<Instant>]>,
     next: usize,
 }
 
 impl SendTimes {
+    fn new(limit: usize) -> SendTimes {
+        SendTimes { at: vec![None; limit.max(1)].into_boxed_slice(), next: 0 }
+    }
+
     fn record(&mut self, now: Instant) {
         self.at[self.next] = Some(now);
-        self.next = (self.next + 1) % OUTGOING_LIMIT;
+        self.next = (self.next + 1) % self.at.len();
     }
 
     /// When each send still counted at `now` stops counting, a `window` after it was sent.
@@ -56,20 +57,23 @@ impl SendTimes {
     }
 }
 
-/// Binance's outgoing limit over a sliding second, so no second, however Binance aligns its count,
-/// holds more than [`OUTGOING_LIMIT`]. Pongs cannot wait (tungstenite answers a ping as soon as it
-/// is read), so control requests leave room for as many pongs as the last second saw, plus one,
-/// and keep one more spare.
-#[derive(Debug, Default)]
+/// The venue's outgoing limit (`limit` messages a second: Binance's is 5) over a sliding second,
+/// so no second, however the venue aligns its count, holds more than `limit`. Pongs cannot wait
+/// (tungstenite answers a ping as soon as it is read), so control requests leave room for as many
+/// pongs as the last second saw, plus one, and keep one more spare.
+#[derive(Debug)]
 pub struct OutgoingBudget {
     control: SendTimes,
     pongs: SendTimes,
+    /// Recent controls plus recent pongs may be at most this for another request to go:
+    /// `controls + 1 + (pongs + 1) < limit`.
+    room: usize,
 }
 
 impl OutgoingBudget {
-    /// Recent controls plus recent pongs may be at most this for another request to go:
-    /// `controls + 1 + (pongs + 1) < OUTGOING_LIMIT`.
-    const ROOM: usize = OUTGOING_LIMIT - 3;
+    pub fn new(limit: usize) -> OutgoingBudget {
+        OutgoingBudget { control: SendTimes::new(limit), pongs: SendTimes::new(limit), room: limit.saturating_sub(3) }
+    }
 
     /// When a control request may go: now, or once enough sends have stopped counting.
     pub fn control_at(&self, now: Instant) -> Instant {
@@ -78,7 +82,7 @@ impl OutgoingBudget {
             .expiries(now, Duration::from_secs(1) + CONTROL_MARGIN)
             .chain(self.pongs.expiries(now, Duration::from_secs(1)))
             .collect();
-        match expiries.len().checked_sub(Self::ROOM) {
+        match expiries.len().checked_sub(self.room) {
             None | Some(0) => now,
             Some(over) => {
                 // Each send that stops counting lowers the sum by one.
@@ -125,7 +129,8 @@ impl PingRate {
     }
 }
 
-/// Binance allows 300 connection attempts per 5 minutes per IP; one budget for all connections.
+/// The venue's connection-attempt limit (Binance: 300 per 5 minutes per IP); one budget for all
+/// connections.
 pub struct AttemptBudget {
     /// Bounded by `max`: a slot is pushed only while fewer than `max` are held.
     recent: VecDeque<Instant>,
@@ -134,9 +139,9 @@ pub struct AttemptBudget {
 }
 
 impl AttemptBudget {
-    pub fn binance() -> AttemptBudget {
-        // 20 under the limit: other clients may share the IP, and a margin costs nothing.
-        AttemptBudget { recent: Default::default(), max: 280, window: Duration::from_secs(300) }
+    /// At most `max` attempts in any `window`.
+    pub fn new(max: usize, window: Duration) -> AttemptBudget {
+        AttemptBudget { recent: Default::default(), max, window }
     }
 
     /// Takes a slot now, or says when one frees up.
@@ -162,7 +167,7 @@ mod tests {
         let ms = |n: u64| t0 + Duration::from_millis(n);
         // No pings (Binance pings every 20 s): three requests, then a pause of a second and the
         // margin, so the server's count (taken a little later) has let them go too.
-        let mut b = OutgoingBudget::default();
+        let mut b = OutgoingBudget::new(crate::binance::venue::MESSAGES_PER_SECOND);
         for _ in 0..3 {
             assert!(b.allows_control(t0));
             b.record_control(t0);
@@ -170,7 +175,7 @@ mod tests {
         assert!(!b.allows_control(ms(1000)), "still inside the margin");
         assert_eq!(b.control_at(ms(10)), ms(1250));
         // Pings every 400 ms: at most three pongs in a second, so at most two requests.
-        let mut b = OutgoingBudget::default();
+        let mut b = OutgoingBudget::new(crate::binance::venue::MESSAGES_PER_SECOND);
         b.record_pong(ms(0));
         b.record_pong(ms(400));
         assert!(b.allows_control(ms(500)));
@@ -210,7 +215,8 @@ mod tests {
     #[test]
     fn the_attempt_budget_refuses_past_its_limit_until_the_window_moves() {
         let t0 = Instant::now();
-        let mut b = AttemptBudget::binance();
+        let l = crate::binance::venue::VENUE.limits;
+        let mut b = AttemptBudget::new(l.attempts, l.attempt_window);
         for _ in 0..280 {
             assert!(b.take(t0).is_ok());
         }

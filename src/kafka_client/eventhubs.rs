@@ -7,7 +7,7 @@
 //! the service enforces: <https://learn.microsoft.com/azure/event-hubs/apache-kafka-configurations>.
 //! The login itself (SASL_SSL, PLAIN, username `$ConnectionString`, password the connection
 //! string) follows from KAFKA_USERNAME / KAFKA_PASSWORD_FILE: credentials turn on SASL_SSL and PLAIN
-//! is the default mechanism (see `config.rs`). Event Hubs takes no compression but gzip; the
+//! is the default mechanism (see `src/config/`). Event Hubs takes no compression but gzip; the
 //! ingester sets none.
 
 /// Hosts of Event Hubs namespaces (public Azure cloud).
@@ -63,7 +63,7 @@ mod tests {
     }
 
     fn effective(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        crate::sink::kafka_properties(&crate::config::RawConfig::from_pairs(pairs).validate().unwrap())
+        crate::kafka_client::properties(&crate::config::RawConfig::from_pairs(pairs).validate().unwrap())
     }
 
     /// What librdkafka itself holds once it has parsed `props` (no client is created, nothing

@@ -3,11 +3,12 @@
 
 use std::io::Write;
 
-use crate::binance::stream::{RecordType, KLINE_INTERVALS, KLINE_INTERVAL_MS};
+use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
+use crate::record::RecordType;
 use crate::ring::{RecordMeta, FLAG_MARKER};
 use crate::sequence::Dense;
 
-use super::queue::Seq;
+use super::jobs::Seq;
 
 /// Why a range is published as a gap rather than fetched; the `reason` field. Documented in
 /// README's Records section.
@@ -70,15 +71,23 @@ fn candle_ms(interval: u8) -> i64 {
     KLINE_INTERVAL_MS.get(interval as usize).copied().flatten().unwrap_or(1)
 }
 
+/// Whose gap: the venue's `exchange` id and the symbol as its records write it.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    pub exchange: &'a str,
+    pub symbol: &'a str,
+}
+
 /// Appends the `gap` record for `from..to` (exclusive; open times for candles) of `seq`.
-pub fn write(out: &mut Vec<u8>, symbol: &str, seq: Seq, from: i64, to: i64, reason: Reason, now_ns: u64) {
+pub fn write(out: &mut Vec<u8>, owner: Owner<'_>, seq: Seq, from: i64, to: i64, reason: Reason, now_ns: u64) {
+    let Owner { exchange, symbol } = owner;
     let missing = count(seq, from, to);
     let reason = reason.as_str();
     // Writing into a Vec cannot fail.
     let _ = match seq {
         Seq::Ids { kind, .. } => write!(
             out,
-            r#"{{"type":"gap","exchange":"binance","symbol":"{symbol}","stream":"{}","from_id":{from},"to_id":{},"missing":{missing},"reason":"{reason}","recv_time_ns":{now_ns}}}"#,
+            r#"{{"type":"gap","exchange":"{exchange}","symbol":"{symbol}","stream":"{}","from_id":{from},"to_id":{},"missing":{missing},"reason":"{reason}","recv_time_ns":{now_ns}}}"#,
             stream_name(kind),
             to.saturating_sub(1),
         ),
@@ -86,7 +95,7 @@ pub fn write(out: &mut Vec<u8>, symbol: &str, seq: Seq, from: i64, to: i64, reas
             let iv = KLINE_INTERVALS.get(interval as usize).copied().unwrap_or("1m");
             write!(
                 out,
-                r#"{{"type":"gap","exchange":"binance","symbol":"{symbol}","stream":"kline_{iv}","interval":"{iv}","from_open_time_ms":{from},"to_open_time_ms":{},"missing":{missing},"reason":"{reason}","recv_time_ns":{now_ns}}}"#,
+                r#"{{"type":"gap","exchange":"{exchange}","symbol":"{symbol}","stream":"kline_{iv}","interval":"{iv}","from_open_time_ms":{from},"to_open_time_ms":{},"missing":{missing},"reason":"{reason}","recv_time_ns":{now_ns}}}"#,
                 to.saturating_sub(candle_ms(interval)),
             )
         }
@@ -122,7 +131,7 @@ mod tests {
         ];
         for (i, (seq, from, to, want)) in cases.into_iter().enumerate() {
             let mut out = Vec::new();
-            write(&mut out, "BTCUSDT", seq, from, to, Reason::QueueFull, 7);
+            write(&mut out, Owner { exchange: "binance", symbol: "BTCUSDT" }, seq, from, to, Reason::QueueFull, 7);
             let s = String::from_utf8(out).unwrap();
             assert!(s.contains(want), "TC{i}: {s}");
             assert!(s.contains(r#""reason":"backfill_queue_full""#), "TC{i}: {s}");

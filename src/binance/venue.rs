@@ -1,0 +1,94 @@
+//! Binance's spot market-data endpoint as a [`Venue`]: the URL shape, the SUBSCRIBE request and
+//! the limits of <https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md>
+//! ("Live Subscribing/Unsubscribing to streams", "WebSocket Limits").
+
+use std::time::Duration;
+
+use super::wire::{self, ParseError};
+use crate::venue::{Frame, Limits, Refusal, Venue};
+
+/// Binance closes a connection that sends more than this many messages in a second.
+pub const MESSAGES_PER_SECOND: usize = 5;
+/// Binance allows at most this many streams on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 1024;
+/// Binance allows 300 connection attempts per 5 minutes per IP; we keep 20 under it (other
+/// clients may share the IP, and a margin costs nothing).
+pub const CONNECT_ATTEMPTS: usize = 280;
+pub const CONNECT_WINDOW: Duration = Duration::from_secs(300);
+/// Streams per SUBSCRIBE request (a long `params` list has been reported to fail silently).
+pub const STREAMS_PER_SUBSCRIBE: usize = 200;
+/// Stream names beyond this many URL bytes go in SUBSCRIBE requests instead of the URL.
+pub const URL_STREAM_BYTES: usize = 2000;
+
+/// Binance spot.
+pub const VENUE: Venue = Venue {
+    exchange: super::EXCHANGE,
+    limits: Limits {
+        messages_per_second: MESSAGES_PER_SECOND,
+        attempts: CONNECT_ATTEMPTS,
+        attempt_window: CONNECT_WINDOW,
+        streams_per_subscribe: STREAMS_PER_SUBSCRIBE,
+        url_stream_bytes: URL_STREAM_BYTES,
+    },
+    stream_name: |symbol, kind| kind.stream_name(symbol),
+    stream_path,
+    subscribe,
+    parse,
+};
+
+/// A combined-stream frame as the engine sees it (the stream kind is Binance's own business: the
+/// record says what it is).
+fn parse(text: &str) -> Result<Frame<'_>, Refusal> {
+    Ok(match wire::parse_text(text).map_err(refusal)? {
+        wire::Frame::Market { stream_symbol, record, .. } => Frame::Market { stream_symbol, record },
+        wire::Frame::ControlReply { id, result } => Frame::ControlReply { id, result },
+        wire::Frame::ErrorReply { code, msg } => Frame::ErrorReply { code, msg },
+        wire::Frame::ServerShutdown { event_time_ms } => Frame::ServerShutdown { event_time_ms },
+    })
+}
+
+fn refusal(e: ParseError) -> Refusal {
+    Refusal { reason: e.reason(), why: e.why() }
+}
+
+/// `<base>/stream?streams=<a>/<b>/...`: the combined-stream endpoint.
+fn stream_path(base: &str, streams: &[&str]) -> String {
+    format!("{base}/stream?streams={}", streams.join("/"))
+}
+
+/// `{"method":"SUBSCRIBE","params":["<a>","<b>"],"id":<id>}`. Stream names need no escaping:
+/// symbols are checked against Binance's grammar at configuration.
+fn subscribe(id: i64, streams: &[&str]) -> String {
+    let params: Vec<String> = streams.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_requests_have_binance_s_shape() {
+        use crate::stream::StreamKind;
+        assert_eq!((VENUE.stream_name)("btcusdt", StreamKind::Kline(1)), "btcusdt@kline_1m");
+        assert_eq!((VENUE.stream_name)("币安人生usdt", StreamKind::Depth100ms), "币安人生usdt@depth@100ms");
+        assert_eq!(
+            (VENUE.stream_path)("", &["btcusdt@trade", "ethusdt@trade"]),
+            "/stream?streams=btcusdt@trade/ethusdt@trade"
+        );
+        assert_eq!(
+            (VENUE.subscribe)(3, &["btcusdt@trade", "btcusdt@depth@100ms"]),
+            r#"{"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@depth@100ms"],"id":3}"#
+        );
+    }
+
+    #[test]
+    fn frames_reach_the_engine_without_binance_s_types() {
+        let text = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":2,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","T":1,"m":true,"M":true}}"#;
+        let Ok(Frame::Market { stream_symbol, record }) = (VENUE.parse)(text) else { panic!("not a market frame") };
+        assert_eq!((stream_symbol, record.sequence_id(), record.exchange()), ("btcusdt", 7, "binance"));
+        assert_eq!((VENUE.parse)(r#"{"result":null,"id":4}"#), Ok(Frame::ControlReply { id: Some(4), result: "null" }));
+        let refused = (VENUE.parse)("{").unwrap_err();
+        assert_eq!((refused.reason, refused.to_string()), ("malformed_json", "not valid JSON for its shape".into()));
+    }
+}

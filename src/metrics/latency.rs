@@ -1,0 +1,269 @@
+//! Latency histograms: HdrHistograms owned by each recording thread, merged into the shared,
+//! exported copy a few times per second, so the only lock is taken per publish interval, never per
+//! message; exported as Prometheus histograms with microsecond buckets and exact quantiles.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+
+use super::NAMESPACE;
+
+/// Pipeline stages with their own latency histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Exchange event time (`E`, ms resolution) to local receive: network plus clock skew.
+    ExchangeToReceive = 0,
+    /// Socket read to ring commit: TLS, WebSocket framing, parse, normalize, encode.
+    ReceiveToEnqueue = 1,
+    /// Ring commit to the broker's acknowledgement (acks=all).
+    EnqueueToAck = 2,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::ExchangeToReceive, Stage::ReceiveToEnqueue, Stage::EnqueueToAck];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::ExchangeToReceive => "exchange_to_receive",
+            Stage::ReceiveToEnqueue => "receive_to_enqueue",
+            Stage::EnqueueToAck => "enqueue_to_ack",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the exported histogram buckets: 1 µs to 10 s, fine enough to see
+/// microseconds at the bottom and broker stalls at the top.
+pub const BUCKETS_SECONDS: &[f64] = &[
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0, 2.0,
+    5.0, 10.0,
+];
+
+/// Quantiles exported as gauges, computed exactly from the HdrHistogram (no bucket interpolation).
+pub const QUANTILES: &[f64] = &[0.5, 0.9, 0.99, 0.999, 1.0];
+
+struct Slot {
+    hist: Histogram<u64>,
+    sum_ns: u128,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        // 1 ns .. 1 h at 2 significant digits: ~1% error, tens of KiB per histogram.
+        Slot { hist: Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static bounds"), sum_ns: 0 }
+    }
+}
+
+/// The shared, exported copy of all latency histograms.
+pub struct LatencyHub {
+    symbols: Vec<String>,
+    shared: Mutex<Vec<Slot>>,
+    desc: Vec<Desc>,
+}
+
+impl LatencyHub {
+    pub(super) fn new(symbols: &[String]) -> LatencyHub {
+        let n = Stage::ALL.len() * symbols.len();
+        let desc = vec![
+            Desc::new(
+                format!("{NAMESPACE}_latency_seconds"),
+                "Pipeline latency per stage (exchange_to_receive, receive_to_enqueue, enqueue_to_ack), from HdrHistogram".into(),
+                vec!["symbol".into(), "stage".into()],
+                Default::default(),
+            )
+            .expect("valid desc"),
+            Desc::new(
+                format!("{NAMESPACE}_latency_quantile_seconds"),
+                "Exact latency quantiles per stage since start, from HdrHistogram".into(),
+                vec!["symbol".into(), "stage".into(), "quantile".into()],
+                Default::default(),
+            )
+            .expect("valid desc"),
+        ];
+        LatencyHub { symbols: symbols.to_vec(), shared: Mutex::new((0..n).map(|_| Slot::new()).collect()), desc }
+    }
+
+    /// A recorder for one thread; it owns its histograms and merges them in on `publish`.
+    pub fn recorder(self: &Arc<Self>) -> LatencyRecorder {
+        LatencyRecorder {
+            hub: self.clone(),
+            local: (0..Stage::ALL.len() * self.symbols.len()).map(|_| Slot::new()).collect(),
+            last_publish: Instant::now(),
+            dirty: false,
+        }
+    }
+
+    /// Value at `q` for (stage, symbol), in ns; for tests and the load harness.
+    pub fn quantile_ns(&self, stage: Stage, symbol_idx: usize, q: f64) -> u64 {
+        let s = self.shared.lock().unwrap();
+        s[stage as usize * self.symbols.len() + symbol_idx].hist.value_at_quantile(q)
+    }
+
+    /// Count recorded for (stage, symbol).
+    pub fn count(&self, stage: Stage, symbol_idx: usize) -> u64 {
+        let s = self.shared.lock().unwrap();
+        s[stage as usize * self.symbols.len() + symbol_idx].hist.len()
+    }
+
+    /// The full HdrHistogram percentile distribution of one stage over all symbols, in the
+    /// classic `.hgrm` text layout (values in microseconds), for plotting and offline comparison.
+    pub fn percentile_distribution(&self, stage: Stage) -> String {
+        use std::fmt::Write as _;
+        let h = self.merged(stage);
+        let mut out = String::new();
+        let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+        let mut total = 0u64;
+        for v in h.iter_quantiles(5) {
+            let q = v.quantile_iterated_to();
+            let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+            // TotalCount is cumulative, as in HdrHistogram's own output.
+            total += v.count_since_last_iteration();
+            let _ = writeln!(
+                out,
+                "{:>12.3} {:>14.12} {:>10} {:>14.2}",
+                v.value_iterated_to() as f64 / 1000.0,
+                q,
+                total,
+                inv
+            );
+        }
+        let _ = writeln!(
+            out,
+            "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]",
+            h.mean() / 1000.0,
+            h.stdev() / 1000.0,
+            h.max() as f64 / 1000.0,
+            h.len()
+        );
+        out
+    }
+
+    /// A merged copy of one stage over all symbols.
+    pub fn merged(&self, stage: Stage) -> Histogram<u64> {
+        let s = self.shared.lock().unwrap();
+        let mut h = Slot::new().hist;
+        for i in 0..self.symbols.len() {
+            h.add(&s[stage as usize * self.symbols.len() + i].hist).expect("same bounds");
+        }
+        h
+    }
+}
+
+fn label(name: &str, value: &str) -> proto::LabelPair {
+    let mut l = proto::LabelPair::default();
+    l.set_name(name.into());
+    l.set_value(value.into());
+    l
+}
+
+impl Collector for LatencyHub {
+    fn desc(&self) -> Vec<&Desc> {
+        self.desc.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let s = self.shared.lock().unwrap();
+        let mut hist_family = MetricFamily::default();
+        hist_family.set_name(self.desc[0].fq_name.clone());
+        hist_family.set_help(self.desc[0].help.clone());
+        hist_family.set_field_type(MetricType::HISTOGRAM);
+        let mut q_family = MetricFamily::default();
+        q_family.set_name(self.desc[1].fq_name.clone());
+        q_family.set_help(self.desc[1].help.clone());
+        q_family.set_field_type(MetricType::GAUGE);
+        let mut hists = Vec::new();
+        let mut gauges = Vec::new();
+        for stage in Stage::ALL {
+            for (i, sym) in self.symbols.iter().enumerate() {
+                let slot = &s[stage as usize * self.symbols.len() + i];
+                let mut h = proto::Histogram::default();
+                h.set_sample_count(slot.hist.len());
+                h.set_sample_sum(slot.sum_ns as f64 / 1e9);
+                let buckets = BUCKETS_SECONDS
+                    .iter()
+                    .map(|&le| {
+                        let mut b = proto::Bucket::default();
+                        b.set_upper_bound(le);
+                        let le_ns = (le * 1e9) as u64;
+                        // count_between is inclusive and works on bucket equivalence ranges; with
+                        // 2 significant digits the boundary error is below 1%.
+                        b.set_cumulative_count(if slot.hist.is_empty() {
+                            0
+                        } else {
+                            slot.hist.count_between(0, le_ns)
+                        });
+                        b
+                    })
+                    .collect();
+                h.set_bucket(buckets);
+                let mut m = proto::Metric::from_label(vec![label("stage", stage.as_str()), label("symbol", sym)]);
+                m.set_histogram(h);
+                hists.push(m);
+                if !slot.hist.is_empty() {
+                    for &q in QUANTILES {
+                        let mut g = proto::Gauge::default();
+                        g.set_value(slot.hist.value_at_quantile(q) as f64 / 1e9);
+                        let mut m = proto::Metric::from_label(vec![
+                            label("quantile", &q.to_string()),
+                            label("stage", stage.as_str()),
+                            label("symbol", sym),
+                        ]);
+                        m.set_gauge(g);
+                        gauges.push(m);
+                    }
+                }
+            }
+        }
+        hist_family.set_metric(hists);
+        q_family.set_metric(gauges);
+        if q_family.get_metric().is_empty() {
+            vec![hist_family]
+        } else {
+            vec![hist_family, q_family]
+        }
+    }
+}
+
+/// Thread-owned latency histograms; `record` is a few ns and takes no lock.
+pub struct LatencyRecorder {
+    hub: Arc<LatencyHub>,
+    local: Vec<Slot>,
+    last_publish: Instant,
+    dirty: bool,
+}
+
+impl LatencyRecorder {
+    #[inline]
+    pub fn record(&mut self, stage: Stage, symbol_idx: usize, ns: u64) {
+        let slot = &mut self.local[stage as usize * self.hub.symbols.len() + symbol_idx];
+        slot.hist.saturating_record(ns.max(1));
+        slot.sum_ns += ns as u128;
+        self.dirty = true;
+    }
+
+    /// Publishes if `every` has passed since the last publish.
+    pub fn maybe_publish(&mut self, every: Duration) {
+        if self.dirty && self.last_publish.elapsed() >= every {
+            self.publish();
+        }
+    }
+
+    /// Merges the local histograms into the exported ones and starts afresh.
+    pub fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        if !self.dirty {
+            return;
+        }
+        let mut shared = self.hub.shared.lock().unwrap();
+        for (dst, src) in shared.iter_mut().zip(self.local.iter_mut()) {
+            if !src.hist.is_empty() {
+                dst.hist.add(&src.hist).expect("same bounds");
+                dst.sum_ns += src.sum_ns;
+                src.hist.reset();
+                src.sum_ns = 0;
+            }
+        }
+        self.dirty = false;
+    }
+}

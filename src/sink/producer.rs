@@ -1,0 +1,126 @@
+//! The producer thread: drains the ring (live records) and the backfill channel into a sink, and
+//! times each record from ring commit to acknowledgement.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::{SendError, Sink};
+use crate::handoff::OwnedRecord;
+use crate::metrics::{LatencyRecorder, Metrics, Stage};
+use crate::ring::{RecordView, RingReader};
+
+thread_local! {
+    /// The producer thread's latency recorder. Delivery callbacks run inside `poll` on the same
+    /// thread, so a thread-local gives them lock-free access.
+    static RECORDER: RefCell<Option<LatencyRecorder>> = const { RefCell::new(None) };
+}
+
+pub(super) fn record_latency(stage: Stage, symbol_idx: usize, ns: u64) {
+    RECORDER.with(|r| {
+        if let Some(r) = r.borrow_mut().as_mut() {
+            r.record(stage, symbol_idx, ns);
+        }
+    });
+}
+
+/// What the producer thread did, for the exit log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProducerReport {
+    pub handed_over: u64,
+    pub rejected: u64,
+    /// Accepted but not acknowledged when the flush deadline passed.
+    pub unflushed: usize,
+}
+
+/// Offers one record to the sink until it takes it, polling delivery reports while it pushes
+/// back. Gives up (false) only past `stop_at`, the shutdown deadline.
+fn send_blocking(sink: &mut dyn Sink, v: &RecordView<'_>, metrics: &Metrics, stop_at: Option<Instant>) -> bool {
+    loop {
+        match sink.send(v) {
+            Ok(()) => return true,
+            Err(SendError::Rejected(_)) => return false,
+            Err(SendError::Backpressure) => {
+                metrics.sink_errors.with_label_values(&["backpressure"]).inc();
+                sink.poll(Duration::from_millis(5));
+                if stop_at.is_some_and(|t| Instant::now() >= t) {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Drains the ring (live records) and the backfill channel (records fetched from REST, gap
+/// markers) into the sink until the event loop has stopped, the backfill thread is done and both
+/// are empty, then flushes within `flush_timeout`.
+pub fn run_producer(
+    mut reader: RingReader,
+    backfilled: Option<Receiver<OwnedRecord>>,
+    mut sink: Box<dyn Sink>,
+    metrics: Arc<Metrics>,
+    flush_timeout: Duration,
+    shutdown: crate::shutdown::Shutdown,
+) -> ProducerReport {
+    RECORDER.with(|r| *r.borrow_mut() = Some(metrics.latency.recorder()));
+    sink.start();
+    let mut report = ProducerReport::default();
+    let mut stop_at: Option<Instant> = None;
+    let mut backfill_open = backfilled.is_some();
+    let count = |report: &mut ProducerReport, ok: bool| {
+        if ok {
+            report.handed_over += 1
+        } else {
+            report.rejected += 1
+        }
+    };
+    loop {
+        if stop_at.is_none() && shutdown.is_triggered() {
+            stop_at = Some(Instant::now() + flush_timeout);
+        }
+        let mut n = reader.drain_with(4096, |v| {
+            let ok = send_blocking(sink.as_mut(), &v, &metrics, stop_at);
+            count(&mut report, ok);
+        });
+        if let Some(rx) = &backfilled {
+            loop {
+                match rx.try_recv() {
+                    Ok(rec) => {
+                        let v = RecordView {
+                            meta: rec.meta,
+                            enqueue_ns: crate::clock::now_ns(),
+                            key: &rec.key,
+                            payload: &rec.payload,
+                        };
+                        let ok = send_blocking(sink.as_mut(), &v, &metrics, stop_at);
+                        count(&mut report, ok);
+                        n += 1;
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        backfill_open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        sink.poll(Duration::ZERO);
+        RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.maybe_publish(Duration::from_millis(250))));
+        if n == 0 {
+            if reader.is_abandoned() && reader.is_empty() && !backfill_open {
+                break;
+            }
+            metrics.kafka_in_flight.set(sink.in_flight() as i64);
+            // Sleep until the event loop commits more (it unparks us), or briefly to serve
+            // delivery reports and the backfill channel.
+            reader.wait(if sink.in_flight() > 0 { Duration::from_micros(200) } else { Duration::from_millis(5) });
+        }
+    }
+    let left = stop_at.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or(flush_timeout);
+    report.unflushed = sink.flush(left.max(Duration::from_millis(100)));
+    metrics.kafka_in_flight.set(report.unflushed as i64);
+    RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.publish()));
+    report
+}

@@ -1,0 +1,72 @@
+//! The seam between the generic engine and a venue: what a connection, the event loop and the
+//! records need to know of an exchange, as data. A venue (`binance/`) fills in one [`Venue`];
+//! `main.rs` hands it to the engine, which never names the venue itself. Plain data and `fn`
+//! pointers: the only one called per message is [`Venue::parse`], one indirect call whose target
+//! never changes (the pipeline bench measures it against a direct call's baseline).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::record::Record;
+use crate::stream::StreamKind;
+
+/// What one text frame from a venue turned out to be. Not boxed: it lives on the stack for one
+/// message, and the market variant is the one that matters.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq)]
+pub enum Frame<'a> {
+    /// A market-data record; `stream_symbol` is the symbol as the subscription names it (lower
+    /// case), which finds its index in [`crate::symbols::Symbols`].
+    Market { stream_symbol: &'a str, record: Record<'a> },
+    /// The reply to one of our requests; `result` is its raw JSON (`null` = ok).
+    ControlReply { id: Option<i64>, result: &'a str },
+    /// The venue refused a request we sent.
+    ErrorReply { code: i64, msg: &'a str },
+    /// The venue is about to close this connection.
+    ServerShutdown { event_time_ms: i64 },
+}
+
+/// Why a venue's parser refused a frame: a bounded metric label (`messages_rejected_total`'s
+/// `reason`) and a sentence for the log. Static text both: a refusal allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub why: &'static str,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.why)
+    }
+}
+
+/// What the venue allows a client; the engine keeps below each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Messages a connection may send per second (pongs and control requests together).
+    pub messages_per_second: usize,
+    /// Connection attempts per [`Limits::attempt_window`], for all connections of the process.
+    pub attempts: usize,
+    pub attempt_window: Duration,
+    /// Streams one SUBSCRIBE request names.
+    pub streams_per_subscribe: usize,
+    /// Stream-name bytes put in the connect URL; the rest are subscribed once open.
+    pub url_stream_bytes: usize,
+}
+
+/// One venue's market-data endpoint, as data.
+#[derive(Clone, Copy, Debug)]
+pub struct Venue {
+    /// The `exchange` field of every record and gap marker.
+    pub exchange: &'static str,
+    pub limits: Limits,
+    /// The name of the stream of `kind` for `symbol` (as configured, lower case).
+    pub stream_name: fn(symbol: &str, kind: StreamKind) -> String,
+    /// The request path of a connection subscribed to `streams` from the start (`base` is the
+    /// configured path prefix).
+    pub stream_path: fn(base: &str, streams: &[&str]) -> String,
+    /// The text of a request subscribing to `streams`, answered with the same `id`.
+    pub subscribe: fn(id: i64, streams: &[&str]) -> String,
+    /// Parses one text frame, borrowing from it; allocation-free (it runs per message).
+    pub parse: for<'a> fn(&'a str) -> Result<Frame<'a>, Refusal>,
+}

@@ -1,0 +1,107 @@
+//! Why a connection attempt failed or an open connection went, typed: each says which
+//! `ws_connect_attempts_total{result}` it counts as ([`label`](ConnectError::label), a bounded
+//! set), and how the reconnect logic treats it.
+
+use std::io;
+use std::net::SocketAddr;
+
+/// A connection attempt that did not reach an open WebSocket. Every one is retried with backoff:
+/// a venue's outage, a DNS hiccup and a slow peer all heal, and what the configuration decides
+/// (the URL, the TLS server name) was validated before the first attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0} not resolved yet")]
+    NotResolved(String),
+    #[error("{0}")]
+    Resolve(String),
+    #[error("register: {0}")]
+    Register(io::Error),
+    #[error("connect {0}: {1}")]
+    Connect(SocketAddr, io::Error),
+    #[error("connect: {0}")]
+    Refused(io::Error),
+    #[error("{0}")]
+    Tls(String),
+    #[error("bad request URL: {0}")]
+    Request(tungstenite::Error),
+    #[error("handshake: {0}")]
+    Handshake(tungstenite::Error),
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+impl ConnectError {
+    /// The `result` label of `ws_connect_attempts_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ConnectError::NotResolved(_) | ConnectError::Resolve(_) => "resolve",
+            ConnectError::Register(_) => "io",
+            ConnectError::Connect(..) | ConnectError::Refused(_) => "connect",
+            ConnectError::Tls(_) => "tls",
+            ConnectError::Request(_) => "request",
+            ConnectError::Handshake(_) => "handshake",
+            ConnectError::Timeout => "timeout",
+        }
+    }
+
+    /// The address may have moved: look the host up again before the next attempt.
+    pub fn wants_fresh_dns(&self) -> bool {
+        matches!(self, ConnectError::Resolve(_) | ConnectError::Connect(..))
+    }
+}
+
+/// Why an open connection went.
+#[derive(Debug, thiserror::Error)]
+pub enum Lost {
+    /// The peer closed, the socket failed, or the WebSocket broke.
+    #[error("{0}")]
+    Peer(String),
+    /// Neither data nor a ping for longer than the stale limit.
+    #[error("stale: no data and no ping for {0} ms")]
+    Stale(u64),
+    /// We dropped the peer: it pinged faster than any real venue.
+    #[error("ping flood: more than {0} pings within a second")]
+    PingFlood(u32),
+    /// We dropped the peer: our write backlog reached its bound.
+    #[error("write buffer full: {0} bytes unsent, the peer is not reading")]
+    WriteBufferFull(usize),
+    /// We dropped the peer: a SUBSCRIBE did not fit in the write buffer.
+    #[error("write buffer full ({0} bytes unsent): SUBSCRIBE refused")]
+    SubscribeRefused(usize),
+}
+
+impl Lost {
+    /// The `result` label of `ws_connect_attempts_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Lost::Peer(_) | Lost::Stale(_) => "lost",
+            Lost::PingFlood(_) => "ping_flood",
+            Lost::WriteBufferFull(_) | Lost::SubscribeRefused(_) => "write_buffer_full",
+        }
+    }
+
+    /// We dropped the peer for misbehaving (rather than lost it): counted even when a
+    /// replacement has already taken over.
+    pub fn is_peer_fault(&self) -> bool {
+        !matches!(self, Lost::Peer(_) | Lost::Stale(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_the_metric_s_results() {
+        assert_eq!(ConnectError::Timeout.label(), "timeout");
+        assert_eq!(ConnectError::Timeout.to_string(), "handshake timed out");
+        assert_eq!(ConnectError::NotResolved("h".into()).label(), "resolve");
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert!(ConnectError::Connect("127.0.0.1:1".parse().unwrap(), refused).wants_fresh_dns());
+        assert!(!ConnectError::Timeout.wants_fresh_dns());
+        assert_eq!(Lost::Stale(5).label(), "lost");
+        assert!(!Lost::Stale(5).is_peer_fault());
+        assert_eq!(Lost::PingFlood(10).label(), "ping_flood");
+        assert!(Lost::WriteBufferFull(1).is_peer_fault() && Lost::SubscribeRefused(1).is_peer_fault());
+    }
+}
