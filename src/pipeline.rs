@@ -265,9 +265,6 @@ impl Pipeline {
     /// `missing` candles opening from `from`; for depth, a resync). Saturating: the ends are wire
     /// values.
     fn request_backfill(&mut self, symbol_idx: u16, record: &Record<'_>, from: i64, missing: i64) {
-        if self.backfill.is_none() {
-            return;
-        }
         let job = match record {
             Record::Trade(_) => Job::Range { symbol_idx, kind: Dense::Trade, from, to: from.saturating_add(missing) },
             Record::AggTrade(_) => {
@@ -292,14 +289,23 @@ impl Pipeline {
     /// Hands `job` to the backfill thread without waiting; when its queue is full, the gap is
     /// published at once through the ring (reason `backfill_queue_full`), or held in `owed` while
     /// the ring is full too. Never blocks, never drops silently.
+    /// With backfill off (`BACKFILL=off`) a gap is named at once the same way (reason
+    /// `backfill_off`): the promise is "exactly once, or named in a gap record" either way.
     fn send_job(&mut self, job: Job) {
-        let Some(tx) = &self.backfill else { return };
-        let Err(job) = (if self.owed.is_empty() { tx.try_send(job) } else { Err(job) }) else { return };
-        // Depth resyncs always fit; only ranges come back.
+        let job = match &self.backfill {
+            None => job,
+            Some(tx) => match if self.owed.is_empty() { tx.try_send(job) } else { Err(job) } {
+                Ok(()) => return,
+                Err(job) => job,
+            },
+        };
+        // Depth resyncs always fit (and without backfill there is no snapshot to fetch); only
+        // ranges come back.
         let Some((seq, from, to)) = job.range() else { return };
         let symbol = self.symbols.upper(seq.symbol_idx());
         let exchange = self.venue.exchange;
-        if self.owed.is_empty() && write_gap(&mut self.ring, &self.metrics, exchange, symbol, seq, from, to) {
+        let reason = self.gap_reason();
+        if self.owed.is_empty() && write_gap(&mut self.ring, &self.metrics, exchange, symbol, seq, from, to, reason) {
             return;
         }
         if !self.owed.push(seq, from, to) {
@@ -313,12 +319,22 @@ impl Pipeline {
 
     /// Retries the gaps held in `owed`, oldest first: the backfill queue, else a gap record.
     fn flush_owed(&mut self) {
+        let reason = self.gap_reason();
         let (ring, metrics, symbols, tx) = (&mut self.ring, &self.metrics, &self.symbols, &self.backfill);
         let exchange = self.venue.exchange;
         self.owed.flush(|seq, from, to| {
             tx.as_ref().is_some_and(|tx| tx.try_send(Job::of(seq, from, to)).is_ok())
-                || write_gap(ring, metrics, exchange, symbols.upper(seq.symbol_idx()), seq, from, to)
+                || write_gap(ring, metrics, exchange, symbols.upper(seq.symbol_idx()), seq, from, to, reason)
         });
+    }
+
+    /// Why a gap the pipeline publishes itself is not being fetched.
+    fn gap_reason(&self) -> marker::Reason {
+        if self.backfill.is_some() {
+            marker::Reason::QueueFull
+        } else {
+            marker::Reason::BackfillOff
+        }
     }
 
     /// Encodes `record` and commits it to the ring, waiting briefly for space if the producer lags.
@@ -443,6 +459,7 @@ impl Pipeline {
 
 /// Writes a `backfill_queue_full` gap record for `from..to` of `seq` into the ring, counted;
 /// false (nothing written) when the ring has no room. No allocation: the staging buffer is reused.
+#[allow(clippy::too_many_arguments)]
 fn write_gap(
     ring: &mut RingWriter,
     metrics: &Metrics,
@@ -451,16 +468,19 @@ fn write_gap(
     seq: Seq,
     from: i64,
     to: i64,
+    reason: marker::Reason,
 ) -> bool {
     let now = crate::clock::now_ns();
     let buf = ring.stage(marker::meta(seq, now), symbol.as_bytes());
-    marker::write(buf, marker::Owner { exchange, symbol }, seq, from, to, marker::Reason::QueueFull, now);
+    marker::write(buf, marker::Owner { exchange, symbol }, seq, from, to, reason, now);
     if ring.commit(now).is_err() {
         ring.abort();
         return false;
     }
     let s = seq.symbol_idx() as usize;
     metrics.gap_markers[s].inc();
-    metrics.backfill_queue_full[s].inc();
+    if reason == marker::Reason::QueueFull {
+        metrics.backfill_queue_full[s].inc();
+    }
     true
 }

@@ -124,3 +124,24 @@ fn a_full_backfill_queue_turns_gaps_into_gap_records_through_the_ring() {
     assert_eq!(metric(&metrics, "backfill_queue_full_total"), metric(&metrics, "gap_markers_total"));
     assert_eq!(rx.try_recv(), Some(filler), "nothing else got into the full queue");
 }
+
+#[test]
+fn with_backfill_off_a_gap_is_named_at_once_in_a_gap_record() {
+    // BACKFILL=off: nothing will fetch the missing ids, so the promise ("exactly once, or named in
+    // a gap record") is kept by naming them at once, through the ring.
+    let (w, mut r) = ring::ring(1 << 20);
+    let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
+    for id in [10, 11, 15, 16] {
+        assert_eq!(p.on_text(&trade(id), 1, Admission::Normal), Outcome::Record, "trade {id}");
+    }
+    let recs = drain(&mut r);
+    let gaps: Vec<&serde_json::Value> = recs.iter().filter(|v| v["type"] == "gap").collect();
+    assert_eq!(gaps.len(), 1, "{recs:?}");
+    let g = gaps[0];
+    assert_eq!((g["from_id"].as_i64(), g["to_id"].as_i64(), g["missing"].as_i64()), (Some(12), Some(14), Some(3)));
+    assert_eq!(g["reason"], "backfill_off");
+    assert_eq!(g["stream"], "trade");
+    assert_eq!(metric(&metrics, "gap_markers_total"), 1.0);
+    assert_eq!(metric(&metrics, "backfill_queue_full_total"), 0.0);
+}

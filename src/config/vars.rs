@@ -457,8 +457,9 @@ pub static VARS: &[Var] = &[
         value_name: "ON|OFF",
         unset: Unset::Default("on"),
         help: "Fetch missing trades/aggTrades from REST and publish them flagged `backfilled`: on or off",
-        more: "Closed klines too (by open time), and an order book after a depth-sequence break (a `depth_resync` \
-               record, then a REST snapshot). Off, gaps are only counted.",
+        more:
+            "Closed klines too (by open time), and an order book after a depth-sequence break (a `depth_resync` \
+               record, then a REST snapshot). Off, each gap is named at once in a `gap` record (reason `backfill_off`).",
         secret: false,
         apply: |v, b| {
             if let Some(on) = b.choice(v, SWITCH, "on or off") {

@@ -24,6 +24,8 @@ pub enum Reason {
     QueueFull,
     /// The process stopped before the backfill finished.
     Shutdown,
+    /// Backfill is switched off (`BACKFILL=off`): a gap is named at once, never fetched.
+    BackfillOff,
 }
 
 impl Reason {
@@ -34,6 +36,7 @@ impl Reason {
             Reason::BackfillLimit => "backfill_limit",
             Reason::QueueFull => "backfill_queue_full",
             Reason::Shutdown => "shutdown",
+            Reason::BackfillOff => "backfill_off",
         }
     }
 }
