@@ -163,15 +163,15 @@ impl RestListener {
                     stats.outages.fetch_add(1, Ordering::Relaxed);
                     servers.close();
                 }
-                None if servers.current.is_none() => {
-                    if servers.reopen() {
-                        info!(addr = %servers.addr, "REST listener back");
-                    }
+                None if servers.current.is_none() && servers.reopen() => {
+                    info!(addr = %servers.addr, "REST listener back");
                 }
                 _ => {}
             }
             let Some(req) = servers.next(Duration::from_millis(50)) else { continue };
             stats.requests.fetch_add(1, Ordering::Relaxed);
+            // Asked again: the outage may have begun while waiting for this request.
+            let outage = if host == Host::Api { market.faults.outage() } else { None };
             let resp = match outage {
                 Some(how) => {
                     stats.outage_answers.fetch_add(1, Ordering::Relaxed);
