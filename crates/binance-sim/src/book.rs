@@ -48,6 +48,16 @@ pub(crate) struct Diff {
     pub asks: Vec<(i64, u64)>,
 }
 
+/// A symbol's book after `t` events, as far as every level's state depends on it.
+struct At {
+    t: u64,
+    mid: i64,
+    /// Each family's order in the block `t` is in.
+    orders: [(u64, u64); FAMILIES as usize],
+    /// The symbol's quantity key.
+    key: u64,
+}
+
 /// Levels of a book: bids descending, asks ascending, each `(tick, quantity)`.
 pub(crate) type Levels = (Vec<(i64, u64)>, Vec<(i64, u64)>);
 
@@ -145,27 +155,35 @@ impl BookShape {
         (s % p + p - b) % p * pow_mod(a, p - 2, p) % p
     }
 
-    /// Tick `i`'s version after `t` events: one per turn of its class so far, per family.
-    fn version(&self, sym: usize, i: i64, t: u64) -> u64 {
-        (0..FAMILIES as usize)
-            .map(|f| {
-                let p = self.periods[f];
-                let (a, b) = self.order(sym, f, t / p);
-                t / p + u64::from((a * i.rem_euclid(p as i64) as u64 + b) % p <= t % p)
-            })
-            .sum()
+    /// What every level's state after `t` events depends on, worked out once.
+    fn at(&self, sym: usize, t: u64) -> At {
+        let mut orders = [(0, 0); FAMILIES as usize];
+        for (f, o) in orders.iter_mut().enumerate() {
+            *o = self.order(sym, f, t / self.periods[f]);
+        }
+        At { t, mid: self.mid(sym, t), orders, key: self.key(sym, 0x0B) }
     }
 
-    /// Tick `i` after `t` events, the mid then being `mid`: its side and quantity, or `None`.
-    fn level(&self, sym: usize, i: i64, t: u64, mid: i64) -> Option<(Side, u64)> {
-        let side = self.side(i, mid)?;
-        let x = mix(mix(self.key(sym, 0x0B) ^ i as u64).wrapping_add(self.version(sym, i, t)));
+    /// Tick `i`'s version at `at`: one per turn of its class so far, per family.
+    fn version(&self, i: i64, at: &At) -> u64 {
+        let mut v = 0;
+        for (&p, &(a, b)) in self.periods.iter().zip(&at.orders) {
+            v += at.t / p + u64::from((a * i.rem_euclid(p as i64) as u64 + b) % p <= at.t % p);
+        }
+        v
+    }
+
+    /// Tick `i` at `at`: its side and quantity, or `None`.
+    fn level(&self, i: i64, at: &At) -> Option<(Side, u64)> {
+        let side = self.side(i, at.mid)?;
+        let x = mix(mix(at.key ^ i as u64).wrapping_add(self.version(i, at)));
         (x % EMPTY_ONE_IN != 0).then(|| (side, 1 + (x >> 8) % QTY_UNITS))
     }
 
     /// The changes of event `k` (book `k` to book `k + 1`).
     pub(crate) fn diff(&self, sym: usize, k: u64) -> Diff {
-        let (m0, m1) = (self.mid(sym, k), self.mid(sym, k + 1));
+        let (before, after) = (self.at(sym, k), self.at(sym, k + 1));
+        let (m0, m1) = (before.mid, after.mid);
         let (lo, hi, n) = (m0.min(m1), m0.max(m1), self.levels);
         let mut ticks: Vec<i64> = Vec::with_capacity(2 * TOUCHED_PER_EVENT as usize + 16);
         // The classes touched at k, over both windows.
@@ -177,15 +195,17 @@ impl BookShape {
             let first = start + (*class - start.rem_euclid(p)).rem_euclid(p);
             ticks.extend((first..=hi + n).step_by(p as usize));
         }
-        // Where a moving mid changes sides: both window ends and the gap between the sides.
-        for (a, b) in [(lo - n - 1, hi - n + 1), (lo - 1, hi + 1), (lo + n - 1, hi + n + 1)] {
-            ticks.extend(a..=b);
+        if m0 != m1 {
+            // Where the mid's move changes sides: both window ends and the gap between the sides.
+            for (a, b) in [(lo - n - 1, hi - n + 1), (lo - 1, hi + 1), (lo + n - 1, hi + n + 1)] {
+                ticks.extend(a..=b);
+            }
         }
         ticks.sort_unstable();
         ticks.dedup();
         let mut d = Diff::default();
         for &i in &ticks {
-            let (old, new) = (self.level(sym, i, k, m0), self.level(sym, i, k + 1, m1));
+            let (old, new) = (self.level(i, &before), self.level(i, &after));
             let touched = touched.iter().zip(self.periods).any(|(c, p)| i.rem_euclid(p as i64) == *c);
             for (side, out) in [(Side::Bid, &mut d.bids), (Side::Ask, &mut d.asks)] {
                 let was = old.filter(|l| l.0 == side).map(|l| l.1);
@@ -202,10 +222,10 @@ impl BookShape {
 
     /// The top `limit` levels a side of the book after `t` events.
     pub(crate) fn top(&self, sym: usize, t: u64, limit: usize) -> Levels {
-        let mid = self.mid(sym, t);
-        let present = |i: i64| self.level(sym, i, t, mid).map(|(_, q)| (i, q));
-        let bids = (mid - self.levels..mid).rev().filter_map(present).take(limit).collect();
-        let asks = (mid + 1..=mid + self.levels).filter_map(present).take(limit).collect();
+        let at = self.at(sym, t);
+        let present = |i: i64| self.level(i, &at).map(|(_, q)| (i, q));
+        let bids = (at.mid - self.levels..at.mid).rev().filter_map(present).take(limit).collect();
+        let asks = (at.mid + 1..=at.mid + self.levels).filter_map(present).take(limit).collect();
         (bids, asks)
     }
 

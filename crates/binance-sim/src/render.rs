@@ -99,7 +99,8 @@ fn write_levels(out: &mut String, levels: &[(i64, u64)]) {
         if n > 0 {
             out.push(',');
         }
-        let _ = write!(out, r#"["{}","{}"]"#, price_text(i), qty_text(q));
+        // The texts of `price_text` and `qty_text`, written in place.
+        let _ = write!(out, r#"["{}.{:02}000000","{}.{:05}000"]"#, i / 100, i % 100, q / 100_000, q % 100_000);
     }
     out.push(']');
 }
