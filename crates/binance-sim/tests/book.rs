@@ -80,7 +80,7 @@ fn snapshot(sim: &SimHandle, symbol: &str, limit: &str) -> Answer {
 
 /// Steps 2-7 of Binance's procedure, on a stream whose events are buffered in `buf`.
 fn sync(sim: &SimHandle, c: &mut Client, buf: &mut VecDeque<Value>) -> LocalBook {
-    loop {
+    for _ in 0..100 {
         if buf.is_empty() {
             buf.push_back(c.next().expect("a depth event"));
         }
@@ -106,6 +106,7 @@ fn sync(sim: &SimHandle, c: &mut Client, buf: &mut VecDeque<Value>) -> LocalBook
         }
         return book;
     }
+    panic!("no snapshot the stream continues in 100 tries");
 }
 
 fn check(sim: &SimHandle, book: &LocalBook) {
@@ -198,7 +199,11 @@ fn left_out_depth_events_force_a_resync_that_recovers_the_book() {
     let mut buf = VecDeque::new();
     let mut book = sync(&sim, &mut c, &mut buf);
     let mut gaps = 0;
-    while gaps < 3 {
+    // One gap in every 40 events: three within a few hundred.
+    for _ in 0..2_000 {
+        if gaps == 3 {
+            break;
+        }
         let e = c.next().expect("a depth event");
         match book.apply(&e) {
             Ok(()) => {}
@@ -211,6 +216,7 @@ fn left_out_depth_events_force_a_resync_that_recovers_the_book() {
             }
         }
     }
+    assert_eq!(gaps, 3, "the chain breaks where events were left out");
     // Past the last gap, still the true book.
     for _ in 0..20 {
         let e = c.next().unwrap();

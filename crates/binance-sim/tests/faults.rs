@@ -29,7 +29,9 @@ fn muting(until: MuteUntil) -> SimHandle {
 /// Waits for the mute to fire, then fences with a request: every frame after its reply was
 /// sent after the mute.
 fn past_the_mute(sim: &SimHandle, c: &mut Client) {
+    let deadline = std::time::Instant::now() + PATIENCE;
     while sim.market.muted.load(Ordering::Relaxed) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the mute never fired");
         c.next().expect("frames while waiting for the mute");
     }
     c.request(1, r#"{"method":"LIST_SUBSCRIPTIONS","id":1}"#);

@@ -58,16 +58,19 @@ impl Client {
         None
     }
 
-    /// Reads until `pred` holds for a frame, and returns it with the frames before it.
+    /// Reads until `pred` holds for a frame, and returns it with the frames before it; panics if
+    /// none does within `PATIENCE`.
     pub fn until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> (Value, Vec<Value>) {
+        let deadline = Instant::now() + PATIENCE;
         let mut before = Vec::new();
-        loop {
+        while Instant::now() < deadline {
             let v = self.next().expect("a frame within the patience");
             if pred(&v) {
                 return (v, before);
             }
             before.push(v);
         }
+        panic!("no such frame within {PATIENCE:?}; the last: {:?}", before.last());
     }
 
     pub fn send(&mut self, text: &str) {
