@@ -183,13 +183,12 @@ pub(crate) fn serve_connection(
             let Some((kind, sym)) = sub.source else {
                 continue;
             };
-            let avail = market.available(kind, sym, now);
             if muted {
-                // What falls due while muted is never sent: a resubscription starts live.
-                sub.cursor = avail;
+                // Nothing is sent; a resubscription that lifts the mute moves the cursor to the
+                // live edge (session.rs), so what fell due meanwhile is never sent.
                 continue;
             }
-            let avail = avail.min(sub.cursor + BATCH);
+            let avail = market.available(kind, sym, now).min(sub.cursor + BATCH);
             while sub.cursor < avail {
                 if market.stream_omits(kind, sub.cursor) {
                     sub.cursor += 1;

@@ -148,11 +148,18 @@ fn the_main_rest_listener_refuses_connections_while_down_and_data_api_stays_up()
 #[test]
 fn the_main_rest_listener_can_answer_5xx_instead() {
     let sim = sim(SimConfig::default());
-    sim.take_rest_down(RestDown::Status(502), Duration::from_secs(3600));
-    let a = get(&format!("{}/api/v3/depth", sim.rest_url()), &[("symbol", "BTCUSDT")]);
-    assert_eq!((a.status, a.json()["code"].as_i64()), (502, Some(-1001)), "{}", a.body);
-    assert_eq!(get(&format!("{}/api/v3/depth", sim.data_api_url()), &[("symbol", "BTCUSDT")]).status, 200);
-    assert_eq!(sim.rest_stats.outage_answers.load(Ordering::Relaxed), 1);
+    let depth = |base: String| get(&format!("{base}/api/v3/depth"), &[("symbol", "BTCUSDT")]);
+    // Switched on and off while the listener waits for the next request: each request meets
+    // the state of the moment it arrives.
+    for _ in 0..10 {
+        sim.take_rest_down(RestDown::Status(502), Duration::from_secs(3600));
+        let a = depth(sim.rest_url());
+        assert_eq!((a.status, a.json()["code"].as_i64()), (502, Some(-1001)), "{}", a.body);
+        assert_eq!(depth(sim.data_api_url()).status, 200);
+        sim.take_rest_down(RestDown::Status(502), Duration::ZERO);
+        assert_eq!(depth(sim.rest_url()).status, 200, "the outage is over");
+    }
+    assert_eq!(sim.rest_stats.outage_answers.load(Ordering::Relaxed), 10);
 }
 
 #[test]
