@@ -71,8 +71,9 @@ impl Market {
                 // The best levels of the book after depth event k (bookTicker keeps the depth
                 // streams' pace), with that event's update id: one id space, as on Binance.
                 let (bids, asks) = self.book.top(sym, k + 1, 1);
+                // An empty side (a book a level or two deep can have one) reads as zeros.
                 let level = |l: Option<&(i64, u64)>| {
-                    l.map_or((String::new(), qty_text(0)), |l| (price_text(l.0), qty_text(l.1)))
+                    l.map_or((price_text(0), qty_text(0)), |l| (price_text(l.0), qty_text(l.1)))
                 };
                 let ((b, bq), (a, aq)) = (level(bids.first()), level(asks.first()));
                 let (_, u) = Market::depth_update_ids(sym, k);

@@ -32,10 +32,11 @@ pub(crate) struct Target {
 /// wrong (an unknown path: 404; a `timeUnit` Binance does not list: 400).
 pub(crate) fn parse_target(uri: &str) -> Result<Target, (u16, String)> {
     let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let mut t = Target { combined: path == "/stream", streams: Vec::new(), unit: TimeUnit::Millisecond };
+    let combined = path == "/stream" || path == "/stream/";
+    let mut t = Target { combined, streams: Vec::new(), unit: TimeUnit::Millisecond };
     if let Some(name) = path.strip_prefix("/ws/") {
-        t.streams.push(decode(name).into_owned());
-    } else if path != "/stream" && path != "/ws" {
+        t.streams.extend(Some(decode(name).into_owned()).filter(|n| !n.is_empty()));
+    } else if !combined && path != "/ws" {
         return Err((404, format!("no such path: {path}")));
     }
     for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
@@ -213,6 +214,8 @@ mod tests {
             (false, &["币安人生usdt@trade".to_string()][..], TimeUnit::Microsecond)
         );
         assert_eq!(parse_target("/ws").unwrap().streams, Vec::<String>::new());
+        assert_eq!(parse_target("/ws/").unwrap().streams, Vec::<String>::new());
+        assert!(parse_target("/stream/?streams=a@trade").unwrap().combined);
         assert_eq!(parse_target("/stream?streams=a@trade&timeUnit=NANOSECOND").unwrap_err().0, 400);
         assert_eq!(parse_target("/api/v3/depth").unwrap_err().0, 404);
     }
