@@ -164,7 +164,7 @@ pub struct Waf {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RestDown {
     /// The listening socket is closed: connections are refused; a request on a connection
-    /// opened before gets a 503 with `Connection: close`.
+    /// opened before (a client's keep-alive pool) is answered 503, not left hanging.
     Refused,
     /// Every request is answered with this 5xx status (Binance: "the issue is on Binance's side").
     Status(u16),
