@@ -98,36 +98,21 @@ impl Decimal {
             return Err(FormatError::BufferTooSmall { need, have: out.len() });
         };
 
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            out[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
+        // Zeros everywhere first: the shifted integer's trailing zeros, the fraction's leading
+        // zeros (5e-3 → 0.005) and its padding up to the scale; then the sign, digits and point.
+        out.fill(b'0');
+        let sign = usize::from(negative);
         if negative {
-            put(b"-");
+            out[0] = b'-';
         }
-        if int_digits == 0 {
-            put(b"0");
-        } else {
-            put(&digits[..int_digits]);
-            for _ in 0..shift {
-                put(b"0");
-            }
-        }
+        out[sign..sign + int_digits].copy_from_slice(&digits[..int_digits]);
         if scale > 0 {
-            put(b".");
+            let point = sign + int_len;
+            out[point] = b'.';
             let frac_digits = &digits[int_digits..];
-            // Leading zeros of a mantissa shorter than its fraction (5e-3 → 0.005), then its
-            // digits, then the padding up to the scale.
-            for _ in frac_digits.len()..frac {
-                put(b"0");
-            }
-            put(frac_digits);
-            for _ in frac..scale {
-                put(b"0");
-            }
+            let end = point + 1 + frac;
+            out[end - frac_digits.len()..end].copy_from_slice(frac_digits);
         }
-        debug_assert_eq!(at, need);
         Ok(need)
     }
 }
