@@ -204,3 +204,18 @@ fn mutated_frames_never_panic_and_what_decodes_reencodes() {
         assert!(refused.get(r).copied().unwrap_or(0) > 0, "no input refused as {r}: {refused:?}");
     }
 }
+
+/// Writes the valid frames as a seed corpus for the cargo-fuzz target (fuzz/README in the crate's
+/// Cargo.toml): `SBE_FUZZ_CORPUS_DIR` (default fuzz/corpus/decode beside this crate).
+#[test]
+#[ignore = "writes files; run by hand before a libFuzzer campaign"]
+fn export_corpus() {
+    let dir = std::env::var("SBE_FUZZ_CORPUS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/decode").to_owned());
+    std::fs::create_dir_all(&dir).unwrap();
+    let frames = valid_frames();
+    for (i, (kind, frame, _)) in frames.iter().enumerate() {
+        std::fs::write(format!("{dir}/{i:02}-{}", kind.name()), frame).unwrap();
+    }
+    println!("{} seed files in {dir}", frames.len());
+}
