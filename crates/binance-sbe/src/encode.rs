@@ -4,8 +4,8 @@
 //!
 //! Each frame's exact length is computed first and the buffer sized to it, since the generated
 //! encoders index slices (and would panic on a short buffer), and inputs the schema cannot carry
-//! are refused (the generated `symbol` setter would silently cut a long symbol, even inside a
-//! UTF-8 character).
+//! are refused (the generated `symbol` setter would silently cut a symbol over 254 bytes, or
+//! panic when the cut falls inside a UTF-8 character).
 
 use spot_stream::bool_enum::BoolEnum;
 use spot_stream::{
