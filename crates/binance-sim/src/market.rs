@@ -261,9 +261,10 @@ impl Market {
         self.book.levels()
     }
 
-    /// The book after every diff-depth event whose `u` is at most `update_id` (its
-    /// `last_update_id` says which), rebuilt by applying the stream's own events to the first
-    /// book: the truth a client's book is checked against. O(events) work: for tests.
+    /// The book after every diff-depth event whose `u` is at most `update_id` (on USD-M: whose
+    /// `U` is; its `last_update_id` is the last one's `u`), rebuilt by applying the stream's own
+    /// events to the first book: the truth a client's book is checked against. O(events) work:
+    /// for tests.
     pub fn book_at(&self, sym: usize, update_id: i64) -> Book {
         if self.venue == Venue::UsdM {
             return self.usdm_book_at(sym, update_id);

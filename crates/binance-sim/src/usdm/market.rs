@@ -125,13 +125,31 @@ impl Market {
         (slot + (h % 4) as i64, slot + 9 - ((h >> 8) % 3) as i64)
     }
 
-    /// Events whose `u` is at most `update_id`, and the `lastUpdateId` of the book after them.
+    /// Events whose `U` is at most `update_id` (a book at an id inside an event's `[U, u]` holds
+    /// that whole event, as a futures snapshot does), and the `u` of the last of them.
     fn usdm_events_through(sym: usize, update_id: i64) -> (u64, i64) {
         let base = Self::trade_id_base(sym);
-        // Events before slot t0 all end at or below base + 10*t0 - 1 <= update_id; event t0 may.
-        let t0 = (update_id.saturating_sub(base).saturating_add(1) / 10).max(0) as u64;
-        let t = t0 + u64::from(update_id >= base && Self::usdm_depth_range(sym, t0).1 <= update_id);
+        if update_id < base {
+            return (0, Self::usdm_book_id(sym, 0));
+        }
+        // Events before slot t0 all begin at or below base + 10*t0 - 7; event t0 may; later ones not.
+        let t0 = ((update_id - base) / 10) as u64;
+        let t = t0 + u64::from(Self::usdm_depth_range(sym, t0).0 <= update_id);
         (t, Self::usdm_book_id(sym, t))
+    }
+
+    /// The `lastUpdateId` a `/fapi/v1/depth` snapshot after `t` events reports: an id within the
+    /// last event's `[U, u]`, not always its `u` — Binance's sync rule (the first event to apply
+    /// has `U <= lastUpdateId <= u`) is written for exactly that, and a client that looks for
+    /// `pu == lastUpdateId` instead must not pass here and fail there.
+    pub fn usdm_snapshot_id(sym: usize, t: u64) -> i64 {
+        match t {
+            0 => Self::usdm_book_id(sym, 0),
+            t => {
+                let (first, last) = Self::usdm_depth_range(sym, t - 1);
+                first + (mix((sym as u64) << 40 ^ t ^ 0x5AA9) % (last - first + 1) as u64) as i64
+            }
+        }
     }
 
     /// The `lastUpdateId` of the book after `t` events: the last one's `u`.
@@ -157,9 +175,9 @@ impl Market {
         self.usdm_snapshot_at(sym, self.generated_for(StreamKind::Depth, sym), limit)
     }
 
-    /// The top `limit` levels a side of the book after `t` events.
+    /// The top `limit` levels a side of the book after `t` events, as a snapshot reports it.
     pub(crate) fn usdm_snapshot_at(&self, sym: usize, t: u64, limit: usize) -> Book {
-        self.usdm_book(Self::usdm_book_id(sym, t), self.book.top(sym, t, limit))
+        self.usdm_book(Self::usdm_snapshot_id(sym, t), self.book.top(sym, t, limit))
     }
 
     /// The engine time of the latest event a `/fapi/v1/depth` snapshot includes (its `T`).
@@ -272,7 +290,7 @@ mod tests {
 
     #[test]
     fn depth_ids_chain_by_pu_and_u_need_not_follow_the_previous_u() {
-        let (mut dense, mut sparse) = (0, 0);
+        let (mut dense, mut sparse, mut inside) = (0, 0, 0);
         let mut prev_u = Market::trade_id_base(2) - 1;
         for k in 0..3_000 {
             let (first, last, pu) = Market::usdm_depth_ids(2, k);
@@ -283,13 +301,19 @@ mod tests {
             } else {
                 sparse += 1;
             }
-            // The book after this event, and just before it.
+            // The book after this event, from its first id on, and before it until then.
             assert_eq!(Market::usdm_events_through(2, last), (k + 1, last));
-            assert_eq!(Market::usdm_events_through(2, last - 1), (k, pu));
-            assert_eq!(Market::usdm_events_through(2, first), (k, pu), "not done until its u");
+            assert_eq!(Market::usdm_events_through(2, first), (k + 1, last), "a snapshot inside it holds it");
+            assert_eq!(Market::usdm_events_through(2, first - 1), (k, pu));
+            assert_eq!(Market::usdm_events_through(2, pu), (k, pu));
+            let snap = Market::usdm_snapshot_id(2, k + 1);
+            assert!((first..=last).contains(&snap), "a snapshot after it reports an id inside it");
+            inside += usize::from(snap < last);
             prev_u = last;
         }
         assert!(dense > 100 && sparse > 2 * dense, "{dense} with U = pu + 1, {sparse} without");
+        assert!(inside > 1_000, "{inside} snapshots of 3000 report an id before the event's u");
+        assert_eq!(Market::usdm_snapshot_id(2, 0), Market::trade_id_base(2) - 1);
         assert_eq!(Market::usdm_events_through(2, i64::MIN), (0, Market::trade_id_base(2) - 1));
         assert_eq!(Market::usdm_events_through(2, Market::trade_id_base(2) - 1).0, 0);
     }
