@@ -243,3 +243,57 @@ fn usdm_limits_are_binance_s_futures_limits() {
     let spot = SimConfig::default();
     assert_eq!((spot.max_incoming_per_sec, spot.max_streams, spot.rest_weight_limit), (5, 1024, 6000));
 }
+
+/// The frames the server sends, read below tungstenite (whose reads answer pings): opcodes in
+/// order, up to and including a close frame, and its code.
+fn frames_until_close(c: &mut Client) -> (Vec<u8>, Option<u16>) {
+    use std::io::Read;
+    let tcp = c.ws.get_mut();
+    let (mut bytes, mut buf, mut ops) = (Vec::new(), [0u8; 4096], Vec::new());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        // Parse every whole frame buffered (the server's are unmasked).
+        while bytes.len() >= 2 {
+            let (op, len7) = (bytes[0] & 0x0F, (bytes[1] & 0x7F) as usize);
+            let (head, len) = match len7 {
+                126 if bytes.len() >= 4 => (4, u16::from_be_bytes([bytes[2], bytes[3]]) as usize),
+                127 if bytes.len() >= 10 => (10, u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize),
+                126 | 127 => break,
+                n => (2, n),
+            };
+            if bytes.len() < head + len {
+                break;
+            }
+            ops.push(op);
+            if op == 0x8 {
+                let code = (len >= 2).then(|| u16::from_be_bytes([bytes[head], bytes[head + 1]]));
+                return (ops, code);
+            }
+            bytes.drain(..head + len);
+        }
+        assert!(std::time::Instant::now() < deadline, "never closed; frames {ops:?}");
+        match tcp.read(&mut buf) {
+            Ok(0) => return (ops, None),
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Pings every `ping_interval` (Binance: 3 minutes on USD-M), and a client whose pong is later
+/// than `pong_timeout` (10 minutes) is closed with 1008; both short here.
+#[test]
+fn a_client_that_never_answers_pings_is_closed_after_the_pong_timeout() {
+    let sim = usdm_sim(SimConfig {
+        ping_interval: Duration::from_millis(200),
+        pong_timeout: Duration::from_millis(700),
+        ..SimConfig::usdm_market()
+    });
+    // No streams: the server sends only pings, each a whole small frame, so what tungstenite
+    // may have read past the handshake never splits a frame.
+    let mut c = connect_at(usdm(&sim).addr, "/public/ws");
+    let (ops, code) = frames_until_close(&mut c);
+    assert_eq!(code, Some(1008), "closed for the missing pong; frames {ops:?}");
+    assert!(ops.contains(&0x9), "the unanswered ping came first: {ops:?}");
+}
