@@ -26,6 +26,10 @@ pub struct SimConfig {
     pub tls: bool,
     /// Incoming messages per second allowed per connection before a 1008 close.
     pub max_incoming_per_sec: u32,
+    /// Streams one connection may listen to (Binance: 1024, spot and USD-M). What Binance does
+    /// beyond it is not documented; the simulator refuses a URL naming more (400) and answers a
+    /// `SUBSCRIBE` that would go beyond it with an error, subscribing none of it.
+    pub max_streams: usize,
     /// Close every connection this long after it opened (Binance: 24 h).
     pub connection_lifetime: Option<Duration>,
     /// Announce `serverShutdown` this long before the lifetime ends.
@@ -54,6 +58,10 @@ pub struct SimConfig {
     pub waf: Option<Waf>,
     /// The main REST listener down for a period (data-api stays up).
     pub rest_outage: Option<RestOutage>,
+    /// A Binance USD-M futures market beside this one, on listeners of its own
+    /// (`fstream.binance.com`, `fapi.binance.com`), configured like this one
+    /// ([`SimConfig::usdm_market`] has its limits; `usdm/mod.rs` says what each field means there).
+    pub usdm: Option<Box<SimConfig>>,
 }
 
 impl Default for SimConfig {
@@ -70,6 +78,7 @@ impl Default for SimConfig {
             pong_timeout: Duration::from_secs(60),
             tls: false,
             max_incoming_per_sec: 5,
+            max_streams: 1024,
             connection_lifetime: None,
             shutdown_notice: None,
             stream_skip: None,
@@ -82,6 +91,7 @@ impl Default for SimConfig {
             mutes: Vec::new(),
             waf: None,
             rest_outage: None,
+            usdm: None,
         }
     }
 }

@@ -18,6 +18,10 @@
 //!   (market data only, no `historicalTrades`), each with its own weights, 429s and stats.
 //! - Per-symbol trade cadences ([`Cadence`]): an illiquid listing that trades every 30-120 s
 //!   beside busy ones.
+//! - A USD-M futures market beside spot ([`SimConfig::usdm`], `usdm/`): its own WebSocket and
+//!   REST listeners ([`UsdmHandle`]), Binance's 2026 routed paths (`/public`, `/market`, and the
+//!   retired root that acknowledges `/market` subscriptions and then sends nothing), futures
+//!   payloads (depth chained by `pu`, mark prices, liquidations), `/fapi/v1/` REST and limits.
 //!
 //! Faults on demand ([`SimConfig`], the `binance-sim` flags, [`SimHandle`]'s methods):
 //! - a short connection lifetime, `serverShutdown` (combined name `!serverShutdown`), abrupt drops;
@@ -33,7 +37,9 @@
 //! The market is a pure function of (symbol, sequence number, start time): trade `k` of a symbol
 //! has id `trade_id_base(symbol) + k` and deterministic price, quantity and side, and the clock
 //! starts at the first subscription. Every connection therefore sees the same trades, and a test
-//! can recompute exactly what was sent ([`Market::expected_trade`], [`Market::book_at`]).
+//! can recompute exactly what was sent ([`Market::expected_trade`], [`Market::book_at`]; on
+//! USD-M [`Market::expected_agg_trade`], [`Market::expected_mark_price`],
+//! [`Market::expected_liquidation`], [`Market::candle`]).
 //!
 //! Its own crate, sharing no code with the ingester: stream names ([`StreamKind`]), payloads and
 //! clock are written here from Binance's documentation, so that the ingester is checked against
@@ -41,7 +47,8 @@
 //!
 //! Layout: `config` (what to simulate), `market` (the deterministic history, ids and clock,
 //! with `clock` and `book`), `render` (payloads), `session` and `stream` (a WebSocket
-//! connection), `rest/` (the REST listeners), `faults` (faults that come and go), `tls`.
+//! connection), `rest/` (the REST listeners), `faults` (faults that come and go), `tls`, and
+//! `usdm/` (the USD-M market's names, routes, payloads, ids and REST).
 
 mod book;
 mod clock;
@@ -55,6 +62,7 @@ pub mod rest;
 mod session;
 mod stream;
 pub mod tls;
+mod usdm;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -71,8 +79,11 @@ pub use config::{
     MAX_DEPTH_LEVELS,
 };
 pub use kind::{interval_index, interval_ms, StreamKind, KLINE_INTERVALS};
-pub use market::{ExpectedCandle, ExpectedTrade, Market};
+pub use market::{ExpectedCandle, ExpectedTrade, Market, Venue};
 pub use rest::RestStats;
+pub use usdm::market::{ExpectedAggTrade, ExpectedLiquidation, ExpectedMarkPrice};
+pub use usdm::streams::usdm_kinds;
+pub use usdm::UsdmHandle;
 
 use rest::{Host, RestListener};
 
@@ -100,6 +111,8 @@ pub struct SimHandle {
     /// PEM of the self-signed certificate when serving TLS (trust it with `TLS_CA_FILE`).
     pub cert_pem: Option<String>,
     pub market: Arc<Market>,
+    /// The USD-M futures market, when [`SimConfig::usdm`] asks for one.
+    pub usdm: Option<UsdmHandle>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -153,6 +166,9 @@ impl SimHandle {
         self.stop.store(true, Ordering::SeqCst);
         // Unblock accept().
         let _ = TcpStream::connect(self.addr);
+        if let Some(u) = &self.usdm {
+            let _ = TcpStream::connect(u.addr);
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -166,7 +182,7 @@ impl Drop for SimHandle {
 }
 
 /// Starts a simulator: WebSocket on `listen` (port 0 = ephemeral), the two REST listeners on
-/// other ephemeral ports of the same address.
+/// other ephemeral ports of the same address, and the USD-M market's two if configured.
 pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
@@ -179,30 +195,15 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
     } else {
         (None, None)
     };
+    let usdm_cfg = cfg.usdm.clone();
     let market = Arc::new(Market::new(cfg));
     let stop = Arc::new(AtomicBool::new(false));
     let (rest_stats, data_api_stats) = (Arc::new(RestStats::default()), Arc::new(RestStats::default()));
-    let accept = {
-        let (market, stop) = (market.clone(), stop.clone());
-        std::thread::Builder::new().name("sim-accept".into()).spawn(move || {
-            let mut next_id = 0u64;
-            for conn in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(tcp) = conn else { continue };
-                next_id += 1;
-                let (market, stop, tls) = (market.clone(), stop.clone(), tls.clone());
-                let _ = std::thread::Builder::new().name(format!("sim-conn-{next_id}")).spawn(move || {
-                    let peer = tcp.peer_addr().ok();
-                    if let Err(e) = stream::serve_connection(tcp, tls, &market, &stop, next_id) {
-                        debug!(conn = next_id, ?peer, "sim connection ended: {e}");
-                    }
-                });
-            }
-        })?
+    let mut threads = vec![accept_connections(listener, tls.clone(), market.clone(), stop.clone(), "sim")?];
+    let usdm = match usdm_cfg {
+        Some(u) => Some(usdm::spawn(*u, addr.ip(), tls, &stop, &mut threads)?),
+        None => None,
     };
-    let mut threads = vec![accept];
     for (listener, stats, host, name) in
         [(rest, &rest_stats, Host::Api, "sim-rest"), (data_api, &data_api_stats, Host::DataApi, "sim-data-api")]
     {
@@ -212,5 +213,33 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
         );
     }
     info!(%addr, %rest_addr, %data_api_addr, tls = cert_pem.is_some(), "binance simulator listening");
-    Ok(SimHandle { addr, rest_addr, rest_stats, data_api_addr, data_api_stats, cert_pem, market, stop, threads })
+    Ok(SimHandle { addr, rest_addr, rest_stats, data_api_addr, data_api_stats, cert_pem, market, usdm, stop, threads })
+}
+
+/// Accepts WebSocket connections for `market` on `listener` until `stop`, a thread each
+/// (`<name>-conn-<n>`).
+pub(crate) fn accept_connections(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    market: Arc<Market>,
+    stop: Arc<AtomicBool>,
+    name: &'static str,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("{name}-accept")).spawn(move || {
+        let mut next_id = 0u64;
+        for conn in listener.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(tcp) = conn else { continue };
+            next_id += 1;
+            let (market, stop, tls) = (market.clone(), stop.clone(), tls.clone());
+            let _ = std::thread::Builder::new().name(format!("{name}-conn-{next_id}")).spawn(move || {
+                let peer = tcp.peer_addr().ok();
+                if let Err(e) = stream::serve_connection(tcp, tls, &market, &stop, next_id) {
+                    debug!(conn = next_id, ?peer, "sim connection ended: {e}");
+                }
+            });
+        }
+    })
 }

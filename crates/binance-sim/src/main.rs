@@ -1,6 +1,7 @@
 //! The Binance simulator as a process: `binance-sim --listen 127.0.0.1:9001 --rate 20000`.
 //! Prints `LISTENING <ws url>`, `REST <http url>` and `DATA_API <http url>` on stdout once it
-//! accepts connections.
+//! accepts connections, and with `--usdm` the USD-M futures market's `USDM_WS <ws url>` and
+//! `USDM_REST <http url>`.
 
 use std::time::Duration;
 
@@ -114,6 +115,69 @@ struct Args {
     /// How: `refused` (its socket closed) or a 5xx status to answer every request with
     #[arg(long, default_value = "refused", value_parser = parse_rest_down, requires = "rest_down_after_secs")]
     rest_down_how: RestDown,
+    #[command(flatten)]
+    usdm: UsdmArgs,
+}
+
+/// A USD-M futures market beside spot, on free ports of --listen's address (--seed,
+/// --depth-levels, --duration-secs and --tls are shared).
+#[derive(clap::Args, Debug)]
+struct UsdmArgs {
+    /// Serve a Binance USD-M futures market too: /public, /market and the retired root path,
+    /// /fapi/v1/ REST, futures limits
+    #[arg(long)]
+    usdm: bool,
+    /// USD-M symbols, comma-separated (default: --symbols)
+    #[arg(long, requires = "usdm")]
+    usdm_symbols: Option<String>,
+    /// USD-M aggregate trades per second over all symbols
+    #[arg(long, default_value_t = 300.0)]
+    usdm_rate: f64,
+    /// Events per second per symbol for the USD-M depth, bookTicker and kline streams
+    #[arg(long, default_value_t = 2.0)]
+    usdm_aux_rate: f64,
+    /// USD-M server ping period, ms (Binance: 3 minutes)
+    #[arg(long, default_value_t = 180_000)]
+    usdm_ping_interval_ms: u64,
+    /// Close a USD-M connection when a pong is this late, ms (Binance: 10 minutes)
+    #[arg(long, default_value_t = 600_000)]
+    usdm_pong_timeout_ms: u64,
+    /// Leave USD-M aggregate trades out of the stream (REST keeps them), PERIOD:LEN
+    #[arg(long, value_parser = parse_window, requires = "usdm")]
+    usdm_agg_skip: Option<(u64, u64)>,
+    /// USD-M aggregate trades missing from REST too, PERIOD:LEN
+    #[arg(long, value_parser = parse_window, requires = "usdm")]
+    usdm_rest_missing: Option<(u64, u64)>,
+    /// Leave USD-M diff-depth events out of the depth streams, PERIOD:LEN (the pu chain breaks)
+    #[arg(long, value_parser = parse_window, requires = "usdm")]
+    usdm_depth_skip: Option<(u64, u64)>,
+    /// Close each USD-M connection after this many seconds; 0 = never
+    #[arg(long, default_value_t = 0.0)]
+    usdm_connection_lifetime_secs: f64,
+}
+
+/// The USD-M section `a` asks for, sharing `spot`'s seed, depth and duration.
+fn usdm_config(a: &UsdmArgs, spot: &SimConfig) -> Option<Box<SimConfig>> {
+    a.usdm.then(|| {
+        Box::new(SimConfig {
+            symbols: match &a.usdm_symbols {
+                Some(s) => s.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect(),
+                None => spot.symbols.clone(),
+            },
+            trade_rate: a.usdm_rate,
+            aux_rate: a.usdm_aux_rate,
+            seed: spot.seed,
+            depth_levels: spot.depth_levels,
+            duration: spot.duration,
+            ping_interval: Duration::from_millis(a.usdm_ping_interval_ms),
+            pong_timeout: Duration::from_millis(a.usdm_pong_timeout_ms),
+            stream_skip: a.usdm_agg_skip,
+            rest_missing: a.usdm_rest_missing,
+            depth_skip: a.usdm_depth_skip,
+            connection_lifetime: secs(a.usdm_connection_lifetime_secs),
+            ..SimConfig::usdm_market()
+        })
+    })
 }
 
 /// A connection number from 1, or `None` for all.
@@ -211,7 +275,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
-    let cfg = SimConfig {
+    let mut cfg = SimConfig {
         symbols: a.symbols.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect(),
         trade_rate: a.rate,
         aux_rate: a.aux_rate,
@@ -250,6 +314,7 @@ fn main() -> std::process::ExitCode {
         }),
         ..SimConfig::default()
     };
+    cfg.usdm = usdm_config(&a.usdm, &cfg);
     let sim = match spawn(cfg, &a.listen) {
         Ok(s) => s,
         Err(e) => {
@@ -266,6 +331,10 @@ fn main() -> std::process::ExitCode {
     println!("LISTENING {}", sim.ws_url());
     println!("REST {}", sim.rest_url());
     println!("DATA_API {}", sim.data_api_url());
+    if let Some(u) = &sim.usdm {
+        println!("USDM_WS {}", u.ws_url());
+        println!("USDM_REST {}", u.rest_url());
+    }
     let start = std::time::Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(200));
@@ -321,8 +390,11 @@ mod tests {
         );
         assert_eq!(a.waf_scope, WafScope { rest: false, ws: true, data_api: true });
         assert_eq!((a.rest_down_how, a.rest_down_secs), (RestDown::Status(502), Duration::from_secs(60)));
+        assert!(usdm_config(&a.usdm, &SimConfig::default()).is_none(), "no USD-M unless asked");
         for bad in [
             &["--depth-levels", "5001"][..],
+            &["--usdm-symbols", "btcusdt"],
+            &["--usdm", "--usdm-depth-skip", "3"],
             &["--symbol-every", "x=120..30"],
             &["--mute-until", "never", "--mute-stream", "a@trade"],
             &["--rest-down-after-secs", "1", "--rest-down-how", "404"],
@@ -333,5 +405,34 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn usdm_flags_read_into_the_usdm_section() {
+        let a = Args::try_parse_from([
+            "binance-sim",
+            "--symbols",
+            "btcusdt,ethusdt",
+            "--seed",
+            "7",
+            "--usdm",
+            "--usdm-rate",
+            "1000",
+            "--usdm-ping-interval-ms",
+            "500",
+            "--usdm-agg-skip",
+            "50:2",
+            "--usdm-depth-skip",
+            "40:4",
+        ])
+        .unwrap();
+        let spot = SimConfig { symbols: vec!["btcusdt".into(), "ethusdt".into()], seed: 7, ..SimConfig::default() };
+        let u = usdm_config(&a.usdm, &spot).expect("--usdm");
+        assert_eq!((u.symbols.as_slice(), u.seed, u.trade_rate), (spot.symbols.as_slice(), 7, 1000.0));
+        assert_eq!((u.ping_interval, u.pong_timeout), (Duration::from_millis(500), Duration::from_secs(600)));
+        assert_eq!((u.stream_skip, u.depth_skip, u.rest_missing), (Some((50, 2)), Some((40, 4)), None));
+        assert_eq!((u.max_incoming_per_sec, u.rest_weight_limit), (10, 2400), "futures limits");
+        let a = Args::try_parse_from(["binance-sim", "--usdm", "--usdm-symbols", "SOLUSDT, xrpusdt"]).unwrap();
+        assert_eq!(usdm_config(&a.usdm, &SimConfig::default()).unwrap().symbols, ["solusdt", "xrpusdt"]);
     }
 }

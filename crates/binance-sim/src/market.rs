@@ -43,9 +43,18 @@ pub struct ExpectedCandle {
     pub first_trade_id: i64,
 }
 
+/// Which Binance market a [`Market`] is: its stream names, payloads, update ids and REST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Venue {
+    Spot,
+    /// USD-M futures (`usdm/`).
+    UsdM,
+}
+
 /// The deterministic market.
 pub struct Market {
     pub cfg: SimConfig,
+    pub(crate) venue: Venue,
     /// The start: the instant of the first subscription (or REST request) and the Unix time
     /// then, in microseconds.
     start: OnceLock<(Instant, i64)>,
@@ -77,7 +86,21 @@ fn in_window(window: Option<(u64, u64)>, k: u64) -> bool {
 }
 
 impl Market {
+    /// A spot market.
     pub fn new(cfg: SimConfig) -> Market {
+        Market::with_venue(cfg, Venue::Spot)
+    }
+
+    /// A USD-M futures market (`usdm/mod.rs` says what `cfg` means there).
+    pub fn usdm(cfg: SimConfig) -> Market {
+        Market::with_venue(cfg, Venue::UsdM)
+    }
+
+    pub fn venue(&self) -> Venue {
+        self.venue
+    }
+
+    fn with_venue(cfg: SimConfig, venue: Venue) -> Market {
         let cadences = cfg
             .symbols
             .iter()
@@ -99,6 +122,7 @@ impl Market {
             faults: Faults::new(&cfg),
             cadences,
             cfg,
+            venue,
             start: OnceLock::new(),
             sent: AtomicU64::new(0),
             drop_generation: AtomicU64::new(0),
@@ -124,7 +148,9 @@ impl Market {
                 let (open, _) = self.kline_of(iv, k);
                 self.cfg.kline_skip.is_some() && in_window(self.cfg.kline_skip, self.candle_index(iv, open))
             }
-            StreamKind::Depth | StreamKind::Depth100ms => in_window(self.cfg.depth_skip, k),
+            StreamKind::Depth | StreamKind::Depth100ms | StreamKind::Depth500ms => in_window(self.cfg.depth_skip, k),
+            // USD-M has no trade stream: its trade skips are aggregate trades.
+            StreamKind::AggTrade if self.venue == Venue::UsdM => self.stream_skips(k),
             _ => false,
         }
     }
@@ -235,10 +261,14 @@ impl Market {
         self.book.levels()
     }
 
-    /// The book after every diff-depth event whose `u` is at most `update_id` (its
-    /// `last_update_id` says which), rebuilt by applying the stream's own events to the first
-    /// book: the truth a client's book is checked against. O(events) work: for tests.
+    /// The book after every diff-depth event whose `u` is at most `update_id` (on USD-M: whose
+    /// `U` is; its `last_update_id` is the last one's `u`), rebuilt by applying the stream's own
+    /// events to the first book: the truth a client's book is checked against. O(events) work:
+    /// for tests.
     pub fn book_at(&self, sym: usize, update_id: i64) -> Book {
+        if self.venue == Venue::UsdM {
+            return self.usdm_book_at(sym, update_id);
+        }
         let t = (update_id.saturating_sub(Self::last_update_id(sym, 0)) / 3).max(0) as u64;
         let (bids, asks) = self.book.replay(sym, t);
         Book { last_update_id: Self::last_update_id(sym, t), bids: level_texts(&bids), asks: level_texts(&asks) }
@@ -247,6 +277,9 @@ impl Market {
     /// What `GET /api/v3/depth?limit=` answers now: the book as of the latest generated event,
     /// top `limit` levels a side.
     pub fn depth_snapshot(&self, sym: usize, limit: usize) -> Book {
+        if self.venue == Venue::UsdM {
+            return self.usdm_depth_snapshot(sym, limit);
+        }
         let t = self.generated_for(StreamKind::Depth, sym);
         let (bids, asks) = self.book.top(sym, t, limit);
         Book { last_update_id: Self::last_update_id(sym, t), bids: level_texts(&bids), asks: level_texts(&asks) }
@@ -267,19 +300,34 @@ impl Market {
         u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// How a symbol without a cadence of its own paces `kind`.
+    /// How a symbol without a cadence of its own paces `kind` (liquidations: as symbol 0).
     fn common_schedule(&self, kind: StreamKind) -> Schedule {
         let rate = match kind {
             StreamKind::Trade => self.cfg.trade_rate / self.cfg.symbols.len().max(1) as f64,
+            // USD-M has no trade stream: its aggregate trades take the trade rate.
+            StreamKind::AggTrade if self.venue == Venue::UsdM => {
+                self.cfg.trade_rate / self.cfg.symbols.len().max(1) as f64
+            }
+            // Binance's own cadences ("Update Speed: 3000ms or 1000ms").
+            StreamKind::MarkPrice => 1.0 / 3.0,
+            StreamKind::MarkPrice1s => 1.0,
+            StreamKind::ForceOrder => return self.liquidations(0),
             _ => self.cfg.aux_rate,
         };
         Schedule::Even { rate }
+    }
+
+    /// When symbol `sym` has liquidations: 1 to 3 s apart, so never two within a second (Binance
+    /// pushes "only the latest one liquidation order within 1000ms").
+    fn liquidations(&self, sym: usize) -> Schedule {
+        Schedule::every(1_000_000, 3_000_000, mix(self.cfg.seed ^ ((sym as u64) << 32) ^ 0xF0CE))
     }
 
     /// How symbol `sym` paces `kind`: its cadence for trades and aggregate trades, if it has one.
     fn schedule(&self, kind: StreamKind, sym: usize) -> Schedule {
         match (kind, self.cadences.get(sym)) {
             (StreamKind::Trade | StreamKind::AggTrade, Some(Some(s))) => *s,
+            (StreamKind::ForceOrder, _) => self.liquidations(sym),
             _ => self.common_schedule(kind),
         }
     }

@@ -7,7 +7,7 @@ use crate::book::{price_text, qty_text};
 use crate::clock::TimeUnit;
 use crate::hash::mix;
 use crate::kind::{StreamKind, KLINE_INTERVALS};
-use crate::market::Market;
+use crate::market::{Market, Venue};
 
 impl Market {
     /// Appends the raw payload of event `k` of `kind` for symbol `sym`, times in milliseconds.
@@ -18,6 +18,10 @@ impl Market {
     /// Appends the raw payload of event `k` of `kind` for symbol `sym`, every time field in
     /// `unit` (`E`, `T`, a kline's `t` and `T`).
     pub fn render_in(&self, kind: StreamKind, sym: usize, k: u64, unit: TimeUnit, out: &mut String) {
+        // USD-M klines are spot's (the same documented payload); everything else is its own.
+        if self.venue == Venue::UsdM && !matches!(kind, StreamKind::Kline(_)) {
+            return self.render_usdm(kind, sym, k, out);
+        }
         let s = self.cfg.symbols[sym].to_uppercase();
         let e = unit.from_us(self.time_us(kind, sym, k));
         let h = mix((sym as u64) << 40 ^ k ^ 0x5555);
@@ -89,6 +93,8 @@ impl Market {
                 out.push('}');
                 Ok(())
             }
+            // USD-M only (usdm/render.rs): no spot stream name reads as them.
+            StreamKind::Depth500ms | StreamKind::MarkPrice | StreamKind::MarkPrice1s | StreamKind::ForceOrder => Ok(()),
         };
     }
 }

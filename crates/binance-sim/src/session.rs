@@ -11,7 +11,8 @@ use tracing::info;
 use crate::clock::TimeUnit;
 use crate::config::{Mute, MuteUntil};
 use crate::kind::StreamKind;
-use crate::market::Market;
+use crate::market::{Market, Venue};
+use crate::usdm::streams::{self as usdm, Endpoint};
 
 /// A stream name as a client may write it, percent-encoded or not (Binance, 2025-12: "stream
 /// URLs may be percent-encoded"; UTF-8 symbols in request parameters): the name itself.
@@ -26,14 +27,21 @@ pub(crate) struct Target {
     pub combined: bool,
     pub streams: Vec<String>,
     pub unit: TimeUnit,
+    /// USD-M: the routed path (`None` on spot).
+    pub endpoint: Option<Endpoint>,
 }
 
-/// Reads `/stream?streams=a/b&timeUnit=MICROSECOND`, `/ws/<name>` or `/ws`; `Err` names what is
-/// wrong (an unknown path: 404; a `timeUnit` Binance does not list: 400).
-pub(crate) fn parse_target(uri: &str) -> Result<Target, (u16, String)> {
+/// Reads `/stream?streams=a/b&timeUnit=MICROSECOND`, `/ws/<name>` or `/ws` (on USD-M each under
+/// `/public`, `/market` or the retired root); `Err` names what is wrong (an unknown path: 404;
+/// a `timeUnit` Binance does not list: 400).
+pub(crate) fn parse_target(uri: &str, venue: Venue) -> Result<Target, (u16, String)> {
     let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let (endpoint, path) = match venue {
+        Venue::Spot => (None, path),
+        Venue::UsdM => usdm::split_endpoint(path).map(|(e, rest)| (Some(e), rest))?,
+    };
     let combined = path == "/stream" || path == "/stream/";
-    let mut t = Target { combined, streams: Vec::new(), unit: TimeUnit::Millisecond };
+    let mut t = Target { combined, streams: Vec::new(), unit: TimeUnit::Millisecond, endpoint };
     if let Some(name) = path.strip_prefix("/ws/") {
         t.streams.extend(Some(decode(name).into_owned()).filter(|n| !n.is_empty()));
     } else if !combined && path != "/ws" {
@@ -43,7 +51,8 @@ pub(crate) fn parse_target(uri: &str) -> Result<Target, (u16, String)> {
         match &*decode(k) {
             // The whole list may be encoded, separators included (`%2F`), or each name.
             "streams" => t.streams.extend(decode(v).split('/').filter(|s| !s.is_empty()).map(str::to_string)),
-            "timeUnit" => {
+            // Spot's (README §2.4); USD-M documents no such parameter and always writes milliseconds.
+            "timeUnit" if venue == Venue::Spot => {
                 t.unit = TimeUnit::parse(&decode(v)).ok_or_else(|| (400, format!("invalid timeUnit: {v}")))?;
             }
             _ => {}
@@ -72,6 +81,7 @@ pub(crate) struct Session<'m> {
     pub subs: Vec<Sub>,
     pub combined: bool,
     pub unit: TimeUnit,
+    endpoint: Option<Endpoint>,
     mutes: Vec<(Mute, MuteState)>,
 }
 
@@ -85,7 +95,15 @@ impl<'m> Session<'m> {
             .filter(|m| m.connection.is_none_or(|n| n == conn_id))
             .map(|m| (Mute { stream: decode(&m.stream).into_owned(), ..m.clone() }, MuteState::Armed(opened + m.after)))
             .collect();
-        let mut s = Session { market, conn_id, subs: Vec::new(), combined: target.combined, unit: target.unit, mutes };
+        let mut s = Session {
+            market,
+            conn_id,
+            subs: Vec::new(),
+            combined: target.combined,
+            unit: target.unit,
+            endpoint: target.endpoint,
+            mutes,
+        };
         for name in &target.streams {
             s.subscribe(name);
         }
@@ -128,7 +146,10 @@ impl<'m> Session<'m> {
             return;
         }
         let source = name.split_once('@').and_then(|(sym, kind)| {
-            let kind = StreamKind::from_suffix(kind)?;
+            let kind = match self.endpoint {
+                None => StreamKind::from_suffix(kind)?,
+                Some(endpoint) => usdm::delivered(endpoint, kind)?,
+            };
             Some((kind, self.market.symbol_index(sym)?))
         });
         let cursor = live(self.market, source);
@@ -162,6 +183,21 @@ impl<'m> Session<'m> {
         };
         let result = match method {
             "SUBSCRIBE" => {
+                let mut new: Vec<&String> =
+                    params.iter().filter(|p| !self.subs.iter().any(|s| s.name == **p)).collect();
+                new.sort_unstable();
+                new.dedup();
+                if self.subs.len() + new.len() > self.market.cfg.max_streams {
+                    return serde_json::json!({
+                        "code": 2,
+                        "msg": format!(
+                            "Invalid request: a connection can listen to at most {} streams",
+                            self.market.cfg.max_streams
+                        ),
+                        "id": id,
+                    })
+                    .to_string();
+                }
                 for p in &params {
                     self.subscribe(p);
                 }
@@ -198,26 +234,32 @@ mod tests {
 
     #[test]
     fn urls_name_streams_raw_or_percent_encoded_with_a_time_unit() {
-        let t =
-            parse_target("/stream?streams=btcusdt@trade/%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt%40aggTrade").unwrap();
+        let t = parse_target(
+            "/stream?streams=btcusdt@trade/%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt%40aggTrade",
+            Venue::Spot,
+        )
+        .unwrap();
         assert_eq!((t.combined, t.unit), (true, TimeUnit::Millisecond));
         assert_eq!(t.streams, ["btcusdt@trade", "币安人生usdt@aggTrade"]);
         // The whole list encoded, separators included, and the unit before it.
-        let t = parse_target("/stream?timeUnit=MICROSECOND&streams=btcusdt%40trade%2Fethusdt%40depth%40100ms").unwrap();
+        let t =
+            parse_target("/stream?timeUnit=MICROSECOND&streams=btcusdt%40trade%2Fethusdt%40depth%40100ms", Venue::Spot)
+                .unwrap();
         assert_eq!(
             (t.streams.as_slice(), t.unit),
             (&["btcusdt@trade".to_string(), "ethusdt@depth@100ms".into()][..], TimeUnit::Microsecond)
         );
-        let t = parse_target("/ws/%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt@trade?timeUnit=microsecond").unwrap();
+        let t = parse_target("/ws/%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt@trade?timeUnit=microsecond", Venue::Spot)
+            .unwrap();
         assert_eq!(
             (t.combined, t.streams.as_slice(), t.unit),
             (false, &["币安人生usdt@trade".to_string()][..], TimeUnit::Microsecond)
         );
-        assert_eq!(parse_target("/ws").unwrap().streams, Vec::<String>::new());
-        assert_eq!(parse_target("/ws/").unwrap().streams, Vec::<String>::new());
-        assert!(parse_target("/stream/?streams=a@trade").unwrap().combined);
-        assert_eq!(parse_target("/stream?streams=a@trade&timeUnit=NANOSECOND").unwrap_err().0, 400);
-        assert_eq!(parse_target("/api/v3/depth").unwrap_err().0, 404);
+        assert_eq!(parse_target("/ws", Venue::Spot).unwrap().streams, Vec::<String>::new());
+        assert_eq!(parse_target("/ws/", Venue::Spot).unwrap().streams, Vec::<String>::new());
+        assert!(parse_target("/stream/?streams=a@trade", Venue::Spot).unwrap().combined);
+        assert_eq!(parse_target("/stream?streams=a@trade&timeUnit=NANOSECOND", Venue::Spot).unwrap_err().0, 400);
+        assert_eq!(parse_target("/api/v3/depth", Venue::Spot).unwrap_err().0, 404);
     }
 
     #[test]
@@ -226,7 +268,7 @@ mod tests {
             symbols: vec!["币安人生usdt".into(), "btcusdt".into()],
             ..SimConfig::default()
         });
-        let t = Target { combined: true, streams: vec![], unit: TimeUnit::Millisecond };
+        let t = Target { combined: true, streams: vec![], unit: TimeUnit::Millisecond, endpoint: None };
         let mut s = Session::new(&m, 1, Instant::now(), t);
         let reply = s.control(r#"{"method":"SUBSCRIBE","params":["币安人生usdt@trade","%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt%40aggTrade"],"id":1}"#);
         assert_eq!(reply, r#"{"id":1,"result":null}"#);
@@ -248,7 +290,12 @@ mod tests {
         let mute = |until| Mute { stream: "btcusdt@aggTrade".into(), connection: None, after: Duration::ZERO, until };
         for until in [MuteUntil::Resubscribed, MuteUntil::Reconnected] {
             let m = Market::new(SimConfig { mutes: vec![mute(until)], ..SimConfig::default() });
-            let t = Target { combined: true, streams: vec!["btcusdt@aggTrade".into()], unit: TimeUnit::Millisecond };
+            let t = Target {
+                combined: true,
+                streams: vec!["btcusdt@aggTrade".into()],
+                unit: TimeUnit::Millisecond,
+                endpoint: None,
+            };
             let mut s = Session::new(&m, 1, Instant::now(), t);
             assert!(!s.muted("btcusdt@aggTrade"), "armed, not yet fired");
             s.mute_due(Instant::now());

@@ -89,7 +89,12 @@ pub(crate) fn serve_connection(
             market.ws_refused.fetch_add(1, Ordering::Relaxed);
             return Err(refuse(403, "blocked by the web application firewall (fault)".into()));
         }
-        let t = parse_target(&uri).map_err(|(status, why)| refuse(status, why))?;
+        let t = parse_target(&uri, market.venue()).map_err(|(status, why)| refuse(status, why))?;
+        if t.streams.len() > market.cfg.max_streams {
+            let why =
+                format!("{} streams; a connection can listen to at most {}", t.streams.len(), market.cfg.max_streams);
+            return Err(refuse(400, why));
+        }
         *seen.borrow_mut() = Some((uri, t));
         Ok(resp)
     };

@@ -21,7 +21,7 @@ impl Query {
         self.0.get(k).map(String::as_str)
     }
 
-    fn num(&self, k: &str) -> Option<i64> {
+    pub(crate) fn num(&self, k: &str) -> Option<i64> {
         self.get(k).and_then(|v| v.parse().ok())
     }
 
@@ -29,7 +29,7 @@ impl Query {
     /// `X-MBX-TIME-UNIT` (README §2.4), in milliseconds. The simulator tells them apart by size:
     /// 10^14 and above is microseconds (10^14 ms is the year 5138, 10^14 µs 1973); `round_up`
     /// for a bound that includes what comes at or after it.
-    fn time_ms(&self, k: &str, round_up: bool) -> Option<i64> {
+    pub(crate) fn time_ms(&self, k: &str, round_up: bool) -> Option<i64> {
         let v = self.num(k)?;
         Some(match v {
             v if v >= 100_000_000_000_000 && round_up => v.saturating_add(999).div_euclid(1000),
@@ -155,7 +155,7 @@ pub(crate) fn exchange_info(market: &Market, unit: TimeUnit) -> String {
 
 /// A symbol's base and quote assets: a known quote asset at its end, else its last four
 /// characters (characters, not bytes: `币安人生` is twelve bytes).
-fn base_quote(up: &str) -> (&str, &str) {
+pub(crate) fn base_quote(up: &str) -> (&str, &str) {
     const QUOTES: [&str; 6] = ["USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB"];
     match QUOTES.iter().find(|q| up.len() > q.len() && up.ends_with(*q)) {
         Some(q) => up.split_at(up.len() - q.len()),

@@ -12,8 +12,11 @@
 //! `X-MBX-TIME-UNIT: MICROSECOND` writes every time in microseconds; `symbol=` may be a
 //! percent-encoded UTF-8 symbol. Faults: a WAF block answers 403 before anything else; the main
 //! listener can be down (its socket closed, or every request a 5xx).
+//!
+//! A USD-M market has a third listener (`fapi.binance.com`), served by `usdm/rest.rs` behind the
+//! same faults, limiter and stats.
 
-mod endpoints;
+pub(crate) mod endpoints;
 mod limiter;
 
 use std::net::{SocketAddr, TcpListener};
@@ -39,24 +42,26 @@ pub(crate) enum Host {
     Api,
     /// `data-api.binance.vision`: market data only, never down.
     DataApi,
+    /// `fapi.binance.com`: a USD-M market's REST; the outage fault takes it down.
+    Fapi,
 }
 
-type Answer = Response<std::io::Cursor<Vec<u8>>>;
+pub(crate) type Answer = Response<std::io::Cursor<Vec<u8>>>;
 
-fn header(name: &str, value: &str) -> Header {
+pub(crate) fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|()| {
         Header::from_bytes(&b"X-Invalid-Header"[..], &b"1"[..]).expect("a constant header is valid")
     })
 }
 
-fn json(body: String, weight: u32, status: u16) -> Answer {
+pub(crate) fn json(body: String, weight: u32, status: u16) -> Answer {
     Response::from_string(body)
         .with_status_code(status)
         .with_header(header("Content-Type", "application/json"))
         .with_header(header("X-MBX-USED-WEIGHT-1M", &weight.to_string()))
 }
 
-fn error(code: i32, msg: &str, status: u16, weight: u32) -> Answer {
+pub(crate) fn error(code: i32, msg: &str, status: u16, weight: u32) -> Answer {
     json(format!(r#"{{"code":{code},"msg":"{msg}"}}"#), weight, status)
 }
 
@@ -156,7 +161,7 @@ impl RestListener {
     pub(crate) fn serve(self, market: Arc<Market>, stats: Arc<RestStats>, stop: Arc<AtomicBool>, host: Host) {
         let mut servers = self.0;
         while !stop.load(Ordering::Relaxed) {
-            let outage = if host == Host::Api { market.faults.outage() } else { None };
+            let outage = if host != Host::DataApi { market.faults.outage() } else { None };
             match outage {
                 Some(RestDown::Refused) if servers.current.is_some() => {
                     info!(addr = %servers.addr, "REST listener down: connections refused (fault)");
@@ -171,7 +176,7 @@ impl RestListener {
             let Some(req) = servers.next(Duration::from_millis(50)) else { continue };
             stats.requests.fetch_add(1, Ordering::Relaxed);
             // Asked again: the outage may have begun while waiting for this request.
-            let outage = if host == Host::Api { market.faults.outage() } else { None };
+            let outage = if host != Host::DataApi { market.faults.outage() } else { None };
             let resp = match outage {
                 Some(how) => {
                     stats.outage_answers.fetch_add(1, Ordering::Relaxed);
@@ -190,13 +195,16 @@ impl RestListener {
 
 /// The answer to one request.
 fn answer(req: &Request, market: &Market, stats: &RestStats, host: Host) -> Answer {
-    let listener = if host == Host::Api { Listener::Rest } else { Listener::DataApi };
+    let listener = if host == Host::DataApi { Listener::DataApi } else { Listener::Rest };
     if market.faults.blocked(listener) {
         // The firewall answers before the API: no weight, and not Binance's JSON.
         stats.waf_blocked.fetch_add(1, Ordering::Relaxed);
         return Response::from_string("<html><body><h1>403 Forbidden</h1>Request blocked.</body></html>")
             .with_status_code(403)
             .with_header(header("Content-Type", "text/html"));
+    }
+    if host == Host::Fapi {
+        return crate::usdm::rest::answer(req, market, stats);
     }
     let url = req.url();
     let path = url.split('?').next().unwrap_or("");

@@ -24,9 +24,14 @@ pub struct Client {
 
 /// Opens `path` (`/stream?streams=...`, `/ws/...`) on the simulator; the HTTP status if refused.
 pub fn try_connect(sim: &SimHandle, path: &str) -> Result<Client, u16> {
-    let tcp = TcpStream::connect(sim.addr).expect("tcp connect");
+    try_connect_at(sim.addr, path)
+}
+
+/// Opens `path` on the WebSocket listener at `addr` (the USD-M one: `sim.usdm`'s `addr`).
+pub fn try_connect_at(addr: std::net::SocketAddr, path: &str) -> Result<Client, u16> {
+    let tcp = TcpStream::connect(addr).expect("tcp connect");
     tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    match tungstenite::client(format!("ws://{}{path}", sim.addr), tcp) {
+    match tungstenite::client(format!("ws://{addr}{path}"), tcp) {
         Ok((ws, _)) => Ok(Client { ws, pings: 0 }),
         Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => Err(r.status().as_u16()),
         Err(e) => panic!("handshake with {path}: {e}"),
@@ -35,6 +40,15 @@ pub fn try_connect(sim: &SimHandle, path: &str) -> Result<Client, u16> {
 
 pub fn connect(sim: &SimHandle, path: &str) -> Client {
     try_connect(sim, path).unwrap_or_else(|status| panic!("{path}: refused with {status}"))
+}
+
+pub fn connect_at(addr: std::net::SocketAddr, path: &str) -> Client {
+    try_connect_at(addr, path).unwrap_or_else(|status| panic!("{path}: refused with {status}"))
+}
+
+/// A simulator serving the USD-M market `usdm` beside a default spot one.
+pub fn usdm_sim(usdm: SimConfig) -> SimHandle {
+    sim(SimConfig { usdm: Some(Box::new(usdm)), ..SimConfig::default() })
 }
 
 impl Client {
