@@ -191,9 +191,13 @@ pub fn is_decimal(s: &str) -> bool {
         && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
 }
 
+/// Longest symbol in UTF-8 bytes: Binance allows 50 UTF-16 code units, and no UTF-16 unit takes
+/// more than 3 UTF-8 bytes (a CJK letter: 1 unit, 3 bytes; an astral one: 2 units, 4 bytes).
+pub const MAX_SYMBOL_BYTES: usize = 150;
+
 /// A symbol becomes the Kafka key and JSON text verbatim, so it must need no escaping.
 pub fn is_safe_symbol(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+    !s.is_empty() && s.len() <= MAX_SYMBOL_BYTES && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
 }
 
 impl<'a> Record<'a> {
@@ -524,6 +528,9 @@ mod tests {
     fn unsafe_symbols_are_refused() {
         assert!(is_safe_symbol("BTCUSDT"));
         assert!(is_safe_symbol("币安人生USDT"));
+        // Fifty CJK letters: Binance's longest symbol, 150 bytes.
+        assert!(is_safe_symbol(&"币".repeat(50)));
+        assert!(!is_safe_symbol(&"币".repeat(51)));
         assert!(!is_safe_symbol("BTC\"USDT"));
         assert!(!is_safe_symbol("BTC\u{1}"));
         assert!(!is_safe_symbol(""));

@@ -158,8 +158,10 @@ impl Connection {
         let mut overflow = Vec::new();
         for &(sym, kind) in &streams {
             let s = (venue.stream_name)(&names[sym as usize], kind);
-            if used + s.len() < venue.limits.url_stream_bytes || in_url.is_empty() {
-                used += s.len() + 1;
+            // A URL carries a UTF-8 name's non-ASCII bytes percent-encoded, three bytes each.
+            let url_len = s.len() + 2 * s.bytes().filter(|b| !b.is_ascii()).count();
+            if used + url_len < venue.limits.url_stream_bytes || in_url.is_empty() {
+                used += url_len + 1;
                 in_url.push(s);
             } else {
                 overflow.push(s);

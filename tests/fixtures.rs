@@ -129,6 +129,10 @@ fn control_and_error_frames_are_recognised() {
 
     let t = fixture("combined/serverShutdown.json");
     assert_eq!(parse_frame(t.as_bytes()).unwrap(), Frame::ServerShutdown { event_time_ms: 1770123456789 });
+    // Unwrapped, as a raw `/ws` connection (or `SET_PROPERTY combined false`) delivers it: the
+    // same notice, not a frame of unknown shape.
+    let t = fixture("raw/serverShutdown.json");
+    assert_eq!(parse_frame(t.as_bytes()).unwrap(), Frame::ServerShutdown { event_time_ms: 1770123456789 });
 }
 
 #[test]

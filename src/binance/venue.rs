@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::symbol::url_encoded;
 use super::wire::{self, ParseError};
 use crate::venue::{Frame, Limits, Refusal, Venue};
 
@@ -51,15 +52,19 @@ fn refusal(e: ParseError) -> Refusal {
     Refusal { reason: e.reason(), why: e.why() }
 }
 
-/// `<base>/stream?streams=<a>/<b>/...`: the combined-stream endpoint.
+/// `<base>/stream?streams=<a>/<b>/...`: the combined-stream endpoint, each name percent-encoded
+/// (a UTF-8 listing's name; ASCII names are unchanged). Binance names the stream in each frame
+/// decoded, as configured.
 fn stream_path(base: &str, streams: &[&str]) -> String {
-    format!("{base}/stream?streams={}", streams.join("/"))
+    let names: Vec<String> = streams.iter().map(|s| url_encoded(s).to_string()).collect();
+    format!("{base}/stream?streams={}", names.join("/"))
 }
 
-/// `{"method":"SUBSCRIBE","params":["<a>","<b>"],"id":<id>}`. Stream names need no escaping:
-/// symbols are checked against Binance's grammar at configuration.
+/// `{"method":"SUBSCRIBE","params":["<a>","<b>"],"id":<id>}`, each name percent-encoded as in the
+/// URL: the request stays ASCII and needs no JSON escaping (symbols are checked against Binance's
+/// grammar at configuration, and the encoding leaves no `"` or `\\`).
 fn subscribe(id: i64, streams: &[&str]) -> String {
-    let params: Vec<String> = streams.iter().map(|s| format!("\"{s}\"")).collect();
+    let params: Vec<String> = streams.iter().map(|s| format!("\"{}\"", url_encoded(s))).collect();
     format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","))
 }
 
@@ -79,6 +84,16 @@ mod tests {
         assert_eq!(
             (VENUE.subscribe)(3, &["btcusdt@trade", "btcusdt@depth@100ms"]),
             r#"{"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@depth@100ms"],"id":3}"#
+        );
+        // A UTF-8 listing: percent-encoded in the URL and in SUBSCRIBE alike.
+        let uni = (VENUE.stream_name)("币安人生usdt", StreamKind::Trade);
+        assert_eq!(
+            (VENUE.stream_path)("/p", &[&uni, "btcusdt@trade"]),
+            "/p/stream?streams=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt@trade/btcusdt@trade"
+        );
+        assert_eq!(
+            (VENUE.subscribe)(9, &[&uni]),
+            r#"{"method":"SUBSCRIBE","params":["%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt@trade"],"id":9}"#
         );
     }
 
