@@ -203,8 +203,8 @@ impl Backfiller {
                 continue;
             }
             let limit = (to.saturating_sub(cur) / len).clamp(1, PAGE);
-            let path = rest::klines_path(sym, iv, cur, to.saturating_sub(1), limit);
-            let page = self.get(&path, "klines").and_then(|body| {
+            let call = rest::klines(sym, iv, cur, to.saturating_sub(1), limit);
+            let page = self.get(call).and_then(|body| {
                 serde_json::from_str::<Vec<RestKline>>(&body)
                     .map_err(|e| FetchError::Retry(format!("bad klines body: {e}")))
             });
@@ -362,9 +362,12 @@ impl Backfiller {
         }
     }
 
-    /// A GET, honouring any wait the server asked for before returning.
-    fn get(&self, path: &str, endpoint: &'static str) -> Result<String, FetchError> {
-        let reply = self.rest.get(path, endpoint);
+    /// A GET, within the weight budget, honouring any wait the server asked for before returning.
+    fn get(&self, call: rest::Call) -> Result<String, FetchError> {
+        if let Some(wait) = self.rest.wait_before(&call) {
+            self.sleep(wait);
+        }
+        let reply = self.rest.get(&call);
         if let Some(wait) = reply.pause {
             self.sleep(wait);
         }
@@ -380,7 +383,7 @@ impl Backfiller {
         let mut got: Vec<(i64, OwnedRecord)> = Vec::new();
         match kind {
             Dense::Trade => {
-                let body = self.get(&rest::trades_path(sym, cur, limit), "historicalTrades")?;
+                let body = self.get(rest::trades(sym, cur, limit))?;
                 let trades: Vec<RestTrade> = serde_json::from_str(&body)
                     .map_err(|e| FetchError::Retry(format!("bad historicalTrades body: {e}")))?;
                 for t in &trades {
@@ -399,7 +402,7 @@ impl Backfiller {
                 }
             }
             Dense::AggTrade => {
-                let body = self.get(&rest::agg_trades_path(sym, cur, limit), "aggTrades")?;
+                let body = self.get(rest::agg_trades(sym, cur, limit))?;
                 let aggs: Vec<RestAggTrade> =
                     serde_json::from_str(&body).map_err(|e| FetchError::Retry(format!("bad aggTrades body: {e}")))?;
                 for a in &aggs {
@@ -534,7 +537,7 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 return;
             }
-            match self.get(&rest::depth_path(sym), "depth") {
+            match self.get(rest::depth(sym)) {
                 Ok(body) => {
                     let Ok(d) = serde_json::from_str::<RestDepth>(&body) else { break };
                     let ok = d
