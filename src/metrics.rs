@@ -180,6 +180,8 @@ impl Metrics {
         for kind in ["authentication", "tls"] {
             sink_errors.with_label_values(&[kind]);
         }
+        // So is a venue's firewall blocking this IP (HTTP 403 on the WebSocket upgrade).
+        ws_connect_attempts.with_label_values(&["blocked"]);
         Arc::new(Metrics {
             registry,
             symbols: Arc::new(Symbols::new(symbols)),

@@ -35,7 +35,7 @@ mod limits;
 mod transport;
 
 pub use dial::{ws_config, Dialer, MAX_FRAME, MAX_MESSAGE, WRITE_BUFFER_MAX};
-pub use error::{ConnectError, Lost};
+pub use error::{ConnectError, Lost, Retry};
 pub use limits::{AttemptBudget, PING_FLOOD_LIMIT, STABLE_AFTER};
 pub use transport::Transport;
 
@@ -350,7 +350,11 @@ impl Connection {
 
     /// Gives up on a connection attempt and schedules the next one.
     fn fail(&mut self, why: ConnectError, metrics: &Metrics) {
-        let delay = self.schedule_reconnect(metrics, why.label());
+        let floor = match why.retry() {
+            Retry::Backoff => Duration::ZERO,
+            Retry::NotBefore(d) => d,
+        };
+        let delay = self.schedule_reconnect(metrics, why.label(), floor);
         if let Some(suppressed) = self.log.check("connection_failed") {
             let delay_ms = delay.as_millis() as u64;
             warn!(conn = self.id, attempt = self.attempt, delay_ms, suppressed, "connection failed: {why}");
@@ -358,10 +362,10 @@ impl Connection {
     }
 
     /// Counts the attempt's `result` and waits with capped exponential backoff and jitter (see
-    /// [`backoff`]) before the next one.
-    fn schedule_reconnect(&mut self, metrics: &Metrics, result: &'static str) -> Duration {
+    /// [`backoff`]), and at least `floor`, before the next one.
+    fn schedule_reconnect(&mut self, metrics: &Metrics, result: &'static str, floor: Duration) -> Duration {
         metrics.ws_connect_attempts.with_label_values(&[result]).inc();
-        let delay = backoff(self.attempt);
+        let delay = backoff(self.attempt).max(floor);
         self.attempt = self.attempt.saturating_add(1);
         self.reset_subscriptions();
         self.set_state(State::Backoff { until: Instant::now() + delay }, metrics);
@@ -389,7 +393,7 @@ impl Connection {
         if stable {
             self.attempt = 0;
         }
-        let delay = self.schedule_reconnect(metrics, why.label());
+        let delay = self.schedule_reconnect(metrics, why.label(), Duration::ZERO);
         if let Some(suppressed) = self.log.check("connection_lost") {
             let delay_ms = delay.as_millis() as u64;
             let streams = self.streams.len();
