@@ -11,7 +11,7 @@
 //! event time converted with [`TimeUnit::to_ms`].
 
 /// The unit of exchange times, in records and in the venue's frames alike.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimeUnit {
     #[default]
     Millis,
@@ -37,9 +37,9 @@ impl TimeUnit {
         ms.saturating_mul(self.per_ms())
     }
 
-    /// `t` in this unit as nanoseconds, saturating (latency against the receive clock).
-    pub const fn to_ns(self, t: i64) -> i64 {
-        t.saturating_mul(1_000_000 / self.per_ms())
+    /// Nanoseconds in one unit (latency against the receive clock, which counts in ns).
+    pub const fn ns(self) -> u64 {
+        1_000_000 / self.per_ms() as u64
     }
 
     /// The suffix of time field names: `ms` or `us`.
@@ -66,8 +66,11 @@ mod tests {
         let us = TimeUnit::Micros;
         assert_eq!((us.to_ms(1_672_515_782_136_999), us.to_ms(-1)), (1_672_515_782_136, -1));
         assert_eq!((us.from_ms(60_000), us.from_ms(i64::MAX)), (60_000_000, i64::MAX));
-        assert_eq!((us.to_ns(5), TimeUnit::Millis.to_ns(5), us.to_ns(i64::MAX)), (5_000, 5_000_000, i64::MAX));
+        assert_eq!((us.ns(), TimeUnit::Millis.ns()), (1_000, 1_000_000));
         assert_eq!((TimeUnit::Millis.to_ms(7), TimeUnit::Millis.per_ms()), (7, 1));
-        assert_eq!((us.field("open_time"), TimeUnit::default().field("event_time")), ("open_time_us".into(), "event_time_ms".into()));
+        assert_eq!(
+            (us.field("open_time"), TimeUnit::default().field("event_time")),
+            ("open_time_us".into(), "event_time_ms".into())
+        );
     }
 }

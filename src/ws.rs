@@ -55,6 +55,7 @@ use crate::pipeline::{Admission, Outcome, Pipeline};
 use crate::sequence::Dense;
 use crate::stream::StreamKind;
 use crate::symbols::Symbols;
+use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 use dial::{write_buffer_full, HANDSHAKE_TIMEOUT};
 use limits::{backoff, OutgoingBudget, PingRate};
@@ -145,13 +146,14 @@ pub struct Connection {
 
 impl Connection {
     /// A connection carrying `streams` of the symbols in `names`, to `venue`'s endpoint under
-    /// `base_path`.
+    /// `base_path`, its times in `unit`.
     pub fn new(
         id: usize,
         streams: Vec<(u16, StreamKind)>,
         names: &Symbols,
         venue: &'static Venue,
         base_path: &str,
+        unit: TimeUnit,
     ) -> Connection {
         let mut in_url = Vec::new();
         let mut used = 0;
@@ -168,7 +170,7 @@ impl Connection {
             }
         }
         let in_url: Vec<&str> = in_url.iter().map(String::as_str).collect();
-        let path = (venue.stream_path)(base_path, &in_url);
+        let path = (venue.stream_path)(base_path, &in_url, unit);
         let mut symbols: Vec<u16> = streams.iter().map(|(s, _)| *s).collect();
         symbols.dedup();
         Connection {
@@ -569,16 +571,16 @@ mod tests {
     fn a_replacement_of_a_short_lived_connection_waits_out_its_backoff() {
         let names = Symbols::new(&["btcusdt".to_string()]);
         let venue = &crate::binance::venue::VENUE;
-        let mut old = Connection::new(0, vec![(0, StreamKind::Trade)], &names, venue, "");
+        let mut old = Connection::new(0, vec![(0, StreamKind::Trade)], &names, venue, "", TimeUnit::Millis);
         old.attempt = 3;
         // Our own age limit: the replacement goes at once.
-        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "");
+        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "", TimeUnit::Millis);
         new.succeed(&old);
         assert_eq!(new.attempt, 0);
         // The peer's serverShutdown, on a connection that never became stable.
         old.rotate_by_peer = true;
         let before = Instant::now();
-        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "");
+        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "", TimeUnit::Millis);
         new.succeed(&old);
         assert_eq!(new.attempt, 4);
         // The backoff of attempt 3: 2 s, jittered down to no less than 1 s.

@@ -74,7 +74,10 @@ impl Host {
 enum Outcome {
     Done(Reply),
     /// The host failed in a way another host can get round; `blocked` for a 403.
-    Unreachable { reply: Reply, blocked: bool },
+    Unreachable {
+        reply: Reply,
+        blocked: bool,
+    },
 }
 
 pub(super) struct Rest {

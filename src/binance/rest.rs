@@ -134,7 +134,6 @@ pub struct Call {
     pub endpoint: Endpoint,
 }
 
-
 /// Trades from `from_id` on (`/api/v3/historicalTrades`); `limit` at most 1000.
 pub fn trades(symbol: &str, from_id: i64, limit: i64) -> Call {
     let path = format!("/api/v3/historicalTrades?symbol={}&fromId={from_id}&limit={limit}", q(symbol));
@@ -207,7 +206,9 @@ mod tests {
             assert_eq!(Endpoint::Depth { limit }.weight(), w, "depth limit {limit}");
         }
         assert!(!trades("BTCUSDT", 1, 1).endpoint.on_data_api());
-        assert!([agg_trades("A", 1, 1), klines("A", "1m", 0, 1, 1), depth("A")].iter().all(|c| c.endpoint.on_data_api()));
+        assert!([agg_trades("A", 1, 1), klines("A", "1m", 0, 1, 1), depth("A")]
+            .iter()
+            .all(|c| c.endpoint.on_data_api()));
     }
 
     #[test]
