@@ -20,5 +20,6 @@ mod hostile_ws;
 mod kafka_outage;
 mod quarantine;
 mod recovery;
+mod replay;
 mod sasl;
 mod stale;
