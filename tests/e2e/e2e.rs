@@ -23,3 +23,4 @@ mod recovery;
 mod replay;
 mod sasl;
 mod stale;
+mod venue_2026;
