@@ -16,9 +16,10 @@
 //! Neither is published in a package registry (checked: the cryptofeed sdists on PyPI, 1.9.3 to
 //! 3.0.1, carry no `sample_data/`; the hftbacktest sdist on PyPI and its crate carry no
 //! `examples/spot/`), so they are read from the project's shared data: `BINANCE_CAPTURES_DIR`,
-//! else `shared/binance/fixtures/captures` beside the repository (where CI lays `shared/`), else
-//! `/work/shared/binance/fixtures/captures`. Each file's SHA-256 is pinned: other bytes are
-//! another capture, and the test says so rather than checking against it.
+//! else `shared/binance/fixtures/captures` beside the checkout (a checkout at `/work/main` finds
+//! `/work/shared`), else `/work/shared/binance/fixtures/captures` (any checkout on the team's
+//! machine). Each file's SHA-256 is pinned: other bytes are another capture, and the test says so
+//! rather than checking against it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,8 +56,8 @@ pub struct Capture {
 }
 
 /// The captures folder, or `None` when this machine has none. Under `CI=true` a missing folder
-/// fails the test: CI lays `shared/` beside the repository, and a replay that silently did not
-/// run would prove nothing.
+/// fails the test: a replay that silently did not run in CI would prove nothing, so a CI machine
+/// must provide the captures (at one of the places below, or through `BINANCE_CAPTURES_DIR`).
 pub fn captures_dir() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("BINANCE_CAPTURES_DIR").map(PathBuf::from),
@@ -67,8 +68,10 @@ pub fn captures_dir() -> Option<PathBuf> {
     if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "the recorded Binance captures were not found (BINANCE_CAPTURES_DIR, ../shared/binance/fixtures/captures, \
-             /work/shared/binance/fixtures/captures); under CI=true the replay test must run"
+            "the recorded Binance captures were not found ({} under BINANCE_CAPTURES_DIR, \
+             ../shared/binance/fixtures/captures or /work/shared/binance/fixtures/captures); under CI=true the \
+             replay test must run",
+            HFT_BTCUSDT.path
         );
         eprintln!("replay: no recorded Binance captures on this machine; set BINANCE_CAPTURES_DIR to run this test");
     }
