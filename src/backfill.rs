@@ -38,6 +38,7 @@ use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
 use crate::symbols::Symbols;
+use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 
 // What the backfill's callers have always found here; the types live in the hand-off layer.
@@ -57,6 +58,8 @@ pub struct Backfiller {
     rest: Rest,
     symbols: Arc<Symbols>,
     max_ids: i64,
+    /// The unit of the times REST sends (asked for with `X-MBX-TIME-UNIT`) and records carry.
+    time_unit: TimeUnit,
     metrics: Arc<Metrics>,
     /// Readiness of the sink: REST fetches pause while it cannot deliver.
     health: Arc<Health>,
@@ -85,6 +88,7 @@ impl Backfiller {
             rest: Rest::new(cfg, metrics.clone()),
             symbols: metrics.symbols.clone(),
             max_ids: cfg.backfill_max_ids,
+            time_unit: cfg.time_unit,
             metrics,
             health,
             out,
@@ -118,9 +122,11 @@ impl Backfiller {
             };
             self.metrics.backfill_jobs.inc_by(ranges.len() as u64);
             let left = match seq {
-                Seq::Candles { symbol_idx, interval } => {
+                Seq::Candles { symbol_idx, interval, unit } => {
                     let (from, to) = ranges[0];
-                    self.klines(symbol_idx, interval, from, to).map(|resume| vec![(resume, to)]).unwrap_or_default()
+                    self.klines(symbol_idx, interval, unit, from, to)
+                        .map(|resume| vec![(resume, to)])
+                        .unwrap_or_default()
                 }
                 Seq::Ids { symbol_idx, kind } => {
                     ranges[0] = self.capped(seq, ranges[0].0, ranges[0].1);
@@ -181,10 +187,11 @@ impl Backfiller {
     /// Refills closed candles opening at `from..to` from `/api/v3/klines`, in order, flagged;
     /// candles REST does not have are reported as a gap, and those beyond `BACKFILL_MAX_IDS`
     /// candles as `backfill_limit`. Returns where to resume when interrupted by shutdown.
-    fn klines(&self, symbol_idx: u16, interval: u8, from: i64, to: i64) -> Option<i64> {
-        let seq = Seq::Candles { symbol_idx, interval };
+    /// Open times are in `unit`, as REST answers them (`startTime`/`endTime` take either unit).
+    fn klines(&self, symbol_idx: u16, interval: u8, unit: TimeUnit, from: i64, to: i64) -> Option<i64> {
+        let seq = Seq::Candles { symbol_idx, interval, unit };
         let (sym, iv) = (self.symbols.upper(symbol_idx), KLINE_INTERVALS[interval as usize]);
-        let len = KLINE_INTERVAL_MS[interval as usize]?;
+        let len = unit.from_ms(KLINE_INTERVAL_MS[interval as usize]?);
         let mut to = to;
         if marker::count(seq, from, to) > self.max_ids {
             // The oldest candles first, so what is fetched joins what was published before.
@@ -203,8 +210,8 @@ impl Backfiller {
                 continue;
             }
             let limit = (to.saturating_sub(cur) / len).clamp(1, PAGE);
-            let path = rest::klines_path(sym, iv, cur, to.saturating_sub(1), limit);
-            let page = self.get(&path, "klines").and_then(|body| {
+            let call = rest::klines(sym, iv, cur, to.saturating_sub(1), limit);
+            let page = self.get(call).and_then(|body| {
                 serde_json::from_str::<Vec<RestKline>>(&body)
                     .map_err(|e| FetchError::Retry(format!("bad klines body: {e}")))
             });
@@ -223,12 +230,12 @@ impl Backfiller {
             };
             attempt = 0;
             let mut next = cur;
-            let now_ms = crate::clock::now_ms();
+            let now = unit.from_ms(crate::clock::now_ms());
             for c in &candles {
                 let (open, close_time) = (c.0, c.6);
                 // Only candles of this range, in order, each once, and only final ones: REST also
                 // returns the candle still open, whose values are not final.
-                if open < next || open >= to || open.saturating_sub(from) % len != 0 || close_time >= now_ms {
+                if open < next || open >= to || open.saturating_sub(from) % len != 0 || close_time >= now {
                     continue;
                 }
                 if open > next {
@@ -362,9 +369,12 @@ impl Backfiller {
         }
     }
 
-    /// A GET, honouring any wait the server asked for before returning.
-    fn get(&self, path: &str, endpoint: &'static str) -> Result<String, FetchError> {
-        let reply = self.rest.get(path, endpoint);
+    /// A GET, within the weight budget, honouring any wait the server asked for before returning.
+    fn get(&self, call: rest::Call) -> Result<String, FetchError> {
+        if let Some(wait) = self.rest.wait_before(&call) {
+            self.sleep(wait);
+        }
+        let reply = self.rest.get(&call);
         if let Some(wait) = reply.pause {
             self.sleep(wait);
         }
@@ -380,7 +390,7 @@ impl Backfiller {
         let mut got: Vec<(i64, OwnedRecord)> = Vec::new();
         match kind {
             Dense::Trade => {
-                let body = self.get(&rest::trades_path(sym, cur, limit), "historicalTrades")?;
+                let body = self.get(rest::trades(sym, cur, limit))?;
                 let trades: Vec<RestTrade> = serde_json::from_str(&body)
                     .map_err(|e| FetchError::Retry(format!("bad historicalTrades body: {e}")))?;
                 for t in &trades {
@@ -399,7 +409,7 @@ impl Backfiller {
                 }
             }
             Dense::AggTrade => {
-                let body = self.get(&rest::agg_trades_path(sym, cur, limit), "aggTrades")?;
+                let body = self.get(rest::agg_trades(sym, cur, limit))?;
                 let aggs: Vec<RestAggTrade> =
                     serde_json::from_str(&body).map_err(|e| FetchError::Retry(format!("bad aggTrades body: {e}")))?;
                 for a in &aggs {
@@ -460,7 +470,7 @@ impl Backfiller {
         let mut payload = Vec::with_capacity(256);
         // REST data went through the same validation as the stream; a record that fails it is
         // reported as a gap rather than published half-checked.
-        let ok = r.encode(recv_ns, true, &mut payload).is_ok();
+        let ok = r.encode_in(self.time_unit, recv_ns, true, &mut payload).is_ok();
         if !ok {
             payload.clear();
         }
@@ -469,7 +479,7 @@ impl Backfiller {
                 kind: r.record_type(),
                 flags: FLAG_BACKFILLED,
                 symbol_idx,
-                event_time_ms: r.event_time_ms().unwrap_or((recv_ns / 1_000_000) as i64),
+                event_time_ms: r.event_time_ms().map_or((recv_ns / 1_000_000) as i64, |t| self.time_unit.to_ms(t)),
                 recv_ns,
             },
             key: r.symbol().as_bytes().to_vec(),
@@ -534,7 +544,7 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 return;
             }
-            match self.get(&rest::depth_path(sym), "depth") {
+            match self.get(rest::depth(sym)) {
                 Ok(body) => {
                     let Ok(d) = serde_json::from_str::<RestDepth>(&body) else { break };
                     let ok = d

@@ -20,6 +20,7 @@ use crate::pipeline::Pipeline;
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
 use crate::stream::StreamKind;
+use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 use crate::ws::{AttemptBudget, Connection, Dialer};
 
@@ -52,6 +53,8 @@ pub struct EventLoop {
     shutdown_grace: Duration,
     budget: AttemptBudget,
     base_path: String,
+    /// The unit the venue is asked to send times in (`TIME_UNIT`).
+    time_unit: TimeUnit,
     venue: &'static Venue,
     /// (retiring connection, its replacement): the old one closes once the new one streams.
     successors: Vec<(usize, usize)>,
@@ -78,7 +81,7 @@ impl EventLoop {
         let connections: Vec<Connection> = plan_connections(&pairs, cfg.max_streams_per_connection)
             .into_iter()
             .enumerate()
-            .map(|(id, streams)| Connection::new(id, streams, &metrics.symbols, venue, &cfg.ws.path))
+            .map(|(id, streams)| Connection::new(id, streams, &metrics.symbols, venue, &cfg.ws.path, cfg.time_unit))
             .collect();
         for c in &connections {
             c.init_metrics(&metrics);
@@ -101,6 +104,7 @@ impl EventLoop {
             dialer,
             budget: AttemptBudget::new(venue.limits.attempts, venue.limits.attempt_window),
             base_path: cfg.ws.path.clone(),
+            time_unit: cfg.time_unit,
             venue,
             successors: Vec::new(),
             pipeline,
@@ -147,7 +151,8 @@ impl EventLoop {
             let id = self.free_slot().unwrap_or(self.connections.len());
             let old = &mut self.connections[i];
             old.mark_retiring();
-            let mut new = Connection::new(id, old.streams.clone(), &self.metrics.symbols, self.venue, &self.base_path);
+            let (names, unit) = (&self.metrics.symbols, self.time_unit);
+            let mut new = Connection::new(id, old.streams.clone(), names, self.venue, &self.base_path, unit);
             new.succeed(old);
             new.begin_catch_up(dense_sequences(&new.streams));
             info!(old = i, new = id, streams = new.streams.len(), "rotating connection (make-before-break)");

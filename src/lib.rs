@@ -26,7 +26,7 @@
 //! layer runtime: ring health metrics pinning
 //! layer config: config cli
 //! layer venue: binance
-//! layer model: interval record sequence stream symbols venue
+//! layer model: interval record sequence stream symbols time_unit venue
 //! layer foundation: clock log_limit small_file shutdown tls resolver
 //! ```
 //!
@@ -56,7 +56,7 @@
 //!   [`venue::Venue`], REST endpoints and weights.
 //! - [`venue`]: the seam between the engine and a venue, as data.
 //! - [`record`]: the normalized record model and its JSON encoding; [`interval`] candle intervals;
-//!   [`stream`] the kinds of stream and their record types.
+//!   [`stream`] the kinds of stream and their record types; [`time_unit`] ms or µs times.
 //! - [`sequence`]: per-symbol exchange ids: duplicates dropped, gaps detected.
 //! - [`symbols`]: the configured symbols, indexed once.
 //! - [`handoff`]: what the engine's threads pass one another (jobs, owned records, gap markers);
@@ -104,6 +104,7 @@ pub mod small_file;
 pub mod stream;
 pub mod supervise;
 pub mod symbols;
+pub mod time_unit;
 pub mod tls;
 pub mod venue;
 pub mod ws;

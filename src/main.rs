@@ -151,6 +151,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let (writer, reader) = ring::ring(cfg.ring_bytes);
     let mut pipeline = Pipeline::new(venue, writer, metrics.clone(), job_tx);
     pipeline.set_max_jump(cfg.backfill_max_ids);
+    pipeline.set_time_unit(cfg.time_unit);
     if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
         for (symbol_idx, kind, last) in recovery::recover(&cfg, &metrics.symbols) {
             pipeline.seed(symbol_idx, kind, last);

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub backfill_jobs: IntCounter,
     pub backfill_retries: IntCounter,
     pub rest_requests: IntCounterVec,
+    /// Requests sent to the market-data-only fallback host while the main one failed.
+    pub rest_fallback_requests: IntCounterVec,
     pub rest_used_weight: IntGauge,
     pub ws_stale: IntCounter,
     pub ws_rotations: IntCounter,
@@ -120,6 +122,16 @@ impl Metrics {
             "Binance REST requests, by endpoint and status class",
             &["endpoint", "status"],
         );
+        let rest_fallback_requests = r.counter_vec(
+            "rest_fallback_requests_total",
+            "REST requests sent to the fallback host (data-api) while the main one failed, by endpoint and status",
+            &["endpoint", "status"],
+        );
+        // A firewall block needs a person (or another egress IP): exported at 0 from the start, so
+        // an alert on its increase fires at the first 403.
+        for endpoint in ["historicalTrades", "aggTrades", "klines", "depth"] {
+            rest_requests.with_label_values(&[endpoint, "403"]);
+        }
         let backfill_queue_ranges = r.int_gauge("backfill_queue_ranges", "Id ranges waiting in the backfill queue");
         let rest_used_weight = r.int_gauge("rest_used_weight", "Last X-MBX-USED-WEIGHT-1M reported by Binance");
         let received_vec = r.counter_vec("messages_received_total", "Text frames received, by kind", &["type"]);
@@ -168,6 +180,8 @@ impl Metrics {
         for kind in ["authentication", "tls"] {
             sink_errors.with_label_values(&[kind]);
         }
+        // So is a venue's firewall blocking this IP (HTTP 403 on the WebSocket upgrade).
+        ws_connect_attempts.with_label_values(&["blocked"]);
         Arc::new(Metrics {
             registry,
             symbols: Arc::new(Symbols::new(symbols)),
@@ -185,6 +199,7 @@ impl Metrics {
             backfill_jobs,
             backfill_retries,
             rest_requests,
+            rest_fallback_requests,
             rest_used_weight,
             ws_stale,
             ws_rotations,

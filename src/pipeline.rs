@@ -16,6 +16,7 @@ use crate::record::Record;
 use crate::ring::{RecordMeta, RingWriter, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
 use crate::symbols::Symbols;
+use crate::time_unit::TimeUnit;
 use crate::venue::{Frame, Venue};
 
 /// How long a full ring is waited on before records are dropped (and backfilled later): long
@@ -78,6 +79,8 @@ pub struct Pipeline {
     /// The configured symbols (shared, built once): stream symbol -> index, index -> gap key.
     symbols: Arc<Symbols>,
     sequence: SequenceTracker,
+    /// The unit of the venue's times (`TIME_UNIT`): record field names, kline lengths.
+    time_unit: TimeUnit,
     /// Where gaps are reported for REST backfill (`None`: backfill off).
     backfill: Option<JobSender>,
     /// Gaps the backfill queue refused and the ring had no room for yet; flushed every
@@ -104,6 +107,7 @@ impl Pipeline {
             venue,
             symbols: metrics.symbols.clone(),
             sequence: SequenceTracker::new(metrics.symbols.len()),
+            time_unit: TimeUnit::Millis,
             latency: metrics.latency.recorder(),
             ring,
             metrics,
@@ -256,6 +260,12 @@ impl Pipeline {
         self.sequence.set_max_jump(max_jump);
     }
 
+    /// The venue sends its times in `unit` (`TIME_UNIT`).
+    pub fn set_time_unit(&mut self, unit: TimeUnit) {
+        self.time_unit = unit;
+        self.sequence.set_time_unit(unit);
+    }
+
     /// Starts a dense sequence from what Kafka already holds (crash recovery).
     pub fn seed(&mut self, symbol_idx: u16, kind: Dense, last: i64) {
         self.sequence.seed(symbol_idx as usize, kind, last);
@@ -274,9 +284,11 @@ impl Pipeline {
             Record::Kline(k) => {
                 let Some(iv) = crate::interval::index(k.interval) else { return };
                 let Some(len) = crate::interval::KLINE_INTERVAL_MS[iv] else { return };
+                let (unit, len) = (self.time_unit, self.time_unit.from_ms(len));
                 Job::Klines {
                     symbol_idx,
                     interval: iv as u8,
+                    unit,
                     from,
                     to: from.saturating_add(missing.saturating_mul(len)),
                 }
@@ -340,16 +352,17 @@ impl Pipeline {
     /// Encodes `record` and commits it to the ring, waiting briefly for space if the producer lags.
     pub fn enqueue(&mut self, record: &Record<'_>, symbol_idx: u16, recv_ns: u64, flags: u8, frame: &[u8]) -> Outcome {
         let kind = record.record_type();
-        let event_time_ms = record.event_time_ms();
+        // The venue's unit; Kafka's message timestamp is milliseconds whatever the records say.
+        let event_time = record.event_time_ms();
         let meta = RecordMeta {
             kind,
             flags,
             symbol_idx,
-            event_time_ms: event_time_ms.unwrap_or((recv_ns / 1_000_000) as i64),
+            event_time_ms: event_time.map_or((recv_ns / 1_000_000) as i64, |t| self.time_unit.to_ms(t)),
             recv_ns,
         };
         let buf = self.ring.stage(meta, record.symbol().as_bytes());
-        if let Err(e) = record.encode(recv_ns, flags & crate::ring::FLAG_BACKFILLED != 0, buf) {
+        if let Err(e) = record.encode_in(self.time_unit, recv_ns, flags & crate::ring::FLAG_BACKFILLED != 0, buf) {
             self.ring.abort();
             return self.reject(e.reason(), &e, frame);
         }
@@ -385,9 +398,9 @@ impl Pipeline {
         self.overflowing = false;
         self.committed_since_notify += 1;
         self.metrics.parsed[kind as usize].inc();
-        if let Some(e) = event_time_ms {
+        if let Some(e) = event_time {
             // An event time before 1970 or past year 2554 is absurd input, not a latency.
-            if let Some(e_ns) = u64::try_from(e).ok().and_then(|e| e.checked_mul(1_000_000)) {
+            if let Some(e_ns) = u64::try_from(e).ok().and_then(|e| e.checked_mul(self.time_unit.ns())) {
                 self.latency.record(Stage::ExchangeToReceive, symbol_idx as usize, recv_ns.saturating_sub(e_ns));
             }
         }

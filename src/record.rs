@@ -3,7 +3,11 @@
 //! Records borrow every string from the frame they were parsed from, and [`Record::encode`]
 //! writes into a caller-owned buffer, so producing a record allocates nothing once the buffer
 //! has grown to the largest message seen. Prices and quantities are carried as the exact
-//! decimal text the venue sent (validated, never converted to floating point).
+//! decimal text the venue sent (validated, never converted to floating point). Times are the
+//! venue's too, in the unit asked of it: the `*_ms` fields below hold microseconds under
+//! `TIME_UNIT=us`, and [`Record::encode_in`] names them for that unit ([`TimeUnit`]).
+
+use crate::time_unit::TimeUnit;
 
 /// The normalized record types; the discriminant indexes topic and metric tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -191,9 +195,13 @@ pub fn is_decimal(s: &str) -> bool {
         && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
 }
 
+/// Longest symbol in UTF-8 bytes: Binance allows 50 UTF-16 code units, and no UTF-16 unit takes
+/// more than 3 UTF-8 bytes (a CJK letter: 1 unit, 3 bytes; an astral one: 2 units, 4 bytes).
+pub const MAX_SYMBOL_BYTES: usize = 150;
+
 /// A symbol becomes the Kafka key and JSON text verbatim, so it must need no escaping.
 pub fn is_safe_symbol(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+    !s.is_empty() && s.len() <= MAX_SYMBOL_BYTES && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
 }
 
 impl<'a> Record<'a> {
@@ -252,9 +260,21 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Validates and appends the normalized JSON object to `out`. On error `out` may hold a
-    /// partial object; callers truncate back to where they started.
+    /// [`Record::encode_in`] for times in milliseconds, Binance's default.
     pub fn encode(&self, recv_time_ns: u64, backfilled: bool, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        self.encode_in(TimeUnit::Millis, recv_time_ns, backfilled, out)
+    }
+
+    /// Validates and appends the normalized JSON object to `out`, its time fields named for
+    /// `unit` (`trade_time_ms` or `trade_time_us`: the values are the venue's, in that unit). On
+    /// error `out` may hold a partial object; callers truncate back to where they started.
+    pub fn encode_in(
+        &self,
+        unit: TimeUnit,
+        recv_time_ns: u64,
+        backfilled: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RecordError> {
         let sym = self.symbol();
         if !is_safe_symbol(sym) {
             return Err(RecordError::BadSymbol);
@@ -266,8 +286,8 @@ impl<'a> Record<'a> {
                 w.dec(k!("price"), r.price)?;
                 w.dec(k!("qty"), r.qty)?;
                 w.str(k!("side"), r.side.as_str());
-                w.int(k!("trade_time_ms"), r.trade_time_ms);
-                w.int(k!("event_time_ms"), r.event_time_ms);
+                w.int(kt!(unit, "trade_time"), r.trade_time_ms);
+                w.int(kt!(unit, "event_time"), r.event_time_ms);
             }
             Record::AggTrade(r) => {
                 w.int(k!("agg_id"), r.agg_id);
@@ -276,16 +296,16 @@ impl<'a> Record<'a> {
                 w.dec(k!("price"), r.price)?;
                 w.dec(k!("qty"), r.qty)?;
                 w.str(k!("side"), r.side.as_str());
-                w.int(k!("trade_time_ms"), r.trade_time_ms);
-                w.int(k!("event_time_ms"), r.event_time_ms);
+                w.int(kt!(unit, "trade_time"), r.trade_time_ms);
+                w.int(kt!(unit, "event_time"), r.event_time_ms);
             }
             Record::Kline(r) => {
                 if crate::interval::index(r.interval).is_none() {
                     return Err(RecordError::BadInterval);
                 }
                 w.str(k!("interval"), r.interval);
-                w.int(k!("open_time_ms"), r.open_time_ms);
-                w.int(k!("close_time_ms"), r.close_time_ms);
+                w.int(kt!(unit, "open_time"), r.open_time_ms);
+                w.int(kt!(unit, "close_time"), r.close_time_ms);
                 w.dec(k!("open"), r.open)?;
                 w.dec(k!("high"), r.high)?;
                 w.dec(k!("low"), r.low)?;
@@ -298,7 +318,7 @@ impl<'a> Record<'a> {
                 w.bool(k!("closed"), r.closed);
                 w.opt_int(k!("first_trade_id"), r.first_trade_id);
                 w.opt_int(k!("last_trade_id"), r.last_trade_id);
-                w.int(k!("event_time_ms"), r.event_time_ms);
+                w.int(kt!(unit, "event_time"), r.event_time_ms);
             }
             Record::BookTicker(r) => {
                 w.int(k!("update_id"), r.update_id);
@@ -312,7 +332,7 @@ impl<'a> Record<'a> {
                 w.int(k!("final_update_id"), r.final_update_id);
                 w.levels(k!("bids"), r.bids)?;
                 w.levels(k!("asks"), r.asks)?;
-                w.int(k!("event_time_ms"), r.event_time_ms);
+                w.int(kt!(unit, "event_time"), r.event_time_ms);
             }
         }
         w.uint(k!("recv_time_ns"), recv_time_ns);
@@ -326,11 +346,22 @@ impl<'a> Record<'a> {
 
 /// `,"name":` as one static string, so each field costs a single copy of its key.
 macro_rules! k {
-    ($name:literal) => {
+    ($name:expr) => {
         concat!(",\"", $name, "\":")
     };
 }
 use k;
+
+/// The key of time field `$base` in `$unit`: `,"<base>_ms":` or `,"<base>_us":`, both static.
+macro_rules! kt {
+    ($unit:expr, $base:literal) => {
+        match $unit {
+            TimeUnit::Millis => k!(concat!($base, "_ms")),
+            TimeUnit::Micros => k!(concat!($base, "_us")),
+        }
+    };
+}
+use kt;
 
 /// Appends `"key":value` pairs; keys are static ASCII (written whole, with their comma and
 /// colon) and values are pre-validated, so nothing needs escaping and every write is a `memcpy`
@@ -524,6 +555,9 @@ mod tests {
     fn unsafe_symbols_are_refused() {
         assert!(is_safe_symbol("BTCUSDT"));
         assert!(is_safe_symbol("币安人生USDT"));
+        // Fifty CJK letters: Binance's longest symbol, 150 bytes.
+        assert!(is_safe_symbol(&"币".repeat(50)));
+        assert!(!is_safe_symbol(&"币".repeat(51)));
         assert!(!is_safe_symbol("BTC\"USDT"));
         assert!(!is_safe_symbol("BTC\u{1}"));
         assert!(!is_safe_symbol(""));

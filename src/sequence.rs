@@ -88,6 +88,8 @@ pub struct SequenceTracker {
     /// confirmation replaces it.
     candidates: Vec<[Option<Candidate>; SLOTS]>,
     max_jump: i64,
+    /// Time units per millisecond (1, or 1000 under `TIME_UNIT=us`): kline times count in them.
+    per_ms: i64,
 }
 
 /// A verdict and what remembering the record would change.
@@ -111,7 +113,13 @@ impl SequenceTracker {
             candles: vec![[UNSET; INTERVALS]; symbols],
             candidates: vec![[None; SLOTS]; symbols],
             max_jump: DEFAULT_MAX_JUMP,
+            per_ms: 1,
         }
+    }
+
+    /// Kline times are in `unit` (their candle lengths scale with it).
+    pub fn set_time_unit(&mut self, unit: crate::time_unit::TimeUnit) {
+        self.per_ms = unit.per_ms();
     }
 
     /// Sets the quarantine bound (ids, or candles for klines); at least 1.
@@ -158,13 +166,13 @@ impl SequenceTracker {
         let (slot, ..) = Self::position(record);
         let prev = self.last[symbol_idx][slot];
         let known = |iv: usize| self.candles[symbol_idx][iv];
-        let base = judge_from(prev, known, record);
+        let base = judge_from(prev, known, record, self.per_ms);
         if prev == UNSET || base.verdict == Verdict::Duplicate || base.jump <= self.max_jump {
             return base;
         }
         // Implausibly far ahead: does it continue the record quarantined last?
         if let Some(c) = self.candidates[symbol_idx][slot] {
-            let next = judge_from(c.last, |iv| c.candle.map_or(known(iv), |(_, t)| t), record);
+            let next = judge_from(c.last, |iv| c.candle.map_or(known(iv), |(_, t)| t), record, self.per_ms);
             if next.verdict == Verdict::Duplicate && next.last == c.last {
                 // The quarantined record itself again (an overlapping connection).
                 return next;
@@ -212,8 +220,8 @@ impl SequenceTracker {
 }
 
 /// The verdict on `record` if its slot stood at `prev` and a kline interval's candles at
-/// `known(interval)`.
-fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>) -> Judged {
+/// `known(interval)`; kline times count `per_ms` units per millisecond.
+fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>, per_ms: i64) -> Judged {
     let (slot, first, last, dense) = SequenceTracker::position(record);
     let jump = if prev == UNSET { 0 } else { ids_between(prev, first) };
     let verdict = if prev == UNSET {
@@ -234,10 +242,10 @@ fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>) -> J
     let mut judged = Judged { slot, last, verdict, candle: None, jump, gap };
     if let Record::Kline(k) = record {
         let iv = slot - KLINE0;
-        // Event times are milliseconds: their jump counts in candles, like open times.
-        judged.jump = jump / crate::interval::KLINE_INTERVAL_MS[iv].unwrap_or(MONTH_MS);
+        // Event times are times: their jump counts in candles, like open times.
+        judged.jump = jump / crate::interval::KLINE_INTERVAL_MS[iv].unwrap_or(MONTH_MS).saturating_mul(per_ms);
         if verdict == Verdict::InOrder {
-            judge_candle(known(iv), iv, k, &mut judged);
+            judge_candle(known(iv), iv, k, per_ms, &mut judged);
         }
     }
     judged
@@ -246,8 +254,8 @@ fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>) -> J
 /// Candle continuity: every candle before this one's should have been published closed.
 /// Saturating throughout: open times are wire values, and `-9e18` then `9e18` must neither
 /// overflow nor count negative candles.
-fn judge_candle(known: i64, iv: usize, k: &crate::record::Kline<'_>, judged: &mut Judged) {
-    let Some(len) = crate::interval::KLINE_INTERVAL_MS[iv] else { return };
+fn judge_candle(known: i64, iv: usize, k: &crate::record::Kline<'_>, per_ms: i64, judged: &mut Judged) {
+    let Some(len) = crate::interval::KLINE_INTERVAL_MS[iv].map(|ms| ms.saturating_mul(per_ms)) else { return };
     let t = k.open_time_ms;
     // Once a candle is seen, the one before it is closed; this one too if the update says so.
     let accounted = if k.closed { t } else { t.saturating_sub(len) };

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::record::Record;
 use crate::stream::StreamKind;
+use crate::time_unit::TimeUnit;
 
 /// What one text frame from a venue turned out to be. Not boxed: it lives on the stack for one
 /// message, and the market variant is the one that matters.
@@ -63,8 +64,8 @@ pub struct Venue {
     /// The name of the stream of `kind` for `symbol` (as configured, lower case).
     pub stream_name: fn(symbol: &str, kind: StreamKind) -> String,
     /// The request path of a connection subscribed to `streams` from the start (`base` is the
-    /// configured path prefix).
-    pub stream_path: fn(base: &str, streams: &[&str]) -> String,
+    /// configured path prefix), asking for times in `unit`.
+    pub stream_path: fn(base: &str, streams: &[&str], unit: TimeUnit) -> String,
     /// The text of a request subscribing to `streams`, answered with the same `id`.
     pub subscribe: fn(id: i64, streams: &[&str]) -> String,
     /// Parses one text frame, borrowing from it; allocation-free (it runs per message).

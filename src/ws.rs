@@ -35,7 +35,7 @@ mod limits;
 mod transport;
 
 pub use dial::{ws_config, Dialer, MAX_FRAME, MAX_MESSAGE, WRITE_BUFFER_MAX};
-pub use error::{ConnectError, Lost};
+pub use error::{ConnectError, Lost, Retry};
 pub use limits::{AttemptBudget, PING_FLOOD_LIMIT, STABLE_AFTER};
 pub use transport::Transport;
 
@@ -55,6 +55,7 @@ use crate::pipeline::{Admission, Outcome, Pipeline};
 use crate::sequence::Dense;
 use crate::stream::StreamKind;
 use crate::symbols::Symbols;
+use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 use dial::{write_buffer_full, HANDSHAKE_TIMEOUT};
 use limits::{backoff, OutgoingBudget, PingRate};
@@ -145,28 +146,31 @@ pub struct Connection {
 
 impl Connection {
     /// A connection carrying `streams` of the symbols in `names`, to `venue`'s endpoint under
-    /// `base_path`.
+    /// `base_path`, its times in `unit`.
     pub fn new(
         id: usize,
         streams: Vec<(u16, StreamKind)>,
         names: &Symbols,
         venue: &'static Venue,
         base_path: &str,
+        unit: TimeUnit,
     ) -> Connection {
         let mut in_url = Vec::new();
         let mut used = 0;
         let mut overflow = Vec::new();
         for &(sym, kind) in &streams {
             let s = (venue.stream_name)(&names[sym as usize], kind);
-            if used + s.len() < venue.limits.url_stream_bytes || in_url.is_empty() {
-                used += s.len() + 1;
+            // A URL carries a UTF-8 name's non-ASCII bytes percent-encoded, three bytes each.
+            let url_len = s.len() + 2 * s.bytes().filter(|b| !b.is_ascii()).count();
+            if used + url_len < venue.limits.url_stream_bytes || in_url.is_empty() {
+                used += url_len + 1;
                 in_url.push(s);
             } else {
                 overflow.push(s);
             }
         }
         let in_url: Vec<&str> = in_url.iter().map(String::as_str).collect();
-        let path = (venue.stream_path)(base_path, &in_url);
+        let path = (venue.stream_path)(base_path, &in_url, unit);
         let mut symbols: Vec<u16> = streams.iter().map(|(s, _)| *s).collect();
         symbols.dedup();
         Connection {
@@ -348,7 +352,11 @@ impl Connection {
 
     /// Gives up on a connection attempt and schedules the next one.
     fn fail(&mut self, why: ConnectError, metrics: &Metrics) {
-        let delay = self.schedule_reconnect(metrics, why.label());
+        let floor = match why.retry() {
+            Retry::Backoff => Duration::ZERO,
+            Retry::NotBefore(d) => d,
+        };
+        let delay = self.schedule_reconnect(metrics, why.label(), floor);
         if let Some(suppressed) = self.log.check("connection_failed") {
             let delay_ms = delay.as_millis() as u64;
             warn!(conn = self.id, attempt = self.attempt, delay_ms, suppressed, "connection failed: {why}");
@@ -356,10 +364,10 @@ impl Connection {
     }
 
     /// Counts the attempt's `result` and waits with capped exponential backoff and jitter (see
-    /// [`backoff`]) before the next one.
-    fn schedule_reconnect(&mut self, metrics: &Metrics, result: &'static str) -> Duration {
+    /// [`backoff`]), and at least `floor`, before the next one.
+    fn schedule_reconnect(&mut self, metrics: &Metrics, result: &'static str, floor: Duration) -> Duration {
         metrics.ws_connect_attempts.with_label_values(&[result]).inc();
-        let delay = backoff(self.attempt);
+        let delay = backoff(self.attempt).max(floor);
         self.attempt = self.attempt.saturating_add(1);
         self.reset_subscriptions();
         self.set_state(State::Backoff { until: Instant::now() + delay }, metrics);
@@ -387,7 +395,7 @@ impl Connection {
         if stable {
             self.attempt = 0;
         }
-        let delay = self.schedule_reconnect(metrics, why.label());
+        let delay = self.schedule_reconnect(metrics, why.label(), Duration::ZERO);
         if let Some(suppressed) = self.log.check("connection_lost") {
             let delay_ms = delay.as_millis() as u64;
             let streams = self.streams.len();
@@ -563,16 +571,16 @@ mod tests {
     fn a_replacement_of_a_short_lived_connection_waits_out_its_backoff() {
         let names = Symbols::new(&["btcusdt".to_string()]);
         let venue = &crate::binance::venue::VENUE;
-        let mut old = Connection::new(0, vec![(0, StreamKind::Trade)], &names, venue, "");
+        let mut old = Connection::new(0, vec![(0, StreamKind::Trade)], &names, venue, "", TimeUnit::Millis);
         old.attempt = 3;
         // Our own age limit: the replacement goes at once.
-        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "");
+        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "", TimeUnit::Millis);
         new.succeed(&old);
         assert_eq!(new.attempt, 0);
         // The peer's serverShutdown, on a connection that never became stable.
         old.rotate_by_peer = true;
         let before = Instant::now();
-        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "");
+        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "", TimeUnit::Millis);
         new.succeed(&old);
         assert_eq!(new.attempt, 4);
         // The backoff of attempt 3: 2 s, jittered down to no less than 1 s.

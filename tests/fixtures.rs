@@ -129,6 +129,10 @@ fn control_and_error_frames_are_recognised() {
 
     let t = fixture("combined/serverShutdown.json");
     assert_eq!(parse_frame(t.as_bytes()).unwrap(), Frame::ServerShutdown { event_time_ms: 1770123456789 });
+    // Unwrapped, as a raw `/ws` connection (or `SET_PROPERTY combined false`) delivers it: the
+    // same notice, not a frame of unknown shape.
+    let t = fixture("raw/serverShutdown.json");
+    assert_eq!(parse_frame(t.as_bytes()).unwrap(), Frame::ServerShutdown { event_time_ms: 1770123456789 });
 }
 
 #[test]
@@ -185,4 +189,47 @@ fn bad_decimals_are_refused_at_encoding() {
     let Frame::Market { record, .. } = f else { panic!() };
     let mut out = Vec::new();
     assert!(record.encode(1, false, &mut out).is_err());
+}
+
+/// `TIME_UNIT=us`: Binance's payloads in microseconds (`timeUnit=MICROSECOND`), normalized byte
+/// for byte with every time field named `*_us`; the same payloads in milliseconds keep `*_ms`.
+#[test]
+fn microsecond_fixtures_normalize_exactly_with_us_field_names() {
+    use marketflow_ingestor::time_unit::TimeUnit;
+    let cases = [
+        (
+            "combined_us/trade.json",
+            r#"{"type":"trade","exchange":"binance","symbol":"BNBBTC","trade_id":12345,"price":"0.001","qty":"100","side":"sell","trade_time_us":1672515782136123,"event_time_us":1672515782136123,"recv_time_ns":1700000000123456789}"#,
+        ),
+        (
+            "combined_us/aggTrade.json",
+            r#"{"type":"agg_trade","exchange":"binance","symbol":"BNBBTC","agg_id":12345,"first_trade_id":100,"last_trade_id":105,"price":"0.001","qty":"100","side":"sell","trade_time_us":1672515782136123,"event_time_us":1672515782136123,"recv_time_ns":1700000000123456789}"#,
+        ),
+        (
+            "combined_us/kline_1m.json",
+            r#"{"type":"kline","exchange":"binance","symbol":"BNBBTC","interval":"1m","open_time_us":1672515780000000,"close_time_us":1672515839999999,"open":"0.0010","high":"0.0025","low":"0.0015","close":"0.0020","volume":"1000","quote_volume":"1.0000","trades":100,"taker_buy_volume":"500","taker_buy_quote_volume":"0.500","closed":false,"first_trade_id":100,"last_trade_id":200,"event_time_us":1672515782136123,"recv_time_ns":1700000000123456789}"#,
+        ),
+        (
+            "combined_us/depth.json",
+            r#"{"type":"depth_update","exchange":"binance","symbol":"BNBBTC","first_update_id":157,"final_update_id":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]],"event_time_us":1672515782136123,"recv_time_ns":1700000000123456789}"#,
+        ),
+    ];
+    for (i, (file, want)) in cases.iter().enumerate() {
+        let text = fixture(file);
+        let Frame::Market { record, .. } = parse_frame(text.as_bytes()).unwrap_or_else(|e| panic!("TC{i}: {e}")) else {
+            panic!("TC{i}: not a market frame")
+        };
+        let mut out = Vec::new();
+        record.encode_in(TimeUnit::Micros, 1700000000123456789, false, &mut out).unwrap();
+        assert_eq!(std::str::from_utf8(&out).unwrap(), *want, "TC{i} {file}");
+        // The millisecond payload of the same event, in milliseconds: `*_ms`, as before.
+        let ms = fixture(&file.replace("combined_us/", "combined/"));
+        let Ok(Frame::Market { record, .. }) = parse_frame(ms.as_bytes()) else { panic!("TC{i}") };
+        out.clear();
+        record.encode_in(TimeUnit::Millis, 1700000000123456789, false, &mut out).unwrap();
+        let got = String::from_utf8(out).unwrap();
+        assert!(got.contains("_time_ms\":") && !got.contains("_us\""), "TC{i}: {got}");
+    }
+    let t = fixture("combined_us/serverShutdown.json");
+    assert_eq!(parse_frame(t.as_bytes()).unwrap(), Frame::ServerShutdown { event_time_ms: 1770123456789000 });
 }

@@ -145,3 +145,46 @@ fn with_backfill_off_a_gap_is_named_at_once_in_a_gap_record() {
     assert_eq!(metric(&metrics, "gap_markers_total"), 1.0);
     assert_eq!(metric(&metrics, "backfill_queue_full_total"), 0.0);
 }
+
+/// `TIME_UNIT=us`: kline times are microseconds, so a candle is 1,000,000 of them, a skipped
+/// closed candle is one candle (not a thousand), its refill job carries microseconds, and the
+/// record names its times `*_us`.
+#[test]
+fn microsecond_klines_count_candles_in_microseconds() {
+    use marketflow_ingestor::time_unit::TimeUnit;
+    let kline_us = |open: i64, closed: bool| {
+        format!(
+            r#"{{"stream":"btcusdt@kline_1s","data":{{"e":"kline","E":{},"s":"BTCUSDT","k":{{"t":{open},"T":{},"s":"BTCUSDT","i":"1s","f":1,"L":2,"o":"1","c":"1","h":"1","l":"1","v":"1","n":1,"x":{closed},"q":"1","V":"1","Q":"1","B":"0"}}}}}}"#,
+            open + 999_999,
+            open + 999_999
+        )
+    };
+    let (w, mut r) = ring::ring(1 << 20);
+    let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let (tx, rx) = queue::channel(1);
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), Some(tx));
+    p.set_time_unit(TimeUnit::Micros);
+    let t0 = 1_700_000_000_000_000i64;
+    for open in [t0, t0 + 3_000_000] {
+        assert_eq!(p.on_text(&kline_us(open, true), 1, Admission::Normal), Outcome::Record);
+    }
+    assert_eq!(metric(&metrics, "quarantined_total"), 0.0, "a second later is not implausibly far");
+    assert_eq!(metric(&metrics, "gap_ids_missing_total"), 2.0, "two candles, not two million");
+    match rx.try_recv() {
+        Some(Job::Klines { from, to, unit, .. }) => {
+            assert_eq!((from, to, unit), (t0 + 1_000_000, t0 + 3_000_000, TimeUnit::Micros));
+        }
+        j => panic!("{j:?}"),
+    }
+    let mut kafka_ts = Vec::new();
+    let mut recs = Vec::new();
+    r.drain_with(usize::MAX, |v| {
+        kafka_ts.push(v.meta.event_time_ms);
+        recs.push(serde_json::from_slice::<serde_json::Value>(v.payload).unwrap());
+    });
+    // Kafka's message timestamp is milliseconds whatever the records carry.
+    assert_eq!(kafka_ts[0], (t0 + 999_999) / 1000);
+    assert_eq!(recs[0]["open_time_us"], t0);
+    assert_eq!(recs[0]["close_time_us"], t0 + 999_999);
+    assert!(recs[0].get("open_time_ms").is_none(), "{}", recs[0]);
+}

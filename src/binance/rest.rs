@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::symbol::url_encoded as q;
+
 /// Binance allows 6000 weight per minute per IP; leave room for other clients on the same IP.
 pub const WEIGHT_BUDGET: u32 = 4800;
 /// The longest wait a server can impose. Binance's longest IP ban is three days ("from 2 minutes
@@ -72,24 +74,91 @@ pub struct RestDepth {
 /// The header in which Binance reports the weight used in the current minute.
 pub const USED_WEIGHT_HEADER: &str = "X-MBX-USED-WEIGHT-1M";
 
-/// Trades from `from_id` on (`/api/v3/historicalTrades`, weight 25); `limit` at most 1000.
-pub fn trades_path(symbol: &str, from_id: i64, limit: i64) -> String {
-    format!("/api/v3/historicalTrades?symbol={symbol}&fromId={from_id}&limit={limit}")
+/// Binance's market-data-only REST host: it serves `aggTrades`, `klines` and `depth` (not
+/// `historicalTrades`) and is where the backfill turns when the main host fails
+/// (<https://github.com/binance/binance-spot-api-docs/blob/master/faqs/market_data_only.md>).
+pub const DATA_API_URL: &str = "https://data-api.binance.vision";
+
+/// The header asking REST for microsecond times (`rest-api.md`, "General API Information").
+pub const TIME_UNIT_HEADER: &str = "X-MBX-TIME-UNIT";
+
+/// Levels per side of a REST order-book snapshot.
+pub const DEPTH_LIMIT: u32 = 1000;
+
+/// The REST endpoints the backfill calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    HistoricalTrades,
+    AggTrades,
+    Klines,
+    Depth { limit: u32 },
 }
 
-/// Aggregate trades from `from_id` on (`/api/v3/aggTrades`, weight 4); `limit` at most 1000.
-pub fn agg_trades_path(symbol: &str, from_id: i64, limit: i64) -> String {
-    format!("/api/v3/aggTrades?symbol={symbol}&fromId={from_id}&limit={limit}")
+impl Endpoint {
+    /// The `endpoint` label of `rest_requests_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::HistoricalTrades => "historicalTrades",
+            Endpoint::AggTrades => "aggTrades",
+            Endpoint::Klines => "klines",
+            Endpoint::Depth { .. } => "depth",
+        }
+    }
+
+    /// The request weight Binance charges (`rest-api.md`, "Market Data endpoints", as of 2026:
+    /// aggTrades 4 since 2025-03-10, historicalTrades 25, klines 2, depth by limit).
+    pub fn weight(self) -> u32 {
+        match self {
+            Endpoint::HistoricalTrades => 25,
+            Endpoint::AggTrades => 4,
+            Endpoint::Klines => 2,
+            Endpoint::Depth { limit } => match limit {
+                0..=100 => 5,
+                101..=500 => 25,
+                501..=1000 => 50,
+                _ => 250,
+            },
+        }
+    }
+
+    /// Whether `data-api.binance.vision` serves it (everything but `historicalTrades`).
+    pub fn on_data_api(self) -> bool {
+        self != Endpoint::HistoricalTrades
+    }
 }
 
-/// Candles of `interval` opening in `start..=end` ms (`/api/v3/klines`, weight 2).
-pub fn klines_path(symbol: &str, interval: &str, start: i64, end: i64, limit: i64) -> String {
-    format!("/api/v3/klines?symbol={symbol}&interval={interval}&startTime={start}&endTime={end}&limit={limit}")
+/// One REST request: its path and query, and the endpoint it calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub path: String,
+    pub endpoint: Endpoint,
 }
 
-/// The order book's top 1000 levels (`/api/v3/depth`, weight 50 at this limit).
-pub fn depth_path(symbol: &str) -> String {
-    format!("/api/v3/depth?symbol={symbol}&limit=1000")
+/// Trades from `from_id` on (`/api/v3/historicalTrades`); `limit` at most 1000.
+pub fn trades(symbol: &str, from_id: i64, limit: i64) -> Call {
+    let path = format!("/api/v3/historicalTrades?symbol={}&fromId={from_id}&limit={limit}", q(symbol));
+    Call { path, endpoint: Endpoint::HistoricalTrades }
+}
+
+/// Aggregate trades from `from_id` on (`/api/v3/aggTrades`); `limit` at most 1000.
+pub fn agg_trades(symbol: &str, from_id: i64, limit: i64) -> Call {
+    let path = format!("/api/v3/aggTrades?symbol={}&fromId={from_id}&limit={limit}", q(symbol));
+    Call { path, endpoint: Endpoint::AggTrades }
+}
+
+/// Candles of `interval` opening in `start..=end` (`/api/v3/klines`; times in the unit asked for).
+pub fn klines(symbol: &str, interval: &str, start: i64, end: i64, limit: i64) -> Call {
+    let path = format!(
+        "/api/v3/klines?symbol={}&interval={interval}&startTime={start}&endTime={end}&limit={limit}",
+        q(symbol)
+    );
+    Call { path, endpoint: Endpoint::Klines }
+}
+
+/// The order book's top [`DEPTH_LIMIT`] levels (`/api/v3/depth`).
+pub fn depth(symbol: &str) -> Call {
+    let path = format!("/api/v3/depth?symbol={}&limit={DEPTH_LIMIT}", q(symbol));
+    Call { path, endpoint: Endpoint::Depth { limit: DEPTH_LIMIT } }
 }
 
 #[cfg(test)]
@@ -125,5 +194,30 @@ mod tests {
         for (now, want_ms) in [(0, 60_100), (59_999, 101), (120_500, 59_600), (-1, 101), (i64::MIN, 55_908)] {
             assert_eq!(weight_pause(now), Duration::from_millis(want_ms), "{now}");
         }
+    }
+
+    #[test]
+    fn weights_are_binance_s_of_2026_and_data_api_serves_all_but_historical_trades() {
+        assert_eq!(agg_trades("BTCUSDT", 1, 1000).endpoint.weight(), 4);
+        assert_eq!(trades("BTCUSDT", 1, 1000).endpoint.weight(), 25);
+        assert_eq!(klines("BTCUSDT", "1m", 0, 1, 1000).endpoint.weight(), 2);
+        assert_eq!(depth("BTCUSDT").endpoint.weight(), 50);
+        for (limit, w) in [(1, 5), (100, 5), (101, 25), (500, 25), (501, 50), (1000, 50), (1001, 250), (5000, 250)] {
+            assert_eq!(Endpoint::Depth { limit }.weight(), w, "depth limit {limit}");
+        }
+        assert!(!trades("BTCUSDT", 1, 1).endpoint.on_data_api());
+        assert!([agg_trades("A", 1, 1), klines("A", "1m", 0, 1, 1), depth("A")]
+            .iter()
+            .all(|c| c.endpoint.on_data_api()));
+    }
+
+    #[test]
+    fn utf8_symbols_are_percent_encoded_in_the_query() {
+        assert_eq!(
+            agg_trades("币安人生USDT", 5, 10).path,
+            "/api/v3/aggTrades?symbol=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT&fromId=5&limit=10"
+        );
+        assert_eq!(depth("BTCUSDT").path, "/api/v3/depth?symbol=BTCUSDT&limit=1000");
+        assert_eq!(trades("A-B.C_D", 1, 2).path, "/api/v3/historicalTrades?symbol=A-B.C_D&fromId=1&limit=2");
     }
 }

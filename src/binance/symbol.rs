@@ -29,6 +29,21 @@
 use icu_properties::props::{Alphabetic, GeneralCategory, JoinControl};
 use icu_properties::{CodePointMapData, CodePointSetData};
 
+/// What stays as it is when a symbol or stream name goes into a URL or a SUBSCRIBE request:
+/// ASCII letters and digits, the grammar's `_`, `-`, `.`, and a stream name's `@`. Everything
+/// else, a UTF-8 listing's letters above all, is percent-encoded, which Binance accepts since
+/// 2025-12-02 ("WebSocket Market Streams supports URL-encoded urls", CHANGELOG.md) and which
+/// keeps every URL ASCII.
+const URL_SAFE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'-').remove(b'.').remove(b'@');
+
+/// `name` (a symbol or a stream name) percent-encoded for a URL or a SUBSCRIBE parameter:
+/// `币安人生usdt@trade` becomes `%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt@trade`, ASCII names
+/// stay as they are.
+pub fn url_encoded(name: &str) -> percent_encoding::PercentEncode<'_> {
+    percent_encoding::utf8_percent_encode(name, URL_SAFE)
+}
+
 /// Longest symbol, in UTF-16 code units.
 pub const MAX_SYMBOL_LEN: usize = 50;
 

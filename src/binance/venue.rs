@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use super::symbol::url_encoded;
 use super::wire::{self, ParseError};
+use crate::time_unit::TimeUnit;
 use crate::venue::{Frame, Limits, Refusal, Venue};
 
 /// Binance closes a connection that sends more than this many messages in a second.
@@ -51,15 +53,25 @@ fn refusal(e: ParseError) -> Refusal {
     Refusal { reason: e.reason(), why: e.why() }
 }
 
-/// `<base>/stream?streams=<a>/<b>/...`: the combined-stream endpoint.
-fn stream_path(base: &str, streams: &[&str]) -> String {
-    format!("{base}/stream?streams={}", streams.join("/"))
+/// `<base>/stream?streams=<a>/<b>/...`: the combined-stream endpoint, each name percent-encoded
+/// (a UTF-8 listing's name; ASCII names are unchanged). Binance names the stream in each frame
+/// decoded, as configured. Microseconds are asked for with `&timeUnit=MICROSECOND`
+/// (web-socket-streams.md, "General WSS information"); milliseconds are the default, and the URL
+/// says nothing of them.
+fn stream_path(base: &str, streams: &[&str], unit: TimeUnit) -> String {
+    let names: Vec<String> = streams.iter().map(|s| url_encoded(s).to_string()).collect();
+    let unit = match unit {
+        TimeUnit::Millis => "",
+        TimeUnit::Micros => "&timeUnit=MICROSECOND",
+    };
+    format!("{base}/stream?streams={}{unit}", names.join("/"))
 }
 
-/// `{"method":"SUBSCRIBE","params":["<a>","<b>"],"id":<id>}`. Stream names need no escaping:
-/// symbols are checked against Binance's grammar at configuration.
+/// `{"method":"SUBSCRIBE","params":["<a>","<b>"],"id":<id>}`, each name percent-encoded as in the
+/// URL: the request stays ASCII and needs no JSON escaping (symbols are checked against Binance's
+/// grammar at configuration, and the encoding leaves no `"` or `\\`).
 fn subscribe(id: i64, streams: &[&str]) -> String {
-    let params: Vec<String> = streams.iter().map(|s| format!("\"{s}\"")).collect();
+    let params: Vec<String> = streams.iter().map(|s| format!("\"{}\"", url_encoded(s))).collect();
     format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","))
 }
 
@@ -73,12 +85,26 @@ mod tests {
         assert_eq!((VENUE.stream_name)("btcusdt", StreamKind::Kline(1)), "btcusdt@kline_1m");
         assert_eq!((VENUE.stream_name)("币安人生usdt", StreamKind::Depth100ms), "币安人生usdt@depth@100ms");
         assert_eq!(
-            (VENUE.stream_path)("", &["btcusdt@trade", "ethusdt@trade"]),
+            (VENUE.stream_path)("", &["btcusdt@trade", "ethusdt@trade"], TimeUnit::Millis),
             "/stream?streams=btcusdt@trade/ethusdt@trade"
+        );
+        assert_eq!(
+            (VENUE.stream_path)("", &["btcusdt@trade"], TimeUnit::Micros),
+            "/stream?streams=btcusdt@trade&timeUnit=MICROSECOND"
         );
         assert_eq!(
             (VENUE.subscribe)(3, &["btcusdt@trade", "btcusdt@depth@100ms"]),
             r#"{"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@depth@100ms"],"id":3}"#
+        );
+        // A UTF-8 listing: percent-encoded in the URL and in SUBSCRIBE alike.
+        let uni = (VENUE.stream_name)("币安人生usdt", StreamKind::Trade);
+        assert_eq!(
+            (VENUE.stream_path)("/p", &[&uni, "btcusdt@trade"], TimeUnit::Millis),
+            "/p/stream?streams=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt@trade/btcusdt@trade"
+        );
+        assert_eq!(
+            (VENUE.subscribe)(9, &[&uni]),
+            r#"{"method":"SUBSCRIBE","params":["%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt@trade"],"id":9}"#
         );
     }
 

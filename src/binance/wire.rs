@@ -88,6 +88,12 @@ struct Envelope<'a> {
     code: Option<i64>,
     #[serde(borrow, default)]
     msg: Option<&'a str>,
+    /// A bare event's type: only `serverShutdown` comes unwrapped (on a raw `/ws` connection,
+    /// or once `SET_PROPERTY combined false` took the wrapper off).
+    #[serde(borrow, default, rename = "e")]
+    event: Option<&'a str>,
+    #[serde(default, rename = "E")]
+    event_time: Option<i64>,
 }
 
 /// `{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}`
@@ -224,7 +230,14 @@ fn raw<'a>(v: &LazyValue<'a>) -> Result<&'a str, ParseError> {
 }
 
 fn check_symbol(payload: &str, stream: &str) -> Result<(), ParseError> {
-    if payload.eq_ignore_ascii_case(stream) {
+    // Stream names carry the symbol lower case; a UTF-8 listing's letters may have case too
+    // (Greek, Cyrillic), which only a Unicode comparison sees. ASCII symbols never pay for it.
+    let same = if payload.is_ascii() {
+        payload.eq_ignore_ascii_case(stream)
+    } else {
+        payload.chars().flat_map(char::to_lowercase).eq(stream.chars())
+    };
+    if same {
         Ok(())
     } else {
         Err(ParseError::SymbolMismatch)
@@ -330,6 +343,9 @@ pub fn parse_text(text: &str) -> Result<Frame<'_>, ParseError> {
     match (env.stream, env.data) {
         (Some(stream), Some(data)) => payload(stream, raw(&data)?),
         (None, None) => {
+            if let (Some("serverShutdown"), Some(event_time_ms)) = (env.event, env.event_time) {
+                return Ok(Frame::ServerShutdown { event_time_ms });
+            }
             if let Some(code) = env.code {
                 return Ok(Frame::ErrorReply { code, msg: env.msg.unwrap_or("") });
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::vars::{Var, VARS};
 use super::{kafka_props, parse, Config, ConfigErrors, CorePin, Endpoint, KafkaProps, RawConfig, Secret};
-use super::{LogFormat, LoopMode, SaslMechanism, SinkKind};
+use super::{LogFormat, LoopMode, SaslMechanism, SinkKind, TimeUnit};
 use crate::record::RecordType;
 
 /// The problems found so far; [`Problems::push`] names the variable being parsed.
@@ -55,7 +55,9 @@ impl<'a> Build<'a> {
             prom_port: 0,
             metrics_bind: String::new(),
             ws: nowhere.clone(),
-            rest: nowhere,
+            rest: nowhere.clone(),
+            rest_fallback: Some(nowhere),
+            time_unit: TimeUnit::Micros,
             tls_ca_file: None,
             pin_core: CorePin::None,
             producer_core: CorePin::None,

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::binance::stream::StreamKind;
 use crate::record::RecordType;
+pub use crate::time_unit::TimeUnit;
 
 mod build;
 mod docs;
@@ -118,6 +119,11 @@ pub struct Config {
     pub metrics_bind: String,
     pub ws: Endpoint,
     pub rest: Endpoint,
+    /// The market-data-only REST host (`data-api.binance.vision`) the backfill turns to while
+    /// the main one fails; `None`: off.
+    pub rest_fallback: Option<Endpoint>,
+    /// The unit of exchange times, asked of the venue and written in record field names.
+    pub time_unit: TimeUnit,
     /// An extra CA to trust besides the web PKI roots (the simulator's self-signed cert in tests).
     pub tls_ca_file: Option<PathBuf>,
     pub pin_core: CorePin,

@@ -11,6 +11,7 @@ use super::parse;
 use super::{kafka_props, memory, CorePin, LogFormat, LoopMode, SaslMechanism, SinkKind};
 use super::{Endpoint, BINANCE_MAX_STREAMS_PER_CONNECTION, MAX_SHUTDOWN_TIMEOUT_MS};
 use crate::record::RecordType;
+use crate::time_unit::TimeUnit;
 
 /// One variable. Also a flag: `--<flag>`, which wins over the variable.
 pub struct Var {
@@ -93,6 +94,13 @@ const SECURITY_PROTOCOLS: Choices<&str> =
 pub(super) fn name_of<T: PartialEq + Copy>(choices: Choices<T>, value: T) -> &'static str {
     choices.iter().find(|(_, v)| *v == value).map(|(n, _)| *n).unwrap_or("?")
 }
+
+const TIME_UNITS: Choices<TimeUnit> = &[
+    ("ms", TimeUnit::Millis),
+    ("us", TimeUnit::Micros),
+    ("millisecond", TimeUnit::Millis),
+    ("microsecond", TimeUnit::Micros),
+];
 
 const WS_SCHEMES: (&str, &str) = ("ws", "wss");
 const REST_SCHEMES: (&str, &str) = ("http", "https");
@@ -319,6 +327,39 @@ pub static VARS: &[Var] = &[
             }
         },
         show: |c, o| o.value(url(&c.rest, REST_SCHEMES)),
+    },
+    Var {
+        env: "BINANCE_REST_FALLBACK_URL",
+        flag: "binance-rest-fallback-url",
+        value_name: "URL|off",
+        unset: Unset::Default(crate::binance::rest::DATA_API_URL),
+        help: "Market-data-only REST host the backfill turns to when the main one fails; `off` for none",
+        more: "Serves aggTrades, klines and depth, never historicalTrades. Used for a while after the main host \
+               refuses a connection, answers 5xx or 403 (firewall block). The same rules as `BINANCE_WS_URL`.",
+        secret: false,
+        apply: |v, b| {
+            b.cfg.rest_fallback = match v.trim() {
+                off if off.eq_ignore_ascii_case("off") => None,
+                url => b.endpoint(url, REST_SCHEMES),
+            }
+        },
+        show: |c, o| o.value(c.rest_fallback.as_ref().map_or("off".into(), |e| url(e, REST_SCHEMES))),
+    },
+    Var {
+        env: "TIME_UNIT",
+        flag: "time-unit",
+        value_name: "ms|us",
+        unset: Unset::Default("ms"),
+        help: "Unit of exchange times in records: `ms` or `us` (microseconds)",
+        more: "`us` asks Binance for microseconds (`timeUnit=MICROSECOND` on the stream, `X-MBX-TIME-UNIT: \
+               MICROSECOND` on REST); every `*_time_ms` field of a record is then `*_time_us` (see Records).",
+        secret: false,
+        apply: |v, b| {
+            if let Some(u) = b.choice(v, TIME_UNITS, "ms or us") {
+                b.cfg.time_unit = u;
+            }
+        },
+        show: |c, o| o.value(name_of(TIME_UNITS, c.time_unit)),
     },
     Var {
         env: "TLS_CA_FILE",

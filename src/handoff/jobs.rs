@@ -21,6 +21,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::sequence::Dense;
+use crate::time_unit::TimeUnit;
 
 /// Jobs in flight between the senders and the backfill thread. The thread moves them into its
 /// own queue whenever it waits (rate limits, retries, a busy producer), so this only fills while
@@ -34,16 +35,24 @@ pub enum Job {
     Range { symbol_idx: u16, kind: Dense, from: i64, to: i64 },
     /// The depth sequence broke: publish a resync marker and a fresh snapshot.
     DepthResync { symbol_idx: u16 },
-    /// Closed candles of interval `KLINE_INTERVALS[interval]` opening at `from..to` (ms,
+    /// Closed candles of interval `KLINE_INTERVALS[interval]` opening at `from..to` (in `unit`,
     /// exclusive) never arrived.
-    Klines { symbol_idx: u16, interval: u8, from: i64, to: i64 },
+    Klines { symbol_idx: u16, interval: u8, unit: TimeUnit, from: i64, to: i64 },
 }
 
 /// A sequence whose missing parts are ranges: ids, or candle open times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Seq {
-    Ids { symbol_idx: u16, kind: Dense },
-    Candles { symbol_idx: u16, interval: u8 },
+    Ids {
+        symbol_idx: u16,
+        kind: Dense,
+    },
+    /// Open times in `unit`, the unit of the stream they were missed on.
+    Candles {
+        symbol_idx: u16,
+        interval: u8,
+        unit: TimeUnit,
+    },
 }
 
 impl Seq {
@@ -59,7 +68,9 @@ impl Job {
     pub fn range(self) -> Option<(Seq, i64, i64)> {
         match self {
             Job::Range { symbol_idx, kind, from, to } => Some((Seq::Ids { symbol_idx, kind }, from, to)),
-            Job::Klines { symbol_idx, interval, from, to } => Some((Seq::Candles { symbol_idx, interval }, from, to)),
+            Job::Klines { symbol_idx, interval, unit, from, to } => {
+                Some((Seq::Candles { symbol_idx, interval, unit }, from, to))
+            }
             Job::DepthResync { .. } => None,
         }
     }
@@ -67,7 +78,7 @@ impl Job {
     pub fn of(seq: Seq, from: i64, to: i64) -> Job {
         match seq {
             Seq::Ids { symbol_idx, kind } => Job::Range { symbol_idx, kind, from, to },
-            Seq::Candles { symbol_idx, interval } => Job::Klines { symbol_idx, interval, from, to },
+            Seq::Candles { symbol_idx, interval, unit } => Job::Klines { symbol_idx, interval, unit, from, to },
         }
     }
 }

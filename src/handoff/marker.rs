@@ -7,6 +7,7 @@ use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
 use crate::record::RecordType;
 use crate::ring::{RecordMeta, FLAG_MARKER};
 use crate::sequence::Dense;
+use crate::time_unit::TimeUnit;
 
 use super::jobs::Seq;
 
@@ -66,12 +67,13 @@ pub fn count(seq: Seq, from: i64, to: i64) -> i64 {
     let span = to.saturating_sub(from).max(0);
     match seq {
         Seq::Ids { .. } => span,
-        Seq::Candles { interval, .. } => span / candle_ms(interval),
+        Seq::Candles { interval, unit, .. } => span / candle_len(interval, unit),
     }
 }
 
-fn candle_ms(interval: u8) -> i64 {
-    KLINE_INTERVAL_MS.get(interval as usize).copied().flatten().unwrap_or(1)
+/// A candle's length in `unit` (at least 1: a month has no fixed length, and is never a gap's).
+fn candle_len(interval: u8, unit: TimeUnit) -> i64 {
+    unit.from_ms(KLINE_INTERVAL_MS.get(interval as usize).copied().flatten().unwrap_or(1))
 }
 
 /// Whose gap: the venue's `exchange` id and the symbol as its records write it.
@@ -94,12 +96,13 @@ pub fn write(out: &mut Vec<u8>, owner: Owner<'_>, seq: Seq, from: i64, to: i64, 
             stream_name(kind),
             to.saturating_sub(1),
         ),
-        Seq::Candles { interval, .. } => {
+        Seq::Candles { interval, unit, .. } => {
             let iv = KLINE_INTERVALS.get(interval as usize).copied().unwrap_or("1m");
+            let u = unit.suffix();
             write!(
                 out,
-                r#"{{"type":"gap","exchange":"{exchange}","symbol":"{symbol}","stream":"kline_{iv}","interval":"{iv}","from_open_time_ms":{from},"to_open_time_ms":{},"missing":{missing},"reason":"{reason}","recv_time_ns":{now_ns}}}"#,
-                to.saturating_sub(candle_ms(interval)),
+                r#"{{"type":"gap","exchange":"{exchange}","symbol":"{symbol}","stream":"kline_{iv}","interval":"{iv}","from_open_time_{u}":{from},"to_open_time_{u}":{},"missing":{missing},"reason":"{reason}","recv_time_ns":{now_ns}}}"#,
+                to.saturating_sub(candle_len(interval, unit)),
             )
         }
     };
@@ -112,7 +115,8 @@ mod tests {
     #[test]
     fn gap_records_count_saturating_and_never_negative() {
         let ids = Seq::Ids { symbol_idx: 0, kind: Dense::Trade };
-        let one_sec = Seq::Candles { symbol_idx: 0, interval: 0 };
+        let one_sec = Seq::Candles { symbol_idx: 0, interval: 0, unit: TimeUnit::Millis };
+        let one_sec_us = Seq::Candles { symbol_idx: 0, interval: 0, unit: TimeUnit::Micros };
         assert_eq!(KLINE_INTERVALS[0], "1s");
         let nine = 9_000_000_000_000_000_000i64;
         let cases = [
@@ -131,6 +135,13 @@ mod tests {
             (one_sec, -nine, nine, r#""missing":9223372036854775,"#),
             // TC4: an empty or inverted span counts nothing.
             (ids, 5, 3, r#""missing":0,"#),
+            // TC5: candles in microseconds (TIME_UNIT=us): the names say so, the count is the same.
+            (
+                one_sec_us,
+                10_000_000,
+                13_000_000,
+                r#""from_open_time_us":10000000,"to_open_time_us":12000000,"missing":3,"#,
+            ),
         ];
         for (i, (seq, from, to, want)) in cases.into_iter().enumerate() {
             let mut out = Vec::new();

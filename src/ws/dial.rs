@@ -213,7 +213,7 @@ impl Connection {
                 Some(Progress::default())
             }
             Err(HandshakeError::Failure(e)) => {
-                self.fail(ConnectError::Handshake(e), metrics);
+                self.fail(ConnectError::handshake(e), metrics);
                 Some(Progress::default())
             }
         }

@@ -4,10 +4,25 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-/// A connection attempt that did not reach an open WebSocket. Every one is retried with backoff:
-/// a venue's outage, a DNS hiccup and a slow peer all heal, and what the configuration decides
-/// (the URL, the TLS server name) was validated before the first attempt.
+/// How long a firewall block (HTTP 403 on the upgrade) keeps us away. Binance's web-application
+/// firewall answers 403 to an IP it blocks (REST API "LIMITS", 2025-12-09); such blocks last
+/// minutes, and the usual backoff (30 s at most) would knock on it ten times as often.
+pub const BLOCKED_WAIT: Duration = Duration::from_secs(300);
+
+/// How the next attempt waits after a failed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// The usual capped exponential backoff: outages, DNS hiccups and slow peers heal.
+    Backoff,
+    /// At least this long: the peer told us to stay away (a firewall block).
+    NotBefore(Duration),
+}
+
+/// A connection attempt that did not reach an open WebSocket. Every one is retried ([`Retry`]):
+/// a venue's outage, a DNS hiccup, a slow peer and even a firewall block all heal, and what the
+/// configuration decides (the URL, the TLS server name) was validated before the first attempt.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("{0} not resolved yet")]
@@ -28,6 +43,9 @@ pub enum ConnectError {
     Handshake(tungstenite::Error),
     #[error("handshake timed out")]
     Timeout,
+    /// The upgrade was answered `403 Forbidden`: the venue's firewall blocks this IP.
+    #[error("upgrade refused with HTTP 403: the venue's firewall blocks this IP")]
+    Blocked,
 }
 
 impl ConnectError {
@@ -41,6 +59,23 @@ impl ConnectError {
             ConnectError::Request(_) => "request",
             ConnectError::Handshake(_) => "handshake",
             ConnectError::Timeout => "timeout",
+            ConnectError::Blocked => "blocked",
+        }
+    }
+
+    /// A failed handshake, classified: a 403 answer is a firewall block, not a broken peer.
+    pub fn handshake(e: tungstenite::Error) -> ConnectError {
+        match &e {
+            tungstenite::Error::Http(resp) if resp.status() == 403 => ConnectError::Blocked,
+            _ => ConnectError::Handshake(e),
+        }
+    }
+
+    /// How the next attempt waits.
+    pub fn retry(&self) -> Retry {
+        match self {
+            ConnectError::Blocked => Retry::NotBefore(BLOCKED_WAIT),
+            _ => Retry::Backoff,
         }
     }
 
@@ -103,5 +138,21 @@ mod tests {
         assert!(!Lost::Stale(5).is_peer_fault());
         assert_eq!(Lost::PingFlood(10).label(), "ping_flood");
         assert!(Lost::WriteBufferFull(1).is_peer_fault() && Lost::SubscribeRefused(1).is_peer_fault());
+    }
+
+    #[test]
+    fn a_403_upgrade_is_a_firewall_block_waited_out_for_minutes() {
+        let answer = |code: u16| {
+            let resp = tungstenite::http::Response::builder().status(code).body(None).unwrap();
+            ConnectError::handshake(tungstenite::Error::Http(Box::new(resp)))
+        };
+        let blocked = answer(403);
+        assert_eq!((blocked.label(), blocked.retry()), ("blocked", Retry::NotBefore(BLOCKED_WAIT)));
+        assert!(BLOCKED_WAIT >= Duration::from_secs(60));
+        for code in [400, 404, 429, 503] {
+            let e = answer(code);
+            assert_eq!((e.label(), e.retry()), ("handshake", Retry::Backoff), "{code}");
+        }
+        assert_eq!(ConnectError::Timeout.retry(), Retry::Backoff);
     }
 }

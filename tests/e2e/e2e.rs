@@ -20,5 +20,7 @@ mod hostile_ws;
 mod kafka_outage;
 mod quarantine;
 mod recovery;
+mod replay;
 mod sasl;
 mod stale;
+mod venue_2026;

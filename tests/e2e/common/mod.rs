@@ -2,6 +2,8 @@
 //! script, once), the simulator in-process, the ingester as a child process.
 #![allow(dead_code)]
 
+pub mod captures;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -129,6 +131,8 @@ impl Ingester {
             .env("LOG_FORMAT", "json")
             .env("PROM_PORT", prom_port.to_string())
             .env("METRICS_BIND", "127.0.0.1")
+            // Tests talk to loopback only: no fallback to the real data-api unless a test names one.
+            .env("BINANCE_REST_FALLBACK_URL", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
