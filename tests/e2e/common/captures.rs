@@ -1,7 +1,8 @@
 //! Real Binance frames recorded from the live service, for the replay test (`replay.rs`) and any
 //! test that wants what Binance really sends rather than its documentation's examples.
 //!
-//! Two public captures, used as test data only (never copied into this repository):
+//! Two public captures, committed as test data under `tests/e2e/captures/` with their sources and
+//! licences (`SOURCE.md`, `LICENSE.*` beside each) and only the files the replay reads (2.5 MB):
 //! - hftbacktest (<https://github.com/nkaz001/hftbacktest>, `examples/spot/*_20240808.gz`, MIT,
 //!   Copyright (c) 2022 nkaz001): BTCUSDT and ETHUSDT spot, 2024-08-08 23:54 to 2024-08-09 00:00
 //!   UTC, `depth@100ms`, `trade` and `bookTicker` on a combined stream, one line per frame
@@ -15,11 +16,9 @@
 //!
 //! Neither is published in a package registry (checked: the cryptofeed sdists on PyPI, 1.9.3 to
 //! 3.0.1, carry no `sample_data/`; the hftbacktest sdist on PyPI and its crate carry no
-//! `examples/spot/`), so they are read from the project's shared data: `BINANCE_CAPTURES_DIR`,
-//! else `shared/binance/fixtures/captures` beside the checkout (a checkout at `/work/main` finds
-//! `/work/shared`), else `/work/shared/binance/fixtures/captures` (any checkout on the team's
-//! machine). Each file's SHA-256 is pinned: other bytes are another capture, and the test says so
-//! rather than checking against it.
+//! `examples/spot/`), so a fresh machine, CI included, could not fetch them: they travel with the
+//! repository. `BINANCE_CAPTURES_DIR` points the test at another copy. Each file's SHA-256 is
+//! pinned: other bytes are another capture, and the test says so rather than checking against it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,27 +54,19 @@ pub struct Capture {
     pub snapshots: Vec<(String, String)>,
 }
 
-/// The captures folder, or `None` when this machine has none. Under `CI=true` a missing folder
-/// fails the test: a replay that silently did not run in CI would prove nothing, so a CI machine
-/// must provide the captures (at one of the places below, or through `BINANCE_CAPTURES_DIR`).
-pub fn captures_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("BINANCE_CAPTURES_DIR").map(PathBuf::from),
-        super::repo_root().parent().map(|p| p.join("shared/binance/fixtures/captures")),
-        Some(PathBuf::from("/work/shared/binance/fixtures/captures")),
-    ];
-    let found = candidates.into_iter().flatten().find(|d| d.join(HFT_BTCUSDT.path).is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the recorded Binance captures were not found ({} under BINANCE_CAPTURES_DIR, \
-             ../shared/binance/fixtures/captures or /work/shared/binance/fixtures/captures); under CI=true the \
-             replay test must run",
-            HFT_BTCUSDT.path
-        );
-        eprintln!("replay: no recorded Binance captures on this machine; set BINANCE_CAPTURES_DIR to run this test");
-    }
-    found
+/// The captures folder: `BINANCE_CAPTURES_DIR`, else the committed `tests/e2e/captures/`. A folder
+/// without the files fails the test: a replay that silently did not run would prove nothing.
+pub fn captures_dir() -> PathBuf {
+    let dir = std::env::var_os("BINANCE_CAPTURES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| super::repo_root().join("tests/e2e/captures"));
+    assert!(
+        dir.join(HFT_BTCUSDT.path).is_file(),
+        "the recorded Binance captures are missing: {} not under {}",
+        HFT_BTCUSDT.path,
+        dir.display()
+    );
+    dir
 }
 
 /// The bytes of `file` under `dir`, after checking its SHA-256 (`sha256sum`) and, for `.gz`,
