@@ -11,10 +11,15 @@
 // Each includer uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod mutate;
 pub mod seeds;
 pub mod targets;
 pub mod ws;
+
+// Each includer uses one of the two.
+#[allow(unused_imports)]
+pub use corpus::{export_corpus, split_payload_input};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -310,7 +315,7 @@ pub struct Config {
 
 /// Stream names for the payload target: mostly the right one for the payload, often a wrong
 /// kind or symbol, sometimes mangled.
-fn stream_for(rng: &mut SmallRng, data: &str) -> String {
+pub(crate) fn stream_for(rng: &mut SmallRng, data: &str) -> String {
     const SUFFIXES: &[&str] = &[
         "trade",
         "aggTrade",
@@ -383,7 +388,7 @@ fn stream_for(rng: &mut SmallRng, data: &str) -> String {
 }
 
 /// The `data` member of a combined frame, roughly (the input is mutated: no JSON parse).
-fn data_of(frame: &str) -> &str {
+pub(crate) fn data_of(frame: &str) -> &str {
     match frame.find("\"data\":") {
         Some(i) => {
             let rest = &frame[i + 7..];
@@ -581,39 +586,4 @@ pub fn replay(path: &Path) {
         panic!("unknown target for {name}");
     }
     println!("replayed {name}: no panic");
-}
-
-// ---- cargo-fuzz support ----------------------------------------------------------------------
-
-/// A payload-target input for libFuzzer: the stream name, a newline, the payload.
-pub fn split_payload_input(data: &[u8]) -> (String, String) {
-    let (stream, rest) = match data.iter().position(|&b| b == b'\n') {
-        Some(i) => (&data[..i], &data[i + 1..]),
-        None => (&data[..0], data),
-    };
-    (String::from_utf8_lossy(stream).into_owned(), String::from_utf8_lossy(rest).into_owned())
-}
-
-/// Writes the seed corpus of each cargo-fuzz target under `dir/<target>/`; returns the number
-/// of files written.
-pub fn export_corpus(dir: &Path) -> usize {
-    let seeds = seeds::seeds();
-    let mut rng = SmallRng::seed_from_u64(7);
-    let mut n = 0;
-    for target in ["frame", "payload", "websocket"] {
-        std::fs::create_dir_all(dir.join(target)).expect("create the corpus directory");
-    }
-    let mut write = |target: &str, i: usize, bytes: &[u8]| {
-        std::fs::write(dir.join(target).join(format!("seed-{i:04}")), bytes).expect("write a seed");
-        n += 1;
-    };
-    for (i, s) in seeds.iter().enumerate() {
-        write("frame", i, s);
-        let text = String::from_utf8_lossy(s);
-        let data = data_of(&text);
-        let stream = stream_for(&mut rng, data);
-        write("payload", i, format!("{stream}\n{data}").as_bytes());
-        write("websocket", i, &ws::build(&mut rng, s).wire);
-    }
-    n
 }

@@ -1,6 +1,7 @@
 //! The streams the simulator serves, named as Binance names them: `<symbol>@trade`,
 //! `<symbol>@aggTrade`, `<symbol>@kline_<interval>`, `<symbol>@bookTicker`, `<symbol>@depth`,
-//! `<symbol>@depth@100ms` (<https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md>).
+//! `<symbol>@depth@100ms` (<https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md>),
+//! and the USD-M futures ones (`usdm/streams.rs` reads their names).
 //!
 //! The simulator's own reading of Binance's names, not the ingester's: a misreading shared by
 //! both would pass every test.
@@ -32,18 +33,26 @@ pub enum StreamKind {
     BookTicker,
     Depth,
     Depth100ms,
+    /// USD-M only: `@depth@500ms`, the same events as the other depth streams.
+    Depth500ms,
+    /// USD-M only: `@markPrice`, every 3 s.
+    MarkPrice,
+    /// USD-M only: `@markPrice@1s`.
+    MarkPrice1s,
+    /// USD-M only: `@forceOrder`, at most one liquidation snapshot a second.
+    ForceOrder,
 }
 
 impl StreamKind {
-    /// Every kind the simulator serves, each kline interval once.
+    /// Every kind the spot market serves, each kline interval once.
     pub fn all() -> impl Iterator<Item = StreamKind> {
         [StreamKind::Trade, StreamKind::AggTrade, StreamKind::BookTicker, StreamKind::Depth, StreamKind::Depth100ms]
             .into_iter()
             .chain((0..KLINE_INTERVALS.len() as u8).map(StreamKind::Kline))
     }
 
-    /// The kind named by the part of a stream name after the first `@`; `None` for a stream
-    /// the market does not produce.
+    /// The kind named by the part of a spot stream name after the first `@`; `None` for a
+    /// stream the spot market does not produce.
     pub fn from_suffix(suffix: &str) -> Option<StreamKind> {
         Some(match suffix {
             "trade" => StreamKind::Trade,
@@ -80,6 +89,10 @@ impl fmt::Display for StreamKind {
             StreamKind::BookTicker => f.write_str("bookTicker"),
             StreamKind::Depth => f.write_str("depth"),
             StreamKind::Depth100ms => f.write_str("depth@100ms"),
+            StreamKind::Depth500ms => f.write_str("depth@500ms"),
+            StreamKind::MarkPrice => f.write_str("markPrice"),
+            StreamKind::MarkPrice1s => f.write_str("markPrice@1s"),
+            StreamKind::ForceOrder => f.write_str("forceOrder"),
         }
     }
 }
@@ -115,7 +128,20 @@ mod tests {
 
     #[test]
     fn names_binance_does_not_have_are_refused() {
-        for bad in ["Trade", "trades", "kline_", "kline_1M ", "kline_2m", "depth@1000ms", "bookticker", "kline_1mo"] {
+        for bad in [
+            "Trade",
+            "trades",
+            "kline_",
+            "kline_1M ",
+            "kline_2m",
+            "depth@1000ms",
+            "bookticker",
+            "kline_1mo",
+            // Futures streams: not on spot.
+            "markPrice",
+            "forceOrder",
+            "depth@500ms",
+        ] {
             assert!(bad.parse::<StreamKind>().is_err(), "{bad}");
         }
         // Months and minutes differ only in case.
