@@ -6,12 +6,12 @@ use tracing::{error, info, warn};
 
 use marketflow_ingestor::backfill::{self, Backfiller};
 use marketflow_ingestor::cli::Cli;
-use marketflow_ingestor::config::{Config, LogFormat, SinkKind, EXIT_CONFIG};
+use marketflow_ingestor::config::{Config, LogFormat, OrderingMode, SinkKind, EXIT_CONFIG};
 use marketflow_ingestor::event_loop::EventLoop;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::Pipeline;
 use marketflow_ingestor::shutdown::{signal_handlers, Shutdown};
-use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink};
+use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink, StrictOrder};
 use marketflow_ingestor::supervise::{Supervisor, EXIT_THREAD_FAILED};
 use marketflow_ingestor::{binance, http, pinning, recovery, ring, tls};
 
@@ -152,11 +152,26 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(venue, writer, metrics.clone(), job_tx);
     pipeline.set_max_jump(cfg.backfill_max_ids);
     pipeline.set_time_unit(cfg.time_unit);
-    if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
-        for (symbol_idx, kind, last) in recovery::recover(&cfg, &metrics.symbols) {
-            pipeline.seed(symbol_idx, kind, last);
-        }
+    let recovered = if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
+        recovery::recover(&cfg, &metrics.symbols)
+    } else {
+        vec![]
+    };
+    for &(symbol_idx, kind, last) in &recovered {
+        pipeline.seed(symbol_idx, kind, last);
     }
+    // ORDERING=strict: the producer thread holds live records behind open gaps, from the same
+    // recovered positions as the event loop's sequences.
+    let sink: Box<dyn Sink> = match cfg.ordering {
+        OrderingMode::Default => sink,
+        OrderingMode::Strict => {
+            let mut strict = StrictOrder::new(sink, venue.exchange, metrics.clone(), cfg.ordering_max_wait);
+            for &(symbol_idx, kind, last) in &recovered {
+                strict.seed(symbol_idx, kind, last);
+            }
+            Box::new(strict)
+        }
+    };
     let event_loop = EventLoop::new(&cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
 
     let producer = {

@@ -8,6 +8,7 @@
 
 mod labels;
 mod latency;
+mod ordering;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::record::RecordType;
 use crate::symbols::Symbols;
 pub use labels::{FrameKind, FRAME_KINDS, KAFKA_ERROR_KINDS, REJECT_REASONS};
 pub use latency::{LatencyHub, LatencyRecorder, Stage, BUCKETS_SECONDS, QUANTILES};
+pub use ordering::{Named, OrderingMetrics, NAMED_REASONS};
 
 pub const NAMESPACE: &str = "marketflow_ingestor";
 
@@ -74,6 +76,8 @@ pub struct Metrics {
     pub kafka_delivery_errors: IntCounterVec,
     pub kafka_in_flight: IntGauge,
     pub sink_errors: IntCounterVec,
+    /// `ORDERING=strict`'s hold (exported at 0 otherwise).
+    pub ordering: OrderingMetrics,
     pub latency: Arc<LatencyHub>,
     /// The process's liveness and readiness: not a metric (nothing here registers it), a shared
     /// handle carried beside the metrics for the threads that report to both.
@@ -158,6 +162,7 @@ impl Metrics {
         let kafka_in_flight =
             r.int_gauge("kafka_in_flight_messages", "Messages handed to librdkafka, not yet acknowledged");
         let sink_errors = r.counter_vec("sink_errors_total", "Errors handing records to the sink, by kind", &["kind"]);
+        let ordering = OrderingMetrics::new(&r, symbols);
         let build = r.gauge_vec("build_info", "Build version and commit", &["version", "commit"]);
         build.with_label_values(&[env!("CARGO_PKG_VERSION"), crate::GIT_COMMIT]).set(1);
 
@@ -216,6 +221,7 @@ impl Metrics {
             kafka_delivery_errors,
             kafka_in_flight,
             sink_errors,
+            ordering,
             latency,
             health: Arc::new(Health::default()),
         })

@@ -8,6 +8,7 @@
 mod kafka;
 mod kafka_context;
 mod null;
+mod ordering;
 mod producer;
 mod stdout;
 
@@ -18,6 +19,7 @@ use crate::ring::RecordView;
 pub use kafka::{KafkaSink, ProducerConfigError};
 pub use kafka_context::{error_kind, KafkaContext};
 pub use null::NullSink;
+pub use ordering::{Limits, StrictOrder, LIMITS};
 pub use producer::{run_producer, ProducerReport};
 pub use stdout::StdoutSink;
 

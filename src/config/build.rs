@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::vars::{Var, VARS};
 use super::{kafka_props, parse, Config, ConfigErrors, CorePin, Endpoint, KafkaProps, RawConfig, Secret};
-use super::{LogFormat, LoopMode, SaslMechanism, SinkKind, TimeUnit};
+use super::{LogFormat, LoopMode, OrderingMode, SaslMechanism, SinkKind, TimeUnit};
 use crate::record::RecordType;
 
 /// The problems found so far; [`Problems::push`] names the variable being parsed.
@@ -70,6 +70,8 @@ impl<'a> Build<'a> {
             backfill: false,
             backfill_max_ids: 0,
             recover_from_kafka: false,
+            ordering: OrderingMode::Strict,
+            ordering_max_wait: Duration::ZERO,
             ws_stale_after: Duration::ZERO,
             ws_max_age: Duration::ZERO,
         };

@@ -47,6 +47,9 @@ pub const EXIT_CONFIG: u8 = 64;
 /// Longest drain-and-flush on SIGTERM (10 minutes).
 pub const MAX_SHUTDOWN_TIMEOUT_MS: u64 = 600_000;
 
+/// Longest `ORDERING_MAX_WAIT_MS` (a minute).
+pub const MAX_ORDERING_WAIT_MS: u64 = 60_000;
+
 /// Binance's documented ceiling of streams on one connection.
 pub const BINANCE_MAX_STREAMS_PER_CONNECTION: usize = crate::binance::venue::MAX_STREAMS_PER_CONNECTION;
 
@@ -58,6 +61,15 @@ pub enum SinkKind {
     Stdout,
     /// Counts and discards; for load tests that must measure the ingester, not the broker.
     Null,
+}
+
+/// How records of a dense sequence (trade, aggTrade) are ordered in Kafka (`ORDERING`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderingMode {
+    /// Live records go at once; backfilled ones land after the live records that follow their gap.
+    Default,
+    /// Ids strictly increasing per symbol: live records wait behind an open gap, boundedly.
+    Strict,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +153,10 @@ pub struct Config {
     pub backfill_max_ids: i64,
     /// At start, read the last trade/aggTrade id per symbol back from Kafka and continue from it.
     pub recover_from_kafka: bool,
+    /// `ORDERING`: strict holds live records behind an open gap (see `sink::ordering`).
+    pub ordering: OrderingMode,
+    /// Longest hold behind one gap before it is named and the held records go on.
+    pub ordering_max_wait: Duration,
     /// A connection with neither data nor a ping for this long is replaced.
     pub ws_stale_after: Duration,
     /// Connections are rotated (make-before-break) at this age, before Binance's 24 h cut.

@@ -212,6 +212,8 @@ fn every_problem_is_reported_together() {
         ("BACKFILL", "maybe", "BACKFILL: `maybe` is not on or off"),
         ("BACKFILL_MAX_IDS", "0", "BACKFILL_MAX_IDS: 0 is outside 1..=100000000"),
         ("RECOVER_FROM_KAFKA", "2", "RECOVER_FROM_KAFKA: `2` is not on or off"),
+        ("ORDERING", "sorted", "ORDERING: `sorted` is not default or strict"),
+        ("ORDERING_MAX_WAIT_MS", "0", "ORDERING_MAX_WAIT_MS: 0 is outside 1..=60000"),
         ("WS_STALE_MS", "10", "WS_STALE_MS: 10 is outside"),
         ("WS_MAX_AGE_SECS", "90000", "WS_MAX_AGE_SECS: 90000 is outside"),
     ];
@@ -250,6 +252,16 @@ fn stream_names_cover_every_symbol_and_kind() {
 }
 
 #[test]
+fn ordering_is_default_unless_strict_is_asked_for_and_its_wait_is_bounded() {
+    let c = ok(&[]);
+    assert_eq!((c.ordering, c.ordering_max_wait), (OrderingMode::Default, Duration::from_secs(2)));
+    let c = ok(&[("ORDERING", "STRICT"), ("ORDERING_MAX_WAIT_MS", "60000")]);
+    assert_eq!((c.ordering, c.ordering_max_wait), (OrderingMode::Strict, Duration::from_secs(60)));
+    // A wait past the bound would hold a symbol's records (and memory) for minutes.
+    assert_eq!(errs(&[("ORDERING_MAX_WAIT_MS", "60001")]), ["ORDERING_MAX_WAIT_MS: 60001 is outside 1..=60000"]);
+}
+
+#[test]
 fn an_absurd_shutdown_timeout_is_refused() {
     let e = errs(&[("SHUTDOWN_TIMEOUT_MS", "18446744073709551615")]);
     assert_eq!(e, ["SHUTDOWN_TIMEOUT_MS: 18446744073709551615 is outside 0..=600000"]);
@@ -279,6 +291,8 @@ fn check_config_output_reads_back_as_the_same_configuration() {
         ("LOG_FORMAT", "JSON"),
         ("BACKFILL", "no"),
         ("RECOVER_FROM_KAFKA", "false"),
+        ("ORDERING", "Strict"),
+        ("ORDERING_MAX_WAIT_MS", "750"),
         ("WS_STALE_MS", "1000"),
     ];
     let shown = ok(&given).render();

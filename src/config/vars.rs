@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::build::{Build, Shown};
 use super::parse;
-use super::{kafka_props, memory, CorePin, LogFormat, LoopMode, SaslMechanism, SinkKind};
-use super::{Endpoint, BINANCE_MAX_STREAMS_PER_CONNECTION, MAX_SHUTDOWN_TIMEOUT_MS};
+use super::{kafka_props, memory, CorePin, LogFormat, LoopMode, OrderingMode, SaslMechanism, SinkKind};
+use super::{Endpoint, BINANCE_MAX_STREAMS_PER_CONNECTION, MAX_ORDERING_WAIT_MS, MAX_SHUTDOWN_TIMEOUT_MS};
 use crate::record::RecordType;
 use crate::time_unit::TimeUnit;
 
@@ -74,6 +74,7 @@ const SWITCH: Choices<bool> = &[
     ("yes", true),
     ("no", false),
 ];
+const ORDERINGS: Choices<OrderingMode> = &[("default", OrderingMode::Default), ("strict", OrderingMode::Strict)];
 const SINKS: Choices<SinkKind> = &[("kafka", SinkKind::Kafka), ("stdout", SinkKind::Stdout), ("null", SinkKind::Null)];
 const LOG_FORMATS: Choices<LogFormat> = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
 const LOOP_MODES: Choices<LoopMode> = &[
@@ -540,6 +541,42 @@ pub static VARS: &[Var] = &[
             }
         },
         show: |c, o| o.value(name_of(SWITCH, c.recover_from_kafka)),
+    },
+    Var {
+        env: "ORDERING",
+        flag: "ordering",
+        value_name: "MODE",
+        unset: Unset::Default("default"),
+        help: "`default` or `strict`: with `strict`, trade and aggTrade ids are strictly increasing per symbol in \
+               Kafka",
+        more: "Strict holds a symbol's live records behind an open gap until REST fills it or a `gap` record names \
+               it, at most `ORDERING_MAX_WAIT_MS`; see README, \"Ordering\". Default: backfilled records land \
+               after the live ones that follow their gap.",
+        secret: false,
+        apply: |v, b| {
+            if let Some(m) = b.choice(v, ORDERINGS, "default or strict") {
+                b.cfg.ordering = m;
+            }
+        },
+        show: |c, o| o.value(name_of(ORDERINGS, c.ordering)),
+    },
+    Var {
+        env: "ORDERING_MAX_WAIT_MS",
+        flag: "ordering-max-wait-ms",
+        value_name: "MS",
+        unset: Unset::Default("2000"),
+        help: "With `ORDERING=strict`, longest wait for a gap to be filled before it is named (reason \
+               `ordering_timeout`) and the held records go on, ms",
+        more: "1 to 60000.",
+        secret: false,
+        // Every held millisecond is held memory and latency for that symbol: a minute is already
+        // far past what a consumer waiting for ordered ids would accept.
+        apply: |v, b| {
+            if let Some(ms) = b.int_in::<u64>(v, 1..=MAX_ORDERING_WAIT_MS, "") {
+                b.cfg.ordering_max_wait = Duration::from_millis(ms);
+            }
+        },
+        show: |c, o| o.value(c.ordering_max_wait.as_millis()),
     },
     Var {
         env: "WS_STALE_MS",

@@ -27,6 +27,13 @@ pub enum Reason {
     Shutdown,
     /// Backfill is switched off (`BACKFILL=off`): a gap is named at once, never fetched.
     BackfillOff,
+    /// `ORDERING=strict`: the gap was not filled within `ORDERING_MAX_WAIT_MS`; the records held
+    /// behind it went on.
+    OrderingTimeout,
+    /// `ORDERING=strict`: the records held behind the gap reached the hold's memory bound.
+    OrderingFull,
+    /// `ORDERING=strict`: the record came after later ids were published, so it cannot be.
+    OrderingLate,
 }
 
 impl Reason {
@@ -38,8 +45,28 @@ impl Reason {
             Reason::QueueFull => "backfill_queue_full",
             Reason::Shutdown => "shutdown",
             Reason::BackfillOff => "backfill_off",
+            Reason::OrderingTimeout => "ordering_timeout",
+            Reason::OrderingFull => "ordering_full",
+            Reason::OrderingLate => "ordering_late",
         }
     }
+
+    /// The reason a `reason` field names.
+    pub fn parse(name: &str) -> Option<Reason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    pub const ALL: [Reason; 9] = [
+        Reason::NotInRest,
+        Reason::RestError,
+        Reason::BackfillLimit,
+        Reason::QueueFull,
+        Reason::Shutdown,
+        Reason::BackfillOff,
+        Reason::OrderingTimeout,
+        Reason::OrderingFull,
+        Reason::OrderingLate,
+    ];
 }
 
 /// The stream name a dense sequence's gaps carry.

@@ -3,6 +3,8 @@
 //! delivery's payload (off the hot path: failures only). One place knows the published JSON's
 //! id fields, beside the gap markers that write half of them.
 
+use super::marker::Reason;
+use crate::record::RecordType;
 use crate::sequence::Dense;
 
 /// How a record read back was published, which decides what its id may do to the position.
@@ -49,6 +51,45 @@ pub fn refetchable_id(payload: &[u8]) -> Option<(Dense, i64)> {
     }
 }
 
+/// The ids a trade or aggTrade record (`marker` false) or a gap marker of their streams accounts
+/// for, `(first, last)` both included; `None` for anything else. Read from our own encoding
+/// without allocating: strict ordering asks it of every trade it publishes. The field names come
+/// before any free text (a symbol holds no `"`), so the first match is the field.
+pub fn span(kind: RecordType, marker: bool, payload: &[u8]) -> Option<(i64, i64)> {
+    if marker {
+        if !is_marker(payload) {
+            return None;
+        }
+        return Some((int_after(payload, br#""from_id":"#)?, int_after(payload, br#""to_id":"#)?));
+    }
+    let id = match kind {
+        RecordType::Trade => int_after(payload, br#""trade_id":"#)?,
+        RecordType::AggTrade => int_after(payload, br#""agg_id":"#)?,
+        _ => return None,
+    };
+    Some((id, id))
+}
+
+/// The `reason` of a gap marker.
+pub fn gap_reason(payload: &[u8]) -> Option<Reason> {
+    let field = br#""reason":""#;
+    let at = find(payload, field)? + field.len();
+    let len = payload[at..].iter().position(|&b| b == b'"')?;
+    Reason::parse(std::str::from_utf8(&payload[at..at + len]).ok()?)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The integer right after `field` (`"name":`).
+fn int_after(payload: &[u8], field: &[u8]) -> Option<i64> {
+    let at = find(payload, field)? + field.len();
+    let rest = &payload[at..];
+    let len = rest.iter().position(|b| !(b.is_ascii_digit() || *b == b'-')).unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..len]).ok()?.parse().ok()
+}
+
 /// Whether `payload` is a gap marker (`"type":"gap"`), which our encoders write first.
 fn is_marker(payload: &[u8]) -> bool {
     payload.starts_with(br#"{"type":"gap""#)
@@ -76,6 +117,48 @@ mod tests {
         );
         assert_eq!(published_id(br#"{"type":"kline"}"#), None);
         assert_eq!(published_id(b"not json"), None);
+    }
+
+    #[test]
+    fn spans_are_read_from_what_our_encoders_write() {
+        use crate::handoff::jobs::Seq;
+        use crate::record::{AggTrade, Record, Side, Trade};
+        let mut out = Vec::new();
+        let t = Trade {
+            exchange: "binance",
+            symbol: "币安人生USDT",
+            trade_id: 9_223_372_036_854_775_807,
+            price: "1.0",
+            qty: "2",
+            side: Side::Buy,
+            trade_time_ms: 1,
+            event_time_ms: 2,
+        };
+        Record::Trade(t).encode(3, true, &mut out).unwrap();
+        assert_eq!(span(RecordType::Trade, false, &out), Some((i64::MAX, i64::MAX)));
+        out.clear();
+        let a = AggTrade {
+            exchange: "binance",
+            symbol: "BTCUSDT",
+            agg_id: 77,
+            first_trade_id: 5,
+            last_trade_id: 6,
+            price: "1.0",
+            qty: "2",
+            side: Side::Sell,
+            trade_time_ms: 1,
+            event_time_ms: 2,
+        };
+        Record::AggTrade(a).encode(3, false, &mut out).unwrap();
+        assert_eq!(span(RecordType::AggTrade, false, &out), Some((77, 77)), "agg_id, not a trade id");
+        let seq = Seq::Ids { symbol_idx: 0, kind: Dense::AggTrade };
+        let gap = crate::handoff::gap_record("binance", "BTCUSDT", seq, -5, 10, Reason::OrderingTimeout);
+        assert_eq!(span(RecordType::AggTrade, true, &gap.payload), Some((-5, 9)));
+        assert_eq!(gap_reason(&gap.payload), Some(Reason::OrderingTimeout));
+        // Not ours to order: other kinds, other markers.
+        assert_eq!(span(RecordType::Kline, false, br#"{"type":"kline","open_time_ms":1}"#), None);
+        assert_eq!(span(RecordType::DepthUpdate, true, br#"{"type":"depth_resync"}"#), None);
+        assert_eq!(span(RecordType::Trade, false, br#"{"type":"trade","trade_id":x}"#), None);
     }
 
     #[test]

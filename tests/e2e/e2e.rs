@@ -18,6 +18,7 @@ mod exactly_once;
 mod hostile;
 mod hostile_ws;
 mod kafka_outage;
+mod ordering;
 mod quarantine;
 mod recovery;
 mod replay;
