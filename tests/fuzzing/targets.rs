@@ -157,9 +157,20 @@ pub fn frame(text: &[u8], recv_ns: u64, st: &mut Stats) -> (&'static str, &'stat
             }
         }
         Frame::ServerShutdown { event_time_ms } => {
+            // Combined (`{"stream":"!serverShutdown","data":{..}}`) or bare, as a raw `/ws`
+            // connection gets it (`{"e":"serverShutdown","E":..}`).
             if let Some(doc) = &doc {
-                assert_eq!(doc["stream"].as_str(), Some("!serverShutdown"));
-                assert_eq!(doc["data"]["E"].as_i64(), Some(*event_time_ms), "E of {doc}");
+                let event = match doc.get("stream").and_then(Value::as_str) {
+                    Some(stream) => {
+                        assert_eq!(stream, "!serverShutdown", "{doc}");
+                        &doc["data"]
+                    }
+                    None => {
+                        assert_eq!(doc["e"].as_str(), Some("serverShutdown"), "{doc}");
+                        doc
+                    }
+                };
+                assert_eq!(event["E"].as_i64(), Some(*event_time_ms), "E of {doc}");
             }
         }
     }
@@ -364,9 +375,10 @@ fn plain_decimal(s: &str) -> bool {
         && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// A symbol that can be a Kafka key and JSON text without escaping.
+/// A symbol that can be a Kafka key and JSON text without escaping, at most Binance's 50 UTF-16
+/// units (150 UTF-8 bytes).
 fn plain_symbol(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c >= ' ' && c != '"' && c != '\\' && c != '\u{7f}')
+    !s.is_empty() && s.len() <= 150 && s.chars().all(|c| c >= ' ' && c != '"' && c != '\\' && c != '\u{7f}')
 }
 
 /// Price levels as documented: a JSON array of `[price, qty]` pairs of plain decimal strings.
