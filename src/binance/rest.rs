@@ -87,9 +87,24 @@ pub fn klines_path(symbol: &str, interval: &str, start: i64, end: i64, limit: i6
     format!("/api/v3/klines?symbol={symbol}&interval={interval}&startTime={start}&endTime={end}&limit={limit}")
 }
 
-/// The order book's top 1000 levels (`/api/v3/depth`, weight 50 at this limit).
-pub fn depth_path(symbol: &str) -> String {
-    format!("/api/v3/depth?symbol={symbol}&limit=1000")
+/// The deepest order-book snapshot REST serves (`limit`; "If limit > 5000, only 5000 entries
+/// will be returned").
+pub const MAX_DEPTH_LIMIT: usize = 5000;
+
+/// The order book's top `limit` levels a side (`/api/v3/depth`; see [`depth_weight`]).
+pub fn depth_path(symbol: &str, limit: usize) -> String {
+    format!("/api/v3/depth?symbol={symbol}&limit={}", limit.clamp(1, MAX_DEPTH_LIMIT))
+}
+
+/// The request weight of `/api/v3/depth` at `limit`: 5 up to 100 levels, 25 up to 500, 50 up
+/// to 1000, 250 up to 5000 (rest-api.md, "Order book").
+pub fn depth_weight(limit: usize) -> u32 {
+    match limit {
+        0..=100 => 5,
+        101..=500 => 25,
+        501..=1000 => 50,
+        _ => 250,
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +133,13 @@ mod tests {
         }
         // Instant + any of them never overflows.
         assert!(std::time::Instant::now().checked_add(MAX_SERVER_WAIT).is_some());
+    }
+
+    #[test]
+    fn depth_snapshots_cost_their_documented_weight() {
+        let w: Vec<u32> = [1, 100, 101, 500, 501, 1000, 1001, 5000].map(depth_weight).to_vec();
+        assert_eq!(w, [5, 5, 25, 25, 50, 50, 250, 250]);
+        assert_eq!(depth_path("BTCUSDT", 9_999), "/api/v3/depth?symbol=BTCUSDT&limit=5000");
     }
 
     #[test]

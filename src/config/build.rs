@@ -70,6 +70,8 @@ impl<'a> Build<'a> {
             recover_from_kafka: false,
             ws_stale_after: Duration::ZERO,
             ws_max_age: Duration::ZERO,
+            depth_snapshot_interval: Some(Duration::ZERO),
+            depth_levels: 0,
         };
         Build {
             cfg,
