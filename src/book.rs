@@ -138,6 +138,12 @@ pub enum BookError {
     Shape,
 }
 
+impl From<diff::Shape> for BookError {
+    fn from(_: diff::Shape) -> Self {
+        BookError::Shape
+    }
+}
+
 impl BookError {
     pub fn reason(self) -> &'static str {
         match self {
@@ -241,14 +247,12 @@ impl Book {
     /// The caller has checked that it continues the book (`U <= id + 1 <= u`). On error the book
     /// is partly updated: the caller discards it.
     pub fn apply(&mut self, d: &diff::Diff<'_>) -> Result<(), BookError> {
-        for (side, array) in [(Side::Bid, d.bids), (Side::Ask, d.asks)] {
-            for l in diff::levels(array) {
-                let (p, q) = l.map_err(|()| BookError::Shape)?;
-                self.set(side, p, q)?;
-            }
-        }
+        let event_time_ms = d.levels(|bid, p, q| {
+            let side = if bid { Side::Bid } else { Side::Ask };
+            self.set(side, p, q).map_err(BookError::from)
+        })?;
         self.last_update_id = d.final_update_id;
-        self.event_time_ms = Some(d.event_time_ms);
+        self.event_time_ms = Some(event_time_ms);
         Ok(())
     }
 
@@ -340,7 +344,7 @@ mod tests {
         let long = "1".repeat(level::TEXT_MAX + 1);
         assert_eq!(b.seed(9, [("1", "1"), ("2", long.as_str())], []), Err(BookError::Level(LevelError::TooLong)));
         assert!(b.is_empty());
-        let broken = br#"{"type":"depth_update","first_update_id":1,"final_update_id":2,"bids":[["1"]],"asks":[],"event_time_ms":1}"#;
+        let broken = br#"{"type":"depth_update","exchange":"b","symbol":"X","first_update_id":1,"final_update_id":2,"bids":[["1"]],"asks":[],"event_time_ms":1}"#;
         assert_eq!(b.apply(&diff::read(broken).unwrap()), Err(BookError::Shape));
     }
 }

@@ -49,7 +49,8 @@ fn qty(n: i64) -> String {
 /// A `depth_update` payload as the ingester encodes it: `changes` bid and ask levels.
 fn update(u: i64, bids: &[(i64, i64)], asks: &[(i64, i64)]) -> String {
     let side = |v: &[(i64, i64)]| {
-        v.iter().map(|&(t, q)| format!(r#"["{}","{}"]"#, price(t), if q == 0 { "0.00000000".into() } else { qty(q) }))
+        v.iter()
+            .map(|&(t, q)| format!(r#"["{}","{}"]"#, price(t), if q == 0 { "0.00000000".into() } else { qty(q) }))
             .collect::<Vec<_>>()
             .join(",")
     };
@@ -111,6 +112,10 @@ fn a_book_costs_what_readme_says_and_its_upkeep_allocates_nothing() {
         let (bytes, allocs) = measure(levels);
         println!("{levels} levels a side: {} KiB per symbol", bytes / 1024);
         assert_eq!(allocs, 0, "{levels} levels: {allocs} allocations keeping the book");
-        assert!(bytes <= bound_kib * 1024, "{levels} levels: {} KiB, over the {bound_kib} KiB README states", bytes / 1024);
+        assert!(
+            bytes <= bound_kib * 1024,
+            "{levels} levels: {} KiB, over the {bound_kib} KiB README states",
+            bytes / 1024
+        );
     }
 }

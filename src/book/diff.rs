@@ -1,118 +1,99 @@
 //! A `depth_update` record read back from the JSON [`crate::record::Record::encode`] wrote, on the
-//! thread that keeps the books: its update ids, event time and levels, borrowed from the payload,
-//! without a JSON parser and without allocating.
+//! thread that keeps the books: its update ids, then its levels and event time, borrowed from the
+//! payload, without a JSON parser and without allocating.
 //!
 //! The text is ours, not the network's: keys in a fixed order, no whitespace, every price and
-//! quantity a validated decimal (no escapes). So a field is found by its key, and the level
-//! arrays are walked as `[["p","q"],...]`. Anything else is refused (`None`), never guessed at;
-//! `encoded_depth_updates_read_back` below reads what `Record::encode` writes, keeping the two in
-//! step.
+//! quantity a validated decimal (no escapes), the symbol free of quotes. So it is read in one
+//! pass, front to back, each key matched where it must be; anything else is refused, never
+//! guessed at. `encoded_depth_updates_read_back` below reads what `Record::encode` writes,
+//! keeping the two in step. The ids come first and cost a few comparisons: a diff the book will
+//! only hold (or pass over) never has its levels read.
 
-use memchr::memmem;
-
-/// A `depth_update`'s ids, time and raw level arrays (`[["p","q"],...]`, brackets included).
+/// A `depth_update`'s update ids; its levels and event time follow in [`Diff::rest`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Diff<'a> {
     /// `U`: the first update id the event covers.
     pub first_update_id: i64,
     /// `u`: the last.
     pub final_update_id: i64,
-    pub event_time_ms: i64,
-    pub bids: &'a [u8],
-    pub asks: &'a [u8],
-}
-
-/// The integer after `key` (`"name":`) in `p`, from `from` on; and where it ends.
-fn int_after(p: &[u8], key: &[u8], from: usize) -> Option<(i64, usize)> {
-    let at = from + memmem::find(&p[from..], key)? + key.len();
-    let end = at + p[at..].iter().position(|&c| c == b',' || c == b'}')?;
-    let v = std::str::from_utf8(&p[at..end]).ok()?.parse().ok()?;
-    Some((v, end))
-}
-
-/// The array after `key` in `p`, from `from` on, brackets included; and where it ends. Level
-/// arrays nest one level and hold no bracket inside a string (decimals only).
-fn array_after<'a>(p: &'a [u8], key: &[u8], from: usize) -> Option<(&'a [u8], usize)> {
-    let at = from + memmem::find(&p[from..], key)? + key.len();
-    if p.get(at) != Some(&b'[') {
-        return None;
-    }
-    let mut depth = 0usize;
-    for (i, &c) in p[at..].iter().enumerate() {
-        match c {
-            b'[' => depth += 1,
-            b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some((&p[at..at + i + 1], at + i + 1));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Reads a `depth_update` payload; `None` if it is not one as we write them.
-pub fn read(payload: &[u8]) -> Option<Diff<'_>> {
-    if !payload.starts_with(br#"{"type":"depth_update","#) {
-        return None;
-    }
-    let (first_update_id, at) = int_after(payload, br#","first_update_id":"#, 0)?;
-    let (final_update_id, at) = int_after(payload, br#","final_update_id":"#, at)?;
-    let (bids, at) = array_after(payload, br#","bids":"#, at)?;
-    let (asks, at) = array_after(payload, br#","asks":"#, at)?;
-    let (event_time_ms, _) = int_after(payload, br#","event_time_ms":"#, at)?;
-    Some(Diff { first_update_id, final_update_id, event_time_ms, bids, asks })
-}
-
-/// The `(price, qty)` pairs of a level array as [`read`] returns it; an item is `Err(())` where
-/// the text is not `[["p","q"],...]`, and iteration ends there.
-pub fn levels(array: &[u8]) -> Levels<'_> {
-    let inner = array.strip_prefix(b"[").and_then(|a| a.strip_suffix(b"]"));
-    Levels { rest: inner.unwrap_or_default(), broken: inner.is_none() }
-}
-
-pub struct Levels<'a> {
+    /// The payload from its bids array on: `[["p","q"],...],"asks":[...],"event_time_ms":E,...`.
     rest: &'a [u8],
-    broken: bool,
 }
 
-impl<'a> Levels<'a> {
-    fn pair(&mut self) -> Option<(&'a str, &'a str)> {
-        let r = self.rest.strip_prefix(br#"[""#)?;
-        let p_end = memchr::memchr(b'"', r)?;
-        let r2 = r[p_end..].strip_prefix(br#"",""#)?;
-        let q_end = memchr::memchr(b'"', r2)?;
-        let after = r2[q_end..].strip_prefix(br#""]"#)?;
-        self.rest = match after.strip_prefix(b",") {
-            Some(more) if !more.is_empty() => more,
-            Some(_) => return None,
-            None if after.is_empty() => after,
-            None => return None,
-        };
-        Some((std::str::from_utf8(&r[..p_end]).ok()?, std::str::from_utf8(&r2[..q_end]).ok()?))
+/// A non-negative decimal integer at the start of `b`, and what follows it; `None` past i64.
+fn int(b: &[u8]) -> Option<(i64, &[u8])> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 {
+        return None;
+    }
+    let v = b[..n].iter().try_fold(0i64, |v, &d| v.checked_mul(10)?.checked_add(i64::from(d - b'0')))?;
+    Some((v, &b[n..]))
+}
+
+/// A possibly negative integer (update ids are wire values; a negative one is still ours).
+fn signed(b: &[u8]) -> Option<(i64, &[u8])> {
+    match b.strip_prefix(b"-") {
+        Some(r) => int(r).map(|(v, r)| (-v, r)),
+        None => int(b),
     }
 }
 
-impl<'a> Iterator for Levels<'a> {
-    type Item = Result<(&'a str, &'a str), ()>;
+/// Reads a `depth_update` payload's ids; `None` if it is not one as we write them.
+pub fn read(payload: &[u8]) -> Option<Diff<'_>> {
+    let r = payload.strip_prefix(br#"{"type":"depth_update","exchange":""#)?;
+    let r = &r[memchr::memchr(b'"', r)?..];
+    let r = r.strip_prefix(br#"","symbol":""#)?;
+    let r = &r[memchr::memchr(b'"', r)?..];
+    let r = r.strip_prefix(br#"","first_update_id":"#)?;
+    let (first_update_id, r) = signed(r)?;
+    let r = r.strip_prefix(br#","final_update_id":"#)?;
+    let (final_update_id, r) = signed(r)?;
+    let rest = r.strip_prefix(br#","bids":"#)?;
+    Some(Diff { first_update_id, final_update_id, rest })
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.broken {
-            self.broken = false;
-            self.rest = &[];
-            return Some(Err(()));
-        }
-        if self.rest.is_empty() {
-            return None;
-        }
-        let got = self.pair();
-        if got.is_none() {
-            self.rest = &[];
-        }
-        Some(got.ok_or(()))
+impl<'a> Diff<'a> {
+    /// Hands `f` every level, bids then asks (`true` for a bid), in the order written; returns
+    /// the event time after them. `Err` where the text is not as we write it (levels before that
+    /// point were handed over).
+    pub fn levels<E: From<Shape>>(&self, mut f: impl FnMut(bool, &'a str, &'a str) -> Result<(), E>) -> Result<i64, E> {
+        let r = pairs(self.rest, |p, q| f(true, p, q))?;
+        let r = r.strip_prefix(br#","asks":"#).ok_or(Shape)?;
+        let r = pairs(r, |p, q| f(false, p, q))?;
+        let r = r.strip_prefix(br#","event_time_ms":"#).ok_or(Shape)?;
+        Ok(signed(r).ok_or(Shape)?.0)
     }
+}
+
+/// The level text is not `[["p","q"],...]` as encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape;
+
+/// Walks one level array at the start of `b`, handing each pair to `f`; returns what follows.
+fn pairs<'a, E: From<Shape>>(b: &'a [u8], mut f: impl FnMut(&'a str, &'a str) -> Result<(), E>) -> Result<&'a [u8], E> {
+    let mut r = b.strip_prefix(b"[").ok_or(Shape)?;
+    if let Some(after) = r.strip_prefix(b"]") {
+        return Ok(after);
+    }
+    loop {
+        let (p, q, after) = pair(r).ok_or(Shape)?;
+        f(p, q)?;
+        match after.split_first() {
+            Some((b',', more)) => r = more,
+            Some((b']', more)) => return Ok(more),
+            _ => return Err(Shape.into()),
+        }
+    }
+}
+
+/// `["p","q"]` at the start of `r`: the two texts and what follows.
+fn pair(r: &[u8]) -> Option<(&str, &str, &[u8])> {
+    let r = r.strip_prefix(br#"[""#)?;
+    let p_end = memchr::memchr(b'"', r)?;
+    let r2 = r[p_end..].strip_prefix(br#"",""#)?;
+    let q_end = memchr::memchr(b'"', r2)?;
+    let after = r2[q_end..].strip_prefix(br#""]"#)?;
+    Some((std::str::from_utf8(&r[..p_end]).ok()?, std::str::from_utf8(&r2[..q_end]).ok()?, after))
 }
 
 #[cfg(test)]
@@ -120,11 +101,11 @@ mod tests {
     use super::*;
     use crate::record::{DepthUpdate, Record};
 
-    fn encoded(bids: &'static str, asks: &'static str, quarantined: bool) -> Vec<u8> {
+    fn encoded(first: i64, bids: &'static str, asks: &'static str, quarantined: bool) -> Vec<u8> {
         let r = Record::DepthUpdate(DepthUpdate {
             exchange: "binance",
             symbol: "币安人生USDT",
-            first_update_id: 157,
+            first_update_id: first,
             final_update_id: 160,
             bids: crate::record::Levels(bids),
             asks: crate::record::Levels(asks),
@@ -139,25 +120,50 @@ mod tests {
         out
     }
 
+    /// A level as handed over: `(is_bid, price, qty)`.
+    type Seen = (bool, String, String);
+
+    fn all(d: &Diff<'_>) -> Result<(Vec<Seen>, i64), Shape> {
+        let mut got = Vec::new();
+        let t = d.levels(|bid, p, q| {
+            got.push((bid, p.to_string(), q.to_string()));
+            Ok::<_, Shape>(())
+        })?;
+        Ok((got, t))
+    }
+
     #[test]
     fn encoded_depth_updates_read_back() {
-        for q in [false, true] {
-            let p = encoded(r#"[["0.0024","10"],["0.0023","0.00000000"]]"#, "[]", q);
+        for (first, q) in [(157, false), (-3, true)] {
+            let p = encoded(first, r#"[["0.0024","10"],["0.0023","0.00000000"]]"#, r#"[["1","2"]]"#, q);
             let d = read(&p).unwrap();
-            assert_eq!((d.first_update_id, d.final_update_id, d.event_time_ms), (157, 160, 1_672_515_782_136));
-            let bids: Vec<_> = levels(d.bids).collect();
-            assert_eq!(bids, [Ok(("0.0024", "10")), Ok(("0.0023", "0.00000000"))]);
-            assert_eq!(levels(d.asks).count(), 0);
+            assert_eq!((d.first_update_id, d.final_update_id), (first, 160));
+            let (levels, t) = all(&d).unwrap();
+            let l = |b, p: &str, q: &str| (b, p.to_string(), q.to_string());
+            assert_eq!(levels, [l(true, "0.0024", "10"), l(true, "0.0023", "0.00000000"), l(false, "1", "2")]);
+            assert_eq!(t, 1_672_515_782_136);
         }
+        let empty = encoded(1, "[]", "[]", false);
+        assert_eq!(all(&read(&empty).unwrap()).unwrap(), (vec![], 1_672_515_782_136));
     }
 
     #[test]
     fn anything_but_our_own_shape_is_refused() {
         assert_eq!(read(br#"{"type":"trade","first_update_id":1}"#), None);
-        assert_eq!(read(br#"{"type":"depth_update","first_update_id":1}"#), None);
-        assert_eq!(read(br#"{"type":"depth_update","first_update_id":x,"final_update_id":2}"#), None);
-        for bad in [&br#"[["1","2"],]"#[..], br#"[["1","2"]"#, br#"[["1"]]"#, br#"[["1","2"]x]"#, b"7"] {
-            assert!(levels(bad).any(|l| l.is_err()), "{}", String::from_utf8_lossy(bad));
+        assert_eq!(read(br#"{"type":"depth_update","exchange":"b","symbol":"X","first_update_id":1}"#), None);
+        let ids = |f: &str| {
+            format!(
+                r#"{{"type":"depth_update","exchange":"b","symbol":"X","first_update_id":{f},"final_update_id":2,"bids":[],"asks":[],"event_time_ms":1}}"#
+            )
+        };
+        assert_eq!(read(ids("x").as_bytes()), None);
+        assert_eq!(read(ids("9999999999999999999").as_bytes()), None, "past i64: refused, not wrapped");
+        assert_eq!(read(ids("9223372036854775807").as_bytes()).unwrap().first_update_id, i64::MAX);
+        for bad in [r#"[["1","2"],]"#, r#"[["1","2"]"#, r#"[["1"]]"#, r#"[["1","2"]x]"#, "7"] {
+            let p = format!(
+                r#"{{"type":"depth_update","exchange":"b","symbol":"X","first_update_id":1,"final_update_id":2,"bids":{bad},"asks":[],"event_time_ms":1}}"#
+            );
+            assert_eq!(all(&read(p.as_bytes()).unwrap()).map(|_| ()), Err(Shape), "{bad}");
         }
     }
 }

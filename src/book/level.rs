@@ -55,24 +55,28 @@ fn split(s: &str) -> Result<(&[u8], &[u8]), LevelError> {
     Ok((int, frac))
 }
 
+/// The value of a run of ASCII digits; `None` past `u128`.
+fn digits(d: &[u8]) -> Option<Key> {
+    if d.len() <= 19 {
+        // The common case in one register: Binance's longest integer part has 11 digits.
+        return Some(Key::from(d.iter().fold(0u64, |v, &c| v * 10 + u64::from(c - b'0'))));
+    }
+    d.iter().try_fold(0 as Key, |v, &c| v.checked_mul(10)?.checked_add(Key::from(c - b'0')))
+}
+
 /// The key of a price text: `"0.0024"` and `"0.00240000"` give the same one.
 pub fn key(price: &str) -> Result<Key, LevelError> {
     let (int, frac) = split(price)?;
-    let mut v: Key = 0;
-    for &d in int {
-        v = v.checked_mul(10).and_then(|v| v.checked_add(Key::from(d - b'0'))).ok_or(LevelError::OutOfRange)?;
-    }
     // Trailing zeros past the scale change nothing; another digit there would be lost.
     let (kept, rest) = frac.split_at(frac.len().min(SCALE as usize));
     if rest.iter().any(|&d| d != b'0') {
         return Err(LevelError::OutOfRange);
     }
-    let mut f: Key = 0;
-    for &d in kept {
-        f = f * 10 + Key::from(d - b'0');
-    }
-    f *= 10u128.pow(SCALE - kept.len() as u32);
-    v.checked_mul(10u128.pow(SCALE)).and_then(|v| v.checked_add(f)).ok_or(LevelError::OutOfRange)
+    let f = digits(kept).unwrap_or(0) * 10u128.pow(SCALE - kept.len() as u32);
+    digits(int)
+        .and_then(|v| v.checked_mul(10u128.pow(SCALE)))
+        .and_then(|v| v.checked_add(f))
+        .ok_or(LevelError::OutOfRange)
 }
 
 /// Whether a quantity text says zero (`"0"`, `"0.00000000"`): the level goes.

@@ -480,6 +480,11 @@ impl Books {
         self.metrics.snapshots[s][reason as usize].inc();
     }
 
+    /// Whether the symbol's book is valid now.
+    pub fn is_synced(&self, symbol_idx: u16) -> bool {
+        self.depth.get(symbol_idx as usize).is_some_and(|d| d.synced)
+    }
+
     /// Kafka refused one of the symbol's depth records: its book goes out again.
     pub fn republish(&mut self, symbol_idx: u16) {
         if let Some(d) = self.depth.get_mut(symbol_idx as usize) {

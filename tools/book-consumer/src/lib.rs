@@ -34,27 +34,30 @@ fn is_zero(q: &str) -> bool {
     q.bytes().all(|b| b == b'0' || b == b'.')
 }
 
+/// A level as published: `(price, qty)`, Binance's decimal texts.
+pub type Level = (String, String);
+
 /// One symbol's book: levels by price key, each with the texts last published for it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Book {
     pub last_update_id: i64,
-    bids: BTreeMap<u128, (String, String)>,
-    asks: BTreeMap<u128, (String, String)>,
+    bids: BTreeMap<u128, Level>,
+    asks: BTreeMap<u128, Level>,
 }
 
 impl Book {
     /// Bids, best (highest) first, as `(price, qty)` texts.
-    pub fn bids(&self) -> Vec<(String, String)> {
+    pub fn bids(&self) -> Vec<Level> {
         self.bids.values().rev().cloned().collect()
     }
 
     /// Asks, best (lowest) first.
-    pub fn asks(&self) -> Vec<(String, String)> {
+    pub fn asks(&self) -> Vec<Level> {
         self.asks.values().cloned().collect()
     }
 
     /// The best bid and ask, `(price, qty)` each.
-    pub fn top(&self) -> (Option<&(String, String)>, Option<&(String, String)>) {
+    pub fn top(&self) -> (Option<&Level>, Option<&Level>) {
         (self.bids.values().next_back(), self.asks.values().next())
     }
 
@@ -80,7 +83,7 @@ impl Book {
 }
 
 /// What a record did to its symbol's book.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Step {
     /// Not a depth record (another type on the same topic).
     Other,
