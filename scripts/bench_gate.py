@@ -30,6 +30,8 @@ PAIRS = {
     "ring_hop": ("ring_hop/rtrb_byte_ring", "ring_hop/crossbeam_bounded"),
     "ws_decode": ("ws_decode/tungstenite_16k_buffer/10000", "ws_decode/tungstenite_default/10000"),
     "pipeline": ("pipeline/ours", "pipeline/naive_serde_crossbeam"),
+    # Not a speedup: the pipeline's rate with order-book upkeep over its rate without (about 1).
+    "pipeline_depth_book": ("pipeline_depth/with_book", "pipeline_depth/without_book"),
 }
 
 

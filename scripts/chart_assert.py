@@ -301,6 +301,8 @@ def assert_dashboard(dash, ck: Checker):
         "kafka errors": r"marketflow_ingestor_kafka_delivery_errors_total",
         "received by type": r"sum by \(type\) \(rate\(marketflow_ingestor_messages_received_total",
         "rejected by reason": r"sum by \(reason\) \(rate\(marketflow_ingestor_messages_rejected_total",
+        "order books valid": r"marketflow_ingestor_depth_book_synced",
+        "order-book snapshots by reason": r"sum by \(reason\) \(increase\(marketflow_ingestor_depth_snapshots_total",
     }
     for what, pattern in wanted.items():
         ck.check(has(pattern), f"dashboard: no panel for {what} ({pattern})")

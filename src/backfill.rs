@@ -5,9 +5,9 @@
 //! page by page (`/api/v3/historicalTrades` or `/api/v3/aggTrades` with `fromId`, 1000 per call),
 //! publishes each missing record flagged `"backfilled":true`, in id order, and hands them to the
 //! producer thread over a bounded channel. Ids the REST API does not have either are published as
-//! one `gap` marker per missing range, so a consumer can prove completeness. A depth-sequence
-//! break publishes a `depth_resync` marker and a fresh REST snapshot. Closed candles that never
-//! arrived are refilled from `/api/v3/klines`.
+//! one `gap` marker per missing range, so a consumer can prove completeness. The producer's
+//! order books get their REST snapshots here ([`depth`]), and publish them themselves. Closed
+//! candles that never arrived are refilled from `/api/v3/klines`.
 //!
 //! Weight limits are respected: `X-MBX-USED-WEIGHT-1M` is read on every response and the thread
 //! pauses to the next minute above [`WEIGHT_BUDGET`]; 429/418 wait `Retry-After`, capped (see
@@ -16,6 +16,7 @@
 //! asked us to wait.
 
 mod client;
+pub mod depth;
 pub mod queue;
 
 use std::cell::{Cell, RefCell};
@@ -32,9 +33,8 @@ use crate::health::Health;
 use crate::interval::{KLINE_INTERVALS, KLINE_INTERVAL_MS};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
-use crate::record::RecordType;
 use crate::record::{AggTrade, Kline, Record, Side, Trade};
-use crate::ring::{RecordMeta, FLAG_BACKFILLED, FLAG_MARKER};
+use crate::ring::{RecordMeta, FLAG_BACKFILLED};
 use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
 use crate::symbols::Symbols;
@@ -42,7 +42,7 @@ use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 
 // What the backfill's callers have always found here; the types live in the hand-off layer.
-use crate::binance::rest::{self, RestAggTrade, RestDepth, RestKline, RestTrade};
+use crate::binance::rest::{self, RestAggTrade, RestKline, RestTrade};
 pub use crate::binance::rest::{MAX_SERVER_WAIT, WEIGHT_BUDGET};
 pub use crate::handoff::jobs::{Job, JobReceiver, JobSender, Seq};
 pub use crate::handoff::{gap_record, OwnedRecord};
@@ -71,6 +71,8 @@ pub struct Backfiller {
     /// wait, and that wait must not take jobs in again.
     absorbing: Cell<bool>,
     limiter: LogLimiter,
+    /// Where REST snapshots for the producer's order books go (depth streams configured).
+    depth: Option<depth::Seeds>,
 }
 
 impl Backfiller {
@@ -97,17 +99,21 @@ impl Backfiller {
             pending: RefCell::default(),
             absorbing: Cell::new(false),
             limiter: LogLimiter::new(Duration::from_secs(10)),
+            depth: None,
         }
+    }
+
+    /// Serves the producer's order books: REST snapshots of `levels` a side go to `seeds`.
+    pub fn with_depth_seeds(mut self, seeds: Sender<crate::handoff::depth::DepthSeed>, levels: usize) -> Self {
+        self.depth = Some(depth::Seeds::new(seeds, levels));
+        self
     }
 
     /// Runs until shutdown (then reports what is left as gaps) or until every job sender is gone.
     pub fn run(self) {
         loop {
             self.absorb();
-            while let Some(symbol_idx) = self.jobs.take_resync() {
-                self.metrics.backfill_jobs.inc();
-                self.depth_resync(symbol_idx);
-            }
+            self.depth_seeds();
             if self.shutdown.is_triggered() {
                 break;
             }
@@ -520,67 +526,5 @@ impl Backfiller {
         }
         self.metrics.gap_markers[symbol_idx as usize].inc();
         self.publish(gap_record(self.venue.exchange, sym, seq, from, to, reason));
-    }
-
-    fn depth_resync(&self, symbol_idx: u16) {
-        let (sym, exchange) = (self.symbols.upper(symbol_idx), self.venue.exchange);
-        let now = crate::clock::now_ns();
-        let meta = RecordMeta {
-            kind: RecordType::DepthUpdate,
-            flags: FLAG_MARKER,
-            symbol_idx,
-            event_time_ms: (now / 1_000_000) as i64,
-            recv_ns: now,
-        };
-        self.publish(OwnedRecord {
-            meta,
-            key: sym.as_bytes().to_vec(),
-            payload: format!(
-                r#"{{"type":"depth_resync","exchange":"{exchange}","symbol":"{sym}","reason":"sequence_gap","recv_time_ns":{now}}}"#
-            )
-            .into_bytes(),
-        });
-        for attempt in 0..5u32 {
-            if self.shutdown.is_triggered() {
-                return;
-            }
-            match self.get(rest::depth(sym)) {
-                Ok(body) => {
-                    let Ok(d) = serde_json::from_str::<RestDepth>(&body) else { break };
-                    let ok = d
-                        .bids
-                        .iter()
-                        .chain(&d.asks)
-                        .all(|[p, q]| crate::record::is_decimal(p) && crate::record::is_decimal(q));
-                    if !ok {
-                        break;
-                    }
-                    let levels = |v: &Vec<[String; 2]>| {
-                        v.iter().map(|[p, q]| format!(r#"["{p}","{q}"]"#)).collect::<Vec<_>>().join(",")
-                    };
-                    let now = crate::clock::now_ns();
-                    self.publish(OwnedRecord {
-                        meta: RecordMeta { recv_ns: now, ..meta },
-                        key: sym.as_bytes().to_vec(),
-                        payload: format!(
-                            r#"{{"type":"depth_snapshot","exchange":"{exchange}","symbol":"{sym}","last_update_id":{},"bids":[{}],"asks":[{}],"recv_time_ns":{now}}}"#,
-                            d.last_update_id,
-                            levels(&d.bids),
-                            levels(&d.asks)
-                        )
-                        .into_bytes(),
-                    });
-                    return;
-                }
-                Err(FetchError::Permanent(e)) => {
-                    warn!(symbol = %sym, "depth snapshot refused: {e}");
-                    return;
-                }
-                Err(FetchError::Retry(e)) => {
-                    warn!(symbol = %sym, attempt, "depth snapshot failed: {e}");
-                    self.sleep(Duration::from_millis(500 << attempt));
-                }
-            }
-        }
     }
 }

@@ -1,8 +1,9 @@
 //! What the engine's threads hand one another, so that no stage needs another's types: backfill
-//! jobs ([`jobs`]), records built off the hot path ([`OwnedRecord`]) and `gap` markers
-//! ([`marker`]). The event loop and the producer send jobs and gaps; the backfill thread sends
-//! owned records; none of them imports another.
+//! jobs ([`jobs`]), records built off the hot path ([`OwnedRecord`]), `gap` markers ([`marker`])
+//! and order-book snapshots from REST ([`depth`]). The event loop and the producer send jobs and
+//! gaps; the backfill thread sends owned records and snapshots; none of them imports another.
 
+pub mod depth;
 pub mod jobs;
 pub mod marker;
 pub mod readback;

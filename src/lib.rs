@@ -26,7 +26,7 @@
 //! layer runtime: ring health metrics pinning
 //! layer config: config cli
 //! layer venue: binance
-//! layer model: interval record sequence stream symbols time_unit venue
+//! layer model: book interval record sequence stream symbols time_unit venue
 //! layer foundation: clock log_limit small_file shutdown tls resolver
 //! ```
 //!
@@ -58,6 +58,7 @@
 //! - [`record`]: the normalized record model and its JSON encoding; [`interval`] candle intervals;
 //!   [`stream`] the kinds of stream and their record types; [`time_unit`] ms or µs times.
 //! - [`sequence`]: per-symbol exchange ids: duplicates dropped, gaps detected.
+//! - [`book`]: one symbol's L2 order book, keyed by price, bounded, allocation-free per update.
 //! - [`symbols`]: the configured symbols, indexed once.
 //! - [`handoff`]: what the engine's threads pass one another (jobs, owned records, gap markers);
 //!   [`kafka_client`] the librdkafka properties the sink and recovery share.
@@ -80,6 +81,7 @@
 
 pub mod backfill;
 pub mod binance;
+pub mod book;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -11,9 +11,11 @@ use marketflow_ingestor::event_loop::EventLoop;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::Pipeline;
 use marketflow_ingestor::shutdown::{signal_handlers, Shutdown};
-use marketflow_ingestor::sink::{run_producer, KafkaSink, NullSink, Sink, StdoutSink, StrictOrder};
+use marketflow_ingestor::sink::{
+    run_producer, BookSettings, Books, KafkaSink, NullSink, Sink, StdoutSink, StrictOrder,
+};
 use marketflow_ingestor::supervise::{Supervisor, EXIT_THREAD_FAILED};
-use marketflow_ingestor::{binance, http, pinning, recovery, ring, tls};
+use marketflow_ingestor::{binance, handoff, http, pinning, recovery, ring, tls};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -107,30 +109,34 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     };
 
     // Gaps go to the backfill thread (jobs, bounded), which hands fetched records to the producer
-    // thread (bounded too).
+    // thread (bounded too). The order books ask it for REST snapshots, even with BACKFILL=off.
     let (job_tx, job_rx) = backfill::queue::channel(cfg.symbols.len());
     let (backfilled_tx, backfilled_rx) = crossbeam_channel::bounded(10_000);
+    let (seed_tx, seed_rx) = handoff::depth::channel();
+    let books = cfg.has_depth().then(|| {
+        let settings = BookSettings { levels: cfg.depth_levels, interval: cfg.depth_snapshot_interval };
+        Books::new(venue.exchange, &metrics, settings, job_tx.clone(), seed_rx)
+    });
+    let rest_needed = cfg.backfill || books.is_some();
     let job_tx = cfg.backfill.then_some(job_tx);
-    let backfill_thread = match &job_tx {
-        Some(_) => {
-            let b = Backfiller::new(
-                &cfg,
-                venue,
-                metrics.clone(),
-                metrics.health.clone(),
-                backfilled_tx,
-                job_rx,
-                shutdown.clone(),
-            );
-            Some(sup.spawn("backfill", move || {
-                b.run();
-                Ok(())
-            })?)
-        }
-        None => {
-            drop(backfilled_tx);
-            None
-        }
+    let backfill_thread = if rest_needed {
+        let b = Backfiller::new(
+            &cfg,
+            venue,
+            metrics.clone(),
+            metrics.health.clone(),
+            backfilled_tx,
+            job_rx,
+            shutdown.clone(),
+        )
+        .with_depth_seeds(seed_tx, cfg.depth_levels);
+        Some(sup.spawn("backfill", move || {
+            b.run();
+            Ok(())
+        })?)
+    } else {
+        drop(backfilled_tx);
+        None
     };
 
     let sink: Box<dyn Sink> = match cfg.sink {
@@ -182,7 +188,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
                     warn!(core = c, "could not pin the producer thread");
                 }
             }
-            Ok(run_producer(reader, Some(backfilled_rx), sink, m, t, s))
+            Ok(run_producer(reader, Some(backfilled_rx), sink, m, t, s, books))
         })?
     };
     let loop_thread = sup.spawn("event-loop", move || {

@@ -272,15 +272,16 @@ impl Pipeline {
     }
 
     /// Asks the backfill thread for `missing` ids from `from` of `record`'s sequence (for klines:
-    /// `missing` candles opening from `from`; for depth, a resync). Saturating: the ends are wire
-    /// values.
+    /// `missing` candles opening from `from`). Saturating: the ends are wire values. A depth
+    /// break needs nothing from here: the producer's book sees the same break in the diffs it is
+    /// handed, publishes the resync in its place and asks for its own snapshot.
     fn request_backfill(&mut self, symbol_idx: u16, record: &Record<'_>, from: i64, missing: i64) {
         let job = match record {
             Record::Trade(_) => Job::Range { symbol_idx, kind: Dense::Trade, from, to: from.saturating_add(missing) },
             Record::AggTrade(_) => {
                 Job::Range { symbol_idx, kind: Dense::AggTrade, from, to: from.saturating_add(missing) }
             }
-            Record::DepthUpdate(_) => Job::DepthResync { symbol_idx },
+            Record::DepthUpdate(_) => return,
             Record::Kline(k) => {
                 let Some(iv) = crate::interval::index(k.interval) else { return };
                 let Some(len) = crate::interval::KLINE_INTERVAL_MS[iv] else { return };

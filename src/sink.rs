@@ -5,6 +5,7 @@
 //! `acks=all` by default. Delivery reports count successes and failures and time each record
 //! from ring commit to broker acknowledgement.
 
+pub mod books;
 mod kafka;
 mod kafka_context;
 mod null;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use crate::ring::RecordView;
 
+pub use books::{BookSettings, Books};
 pub use kafka::{KafkaSink, ProducerConfigError};
 pub use kafka_context::{error_kind, KafkaContext};
 pub use null::NullSink;
@@ -42,4 +44,7 @@ pub trait Sink: Send {
     fn in_flight(&self) -> usize;
     /// Waits up to `timeout` for everything in flight; returns how many are still unacknowledged.
     fn flush(&mut self, timeout: Duration) -> usize;
+    /// Hands `f` each symbol one of whose depth records the sink failed to deliver since the
+    /// last call (its book is then published again, after the hole).
+    fn take_depth_failures(&mut self, _f: &mut dyn FnMut(u16)) {}
 }

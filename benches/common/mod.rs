@@ -34,6 +34,23 @@ pub fn trade_wire(n: u64) -> Vec<u8> {
     wire
 }
 
+/// `n` diff-depth frames of symbol btcusdt (`depth@100ms`, each continuing the last), and the
+/// first frame's `U`.
+pub fn depth_wire(n: u64) -> (Vec<u8>, i64) {
+    let m = binance_sim::Market::new(binance_sim::SimConfig::default());
+    let mut wire = Vec::new();
+    let mut first = None;
+    for k in 0..n {
+        let mut data = String::new();
+        m.render("depth@100ms".parse().unwrap(), 0, k, &mut data);
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+        first.get_or_insert(v["U"].as_i64().unwrap());
+        let text = format!(r#"{{"stream":"btcusdt@depth@100ms","data":{data}}}"#);
+        ws_frame(&mut wire, text.as_bytes());
+    }
+    (wire, first.unwrap_or_default())
+}
+
 /// Appends one final, unmasked text frame.
 pub fn ws_frame(out: &mut Vec<u8>, payload: &[u8]) {
     out.push(0x81);

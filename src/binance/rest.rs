@@ -82,9 +82,6 @@ pub const DATA_API_URL: &str = "https://data-api.binance.vision";
 /// The header asking REST for microsecond times (`rest-api.md`, "General API Information").
 pub const TIME_UNIT_HEADER: &str = "X-MBX-TIME-UNIT";
 
-/// Levels per side of a REST order-book snapshot.
-pub const DEPTH_LIMIT: u32 = 1000;
-
 /// The REST endpoints the backfill calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -155,10 +152,16 @@ pub fn klines(symbol: &str, interval: &str, start: i64, end: i64, limit: i64) ->
     Call { path, endpoint: Endpoint::Klines }
 }
 
-/// The order book's top [`DEPTH_LIMIT`] levels (`/api/v3/depth`).
-pub fn depth(symbol: &str) -> Call {
-    let path = format!("/api/v3/depth?symbol={}&limit={DEPTH_LIMIT}", q(symbol));
-    Call { path, endpoint: Endpoint::Depth { limit: DEPTH_LIMIT } }
+/// The deepest order-book snapshot REST serves (`limit`; "If limit > 5000, only 5000 entries
+/// will be returned").
+pub const MAX_DEPTH_LIMIT: usize = 5000;
+
+/// The order book's top `limit` levels a side (`/api/v3/depth`; weight by limit, see
+/// [`Endpoint::weight`]).
+pub fn depth(symbol: &str, limit: usize) -> Call {
+    let limit = limit.clamp(1, MAX_DEPTH_LIMIT) as u32;
+    let path = format!("/api/v3/depth?symbol={}&limit={limit}", q(symbol));
+    Call { path, endpoint: Endpoint::Depth { limit } }
 }
 
 #[cfg(test)]
@@ -190,6 +193,14 @@ mod tests {
     }
 
     #[test]
+    fn depth_snapshots_cost_their_documented_weight() {
+        let w: Vec<u32> = [1, 100, 101, 500, 501, 1000, 1001, 5000].map(|l| depth("A", l).endpoint.weight()).to_vec();
+        assert_eq!(w, [5, 5, 25, 25, 50, 50, 250, 250]);
+        assert_eq!(depth("BTCUSDT", 9_999).path, "/api/v3/depth?symbol=BTCUSDT&limit=5000");
+        assert_eq!(depth("BTCUSDT", 0).path, "/api/v3/depth?symbol=BTCUSDT&limit=1");
+    }
+
+    #[test]
     fn the_weight_pause_ends_past_the_next_minute_even_for_a_negative_clock() {
         for (now, want_ms) in [(0, 60_100), (59_999, 101), (120_500, 59_600), (-1, 101), (i64::MIN, 55_908)] {
             assert_eq!(weight_pause(now), Duration::from_millis(want_ms), "{now}");
@@ -201,12 +212,12 @@ mod tests {
         assert_eq!(agg_trades("BTCUSDT", 1, 1000).endpoint.weight(), 4);
         assert_eq!(trades("BTCUSDT", 1, 1000).endpoint.weight(), 25);
         assert_eq!(klines("BTCUSDT", "1m", 0, 1, 1000).endpoint.weight(), 2);
-        assert_eq!(depth("BTCUSDT").endpoint.weight(), 50);
+        assert_eq!(depth("BTCUSDT", 1000).endpoint.weight(), 50);
         for (limit, w) in [(1, 5), (100, 5), (101, 25), (500, 25), (501, 50), (1000, 50), (1001, 250), (5000, 250)] {
             assert_eq!(Endpoint::Depth { limit }.weight(), w, "depth limit {limit}");
         }
         assert!(!trades("BTCUSDT", 1, 1).endpoint.on_data_api());
-        assert!([agg_trades("A", 1, 1), klines("A", "1m", 0, 1, 1), depth("A")]
+        assert!([agg_trades("A", 1, 1), klines("A", "1m", 0, 1, 1), depth("A", 1000)]
             .iter()
             .all(|c| c.endpoint.on_data_api()));
     }
@@ -217,7 +228,7 @@ mod tests {
             agg_trades("币安人生USDT", 5, 10).path,
             "/api/v3/aggTrades?symbol=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT&fromId=5&limit=10"
         );
-        assert_eq!(depth("BTCUSDT").path, "/api/v3/depth?symbol=BTCUSDT&limit=1000");
+        assert_eq!(depth("BTCUSDT", 1000).path, "/api/v3/depth?symbol=BTCUSDT&limit=1000");
         assert_eq!(trades("A-B.C_D", 1, 2).path, "/api/v3/historicalTrades?symbol=A-B.C_D&fromId=1&limit=2");
     }
 }

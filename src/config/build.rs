@@ -74,6 +74,8 @@ impl<'a> Build<'a> {
             ordering_max_wait: Duration::ZERO,
             ws_stale_after: Duration::ZERO,
             ws_max_age: Duration::ZERO,
+            depth_snapshot_interval: Some(Duration::ZERO),
+            depth_levels: 0,
         };
         Build {
             cfg,

@@ -161,9 +161,19 @@ pub struct Config {
     pub ws_stale_after: Duration,
     /// Connections are rotated (make-before-break) at this age, before Binance's 24 h cut.
     pub ws_max_age: Duration,
+    /// How often each order book is published from the process (`None`: only at start and
+    /// after a resync).
+    pub depth_snapshot_interval: Option<Duration>,
+    /// Levels a side of every order-book snapshot, REST's and ours.
+    pub depth_levels: usize,
 }
 
 impl Config {
+    /// Whether a depth stream is configured: the order books are kept.
+    pub fn has_depth(&self) -> bool {
+        self.streams.iter().any(|k| k.record_type() == RecordType::DepthUpdate)
+    }
+
     /// Every `(symbol, stream)` pair, in the order they are spread over connections.
     pub fn stream_names(&self) -> Vec<String> {
         let mut out = Vec::with_capacity(self.symbols.len() * self.streams.len());

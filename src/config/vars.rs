@@ -499,9 +499,8 @@ pub static VARS: &[Var] = &[
         value_name: "ON|OFF",
         unset: Unset::Default("on"),
         help: "Fetch missing trades/aggTrades from REST and publish them flagged `backfilled`: on or off",
-        more:
-            "Closed klines too (by open time), and an order book after a depth-sequence break (a `depth_resync` \
-               record, then a REST snapshot). Off, each gap is named at once in a `gap` record (reason `backfill_off`).",
+        more: "Closed klines too (by open time). Off, each gap is named at once in a `gap` record (reason \
+               `backfill_off`); order books still take their REST snapshots (see Order book).",
         secret: false,
         apply: |v, b| {
             if let Some(on) = b.choice(v, SWITCH, "on or off") {
@@ -608,5 +607,37 @@ pub static VARS: &[Var] = &[
             }
         },
         show: |c, o| o.value(c.ws_max_age.as_secs()),
+    },
+    Var {
+        env: "DEPTH_SNAPSHOT_INTERVAL",
+        flag: "depth-snapshot-interval",
+        value_name: "SECS",
+        unset: Unset::Default("60"),
+        help: "Publish each order book as a `depth_snapshot` this often, s (from the book kept in the process: no \
+               REST weight)",
+        more: "0 to 86400; 0: only at start and after a resync.",
+        secret: false,
+        apply: |v, b| {
+            if let Some(s) = b.int_in::<u64>(v, 0..=86_400, "") {
+                b.cfg.depth_snapshot_interval = (s > 0).then(|| Duration::from_secs(s));
+            }
+        },
+        show: |c, o| o.value(c.depth_snapshot_interval.map_or(0, |d| d.as_secs())),
+    },
+    Var {
+        env: "DEPTH_LEVELS",
+        flag: "depth-levels",
+        value_name: "N",
+        unset: Unset::Default("1000"),
+        help: "Levels a side of every order-book snapshot: the REST `limit` (weight 5 to 100 levels, 25 to 500, 50 \
+               to 1000, 250 to 5000) and what each `depth_snapshot` carries",
+        more: "1 to 5000. The book kept in the process holds up to about twice as many a side (see Order book).",
+        secret: false,
+        apply: |v, b| {
+            if let Some(n) = b.int_in::<usize>(v, 1..=crate::binance::rest::MAX_DEPTH_LIMIT, " (Binance's deepest)") {
+                b.cfg.depth_levels = n;
+            }
+        },
+        show: |c, o| o.value(c.depth_levels),
     },
 ];

@@ -33,7 +33,8 @@ pub const CHANNEL_JOBS: usize = 16_384;
 pub enum Job {
     /// Ids `from..to` (exclusive) of a dense trade or aggTrade sequence never reached Kafka.
     Range { symbol_idx: u16, kind: Dense, from: i64, to: i64 },
-    /// The depth sequence broke: publish a resync marker and a fresh snapshot.
+    /// The producer's book of this symbol needs a REST snapshot (its first, or after its
+    /// sequence broke); it comes back over [`super::depth`].
     DepthResync { symbol_idx: u16 },
     /// Closed candles of interval `KLINE_INTERVALS[interval]` opening at `from..to` (in `unit`,
     /// exclusive) never arrived.
@@ -169,9 +170,13 @@ impl JobReceiver {
         self.rx.try_recv().ok()
     }
 
-    /// Symbols whose depth sequence broke since the last call (their flags are cleared).
-    pub fn take_resync(&self) -> Option<u16> {
-        self.shared.resync.iter().position(|f| f.swap(false, Ordering::AcqRel)).map(|i| i as u16)
+    /// A symbol whose book asked for a snapshot since the last call (its flag is cleared),
+    /// looking from index `from` on and wrapping around, so that a symbol asking again and again
+    /// cannot starve the ones after it.
+    pub fn take_resync(&self, from: usize) -> Option<u16> {
+        let flags = &self.shared.resync;
+        let n = flags.len();
+        (0..n).map(|i| (from + i) % n).find(|&i| flags[i].swap(false, Ordering::AcqRel)).map(|i| i as u16)
     }
 }
 
@@ -334,8 +339,10 @@ mod tests {
         }
         assert_eq!(tx.try_send(job(-1)), Err(job(-1)));
         assert_eq!(tx.try_send(Job::DepthResync { symbol_idx: 1 }), Ok(()));
-        assert_eq!(rx.take_resync(), Some(1));
-        assert_eq!(rx.take_resync(), None);
+        assert_eq!(tx.try_send(Job::DepthResync { symbol_idx: 0 }), Ok(()));
+        assert_eq!(rx.take_resync(1), Some(1), "from 1 on: 1 before 0");
+        assert_eq!(rx.take_resync(1), Some(0), "wrapping around");
+        assert_eq!(rx.take_resync(0), None);
         rx.close();
         assert_eq!(tx.try_send(job(7)), Err(job(7)), "closed: handed back, not lost");
         assert_eq!(rx.try_recv(), Some(job(0)), "what was queued before is still there");

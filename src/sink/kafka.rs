@@ -153,6 +153,10 @@ impl Sink for KafkaSink {
         self.producer.in_flight_count().max(0) as usize
     }
 
+    fn take_depth_failures(&mut self, f: &mut dyn FnMut(u16)) {
+        self.producer.context().depth_failed.take(f);
+    }
+
     fn flush(&mut self, timeout: Duration) -> usize {
         let start = Instant::now();
         if let Err(e) = self.producer.flush(timeout) {

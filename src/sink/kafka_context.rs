@@ -2,7 +2,7 @@
 //! back to REST), client errors (classified, counted, readiness) and librdkafka's own log lines,
 //! every log line rate-limited.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,16 +57,57 @@ pub struct KafkaContext {
     /// Failed records the backfill queue could not take, for the next `poll` to publish as gaps
     /// (a callback cannot produce); at most the failures of one poll, bounded by librdkafka's queue.
     pub(super) unqueued: Unqueued,
+    /// Symbols whose depth record (a diff or a snapshot) failed: their book is published again
+    /// after the hole, so a consumer stuck at it has a way back (a flag per symbol).
+    pub(super) depth_failed: DepthFailures,
+}
+
+/// A flag per symbol, and one for "any", so the producer's turn costs one load when none is set.
+#[derive(Default)]
+pub(super) struct DepthFailures {
+    flags: Box<[AtomicBool]>,
+    any: AtomicBool,
+}
+
+impl DepthFailures {
+    fn new(symbols: usize) -> DepthFailures {
+        DepthFailures { flags: (0..symbols).map(|_| AtomicBool::new(false)).collect(), any: AtomicBool::new(false) }
+    }
+
+    fn mark(&self, symbol_idx: usize) {
+        if let Some(f) = self.flags.get(symbol_idx) {
+            f.store(true, Ordering::Release);
+            self.any.store(true, Ordering::Release);
+        }
+    }
+
+    /// Hands `f` each symbol marked since the last call, clearing them.
+    pub(super) fn take(&self, f: &mut dyn FnMut(u16)) {
+        if !self.any.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        for (i, flag) in self.flags.iter().enumerate() {
+            if flag.swap(false, Ordering::AcqRel) {
+                f(i as u16);
+            }
+        }
+    }
+}
+
+/// Whether a payload is one of the records a consumer's order book depends on.
+fn is_depth(payload: Option<&[u8]>) -> bool {
+    payload.is_some_and(|p| p.starts_with(br#"{"type":"depth_"#))
 }
 
 impl KafkaContext {
     pub fn new(cfg: &Config, metrics: Arc<Metrics>, backfill: Option<JobSender>) -> KafkaContext {
         KafkaContext {
-            metrics,
             limiter: LogLimiter::new(Duration::from_secs(10)),
             // A few lines per facility and 10 s: startup notices and configuration warnings pass.
             rdkafka_logs: LogLimiter::with_burst(Duration::from_secs(10), 5),
             login: cfg.kafka_username.as_ref().map(|u| format!("{} {u}", cfg.kafka_sasl_mechanism.as_librdkafka())),
+            depth_failed: DepthFailures::new(metrics.symbols.len()),
+            metrics,
             backfill,
             unqueued: Default::default(),
         }
@@ -167,7 +208,11 @@ impl ProducerContext for KafkaContext {
             Err((e, msg)) => {
                 let kind = error_kind(e);
                 self.metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
-                self.refetch(symbol_idx, rdkafka::Message::payload(msg));
+                let payload = rdkafka::Message::payload(msg);
+                if is_depth(payload) {
+                    self.depth_failed.mark(symbol_idx);
+                }
+                self.refetch(symbol_idx, payload);
                 if let Some(suppressed) = self.limiter.check(kind) {
                     error!(kind, suppressed, symbol = %self.metrics.symbols[symbol_idx], "kafka delivery failed: {e}");
                 }
@@ -212,6 +257,21 @@ mod tests {
         assert!(ctx.metrics.health.sink_ready.load(Ordering::Relaxed));
         ctx.error(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
         assert!(!ctx.metrics.health.sink_ready.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_failed_depth_record_marks_its_symbol_once() {
+        let ctx = context();
+        assert!(is_depth(Some(br#"{"type":"depth_update","symbol":"BTCUSDT"}"#)));
+        assert!(is_depth(Some(br#"{"type":"depth_snapshot"}"#)));
+        assert!(!is_depth(Some(br#"{"type":"trade"}"#)) && !is_depth(None));
+        ctx.depth_failed.mark(0);
+        ctx.depth_failed.mark(0);
+        ctx.depth_failed.mark(7);
+        let mut got = Vec::new();
+        ctx.depth_failed.take(&mut |s| got.push(s));
+        ctx.depth_failed.take(&mut |s| got.push(s));
+        assert_eq!(got, [0], "once, and an unknown index is ignored");
     }
 
     #[test]

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::books::Books;
 use super::{SendError, Sink};
 use crate::handoff::OwnedRecord;
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
+use crate::record::RecordType;
 use crate::ring::{RecordView, RingReader};
 
 thread_local! {
@@ -53,9 +55,27 @@ fn send_blocking(sink: &mut dyn Sink, v: &RecordView<'_>, metrics: &Metrics, sto
     }
 }
 
+/// Hands one record to the sink ([`send_blocking`]) and counts the outcome.
+fn emit(
+    sink: &mut dyn Sink,
+    v: &RecordView<'_>,
+    metrics: &Metrics,
+    stop_at: Option<Instant>,
+    report: &mut ProducerReport,
+) -> bool {
+    let ok = send_blocking(sink, v, metrics, stop_at);
+    if ok {
+        report.handed_over += 1
+    } else {
+        report.rejected += 1
+    }
+    ok
+}
+
 /// Drains the ring (live records) and the backfill channel (records fetched from REST, gap
 /// markers) into the sink until the event loop has stopped, the backfill thread is done and both
-/// are empty, then flushes within `flush_timeout`.
+/// are empty, then flushes within `flush_timeout`. With `books`, depth records pass through the
+/// order books, which hold, publish and add snapshots in their place ([`super::books`]).
 pub fn run_producer(
     mut reader: RingReader,
     backfilled: Option<Receiver<OwnedRecord>>,
@@ -63,26 +83,24 @@ pub fn run_producer(
     metrics: Arc<Metrics>,
     flush_timeout: Duration,
     shutdown: crate::shutdown::Shutdown,
+    mut books: Option<Books>,
 ) -> ProducerReport {
     RECORDER.with(|r| *r.borrow_mut() = Some(metrics.latency.recorder()));
     sink.start();
     let mut report = ProducerReport::default();
     let mut stop_at: Option<Instant> = None;
     let mut backfill_open = backfilled.is_some();
-    let count = |report: &mut ProducerReport, ok: bool| {
-        if ok {
-            report.handed_over += 1
-        } else {
-            report.rejected += 1
-        }
-    };
     loop {
         if stop_at.is_none() && shutdown.is_triggered() {
             stop_at = Some(Instant::now() + flush_timeout);
         }
-        let mut n = reader.drain_with(4096, |v| {
-            let ok = send_blocking(sink.as_mut(), &v, &metrics, stop_at);
-            count(&mut report, ok);
+        let mut n = reader.drain_with(4096, |v| match books.as_mut() {
+            Some(b) if v.meta.kind == RecordType::DepthUpdate => {
+                b.on_record(&v, &mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report));
+            }
+            _ => {
+                emit(sink.as_mut(), &v, &metrics, stop_at, &mut report);
+            }
         });
         if let Some(rx) = &backfilled {
             loop {
@@ -94,8 +112,7 @@ pub fn run_producer(
                             key: &rec.key,
                             payload: &rec.payload,
                         };
-                        let ok = send_blocking(sink.as_mut(), &v, &metrics, stop_at);
-                        count(&mut report, ok);
+                        emit(sink.as_mut(), &v, &metrics, stop_at, &mut report);
                         n += 1;
                     }
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
@@ -105,6 +122,10 @@ pub fn run_producer(
                     }
                 }
             }
+        }
+        if let Some(b) = books.as_mut() {
+            sink.take_depth_failures(&mut |s| b.republish(s));
+            b.tick(&mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report));
         }
         sink.poll(Duration::ZERO);
         RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.maybe_publish(Duration::from_millis(250))));
@@ -117,6 +138,9 @@ pub fn run_producer(
             // delivery reports and the backfill channel.
             reader.wait(if sink.in_flight() > 0 { Duration::from_micros(200) } else { Duration::from_millis(5) });
         }
+    }
+    if let Some(b) = books.as_mut() {
+        b.finish(&mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report));
     }
     let left = stop_at.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or(flush_timeout);
     report.unflushed = sink.flush(left.max(Duration::from_millis(100)));

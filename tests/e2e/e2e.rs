@@ -14,6 +14,7 @@ mod common;
 
 mod backfill_hostile;
 mod basics;
+mod book;
 mod exactly_once;
 mod hostile;
 mod hostile_ws;

@@ -167,9 +167,13 @@ fn a_broken_depth_sequence_publishes_a_resync_marker_and_a_fresh_snapshot() {
     let mut sorted: Vec<&Consumed> = msgs.iter().collect();
     sorted.sort_by_key(|m| (m.partition, m.offset));
     let types: Vec<&str> = sorted.iter().map(|m| m.payload["type"].as_str().unwrap()).collect();
+    // The book's first snapshot comes before its first diff; the break's marker is followed by a
+    // new one (tests/e2e/book.rs checks their contents against the simulator's book).
+    assert_eq!((types[0], &sorted[0].payload["reason"]), ("depth_snapshot", &serde_json::json!("start")));
     let resync = types.iter().position(|t| *t == "depth_resync").expect("a depth_resync marker");
-    let snap = types.iter().position(|t| *t == "depth_snapshot").expect("a depth_snapshot");
-    assert!(snap > resync, "the snapshot follows the marker");
+    let snap =
+        resync + types[resync..].iter().position(|t| *t == "depth_snapshot").expect("a snapshot after the marker");
+    assert_eq!(sorted[snap].payload["reason"], "resync");
     let s = &sorted[snap].payload;
     assert!(s["last_update_id"].as_i64().unwrap() > 0);
     assert!(!s["bids"].as_array().unwrap().is_empty() && !s["asks"].as_array().unwrap().is_empty());
