@@ -43,6 +43,7 @@ mod compare;
 mod cpuset;
 mod feeder;
 mod hgrm;
+mod host;
 mod ingester;
 mod kafka;
 mod modes;
