@@ -17,12 +17,14 @@
 # MAX_START to MAX_CEILING, then MAX_REFINE bisections, STEP_SECS measured each), one right after
 # the other. Every summary records the host (CPU model, cores) and the load average before and
 # after each run, so a ratio from a shared machine can be judged.
+#
 # Installs cryptofeed into a venv under ${MARKETFLOW_TOOLS:-~/.cache/marketflow-tools}/cryptofeed-venv
 # (cryptofeed 3.x needs Python >= 3.13: PYTHON=..., python3.13 on PATH, or pyenv's 3.13.x),
 # builds loadgen (the simulator, crates/binance-sim, is built into it) and the ingester (release),
 # starts Kafka with scripts/kafka.sh, and runs `loadgen --compare-cryptofeed`. Results:
 # bench-results/compare-cryptofeed-*/ (table.md, summary.json, .hgrm and latency.svg per
-# contender). Bounded by TIMEOUT seconds (default 900).
+# contender). Bounded by TIMEOUT seconds (default 900; 1800 with MAX=1, whose two searches took
+# 9 minutes on the shared 2-vCPU VM).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,7 +35,7 @@ RATE="${RATE:-2000}"
 SECS="${SECS:-20}"
 WARMUP="${WARMUP:-5}"
 OUT="${OUT:-$ROOT/bench-results}"
-TIMEOUT="${TIMEOUT:-900}"
+if [ "${MAX:-0}" = 1 ]; then TIMEOUT="${TIMEOUT:-1800}"; else TIMEOUT="${TIMEOUT:-900}"; fi
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 die() { echo "compare_cryptofeed: $*" >&2; exit 1; }
