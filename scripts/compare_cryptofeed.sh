@@ -8,13 +8,23 @@
 #   RATE=5000 SECS=30 scripts/compare_cryptofeed.sh
 #   MAX=1 scripts/compare_cryptofeed.sh           # highest rate each sustains into Kafka (stepwise)
 #   CF_BATCH_INTERVAL=0.005 scripts/compare_cryptofeed.sh   # cryptofeed with a 5 ms batch window
+#   HOST_NOTE="cores shared with other builds" scripts/compare_cryptofeed.sh   # recorded in summaries
+#
+# Like for like, in both modes: the same stream kind (aggTrade), the same transport (wss:// from
+# the simulator's TLS, its certificate trusted by both), a fresh simulator with the same settings
+# and symbols per run, the same broker, one topic each, acks=all for both. With MAX=1 both
+# contenders (CONTENDERS, default ours,cryptofeed) go through the same rate steps (doubling from
+# MAX_START to MAX_CEILING, then MAX_REFINE bisections, STEP_SECS measured each), one right after
+# the other. Every summary records the host (CPU model, cores) and the load average before and
+# after each run, so a ratio from a shared machine can be judged.
 #
 # Installs cryptofeed into a venv under ${MARKETFLOW_TOOLS:-~/.cache/marketflow-tools}/cryptofeed-venv
 # (cryptofeed 3.x needs Python >= 3.13: PYTHON=..., python3.13 on PATH, or pyenv's 3.13.x),
 # builds loadgen (the simulator, crates/binance-sim, is built into it) and the ingester (release),
 # starts Kafka with scripts/kafka.sh, and runs `loadgen --compare-cryptofeed`. Results:
 # bench-results/compare-cryptofeed-*/ (table.md, summary.json, .hgrm and latency.svg per
-# contender). Bounded by TIMEOUT seconds (default 900).
+# contender). Bounded by TIMEOUT seconds (default 900; 1800 with MAX=1, whose two searches took
+# 9 minutes on the shared 2-vCPU VM).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +35,7 @@ RATE="${RATE:-2000}"
 SECS="${SECS:-20}"
 WARMUP="${WARMUP:-5}"
 OUT="${OUT:-$ROOT/bench-results}"
-TIMEOUT="${TIMEOUT:-900}"
+if [ "${MAX:-0}" = 1 ]; then TIMEOUT="${TIMEOUT:-1800}"; else TIMEOUT="${TIMEOUT:-900}"; fi
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 die() { echo "compare_cryptofeed: $*" >&2; exit 1; }
@@ -67,8 +77,13 @@ if [ -n "${CF_BATCH_INTERVAL:-}" ]; then
   args+=(--cf-batch-interval "$CF_BATCH_INTERVAL" --name "compare-cryptofeed-${RATE}-batch${CF_BATCH_INTERVAL}")
 fi
 if [ "${MAX:-0}" = 1 ]; then
-  args+=(--max --contenders "${CONTENDERS:-cryptofeed}" --max-start "${MAX_START:-1000}"
-         --max-ceiling "${MAX_CEILING:-256000}" --step-secs "${STEP_SECS:-10}" --max-refine 2
-         --name "compare-cryptofeed-max")
+  args+=(--max --contenders "${CONTENDERS:-ours,cryptofeed}" --max-start "${MAX_START:-1000}"
+         --max-ceiling "${MAX_CEILING:-512000}" --step-secs "${STEP_SECS:-20}"
+         --max-refine "${MAX_REFINE:-2}" --name "compare-cryptofeed-max")
+elif [ -n "${CONTENDERS:-}" ]; then
+  args+=(--contenders "$CONTENDERS")
+fi
+if [ -n "${HOST_NOTE:-}" ]; then
+  args+=(--host-note "$HOST_NOTE")
 fi
 exec timeout --foreground -k 10 "$TIMEOUT" "$TARGET/release/loadgen" "${args[@]}" "$@"

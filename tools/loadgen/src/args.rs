@@ -101,6 +101,10 @@ pub struct Args {
     /// Passed to the helper: cryptofeed's backend batch_interval (seconds); default = cryptofeed's own
     #[arg(long)]
     pub cf_batch_interval: Option<f64>,
+    /// What to record about the host in every summary besides what loadgen reads itself (CPU
+    /// model, cores, load average), e.g. "cores shared with other builds"
+    #[arg(long, default_value = "")]
+    pub host_note: String,
 }
 
 /// The items of a comma-separated flag value.

@@ -21,6 +21,7 @@ use crate::child::{nap, ChildGuard};
 use crate::cpuset::unpinned;
 use crate::feeder::Feeder;
 use crate::hgrm::{hgrm_text, hist_pcts_ms, Dist, Hgrm, Pcts};
+use crate::host::Host;
 use crate::ingester::{ingester_path, spawn_ingester, wait_ready, IngesterSpec};
 use crate::kafka::{create_topic, E2eConsumer, TimeField};
 use crate::procfs::{mib, proc_cpu_secs, proc_status_kib, thread_cpu};
@@ -45,10 +46,12 @@ struct ContenderResult {
     e2e_ms: BTreeMap<String, Pcts>,
     lost: i64,
     extra: BTreeMap<String, String>,
+    host: Host,
 }
 
 fn run_contender(args: &Args, who: &str, rate: f64, dir: &Path, secs: f64) -> Result<ContenderResult> {
     std::fs::create_dir_all(dir)?;
+    let host = Host::begin(&args.host_note);
     let symbols = split(&args.symbols);
     let streams = vec!["aggTrade".to_string()];
     let duration = Some(Duration::from_secs_f64(args.warmup + secs + 30.0));
@@ -170,6 +173,7 @@ fn run_contender(args: &Args, who: &str, rate: f64, dir: &Path, secs: f64) -> Re
         cpu_util_pct: 100.0 * (cpu_b - cpu_a) / window,
         vm_hwm_mib: vm_hwm,
         lost,
+        host: host.end(),
         ..ContenderResult::default()
     };
     let mut series = Vec::new();
@@ -270,6 +274,11 @@ fn compare_table(rs: &[ContenderResult]) -> String {
             .map(|r| if r.sustained { "yes".into() } else { format!("NO: {}", r.problems.join("; ")) })
             .unwrap_or_else(|| "-".into())
     );
+    // The ratio means something only if both ran on the same, equally loaded machine.
+    let _ = writeln!(s);
+    for r in rs {
+        let _ = writeln!(s, "{}: {}", r.contender, r.host.line());
+    }
     s
 }
 
@@ -316,6 +325,10 @@ pub fn mode_compare(args: &Args) -> Result<()> {
                 r.e2e_ms.get("e2e_log_append").map(|p| p.p99).unwrap_or(0.0),
                 if r.sustained { "yes".into() } else { r.problems.join("; ") }
             );
+        }
+        t.push('\n');
+        for r in &all {
+            let _ = writeln!(t, "{} {}: {}", r.contender, fmt_rate(r.rate), r.host.line());
         }
         println!("{t}");
         std::fs::create_dir_all(&root)?;

@@ -34,6 +34,7 @@
 //! scrape.rs    the ingester's endpoints       hgrm.rs     .hgrm distributions    chart.rs  latency.svg
 //! procfs.rs    /proc readings                 child.rs    child processes, interruptible waits
 //! cpuset.rs    the feeder's core, the children's CPU set
+//! host.rs      the host (CPU model, cores, load before and after) every summary records
 //! ```
 
 mod args;
@@ -43,6 +44,7 @@ mod compare;
 mod cpuset;
 mod feeder;
 mod hgrm;
+mod host;
 mod ingester;
 mod kafka;
 mod modes;
@@ -86,7 +88,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let r = if let Some(secs) = args.noise {
-        mode_noise(secs)
+        mode_noise(secs, &args.host_note)
     } else if args.compare_cryptofeed {
         mode_compare(&args)
     } else if let Some(min) = args.soak {

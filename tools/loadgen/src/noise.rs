@@ -5,12 +5,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 
 use crate::cpuset::START_CPUS;
+use crate::host::Host;
 
 /// The noise floor of the event loop's core: a thread that only reads the clock sees a gap
 /// whenever the core is taken away (interrupts, other tasks, hypervisor steal). Every frame in
 /// flight during a gap waits that long, so the share of time lost bounds the latency percentiles
 /// any program can reach on this core.
-pub fn mode_noise(secs: f64) -> Result<()> {
+pub fn mode_noise(secs: f64, host_note: &str) -> Result<()> {
+    let host = Host::begin(host_note);
     let allowed = START_CPUS.get().cloned().unwrap_or_default();
     let core = *allowed.last().ok_or_else(|| anyhow!("no allowed core"))?;
     let h = std::thread::spawn(move || {
@@ -50,5 +52,7 @@ pub fn mode_noise(secs: f64) -> Result<()> {
         took.as_secs_f64(),
         pct(lost[2..].iter().sum()),
     );
+    // The gaps are the host's, so the table says which host and how loaded it was.
+    println!("\n{}", host.end().line());
     Ok(())
 }

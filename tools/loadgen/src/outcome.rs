@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::hgrm::Pcts;
+use crate::host::Host;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunResult {
@@ -44,6 +45,7 @@ pub struct RunResult {
     pub feeder_ns_per_msg: f64,
     pub machine_busy_pct: f64,
     pub loadavg: String,
+    pub host: Host,
     pub vm_hwm_mib: f64,
     pub vm_rss_end_mib: f64,
     /// Per stage, µs, over the measured window: `GET /latency/<stage>` at the end minus its state

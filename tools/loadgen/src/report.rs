@@ -65,6 +65,11 @@ pub fn table(results: &[RunResult]) -> String {
 
 pub fn print_and_save(dir: &Path, results: &[RunResult], extra: Option<&str>) -> Result<()> {
     let mut t = table(results);
+    // Every step's host line: on a shared machine the load changes between steps.
+    t.push('\n');
+    for r in results {
+        let _ = writeln!(t, "{}: {}", r.name, r.host.line());
+    }
     if let Some(e) = extra {
         t.push('\n');
         t.push_str(e);

@@ -15,6 +15,7 @@ use crate::chart::chart;
 use crate::child::nap;
 use crate::feeder::Feeder;
 use crate::hgrm::{hgrm_text, hist_pcts_ms, Dist, Hgrm};
+use crate::host::Host;
 use crate::ingester::{ingester_path, spawn_ingester, wait_ready, Ingester, IngesterSpec};
 use crate::kafka::{create_topic, E2eConsumer, TimeField};
 use crate::outcome::{judge, RunResult};
@@ -84,6 +85,7 @@ fn sanitize(s: &str) -> String {
 
 pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
     std::fs::create_dir_all(&spec.dir)?;
+    let host = Host::begin(&args.host_note);
     let bin = ingester_path(args)?;
     let kafka = spec.sink == "kafka";
     // The market generates for the warm-up and the window (plus start-up slack), then stops, so
@@ -270,6 +272,7 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
         feeder_ns_per_msg: if feeder_sent > 0.0 { feeder_cpu * 1e9 / feeder_sent } else { 0.0 },
         machine_busy_pct: machine_busy,
         loadavg: loadavg(),
+        host: host.end(),
         vm_hwm_mib: vm_hwm,
         vm_rss_end_mib: vm_rss,
         latency_us,
