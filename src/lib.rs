@@ -26,7 +26,7 @@
 //! layer runtime: ring health metrics pinning
 //! layer config: config cli
 //! layer venue: binance
-//! layer model: interval record sequence stream symbols venue
+//! layer model: interval liveness record sequence stream symbols venue
 //! layer foundation: clock log_limit small_file shutdown tls resolver
 //! ```
 //!
@@ -58,6 +58,7 @@
 //! - [`record`]: the normalized record model and its JSON encoding; [`interval`] candle intervals;
 //!   [`stream`] the kinds of stream and their record types.
 //! - [`sequence`]: per-symbol exchange ids: duplicates dropped, gaps detected.
+//! - [`liveness`]: per-stream last message, cadence learned, silent streams found.
 //! - [`symbols`]: the configured symbols, indexed once.
 //! - [`handoff`]: what the engine's threads pass one another (jobs, owned records, gap markers);
 //!   [`kafka_client`] the librdkafka properties the sink and recovery share.
@@ -89,6 +90,7 @@ pub mod health;
 pub mod http;
 pub mod interval;
 pub mod kafka_client;
+pub mod liveness;
 pub mod log_limit;
 pub mod metrics;
 pub mod pinning;
