@@ -139,6 +139,9 @@ pub struct Config {
     pub ws_stale_after: Duration,
     /// Connections are rotated (make-before-break) at this age, before Binance's 24 h cut.
     pub ws_max_age: Duration,
+    /// One stream's silence is stale past a bound learned from its cadence, within these.
+    pub stream_stale_min: Duration,
+    pub stream_stale_max: Duration,
 }
 
 impl Config {

@@ -213,6 +213,8 @@ fn every_problem_is_reported_together() {
         ("BACKFILL_MAX_IDS", "0", "BACKFILL_MAX_IDS: 0 is outside 1..=100000000"),
         ("RECOVER_FROM_KAFKA", "2", "RECOVER_FROM_KAFKA: `2` is not on or off"),
         ("WS_STALE_MS", "10", "WS_STALE_MS: 10 is outside"),
+        ("STREAM_STALE_MIN_MS", "500", "STREAM_STALE_MIN_MS: 500 is outside"),
+        ("STREAM_STALE_MAX_MS", "86400001", "STREAM_STALE_MAX_MS: 86400001 is outside"),
         ("WS_MAX_AGE_SECS", "90000", "WS_MAX_AGE_SECS: 90000 is outside"),
     ];
     let pairs: Vec<(&str, &str)> = cases.iter().map(|(k, v, _)| (*k, *v)).collect();
@@ -231,6 +233,10 @@ fn empty_lists_and_pin_clash_are_errors() {
     assert!(errs(&[("PIN_CORE", "1"), ("PRODUCER_CORE", "1")])[0].contains("core of its own"));
     assert!(errs(&[("KAFKA_PASSWORD", "p")])[0].contains("set together"));
     assert!(errs(&[("KAFKA_BROKER", "")])[0].contains("must not be empty"));
+    let e = errs(&[("STREAM_STALE_MIN_MS", "60000"), ("STREAM_STALE_MAX_MS", "30000")]);
+    assert_eq!(e, ["STREAM_STALE_MIN_MS (60000) is above STREAM_STALE_MAX_MS (30000)"]);
+    let c = ok(&[]);
+    assert_eq!((c.stream_stale_min.as_secs(), c.stream_stale_max.as_secs()), (10, 900));
 }
 
 #[test]
