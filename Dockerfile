@@ -30,7 +30,8 @@ RUN apt-get update \
 WORKDIR /src
 # The whole context, as .dockerignore trims it: besides the ingester's own files (src/, build.rs, and
 # benches/ that Cargo.toml declares), Cargo needs every workspace member's manifest and targets
-# (crates/binance-sim, also a dev-dependency, tools/loadgen, tests/e2e) to resolve the workspace,
+# (crates/binance-sim, also a dev-dependency, crates/binance-sbe and its generated spot_stream,
+# tools/loadgen, tests/e2e) to resolve the workspace,
 # though only the ingester is built.
 COPY . .
 # The commit for `--version` and the build_info metric: .dockerignore keeps .git out of the context, so

@@ -1,28 +1,58 @@
 //! A Binance simulator that speaks the real protocol on loopback, for tests, benchmarks and the
 //! local demo (Binance itself is out of reach from CI).
 //!
-//! - `/stream?streams=a/b` (combined, wrapped as `{"stream":..,"data":..}`) and `/ws/<stream>` (raw).
+//! - `/stream?streams=a/b` (combined, wrapped as `{"stream":..,"data":..}`) and `/ws/<stream>`
+//!   (raw); stream names raw or percent-encoded in the URL and in `SUBSCRIBE`, UTF-8 symbols
+//!   such as `币安人生usdt` included (lower case in names, upper case in payloads).
+//! - `timeUnit=MICROSECOND` (or `microsecond`) in the URL writes every time field in
+//!   microseconds (`E`, `T`, a kline's `t`/`T`); REST does the same for `X-MBX-TIME-UNIT`.
 //! - `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`/`GET_PROPERTY combined`, and
 //!   Binance's error replies for malformed requests; more than 5 incoming messages a second closes
 //!   the connection with 1008, as Binance does.
 //! - Server pings every `ping_interval`; no pong within `pong_timeout` closes the connection.
 //! - Payloads shaped exactly like the documented examples (same keys, order and JSON types).
-//! - A REST listener (`rest.rs`) serving the same history for backfill, with weights and 429s.
-//! - Faults on demand: a short connection lifetime, `serverShutdown`, abrupt drops, skipped ids,
-//!   connections that go silent with their TCP connection open.
+//! - A true L2 order book per symbol (`book.rs`): the diff-depth streams change it (dense
+//!   `U`/`u`, absolute quantities, deletions), REST's `/api/v3/depth` serves it as of the latest
+//!   event, `bookTicker` shows its best levels, and [`Market::book_at`] gives it after any update id.
+//! - Two REST listeners (`rest/`): the main one (`api.binance.com`) and `data-api.binance.vision`
+//!   (market data only, no `historicalTrades`), each with its own weights, 429s and stats.
+//! - Per-symbol trade cadences ([`Cadence`]): an illiquid listing that trades every 30-120 s
+//!   beside busy ones.
+//!
+//! Faults on demand ([`SimConfig`], the `binance-sim` flags, [`SimHandle`]'s methods):
+//! - a short connection lifetime, `serverShutdown` (combined name `!serverShutdown`), abrupt drops;
+//! - trades, candles or diff-depth events left out of the stream (`stream_skip`, `kline_skip`,
+//!   `depth_skip`), trades missing from REST too (`rest_missing`);
+//! - connections that go silent with their TCP connection open (`silence`);
+//! - one stream muted on a connection while pings, replies and other streams go on, until a
+//!   resubscription or until a new connection (`mutes`);
+//! - 418 bans and 429s from the weight limiter, a web-application-firewall 403 on REST and/or the
+//!   WebSocket upgrade (`waf`), the main REST listener down, refusing connections or answering
+//!   5xx (`rest_outage`).
 //!
 //! The market is a pure function of (symbol, sequence number, start time): trade `k` of a symbol
 //! has id `trade_id_base(symbol) + k` and deterministic price, quantity and side, and the clock
 //! starts at the first subscription. Every connection therefore sees the same trades, and a test
-//! can recompute exactly what was sent ([`Market::expected_trade`]).
+//! can recompute exactly what was sent ([`Market::expected_trade`], [`Market::book_at`]).
 //!
 //! Its own crate, sharing no code with the ingester: stream names ([`StreamKind`]), payloads and
 //! clock are written here from Binance's documentation, so that the ingester is checked against
 //! an independent reading of it. `binance-sim` (src/main.rs) runs it as a process.
+//!
+//! Layout: `config` (what to simulate), `market` (the deterministic history, ids and clock,
+//! with `clock` and `book`), `render` (payloads), `session` and `stream` (a WebSocket
+//! connection), `rest/` (the REST listeners), `faults` (faults that come and go), `tls`.
 
+mod book;
+mod clock;
+mod config;
+mod faults;
+mod hash;
 mod kind;
 pub mod market;
+mod render;
 pub mod rest;
+mod session;
 mod stream;
 pub mod tls;
 
@@ -34,96 +64,39 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
+pub use book::Book;
+pub use clock::TimeUnit;
+pub use config::{
+    Cadence, Mute, MuteUntil, RestDown, RestOutage, Silence, SimConfig, Waf, WafScope, DEFAULT_DEPTH_LEVELS,
+    MAX_DEPTH_LEVELS,
+};
 pub use kind::{interval_index, interval_ms, StreamKind, KLINE_INTERVALS};
 pub use market::{ExpectedCandle, ExpectedTrade, Market};
 pub use rest::RestStats;
 
-/// Unix time in milliseconds: the event times the market stamps.
+use rest::{Host, RestListener};
+
+/// Unix time in milliseconds.
 pub(crate) fn now_ms() -> i64 {
+    now_us().div_euclid(1000)
+}
+
+/// Unix time in microseconds: the event times the market stamps.
+pub(crate) fn now_us() -> i64 {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}
-
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// Lower-case symbols the market trades.
-    pub symbols: Vec<String>,
-    /// Trades per second over all symbols.
-    pub trade_rate: f64,
-    /// Events per second per symbol for each other stream kind (aggTrade, kline, bookTicker, depth).
-    pub aux_rate: f64,
-    /// How long the market generates events after it starts; `None` = forever.
-    pub duration: Option<Duration>,
-    pub ping_interval: Duration,
-    pub pong_timeout: Duration,
-    /// Serve `wss://` with a generated self-signed certificate.
-    pub tls: bool,
-    /// Incoming messages per second allowed per connection before a 1008 close.
-    pub max_incoming_per_sec: u32,
-    /// Close every connection this long after it opened (Binance: 24 h).
-    pub connection_lifetime: Option<Duration>,
-    /// Announce `serverShutdown` this long before the lifetime ends.
-    pub shutdown_notice: Option<Duration>,
-    /// Trades left out of the stream but kept in REST: `(period, len)` drops the last `len` of
-    /// every `period` trades of each symbol.
-    pub stream_skip: Option<(u64, u64)>,
-    /// Trades missing from REST as well (truly unrecoverable), in the same form; a subset of
-    /// `stream_skip` makes a gap nobody can fill.
-    pub rest_missing: Option<(u64, u64)>,
-    /// Candles left out of the stream (every update of them) but kept in REST, in the same form,
-    /// counted from the first candle of each kline stream.
-    pub kline_skip: Option<(u64, u64)>,
-    /// REST request weight allowed per window before 429 (Binance: 6000 per minute).
-    pub rest_weight_limit: u32,
-    /// The weight limiter's window (Binance: one minute); short in tests.
-    pub rest_weight_window: Duration,
-    /// Connections that go silent with their TCP connection open.
-    pub silence: Option<Silence>,
-}
-
-/// A connection that stops sending anything (data, pings, replies, close) while its TCP
-/// connection stays open: a half-dead peer or a middlebox that lost its state. Only the client's
-/// own staleness check can notice it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Silence {
-    /// Which connection: `Some(n)` the n-th TCP connection accepted (1 = the first), `None` every one.
-    pub connection: Option<u64>,
-    /// How long after the WebSocket opened the connection goes silent.
-    pub after: Duration,
-    /// Keep reading (and discarding) what the client sends, so its writes never block; `false`
-    /// leaves it unread in the socket buffers. Either way nothing is answered.
-    pub read: bool,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            symbols: vec!["btcusdt".into(), "ethusdt".into(), "solusdt".into()],
-            trade_rate: 300.0,
-            aux_rate: 2.0,
-            duration: None,
-            ping_interval: Duration::from_secs(20),
-            pong_timeout: Duration::from_secs(60),
-            tls: false,
-            max_incoming_per_sec: 5,
-            connection_lifetime: None,
-            shutdown_notice: None,
-            stream_skip: None,
-            rest_missing: None,
-            kline_skip: None,
-            rest_weight_limit: 6000,
-            rest_weight_window: Duration::from_secs(60),
-            silence: None,
-        }
-    }
+    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// A running simulator.
 pub struct SimHandle {
     pub addr: SocketAddr,
-    /// The REST listener (`http://`), serving the history the streams sent.
+    /// The main REST listener (`http://`, standing for `api.binance.com`), serving the history
+    /// the streams sent.
     pub rest_addr: SocketAddr,
     pub rest_stats: Arc<RestStats>,
+    /// The market-data-only REST listener (standing for `data-api.binance.vision`).
+    pub data_api_addr: SocketAddr,
+    pub data_api_stats: Arc<RestStats>,
     /// PEM of the self-signed certificate when serving TLS (trust it with `TLS_CA_FILE`).
     pub cert_pem: Option<String>,
     pub market: Arc<Market>,
@@ -137,9 +110,14 @@ impl SimHandle {
         format!("{}://{}", if self.cert_pem.is_some() { "wss" } else { "ws" }, self.addr)
     }
 
-    /// `http://` base URL of the REST endpoints.
+    /// `http://` base URL of the main REST endpoints.
     pub fn rest_url(&self) -> String {
         format!("http://{}", self.rest_addr)
+    }
+
+    /// `http://` base URL of the data-api endpoints.
+    pub fn data_api_url(&self) -> String {
+        format!("http://{}", self.data_api_addr)
     }
 
     /// Every open connection drops at once, without a close frame (a network loss).
@@ -155,6 +133,20 @@ impl SimHandle {
     /// REST answers 418 (Binance's IP ban) with `Retry-After` for the next `d`.
     pub fn ban_rest(&self, d: Duration) {
         self.rest_stats.ban(Instant::now() + d);
+    }
+
+    /// The web application firewall answers 403 on what `scope` names for the next `d`
+    /// (replacing any block set before).
+    pub fn block_waf(&self, scope: WafScope, d: Duration) {
+        let now = Instant::now();
+        self.market.faults.block(scope, now, now + d);
+    }
+
+    /// The main REST listener is down, as `how` says, for the next `d` (replacing any outage
+    /// set before); data-api stays up.
+    pub fn take_rest_down(&self, how: RestDown, d: Duration) {
+        let now = Instant::now();
+        self.market.faults.take_down(how, now, now + d);
     }
 
     pub fn stop(&mut self) {
@@ -173,14 +165,14 @@ impl Drop for SimHandle {
     }
 }
 
-/// Starts a simulator: WebSocket on `listen` (port 0 = ephemeral), REST on another ephemeral
-/// port of the same address.
+/// Starts a simulator: WebSocket on `listen` (port 0 = ephemeral), the two REST listeners on
+/// other ephemeral ports of the same address.
 pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
-    let rest_server =
-        tiny_http::Server::http(SocketAddr::new(addr.ip(), 0)).map_err(|e| io::Error::other(e.to_string()))?;
-    let rest_addr = rest_server.server_addr().to_ip().ok_or_else(|| io::Error::other("REST listener has no IP"))?;
+    let rest = RestListener::bind(SocketAddr::new(addr.ip(), 0))?;
+    let data_api = RestListener::bind(SocketAddr::new(addr.ip(), 0))?;
+    let (rest_addr, data_api_addr) = (rest.addr(), data_api.addr());
     let (cert_pem, tls) = if cfg.tls {
         let (pem, sc) = tls::self_signed_server()?;
         (Some(pem), Some(sc))
@@ -189,7 +181,7 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
     };
     let market = Arc::new(Market::new(cfg));
     let stop = Arc::new(AtomicBool::new(false));
-    let rest_stats = Arc::new(RestStats::default());
+    let (rest_stats, data_api_stats) = (Arc::new(RestStats::default()), Arc::new(RestStats::default()));
     let accept = {
         let (market, stop) = (market.clone(), stop.clone());
         std::thread::Builder::new().name("sim-accept".into()).spawn(move || {
@@ -210,24 +202,15 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
             }
         })?
     };
-    let rest = {
-        let (market, stats, stop) = (market.clone(), rest_stats.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("sim-rest".into())
-            .spawn(move || rest::serve(rest_server, market, stats, stop))?
-    };
-    info!(%addr, %rest_addr, tls = cert_pem.is_some(), "binance simulator listening");
-    Ok(SimHandle { addr, rest_addr, rest_stats, cert_pem, market, stop, threads: vec![accept, rest] })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trade_ids_are_sequential_and_disjoint_per_symbol() {
-        let m = Market::new(SimConfig::default());
-        assert_eq!(m.expected_trade(0, 0).trade_id + 1, m.expected_trade(0, 1).trade_id);
-        assert!(m.expected_trade(1, 0).trade_id > m.expected_trade(0, 10_000_000).trade_id);
+    let mut threads = vec![accept];
+    for (listener, stats, host, name) in
+        [(rest, &rest_stats, Host::Api, "sim-rest"), (data_api, &data_api_stats, Host::DataApi, "sim-data-api")]
+    {
+        let (market, stats, stop) = (market.clone(), stats.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new().name(name.into()).spawn(move || listener.serve(market, stats, stop, host))?,
+        );
     }
+    info!(%addr, %rest_addr, %data_api_addr, tls = cert_pem.is_some(), "binance simulator listening");
+    Ok(SimHandle { addr, rest_addr, rest_stats, data_api_addr, data_api_stats, cert_pem, market, stop, threads })
 }

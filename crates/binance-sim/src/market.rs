@@ -1,12 +1,17 @@
 //! The simulated market: a pure function of (symbol, sequence number, start time), so every
-//! connection and the REST endpoints agree, and tests can recompute what was sent.
+//! connection and the REST endpoints agree, and tests can recompute what was sent. What each
+//! event looks like on the wire is `render.rs`; the order book is `book.rs`.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::SimConfig;
-use crate::kind::{interval_ms, StreamKind, KLINE_INTERVALS};
+use crate::book::{level_texts, Book, BookShape};
+use crate::clock::Schedule;
+use crate::config::{Cadence, SimConfig};
+use crate::faults::Faults;
+use crate::hash::mix;
+use crate::kind::{interval_ms, StreamKind};
 
 /// A trade as the simulator sends it, for tests to compare against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +22,8 @@ pub struct ExpectedTrade {
     pub qty: String,
     pub buyer_is_maker: bool,
     pub trade_time_ms: i64,
+    /// The same instant in microseconds (`timeUnit=MICROSECOND`, `X-MBX-TIME-UNIT`).
+    pub trade_time_us: i64,
 }
 
 /// A candle's final values, as the simulator publishes them closed and serves them over REST.
@@ -36,18 +43,16 @@ pub struct ExpectedCandle {
     pub first_trade_id: i64,
 }
 
-/// SplitMix64: cheap, well-mixed, deterministic.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 /// The deterministic market.
 pub struct Market {
     pub cfg: SimConfig,
+    /// The start: the instant of the first subscription (or REST request) and the Unix time
+    /// then, in microseconds.
     start: OnceLock<(Instant, i64)>,
+    /// Per symbol: its own trade schedule, if [`SimConfig::cadences`] gives it one.
+    cadences: Vec<Option<Schedule>>,
+    pub(crate) book: BookShape,
+    pub(crate) faults: Faults,
     /// Events sent over all connections (for logs and tests).
     pub sent: AtomicU64,
     /// Bumped to make every connection drop abruptly (no close frame).
@@ -58,6 +63,12 @@ pub struct Market {
     pub connections: AtomicU64,
     /// Connections that went silent (the `silence` fault) so far.
     pub silenced: AtomicU64,
+    /// Streams stopped by the `mutes` fault so far, and how many of those a resubscription
+    /// brought back.
+    pub muted: AtomicU64,
+    pub unmuted: AtomicU64,
+    /// WebSocket upgrades answered 403 (the WAF fault).
+    pub ws_refused: AtomicU64,
 }
 
 /// Whether `k` falls in the last `len` of every `period` (the simulator's skip windows).
@@ -67,7 +78,26 @@ fn in_window(window: Option<(u64, u64)>, k: u64) -> bool {
 
 impl Market {
     pub fn new(cfg: SimConfig) -> Market {
+        let cadences = cfg
+            .symbols
+            .iter()
+            .enumerate()
+            .map(|(sym, s)| {
+                let (_, c) = cfg.cadences.iter().rev().find(|(name, _)| name == s)?;
+                Some(match *c {
+                    Cadence::PerSecond(rate) => Schedule::Even { rate },
+                    Cadence::Every { min, max } => Schedule::every(
+                        u64::try_from(min.as_micros()).unwrap_or(u64::MAX),
+                        u64::try_from(max.as_micros()).unwrap_or(u64::MAX),
+                        mix(cfg.seed ^ ((sym as u64) << 32) ^ 0x7EAD),
+                    ),
+                })
+            })
+            .collect();
         Market {
+            book: BookShape::new(cfg.depth_levels, cfg.seed),
+            faults: Faults::new(&cfg),
+            cadences,
             cfg,
             start: OnceLock::new(),
             sent: AtomicU64::new(0),
@@ -75,6 +105,9 @@ impl Market {
             shutdown_generation: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             silenced: AtomicU64::new(0),
+            muted: AtomicU64::new(0),
+            unmuted: AtomicU64::new(0),
+            ws_refused: AtomicU64::new(0),
         }
     }
 
@@ -91,6 +124,7 @@ impl Market {
                 let (open, _) = self.kline_of(iv, k);
                 self.cfg.kline_skip.is_some() && in_window(self.cfg.kline_skip, self.candle_index(iv, open))
             }
+            StreamKind::Depth | StreamKind::Depth100ms => in_window(self.cfg.depth_skip, k),
             _ => false,
         }
     }
@@ -105,7 +139,7 @@ impl Market {
     pub(crate) fn kline_of(&self, iv: u8, k: u64) -> (i64, bool) {
         let len = Self::kline_len(iv);
         let kind = StreamKind::Kline(iv);
-        let (e, next) = (self.time_ms(kind, k), self.time_ms(kind, k + 1));
+        let (e, next) = (self.time_ms(kind, 0, k), self.time_ms(kind, 0, k + 1));
         let open = e - e.rem_euclid(len);
         (open, next - next.rem_euclid(len) != open)
     }
@@ -148,14 +182,20 @@ impl Market {
         in_window(self.cfg.rest_missing, k)
     }
 
-    /// Events of `kind` generated so far for one symbol (REST serves up to this).
+    /// Events of `kind` generated so far for a symbol trading at the common rate (every symbol
+    /// but those with a [`SimConfig::cadences`] entry; see [`Market::generated_for`]).
     pub fn generated(&self, kind: StreamKind) -> u64 {
-        self.available(kind, Instant::now())
+        self.common_schedule(kind).count(self.elapsed_us(Instant::now()))
+    }
+
+    /// Events of `kind` generated so far for symbol `sym` (REST serves up to this).
+    pub fn generated_for(&self, kind: StreamKind, sym: usize) -> u64 {
+        self.available(kind, sym, Instant::now())
     }
 
     /// Aggregate trade `k` of a symbol: (agg id, price, qty, first trade id, last trade id, time, maker).
     pub fn agg_parts(&self, sym: usize, k: u64) -> (i64, String, String, i64, i64, i64, bool) {
-        let t = self.time_ms(StreamKind::AggTrade, k);
+        let t = self.time_ms(StreamKind::AggTrade, sym, k);
         let h = mix((sym as u64) << 40 ^ k ^ 0x5555);
         let first = Self::trade_id_base(sym) + 2 * k as i64;
         (
@@ -174,200 +214,184 @@ impl Market {
     }
 
     /// First trade id of a symbol: symbols get disjoint id ranges so a mix-up cannot go unseen.
+    /// Order-book update ids of the symbol start there too.
     pub fn trade_id_base(sym: usize) -> i64 {
         (sym as i64 + 1) * 1_000_000_000
     }
 
-    fn per_symbol_trade_rate(&self) -> f64 {
-        self.cfg.trade_rate / self.cfg.symbols.len().max(1) as f64
+    /// `(U, u)` of diff-depth event `k`: three update ids each, dense (`U` = the previous `u` + 1).
+    pub fn depth_update_ids(sym: usize, k: u64) -> (i64, i64) {
+        let first = Self::trade_id_base(sym) + 3 * k as i64;
+        (first, first + 2)
+    }
+
+    /// The `lastUpdateId` of the book after `t` events (`U - 1` of event `t`).
+    fn last_update_id(sym: usize, t: u64) -> i64 {
+        Self::depth_update_ids(sym, t).0 - 1
+    }
+
+    /// Levels per side the book holds at most.
+    pub fn depth_levels(&self) -> usize {
+        self.book.levels()
+    }
+
+    /// The book after every diff-depth event whose `u` is at most `update_id` (its
+    /// `last_update_id` says which), rebuilt by applying the stream's own events to the first
+    /// book: the truth a client's book is checked against. O(events) work: for tests.
+    pub fn book_at(&self, sym: usize, update_id: i64) -> Book {
+        let t = (update_id.saturating_sub(Self::last_update_id(sym, 0)) / 3).max(0) as u64;
+        let (bids, asks) = self.book.replay(sym, t);
+        Book { last_update_id: Self::last_update_id(sym, t), bids: level_texts(&bids), asks: level_texts(&asks) }
+    }
+
+    /// What `GET /api/v3/depth?limit=` answers now: the book as of the latest generated event,
+    /// top `limit` levels a side.
+    pub fn depth_snapshot(&self, sym: usize, limit: usize) -> Book {
+        let t = self.generated_for(StreamKind::Depth, sym);
+        let (bids, asks) = self.book.top(sym, t, limit);
+        Book { last_update_id: Self::last_update_id(sym, t), bids: level_texts(&bids), asks: level_texts(&asks) }
     }
 
     /// Starts the clock (first subscription); later calls keep the first start.
     fn started(&self) -> (Instant, i64) {
-        *self.start.get_or_init(|| (Instant::now(), crate::now_ms()))
+        *self.start.get_or_init(|| (Instant::now(), crate::now_us()))
     }
 
-    /// Trades per symbol the market will ever generate (`None` = unbounded).
-    pub fn total_trades_per_symbol(&self) -> Option<u64> {
-        self.cfg.duration.map(|d| (d.as_secs_f64() * self.per_symbol_trade_rate()).floor() as u64)
-    }
-
-    pub(crate) fn rate_for(&self, kind: StreamKind) -> f64 {
-        match kind {
-            StreamKind::Trade => self.per_symbol_trade_rate(),
-            _ => self.cfg.aux_rate,
-        }
-    }
-
-    /// Events of `kind` per symbol generated by `now`.
-    pub(crate) fn available(&self, kind: StreamKind, now: Instant) -> u64 {
+    /// Microseconds of market time by `now`: from the start, and no further than `duration`.
+    fn elapsed_us(&self, now: Instant) -> u64 {
         let (t0, _) = self.started();
-        let mut secs = now.saturating_duration_since(t0).as_secs_f64();
-        if let Some(d) = self.cfg.duration {
-            secs = secs.min(d.as_secs_f64());
+        let mut d = now.saturating_duration_since(t0);
+        if let Some(end) = self.cfg.duration {
+            d = d.min(end);
         }
-        (secs * self.rate_for(kind)).floor() as u64
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// Event time (ms) of event `k` of `kind`.
-    pub(crate) fn time_ms(&self, kind: StreamKind, k: u64) -> i64 {
+    /// How a symbol without a cadence of its own paces `kind`.
+    fn common_schedule(&self, kind: StreamKind) -> Schedule {
+        let rate = match kind {
+            StreamKind::Trade => self.cfg.trade_rate / self.cfg.symbols.len().max(1) as f64,
+            _ => self.cfg.aux_rate,
+        };
+        Schedule::Even { rate }
+    }
+
+    /// How symbol `sym` paces `kind`: its cadence for trades and aggregate trades, if it has one.
+    fn schedule(&self, kind: StreamKind, sym: usize) -> Schedule {
+        match (kind, self.cadences.get(sym)) {
+            (StreamKind::Trade | StreamKind::AggTrade, Some(Some(s))) => *s,
+            _ => self.common_schedule(kind),
+        }
+    }
+
+    /// Trades per symbol the market will ever generate for a symbol trading at the common rate
+    /// (`None` = unbounded; see [`Market::total_trades_for`]).
+    pub fn total_trades_per_symbol(&self) -> Option<u64> {
+        let d = u64::try_from(self.cfg.duration?.as_micros()).unwrap_or(u64::MAX);
+        Some(self.common_schedule(StreamKind::Trade).count(d))
+    }
+
+    /// Trades symbol `sym` will ever generate (`None` = unbounded).
+    pub fn total_trades_for(&self, sym: usize) -> Option<u64> {
+        let d = u64::try_from(self.cfg.duration?.as_micros()).unwrap_or(u64::MAX);
+        Some(self.schedule(StreamKind::Trade, sym).count(d))
+    }
+
+    /// Events a second of `kind` for symbol `sym`, on average.
+    pub(crate) fn rate_for(&self, kind: StreamKind, sym: usize) -> f64 {
+        self.schedule(kind, sym).rate()
+    }
+
+    /// Events of `kind` for symbol `sym` generated by `now`.
+    pub(crate) fn available(&self, kind: StreamKind, sym: usize, now: Instant) -> u64 {
+        self.schedule(kind, sym).count(self.elapsed_us(now))
+    }
+
+    /// Event time (Unix µs) of event `k` of `kind` for symbol `sym`: the instant it became due.
+    pub(crate) fn time_us(&self, kind: StreamKind, sym: usize, k: u64) -> i64 {
         let (_, epoch) = self.started();
-        // Event k becomes available once k+1 intervals have passed; stamp it with that instant.
-        epoch + ((k + 1) as f64 * 1000.0 / self.rate_for(kind)) as i64
+        epoch.saturating_add(self.schedule(kind, sym).offset_us(k) as i64)
     }
 
-    fn trade_parts(&self, sym: usize, k: u64) -> (i64, u64, u64, bool, i64) {
-        let h = mix((sym as u64) << 40 ^ k);
-        let id = Self::trade_id_base(sym) + k as i64;
-        let price_cents = 1_000_000 * (sym as u64 + 1) + h % 100_000;
-        let qty_units = 1 + (h >> 20) % 99_999_999;
-        (id, price_cents, qty_units, (h >> 60) & 1 == 1, self.time_ms(StreamKind::Trade, k))
+    /// [`Market::time_us`] in milliseconds.
+    pub(crate) fn time_ms(&self, kind: StreamKind, sym: usize, k: u64) -> i64 {
+        self.time_us(kind, sym, k).div_euclid(1000)
     }
 
     /// Exactly what trade `k` of symbol `sym` looks like on the wire.
     pub fn expected_trade(&self, sym: usize, k: u64) -> ExpectedTrade {
-        let (id, p, q, m, t) = self.trade_parts(sym, k);
+        let h = mix((sym as u64) << 40 ^ k);
+        let p = 1_000_000 * (sym as u64 + 1) + h % 100_000;
+        let q = 1 + (h >> 20) % 99_999_999;
+        let us = self.time_us(StreamKind::Trade, sym, k);
         ExpectedTrade {
             symbol: self.cfg.symbols[sym].to_uppercase(),
-            trade_id: id,
+            trade_id: Self::trade_id_base(sym) + k as i64,
             price: format!("{}.{:02}000000", p / 100, p % 100),
             qty: format!("0.{q:08}"),
-            buyer_is_maker: m,
-            trade_time_ms: t,
+            buyer_is_maker: (h >> 60) & 1 == 1,
+            trade_time_ms: us.div_euclid(1000),
+            trade_time_us: us,
         }
-    }
-
-    /// Appends the raw payload of event `k` of `kind` for symbol `sym`.
-    pub fn render(&self, kind: StreamKind, sym: usize, k: u64, out: &mut String) {
-        use std::fmt::Write as _;
-        let s = self.cfg.symbols[sym].to_uppercase();
-        let e = self.time_ms(kind, k);
-        let h = mix((sym as u64) << 40 ^ k ^ 0x5555);
-        let price = |off: u64| format!("{}.{:08}", 100 * (sym as u64 + 1) + off % 50, h % 100_000_000);
-        let _ = match kind {
-            StreamKind::Trade => {
-                let t = self.expected_trade(sym, k);
-                write!(
-                    out,
-                    r#"{{"e":"trade","E":{e},"s":"{s}","t":{},"p":"{}","q":"{}","T":{},"m":{},"M":true}}"#,
-                    t.trade_id, t.price, t.qty, t.trade_time_ms, t.buyer_is_maker
-                )
-            }
-            StreamKind::AggTrade => {
-                let (a, p, q, f, l, t, mk) = self.agg_parts(sym, k);
-                write!(
-                    out,
-                    r#"{{"e":"aggTrade","E":{e},"s":"{s}","a":{a},"p":"{p}","q":"{q}","f":{f},"l":{l},"T":{t},"m":{mk},"M":true}}"#
-                )
-            }
-            StreamKind::Kline(iv) => {
-                let (open, closed) = self.kline_of(iv, k);
-                let c = self.candle(sym, iv, open);
-                // Updates before the last carry a running close and volume; the closed one the
-                // final values REST serves.
-                let (close, volume) =
-                    if closed { (c.close.clone(), c.volume.clone()) } else { (price(2), format!("{}", h % 1000)) };
-                write!(
-                    out,
-                    r#"{{"e":"kline","E":{e},"s":"{s}","k":{{"t":{open},"T":{},"s":"{s}","i":"{}","f":{},"L":{},"o":"{}","c":"{close}","h":"{}","l":"{}","v":"{volume}","n":{},"x":{closed},"q":"{}","V":"{}","Q":"{}","B":"0"}}}}"#,
-                    c.close_time_ms,
-                    KLINE_INTERVALS[iv as usize],
-                    c.first_trade_id,
-                    c.first_trade_id + c.trades - 1,
-                    c.open,
-                    c.high,
-                    c.low,
-                    c.trades,
-                    c.quote_volume,
-                    c.taker_buy_volume,
-                    c.taker_buy_quote_volume,
-                )
-            }
-            StreamKind::BookTicker => write!(
-                out,
-                r#"{{"u":{},"s":"{s}","b":"{}","B":"{}.21000000","a":"{}","A":"{}.66000000"}}"#,
-                Self::trade_id_base(sym) + k as i64,
-                price(0),
-                h % 100,
-                price(1),
-                h % 77
-            ),
-            StreamKind::Depth | StreamKind::Depth100ms => {
-                let first = Self::trade_id_base(sym) + 3 * k as i64;
-                write!(
-                    out,
-                    r#"{{"e":"depthUpdate","E":{e},"s":"{s}","U":{first},"u":{},"b":[["{}","10"],["{}","0.00000000"]],"a":[["{}","100"]]}}"#,
-                    first + 2,
-                    price(0),
-                    price(3),
-                    price(1)
-                )
-            }
-        };
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SimConfig;
-    use serde_json::Value;
+    use std::time::Duration;
 
-    /// The JSON type of every field, recursively: `{"E":"number","s":"string",...}`.
-    fn shape(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
-            // Binance's arrays here are uniform (depth levels): the first element stands for all.
-            Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
-            Value::String(_) => "string".into(),
-            Value::Number(n) if n.is_i64() || n.is_u64() => "integer".into(),
-            Value::Number(_) => "float".into(),
-            Value::Bool(_) => "bool".into(),
-            Value::Null => "null".into(),
-        }
-    }
-
-    /// Binance's documented example payloads (tests/fixtures/raw/, copied from its API docs)
-    /// give the keys and JSON types every rendered event must have, whatever the values.
     #[test]
-    fn every_payload_has_the_documented_keys_and_types() {
-        let raw = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/raw");
+    fn trade_ids_are_sequential_and_disjoint_per_symbol() {
         let m = Market::new(SimConfig::default());
-        for (kind, fixture) in [
-            (StreamKind::Trade, "trade"),
-            (StreamKind::AggTrade, "aggTrade"),
-            (StreamKind::Kline(1), "kline_1m"),
-            (StreamKind::BookTicker, "bookTicker"),
-            (StreamKind::Depth, "depth"),
-            (StreamKind::Depth100ms, "depth"),
-        ] {
-            let path = raw.join(format!("{fixture}.json"));
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let want = shape(&serde_json::from_str(&text).unwrap());
-            for (sym, k) in [(0, 0), (1, 7), (2, 12_345)] {
-                let mut s = String::new();
-                m.render(kind, sym, k, &mut s);
-                let got: Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{kind}: {e}: {s}"));
-                assert_eq!(shape(&got), want, "{kind} event {k}: {s}");
-            }
-        }
+        assert_eq!(m.expected_trade(0, 0).trade_id + 1, m.expected_trade(0, 1).trade_id);
+        assert!(m.expected_trade(1, 0).trade_id > m.expected_trade(0, 10_000_000).trade_id);
+    }
+
+    /// One illiquid listing among busy ones: its trades come 30-120 s apart, the others keep
+    /// the common rate, and the expected counts say so per symbol.
+    #[test]
+    fn an_illiquid_symbol_trades_at_its_own_cadence() {
+        let every = Cadence::Every { min: Duration::from_secs(30), max: Duration::from_secs(120) };
+        let m = Market::new(SimConfig {
+            symbols: vec!["btcusdt".into(), "illqusdt".into()],
+            trade_rate: 200.0,
+            cadences: vec![("illqusdt".into(), every)],
+            duration: Some(Duration::from_secs(600)),
+            ..SimConfig::default()
+        });
+        let illiquid = m.total_trades_for(1).unwrap();
+        assert!((5..=20).contains(&illiquid), "{illiquid} trades in 10 minutes");
+        assert_eq!(m.total_trades_for(0), Some(60_000));
+        assert_eq!(m.total_trades_per_symbol(), Some(60_000), "the common rate is unchanged");
+        let times: Vec<i64> = (0..illiquid + 1).map(|k| m.expected_trade(1, k).trade_time_us).collect();
+        let gaps: Vec<i64> =
+            std::iter::once(times[0] - m.started().1).chain(times.windows(2).map(|w| w[1] - w[0])).collect();
+        assert!(gaps.iter().all(|g| (30_000_000..=120_000_000).contains(g)), "{gaps:?}");
+        assert!(
+            times[illiquid as usize - 1] - m.started().1 <= 600_000_000
+                && times[illiquid as usize] - m.started().1 > 600_000_000
+        );
+        // aggTrade follows the same cadence; other kinds keep theirs.
+        assert_eq!(m.rate_for(StreamKind::AggTrade, 1), m.rate_for(StreamKind::Trade, 1));
+        assert_eq!(m.rate_for(StreamKind::Depth, 1), m.cfg.aux_rate);
+        // Another seed, other gaps.
+        let other = Market::new(SimConfig { seed: 9, ..m.cfg.clone() });
+        assert_ne!(other.schedule(StreamKind::Trade, 1).offset_us(0), m.schedule(StreamKind::Trade, 1).offset_us(0));
     }
 
     #[test]
-    fn a_candle_closes_once_and_its_closed_update_carries_the_final_values() {
-        let m = Market::new(SimConfig { aux_rate: 100.0, ..SimConfig::default() });
-        let iv = 0; // 1 s candles: 100 updates each at this rate
-        let closed: Vec<u64> = (0..1_000).filter(|&k| m.kline_of(iv, k).1).collect();
-        assert!(closed.len() >= 8, "{closed:?}");
-        for k in closed {
-            let (open, _) = m.kline_of(iv, k);
-            let mut s = String::new();
-            m.render(StreamKind::Kline(iv), 0, k, &mut s);
-            let v: Value = serde_json::from_str(&s).unwrap();
-            let c = m.candle(0, iv, open);
-            assert_eq!((v["k"]["x"].as_bool(), v["k"]["t"].as_i64()), (Some(true), Some(open)), "{s}");
-            assert_eq!((v["k"]["c"].as_str(), v["k"]["v"].as_str()), (Some(c.close.as_str()), Some(c.volume.as_str())));
-            assert_eq!(m.kline_of(iv, k + 1).0, open + Market::kline_len(iv), "the next update opens the next candle");
-        }
+    fn the_book_after_an_update_id_is_the_book_after_its_event() {
+        let m = Market::new(SimConfig { depth_levels: 20, ..SimConfig::default() });
+        let base = Market::trade_id_base(1);
+        assert_eq!(Market::depth_update_ids(1, 0), (base, base + 2));
+        assert_eq!(Market::depth_update_ids(1, 1).0, base + 3, "dense: U = previous u + 1");
+        assert_eq!(m.book_at(1, base - 1).last_update_id, base - 1, "the first book, before any event");
+        assert_eq!(m.book_at(1, base + 1).last_update_id, base - 1, "event 0 is not done until its u");
+        assert_eq!(m.book_at(1, base + 2).last_update_id, base + 2);
+        let b = m.book_at(1, base + 3 * 500 + 2);
+        assert_eq!(b.last_update_id, base + 3 * 500 + 2);
+        let (bids, asks) = m.book.top(1, 501, usize::MAX);
+        assert_eq!((b.bids, b.asks), (level_texts(&bids), level_texts(&asks)), "replay and closed form agree");
     }
 }

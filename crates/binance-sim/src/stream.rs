@@ -12,8 +12,10 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-use super::market::Market;
-use crate::kind::StreamKind;
+use crate::faults::Listener;
+use crate::market::Market;
+use crate::render::server_shutdown;
+use crate::session::{parse_target, Session};
 
 /// How long a connection keeps streaming after announcing serverShutdown on request.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -57,86 +59,6 @@ impl Write for ServerStream {
     }
 }
 
-struct Sub {
-    name: String,
-    /// `None` for a stream the market does not produce (Binance accepts and sends nothing).
-    source: Option<(StreamKind, usize)>,
-    cursor: u64,
-}
-
-struct Session<'m> {
-    market: &'m Market,
-    subs: Vec<Sub>,
-    combined: bool,
-}
-
-impl Session<'_> {
-    fn subscribe(&mut self, name: &str) {
-        if self.subs.iter().any(|s| s.name == name) {
-            return;
-        }
-        let source = name
-            .split_once('@')
-            .and_then(|(sym, kind)| Some((StreamKind::from_suffix(kind)?, self.market.symbol_index(sym)?)));
-        let cursor = source.map(|(k, _)| self.market.available(k, Instant::now())).unwrap_or(0);
-        self.subs.push(Sub { name: name.to_string(), source, cursor });
-    }
-
-    /// Answers one control request, Binance style.
-    fn control(&mut self, text: &str) -> String {
-        let v: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                return format!(
-                    r#"{{"code":3,"msg":"Invalid JSON: expected value at line {} column {}"}}"#,
-                    e.line(),
-                    e.column()
-                )
-            }
-        };
-        let id = v.get("id").cloned().unwrap_or(serde_json::Value::Null);
-        if !(id.is_null() || id.is_i64() || id.is_string()) {
-            return r#"{"code":2,"msg":"Invalid request: request ID must be an unsigned integer"}"#.into();
-        }
-        let params: Vec<String> = v
-            .get("params")
-            .and_then(|p| p.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        let method = match v.get("method").and_then(|m| m.as_str()) {
-            Some(m) => m,
-            None => return r#"{"code":2,"msg":"Invalid request: missing field `method` at line 1 column 73"}"#.into(),
-        };
-        let result = match method {
-            "SUBSCRIBE" => {
-                for p in &params {
-                    self.subscribe(p);
-                }
-                serde_json::Value::Null
-            }
-            "UNSUBSCRIBE" => {
-                self.subs.retain(|s| !params.contains(&s.name));
-                serde_json::Value::Null
-            }
-            "LIST_SUBSCRIPTIONS" => self.subs.iter().map(|s| serde_json::Value::from(s.name.clone())).collect(),
-            "SET_PROPERTY" => {
-                match v.get("params").and_then(|p| p.get(1)).and_then(|b| b.as_bool()) {
-                    Some(b) => self.combined = b,
-                    None => return r#"{"code":1,"msg":"Invalid value type: expected Boolean"}"#.into(),
-                }
-                serde_json::Value::Null
-            }
-            "GET_PROPERTY" => serde_json::Value::Bool(self.combined),
-            other => {
-                return format!(
-                    r#"{{"code":2,"msg":"Invalid request: unknown variant {other}, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY` at line 1 column 28"}}"#
-                )
-            }
-        };
-        serde_json::json!({"result": result, "id": id}).to_string()
-    }
-}
-
 pub(crate) fn serve_connection(
     tcp: TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -150,38 +72,36 @@ pub(crate) fn serve_connection(
         Some(cfg) => ServerStream::Tls(Box::new(rustls::StreamOwned::new(rustls::ServerConnection::new(cfg)?, tcp))),
         None => ServerStream::Plain(tcp),
     };
-    let seen_path = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
-    let seen = seen_path.clone();
+    // The handshake callback reads the URL; what it found comes out through this cell.
+    let target = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let seen = target.clone();
     // tungstenite fixes this callback's signature, large error type included.
     #[allow(clippy::result_large_err)]
     let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        *seen.borrow_mut() = req.uri().to_string();
-        let p = req.uri().path();
-        if p == "/stream" || p == "/ws" || p.starts_with("/ws/") {
-            Ok(resp)
-        } else {
-            let mut e = ErrorResponse::new(Some("not found".into()));
-            *e.status_mut() = tungstenite::http::StatusCode::NOT_FOUND;
-            Err(e)
+        let uri = req.uri().to_string();
+        let refuse = |status: u16, why: String| {
+            let mut e = ErrorResponse::new(Some(why));
+            *e.status_mut() = tungstenite::http::StatusCode::from_u16(status).unwrap_or_default();
+            e
+        };
+        if market.faults.blocked(Listener::Ws) {
+            // Binance's web-application firewall answers before the WebSocket server sees anything.
+            market.ws_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(refuse(403, "blocked by the web application firewall (fault)".into()));
         }
+        let t = parse_target(&uri).map_err(|(status, why)| refuse(status, why))?;
+        *seen.borrow_mut() = Some((uri, t));
+        Ok(resp)
     };
     let cfg = WebSocketConfig::default().write_buffer_size(64 * 1024);
     let mut ws: WebSocket<ServerStream> =
         tungstenite::accept_hdr_with_config(stream, callback, Some(cfg)).map_err(|e| format!("handshake: {e}"))?;
-    let path = seen_path.borrow().clone();
-
-    let mut session = Session { market, subs: Vec::new(), combined: path.starts_with("/stream") };
-    if let Some(q) = path.split_once("?streams=").map(|(_, q)| q.split('&').next().unwrap_or("")) {
-        for s in q.split('/').filter(|s| !s.is_empty()) {
-            session.subscribe(s);
-        }
-    } else if let Some(name) = path.strip_prefix("/ws/") {
-        session.subscribe(name);
-    }
-    market.connections.fetch_add(1, Ordering::Relaxed);
-    info!(conn = conn_id, path = %path.chars().take(120).collect::<String>(), streams = session.subs.len(), "sim client connected");
-
+    let (path, target) = target.borrow_mut().take().ok_or("handshake without a target")?;
     let opened = Instant::now();
+    let mut session = Session::new(market, conn_id, opened, target);
+    market.connections.fetch_add(1, Ordering::Relaxed);
+    info!(conn = conn_id, path = %path.chars().take(120).collect::<String>(), streams = session.subs.len(), unit = ?session.unit, "sim client connected");
+
     let drop_gen = market.drop_generation.load(Ordering::SeqCst);
     let shutdown_gen = market.shutdown_generation.load(Ordering::SeqCst);
     // When to announce serverShutdown, and when to close.
@@ -240,12 +160,7 @@ pub(crate) fn serve_connection(
         }
         if notice_at.is_some_and(|t| now >= t) {
             notice_at = None;
-            let e = crate::now_ms();
-            let text = if session.combined {
-                format!(r#"{{"stream":"!serverShutdown","data":{{"e":"serverShutdown","E":{e}}}}}"#)
-            } else {
-                format!(r#"{{"e":"serverShutdown","E":{e}}}"#)
-            };
+            let text = server_shutdown(session.combined, session.unit.from_us(crate::now_us()));
             info!(conn = conn_id, "announcing serverShutdown");
             ws.write(Message::text(text))?;
         }
@@ -257,15 +172,23 @@ pub(crate) fn serve_connection(
         }
         if tick_for_subs != session.subs.len() {
             tick_for_subs = session.subs.len();
-            let rate: f64 = session.subs.iter().filter_map(|s| s.source).map(|(k, _)| market.rate_for(k)).sum();
+            let rate: f64 = session.subs.iter().filter_map(|s| s.source).map(|(k, sym)| market.rate_for(k, sym)).sum();
             tick = if rate > 0.0 { Duration::from_secs_f64(1.0 / rate).clamp(TICK_MIN, TICK_MAX) } else { TICK_MAX };
         }
         let mut sent = 0u64;
-        for sub in &mut session.subs {
+        session.mute_due(now);
+        for i in 0..session.subs.len() {
+            let muted = session.muted(&session.subs[i].name);
+            let sub = &mut session.subs[i];
             let Some((kind, sym)) = sub.source else {
                 continue;
             };
-            let avail = market.available(kind, now).min(sub.cursor + BATCH);
+            if muted {
+                // Nothing is sent; a resubscription that lifts the mute moves the cursor to the
+                // live edge (session.rs), so what fell due meanwhile is never sent.
+                continue;
+            }
+            let avail = market.available(kind, sym, now).min(sub.cursor + BATCH);
             while sub.cursor < avail {
                 if market.stream_omits(kind, sub.cursor) {
                     sub.cursor += 1;
@@ -277,7 +200,7 @@ pub(crate) fn serve_connection(
                     buf.push_str(&sub.name);
                     buf.push_str(r#"","data":"#);
                 }
-                market.render(kind, sym, sub.cursor, &mut buf);
+                market.render_in(kind, sym, sub.cursor, session.unit, &mut buf);
                 if session.combined {
                     buf.push('}');
                 }

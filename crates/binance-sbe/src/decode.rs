@@ -1,0 +1,198 @@
+//! [`decode`]: the one way into a frame. It walks the frame the way the generated decoders will,
+//! and before each of their reads checks that what they are about to read is inside the frame,
+//! using the lengths the frame announces (header `blockLength`, each group's `blockLength` ×
+//! `numInGroup`, the symbol's length byte). The generated code indexes slices and would panic
+//! past the end: it only ever sees a frame that passed these checks.
+
+use spot_stream::bool_enum::BoolEnum;
+use spot_stream::group_size_16_encoding_codec::{self as dim16, GroupSize16EncodingDecoder};
+use spot_stream::group_size_encoding_codec::{self as dim32, GroupSizeEncodingDecoder};
+use spot_stream::message_header_codec::{self, MessageHeaderDecoder};
+use spot_stream::{
+    best_bid_ask_stream_event_codec as bba, depth_diff_stream_event_codec as diff,
+    depth_snapshot_stream_event_codec as snap, trades_stream_event_codec as trades,
+};
+use spot_stream::{Decoder, ReadBuf, SBE_SCHEMA_ID, SBE_SCHEMA_VERSION};
+
+use crate::error::{Group, Part, SbeError};
+use crate::event::{BestBidAskEvent, DepthDiffEvent, DepthSnapshotEvent, Message, MessageKind, TradesEvent};
+
+/// The message header's length: `blockLength`, `templateId`, `schemaId`, `version`, each a
+/// `uint16`.
+pub const HEADER_LEN: usize = message_header_codec::ENCODED_LENGTH;
+
+/// The schema's block lengths of the groups' entries (the generated encoders' constants): the
+/// least a frame may announce, or the generated getters would read into the next entry.
+const TRADE_BLOCK: u16 = trades::encoder::TradesEncoder::<trades::TradesStreamEventEncoder<'static>>::block_length();
+const SNAPSHOT_BID_BLOCK: u16 =
+    snap::encoder::BidsEncoder::<snap::DepthSnapshotStreamEventEncoder<'static>>::block_length();
+const SNAPSHOT_ASK_BLOCK: u16 =
+    snap::encoder::AsksEncoder::<snap::DepthSnapshotStreamEventEncoder<'static>>::block_length();
+const DIFF_BID_BLOCK: u16 = diff::encoder::BidsEncoder::<diff::DepthDiffStreamEventEncoder<'static>>::block_length();
+const DIFF_ASK_BLOCK: u16 = diff::encoder::AsksEncoder::<diff::DepthDiffStreamEventEncoder<'static>>::block_length();
+
+/// Decodes one binary frame of Binance's SBE market-data streams (one message, nothing after it).
+///
+/// Refused, with the reason: a frame shorter than the header; a schema id, schema version or
+/// template id other than the generated schema's (never guessed at: a new schema needs new
+/// generated code); a root or group block length shorter than the schema's; any part the frame's
+/// own lengths place beyond its end; an `isBuyerMaker` that is neither False nor True; a symbol
+/// that is not UTF-8; bytes after the symbol. Nothing is read beyond the frame, nothing panics,
+/// nothing is allocated; the work is linear in the number of trades (each `isBuyerMaker` is
+/// checked) and constant otherwise.
+pub fn decode(frame: &[u8]) -> Result<Message<'_>, SbeError> {
+    if frame.len() < HEADER_LEN {
+        return Err(SbeError::ShortHeader { len: frame.len(), need: HEADER_LEN });
+    }
+    let buf = ReadBuf::new(frame);
+    // The frame holds the whole header.
+    let header = MessageHeaderDecoder::default().wrap(buf, 0);
+    let schema_id = header.schema_id();
+    if schema_id != SBE_SCHEMA_ID {
+        return Err(SbeError::UnknownSchema { schema_id, expected: SBE_SCHEMA_ID });
+    }
+    let version = header.version();
+    if version != SBE_SCHEMA_VERSION {
+        return Err(SbeError::UnknownVersion { version, expected: SBE_SCHEMA_VERSION });
+    }
+    let template_id = header.template_id();
+    let Some(kind) = MessageKind::from_template_id(template_id) else {
+        return Err(SbeError::UnknownTemplate { template_id });
+    };
+    let block_length = header.block_length();
+    let walk = Walk { frame, kind };
+    walk.root_block(block_length)?;
+    match kind {
+        MessageKind::Trades => {
+            let root = trades::TradesStreamEventDecoder::default().wrap(buf, HEADER_LEN, block_length, version);
+            let (count, end) = walk.group32(Group::Trades, root.get_limit(), TRADE_BLOCK)?;
+            // The group is inside the frame now: the generated group decoder may read it.
+            let mut group = root.trades_decoder();
+            while let Ok(Some(index)) = group.advance() {
+                if group.is_buyer_maker() == BoolEnum::NullVal {
+                    return Err(SbeError::InvalidBool { index });
+                }
+            }
+            let mut tail = root;
+            let symbol = walk.symbol(end, |at| {
+                tail.set_limit(at);
+                tail.symbol_decoder()
+            })?;
+            Ok(Message::Trades(TradesEvent { root, count, symbol }))
+        }
+        MessageKind::BestBidAsk => {
+            let root = bba::BestBidAskStreamEventDecoder::default().wrap(buf, HEADER_LEN, block_length, version);
+            let mut tail = root;
+            let symbol = walk.symbol(root.get_limit(), |at| {
+                tail.set_limit(at);
+                tail.symbol_decoder()
+            })?;
+            Ok(Message::BestBidAsk(BestBidAskEvent { root, symbol }))
+        }
+        MessageKind::DepthSnapshot => {
+            let bids_at = snap::DepthSnapshotStreamEventDecoder::default().wrap(buf, HEADER_LEN, block_length, version);
+            let (bid_count, bids_end) = walk.group16(Group::Bids, bids_at.get_limit(), SNAPSHOT_BID_BLOCK)?;
+            let (ask_count, asks_end) = walk.group16(Group::Asks, bids_end, SNAPSHOT_ASK_BLOCK)?;
+            let mut asks_at = bids_at;
+            asks_at.set_limit(bids_end);
+            let mut tail = bids_at;
+            let symbol = walk.symbol(asks_end, |at| {
+                tail.set_limit(at);
+                tail.symbol_decoder()
+            })?;
+            Ok(Message::DepthSnapshot(DepthSnapshotEvent { bids_at, asks_at, bid_count, ask_count, symbol }))
+        }
+        MessageKind::DepthDiff => {
+            let bids_at = diff::DepthDiffStreamEventDecoder::default().wrap(buf, HEADER_LEN, block_length, version);
+            let (bid_count, bids_end) = walk.group16(Group::Bids, bids_at.get_limit(), DIFF_BID_BLOCK)?;
+            let (ask_count, asks_end) = walk.group16(Group::Asks, bids_end, DIFF_ASK_BLOCK)?;
+            let mut asks_at = bids_at;
+            asks_at.set_limit(bids_end);
+            let mut tail = bids_at;
+            let symbol = walk.symbol(asks_end, |at| {
+                tail.set_limit(at);
+                tail.symbol_decoder()
+            })?;
+            Ok(Message::DepthDiff(DepthDiffEvent { bids_at, asks_at, bid_count, ask_count, symbol }))
+        }
+    }
+}
+
+/// The bounds checks of one frame. Offsets are computed in u64 from u16/u32 wire values, so they
+/// cannot overflow (at most 2^32 × 2^16 plus a frame length).
+struct Walk<'a> {
+    frame: &'a [u8],
+    kind: MessageKind,
+}
+
+impl<'a> Walk<'a> {
+    fn fits(&self, part: Part, end: u64) -> Result<(), SbeError> {
+        if end > self.frame.len() as u64 {
+            return Err(SbeError::Truncated { message: self.kind, part, need: end, len: self.frame.len() });
+        }
+        Ok(())
+    }
+
+    /// The root block: at least the schema's length, inside the frame.
+    fn root_block(&self, block_length: u16) -> Result<(), SbeError> {
+        let min = self.kind.block_length();
+        if block_length < min {
+            return Err(SbeError::BlockTooShort { message: self.kind, part: Part::RootBlock, block_length, min });
+        }
+        self.fits(Part::RootBlock, HEADER_LEN as u64 + u64::from(block_length))
+    }
+
+    /// A group with a `groupSizeEncoding` header at `at`: its entry count and end.
+    fn group32(&self, group: Group, at: usize, min_block: u16) -> Result<(usize, usize), SbeError> {
+        self.fits(Part::GroupHeader(group), (at + dim32::ENCODED_LENGTH) as u64)?;
+        let dim = GroupSizeEncodingDecoder::default().wrap(ReadBuf::new(self.frame), at);
+        self.entries(group, at + dim32::ENCODED_LENGTH, dim.block_length(), u64::from(dim.num_in_group()), min_block)
+    }
+
+    /// A group with a `groupSize16Encoding` header at `at`: its entry count and end.
+    fn group16(&self, group: Group, at: usize, min_block: u16) -> Result<(usize, usize), SbeError> {
+        self.fits(Part::GroupHeader(group), (at + dim16::ENCODED_LENGTH) as u64)?;
+        let dim = GroupSize16EncodingDecoder::default().wrap(ReadBuf::new(self.frame), at);
+        self.entries(group, at + dim16::ENCODED_LENGTH, dim.block_length(), u64::from(dim.num_in_group()), min_block)
+    }
+
+    fn entries(
+        &self,
+        group: Group,
+        start: usize,
+        block_length: u16,
+        count: u64,
+        min_block: u16,
+    ) -> Result<(usize, usize), SbeError> {
+        let part = Part::GroupEntries(group);
+        if block_length < min_block {
+            return Err(SbeError::BlockTooShort { message: self.kind, part, block_length, min: min_block });
+        }
+        let end = start as u64 + count * u64::from(block_length);
+        self.fits(part, end)?;
+        // Both fit in usize: end is at most the frame's length, and the count at most that.
+        Ok((count as usize, end as usize))
+    }
+
+    /// The `symbol` var-data at `at`, the message's last field: its length byte and bytes inside
+    /// the frame, UTF-8, and the frame's end. `read_length` is the generated decoder's
+    /// `symbol_decoder` positioned at `at`, giving the bytes' offset and length.
+    fn symbol(&self, at: usize, read_length: impl FnOnce(usize) -> (usize, usize)) -> Result<&'a str, SbeError> {
+        self.fits(Part::SymbolLength, at as u64 + 1)?;
+        let (offset, len) = read_length(at);
+        let end = offset + len;
+        let Some(bytes) = self.frame.get(offset..end) else {
+            return Err(SbeError::Truncated {
+                message: self.kind,
+                part: Part::Symbol,
+                need: end as u64,
+                len: self.frame.len(),
+            });
+        };
+        let symbol = core::str::from_utf8(bytes).map_err(|_| SbeError::SymbolNotUtf8 { message: self.kind })?;
+        if end != self.frame.len() {
+            return Err(SbeError::TrailingBytes { message: self.kind, extra: self.frame.len() - end });
+        }
+        Ok(symbol)
+    }
+}
