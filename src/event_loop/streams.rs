@@ -92,10 +92,11 @@ impl StreamWatch {
             }
         }
         self.watch.check(now, crate::clock::now_ns(), slots.last_ns(), &self.carried, &mut self.decisions);
+        // Before the counters move: a scrape that sees a `recovered` sees the gauge without it.
+        metrics.streams_stale.set(self.watch.silent_count() as i64);
         for ev in std::mem::take(&mut self.decisions) {
             self.carry_out(&ev, conns, pipeline, metrics);
         }
-        metrics.streams_stale.set(self.watch.silent_count() as i64);
         if now >= self.next_gauges {
             self.next_gauges = now + GAUGES_EVERY;
             for (s, g) in self.ages.iter().enumerate() {
