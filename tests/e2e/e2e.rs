@@ -12,6 +12,7 @@
 
 mod common;
 
+mod alarms;
 mod backfill_hostile;
 mod basics;
 mod exactly_once;
@@ -21,4 +22,5 @@ mod kafka_outage;
 mod quarantine;
 mod recovery;
 mod sasl;
+mod silence;
 mod stale;
