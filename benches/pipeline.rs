@@ -17,6 +17,7 @@ use marketflow_ingestor::handoff::depth::DepthSeed;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
 use marketflow_ingestor::sink::{BookSettings, Books};
+use marketflow_ingestor::stream::StreamKind;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
@@ -30,6 +31,8 @@ fn ours(wire: &[u8]) -> Duration {
     let metrics = Metrics::new(&["btcusdt".to_string()]);
     let (w, mut r) = marketflow_ingestor::ring::ring(64 << 20);
     let mut pipeline = Pipeline::new(&VENUE, w, metrics, None);
+    // As the event loop runs it: every frame notes its stream's last message.
+    pipeline.track_streams(&[StreamKind::Trade]);
     let mut ws = socket(wire, WebSocketConfig::default().read_buffer_size(16 * 1024));
     let consumer = std::thread::spawn(move || {
         let mut n = 0;

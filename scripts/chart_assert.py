@@ -188,6 +188,8 @@ EXPECTED_LABELS = {
     "marketflow_ingestor_messages_received_total": {"type"},
     "marketflow_ingestor_messages_rejected_total": {"reason"},
     "marketflow_ingestor_gaps_total": {"symbol"},
+    "marketflow_ingestor_stream_last_message_age_seconds": {"symbol", "stream"},
+    "marketflow_ingestor_stream_stale_total": {"action"},
 }
 
 
@@ -303,6 +305,8 @@ def assert_dashboard(dash, ck: Checker):
         "rejected by reason": r"sum by \(reason\) \(rate\(marketflow_ingestor_messages_rejected_total",
         "order books valid": r"marketflow_ingestor_depth_book_synced",
         "order-book snapshots by reason": r"sum by \(reason\) \(increase\(marketflow_ingestor_depth_snapshots_total",
+        "age of each stream": r"by \(symbol, stream\) \(marketflow_ingestor_stream_last_message_age_seconds",
+        "silent streams": r"marketflow_ingestor_streams_stale",
     }
     for what, pattern in wanted.items():
         ck.check(has(pattern), f"dashboard: no panel for {what} ({pattern})")

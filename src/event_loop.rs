@@ -6,6 +6,8 @@
 //! timeouts, SUBSCRIBE pacing) are deadlines scanned once per turn: a handful of connections does
 //! not need a timer wheel.
 
+mod streams;
+
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::stream::StreamKind;
 use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 use crate::ws::{AttemptBudget, Connection, Dialer};
+use streams::StreamWatch;
 
 const WAKER: Token = Token(usize::MAX);
 /// Longest sleep in blocking mode: bounds how stale the heartbeat and gauges can get.
@@ -58,6 +61,8 @@ pub struct EventLoop {
     venue: &'static Venue,
     /// (retiring connection, its replacement): the old one closes once the new one streams.
     successors: Vec<(usize, usize)>,
+    /// Every stream's liveness, looked at each housekeeping turn.
+    streams: StreamWatch,
 }
 
 impl EventLoop {
@@ -65,7 +70,7 @@ impl EventLoop {
         cfg: &Config,
         venue: &'static Venue,
         tls: Option<Arc<rustls::ClientConfig>>,
-        pipeline: Pipeline,
+        mut pipeline: Pipeline,
         metrics: Arc<Metrics>,
         shutdown: Shutdown,
     ) -> io::Result<EventLoop> {
@@ -86,6 +91,7 @@ impl EventLoop {
         for c in &connections {
             c.init_metrics(&metrics);
         }
+        let streams = StreamWatch::new(cfg, venue, &mut pipeline, &metrics);
         let dialer = Dialer::new(cfg.ws.clone(), tls, cfg.ws_stale_after, cfg.ws_max_age);
         // Before the loop runs, waiting is free: the first connections then need no backoff.
         if !dialer.resolver.wait_first(Duration::from_secs(10)) {
@@ -107,6 +113,7 @@ impl EventLoop {
             time_unit: cfg.time_unit,
             venue,
             successors: Vec::new(),
+            streams,
             pipeline,
             metrics,
             shutdown,
@@ -154,7 +161,13 @@ impl EventLoop {
             let (names, unit) = (&self.metrics.symbols, self.time_unit);
             let mut new = Connection::new(id, old.streams.clone(), names, self.venue, &self.base_path, unit);
             new.succeed(old);
-            new.begin_catch_up(dense_sequences(&new.streams));
+            // A silent stream is not caught up on: the old connection will not deliver it.
+            let (watch, pipeline) = (&self.streams, &self.pipeline);
+            let mut pending = dense_sequences(&new.streams);
+            pending.retain(|&(sym, d)| {
+                !new.streams.iter().any(|&(s, k)| s == sym && k.dense() == Some(d) && watch.is_silent(pipeline, (s, k)))
+            });
+            new.begin_catch_up(pending);
             info!(old = i, new = id, streams = new.streams.len(), "rotating connection (make-before-break)");
             new.init_metrics(&self.metrics);
             self.metrics.ws_rotations.inc();
@@ -240,6 +253,7 @@ impl EventLoop {
                     .filter(|c| !c.is_closed() && !c.is_retiring())
                     .all(Connection::is_subscribed);
                 h.subscribed.store(ready, Ordering::Relaxed);
+                self.streams.check(now, &mut self.connections, &mut self.pipeline, &self.metrics, &again);
                 self.rotate();
             }
         }

@@ -26,7 +26,7 @@
 //! layer runtime: ring health metrics pinning
 //! layer config: config cli
 //! layer venue: binance
-//! layer model: book interval record sequence stream symbols time_unit venue
+//! layer model: book interval liveness record sequence stream symbols time_unit venue
 //! layer foundation: clock log_limit small_file shutdown tls resolver
 //! ```
 //!
@@ -59,6 +59,7 @@
 //!   [`stream`] the kinds of stream and their record types; [`time_unit`] ms or µs times.
 //! - [`sequence`]: per-symbol exchange ids: duplicates dropped, gaps detected.
 //! - [`book`]: one symbol's L2 order book, keyed by price, bounded, allocation-free per update.
+//! - [`liveness`]: per-stream last message, cadence learned, silent streams found.
 //! - [`symbols`]: the configured symbols, indexed once.
 //! - [`handoff`]: what the engine's threads pass one another (jobs, owned records, gap markers);
 //!   [`kafka_client`] the librdkafka properties the sink and recovery share.
@@ -91,6 +92,7 @@ pub mod health;
 pub mod http;
 pub mod interval;
 pub mod kafka_client;
+pub mod liveness;
 pub mod log_limit;
 pub mod metrics;
 pub mod pinning;

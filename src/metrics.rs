@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub use crate::health::Health;
 use crate::record::RecordType;
@@ -61,6 +61,13 @@ pub struct Metrics {
     pub rest_used_weight: IntGauge,
     pub ws_stale: IntCounter,
     pub ws_rotations: IntCounter,
+    /// Seconds since each stream's last message, by symbol and stream kind (resolved by the
+    /// event loop for the configured streams: symbols x kinds series).
+    pub stream_age: GaugeVec,
+    /// Silent streams dealt with, by the `action` of their `stale` record.
+    pub stream_stale: IntCounterVec,
+    /// Streams silent now (found silent and not yet recovered).
+    pub streams_stale: IntGauge,
     /// Text frames received, by frame kind (index into [`FRAME_KINDS`]).
     pub received: Vec<IntCounter>,
     /// Records normalized and enqueued, by record type.
@@ -121,6 +128,20 @@ impl Metrics {
             counter("ws_stale_total", "Connections replaced after seeing neither data nor ping for too long");
         let ws_rotations =
             counter("ws_rotations_total", "Make-before-break connection rotations (age limit or serverShutdown)");
+        let stream_age = r.float_gauge_vec(
+            "stream_last_message_age_seconds",
+            "Seconds since the stream's last message (since start when it sent none)",
+            &["symbol", "stream"],
+        );
+        let stream_stale = r.counter_vec(
+            "stream_stale_total",
+            "Streams silent while their connection lived on, by what was done (resubscribe, replace_connection, recovered)",
+            &["action"],
+        );
+        for a in crate::liveness::Action::ALL {
+            stream_stale.with_label_values(&[a.as_str()]);
+        }
+        let streams_stale = r.int_gauge("streams_stale", "Streams silent now: found silent and not yet recovered");
         let rest_requests = r.counter_vec(
             "rest_requests_total",
             "Binance REST requests, by endpoint and status class",
@@ -208,6 +229,9 @@ impl Metrics {
             rest_used_weight,
             ws_stale,
             ws_rotations,
+            stream_age,
+            stream_stale,
+            streams_stale,
             received,
             parsed,
             rejected,
@@ -271,6 +295,9 @@ impl Registrar<'_> {
     }
     fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
         self.add(IntGaugeVec::new(Self::opts(name, help), labels).expect("valid metric"))
+    }
+    fn float_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        self.add(GaugeVec::new(Self::opts(name, help), labels).expect("valid metric"))
     }
 }
 

@@ -10,11 +10,13 @@ use tracing::{debug, error, info, warn};
 
 use crate::handoff::jobs::{Job, JobSender, Owed, Seq};
 use crate::handoff::marker;
+use crate::liveness::{Event, Slots};
 use crate::log_limit::LogLimiter;
 use crate::metrics::{FrameKind, LatencyRecorder, Metrics, Stage};
 use crate::record::Record;
-use crate::ring::{RecordMeta, RingWriter, FLAG_QUARANTINED};
+use crate::ring::{RecordMeta, RingWriter, FLAG_MARKER, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
+use crate::stream::StreamKind;
 use crate::symbols::Symbols;
 use crate::time_unit::TimeUnit;
 use crate::venue::{Frame, Venue};
@@ -93,6 +95,9 @@ pub struct Pipeline {
     /// The ring was full past patience: drop at once until a commit succeeds again, so a dead
     /// broker costs the event loop nothing per message (pings keep being answered).
     overflowing: bool,
+    /// The last message of every configured stream (see [`Pipeline::track_streams`]); none until
+    /// then.
+    streams: Slots,
 }
 
 impl Pipeline {
@@ -117,7 +122,42 @@ impl Pipeline {
             give_up_after: None,
             committed_since_notify: 0,
             overflowing: false,
+            streams: Slots::default(),
         }
+    }
+
+    /// Keeps the last message's receive time of each of `kinds` for every symbol (for the
+    /// event loop's [`crate::liveness::Watch`]).
+    pub fn track_streams(&mut self, kinds: &[StreamKind]) {
+        self.streams = Slots::new(self.symbols.len(), kinds);
+    }
+
+    /// The last message of every tracked stream.
+    pub fn streams(&self) -> &Slots {
+        &self.streams
+    }
+
+    /// Publishes the `stale` control record of `ev` for the stream `(symbol_idx, kind)`, named
+    /// `stream` as the venue names its kind. Through the ring, in the topic of that stream's
+    /// records; false (nothing written) when the ring has no room.
+    pub fn publish_stale(&mut self, symbol_idx: u16, kind: StreamKind, stream: &str, ev: &Event) -> bool {
+        let now = crate::clock::now_ns();
+        let symbol = self.symbols.upper(symbol_idx);
+        let meta = RecordMeta {
+            kind: kind.record_type(),
+            flags: FLAG_MARKER,
+            symbol_idx,
+            event_time_ms: (now / 1_000_000) as i64,
+            recv_ns: now,
+        };
+        let buf = self.ring.stage(meta, symbol.as_bytes());
+        crate::liveness::write_record(buf, self.venue.exchange, symbol, stream, ev, now);
+        if self.ring.commit(now).is_err() {
+            self.ring.abort();
+            return false;
+        }
+        self.committed_since_notify += 1;
+        true
     }
 
     fn reject(&mut self, reason: &'static str, detail: &dyn std::fmt::Display, frame: &[u8]) -> Outcome {
@@ -141,12 +181,14 @@ impl Pipeline {
             }
         };
         match parsed {
-            Frame::Market { stream_symbol, record } => {
+            Frame::Market { kind: stream, stream_symbol, record } => {
                 let kind = record.record_type();
                 self.metrics.received(FrameKind::of(kind)).inc();
                 let Some(symbol_idx) = self.symbols.index_of_lower(stream_symbol) else {
                     return self.reject("unknown_symbol", &"stream for a symbol not in SYMBOLS", frame);
                 };
+                // The stream delivers, whatever becomes of the record (a duplicate, one held back).
+                self.streams.seen(symbol_idx, stream, recv_ns);
                 let mut joined = None;
                 if admission == Admission::CatchUp {
                     if let Some(dense) = SequenceTracker::dense_kind(&record) {

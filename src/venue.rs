@@ -16,9 +16,9 @@ use crate::time_unit::TimeUnit;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Frame<'a> {
-    /// A market-data record; `stream_symbol` is the symbol as the subscription names it (lower
-    /// case), which finds its index in [`crate::symbols::Symbols`].
-    Market { stream_symbol: &'a str, record: Record<'a> },
+    /// A market-data record from the stream of `kind`; `stream_symbol` is the symbol as the
+    /// subscription names it (lower case), which finds its index in [`crate::symbols::Symbols`].
+    Market { kind: StreamKind, stream_symbol: &'a str, record: Record<'a> },
     /// The reply to one of our requests; `result` is its raw JSON (`null` = ok).
     ControlReply { id: Option<i64>, result: &'a str },
     /// The venue refused a request we sent.
@@ -63,11 +63,16 @@ pub struct Venue {
     pub limits: Limits,
     /// The name of the stream of `kind` for `symbol` (as configured, lower case).
     pub stream_name: fn(symbol: &str, kind: StreamKind) -> String,
+    /// The venue's name of a kind of stream, without a symbol (`aggTrade`, `kline_1m`): the
+    /// `stream` of control records and metric labels.
+    pub kind_name: fn(kind: StreamKind) -> String,
     /// The request path of a connection subscribed to `streams` from the start (`base` is the
     /// configured path prefix), asking for times in `unit`.
     pub stream_path: fn(base: &str, streams: &[&str], unit: TimeUnit) -> String,
     /// The text of a request subscribing to `streams`, answered with the same `id`.
     pub subscribe: fn(id: i64, streams: &[&str]) -> String,
+    /// The text of a request unsubscribing from `streams`, answered with the same `id`.
+    pub unsubscribe: fn(id: i64, streams: &[&str]) -> String,
     /// Parses one text frame, borrowing from it; allocation-free (it runs per message).
     pub parse: for<'a> fn(&'a str) -> Result<Frame<'a>, Refusal>,
 }

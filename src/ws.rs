@@ -32,6 +32,7 @@
 mod dial;
 mod error;
 mod limits;
+mod resubscribe;
 mod transport;
 
 pub use dial::{ws_config, Dialer, MAX_FRAME, MAX_MESSAGE, WRITE_BUFFER_MAX};
@@ -59,6 +60,7 @@ use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 use dial::{write_buffer_full, HANDSHAKE_TIMEOUT};
 use limits::{backoff, OutgoingBudget, PingRate};
+use resubscribe::Resubscriptions;
 
 /// Frames of any kind handled per connection per loop turn, so one busy connection (or one
 /// flooding us with control frames) cannot starve the others, the heartbeat or shutdown.
@@ -114,6 +116,11 @@ pub struct Connection {
     next_batch: usize,
     /// SUBSCRIBE ids not yet acknowledged.
     pending: Vec<i64>,
+    /// When the last of those was acknowledged (or the WebSocket opened, with every stream in
+    /// the URL): since then every stream should deliver.
+    subscribed_at: Instant,
+    /// Silent streams to subscribe again (see `resubscribe.rs`).
+    resub: Resubscriptions,
     next_id: i64,
     /// Pongs and control requests sent in the last second.
     outgoing: OutgoingBudget,
@@ -158,8 +165,9 @@ impl Connection {
         let mut in_url = Vec::new();
         let mut used = 0;
         let mut overflow = Vec::new();
-        for &(sym, kind) in &streams {
-            let s = (venue.stream_name)(&names[sym as usize], kind);
+        let all: Vec<String> =
+            streams.iter().map(|&(sym, kind)| (venue.stream_name)(&names[sym as usize], kind)).collect();
+        for s in all.iter().cloned() {
             // A URL carries a UTF-8 name's non-ASCII bytes percent-encoded, three bytes each.
             let url_len = s.len() + 2 * s.bytes().filter(|b| !b.is_ascii()).count();
             if used + url_len < venue.limits.url_stream_bytes || in_url.is_empty() {
@@ -184,6 +192,8 @@ impl Connection {
             state: State::Backoff { until: Instant::now() },
             next_batch: 0,
             pending: Vec::new(),
+            subscribed_at: Instant::now(),
+            resub: Resubscriptions::new(all),
             next_id: 1,
             outgoing: OutgoingBudget::new(venue.limits.messages_per_second),
             pings: PingRate::new(Instant::now()),
@@ -302,7 +312,7 @@ impl Connection {
             State::Connecting { since, .. } | State::Handshaking { since, .. } => Some(*since + HANDSHAKE_TIMEOUT),
             State::Open { .. } => {
                 let mut d = self.last_rx + dialer.stale_after;
-                if self.next_batch < self.overflow.len() {
+                if self.next_batch < self.overflow.len() || self.resub.has_work() {
                     d = d.min(self.outgoing.control_at(now));
                 }
                 if !self.rotate {
@@ -406,6 +416,7 @@ impl Connection {
     fn reset_subscriptions(&mut self) {
         self.next_batch = 0;
         self.pending.clear();
+        self.resub.clear();
     }
 
     /// Handles readiness for this connection's socket.
@@ -469,10 +480,16 @@ impl Connection {
                                 }
                             }
                         }
+                        Outcome::ControlReply { id: Some(id) } if self.resub.answered(id) => {
+                            info!(conn = self.id, id, "resubscription acknowledged")
+                        }
                         Outcome::ControlReply { id } => match id.filter(|id| self.pending.contains(id)) {
                             Some(id) => {
                                 self.pending.retain(|p| *p != id);
                                 info!(conn = self.id, id, pending = self.pending.len(), "control reply");
+                                if self.pending.is_empty() && self.next_batch >= self.overflow.len() {
+                                    self.subscribed_at = Instant::now();
+                                }
                             }
                             // Not an answer to us: a peer can send these without end.
                             None => {
@@ -564,27 +581,4 @@ impl Connection {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_replacement_of_a_short_lived_connection_waits_out_its_backoff() {
-        let names = Symbols::new(&["btcusdt".to_string()]);
-        let venue = &crate::binance::venue::VENUE;
-        let mut old = Connection::new(0, vec![(0, StreamKind::Trade)], &names, venue, "", TimeUnit::Millis);
-        old.attempt = 3;
-        // Our own age limit: the replacement goes at once.
-        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "", TimeUnit::Millis);
-        new.succeed(&old);
-        assert_eq!(new.attempt, 0);
-        // The peer's serverShutdown, on a connection that never became stable.
-        old.rotate_by_peer = true;
-        let before = Instant::now();
-        let mut new = Connection::new(1, old.streams.clone(), &names, venue, "", TimeUnit::Millis);
-        new.succeed(&old);
-        assert_eq!(new.attempt, 4);
-        // The backoff of attempt 3: 2 s, jittered down to no less than 1 s.
-        let State::Backoff { until } = new.state else { panic!("not in backoff") };
-        assert!(until >= before + Duration::from_secs(1) && until <= Instant::now() + Duration::from_secs(2));
-    }
-}
+mod tests;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use marketflow_ingestor::binance::venue::VENUE;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
+use marketflow_ingestor::stream::StreamKind;
 
 struct Counting;
 
@@ -50,6 +51,9 @@ fn the_per_message_path_does_not_allocate() {
     let metrics = Metrics::new(&["btcusdt".to_string()]);
     let (w, mut r) = marketflow_ingestor::ring::ring(64 << 20);
     let mut p = Pipeline::new(&VENUE, w, metrics, None);
+    // Every stream's last message is kept, as the event loop has it kept.
+    let tracked: Vec<StreamKind> = kinds.iter().map(|k| k.parse().unwrap()).collect();
+    p.track_streams(&tracked);
     // Warm-up: buffers grow to the largest record once.
     for f in &frames[..100] {
         assert_eq!(p.on_text(f, 1, Admission::Normal), Outcome::Record, "{f}");
@@ -60,6 +64,7 @@ fn the_per_message_path_does_not_allocate() {
     }
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
     assert_eq!(allocs, 0, "{allocs} allocations for {} messages", frames.len() - 100);
+    assert!(p.streams().last_ns().iter().all(|&t| t == 1), "every stream's last message noted");
     // And the producer side's drain is allocation-free too.
     let before = ALLOCS.load(Ordering::Relaxed);
     let mut n = 0;

@@ -33,16 +33,17 @@ pub const VENUE: Venue = Venue {
         url_stream_bytes: URL_STREAM_BYTES,
     },
     stream_name: |symbol, kind| kind.stream_name(symbol),
+    kind_name: |kind| kind.to_string(),
     stream_path,
     subscribe,
+    unsubscribe,
     parse,
 };
 
-/// A combined-stream frame as the engine sees it (the stream kind is Binance's own business: the
-/// record says what it is).
+/// A combined-stream frame as the engine sees it.
 fn parse(text: &str) -> Result<Frame<'_>, Refusal> {
     Ok(match wire::parse_text(text).map_err(refusal)? {
-        wire::Frame::Market { stream_symbol, record, .. } => Frame::Market { stream_symbol, record },
+        wire::Frame::Market { kind, stream_symbol, record } => Frame::Market { kind, stream_symbol, record },
         wire::Frame::ControlReply { id, result } => Frame::ControlReply { id, result },
         wire::Frame::ErrorReply { code, msg } => Frame::ErrorReply { code, msg },
         wire::Frame::ServerShutdown { event_time_ms } => Frame::ServerShutdown { event_time_ms },
@@ -71,8 +72,17 @@ fn stream_path(base: &str, streams: &[&str], unit: TimeUnit) -> String {
 /// URL: the request stays ASCII and needs no JSON escaping (symbols are checked against Binance's
 /// grammar at configuration, and the encoding leaves no `"` or `\\`).
 fn subscribe(id: i64, streams: &[&str]) -> String {
+    request("SUBSCRIBE", id, streams)
+}
+
+/// `{"method":"UNSUBSCRIBE","params":["<a>"],"id":<id>}`.
+fn unsubscribe(id: i64, streams: &[&str]) -> String {
+    request("UNSUBSCRIBE", id, streams)
+}
+
+fn request(method: &str, id: i64, streams: &[&str]) -> String {
     let params: Vec<String> = streams.iter().map(|s| format!("\"{}\"", url_encoded(s))).collect();
-    format!("{{\"method\":\"SUBSCRIBE\",\"params\":[{}],\"id\":{id}}}", params.join(","))
+    format!("{{\"method\":\"{method}\",\"params\":[{}],\"id\":{id}}}", params.join(","))
 }
 
 #[cfg(test)]
@@ -106,13 +116,28 @@ mod tests {
             (VENUE.subscribe)(9, &[&uni]),
             r#"{"method":"SUBSCRIBE","params":["%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt@trade"],"id":9}"#
         );
+        // The documented request (README facts, section 2.3).
+        assert_eq!(
+            (VENUE.unsubscribe)(312, &["btcusdt@depth"]),
+            r#"{"method":"UNSUBSCRIBE","params":["btcusdt@depth"],"id":312}"#
+        );
+        assert_eq!(
+            ((VENUE.kind_name)(StreamKind::AggTrade), (VENUE.kind_name)(StreamKind::Depth100ms)),
+            ("aggTrade".into(), "depth@100ms".into())
+        );
     }
 
     #[test]
     fn frames_reach_the_engine_without_binance_s_types() {
+        use crate::stream::StreamKind;
         let text = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":2,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","T":1,"m":true,"M":true}}"#;
-        let Ok(Frame::Market { stream_symbol, record }) = (VENUE.parse)(text) else { panic!("not a market frame") };
-        assert_eq!((stream_symbol, record.sequence_id(), record.exchange()), ("btcusdt", 7, "binance"));
+        let Ok(Frame::Market { kind, stream_symbol, record }) = (VENUE.parse)(text) else {
+            panic!("not a market frame")
+        };
+        assert_eq!(
+            (kind, stream_symbol, record.sequence_id(), record.exchange()),
+            (StreamKind::Trade, "btcusdt", 7, "binance")
+        );
         assert_eq!((VENUE.parse)(r#"{"result":null,"id":4}"#), Ok(Frame::ControlReply { id: Some(4), result: "null" }));
         let refused = (VENUE.parse)("{").unwrap_err();
         assert_eq!((refused.reason, refused.to_string()), ("malformed_json", "not valid JSON for its shape".into()));

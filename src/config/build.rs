@@ -76,6 +76,8 @@ impl<'a> Build<'a> {
             ws_max_age: Duration::ZERO,
             depth_snapshot_interval: Some(Duration::ZERO),
             depth_levels: 0,
+            stream_stale_min: Duration::ZERO,
+            stream_stale_max: Duration::ZERO,
         };
         Build {
             cfg,
@@ -184,6 +186,14 @@ impl<'a> Build<'a> {
             if a == b {
                 errs.push(format!("PIN_CORE and PRODUCER_CORE are both {a}: the event loop needs a core of its own"));
             }
+        }
+
+        if c.stream_stale_min > c.stream_stale_max && !c.stream_stale_max.is_zero() {
+            errs.push(format!(
+                "STREAM_STALE_MIN_MS ({}) is above STREAM_STALE_MAX_MS ({})",
+                c.stream_stale_min.as_millis(),
+                c.stream_stale_max.as_millis()
+            ));
         }
 
         if !self.errs.list.is_empty() {

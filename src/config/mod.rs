@@ -166,6 +166,9 @@ pub struct Config {
     pub depth_snapshot_interval: Option<Duration>,
     /// Levels a side of every order-book snapshot, REST's and ours.
     pub depth_levels: usize,
+    /// One stream's silence is stale past a bound learned from its cadence, within these.
+    pub stream_stale_min: Duration,
+    pub stream_stale_max: Duration,
 }
 
 impl Config {

@@ -215,6 +215,8 @@ fn every_problem_is_reported_together() {
         ("ORDERING", "sorted", "ORDERING: `sorted` is not default or strict"),
         ("ORDERING_MAX_WAIT_MS", "0", "ORDERING_MAX_WAIT_MS: 0 is outside 1..=60000"),
         ("WS_STALE_MS", "10", "WS_STALE_MS: 10 is outside"),
+        ("STREAM_STALE_MIN_MS", "500", "STREAM_STALE_MIN_MS: 500 is outside"),
+        ("STREAM_STALE_MAX_MS", "86400001", "STREAM_STALE_MAX_MS: 86400001 is outside"),
         ("WS_MAX_AGE_SECS", "90000", "WS_MAX_AGE_SECS: 90000 is outside"),
     ];
     let pairs: Vec<(&str, &str)> = cases.iter().map(|(k, v, _)| (*k, *v)).collect();
@@ -233,6 +235,10 @@ fn empty_lists_and_pin_clash_are_errors() {
     assert!(errs(&[("PIN_CORE", "1"), ("PRODUCER_CORE", "1")])[0].contains("core of its own"));
     assert!(errs(&[("KAFKA_PASSWORD", "p")])[0].contains("set together"));
     assert!(errs(&[("KAFKA_BROKER", "")])[0].contains("must not be empty"));
+    let e = errs(&[("STREAM_STALE_MIN_MS", "60000"), ("STREAM_STALE_MAX_MS", "30000")]);
+    assert_eq!(e, ["STREAM_STALE_MIN_MS (60000) is above STREAM_STALE_MAX_MS (30000)"]);
+    let c = ok(&[]);
+    assert_eq!((c.stream_stale_min.as_secs(), c.stream_stale_max.as_secs()), (10, 900));
 }
 
 #[test]

@@ -594,6 +594,39 @@ pub static VARS: &[Var] = &[
         show: |c, o| o.value(c.ws_stale_after.as_millis()),
     },
     Var {
+        env: "STREAM_STALE_MIN_MS",
+        flag: "stream-stale-min-ms",
+        value_name: "MS",
+        unset: Unset::Default("10000"),
+        help: "Shortest silence of one stream (its connection alive) that counts as stale, ms",
+        more: "1000 to 3600000. Each stream's bound is learned from its own cadence, between this and \
+               `STREAM_STALE_MAX_MS`; a stale stream is resubscribed, then its connection replaced, and a \
+               `stale` record published.",
+        secret: false,
+        apply: |v, b| {
+            if let Some(ms) = b.int_in::<u64>(v, 1_000..=3_600_000, "") {
+                b.cfg.stream_stale_min = Duration::from_millis(ms);
+            }
+        },
+        show: |c, o| o.value(c.stream_stale_min.as_millis()),
+    },
+    Var {
+        env: "STREAM_STALE_MAX_MS",
+        flag: "stream-stale-max-ms",
+        value_name: "MS",
+        unset: Unset::Default("900000"),
+        help: "Longest silence of one stream that is never stale, however rare its messages, ms",
+        more: "1000 to 86400000, at least `STREAM_STALE_MIN_MS`. Also the bound of a trade stream that has \
+               sent nothing yet (an illiquid market may not trade for minutes).",
+        secret: false,
+        apply: |v, b| {
+            if let Some(ms) = b.int_in::<u64>(v, 1_000..=86_400_000, "") {
+                b.cfg.stream_stale_max = Duration::from_millis(ms);
+            }
+        },
+        show: |c, o| o.value(c.stream_stale_max.as_millis()),
+    },
+    Var {
         env: "WS_MAX_AGE_SECS",
         flag: "ws-max-age-secs",
         value_name: "SECS",

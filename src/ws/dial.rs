@@ -199,6 +199,7 @@ impl Connection {
                     info!(conn = self.id, status, streams, attempt = self.attempt, suppressed, "websocket open");
                 }
                 self.opened_at = Instant::now();
+                self.subscribed_at = self.opened_at;
                 self.last_rx = self.opened_at;
                 self.streamed = false;
                 self.pings = PingRate::new(self.opened_at);
@@ -219,8 +220,9 @@ impl Connection {
         }
     }
 
-    /// Sends SUBSCRIBE batches for streams that did not fit in the URL, within the message budget.
-    /// A request the connection cannot take costs the connection (it would never subscribe).
+    /// Sends SUBSCRIBE batches for streams that did not fit in the URL, then the resubscriptions
+    /// of silent streams, within the message budget. A request the connection cannot take costs
+    /// the connection (it would never subscribe).
     pub(super) fn send_subscriptions(&mut self, metrics: &Metrics) {
         if let Err(why) = self.try_send_subscriptions() {
             self.lost(why, metrics);
@@ -254,7 +256,7 @@ impl Connection {
             self.next_batch = end;
             self.outgoing.record_control(now);
         }
-        Ok(())
+        self.try_send_resubscriptions(now)
     }
 }
 

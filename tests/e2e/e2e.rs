@@ -12,6 +12,7 @@
 
 mod common;
 
+mod alarms;
 mod backfill_hostile;
 mod basics;
 mod book;
@@ -24,5 +25,6 @@ mod quarantine;
 mod recovery;
 mod replay;
 mod sasl;
+mod silence;
 mod stale;
 mod venue_2026;

@@ -369,6 +369,12 @@ pub fn sim(cfg: binance_sim::SimConfig) -> binance_sim::SimHandle {
     binance_sim::spawn(cfg, "127.0.0.1:0").expect("simulator")
 }
 
+/// A `stale` record: a stream found silent while its connection lived on. It names no trade
+/// (the end of a simulated market silences every stream, and the ingester says so).
+pub fn is_stale(m: &Consumed) -> bool {
+    m.payload["type"] == "stale"
+}
+
 /// Checks that `msgs` hold trades `first..first+count` of every symbol exactly once, in order per
 /// symbol, with every field equal to what the simulator sent. Returns per-symbol counts.
 pub fn verify_trades(msgs: &[Consumed], market: &binance_sim::Market, expected_per_symbol: Option<u64>) -> Vec<u64> {
@@ -380,7 +386,7 @@ pub fn verify_trades(msgs: &[Consumed], market: &binance_sim::Market, expected_p
     // so partition-then-offset order is the order a consumer of that symbol sees.
     let mut sorted: Vec<&Consumed> = msgs.iter().collect();
     sorted.sort_by_key(|m| (m.partition, m.offset));
-    for m in sorted {
+    for m in sorted.into_iter().filter(|m| !is_stale(m)) {
         let p = &m.payload;
         assert_eq!(p["type"], "trade", "{p}");
         let sym = p["symbol"].as_str().unwrap().to_lowercase();
@@ -445,7 +451,7 @@ pub fn verify_complete(
     let mut out = Completeness::default();
     let mut sorted: Vec<&Consumed> = msgs.iter().collect();
     sorted.sort_by_key(|m| (m.partition, m.offset));
-    for m in sorted {
+    for m in sorted.into_iter().filter(|m| !is_stale(m)) {
         let p = &m.payload;
         let sym = p["symbol"].as_str().unwrap().to_lowercase();
         let s = market.symbol_index(&sym).unwrap_or_else(|| panic!("unknown symbol in {p}"));
