@@ -310,7 +310,7 @@ def assert_dashboard(dash, ck: Checker):
         "order-book snapshots by reason": r"sum by \(reason\) \(increase\(marketflow_ingestor_depth_snapshots_total",
         "age of each stream": r"by \(symbol, stream\) \(marketflow_ingestor_stream_last_message_age_seconds",
         "silent streams": r"marketflow_ingestor_streams_stale",
-        "REST requests by endpoint and status": r"sum by \(endpoint, status\) \(increase\(marketflow_ingestor_rest_requests_total",
+        "REST requests by endpoint and status": r"sum by \(exported_endpoint, status\) \(increase\(marketflow_ingestor_rest_requests_total",
         "strict ordering: held records": r"marketflow_ingestor_ordering_held_records",
         "strict ordering: gaps by reason": r"sum by \(reason\) \(increase\(marketflow_ingestor_ordering_gaps_total",
         "strict ordering: late records dropped": r"marketflow_ingestor_ordering_late_dropped_total",
