@@ -190,9 +190,6 @@ EXPECTED_LABELS = {
     "marketflow_ingestor_gaps_total": {"symbol"},
     "marketflow_ingestor_stream_last_message_age_seconds": {"symbol", "stream"},
     "marketflow_ingestor_stream_stale_total": {"action"},
-    "marketflow_ingestor_rest_requests_total": {"endpoint", "status"},
-    "marketflow_ingestor_ordering_gaps_total": {"reason", "symbol"},
-    "marketflow_ingestor_ordering_late_dropped_total": {"symbol"},
 }
 
 
@@ -310,10 +307,6 @@ def assert_dashboard(dash, ck: Checker):
         "order-book snapshots by reason": r"sum by \(reason\) \(increase\(marketflow_ingestor_depth_snapshots_total",
         "age of each stream": r"by \(symbol, stream\) \(marketflow_ingestor_stream_last_message_age_seconds",
         "silent streams": r"marketflow_ingestor_streams_stale",
-        "REST requests by endpoint and status": r"sum by \(exported_endpoint, status\) \(increase\(marketflow_ingestor_rest_requests_total",
-        "strict ordering: held records": r"marketflow_ingestor_ordering_held_records",
-        "strict ordering: gaps by reason": r"sum by \(reason\) \(increase\(marketflow_ingestor_ordering_gaps_total",
-        "strict ordering: late records dropped": r"marketflow_ingestor_ordering_late_dropped_total",
     }
     for what, pattern in wanted.items():
         ck.check(has(pattern), f"dashboard: no panel for {what} ({pattern})")
