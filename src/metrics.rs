@@ -157,6 +157,10 @@ impl Metrics {
         for endpoint in ["historicalTrades", "aggTrades", "klines", "depth"] {
             rest_requests.with_label_values(&[endpoint, "403"]);
         }
+        // The fallback's answers exist from the start too, so a dashboard shows 0, not "no data".
+        for endpoint in ["aggTrades", "klines", "depth"] {
+            rest_fallback_requests.with_label_values(&[endpoint, "2xx"]);
+        }
         let backfill_queue_ranges = r.int_gauge("backfill_queue_ranges", "Id ranges waiting in the backfill queue");
         let rest_used_weight = r.int_gauge("rest_used_weight", "Last X-MBX-USED-WEIGHT-1M reported by Binance");
         let received_vec = r.counter_vec("messages_received_total", "Text frames received, by kind", &["type"]);
