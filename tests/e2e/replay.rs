@@ -7,7 +7,8 @@
 //! thousand-level depth updates, padded decimals, `M` fields, frames of several symbols
 //! interleaved.
 
-use std::io::ErrorKind;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,6 +63,42 @@ impl Drop for ReplayServer {
     }
 }
 
+/// Binance's REST on loopback as the capture saw it: `/api/v3/depth` answers each symbol's
+/// recorded snapshot (whatever `limit` is asked: the recording has one depth), anything else 404.
+/// The ingester's books start from these, as they would have from Binance that day.
+fn recorded_rest(snapshots: &[(String, String)]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let bodies: HashMap<String, String> = snapshots.iter().cloned().collect();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&req);
+            let target = head.split_whitespace().nth(1).unwrap_or("");
+            let symbol = target.strip_prefix("/api/v3/depth?symbol=").and_then(|q| q.split('&').next());
+            let (status, body) = match symbol.and_then(|s| bodies.get(&s.to_ascii_uppercase())) {
+                Some(b) => ("200 OK", b.as_str()),
+                None => ("404 Not Found", r#"{"code":-1100,"msg":"not recorded"}"#),
+            };
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
 fn serve(tcp: std::net::TcpStream, frames: Option<Vec<String>>, stop: &AtomicBool) {
     let Ok(mut ws) = tungstenite::accept(tcp) else { return };
     for f in frames.into_iter().flatten() {
@@ -82,6 +119,9 @@ fn serve(tcp: std::net::TcpStream, frames: Option<Vec<String>>, stop: &AtomicBoo
         }
     }
 }
+
+/// A frame's record and the Kafka timestamp it must carry.
+type Expected = (Value, Option<i64>);
 
 /// The record a frame must become, read independently of the ingester (serde_json, straight
 /// from Binance's documented keys), without `recv_time_ns` (our own clock); and the Kafka
@@ -133,8 +173,11 @@ fn replay(capture: &Capture, symbols: &str, streams: &str) {
     let want: Vec<(Value, Option<i64>)> = capture.frames.iter().map(|f| expected(f)).collect();
     let server = ReplayServer::start(capture.frames.clone());
     let topic = unique_topic("replay");
-    // No REST: a recorded session has nothing to fetch, and a gap would show as a gap record.
-    let rest = format!("http://127.0.0.1:{}", free_port());
+    // REST answers the snapshots recorded with the frames, so each depth symbol's book starts as
+    // it would have that day; no backfill: a recorded session has nothing to fetch, and a gap
+    // would show as a gap record.
+    let rest = recorded_rest(&capture.snapshots);
+    let books = capture.snapshots.len();
     let mut ing = Ingester::spawn(&[
         ("SYMBOLS", symbols),
         ("STREAMS", streams),
@@ -142,15 +185,18 @@ fn replay(capture: &Capture, symbols: &str, streams: &str) {
         ("BINANCE_REST_URL", &rest),
         ("BACKFILL", "off"),
         ("RECOVER_FROM_KAFKA", "off"),
+        ("DEPTH_SNAPSHOT_INTERVAL", "0"),
         ("KAFKA_BROKER", kafka()),
         ("KAFKA_TOPIC", &topic),
     ]);
     ing.wait_ready(Duration::from_secs(60));
+    // Every frame's record and one start snapshot per depth symbol.
+    let records = frames + books;
     let t = Instant::now();
-    while ing.metric_sum("marketflow_ingestor_messages_sent_total") < frames as f64 {
+    while ing.metric_sum("marketflow_ingestor_messages_sent_total") < records as f64 {
         assert!(
             t.elapsed() < Duration::from_secs(300),
-            "{frames} frames, {} acknowledged:\n{}",
+            "{frames} frames and {books} books, {} acknowledged:\n{}",
             ing.metric_sum("marketflow_ingestor_messages_sent_total"),
             ing.dump_logs()
         );
@@ -161,14 +207,21 @@ fn replay(capture: &Capture, symbols: &str, streams: &str) {
     assert!(st.success(), "{}", ing.dump_logs());
     drop(server);
 
-    let mut got = consume(&topic, frames, Duration::from_secs(120), Duration::from_secs(3));
-    assert_eq!(got.len(), frames, "one record per frame, no more (no gap, no duplicate)");
-    // A symbol's records share its partition; within it, Kafka's order is the order received.
+    let mut got = consume(&topic, records, Duration::from_secs(120), Duration::from_secs(3));
+    assert_eq!(got.len(), records, "one record per frame and one snapshot per book, no more (no gap, no duplicate)");
+    // A symbol's records share its partition; within it, Kafka's order is the order received,
+    // per stream: a depth symbol's diffs wait for its snapshot while its trades go on.
     got.sort_by_key(|m| (m.partition, m.offset));
-    let mut want_by_symbol: std::collections::HashMap<String, std::collections::VecDeque<&(Value, Option<i64>)>> =
-        Default::default();
+    let rest_books: HashMap<&str, Value> = capture
+        .snapshots
+        .iter()
+        .map(|(s, b)| (s.as_str(), serde_json::from_str(b).expect("a recorded snapshot")))
+        .collect();
+    let mut started = HashSet::new();
+    let mut want_by_stream: HashMap<(String, String), VecDeque<&Expected>> = HashMap::new();
     for w in &want {
-        want_by_symbol.entry(w.0["symbol"].as_str().unwrap().to_string()).or_default().push_back(w);
+        let key = (w.0["symbol"].as_str().unwrap().to_string(), w.0["type"].as_str().unwrap().to_string());
+        want_by_stream.entry(key).or_default().push_back(w);
     }
     for (i, m) in got.iter().enumerate() {
         let mut p = m.payload.clone();
@@ -176,15 +229,31 @@ fn replay(capture: &Capture, symbols: &str, streams: &str) {
         assert_eq!(m.key, sym.as_bytes(), "key = symbol: {p}");
         let recv_ns = p.as_object_mut().unwrap().remove("recv_time_ns").and_then(|v| v.as_u64());
         let recv_ns = recv_ns.unwrap_or_else(|| panic!("record {i} has no recv_time_ns: {p}"));
-        let (w, ts) = want_by_symbol
-            .get_mut(&sym)
+        let kind = p["type"].as_str().unwrap_or_default().to_string();
+        if kind == "depth_snapshot" {
+            // The book as REST recorded it, before any of the symbol's diffs, once.
+            let rest = &rest_books[sym.as_str()];
+            assert_eq!(
+                (&p["reason"], &p["last_update_id"], &p["bids"], &p["asks"]),
+                (&Value::from("start"), &rest["lastUpdateId"], &rest["bids"], &rest["asks"]),
+                "{sym}: the start snapshot is the recorded REST book"
+            );
+            assert!(started.insert(sym.clone()), "{sym}: a second snapshot: {p}");
+            continue;
+        }
+        if kind == "depth_update" {
+            assert!(started.contains(&sym), "{sym}: a depth_update before the book's snapshot (offset {})", m.offset);
+        }
+        let (w, ts) = want_by_stream
+            .get_mut(&(sym.clone(), kind.clone()))
             .and_then(|q| q.pop_front())
-            .unwrap_or_else(|| panic!("{sym}: more records than frames: {p}"));
+            .unwrap_or_else(|| panic!("{sym} {kind}: more records than frames: {p}"));
         assert_eq!(&p, w, "record {i} of {sym} (offset {}) differs from its frame", m.offset);
         let want_ts = ts.unwrap_or((recv_ns / 1_000_000) as i64);
         assert_eq!(m.timestamp_ms, Some(want_ts), "Kafka timestamp = event time (book ticker: receive time): {p}");
     }
-    assert!(want_by_symbol.values().all(|q| q.is_empty()), "frames never published");
+    assert_eq!(started.len(), books, "every depth symbol's book started");
+    assert!(want_by_stream.values().all(|q| q.is_empty()), "frames never published");
 }
 
 /// hftbacktest's BTCUSDT and ETHUSDT sessions (trade, bookTicker, depth@100ms): about 75,000
