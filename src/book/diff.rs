@@ -9,7 +9,7 @@
 //! keeping the two in step. The ids come first and cost a few comparisons: a diff the book will
 //! only hold (or pass over) never has its levels read.
 
-/// A `depth_update`'s update ids; its levels and event time follow in [`Diff::rest`].
+/// A `depth_update`'s update ids; its levels and event time follow in its `rest`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Diff<'a> {
     /// `U`: the first update id the event covers.

@@ -492,7 +492,7 @@ impl Books {
         }
     }
 
-    /// Per producer turn: snapshots that arrived; every [`SCAN_EVERY`], snapshots due, questions
+    /// Per producer turn: snapshots that arrived; every `SCAN_EVERY`, snapshots due, questions
     /// to ask (again), gauges.
     pub fn tick(&mut self, out: &mut Out<'_>) {
         while let Ok(seed) = self.seeds.try_recv() {

@@ -3,7 +3,7 @@
 //! nor loses the gaps after it; REST refusing every connection while every few trades open a
 //! gap keeps the queue and memory bounded, and still names every missing id in a gap record.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,15 +23,7 @@ fn hostile_rest() -> (String, Arc<AtomicU64>) {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut c) = conn else { continue };
-            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
+            read_request_head(&mut c);
             let n = s.fetch_add(1, Ordering::SeqCst);
             let status = if n % 2 == 0 { "429 Too Many Requests" } else { "418 I'm a teapot" };
             let _ = write!(

@@ -8,7 +8,7 @@
 //! interleaved.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,15 +73,7 @@ fn recorded_rest(snapshots: &[(String, String)]) -> String {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut c) = conn else { continue };
-            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
+            let req = read_request_head(&mut c);
             let head = String::from_utf8_lossy(&req);
             let target = head.split_whitespace().nth(1).unwrap_or("");
             let symbol = target.strip_prefix("/api/v3/depth?symbol=").and_then(|q| q.split('&').next());

@@ -501,3 +501,19 @@ pub fn verify_complete(
     }
     out
 }
+
+/// The head of one HTTP request read from `c` (up to its blank line, or what came before the peer
+/// stopped or 5 s passed): what the small REST servers written inside tests answer.
+pub fn read_request_head(c: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    req
+}
