@@ -77,20 +77,6 @@ fn verify_strict(msgs: &[Consumed], market: &Market, per: u64) -> Strict {
     out
 }
 
-fn start(sim: &SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
-    let (ws, rest) = (sim.ws_url(), sim.rest_url());
-    let mut env = vec![
-        ("BINANCE_WS_URL", ws.as_str()),
-        ("BINANCE_REST_URL", rest.as_str()),
-        ("KAFKA_BROKER", kafka()),
-        ("KAFKA_TOPIC", topic),
-    ];
-    env.extend_from_slice(extra);
-    let ing = Ingester::spawn(&env);
-    ing.wait_ready(Duration::from_secs(30));
-    ing
-}
-
 /// Waits for the market to finish and reads the topic back (at least `min` records).
 fn read_back(sim: &SimHandle, ing: &Ingester, topic: &str, min: u64, within: Duration) -> Vec<Consumed> {
     let t = Instant::now();

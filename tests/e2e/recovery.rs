@@ -16,21 +16,6 @@ fn market(extra: impl FnOnce(&mut SimConfig)) -> SimHandle {
     sim(cfg)
 }
 
-fn start(sim: &SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
-    let ws = sim.ws_url();
-    let rest = sim.rest_url();
-    let mut env = vec![
-        ("BINANCE_WS_URL", ws.as_str()),
-        ("BINANCE_REST_URL", rest.as_str()),
-        ("KAFKA_BROKER", kafka()),
-        ("KAFKA_TOPIC", topic),
-    ];
-    env.extend_from_slice(extra);
-    let ing = Ingester::spawn(&env);
-    ing.wait_ready(Duration::from_secs(30));
-    ing
-}
-
 /// Waits for the market to finish, then reads the topic back and stops the ingester cleanly.
 fn finish(sim: &SimHandle, mut ing: Ingester, topic: &str, min_records: u64) -> Vec<Consumed> {
     let t = Instant::now();

@@ -12,20 +12,6 @@ use crate::common::*;
 
 const UNI: &str = "币安人生usdt";
 
-fn start(sim: &SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
-    let (ws, rest) = (sim.ws_url(), sim.rest_url());
-    let mut env = vec![
-        ("BINANCE_WS_URL", ws.as_str()),
-        ("BINANCE_REST_URL", rest.as_str()),
-        ("KAFKA_BROKER", kafka()),
-        ("KAFKA_TOPIC", topic),
-    ];
-    env.extend_from_slice(extra);
-    let ing = Ingester::spawn(&env);
-    ing.wait_ready(Duration::from_secs(60));
-    ing
-}
-
 /// Waits until the market has generated `n` events of `kind` for every symbol.
 fn wait_generated(sim: &SimHandle, kind: StreamKind, n: u64, ing: &Ingester) {
     let t = Instant::now();

@@ -517,3 +517,19 @@ pub fn read_request_head(c: &mut std::net::TcpStream) -> Vec<u8> {
     }
     req
 }
+
+/// The ingester against `sim`'s WebSocket and REST, publishing to `topic`, with `extra`
+/// settings on top (a later entry wins), once ready.
+pub fn start(sim: &binance_sim::SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
+    let (ws, rest) = (sim.ws_url(), sim.rest_url());
+    let mut env = vec![
+        ("BINANCE_WS_URL", ws.as_str()),
+        ("BINANCE_REST_URL", rest.as_str()),
+        ("KAFKA_BROKER", kafka()),
+        ("KAFKA_TOPIC", topic),
+    ];
+    env.extend_from_slice(extra);
+    let ing = Ingester::spawn(&env);
+    ing.wait_ready(Duration::from_secs(60));
+    ing
+}
