@@ -234,7 +234,8 @@ fn a_gap_on_one_symbol_delays_no_other_and_default_ordering_is_unchanged() {
     sorted.sort_by_key(|m| (m.partition, m.offset));
     let mut max_live = std::collections::HashMap::new();
     let mut behind = 0;
-    for m in sorted {
+    // Trades only: gap and stale records (the silenced connection's stream) sit among them.
+    for m in sorted.into_iter().filter(|m| m.payload["type"] == "trade") {
         let (sym, id) = (m.payload["symbol"].as_str().unwrap(), m.payload["trade_id"].as_i64().unwrap());
         if m.payload["backfilled"] == true {
             behind += max_live.get(sym).is_some_and(|&l| l > id) as u32;
