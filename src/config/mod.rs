@@ -34,6 +34,7 @@ mod parse;
 pub mod secret;
 #[cfg(test)]
 mod tests;
+mod var;
 mod vars;
 
 pub use endpoint::Endpoint;
@@ -107,7 +108,7 @@ pub enum SaslMechanism {
 impl SaslMechanism {
     /// The name librdkafka (and `KAFKA_SASL_MECHANISM`) uses.
     pub fn as_librdkafka(self) -> &'static str {
-        vars::name_of(vars::SASL_MECHANISMS, self)
+        var::name_of(var::SASL_MECHANISMS, self)
     }
 }
 
