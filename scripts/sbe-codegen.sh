@@ -19,7 +19,8 @@
 #   JAVA, MVN        java (17+) / mvn executables [java, mvn]
 #   SBE_MVN_OPTS     extra mvn arguments (e.g. -o for offline) []
 #
-# What the committed files are: the tool's src/*.rs, byte for byte, each behind a header saying
+# What the committed files are: the tool's src/*.rs, byte for byte (a codec over 600 lines with its
+# decoder module in <codec>/decoder.rs, see generate), each behind a header saying
 # so (and telling rustfmt to leave the tool's layout alone). The tool's Cargo.toml is not used: crates/binance-sbe/spot_stream/Cargo.toml is ours (the
 # workspace's licence, edition and lints, which the tool's has not).
 
@@ -114,6 +115,22 @@ generate_into() {
     { header; cat "$f"; } >"$dest/$(basename "$f")"
     n=$((n + 1))
   done
+  # The project keeps source files under 600 lines: a codec longer than that has its decoder
+  # module, the tool's text unchanged, moved to <codec>/decoder.rs (`pub mod decoder;` left in
+  # its place). Mechanical and part of what --check compares.
+  python3 - "$dest" "$(header)" <<'PY'
+import pathlib, sys
+dest, head = pathlib.Path(sys.argv[1]), sys.argv[2]
+for f in sorted(dest.glob("*.rs")):
+    text = f.read_text()
+    start, end = text.find("\npub mod decoder {\n"), text.find("\n} // end decoder")
+    if text.count("\n") <= 600 or start < 0 or end < start:
+        continue
+    body = text[start + len("\npub mod decoder {\n"):end]
+    (dest / f.stem).mkdir(exist_ok=True)
+    (dest / f.stem / "decoder.rs").write_text(head + "\n" + body + "\n")
+    f.write_text(text[:start] + "\npub mod decoder;" + text[end + len("\n} // end decoder"):])
+PY
   info "sbe-tool $SBE_VERSION generated $n files"
 }
 
