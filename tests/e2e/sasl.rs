@@ -110,7 +110,11 @@ fn delivers_exactly_once(mechanism: &str, user: &str, password: &str) {
     let msgs = consume(&topic, 3 * per_symbol as usize, Duration::from_secs(90), Duration::from_secs(3));
     let counts = verify_trades(&msgs, &sim.market, Some(per_symbol));
     assert_eq!(counts, [per_symbol; 3]);
-    assert_eq!(msgs.len() as u64, 3 * per_symbol, "no duplicates beyond the last trade");
+    // The simulator goes quiet after its last trade, so the silence watch may add `stale` records
+    // while the topic is read (seen on a loaded machine: 30,006 records for 30,000 trades); they
+    // are not trades, and anything else beyond the last trade is named.
+    let extra: Vec<_> = msgs.iter().filter(|m| !is_stale(m)).skip(3 * per_symbol as usize).map(|m| &m.payload).collect();
+    assert!(extra.is_empty(), "no duplicates beyond the last trade: {extra:?}");
     assert_eq!(ing.metric_sum("marketflow_ingestor_sink_errors_total"), 0.0, "no client errors");
 
     let (status, _) = ing.terminate(Duration::from_secs(20));
