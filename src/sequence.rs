@@ -54,7 +54,8 @@ const BOOK: usize = 3;
 const KLINE0: usize = 4;
 /// Mark prices and liquidations, keyed by event time: no id to find a gap by, but an overlapping
 /// connection's copy (make-before-break) is still a duplicate, and one older than what was
-/// published is stale.
+/// published is stale. `markPrice` and `markPrice@1s` of a symbol share the slot: one mark price
+/// at one time is one record, whichever stream brought it first.
 const MARK: usize = KLINE0 + crate::interval::KLINE_INTERVALS.len();
 const LIQUIDATION: usize = MARK + 1;
 const SLOTS: usize = LIQUIDATION + 1;
