@@ -53,6 +53,9 @@ pub struct Limits {
     pub streams_per_subscribe: usize,
     /// Stream-name bytes put in the connect URL; the rest are subscribed once open.
     pub url_stream_bytes: usize,
+    /// How often the venue pings an open connection: all a connection whose streams may be
+    /// quiet for hours (liquidations) hears from a healthy peer.
+    pub server_ping_interval: Duration,
 }
 
 /// One venue's market-data endpoint, as data.
@@ -75,4 +78,8 @@ pub struct Venue {
     pub unsubscribe: fn(id: i64, streams: &[&str]) -> String,
     /// Parses one text frame, borrowing from it; allocation-free (it runs per message).
     pub parse: for<'a> fn(&'a str) -> Result<Frame<'a>, Refusal>,
+    /// The path segment (`""`, `"/public"`) a connection carrying `kind` must use: the
+    /// connection planner never puts streams of two routes on one connection, and each
+    /// connection's URL is `<configured path><route>/stream?streams=...`.
+    pub route: fn(kind: StreamKind) -> &'static str,
 }

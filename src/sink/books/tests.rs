@@ -32,6 +32,8 @@ fn diff(first: i64, last: i64, price: &'static str, qty: &'static str) -> (Recor
         bids: Levels(bids),
         asks: Levels("[]"),
         event_time_ms: last,
+        prev_final_update_id: None,
+        transaction_time_ms: None,
     });
     let mut p = Vec::new();
     r.encode(1, false, &mut p).unwrap();
@@ -101,6 +103,24 @@ fn the_first_snapshot_precedes_the_diffs_held_for_it() {
     assert_eq!(snap["last_update_id"], 107);
     assert_eq!(snap["bids"], serde_json::json!([["12", "1"], ["11", "1"], ["9", "5"]]));
     assert_eq!(r.metrics.render().matches(r#"depth_snapshots_total{reason="start",symbol="btcusdt"} 1"#).count(), 1);
+}
+
+#[test]
+fn futures_diffs_follow_by_their_previous_final_id() {
+    // USD-M: `pu` is the previous event's `u`; `U` need not be `pu + 1`.
+    let futures = |first, last, pu, price| {
+        let (meta, p) = diff(first, last, price, "1");
+        let text = String::from_utf8(p).unwrap();
+        let at = format!(r#""final_update_id":{last}"#);
+        (meta, text.replacen(&at, &format!(r#"{at},"prev_final_update_id":{pu}"#), 1).into_bytes())
+    };
+    let mut r = rig(None);
+    r.seed(100, &[("9", "5")]);
+    r.feed(futures(95, 102, 90, "10"));
+    r.feed(futures(110, 112, 102, "11"));
+    assert_eq!(r.taken(), [t("depth_snapshot", 100), t("depth_update", 102), t("depth_update", 112)]);
+    r.feed(futures(120, 125, 118, "12"));
+    assert_eq!(r.taken(), [t("depth_resync", 112)], "pu 118 != 112");
 }
 
 #[test]
