@@ -4,6 +4,7 @@
 pub mod rest;
 pub mod stream;
 pub mod symbol;
+pub mod usdm;
 pub mod venue;
 pub mod wire;
 
