@@ -53,6 +53,11 @@ pub fn read(payload: &[u8]) -> Option<Diff<'_>> {
 }
 
 impl<'a> Diff<'a> {
+    /// Its ids, as the venue's chaining rule reads them.
+    pub fn ids(&self) -> crate::sequence::DepthIds {
+        crate::sequence::DepthIds { first: self.first_update_id, last: self.final_update_id, prev_final: None }
+    }
+
     /// Hands `f` every level, bids then asks (`true` for a bid), in the order written; returns
     /// the event time after them, in milliseconds whatever unit the record carries
     /// (`event_time_us` with `TIME_UNIT=us`): it only stamps the snapshot's Kafka timestamp,
