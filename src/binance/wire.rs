@@ -451,6 +451,8 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
                 bid_qty: w.bid_qty,
                 ask_price: w.a,
                 ask_qty: w.ask_qty,
+                event_time_ms: None,
+                transaction_time_ms: None,
             })
         }
         StreamKind::Depth | StreamKind::Depth100ms => {
@@ -465,7 +467,13 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
                 bids: Levels(raw(&w.b)?),
                 asks: Levels(raw(&w.a)?),
                 event_time_ms: w.event_time,
+                prev_final_update_id: None,
+                transaction_time_ms: None,
             })
+        }
+        // USD-M kinds: `from_suffix` never names them for spot.
+        StreamKind::MarkPrice | StreamKind::MarkPrice1s | StreamKind::ForceOrder | StreamKind::Depth500ms => {
+            return Err(ParseError::UnknownStream)
         }
     };
     Ok(Frame::Market { kind, stream_symbol, record })
