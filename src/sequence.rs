@@ -279,7 +279,7 @@ fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>, per_
 
 /// A diff-depth record's ids, as its venue's chaining rule reads them.
 pub fn depth_ids(d: &crate::record::DepthUpdate<'_>) -> DepthIds {
-    DepthIds { first: d.first_update_id, last: d.final_update_id, prev_final: None }
+    DepthIds { first: d.first_update_id, last: d.final_update_id, prev_final: d.prev_final_update_id }
 }
 
 /// Candle continuity: every candle before this one's should have been published closed.

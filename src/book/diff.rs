@@ -62,7 +62,11 @@ pub fn read(payload: &[u8]) -> Option<Diff<'_>> {
 impl<'a> Diff<'a> {
     /// Its ids, as the venue's chaining rule reads them.
     pub fn ids(&self) -> crate::sequence::DepthIds {
-        crate::sequence::DepthIds { first: self.first_update_id, last: self.final_update_id, prev_final: None }
+        crate::sequence::DepthIds {
+            first: self.first_update_id,
+            last: self.final_update_id,
+            prev_final: self.prev_final_update_id,
+        }
     }
 
     /// Hands `f` every level, bids then asks (`true` for a bid), in the order written; returns

@@ -147,6 +147,37 @@ mod tests {
         assert_eq!(c.step(130, false, ids(131, 140, 130)), DepthStep::Apply);
     }
 
+    fn depth(first: i64, last: i64, pu: i64) -> crate::record::Record<'static> {
+        crate::record::Record::DepthUpdate(crate::record::DepthUpdate {
+            exchange: "binance-usdm",
+            symbol: "BTCUSDT",
+            first_update_id: first,
+            final_update_id: last,
+            bids: crate::record::Levels("[]"),
+            asks: crate::record::Levels("[]"),
+            event_time_ms: 0,
+            prev_final_update_id: Some(pu),
+            transaction_time_ms: Some(0),
+        })
+    }
+
+    #[test]
+    fn the_tracker_chains_futures_diffs_by_pu_and_counts_what_is_missing_up_to_it() {
+        use crate::sequence::{SequenceTracker, Verdict};
+        let mut s = SequenceTracker::new(1);
+        s.set_depth_chain(DepthChain::PrevFinal);
+        assert_eq!(s.observe(0, &depth(99, 103, 99)), Verdict::InOrder);
+        assert_eq!(s.observe(0, &depth(106, 110, 103)), Verdict::InOrder, "U skips ids, pu continues");
+        assert_eq!(s.observe(0, &depth(99, 103, 99)), Verdict::Duplicate);
+        assert_eq!(s.observe(0, &depth(115, 118, 110)), Verdict::InOrder);
+        assert_eq!(s.observe(0, &depth(125, 130, 120)), Verdict::Gap { from: 119, missing: 2 });
+        assert_eq!(s.last(0, crate::sequence::Dense::Depth), Some(130));
+        // Spot's rule on the same events: a gap wherever U is not u + 1.
+        let mut spot = SequenceTracker::new(1);
+        assert_eq!(spot.observe(0, &depth(99, 103, 99)), Verdict::InOrder);
+        assert_eq!(spot.observe(0, &depth(106, 110, 103)), Verdict::Gap { from: 104, missing: 2 });
+    }
+
     #[test]
     fn spot_keeps_its_rule_whatever_pu_says() {
         let c = DepthChain::FirstFollowsFinal;
