@@ -82,6 +82,9 @@ pub struct Backfiller {
 }
 
 impl Backfiller {
+    // The lane's parts, each a different thing main.rs hands over; a struct of them would only
+    // be this list again.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &Config,
         venue: &'static Venue,

@@ -191,7 +191,8 @@ impl SequenceTracker {
         }
         // Implausibly far ahead: does it continue the record quarantined last?
         if let Some(c) = self.candidates[symbol_idx][slot] {
-            let next = judge_from(c.last, |iv| c.candle.map_or(known(iv), |(_, t)| t), record, self.per_ms, self.depth_chain);
+            let next =
+                judge_from(c.last, |iv| c.candle.map_or(known(iv), |(_, t)| t), record, self.per_ms, self.depth_chain);
             if next.verdict == Verdict::Duplicate && next.last == c.last {
                 // The quarantined record itself again (an overlapping connection).
                 return next;

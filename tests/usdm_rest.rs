@@ -63,8 +63,17 @@ fn lane(sim: &SimHandle) -> Lane {
     let (out_tx, out) = crossbeam_channel::bounded(10_000);
     let (seed_tx, seeds) = marketflow_ingestor::handoff::depth::channel();
     let shutdown = Shutdown::new();
-    let b = Backfiller::new(&cfg, venue, &fapi::API, metrics.clone(), metrics.health.clone(), out_tx, job_rx, shutdown.clone())
-        .with_depth_seeds(seed_tx, 1000);
+    let b = Backfiller::new(
+        &cfg,
+        venue,
+        &fapi::API,
+        metrics.clone(),
+        metrics.health.clone(),
+        out_tx,
+        job_rx,
+        shutdown.clone(),
+    )
+    .with_depth_seeds(seed_tx, 1000);
     let thread = std::thread::spawn(move || b.run());
     Lane { jobs, out, seeds, metrics, shutdown, thread }
 }
@@ -108,7 +117,10 @@ fn backfill_aggs(sim: &SimHandle, lane: &Lane, k0: u64, k1: u64) {
         assert_eq!(r["agg_id"], want.agg_id, "{r}");
         assert_eq!(r["price"], want.price.as_str());
         assert_eq!(r["qty"], want.qty.as_str());
-        assert_eq!((r["first_trade_id"].as_i64(), r["last_trade_id"].as_i64()), (Some(want.first_trade_id), Some(want.last_trade_id)));
+        assert_eq!(
+            (r["first_trade_id"].as_i64(), r["last_trade_id"].as_i64()),
+            (Some(want.first_trade_id), Some(want.last_trade_id))
+        );
         assert_eq!(r["trade_time_ms"], want.trade_time_ms);
         assert_eq!(r["side"], if want.buyer_is_maker { "sell" } else { "buy" });
         assert_eq!(r["backfilled"], true);
@@ -133,7 +145,8 @@ fn agg_trades_from_an_id_and_a_depth_snapshot_with_futures_weights() {
     let book = sim.usdm.as_ref().unwrap().market.book_at(0, seed.last_update_id);
     // A futures `lastUpdateId` may fall inside the last event's `[U, u]`: the book holds that event.
     assert!(book.last_update_id >= seed.last_update_id && book.last_update_id - seed.last_update_id < 10);
-    let pairs = |levels: &[(String, String)]| levels.iter().take(1000).map(|(p, q)| [p.clone(), q.clone()]).collect::<Vec<_>>();
+    let pairs =
+        |levels: &[(String, String)]| levels.iter().take(1000).map(|(p, q)| [p.clone(), q.clone()]).collect::<Vec<_>>();
     assert!(!seed.bids.is_empty() && !seed.asks.is_empty());
     assert_eq!(seed.bids, pairs(&book.bids));
     assert_eq!(seed.asks, pairs(&book.asks));
@@ -142,7 +155,9 @@ fn agg_trades_from_an_id_and_a_depth_snapshot_with_futures_weights() {
     // No fallback host on USD-M, though one is configured (spot's default).
     let fallback: f64 = ["aggTrades", "klines", "depth"]
         .iter()
-        .map(|e| lane.metric(&format!(r#"marketflow_ingestor_rest_fallback_requests_total{{endpoint="{e}",status="2xx"}}"#)))
+        .map(|e| {
+            lane.metric(&format!(r#"marketflow_ingestor_rest_fallback_requests_total{{endpoint="{e}",status="2xx"}}"#))
+        })
         .sum();
     assert_eq!(fallback, 0.0);
     lane.stop();
@@ -159,7 +174,10 @@ fn a_429_and_a_418_ban_are_waited_out_as_retry_after_says() {
     let stats = &usdm.rest_stats;
     let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::SeqCst);
     assert!(count(&stats.throttled) >= 1, "the limit was reached");
-    assert_eq!(lane.metric(r#"marketflow_ingestor_rest_requests_total{endpoint="aggTrades",status="429"}"#), count(&stats.throttled) as f64);
+    assert_eq!(
+        lane.metric(r#"marketflow_ingestor_rest_requests_total{endpoint="aggTrades",status="429"}"#),
+        count(&stats.throttled) as f64
+    );
     assert_eq!(count(&stats.early), 0, "no request before Retry-After had passed");
     assert_eq!(count(&stats.banned), 0);
 
@@ -192,12 +210,19 @@ fn a_kline_window_is_read_with_the_usdm_calls() {
     assert_eq!(rows.len(), 1);
     let want = m.candle(0, iv, first);
     assert_eq!((rows[0].open_time, rows[0].close_time), (first, want.close_time_ms));
-    assert_eq!((rows[0].open.as_str(), rows[0].high.as_str(), rows[0].low.as_str()), (want.open.as_str(), want.high.as_str(), want.low.as_str()));
+    assert_eq!(
+        (rows[0].open.as_str(), rows[0].high.as_str(), rows[0].low.as_str()),
+        (want.open.as_str(), want.high.as_str(), want.low.as_str())
+    );
     assert_eq!((rows[0].volume.as_str(), rows[0].trades), (want.volume.as_str(), want.trades));
     // A window past the page: the page's limit (1000 candles, weight 5) bounds what comes back.
     let wide = fapi::klines("BTCUSDT", "1m", first - 3_600_000, first + 59_999, 1000);
     assert_eq!(wide.weight, 5);
     let body = ureq::get(&format!("{}{}", usdm.rest_url(), wide.path)).call().unwrap();
     let rows = (fapi::API.parse_klines)(&body.into_string().unwrap()).unwrap();
-    assert_eq!(rows.iter().map(|r| r.open_time).collect::<Vec<_>>(), [first], "nothing before the market's first candle");
+    assert_eq!(
+        rows.iter().map(|r| r.open_time).collect::<Vec<_>>(),
+        [first],
+        "nothing before the market's first candle"
+    );
 }

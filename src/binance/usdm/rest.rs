@@ -158,10 +158,14 @@ mod tests {
         assert_eq!(limits, [5, 5, 5, 10, 20, 50, 50, 100, 100, 500, 500, 1000, 1000, 1000]);
         let c = depth("BTCUSDT", 5000);
         assert_eq!((c.path.as_str(), c.weight), ("/fapi/v1/depth?symbol=BTCUSDT&limit=1000", 20));
-        assert_eq!(depth("币安人生USDT", 5).path, "/fapi/v1/depth?symbol=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT&limit=5");
-        assert!(!API.has_fallback && [agg_trades("A", 1, 1), klines("A", "1m", 0, 1, 1), depth("A", 1)]
-            .iter()
-            .all(|c| !c.on_fallback));
+        assert_eq!(
+            depth("币安人生USDT", 5).path,
+            "/fapi/v1/depth?symbol=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT&limit=5"
+        );
+        assert!(
+            !API.has_fallback
+                && [agg_trades("A", 1, 1), klines("A", "1m", 0, 1, 1), depth("A", 1)].iter().all(|c| !c.on_fallback)
+        );
     }
 
     /// The documented futures bodies (the pages cited above), parsed.
@@ -171,13 +175,19 @@ mod tests {
             r#"[{"a":26129,"p":"0.01633102","q":"4.70443515","f":27781,"l":27781,"T":1498793709153,"m":true}]"#,
         )
         .unwrap();
-        assert_eq!((aggs[0].agg_id, aggs[0].price.as_str(), aggs[0].last_trade_id, aggs[0].time), (26129, "0.01633102", 27781, 1498793709153));
+        assert_eq!(
+            (aggs[0].agg_id, aggs[0].price.as_str(), aggs[0].last_trade_id, aggs[0].time),
+            (26129, "0.01633102", 27781, 1498793709153)
+        );
         assert!(aggs[0].buyer_is_maker);
         let k = (API.parse_klines)(
             r#"[[1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","17928899.62484339"]]"#,
         )
         .unwrap();
-        assert_eq!((k[0].open_time, k[0].close_time, k[0].trades, k[0].close.as_str()), (1499040000000, 1499644799999, 308, "0.01577100"));
+        assert_eq!(
+            (k[0].open_time, k[0].close_time, k[0].trades, k[0].close.as_str()),
+            (1499040000000, 1499644799999, 308, "0.01577100")
+        );
         let d = (API.parse_depth)(
             r#"{"lastUpdateId":1027024,"E":1589436922972,"T":1589436922959,"bids":[["4.00000000","431.00000000"]],"asks":[["4.00000200","12.00000000"]]}"#,
         )
