@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 use binance_sim::{SimConfig, SimHandle, StreamKind};
 use marketflow_ingestor::backfill::queue::{self, Job, JobSender};
 use marketflow_ingestor::backfill::{Backfiller, OwnedRecord};
-use marketflow_ingestor::binance::usdm::{self, rest as fapi};
-use marketflow_ingestor::binance::venue::VENUE;
+use marketflow_ingestor::binance::usdm::{rest as fapi, venue::VENUE};
 use marketflow_ingestor::config::RawConfig;
 use marketflow_ingestor::handoff::depth::DepthSeed;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::sequence::Dense;
 use marketflow_ingestor::shutdown::Shutdown;
-use marketflow_ingestor::venue::Venue;
 
 /// A USD-M market of one symbol trading `rate` aggregate trades a second.
 fn market(rate: f64, weight_limit: u32, window: Duration) -> SimHandle {
@@ -58,14 +56,13 @@ fn lane(sim: &SimHandle) -> Lane {
         .unwrap();
     let metrics = Metrics::new(&["btcusdt".to_string()]);
     metrics.health.sink_ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    let venue: &'static Venue = Box::leak(Box::new(Venue { exchange: usdm::EXCHANGE, ..VENUE }));
     let (jobs, job_rx) = queue::channel(1);
     let (out_tx, out) = crossbeam_channel::bounded(10_000);
     let (seed_tx, seeds) = marketflow_ingestor::handoff::depth::channel();
     let shutdown = Shutdown::new();
     let b = Backfiller::new(
         &cfg,
-        venue,
+        &VENUE,
         &fapi::API,
         metrics.clone(),
         metrics.health.clone(),

@@ -17,6 +17,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "bad_levels",
     "bad_interval",
     "bad_word",
+    "unknown_side",
     "ring_overflow",
     "unknown_symbol",
     "binary_frame",
