@@ -6,7 +6,7 @@
 //!   INCLUSIVE", `limit` default 500, max 1000; rows carry `a p q f l T m` and no `M`
 //!   (<https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Compressed-Aggregate-Trades-List>).
 //! - `GET /fapi/v1/klines`: `startTime`, `endTime`, `limit` default 500, max **1500**; weight
-//!   by limit: [1,100) 1, [100,500) 2, [500,1000] 5, > 1000 10; rows as spot's
+//!   by limit: `[1,100)` 1, `[100,500)` 2, `[500,1000]` 5, `> 1000` 10; rows as spot's
 //!   (<https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data>).
 //! - `GET /fapi/v1/depth`: `limit` one of 5, 10, 20, 50, 100, 500 (default), 1000; weight 2
 //!   (5..=50), 5 (100), 10 (500), 20 (1000); the body adds `E` and `T` to `lastUpdateId`
