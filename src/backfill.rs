@@ -101,7 +101,9 @@ impl Backfiller {
             rest: Rest::new(cfg, api, metrics.clone()),
             symbols: metrics.symbols.clone(),
             max_ids: cfg.backfill_max_ids,
-            time_unit: cfg.time_unit,
+            // A venue without a time-unit header (USD-M) answers in ms whatever TIME_UNIT says;
+            // its records then say `_ms`, never a millisecond count labelled `_us`.
+            time_unit: if api.time_unit_header.is_some() { cfg.time_unit } else { TimeUnit::Millis },
             metrics,
             health,
             out,

@@ -49,9 +49,11 @@ struct Lane {
 }
 
 /// A backfill thread with USD-M's REST API against the simulator's `fapi` listener.
-fn lane(sim: &SimHandle) -> Lane {
+fn lane(sim: &SimHandle, extra: &[(&str, &str)]) -> Lane {
     let rest = sim.usdm.as_ref().unwrap().rest_url();
-    let cfg = RawConfig::from_pairs(&[("SYMBOLS", "btcusdt"), ("BINANCE_REST_URL", &rest)])
+    let mut pairs = vec![("SYMBOLS", "btcusdt"), ("BINANCE_REST_URL", &rest)];
+    pairs.extend_from_slice(extra);
+    let cfg = RawConfig::from_pairs(&pairs)
         .validate_with_memory_limit(None)
         .unwrap();
     let metrics = Metrics::new(&["btcusdt".to_string()]);
@@ -129,7 +131,7 @@ fn backfill_aggs(sim: &SimHandle, lane: &Lane, k0: u64, k1: u64) {
 fn agg_trades_from_an_id_and_a_depth_snapshot_with_futures_weights() {
     let sim = market(800.0, 2400, Duration::from_secs(60));
     wait_aggs(&sim, 1300);
-    let lane = lane(&sim);
+    let lane = lane(&sim, &[]);
     // 1200 ids: two pages (1000 + 200), each weight 20.
     backfill_aggs(&sim, &lane, 50, 1250);
     let agg_2xx = r#"marketflow_ingestor_rest_requests_total{endpoint="aggTrades",status="2xx"}"#;
@@ -166,7 +168,7 @@ fn a_429_and_a_418_ban_are_waited_out_as_retry_after_says() {
     let sim = market(800.0, 30, Duration::from_secs(2));
     wait_aggs(&sim, 1300);
     let usdm = sim.usdm.as_ref().unwrap();
-    let lane = lane(&sim);
+    let lane = lane(&sim, &[]);
     backfill_aggs(&sim, &lane, 100, 1300);
     let stats = &usdm.rest_stats;
     let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::SeqCst);
@@ -222,4 +224,13 @@ fn a_kline_window_is_read_with_the_usdm_calls() {
         [first],
         "nothing before the market's first candle"
     );
+}
+
+#[test]
+fn records_say_milliseconds_whatever_time_unit_asks_for_fapi_has_no_other() {
+    let sim = market(800.0, 2400, Duration::from_secs(60));
+    wait_aggs(&sim, 20);
+    let lane = lane(&sim, &[("TIME_UNIT", "us")]);
+    backfill_aggs(&sim, &lane, 0, 10);
+    lane.stop();
 }
