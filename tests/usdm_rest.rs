@@ -53,9 +53,7 @@ fn lane(sim: &SimHandle, extra: &[(&str, &str)]) -> Lane {
     let rest = sim.usdm.as_ref().unwrap().rest_url();
     let mut pairs = vec![("SYMBOLS", "btcusdt"), ("BINANCE_REST_URL", &rest)];
     pairs.extend_from_slice(extra);
-    let cfg = RawConfig::from_pairs(&pairs)
-        .validate_with_memory_limit(None)
-        .unwrap();
+    let cfg = RawConfig::from_pairs(&pairs).validate_with_memory_limit(None).unwrap();
     let metrics = Metrics::new(&["btcusdt".to_string()]);
     metrics.health.sink_ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let (jobs, job_rx) = queue::channel(1);
