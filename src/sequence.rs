@@ -2,7 +2,8 @@
 //! during a connection rotation) from gaps (events that never arrived).
 //!
 //! Trade ids (`t`) and aggregate trade ids (`a`) increase by one per symbol; diff-depth events
-//! chain `U == previous u + 1` (Binance's "how to manage a local order book"). Book-ticker update
+//! chain `U == previous u + 1` (Binance's "how to manage a local order book"; on USD-M by `pu ==
+//! previous u` instead: the venue's [`DepthChain`]). Book-ticker update
 //! ids and kline event times only increase (they are not dense), so for them only duplicates are
 //! recognised: the overlap of two connections during a rotation publishes each event once.
 //! Klines have a sequence of their own: candles follow each other by open time, each ends with a

@@ -179,7 +179,6 @@ pub static API: RestApi = RestApi {
     parse_depth,
     page: 1000,
     klines_page: 1000,
-    weight_limit: 6000,
     weight_budget: WEIGHT_BUDGET,
     used_weight_header: USED_WEIGHT_HEADER,
     time_unit_header: Some(TIME_UNIT_HEADER),

@@ -19,7 +19,7 @@ pub struct Call {
     pub path: String,
     /// The `endpoint` label of `rest_requests_total`.
     pub label: &'static str,
-    /// The request weight the venue counts against [`RestApi::weight_limit`].
+    /// The request weight the venue counts against its per-minute limit.
     pub weight: u32,
     /// Whether the venue's market-data-only fallback host serves it.
     pub on_fallback: bool,
@@ -96,9 +96,8 @@ pub struct RestApi {
     pub page: i64,
     /// Candles one klines page asks for.
     pub klines_page: i64,
-    /// What the venue allows a minute per IP, and the part of it we use (room is left for other
-    /// clients on the same IP). Order-book snapshots take at most half of the budget.
-    pub weight_limit: u32,
+    /// The weight a minute we use of what the venue allows per IP (room is left for other
+    /// clients on the same IP). Order-book snapshots take at most half of it.
     pub weight_budget: u32,
     /// The response header carrying the weight used in the current minute.
     pub used_weight_header: &'static str,

@@ -121,7 +121,6 @@ pub static API: RestApi = RestApi {
     page: MAX_AGG_TRADES_LIMIT,
     // 1000, not 1500: a page of 1000 costs 5, one of 1500 costs 10; more candles per weight.
     klines_page: 1000,
-    weight_limit: WEIGHT_LIMIT,
     weight_budget: WEIGHT_BUDGET,
     used_weight_header: USED_WEIGHT_HEADER,
     time_unit_header: None,
