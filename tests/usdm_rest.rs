@@ -3,7 +3,8 @@
 //! `binance-usdm` records; a depth snapshot for the book equal to the market's own book at its
 //! id; the weight the futures tables charge, accounted from `X-MBX-USED-WEIGHT-1M`; a 429 and a
 //! 418 ban waited out as their `Retry-After` says (the simulator counts any request that comes
-//! early); and a kline window read with the USD-M calls and parser.
+//! early); a closed candle refilled from `/fapi/v1/klines`; and a kline window read with the USD-M
+//! calls and parser.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,5 +231,37 @@ fn records_say_milliseconds_whatever_time_unit_asks_for_fapi_has_no_other() {
     wait_aggs(&sim, 20);
     let lane = lane(&sim, &[("TIME_UNIT", "us")]);
     backfill_aggs(&sim, &lane, 0, 10);
+    lane.stop();
+}
+
+#[test]
+fn a_closed_candle_is_refilled_from_fapi_klines() {
+    let sim = market(50.0, 2400, Duration::from_secs(60));
+    let m = &sim.usdm.as_ref().unwrap().market;
+    let iv = binance_sim::interval_index("1m").unwrap();
+    let t = Instant::now();
+    while m.generated(StreamKind::Kline(iv)) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(30), "no kline yet");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The market's first candle closes within a minute; only closed candles are refilled.
+    let first = m.first_candle(iv);
+    while marketflow_ingestor::clock::now_ms() <= first + 60_000 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let lane = lane(&sim, &[]);
+    let interval = marketflow_ingestor::interval::index("1m").unwrap() as u8;
+    let unit = marketflow_ingestor::time_unit::TimeUnit::Millis;
+    lane.jobs.try_send(Job::Klines { symbol_idx: 0, interval, unit, from: first, to: first + 60_000 }).unwrap();
+    let r = &lane.records(1)[0];
+    let want = m.candle(0, iv, first);
+    assert_eq!((r["type"].as_str(), r["exchange"].as_str()), (Some("kline"), Some("binance-usdm")), "{r}");
+    assert_eq!((r["open_time_ms"].as_i64(), r["close_time_ms"].as_i64()), (Some(first), Some(want.close_time_ms)));
+    assert_eq!((r["open"].as_str(), r["close"].as_str()), (Some(want.open.as_str()), Some(want.close.as_str())));
+    assert_eq!((r["volume"].as_str(), r["trades"].as_i64()), (Some(want.volume.as_str()), Some(want.trades)));
+    assert_eq!((r["closed"].as_bool(), r["backfilled"].as_bool()), (Some(true), Some(true)));
+    assert!(lane.out.recv_timeout(Duration::from_millis(300)).is_err(), "one candle asked, one published");
+    // One klines call of limit 1: weight 1.
+    assert_eq!(lane.metric("marketflow_ingestor_rest_used_weight"), 1.0);
     lane.stop();
 }
