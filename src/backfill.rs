@@ -1,16 +1,20 @@
-//! Gap backfill from Binance's REST API, off the event-loop thread.
+//! Gap backfill from the venue's REST API, off the event-loop thread. The venue is data: the
+//! lane's [`RestApi`] (spot's `binance::rest::API`, USD-M's `binance::usdm::rest::API`) names
+//! the requests, their weights, the budget and its header, and reads the bodies.
 //!
 //! The event loop (or the producer, for a failed delivery) sends a [`Job`] naming what is
 //! missing; this thread queues it ([`queue::Pending`], bounded, merged per sequence), fetches it
-//! page by page (`/api/v3/historicalTrades` or `/api/v3/aggTrades` with `fromId`, 1000 per call),
+//! page by page (trades or aggregate trades from an id, e.g. spot's `/api/v3/aggTrades` with
+//! `fromId`, 1000 per call),
 //! publishes each missing record flagged `"backfilled":true`, in id order, and hands them to the
 //! producer thread over a bounded channel. Ids the REST API does not have either are published as
 //! one `gap` marker per missing range, so a consumer can prove completeness. The producer's
 //! order books get their REST snapshots here ([`depth`]), and publish them themselves. Closed
-//! candles that never arrived are refilled from `/api/v3/klines`.
+//! candles that never arrived are refilled from the venue's klines.
 //!
-//! Weight limits are respected: `X-MBX-USED-WEIGHT-1M` is read on every response and the thread
-//! pauses to the next minute above [`WEIGHT_BUDGET`]; 429/418 wait `Retry-After`, capped (see
+//! Weight limits are respected: the venue's used-weight header (`X-MBX-USED-WEIGHT-1M`) is read
+//! on every response and the thread pauses to the next minute above the venue's budget (spot's
+//! [`WEIGHT_BUDGET`]); 429/418 wait `Retry-After`, capped (see
 //! [`MAX_SERVER_WAIT`]). Every wait is slept in slices that watch shutdown and keep moving
 //! new jobs from the channel into the queue, so senders are never refused just because REST
 //! asked us to wait.
@@ -39,22 +43,24 @@ use crate::sequence::Dense;
 use crate::shutdown::Shutdown;
 use crate::symbols::Symbols;
 use crate::time_unit::TimeUnit;
+use crate::venue::rest::{Call, RestApi};
 use crate::venue::Venue;
 
-// What the backfill's callers have always found here; the types live in the hand-off layer.
-use crate::binance::rest::{self, RestAggTrade, RestKline, RestTrade};
+// What the backfill's callers have always found here (spot's bounds); the types live in the
+// hand-off layer.
 pub use crate::binance::rest::{MAX_SERVER_WAIT, WEIGHT_BUDGET};
 pub use crate::handoff::jobs::{Job, JobReceiver, JobSender, Seq};
 pub use crate::handoff::{gap_record, OwnedRecord};
 use client::{FetchError, Rest};
 
-const PAGE: i64 = 1000;
 /// The slice every wait is cut into: how late shutdown and new jobs are noticed.
 const SLICE: Duration = Duration::from_millis(50);
 
 pub struct Backfiller {
     /// The venue: the `exchange` of every record and marker published here.
     venue: &'static Venue,
+    /// The venue's REST API: requests, weights, bodies.
+    api: &'static RestApi,
     rest: Rest,
     symbols: Arc<Symbols>,
     max_ids: i64,
@@ -76,9 +82,13 @@ pub struct Backfiller {
 }
 
 impl Backfiller {
+    // The lane's parts, each a different thing main.rs hands over; a struct of them would only
+    // be this list again.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &Config,
         venue: &'static Venue,
+        api: &'static RestApi,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         out: Sender<OwnedRecord>,
@@ -87,10 +97,13 @@ impl Backfiller {
     ) -> Backfiller {
         Backfiller {
             venue,
-            rest: Rest::new(cfg, metrics.clone()),
+            api,
+            rest: Rest::new(cfg, api, metrics.clone()),
             symbols: metrics.symbols.clone(),
             max_ids: cfg.backfill_max_ids,
-            time_unit: cfg.time_unit,
+            // A venue without a time-unit header (USD-M) answers in ms whatever TIME_UNIT says;
+            // its records then say `_ms`, never a millisecond count labelled `_us`.
+            time_unit: if api.time_unit_header.is_some() { cfg.time_unit } else { TimeUnit::Millis },
             metrics,
             health,
             out,
@@ -105,7 +118,7 @@ impl Backfiller {
 
     /// Serves the producer's order books: REST snapshots of `levels` a side go to `seeds`.
     pub fn with_depth_seeds(mut self, seeds: Sender<crate::handoff::depth::DepthSeed>, levels: usize) -> Self {
-        self.depth = Some(depth::Seeds::new(seeds, levels));
+        self.depth = Some(depth::Seeds::new(seeds, levels, self.api.weight_budget));
         self
     }
 
@@ -117,7 +130,7 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 break;
             }
-            let batch = self.pending.borrow_mut().next_batch(PAGE);
+            let batch = self.pending.borrow_mut().next_batch(self.api.page);
             let Some((seq, mut ranges)) = batch else {
                 match self.jobs.recv_timeout(Duration::from_millis(200)) {
                     Ok(job) => self.enqueue(job),
@@ -190,7 +203,7 @@ impl Backfiller {
         }
     }
 
-    /// Refills closed candles opening at `from..to` from `/api/v3/klines`, in order, flagged;
+    /// Refills closed candles opening at `from..to` from the venue's klines, in order, flagged;
     /// candles REST does not have are reported as a gap, and those beyond `BACKFILL_MAX_IDS`
     /// candles as `backfill_limit`. Returns where to resume when interrupted by shutdown.
     /// Open times are in `unit`, as REST answers them (`startTime`/`endTime` take either unit).
@@ -215,11 +228,10 @@ impl Backfiller {
                 self.sleep(Duration::from_millis(200));
                 continue;
             }
-            let limit = (to.saturating_sub(cur) / len).clamp(1, PAGE);
-            let call = rest::klines(sym, iv, cur, to.saturating_sub(1), limit);
+            let limit = (to.saturating_sub(cur) / len).clamp(1, self.api.klines_page);
+            let call = (self.api.klines)(sym, iv, cur, to.saturating_sub(1), limit);
             let page = self.get(call).and_then(|body| {
-                serde_json::from_str::<Vec<RestKline>>(&body)
-                    .map_err(|e| FetchError::Retry(format!("bad klines body: {e}")))
+                (self.api.parse_klines)(&body).map_err(|e| FetchError::Retry(format!("bad klines body: {e}")))
             });
             let candles = match page {
                 Ok(c) => c,
@@ -238,7 +250,7 @@ impl Backfiller {
             let mut next = cur;
             let now = unit.from_ms(crate::clock::now_ms());
             for c in &candles {
-                let (open, close_time) = (c.0, c.6);
+                let (open, close_time) = (c.open_time, c.close_time);
                 // Only candles of this range, in order, each once, and only final ones: REST also
                 // returns the candle still open, whose values are not final.
                 if open < next || open >= to || open.saturating_sub(from) % len != 0 || close_time >= now {
@@ -253,15 +265,15 @@ impl Backfiller {
                     interval: iv,
                     open_time_ms: open,
                     close_time_ms: close_time,
-                    open: &c.1,
-                    high: &c.2,
-                    low: &c.3,
-                    close: &c.4,
-                    volume: &c.5,
-                    quote_volume: &c.7,
-                    trades: c.8,
-                    taker_buy_volume: &c.9,
-                    taker_buy_quote_volume: &c.10,
+                    open: &c.open,
+                    high: &c.high,
+                    low: &c.low,
+                    close: &c.close,
+                    volume: &c.volume,
+                    quote_volume: &c.quote_volume,
+                    trades: c.trades,
+                    taker_buy_volume: &c.taker_buy_volume,
+                    taker_buy_quote_volume: &c.taker_buy_quote_volume,
                     closed: true,
                     first_trade_id: None,
                     last_trade_id: None,
@@ -376,7 +388,7 @@ impl Backfiller {
     }
 
     /// A GET, within the weight budget, honouring any wait the server asked for before returning.
-    fn get(&self, call: rest::Call) -> Result<String, FetchError> {
+    fn get(&self, call: Call) -> Result<String, FetchError> {
         if let Some(wait) = self.rest.wait_before(&call) {
             self.sleep(wait);
         }
@@ -391,13 +403,16 @@ impl Backfiller {
     /// the ranges that REST skipped are reported as gaps. Returns the next id to fetch.
     fn page(&self, symbol_idx: u16, kind: Dense, ranges: &[(i64, i64)], cur: i64, to: i64) -> Result<i64, FetchError> {
         let sym = self.symbols.upper(symbol_idx);
-        let limit = to.saturating_sub(cur).clamp(1, PAGE);
+        let limit = to.saturating_sub(cur).clamp(1, self.api.page);
         // (id, record) pairs in id order.
         let mut got: Vec<(i64, OwnedRecord)> = Vec::new();
         match kind {
             Dense::Trade => {
-                let body = self.get(rest::trades(sym, cur, limit))?;
-                let trades: Vec<RestTrade> = serde_json::from_str(&body)
+                let Some(call) = self.api.trades else {
+                    return Err(FetchError::Permanent(format!("{} has no trades to fetch", self.api.name)));
+                };
+                let body = self.get(call(sym, cur, limit))?;
+                let trades = (self.api.parse_trades)(&body)
                     .map_err(|e| FetchError::Retry(format!("bad historicalTrades body: {e}")))?;
                 for t in &trades {
                     let r = Record::Trade(Trade {
@@ -406,7 +421,7 @@ impl Backfiller {
                         trade_id: t.id,
                         price: &t.price,
                         qty: &t.qty,
-                        side: Side::from_buyer_is_maker(t.is_buyer_maker),
+                        side: Side::from_buyer_is_maker(t.buyer_is_maker),
                         trade_time_ms: t.time,
                         // REST has no event time; the trade time is the closest truth.
                         event_time_ms: t.time,
@@ -415,23 +430,23 @@ impl Backfiller {
                 }
             }
             Dense::AggTrade => {
-                let body = self.get(rest::agg_trades(sym, cur, limit))?;
-                let aggs: Vec<RestAggTrade> =
-                    serde_json::from_str(&body).map_err(|e| FetchError::Retry(format!("bad aggTrades body: {e}")))?;
+                let body = self.get((self.api.agg_trades)(sym, cur, limit))?;
+                let aggs = (self.api.parse_agg_trades)(&body)
+                    .map_err(|e| FetchError::Retry(format!("bad aggTrades body: {e}")))?;
                 for a in &aggs {
                     let r = Record::AggTrade(AggTrade {
                         exchange: self.venue.exchange,
                         symbol: sym,
-                        agg_id: a.a,
-                        first_trade_id: a.f,
-                        last_trade_id: a.l,
-                        price: &a.p,
-                        qty: &a.q,
-                        side: Side::from_buyer_is_maker(a.m),
+                        agg_id: a.agg_id,
+                        first_trade_id: a.first_trade_id,
+                        last_trade_id: a.last_trade_id,
+                        price: &a.price,
+                        qty: &a.qty,
+                        side: Side::from_buyer_is_maker(a.buyer_is_maker),
                         trade_time_ms: a.time,
                         event_time_ms: a.time,
                     });
-                    got.push((a.a, self.encode(symbol_idx, &r)));
+                    got.push((a.agg_id, self.encode(symbol_idx, &r)));
                 }
             }
             Dense::Depth => return Ok(to),

@@ -123,6 +123,7 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
         let b = Backfiller::new(
             &cfg,
             venue,
+            &marketflow_ingestor::binance::rest::API,
             metrics.clone(),
             metrics.health.clone(),
             backfilled_tx,

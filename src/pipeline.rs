@@ -302,6 +302,11 @@ impl Pipeline {
         self.sequence.set_max_jump(max_jump);
     }
 
+    /// Diff-depth events chain by the venue's rule (its `RestApi::depth_chain`; spot's unless set).
+    pub fn set_depth_chain(&mut self, chain: crate::sequence::DepthChain) {
+        self.sequence.set_depth_chain(chain);
+    }
+
     /// The venue sends its times in `unit` (`TIME_UNIT`).
     pub fn set_time_unit(&mut self, unit: TimeUnit) {
         self.time_unit = unit;

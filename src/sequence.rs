@@ -2,7 +2,8 @@
 //! during a connection rotation) from gaps (events that never arrived).
 //!
 //! Trade ids (`t`) and aggregate trade ids (`a`) increase by one per symbol; diff-depth events
-//! chain `U == previous u + 1` (Binance's "how to manage a local order book"). Book-ticker update
+//! chain `U == previous u + 1` (Binance's "how to manage a local order book"; on USD-M by `pu ==
+//! previous u` instead: the venue's [`DepthChain`]). Book-ticker update
 //! ids and kline event times only increase (they are not dense), so for them only duplicates are
 //! recognised: the overlap of two connections during a rotation publishes each event once.
 //! Klines have a sequence of their own: candles follow each other by open time, each ends with a
@@ -20,6 +21,10 @@
 //! confirmed by the record after it, which continues from the quarantined one rather than from the
 //! old position: the sequence then moves on ([`Verdict::Confirmed`]) and the hole before the jump
 //! is backfilled like any gap. Crash recovery applies the same rule through [`Frontier`].
+
+mod depth;
+
+pub use depth::{DepthChain, DepthIds, DepthStep};
 
 use crate::record::Record;
 
@@ -96,6 +101,8 @@ pub struct SequenceTracker {
     max_jump: i64,
     /// Time units per millisecond (1, or 1000 under `TIME_UNIT=us`): kline times count in them.
     per_ms: i64,
+    /// How the venue's diff-depth events chain.
+    depth_chain: DepthChain,
 }
 
 /// A verdict and what remembering the record would change.
@@ -120,7 +127,13 @@ impl SequenceTracker {
             candidates: vec![[None; SLOTS]; symbols],
             max_jump: DEFAULT_MAX_JUMP,
             per_ms: 1,
+            depth_chain: DepthChain::default(),
         }
+    }
+
+    /// Diff-depth events chain by the venue's rule (spot's unless set).
+    pub fn set_depth_chain(&mut self, chain: DepthChain) {
+        self.depth_chain = chain;
     }
 
     /// Kline times are in `unit` (their candle lengths scale with it).
@@ -174,13 +187,14 @@ impl SequenceTracker {
         let (slot, ..) = Self::position(record);
         let prev = self.last[symbol_idx][slot];
         let known = |iv: usize| self.candles[symbol_idx][iv];
-        let base = judge_from(prev, known, record, self.per_ms);
+        let base = judge_from(prev, known, record, self.per_ms, self.depth_chain);
         if prev == UNSET || base.verdict == Verdict::Duplicate || base.jump <= self.max_jump {
             return base;
         }
         // Implausibly far ahead: does it continue the record quarantined last?
         if let Some(c) = self.candidates[symbol_idx][slot] {
-            let next = judge_from(c.last, |iv| c.candle.map_or(known(iv), |(_, t)| t), record, self.per_ms);
+            let next =
+                judge_from(c.last, |iv| c.candle.map_or(known(iv), |(_, t)| t), record, self.per_ms, self.depth_chain);
             if next.verdict == Verdict::Duplicate && next.last == c.last {
                 // The quarantined record itself again (an overlapping connection).
                 return next;
@@ -228,10 +242,15 @@ impl SequenceTracker {
 }
 
 /// The verdict on `record` if its slot stood at `prev` and a kline interval's candles at
-/// `known(interval)`; kline times count `per_ms` units per millisecond.
-fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>, per_ms: i64) -> Judged {
+/// `known(interval)`; kline times count `per_ms` units per millisecond, diff-depth events chain
+/// by `chain`.
+fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>, per_ms: i64, chain: DepthChain) -> Judged {
     let (slot, first, last, dense) = SequenceTracker::position(record);
-    let jump = if prev == UNSET { 0 } else { ids_between(prev, first) };
+    let jump = match record {
+        _ if prev == UNSET => 0,
+        Record::DepthUpdate(d) => chain.missing_after(prev, depth_ids(d)),
+        _ => ids_between(prev, first),
+    };
     let verdict = if prev == UNSET {
         Verdict::InOrder
     } else if last <= prev {
@@ -259,6 +278,11 @@ fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>, per_
         }
     }
     judged
+}
+
+/// A diff-depth record's ids, as its venue's chaining rule reads them.
+pub fn depth_ids(d: &crate::record::DepthUpdate<'_>) -> DepthIds {
+    DepthIds { first: d.first_update_id, last: d.final_update_id, prev_final: d.prev_final_update_id }
 }
 
 /// Candle continuity: every candle before this one's should have been published closed.

@@ -4,6 +4,8 @@
 //! pointers: the only one called per message is [`Venue::parse`], one indirect call whose target
 //! never changes (the pipeline bench measures it against a direct call's baseline).
 
+pub mod rest;
+
 use std::fmt;
 use std::time::Duration;
 

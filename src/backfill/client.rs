@@ -1,9 +1,10 @@
 //! The backfill thread's HTTP client: one GET, its status counted, the venue's weight header read,
-//! and every wait the server asks for turned into a bounded [`Duration`] (the venue's rules are in
-//! [`crate::binance::rest`]).
+//! and every wait the server asks for turned into a bounded [`Duration`] (the venue's rules are
+//! its [`RestApi`]).
 //!
-//! Two hosts: the main one (`BINANCE_REST_URL`) and the market-data-only fallback
-//! (`BINANCE_REST_FALLBACK_URL`, `data-api.binance.vision`). A request goes to the main host
+//! Two hosts where the venue has a fallback: the main one (`BINANCE_REST_URL`) and the
+//! market-data-only fallback (`BINANCE_REST_FALLBACK_URL`, spot's `data-api.binance.vision`;
+//! USD-M has none, and a configured one is not used for it). A request goes to the main host
 //! unless it recently failed in a way another host can get round: it refused or dropped the
 //! connection, answered 5xx, or its firewall answered 403. The endpoints the fallback serves
 //! (everything but `historicalTrades`) then go there at once and for [`MAIN_HOLD_OFF`] (a 403:
@@ -16,11 +17,10 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use crate::binance::rest::{retry_after, weight_pause, Call, USED_WEIGHT_HEADER, WEIGHT_BUDGET};
-use crate::binance::rest::{Endpoint, TIME_UNIT_HEADER};
 use crate::config::{Config, Endpoint as Url, TimeUnit};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
+use crate::venue::rest::{Call, RestApi};
 
 /// How long the main host is avoided after a connection failure or a 5xx, for what the fallback
 /// serves.
@@ -81,40 +81,43 @@ enum Outcome {
 }
 
 pub(super) struct Rest {
+    api: &'static RestApi,
     agent: ureq::Agent,
     main: Host,
     fallback: Option<Host>,
     /// Until then, what the fallback serves goes to the fallback.
     main_avoided_until: Cell<Option<Instant>>,
-    /// `MICROSECOND` when records carry microseconds.
-    time_unit: Option<&'static str>,
+    /// The venue's time-unit header and `MICROSECOND`, when records carry microseconds.
+    time_unit: Option<(&'static str, &'static str)>,
     metrics: Arc<Metrics>,
     limiter: LogLimiter,
 }
 
 impl Rest {
-    pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Rest {
+    pub fn new(cfg: &Config, api: &'static RestApi, metrics: Arc<Metrics>) -> Rest {
         let mut b = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).user_agent("marketflow-ingestor");
-        if cfg.rest.tls || cfg.rest_fallback.as_ref().is_some_and(|f| f.tls) {
+        let fallback = cfg.rest_fallback.as_ref().filter(|_| api.has_fallback);
+        if cfg.rest.tls || fallback.is_some_and(|f| f.tls) {
             if let Ok(tls) = crate::tls::client_config(cfg.tls_ca_file.as_deref()) {
                 b = b.tls_config(tls);
             }
         }
         Rest {
+            api,
             agent: b.build(),
             main: Host::new(&cfg.rest),
-            fallback: cfg.rest_fallback.as_ref().map(Host::new),
+            fallback: fallback.map(Host::new),
             main_avoided_until: Cell::new(None),
-            time_unit: (cfg.time_unit == TimeUnit::Micros).then_some("MICROSECOND"),
+            time_unit: api.time_unit_header.filter(|_| cfg.time_unit == TimeUnit::Micros).map(|h| (h, "MICROSECOND")),
             metrics,
             limiter: LogLimiter::new(Duration::from_secs(10)),
         }
     }
 
-    /// The host `endpoint` goes to now: the fallback while the main host is avoided.
-    fn host_for(&self, endpoint: Endpoint) -> (&Host, bool) {
+    /// The host `call` goes to now: the fallback while the main host is avoided.
+    fn host_for(&self, call: &Call) -> (&Host, bool) {
         match &self.fallback {
-            Some(f) if endpoint.on_data_api() && self.main_avoided_until.get().is_some_and(|t| Instant::now() < t) => {
+            Some(f) if call.on_fallback && self.main_avoided_until.get().is_some_and(|t| Instant::now() < t) => {
                 (f, true)
             }
             _ => (&self.main, false),
@@ -125,17 +128,17 @@ impl Rest {
     /// the host it goes to (Binance counts per minute: the wait ends past the next one).
     pub fn wait_before(&self, call: &Call) -> Option<Duration> {
         let now_ms = crate::clock::now_ms();
-        let used = self.host_for(call.endpoint).0.used_in(now_ms);
-        (used.saturating_add(call.endpoint.weight()) > WEIGHT_BUDGET).then(|| weight_pause(now_ms))
+        let used = self.host_for(call).0.used_in(now_ms);
+        (used.saturating_add(call.weight) > self.api.weight_budget).then(|| (self.api.weight_pause)(now_ms))
     }
 
     pub fn get(&self, call: &Call) -> Reply {
-        let (host, on_fallback) = self.host_for(call.endpoint);
+        let (host, on_fallback) = self.host_for(call);
         let (reply, blocked) = match self.send(host, call, on_fallback) {
             Outcome::Done(reply) => return reply,
             Outcome::Unreachable { reply, blocked } => (reply, blocked),
         };
-        let fallback = self.fallback.as_ref().filter(|_| !on_fallback && call.endpoint.on_data_api());
+        let fallback = self.fallback.as_ref().filter(|_| !on_fallback && call.on_fallback);
         let Some(fallback) = fallback else {
             // Nowhere else to ask (historicalTrades, no fallback, or the fallback failing too):
             // a firewall block is waited out, the rest retried with the backfill's backoff.
@@ -149,7 +152,7 @@ impl Rest {
                 Ok(_) => "",
             };
             warn!(
-                endpoint = call.endpoint.label(),
+                endpoint = call.label,
                 hold_s = hold.as_secs(),
                 suppressed,
                 "main REST host failed ({why}): using the fallback host for what it serves"
@@ -166,8 +169,8 @@ impl Rest {
     fn send(&self, host: &Host, call: &Call, on_fallback: bool) -> Outcome {
         let url = format!("{}{}", host.base, call.path);
         let mut req = self.agent.get(&url);
-        if let Some(unit) = self.time_unit {
-            req = req.set(TIME_UNIT_HEADER, unit);
+        if let Some((header, unit)) = self.time_unit {
+            req = req.set(header, unit);
         }
         let resp = req.call();
         let status = match &resp {
@@ -176,9 +179,9 @@ impl Rest {
             Err(_) => 0,
         };
         let counter = if on_fallback { &self.metrics.rest_fallback_requests } else { &self.metrics.rest_requests };
-        counter.with_label_values(&[call.endpoint.label(), status_class(status)]).inc();
+        counter.with_label_values(&[call.label, status_class(status)]).inc();
         let now_ms = crate::clock::now_ms();
-        let spent = host.used_in(now_ms).saturating_add(call.endpoint.weight());
+        let spent = host.used_in(now_ms).saturating_add(call.weight);
         host.used.set((now_ms.div_euclid(60_000), spent));
         let unreachable = |e: String, blocked| Outcome::Unreachable {
             reply: Reply { body: Err(FetchError::Retry(e)), pause: None },
@@ -187,13 +190,13 @@ impl Rest {
         match resp {
             Ok(r) => {
                 let mut pause = None;
-                if let Some(w) = r.header(USED_WEIGHT_HEADER).and_then(|w| w.trim().parse::<u32>().ok()) {
+                if let Some(w) = r.header(self.api.used_weight_header).and_then(|w| w.trim().parse::<u32>().ok()) {
                     host.used.set((now_ms.div_euclid(60_000), w));
                     if !on_fallback {
                         self.metrics.rest_used_weight.set(i64::from(w));
                     }
-                    if w >= WEIGHT_BUDGET {
-                        let wait = weight_pause(now_ms);
+                    if w >= self.api.weight_budget {
+                        let wait = (self.api.weight_pause)(now_ms);
                         warn!(
                             used_weight = w,
                             wait_ms = wait.as_millis() as u64,
@@ -209,14 +212,14 @@ impl Rest {
                 // 418 is Binance's IP ban after ignoring 429s: honour Retry-After to the letter,
                 // within what a ban can last.
                 let header = r.header("Retry-After");
-                let wait = retry_after(header);
+                let wait = (self.api.retry_after)(header);
                 warn!(status = code, retry_after = header.unwrap_or(""), wait_s = wait.as_secs(), "REST rate limited");
                 Outcome::Done(Reply { body: Err(FetchError::Retry(format!("HTTP {code}"))), pause: Some(wait) })
             }
             Err(ureq::Error::Status(403, _)) => {
                 if let Some(suppressed) = self.limiter.check("blocked") {
                     warn!(
-                        endpoint = call.endpoint.label(),
+                        endpoint = call.label,
                         fallback = on_fallback,
                         suppressed,
                         "REST answered 403: the venue's firewall blocks this IP"

@@ -1,13 +1,15 @@
-//! REST snapshots for the producer's order books (`/api/v3/depth`), fetched here because this
+//! REST snapshots for the producer's order books (the venue's depth, e.g. spot's `/api/v3/depth`,
+//! USD-M's `/fapi/v1/depth`), fetched here because this
 //! thread owns the REST client, its weight accounting and its waits. Nothing is published from
 //! here: the snapshot goes to the producer thread ([`crate::handoff::depth`]), which puts it in
 //! the topic at the right place.
 //!
-//! Throttled across symbols: snapshots spend at most [`DEPTH_WEIGHT_PER_MINUTE`] of REST weight a
-//! minute (a token bucket that starts full, so the first books of a start come at once), and
-//! the symbols asking are served in turn. At `DEPTH_LEVELS=5000` (weight 250) that is about ten
-//! snapshots a minute after the first ten, whatever a hostile stream does to force resyncs; the
-//! rest of the budget stays for gap backfill.
+//! Throttled across symbols: snapshots spend at most half the venue's weight budget a minute
+//! (spot: [`DEPTH_WEIGHT_PER_MINUTE`]; a token bucket that starts full, so the first books of a
+//! start come at once), and the symbols asking are served in turn. On spot at
+//! `DEPTH_LEVELS=5000` (weight 250) that is about ten snapshots a minute after the first ten
+//! (USD-M: 960 a minute, 48 snapshots of 1000 levels at weight 20), whatever a hostile stream
+//! does to force resyncs; the rest of the budget stays for gap backfill.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -17,19 +19,22 @@ use tracing::{debug, warn};
 
 use super::client::FetchError;
 use super::{Backfiller, SLICE};
-use crate::binance::rest::{self, RestDepth, WEIGHT_BUDGET};
 use crate::handoff::depth::DepthSeed;
 
-/// REST weight a minute that order-book snapshots may use: half of our budget.
-pub const DEPTH_WEIGHT_PER_MINUTE: u32 = WEIGHT_BUDGET / 2;
+/// REST weight a minute that spot's order-book snapshots may use: half of its budget (every
+/// venue's: half of [`crate::venue::rest::RestApi::weight_budget`]).
+pub const DEPTH_WEIGHT_PER_MINUTE: u32 = super::WEIGHT_BUDGET / 2;
 /// Attempts at one snapshot before leaving it to the book to ask again.
 const ATTEMPTS: u32 = 4;
 
 /// What the backfill thread needs to serve the books.
 pub struct Seeds {
     tx: Sender<DepthSeed>,
-    /// Levels a side asked for (`DEPTH_LEVELS`).
+    /// Levels a side asked for (`DEPTH_LEVELS`); the venue's depth call rounds them to what it
+    /// serves.
     limit: usize,
+    /// Weight a minute snapshots may use.
+    per_minute: u32,
     /// Weight available now, and when it was last topped up.
     tokens: Cell<(f64, Instant)>,
     /// Where the next look for a symbol asking starts.
@@ -37,11 +42,14 @@ pub struct Seeds {
 }
 
 impl Seeds {
-    pub fn new(tx: Sender<DepthSeed>, limit: usize) -> Seeds {
+    /// Snapshots of `limit` levels a side, within half of `weight_budget` a minute.
+    pub fn new(tx: Sender<DepthSeed>, limit: usize, weight_budget: u32) -> Seeds {
+        let per_minute = weight_budget / 2;
         Seeds {
             tx,
-            limit: limit.clamp(1, rest::MAX_DEPTH_LIMIT),
-            tokens: Cell::new((f64::from(DEPTH_WEIGHT_PER_MINUTE), Instant::now())),
+            limit: limit.max(1),
+            per_minute,
+            tokens: Cell::new((f64::from(per_minute), Instant::now())),
             cursor: Cell::new(0),
         }
     }
@@ -49,7 +57,7 @@ impl Seeds {
     /// How long until `weight` is available (zero: now); tops the bucket up first.
     fn wait_for(&self, weight: u32) -> Duration {
         let (tokens, at) = self.tokens.get();
-        let cap = f64::from(DEPTH_WEIGHT_PER_MINUTE);
+        let cap = f64::from(self.per_minute);
         let per_sec = cap / 60.0;
         let tokens = (tokens + at.elapsed().as_secs_f64() * per_sec).min(cap);
         self.tokens.set((tokens, Instant::now()));
@@ -88,8 +96,8 @@ impl Backfiller {
     /// Fetches one snapshot and hands it to the producer; on failure the book asks again later.
     fn depth_snapshot(&self, seeds: &Seeds, symbol_idx: u16) {
         let sym = self.symbols.upper(symbol_idx);
-        let call = rest::depth(sym, seeds.limit);
-        let weight = call.endpoint.weight();
+        let call = (self.api.depth)(sym, seeds.limit);
+        let weight = call.weight;
         for attempt in 0..ATTEMPTS {
             let wait = seeds.wait_for(weight);
             if !wait.is_zero() {
@@ -103,7 +111,7 @@ impl Backfiller {
             seeds.spend(weight);
             let body = self.get(call.clone());
             let parsed = body.and_then(|b| {
-                serde_json::from_str::<RestDepth>(&b).map_err(|e| FetchError::Permanent(format!("bad depth body: {e}")))
+                (self.api.parse_depth)(&b).map_err(|e| FetchError::Permanent(format!("bad depth body: {e}")))
             });
             match parsed {
                 Ok(d) => {
@@ -155,8 +163,8 @@ mod tests {
     #[test]
     fn the_bucket_starts_full_then_paces_at_its_rate() {
         let (tx, _rx) = crossbeam_channel::bounded(1);
-        let s = Seeds::new(tx, 5_000);
-        let w = rest::Endpoint::Depth { limit: 5_000 }.weight();
+        let s = Seeds::new(tx, 5_000, crate::binance::rest::WEIGHT_BUDGET);
+        let w = crate::binance::rest::Endpoint::Depth { limit: 5_000 }.weight();
         let mut at_once = 0;
         while s.wait_for(w).is_zero() {
             s.spend(w);

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::symbol::url_encoded as q;
+use crate::sequence::DepthChain;
+use crate::venue::rest::{self as api, AggTradeRow, DepthRow, KlineRow, RestApi, TradeRow};
 
 /// Binance allows 6000 weight per minute per IP; leave room for other clients on the same IP.
 pub const WEIGHT_BUDGET: u32 = 4800;
@@ -162,6 +164,91 @@ pub fn depth(symbol: &str, limit: usize) -> Call {
     let limit = limit.clamp(1, MAX_DEPTH_LIMIT) as u32;
     let path = format!("/api/v3/depth?symbol={}&limit={limit}", q(symbol));
     Call { path, endpoint: Endpoint::Depth { limit } }
+}
+
+/// Spot's REST API as the backfill uses it: today's endpoints, weights, budget and fallback.
+pub static API: RestApi = RestApi {
+    name: "binance spot",
+    agg_trades: |s, id, limit| agg_trades(s, id, limit).into(),
+    trades: Some(|s, id, limit| trades(s, id, limit).into()),
+    klines: |s, iv, start, end, limit| klines(s, iv, start, end, limit).into(),
+    depth: |s, levels| depth(s, levels).into(),
+    parse_agg_trades,
+    parse_trades,
+    parse_klines,
+    parse_depth,
+    page: 1000,
+    klines_page: 1000,
+    weight_budget: WEIGHT_BUDGET,
+    used_weight_header: USED_WEIGHT_HEADER,
+    time_unit_header: Some(TIME_UNIT_HEADER),
+    has_fallback: true,
+    retry_after,
+    weight_pause,
+    depth_chain: DepthChain::FirstFollowsFinal,
+};
+
+impl From<Call> for api::Call {
+    fn from(c: Call) -> api::Call {
+        api::Call {
+            path: c.path,
+            label: c.endpoint.label(),
+            weight: c.endpoint.weight(),
+            on_fallback: c.endpoint.on_data_api(),
+        }
+    }
+}
+
+/// `aggTrades` rows (spot's, and USD-M's, which lack `M`: unknown and missing keys beyond ours
+/// are the same to serde).
+pub fn parse_agg_trades(body: &str) -> Result<Vec<AggTradeRow>, String> {
+    let rows: Vec<RestAggTrade> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    Ok(rows
+        .into_iter()
+        .map(|a| AggTradeRow {
+            agg_id: a.a,
+            price: a.p,
+            qty: a.q,
+            first_trade_id: a.f,
+            last_trade_id: a.l,
+            time: a.time,
+            buyer_is_maker: a.m,
+        })
+        .collect())
+}
+
+pub fn parse_trades(body: &str) -> Result<Vec<TradeRow>, String> {
+    let rows: Vec<RestTrade> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    Ok(rows
+        .into_iter()
+        .map(|t| TradeRow { id: t.id, price: t.price, qty: t.qty, time: t.time, buyer_is_maker: t.is_buyer_maker })
+        .collect())
+}
+
+pub fn parse_klines(body: &str) -> Result<Vec<KlineRow>, String> {
+    let rows: Vec<RestKline> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    Ok(rows
+        .into_iter()
+        .map(|c| KlineRow {
+            open_time: c.0,
+            open: c.1,
+            high: c.2,
+            low: c.3,
+            close: c.4,
+            volume: c.5,
+            close_time: c.6,
+            quote_volume: c.7,
+            trades: c.8,
+            taker_buy_volume: c.9,
+            taker_buy_quote_volume: c.10,
+        })
+        .collect())
+}
+
+/// A depth snapshot (spot's; USD-M's adds `E` and `T`, which the book does not need).
+pub fn parse_depth(body: &str) -> Result<DepthRow, String> {
+    let d: RestDepth = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    Ok(DepthRow { last_update_id: d.last_update_id, bids: d.bids, asks: d.asks })
 }
 
 #[cfg(test)]

@@ -60,10 +60,13 @@ pub fn read(payload: &[u8]) -> Option<Diff<'_>> {
 }
 
 impl<'a> Diff<'a> {
-    /// The first id this diff must continue from: `U`, or `pu + 1` on futures
-    /// ([`crate::record::DepthUpdate::chain_first`]).
-    pub fn chain_first(&self) -> i64 {
-        crate::record::chain_first(self.first_update_id, self.prev_final_update_id)
+    /// Its ids, as the venue's chaining rule reads them.
+    pub fn ids(&self) -> crate::sequence::DepthIds {
+        crate::sequence::DepthIds {
+            first: self.first_update_id,
+            last: self.final_update_id,
+            prev_final: self.prev_final_update_id,
+        }
     }
 
     /// Hands `f` every level, bids then asks (`true` for a bid), in the order written; returns

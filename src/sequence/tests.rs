@@ -225,6 +225,7 @@ fn futures_depth_updates_chain_by_the_previous_final_id() {
         _ => unreachable!(),
     };
     let mut s = SequenceTracker::new(1);
+    s.set_depth_chain(DepthChain::PrevFinal);
     assert_eq!(s.observe(0, &futures(157, 160, 149)), Verdict::InOrder);
     assert_eq!(s.observe(0, &futures(170, 175, 160)), Verdict::InOrder, "U = 170, but pu = the last u");
     assert_eq!(s.observe(0, &futures(170, 175, 160)), Verdict::Duplicate);

@@ -19,6 +19,11 @@
 //!   it stands, between two diffs, at no REST weight; and again when Kafka refused one of the
 //!   symbol's depth records, so the topic's own hole is followed by a way back.
 //!
+//! The chaining rules above are spot's; a venue names its own ([`Books::with_depth_chain`]):
+//! on USD-M a diff continues the book when its `pu` is the book's id, and on a snapshot `L` the
+//! first diff applied has `U <= L <= u` (or `pu == L`), those with `u < L` only published
+//! ([`DepthChain`]).
+//!
 //! Bounds: a symbol holds at most [`hold_bytes`] of diffs while unsynced (REST slow, refused or
 //! rate-limited for long); past that the held diffs are published as they are, without a
 //! snapshot before them (counted in `depth_unsynced_published_total`; a consumer waiting for
@@ -39,6 +44,7 @@ use crate::log_limit::LogLimiter;
 use crate::metrics::{Metrics, NAMESPACE};
 use crate::record::RecordType;
 use crate::ring::{RecordMeta, RecordView, FLAG_MARKER, FLAG_QUARANTINED};
+use crate::sequence::{DepthChain, DepthIds, DepthStep};
 use crate::symbols::Symbols;
 
 /// Diff bytes held while unsynced, over all symbols; each symbol gets its share, within
@@ -159,8 +165,8 @@ impl BookMetrics {
 struct Hold {
     buf: Vec<u8>,
     count: usize,
-    /// `U` of the first held diff.
-    first_update_id: i64,
+    /// The ids of the first held diff.
+    first: Option<DepthIds>,
 }
 
 /// A held record: `[len u32][flags u8][event_time_ms i64][recv_ns u64][enqueue_ns u64][key_len
@@ -168,9 +174,9 @@ struct Hold {
 const HELD_HEADER: usize = 4 + 1 + 8 + 8 + 8 + 2;
 
 impl Hold {
-    fn push(&mut self, v: &RecordView<'_>, first_update_id: i64) {
+    fn push(&mut self, v: &RecordView<'_>, ids: DepthIds) {
         if self.count == 0 {
-            self.first_update_id = first_update_id;
+            self.first = Some(ids);
         }
         let len = HELD_HEADER + v.key.len() + v.payload.len();
         self.buf.extend_from_slice(&(len as u32).to_le_bytes());
@@ -213,6 +219,8 @@ struct Depth {
     /// Allocated at the symbol's first snapshot, kept from then on.
     book: Option<Book>,
     synced: bool,
+    /// The book stands at its snapshot's id, no diff applied on it yet: the start rule applies.
+    seeded: bool,
     /// A snapshot was published before (the next is a `resync`, not a `start`).
     published: bool,
     hold: Hold,
@@ -228,6 +236,8 @@ pub type Out<'o> = dyn FnMut(&RecordView<'_>) -> bool + 'o;
 
 pub struct Books {
     exchange: &'static str,
+    /// How the venue's diffs chain (spot's unless set).
+    chain: DepthChain,
     symbols: Arc<Symbols>,
     settings: BookSettings,
     requests: JobSender,
@@ -259,6 +269,7 @@ impl Books {
         let now = Instant::now();
         Books {
             exchange,
+            chain: DepthChain::default(),
             depth: (0..symbols.len()).map(|_| Depth::default()).collect(),
             hold_bytes: hold_bytes(symbols.len()),
             symbols,
@@ -273,6 +284,12 @@ impl Books {
             metrics: BookMetrics::new(metrics),
             limiter: LogLimiter::new(Duration::from_secs(10)),
         }
+    }
+
+    /// The books follow the venue's chaining rule (spot's by default).
+    pub fn with_depth_chain(mut self, chain: DepthChain) -> Books {
+        self.chain = chain;
+        self
     }
 
     /// A `depth_update` record off the ring: published, applied, or held until its book exists.
@@ -298,18 +315,22 @@ impl Books {
             self.break_book(s, "unreadable", out);
             return;
         };
+        let seeded = self.depth[s].seeded;
         let Some(book) = self.depth[s].book.as_mut() else { return self.hold(s, v, out) };
-        let id = book.last_update_id();
-        if d.final_update_id <= id {
-            out(v);
-            return;
-        }
-        if d.chain_first() > id.saturating_add(1) {
-            self.break_book(s, "sequence_gap", out);
-            self.hold(s, v, out);
-            return;
+        match self.chain.step(book.last_update_id(), seeded, d.ids()) {
+            DepthStep::Stale => {
+                out(v);
+                return;
+            }
+            DepthStep::Gap => {
+                self.break_book(s, "sequence_gap", out);
+                self.hold(s, v, out);
+                return;
+            }
+            DepthStep::Apply => {}
         }
         let applied = book.apply(&d);
+        self.depth[s].seeded = false;
         out(v);
         if let Err(e) = applied {
             if let Some(suppressed) = self.limiter.check("book_error") {
@@ -361,7 +382,7 @@ impl Books {
                 return;
             }
         }
-        self.depth[s].hold.push(v, d.first_update_id);
+        self.depth[s].hold.push(v, d.ids());
         if self.depth[s].asked_at.is_none() {
             self.ask(s);
         }
@@ -407,7 +428,7 @@ impl Books {
         }
         let l = seed.last_update_id;
         let too_old = d.released_through.is_some_and(|r| l < r)
-            || (d.hold.count > 0 && d.hold.first_update_id > l.saturating_add(1));
+            || d.hold.first.filter(|_| d.hold.count > 0).is_some_and(|e| self.chain.snapshot_too_old(l, e));
         if too_old {
             self.metrics.seeds_refused.with_label_values(&["stale"]).inc();
             self.ask(s);
@@ -427,6 +448,7 @@ impl Books {
         }
         let d = &mut self.depth[s];
         d.synced = true;
+        d.seeded = true;
         d.released_through = None;
         d.asked_at = None;
         let reason = if d.published { Reason::Resync } else { Reason::Start };

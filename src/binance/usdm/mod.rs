@@ -1,6 +1,6 @@
 //! Binance USD-M futures market data (`wss://fstream.binance.com`): its stream kinds and their
 //! routes ([`stream`]), the wire formats of its payloads ([`wire`]) and the endpoint as a
-//! [`crate::venue::Venue`] ([`venue::VENUE`]).
+//! [`crate::venue::Venue`] ([`venue::VENUE`]); its REST API for the backfill ([`rest::API`]).
 //!
 //! Facts from developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
 //! (shared README §6, §9). Since Binance's 2026 routing change every connection names a route:
@@ -8,6 +8,7 @@
 //! `@markPrice*`, `@kline_*`, `@forceOrder`). The retired root path acknowledges a `/market`
 //! subscription and then delivers nothing, so no connection is ever planned on it.
 
+pub mod rest;
 pub mod stream;
 pub mod venue;
 pub mod wire;

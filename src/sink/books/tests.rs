@@ -115,6 +115,7 @@ fn futures_diffs_follow_by_their_previous_final_id() {
         (meta, text.replacen(&at, &format!(r#"{at},"prev_final_update_id":{pu}"#), 1).into_bytes())
     };
     let mut r = rig(None);
+    r.books.chain = DepthChain::PrevFinal;
     r.seed(100, &[("9", "5")]);
     r.feed(futures(95, 102, 90, "10"));
     r.feed(futures(110, 112, 102, "11"));
@@ -209,4 +210,81 @@ fn quarantined_diffs_and_other_symbols_pass_through_and_shutdown_releases_the_ho
         true
     });
     assert_eq!(r.taken(), [t("depth_update", 101)], "nothing held is lost at shutdown");
+}
+
+/// A USD-M depth_update of symbol 0: `U..=u` after `pu`, setting bid `price` to 1.
+fn fut(first: i64, last: i64, pu: i64, price: &'static str) -> (RecordMeta, Vec<u8>) {
+    let bids: &'static str = Box::leak(format!(r#"[["{price}","1"]]"#).into_boxed_str());
+    let r = Record::DepthUpdate(DepthUpdate {
+        exchange: "binance-usdm",
+        symbol: "BTCUSDT",
+        first_update_id: first,
+        final_update_id: last,
+        bids: Levels(bids),
+        asks: Levels("[]"),
+        event_time_ms: last,
+        prev_final_update_id: Some(pu),
+        transaction_time_ms: Some(last),
+    });
+    let mut p = Vec::new();
+    r.encode(1, false, &mut p).unwrap();
+    (RecordMeta { kind: RecordType::DepthUpdate, flags: 0, symbol_idx: 0, event_time_ms: last, recv_ns: 1 }, p)
+}
+
+/// README §6, Binance's futures procedure: buffer, snapshot, drop `u < lastUpdateId`, the first
+/// applied has `U <= lastUpdateId <= u`, then each `pu` is the previous `u` (`U` skipping ids is
+/// normal); a broken `pu` publishes a resync, a snapshot older than the held diffs is refused,
+/// and a newer one starts the book again.
+#[test]
+fn futures_books_chain_by_pu_and_resync_after_a_broken_one() {
+    let mut r = rig(None);
+    r.books.chain = DepthChain::PrevFinal;
+    r.feed(fut(80, 95, 79, "8"));
+    r.feed(fut(97, 99, 95, "9"));
+    r.feed(fut(99, 103, 99, "10"));
+    r.feed(fut(106, 110, 103, "11"));
+    assert!(r.taken().is_empty() && r.asked());
+    r.seed(100, &[("7", "5")]);
+    let synced = [
+        t("depth_snapshot", 100),
+        t("depth_update", 95),
+        t("depth_update", 99),
+        t("depth_update", 103),
+        t("depth_update", 110),
+    ];
+    assert_eq!(r.taken(), synced, "U = 106 is not 103 + 1, yet pu = 103 continues the book");
+    r.feed(fut(115, 118, 110, "12"));
+    assert_eq!(r.taken(), [t("depth_update", 118)]);
+    // pu = 119 is not the book's 118: the chain broke, though U = 121 looks close.
+    r.feed(fut(121, 125, 119, "14"));
+    assert_eq!(r.taken(), [t("depth_resync", 118)]);
+    assert!(r.asked());
+    r.seed(117, &[]);
+    assert!(r.taken().is_empty(), "lastUpdateId 117 is older than the held U = 121 (and pu = 119)");
+    assert!(r.asked(), "asked again");
+    r.seed(123, &[("13", "2")]);
+    assert_eq!(r.taken(), [t("depth_snapshot", 123), t("depth_update", 125)], "U <= 123 <= u: applied");
+    r.feed(fut(130, 133, 125, "15"));
+    r.books.republish(0);
+    r.tick();
+    assert_eq!(r.taken(), [t("depth_update", 133), t("depth_snapshot", 133)]);
+    let book = &r.books.depth[0].book.as_ref().unwrap();
+    assert_eq!(book.last_update_id(), 133);
+    assert!(r.metrics.render().contains(r#"depth_resyncs_total{symbol="btcusdt"} 1"#));
+    assert!(r.metrics.render().contains(r#"depth_seeds_refused_total{reason="stale"} 1"#));
+}
+
+#[test]
+fn futures_levels_follow_the_applied_diffs_only() {
+    let mut r = rig(None);
+    r.books.chain = DepthChain::PrevFinal;
+    r.feed(fut(97, 99, 95, "9"));
+    r.feed(fut(99, 103, 99, "10"));
+    r.seed(100, &[("7", "5")]);
+    r.feed(fut(106, 110, 103, "11"));
+    r.books.republish(0);
+    r.tick();
+    let snap = r.out.last().unwrap().clone();
+    assert_eq!(snap["last_update_id"], 110);
+    assert_eq!(snap["bids"], serde_json::json!([["11", "1"], ["10", "1"], ["7", "5"]]), "9 (u < L) was not applied");
 }
