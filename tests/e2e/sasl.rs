@@ -113,7 +113,8 @@ fn delivers_exactly_once(mechanism: &str, user: &str, password: &str) {
     // The simulator goes quiet after its last trade, so the silence watch may add `stale` records
     // while the topic is read (seen on a loaded machine: 30,006 records for 30,000 trades); they
     // are not trades, and anything else beyond the last trade is named.
-    let extra: Vec<_> = msgs.iter().filter(|m| !is_stale(m)).skip(3 * per_symbol as usize).map(|m| &m.payload).collect();
+    let extra: Vec<_> =
+        msgs.iter().filter(|m| !is_stale(m)).skip(3 * per_symbol as usize).map(|m| &m.payload).collect();
     assert!(extra.is_empty(), "no duplicates beyond the last trade: {extra:?}");
     assert_eq!(ing.metric_sum("marketflow_ingestor_sink_errors_total"), 0.0, "no client errors");
 
