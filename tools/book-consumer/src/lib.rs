@@ -10,6 +10,10 @@
 //! 4. A `depth_update` whose `first_update_id` is above `last_update_id + 1` means records are
 //!    missing: drop the book and wait for the next `depth_snapshot` (step 1). So does a
 //!    `depth_resync`. One flagged `"quarantined":true` is skipped.
+//! 5. USD-M diffs (they carry `prev_final_update_id`, Binance's `pu`) chain by it instead: after a
+//!    snapshot, skip `final_update_id < last_update_id`, apply the first with `first_update_id <=
+//!    last_update_id <= final_update_id` (or `prev_final_update_id == last_update_id`), then each
+//!    whose `prev_final_update_id == last_update_id`; any other means records are missing (step 4).
 //!
 //! [`Books`] does exactly that over the JSON of each record, for every symbol of the topic.
 
@@ -41,6 +45,9 @@ pub type Level = (String, String);
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Book {
     pub last_update_id: i64,
+    /// No diff applied since the snapshot: USD-M's first diff is found by straddling, the later
+    /// ones by `prev_final_update_id` (step 5).
+    fresh: bool,
     bids: BTreeMap<u128, Level>,
     asks: BTreeMap<u128, Level>,
 }
@@ -120,6 +127,7 @@ impl Books {
             "depth_snapshot" => {
                 let mut b = Book {
                     last_update_id: r["last_update_id"].as_i64().ok_or("no last_update_id")?,
+                    fresh: true,
                     ..Book::default()
                 };
                 let filled = b.set_all(true, &r["bids"]).and_then(|()| b.set_all(false, &r["asks"]));
@@ -140,10 +148,24 @@ impl Books {
                     self.books.remove(symbol);
                     return Err(format!("depth_update without update ids: {r}"));
                 };
-                if last <= book.last_update_id {
-                    return Ok(Step::Skipped);
-                }
-                if first > book.last_update_id.saturating_add(1) {
+                let held = book.last_update_id;
+                let continues = match r["prev_final_update_id"].as_i64() {
+                    // Spot (steps 3 and 4): ids follow on, `first` at most one past the book.
+                    None => {
+                        if last <= held {
+                            return Ok(Step::Skipped);
+                        }
+                        first <= held.saturating_add(1)
+                    }
+                    // USD-M (step 5): ids skip; `pu` names the diff before.
+                    Some(pu) => {
+                        if last < held || (!book.fresh && last <= held) {
+                            return Ok(Step::Skipped);
+                        }
+                        pu == held || (book.fresh && first <= held && held <= last)
+                    }
+                };
+                if !continues {
                     self.books.remove(symbol);
                     return Ok(Step::Dropped);
                 }
@@ -153,6 +175,7 @@ impl Books {
                     return Err(e);
                 }
                 book.last_update_id = last;
+                book.fresh = false;
                 Ok(Step::Applied)
             }
             _ => Ok(Step::Other),
@@ -181,6 +204,26 @@ mod tests {
         assert_eq!(b.apply(&snap), Ok(Step::Snapshot));
         assert_eq!(b.apply(&json!({"type":"depth_resync","symbol":"X"})), Ok(Step::Dropped));
         assert_eq!(b.apply(&json!({"type":"trade","symbol":"X"})), Ok(Step::Other));
+    }
+
+    #[test]
+    fn usd_m_diffs_chain_by_their_previous_final_id() {
+        let snap = json!({"type":"depth_snapshot","symbol":"X","last_update_id":100,"bids":[["9","5"]],"asks":[]});
+        let d = |u0: i64, u1: i64, pu: i64, bids: Value| {
+            json!({"type":"depth_update","symbol":"X","first_update_id":u0,"final_update_id":u1,
+                "prev_final_update_id":pu,"bids":bids,"asks":[]})
+        };
+        let mut b = Books::default();
+        assert_eq!(b.apply(&snap), Ok(Step::Snapshot));
+        assert_eq!(b.apply(&d(90, 99, 80, json!([["1", "1"]]))), Ok(Step::Skipped), "u < lastUpdateId");
+        assert_eq!(b.apply(&d(95, 102, 99, json!([["10", "1"]]))), Ok(Step::Applied), "U <= 100 <= u");
+        assert_eq!(b.apply(&d(110, 112, 102, json!([["11", "1"]]))), Ok(Step::Applied), "U skips, pu = 102");
+        assert_eq!(b.apply(&d(110, 112, 102, json!([]))), Ok(Step::Skipped), "the same diff again");
+        assert_eq!(b.get("X").unwrap().last_update_id, 112);
+        assert_eq!(b.apply(&d(120, 125, 118, json!([]))), Ok(Step::Dropped), "pu 118 is not 112");
+        // Right after a snapshot, a diff neither straddling it nor naming it as `pu` is a gap.
+        assert_eq!(b.apply(&snap), Ok(Step::Snapshot));
+        assert_eq!(b.apply(&d(101, 103, 95, json!([]))), Ok(Step::Dropped), "straddles neither way");
     }
 
     #[test]
