@@ -80,7 +80,8 @@ Name of the SecretProviderClass (referenced by the CSI volume of every pod).
 {{- end }}
 
 {{/*
-Name of the ConfigMap carrying the container's plain environment (everything in .Values.env but SYMBOLS).
+Name of the ConfigMap carrying the container's plain environment (everything in .Values.env but SYMBOLS and
+USDM_SYMBOLS, which each Deployment sets for its shard).
 */}}
 {{- define "ingestor.envConfigMapName" -}}
 {{- printf "%s-env" (include "ingestor.fullname" . | trunc 59 | trimSuffix "-") }}
@@ -103,12 +104,42 @@ Usage: include "ingestor.splitSymbols" "btcusdt, ethusdt" | fromJsonArray
 {{- end }}
 
 {{/*
-The Deployments to render, as JSON: {"shards": [{"name": "...", "index": i or -1, "symbols": [...]}]}.
-- `shards` set: one entry per listed symbol list, in order;
-- `shardCount` > 1: env.SYMBOLS split round-robin (symbol k -> shard k mod shardCount);
-- otherwise one unsharded entry (index -1, no `shard` label) with env.SYMBOLS.
-Fails on empty shards, a symbol in two shards, both keys set, or more shards than symbols, so that the
-shards always cover disjoint symbol sets.
+One explicit shard's symbols by market: a list is spot symbols (the seed's form), a map may name
+`spot` and `usdm` lists. Symbols are cleaned as "ingestor.splitSymbols" does.
+Usage: include "ingestor.shardMarkets" $item | fromJson -> {"spot": [...], "usdm": [...]}
+*/}}
+{{- define "ingestor.shardMarkets" -}}
+{{- $lists := dict "spot" list "usdm" list }}
+{{- if kindIs "map" . }}
+{{- $_ := set $lists "spot" (get . "spot" | default list) }}
+{{- $_ := set $lists "usdm" (get . "usdm" | default list) }}
+{{- else }}
+{{- $_ := set $lists "spot" (. | default list) }}
+{{- end }}
+{{- $out := dict }}
+{{- range $market := list "spot" "usdm" }}
+{{- $clean := list }}
+{{- range get $lists $market }}
+{{- $s := trim (toString .) | lower }}
+{{- if $s }}
+{{- $clean = append $clean $s }}
+{{- end }}
+{{- end }}
+{{- $_ := set $out $market $clean }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/*
+The Deployments to render, as JSON:
+{"shards": [{"name": "...", "index": i or -1, "symbols": [spot...], "usdm": [USD-M...]}]}.
+- `shards` set: one entry per item, in order (a list of spot symbols, or {spot: [...], usdm: [...]});
+- `shardCount` > 1: env.SYMBOLS and env.USDM_SYMBOLS each split round-robin (symbol k of a market ->
+  shard k mod shardCount), so a shard may carry spot symbols, USD-M symbols or both;
+- otherwise one unsharded entry (index -1, no `shard` label) with env.SYMBOLS and env.USDM_SYMBOLS.
+Fails on empty shards, a symbol in two shards of one market, both keys set, or more shards than the
+longer symbol list, so that the shards always cover disjoint symbol sets of each market. A symbol may
+be in one shard's spot list and another's USD-M list: they are different instruments.
 Usage: (include "ingestor.shards" . | fromJson).shards
 */}}
 {{- define "ingestor.shards" -}}
@@ -116,53 +147,59 @@ Usage: (include "ingestor.shards" . | fromJson).shards
 {{- $base := $fullname | trunc 52 | trimSuffix "-" }}
 {{- $explicit := .Values.shards | default list }}
 {{- $count := int (.Values.shardCount | default 0) }}
+{{- $spot := include "ingestor.splitSymbols" .Values.env.SYMBOLS | fromJsonArray }}
+{{- $usdm := include "ingestor.splitSymbols" (.Values.env.USDM_SYMBOLS | default "") | fromJsonArray }}
 {{- if and (gt (len $explicit) 0) (gt $count 1) }}
 {{- fail "set either `shards` (explicit symbol lists) or `shardCount` (split env.SYMBOLS), not both" }}
 {{- end }}
 {{- $out := list }}
 {{- if gt (len $explicit) 0 }}
-{{- range $i, $symbols := $explicit }}
-{{- $clean := list }}
-{{- range $symbols }}
-{{- $s := trim (toString .) | lower }}
-{{- if $s }}
-{{- $clean = append $clean $s }}
-{{- end }}
-{{- end }}
-{{- if eq (len $clean) 0 }}
+{{- range $i, $item := $explicit }}
+{{- $m := include "ingestor.shardMarkets" $item | fromJson }}
+{{- if and (eq (len $m.spot) 0) (eq (len $m.usdm) 0) }}
 {{- fail (printf "shards[%d] has no symbols" $i) }}
 {{- end }}
-{{- $out = append $out (dict "name" (printf "%s-shard-%d" $base $i) "index" $i "symbols" $clean) }}
+{{- $out = append $out (dict "name" (printf "%s-shard-%d" $base $i) "index" $i "symbols" $m.spot "usdm" $m.usdm) }}
 {{- end }}
 {{- else if gt $count 1 }}
-{{- $symbols := include "ingestor.splitSymbols" .Values.env.SYMBOLS | fromJsonArray }}
-{{- if gt $count (len $symbols) }}
-{{- fail (printf "shardCount %d is larger than the number of symbols in env.SYMBOLS (%d)" $count (len $symbols)) }}
+{{- if gt $count (max (len $spot) (len $usdm)) }}
+{{- if $usdm }}
+{{- fail (printf "shardCount %d is larger than the number of symbols in env.SYMBOLS (%d) and in env.USDM_SYMBOLS (%d)" $count (len $spot) (len $usdm)) }}
+{{- else }}
+{{- fail (printf "shardCount %d is larger than the number of symbols in env.SYMBOLS (%d)" $count (len $spot)) }}
+{{- end }}
 {{- end }}
 {{- range $i := until $count }}
 {{- $mine := list }}
-{{- range $k, $s := $symbols }}
+{{- range $k, $s := $spot }}
 {{- if eq (mod $k $count) $i }}
 {{- $mine = append $mine $s }}
 {{- end }}
 {{- end }}
-{{- $out = append $out (dict "name" (printf "%s-shard-%d" $base $i) "index" $i "symbols" $mine) }}
+{{- $mineUsdm := list }}
+{{- range $k, $s := $usdm }}
+{{- if eq (mod $k $count) $i }}
+{{- $mineUsdm = append $mineUsdm $s }}
+{{- end }}
+{{- end }}
+{{- $out = append $out (dict "name" (printf "%s-shard-%d" $base $i) "index" $i "symbols" $mine "usdm" $mineUsdm) }}
 {{- end }}
 {{- else }}
-{{- $symbols := include "ingestor.splitSymbols" .Values.env.SYMBOLS | fromJsonArray }}
-{{- if eq (len $symbols) 0 }}
-{{- fail "env.SYMBOLS is empty: set at least one symbol (or use `shards`)" }}
+{{- if and (eq (len $spot) 0) (eq (len $usdm) 0) }}
+{{- fail "env.SYMBOLS and env.USDM_SYMBOLS are empty: set at least one symbol (or use `shards`)" }}
 {{- end }}
-{{- $out = append $out (dict "name" $fullname "index" -1 "symbols" $symbols) }}
+{{- $out = append $out (dict "name" $fullname "index" -1 "symbols" $spot "usdm" $usdm) }}
 {{- end }}
+{{- range $market := list "spot" "usdm" }}
 {{- $seen := dict }}
 {{- range $out }}
 {{- $shard := . }}
-{{- range .symbols }}
+{{- range (eq $market "spot" | ternary .symbols .usdm) }}
 {{- if hasKey $seen . }}
-{{- fail (printf "symbol %q is in two shards (%s and %s): shards must be disjoint" . (get $seen .) $shard.name) }}
+{{- fail (printf "%s %q is in two shards (%s and %s): shards must be disjoint" (eq $market "spot" | ternary "symbol" "USD-M symbol") . (get $seen .) $shard.name) }}
 {{- end }}
 {{- $_ := set $seen . $shard.name }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- toJson (dict "shards" $out) }}
