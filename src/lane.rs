@@ -92,6 +92,17 @@ impl Lane {
         Lane { name, env_prefix, cfg, venue, rest, metrics }
     }
 
+    /// A span every log line of the lane's threads is written in, naming its market: none for
+    /// the first market, whose lines stay the seed's.
+    fn span(&self) -> tracing::Span {
+        if self.name == FIRST_MARKET {
+            tracing::Span::none()
+        } else {
+            // At error level, so that no log filter that lets a line through drops its market.
+            tracing::error_span!("lane", market = self.name)
+        }
+    }
+
     /// This lane's name of a thread: the seed's for the first market, `<name>-<thread>` else.
     fn thread_name(&self, thread: &str) -> String {
         if self.name == FIRST_MARKET {
@@ -143,7 +154,9 @@ impl Lane {
                 shutdown.clone(),
             )
             .with_depth_seeds(seed_tx, cfg.depth_levels);
+            let span = self.span();
             Some(sup.spawn(&self.thread_name("backfill"), move || {
+                let _lane = span.entered();
                 b.run();
                 Ok(())
             })?)
@@ -198,8 +211,9 @@ impl Lane {
         let event_loop = EventLoop::new(cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
 
         let producer = {
-            let (m, s, t) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout);
+            let (m, s, t, span) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout, self.span());
             sup.spawn(&self.thread_name("producer"), move || {
+                let _lane = span.entered();
                 if let Some(c) = producer_core {
                     if !pinning::pin_current(c) {
                         warn!(core = c, "could not pin the producer thread");
@@ -208,7 +222,9 @@ impl Lane {
                 Ok(run_producer(reader, Some(backfilled_rx), sink, m, t, s, books))
             })?
         };
+        let span = self.span();
         let loop_thread = sup.spawn(&self.thread_name("event-loop"), move || {
+            let _lane = span.entered();
             if let Some(c) = loop_core {
                 if !pinning::pin_current(c) {
                     warn!(core = c, "could not pin the event loop");
