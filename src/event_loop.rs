@@ -36,8 +36,26 @@ const ROTATION_OVERLAP_MAX: Duration = Duration::from_secs(10);
 
 /// Spreads `(symbol index, kind)` streams, grouped by symbol, over as few connections as the
 /// per-connection stream limit allows, keeping each symbol's streams together where they fit.
-pub fn plan_connections(streams: &[(u16, StreamKind)], max_per_conn: usize) -> Vec<Vec<(u16, StreamKind)>> {
-    streams.chunks(max_per_conn.max(1)).map(<[_]>::to_vec).collect()
+/// Streams the venue serves on different routes (`route`: USD-M's `/public` and `/market`)
+/// never share a connection: a stream asked for on another route's connection is acknowledged
+/// and never delivered. Routes keep the order they first appear in.
+pub fn plan_connections(
+    streams: &[(u16, StreamKind)],
+    max_per_conn: usize,
+    route: fn(StreamKind) -> &'static str,
+) -> Vec<Vec<(u16, StreamKind)>> {
+    let mut routes: Vec<&'static str> = Vec::new();
+    for &(_, kind) in streams {
+        if !routes.contains(&route(kind)) {
+            routes.push(route(kind));
+        }
+    }
+    let mut plan = Vec::new();
+    for r in routes {
+        let on_route: Vec<(u16, StreamKind)> = streams.iter().copied().filter(|&(_, k)| route(k) == r).collect();
+        plan.extend(on_route.chunks(max_per_conn.max(1)).map(<[_]>::to_vec));
+    }
+    plan
 }
 
 /// The dense sequences `(symbol, kind)` a set of streams carries.
@@ -83,7 +101,7 @@ impl EventLoop {
                 pairs.push((i as u16, *k));
             }
         }
-        let connections: Vec<Connection> = plan_connections(&pairs, cfg.max_streams_per_connection)
+        let connections: Vec<Connection> = plan_connections(&pairs, cfg.max_streams_per_connection, venue.route)
             .into_iter()
             .enumerate()
             .map(|(id, streams)| Connection::new(id, streams, &metrics.symbols, venue, &cfg.ws.path, cfg.time_unit))
@@ -276,11 +294,40 @@ mod tests {
     fn streams_are_spread_within_the_per_connection_limit() {
         let kinds = [StreamKind::Trade, StreamKind::Depth];
         let pairs: Vec<(u16, StreamKind)> = (0..2500u16).map(|i| (i / 2, kinds[i as usize % 2])).collect();
-        let plan = plan_connections(&pairs, 1024);
+        let spot = crate::binance::venue::VENUE.route;
+        let plan = plan_connections(&pairs, 1024, spot);
         assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [1024, 1024, 452]);
         let all: Vec<&(u16, StreamKind)> = plan.iter().flatten().collect();
         assert_eq!(all.len(), 2500, "every stream exactly once");
         assert_eq!(dense_sequences(&plan[0]).len(), 1024);
-        assert_eq!(plan_connections(&pairs[..3], 1024).len(), 1);
+        assert_eq!(plan_connections(&pairs[..3], 1024, spot).len(), 1);
+    }
+
+    #[test]
+    fn usd_m_streams_of_different_routes_never_share_a_connection() {
+        use crate::binance::usdm::venue::VENUE;
+        let kinds = [StreamKind::Depth, StreamKind::AggTrade, StreamKind::MarkPrice];
+        let pairs: Vec<(u16, StreamKind)> = (0..3u16).flat_map(|s| kinds.map(|k| (s, k))).collect();
+        let plan = plan_connections(&pairs, 1024, VENUE.route);
+        let routes: Vec<Vec<&str>> = plan.iter().map(|c| c.iter().map(|&(_, k)| (VENUE.route)(k)).collect()).collect();
+        assert_eq!(routes, [vec!["/public"; 3], vec!["/market"; 6]]);
+        assert_eq!(plan.iter().map(Vec::len).sum::<usize>(), pairs.len(), "every stream exactly once");
+        // Each route is split by the per-connection limit on its own.
+        let plan = plan_connections(&pairs, 4, VENUE.route);
+        assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [3, 4, 2]);
+        // Each connection's URL names its route; none is on the bare root.
+        let names = crate::symbols::Symbols::new(&["btcusdt".into(), "ethusdt".into(), "bnbusdt".into()]);
+        let paths: Vec<String> = plan_connections(&pairs, 1024, VENUE.route)
+            .into_iter()
+            .enumerate()
+            .map(|(id, s)| Connection::new(id, s, &names, &VENUE, "", TimeUnit::Millis).path().to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/public/stream?streams=btcusdt@depth/ethusdt@depth/bnbusdt@depth",
+                "/market/stream?streams=btcusdt@aggTrade/btcusdt@markPrice/ethusdt@aggTrade/ethusdt@markPrice/bnbusdt@aggTrade/bnbusdt@markPrice",
+            ]
+        );
     }
 }

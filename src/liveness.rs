@@ -10,6 +10,12 @@
 //!
 //! - it learns each stream's cadence from its own gaps ([`cadence`]), so an illiquid market that
 //!   trades every two minutes is not a false alarm while a busy one is caught within seconds;
+//! - a kind the venue sends on a fixed clock (a mark price every 3 s or every second,
+//!   [`Pace::Every`]) expects that clock before it has learned anything: its first bound is
+//!   [`cadence::MEAN_FACTOR`] periods (within the floor and cap), not the prior for kinds of
+//!   unknown cadence;
+//! - a kind that speaks only when something happens ([`Pace::Eventual`]: liquidations, silent for
+//!   hours on a calm market) is never called stale: its silence proves nothing;
 //! - a trade stream whose sibling (the same symbol's aggTrade stream, or the other way round)
 //!   delivers while it does not is silent whatever its cadence: each aggregate trade is made of
 //!   trades;
@@ -29,12 +35,12 @@ pub mod cadence;
 use std::time::{Duration, Instant};
 
 use crate::interval::KLINE_INTERVALS;
-use crate::stream::StreamKind;
+use crate::stream::{Pace, StreamKind};
 use cadence::Cadence;
 
-/// Kinds a slot table can index: trade, aggTrade, bookTicker, depth, depth@100ms, then each
-/// kline interval.
-const ORDINALS: usize = 5 + KLINE_INTERVALS.len();
+/// Kinds a slot table can index: trade, aggTrade, bookTicker, depth, depth@100ms, each kline
+/// interval, then markPrice, markPrice@1s, forceOrder, depth@500ms.
+const ORDINALS: usize = 5 + KLINE_INTERVALS.len() + 4;
 /// A kind not configured: no slot.
 const NO_SLOT: u8 = u8::MAX;
 
@@ -46,6 +52,10 @@ fn ordinal(kind: StreamKind) -> usize {
         StreamKind::Depth => 3,
         StreamKind::Depth100ms => 4,
         StreamKind::Kline(i) => 5 + i as usize,
+        StreamKind::MarkPrice => 5 + KLINE_INTERVALS.len(),
+        StreamKind::MarkPrice1s => 6 + KLINE_INTERVALS.len(),
+        StreamKind::ForceOrder => 7 + KLINE_INTERVALS.len(),
+        StreamKind::Depth500ms => 8 + KLINE_INTERVALS.len(),
     }
 }
 
@@ -192,6 +202,9 @@ struct Stream {
     /// Trades and aggregate trades may be rare on an illiquid market; the other kinds are
     /// frequent on any listed one.
     rare: bool,
+    /// Whether a silence may be a fault at all: not for a stream that speaks only when
+    /// something happens ([`Pace::Eventual`]).
+    watched: bool,
     /// The same symbol's other trade stream, if configured.
     sibling: Option<usize>,
     /// The slot's value at the last look.
@@ -223,12 +236,18 @@ impl Watch {
                     StreamKind::AggTrade => Some(StreamKind::Trade),
                     _ => None,
                 };
+                let pace = kind.pace();
+                let cadence = match pace {
+                    Pace::Every(period) => Cadence::expecting(period),
+                    Pace::Market { .. } | Pace::Eventual => Cadence::default(),
+                };
                 Stream {
-                    rare: other.is_some(),
+                    rare: matches!(pace, Pace::Market { may_be_rare: true }),
+                    watched: pace != Pace::Eventual,
                     sibling: other.and_then(|o| slots.index(sym, o)),
                     seen_ns: 0,
                     changed_at: None,
-                    cadence: Cadence::default(),
+                    cadence,
                     silence: None,
                 }
             })
@@ -256,6 +275,9 @@ impl Watch {
                 self.arrived(s, value, now, since, out);
             }
             let Some(subscribed) = since else { continue };
+            if !self.streams[s].watched {
+                continue;
+            }
             let sibling_at = self.streams[s].sibling.and_then(|o| self.streams[o].changed_at);
             let bounds = self.bounds;
             let st = &mut self.streams[s];

@@ -379,10 +379,12 @@ mod tests {
             P::EventTypeMismatch.reason(),
             P::SymbolMismatch.reason(),
             P::IntervalMismatch.reason(),
+            P::UnknownSide.reason(),
             R::BadDecimal("x").reason(),
             R::BadSymbol.reason(),
             R::BadLevels.reason(),
             R::BadInterval.reason(),
+            R::BadWord("x").reason(),
         ];
         for r in reasons {
             assert!(REJECT_REASONS.contains(&r), "{r} missing from REJECT_REASONS");

@@ -336,7 +336,8 @@ impl Pipeline {
                     to: from.saturating_add(missing.saturating_mul(len)),
                 }
             }
-            Record::BookTicker(_) => return,
+            // Snapshots with no id: nothing to ask REST for.
+            Record::BookTicker(_) | Record::MarkPrice(_) | Record::Liquidation(_) => return,
         };
         self.send_job(job);
     }

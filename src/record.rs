@@ -6,8 +6,34 @@
 //! decimal text the venue sent (validated, never converted to floating point). Times are the
 //! venue's too, in the unit asked of it: the `*_ms` fields below hold microseconds under
 //! `TIME_UNIT=us`, and [`Record::encode_in`] names them for that unit ([`TimeUnit`]).
+//!
+//! USD-M futures (`"exchange":"binance-usdm"`) add two types and a few fields, each written only
+//! when the venue sent it, so a spot record never changes:
+//!
+//! - `book_ticker` and `depth_update` carry the futures event and transaction times
+//!   (`event_time_ms`, `transaction_time_ms`), and `depth_update` the previous event's final
+//!   update id, `prev_final_update_id` (Binance's `pu`, what futures depth continuity chains on).
+//! - `mark_price`, from `<symbol>@markPrice` (every 3 s) or `<symbol>@markPrice@1s`: mark and
+//!   index price, estimated settle price (meaningful only in the last hour before a delivery
+//!   contract settles), funding rate and the next funding time (a time to come, not a trade
+//!   time); `mark_price_avg` (Binance's `ap`, mark price moving average) when Binance sends it.
+//!   ```json
+//!   {"type":"mark_price","exchange":"binance-usdm","symbol":"BTCUSDT","mark_price":"11794.15000000","index_price":"11784.62659091","estimated_settle_price":"11784.25641265","funding_rate":"0.00038167","next_funding_time_ms":1562306400000,"event_time_ms":1562305380000,"recv_time_ns":1700000000123456789}
+//!   ```
+//! - `liquidation`, from `<symbol>@forceOrder`: the liquidation order's side (`buy`/`sell`: the
+//!   side of the order that closes the position), type, time in force and status as Binance
+//!   writes them, its original quantity, price, average price, last and accumulated filled
+//!   quantities, and trade time. **A snapshot**: Binance pushes at most one liquidation per
+//!   symbol per second (the latest), so these are not every liquidation, and they carry no id
+//!   to detect a gap by; every record says so with `"snapshot":true`.
+//!   ```json
+//!   {"type":"liquidation","exchange":"binance-usdm","symbol":"BTCUSDT","side":"sell","order_type":"LIMIT","time_in_force":"IOC","orig_qty":"0.014","price":"9910","avg_price":"9910","status":"FILLED","last_filled_qty":"0.014","filled_qty":"0.014","trade_time_ms":1568014460893,"event_time_ms":1568014460893,"snapshot":true,"recv_time_ns":1700000000123456789}
+//!   ```
+
+mod json;
 
 use crate::time_unit::TimeUnit;
+use json::{k, kt, JsonWriter};
 
 /// The normalized record types; the discriminant indexes topic and metric tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,12 +44,21 @@ pub enum RecordType {
     Kline = 2,
     BookTicker = 3,
     DepthUpdate = 4,
+    MarkPrice = 5,
+    Liquidation = 6,
 }
 
 impl RecordType {
-    pub const COUNT: usize = 5;
-    pub const ALL: [RecordType; 5] =
-        [RecordType::Trade, RecordType::AggTrade, RecordType::Kline, RecordType::BookTicker, RecordType::DepthUpdate];
+    pub const COUNT: usize = 7;
+    pub const ALL: [RecordType; 7] = [
+        RecordType::Trade,
+        RecordType::AggTrade,
+        RecordType::Kline,
+        RecordType::BookTicker,
+        RecordType::DepthUpdate,
+        RecordType::MarkPrice,
+        RecordType::Liquidation,
+    ];
 
     /// The `type` field of the normalized record, also the metric label.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +68,8 @@ impl RecordType {
             RecordType::Kline => "kline",
             RecordType::BookTicker => "book_ticker",
             RecordType::DepthUpdate => "depth_update",
+            RecordType::MarkPrice => "mark_price",
+            RecordType::Liquidation => "liquidation",
         }
     }
 
@@ -124,6 +161,9 @@ pub struct BookTicker<'a> {
     pub bid_qty: &'a str,
     pub ask_price: &'a str,
     pub ask_qty: &'a str,
+    /// Futures only (`E`, `T`); spot's bookTicker carries no time.
+    pub event_time_ms: Option<i64>,
+    pub transaction_time_ms: Option<i64>,
 }
 
 /// Price levels as the raw JSON array text Binance sent (`[["0.0024","10"],...]`); validated and
@@ -140,6 +180,44 @@ pub struct DepthUpdate<'a> {
     pub bids: Levels<'a>,
     pub asks: Levels<'a>,
     pub event_time_ms: i64,
+    /// Futures only: `pu`, the `final_update_id` of the stream's previous event.
+    pub prev_final_update_id: Option<i64>,
+    /// Futures only: `T`.
+    pub transaction_time_ms: Option<i64>,
+}
+
+/// A USD-M `markPriceUpdate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkPrice<'a> {
+    pub exchange: &'static str,
+    pub symbol: &'a str,
+    pub mark_price: &'a str,
+    pub index_price: &'a str,
+    pub estimated_settle_price: &'a str,
+    pub funding_rate: &'a str,
+    /// `ap`, the mark price moving average, in newer payloads only.
+    pub mark_price_avg: Option<&'a str>,
+    pub next_funding_time_ms: i64,
+    pub event_time_ms: i64,
+}
+
+/// A USD-M `forceOrder`: the latest liquidation of its symbol in the last second, a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liquidation<'a> {
+    pub exchange: &'static str,
+    pub symbol: &'a str,
+    pub side: Side,
+    /// `LIMIT`, `IOC`, `FILLED`...: Binance's words, checked to be plain upper-case words.
+    pub order_type: &'a str,
+    pub time_in_force: &'a str,
+    pub status: &'a str,
+    pub orig_qty: &'a str,
+    pub price: &'a str,
+    pub avg_price: &'a str,
+    pub last_filled_qty: &'a str,
+    pub filled_qty: &'a str,
+    pub trade_time_ms: i64,
+    pub event_time_ms: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +227,8 @@ pub enum Record<'a> {
     Kline(Kline<'a>),
     BookTicker(BookTicker<'a>),
     DepthUpdate(DepthUpdate<'a>),
+    MarkPrice(MarkPrice<'a>),
+    Liquidation(Liquidation<'a>),
 }
 
 /// Why a record could not be encoded; the `reason()` is a bounded metric label.
@@ -162,6 +242,8 @@ pub enum RecordError {
     BadLevels,
     #[error("kline interval is not one of the known candle intervals")]
     BadInterval,
+    #[error("field {} is not a plain upper-case word", .0.trim_matches([',', '"', ':']))]
+    BadWord(&'static str),
 }
 
 impl RecordError {
@@ -171,6 +253,7 @@ impl RecordError {
             RecordError::BadSymbol => "bad_symbol",
             RecordError::BadLevels => "bad_levels",
             RecordError::BadInterval => "bad_interval",
+            RecordError::BadWord(_) => "bad_word",
         }
     }
 }
@@ -204,6 +287,17 @@ pub fn is_safe_symbol(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_SYMBOL_BYTES && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
 }
 
+/// Longest enumeration word accepted (`GOOD_TILL_CROSSING` has 18 letters).
+const MAX_WORD_LEN: usize = 32;
+
+/// An enumeration value Binance writes as a word (`LIMIT`, `IOC`, `PARTIALLY_FILLED`): upper-case
+/// ASCII letters, digits and `_`, so it goes into JSON as it is.
+pub fn is_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_WORD_LEN
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 impl<'a> Record<'a> {
     pub fn record_type(&self) -> RecordType {
         match self {
@@ -212,6 +306,8 @@ impl<'a> Record<'a> {
             Record::Kline(_) => RecordType::Kline,
             Record::BookTicker(_) => RecordType::BookTicker,
             Record::DepthUpdate(_) => RecordType::DepthUpdate,
+            Record::MarkPrice(_) => RecordType::MarkPrice,
+            Record::Liquidation(_) => RecordType::Liquidation,
         }
     }
 
@@ -223,6 +319,8 @@ impl<'a> Record<'a> {
             Record::Kline(r) => r.exchange,
             Record::BookTicker(r) => r.exchange,
             Record::DepthUpdate(r) => r.exchange,
+            Record::MarkPrice(r) => r.exchange,
+            Record::Liquidation(r) => r.exchange,
         }
     }
 
@@ -234,22 +332,27 @@ impl<'a> Record<'a> {
             Record::Kline(r) => r.symbol,
             Record::BookTicker(r) => r.symbol,
             Record::DepthUpdate(r) => r.symbol,
+            Record::MarkPrice(r) => r.symbol,
+            Record::Liquidation(r) => r.symbol,
         }
     }
 
-    /// Exchange event time; bookTicker carries none, so its records use the receive time.
+    /// Exchange event time; spot's bookTicker carries none, so its records use the receive time.
     pub fn event_time_ms(&self) -> Option<i64> {
         match self {
             Record::Trade(r) => Some(r.event_time_ms),
             Record::AggTrade(r) => Some(r.event_time_ms),
             Record::Kline(r) => Some(r.event_time_ms),
-            Record::BookTicker(_) => None,
+            Record::BookTicker(r) => r.event_time_ms,
             Record::DepthUpdate(r) => Some(r.event_time_ms),
+            Record::MarkPrice(r) => Some(r.event_time_ms),
+            Record::Liquidation(r) => Some(r.event_time_ms),
         }
     }
 
-    /// The exchange's per-symbol sequence id (trade id, agg id, update id, kline open time):
-    /// what duplicate and gap detection key on.
+    /// The exchange's per-symbol sequence id (trade id, agg id, update id, kline open time; the
+    /// event time of a mark price or a liquidation, which have no id): what duplicate and gap
+    /// detection key on.
     pub fn sequence_id(&self) -> i64 {
         match self {
             Record::Trade(r) => r.trade_id,
@@ -257,6 +360,8 @@ impl<'a> Record<'a> {
             Record::Kline(r) => r.open_time_ms,
             Record::BookTicker(r) => r.update_id,
             Record::DepthUpdate(r) => r.final_update_id,
+            Record::MarkPrice(r) => r.event_time_ms,
+            Record::Liquidation(r) => r.event_time_ms,
         }
     }
 
@@ -326,13 +431,42 @@ impl<'a> Record<'a> {
                 w.dec(k!("bid_qty"), r.bid_qty)?;
                 w.dec(k!("ask_price"), r.ask_price)?;
                 w.dec(k!("ask_qty"), r.ask_qty)?;
+                w.some_int(kt!(unit, "event_time"), r.event_time_ms);
+                w.some_int(kt!(unit, "transaction_time"), r.transaction_time_ms);
             }
             Record::DepthUpdate(r) => {
                 w.int(k!("first_update_id"), r.first_update_id);
                 w.int(k!("final_update_id"), r.final_update_id);
+                w.some_int(k!("prev_final_update_id"), r.prev_final_update_id);
                 w.levels(k!("bids"), r.bids)?;
                 w.levels(k!("asks"), r.asks)?;
                 w.int(kt!(unit, "event_time"), r.event_time_ms);
+                w.some_int(kt!(unit, "transaction_time"), r.transaction_time_ms);
+            }
+            Record::MarkPrice(r) => {
+                w.dec(k!("mark_price"), r.mark_price)?;
+                w.dec(k!("index_price"), r.index_price)?;
+                w.dec(k!("estimated_settle_price"), r.estimated_settle_price)?;
+                w.dec(k!("funding_rate"), r.funding_rate)?;
+                if let Some(ap) = r.mark_price_avg {
+                    w.dec(k!("mark_price_avg"), ap)?;
+                }
+                w.int(kt!(unit, "next_funding_time"), r.next_funding_time_ms);
+                w.int(kt!(unit, "event_time"), r.event_time_ms);
+            }
+            Record::Liquidation(r) => {
+                w.str(k!("side"), r.side.as_str());
+                w.word(k!("order_type"), r.order_type)?;
+                w.word(k!("time_in_force"), r.time_in_force)?;
+                w.dec(k!("orig_qty"), r.orig_qty)?;
+                w.dec(k!("price"), r.price)?;
+                w.dec(k!("avg_price"), r.avg_price)?;
+                w.word(k!("status"), r.status)?;
+                w.dec(k!("last_filled_qty"), r.last_filled_qty)?;
+                w.dec(k!("filled_qty"), r.filled_qty)?;
+                w.int(kt!(unit, "trade_time"), r.trade_time_ms);
+                w.int(kt!(unit, "event_time"), r.event_time_ms);
+                w.bool(k!("snapshot"), true);
             }
         }
         w.uint(k!("recv_time_ns"), recv_time_ns);
@@ -344,222 +478,5 @@ impl<'a> Record<'a> {
     }
 }
 
-/// `,"name":` as one static string, so each field costs a single copy of its key.
-macro_rules! k {
-    ($name:expr) => {
-        concat!(",\"", $name, "\":")
-    };
-}
-use k;
-
-/// The key of time field `$base` in `$unit`: `,"<base>_ms":` or `,"<base>_us":`, both static.
-macro_rules! kt {
-    ($unit:expr, $base:literal) => {
-        match $unit {
-            TimeUnit::Millis => k!(concat!($base, "_ms")),
-            TimeUnit::Micros => k!(concat!($base, "_us")),
-        }
-    };
-}
-use kt;
-
-/// Appends `"key":value` pairs; keys are static ASCII (written whole, with their comma and
-/// colon) and values are pre-validated, so nothing needs escaping and every write is a `memcpy`
-/// or an `itoa`.
-struct JsonWriter<'o> {
-    out: &'o mut Vec<u8>,
-}
-
-impl<'o> JsonWriter<'o> {
-    fn begin(out: &'o mut Vec<u8>, ty: &str, exchange: &str, symbol: &str) -> Self {
-        out.extend_from_slice(b"{\"type\":\"");
-        out.extend_from_slice(ty.as_bytes());
-        out.extend_from_slice(b"\",\"exchange\":\"");
-        out.extend_from_slice(exchange.as_bytes());
-        out.extend_from_slice(b"\",\"symbol\":\"");
-        out.extend_from_slice(symbol.as_bytes());
-        out.push(b'"');
-        JsonWriter { out }
-    }
-    fn int(&mut self, key: &str, v: i64) {
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-    }
-    fn opt_int(&mut self, key: &str, v: Option<i64>) {
-        match v {
-            Some(v) => self.int(key, v),
-            None => {
-                self.out.extend_from_slice(key.as_bytes());
-                self.out.extend_from_slice(b"null");
-            }
-        }
-    }
-    fn uint(&mut self, key: &str, v: u64) {
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-    }
-    fn bool(&mut self, key: &str, v: bool) {
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(if v { b"true" } else { b"false" });
-    }
-    fn str(&mut self, key: &str, v: &str) {
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.push(b'"');
-        self.out.extend_from_slice(v.as_bytes());
-        self.out.push(b'"');
-    }
-    fn dec(&mut self, key: &'static str, v: &str) -> Result<(), RecordError> {
-        if !is_decimal(v) {
-            return Err(RecordError::BadDecimal(key));
-        }
-        self.str(key, v);
-        Ok(())
-    }
-    /// Re-encodes `[["price","qty"],...]` compactly straight into the output in one pass.
-    fn levels(&mut self, key: &'static str, levels: Levels<'_>) -> Result<(), RecordError> {
-        use serde::de::DeserializeSeed;
-        self.out.extend_from_slice(key.as_bytes());
-        let mut writer = LevelsWriter { out: self.out, bad_decimal: false };
-        let mut de = sonic_rs::Deserializer::from_str(levels.0);
-        let parsed = (&mut writer).deserialize(&mut de).and_then(|_| de.end());
-        match parsed {
-            Ok(()) => Ok(()),
-            Err(_) if writer.bad_decimal => Err(RecordError::BadDecimal(key)),
-            Err(_) => Err(RecordError::BadLevels),
-        }
-    }
-    fn end(self) {
-        self.out.push(b'}');
-    }
-}
-
-/// A serde visitor that writes each validated `[price, qty]` pair as it is read.
-struct LevelsWriter<'o> {
-    out: &'o mut Vec<u8>,
-    bad_decimal: bool,
-}
-
-impl<'de> serde::de::Visitor<'de> for &mut LevelsWriter<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of [price, qty] string pairs")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.out.push(b'[');
-        let mut first = true;
-        while let Some((p, q)) = seq.next_element::<(&'de str, &'de str)>()? {
-            if !is_decimal(p) || !is_decimal(q) {
-                self.bad_decimal = true;
-                return Err(serde::de::Error::custom("not a decimal"));
-            }
-            if !first {
-                self.out.push(b',');
-            }
-            first = false;
-            self.out.extend_from_slice(b"[\"");
-            self.out.extend_from_slice(p.as_bytes());
-            self.out.extend_from_slice(b"\",\"");
-            self.out.extend_from_slice(q.as_bytes());
-            self.out.extend_from_slice(b"\"]");
-        }
-        self.out.push(b']');
-        Ok(())
-    }
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for &mut LevelsWriter<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_are_plain_text_numbers() {
-        for ok in ["0", "0.001", "100", "25.35190000", "-1.5", "123456789012345678901234567890.123"] {
-            assert!(is_decimal(ok), "{ok}");
-        }
-        for bad in ["", "-", ".5", "5.", "1e5", "+1", " 1", "1 ", "0x10", "NaN", "1.2.3", "١٢"] {
-            assert!(!is_decimal(bad), "{bad}");
-        }
-        assert!(!is_decimal(&"9".repeat(65)));
-    }
-
-    #[test]
-    fn side_follows_the_maker_flag() {
-        assert_eq!(Side::from_buyer_is_maker(true), Side::Sell);
-        assert_eq!(Side::from_buyer_is_maker(false), Side::Buy);
-    }
-
-    #[test]
-    fn levels_are_reencoded_compactly_and_validated() {
-        let d = |b: &'static str| {
-            Record::DepthUpdate(DepthUpdate {
-                exchange: "binance",
-                symbol: "BNBBTC",
-                first_update_id: 1,
-                final_update_id: 2,
-                bids: Levels(b),
-                asks: Levels("[]"),
-                event_time_ms: 3,
-            })
-        };
-        let mut out = Vec::new();
-        d(r#"[ [ "0.0024", "10" ], ["0.0025","0.00000000"] ]"#).encode(7, false, &mut out).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&out).unwrap(),
-            r#"{"type":"depth_update","exchange":"binance","symbol":"BNBBTC","first_update_id":1,"final_update_id":2,"bids":[["0.0024","10"],["0.0025","0.00000000"]],"asks":[],"event_time_ms":3,"recv_time_ns":7}"#
-        );
-        for bad in [r#"[["1"]]"#, r#"[["1","2","3"]]"#, r#"[[1,2]]"#, r#"{"a":1}"#, r#"[["x","1"]]"#, "7"] {
-            out.clear();
-            assert!(d(bad).encode(7, false, &mut out).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn an_unknown_kline_interval_is_counted_as_such() {
-        let k = Kline {
-            exchange: "binance",
-            symbol: "BNBBTC",
-            interval: "2m",
-            open_time_ms: 0,
-            close_time_ms: 59_999,
-            open: "1",
-            high: "1",
-            low: "1",
-            close: "1",
-            volume: "1",
-            quote_volume: "1",
-            trades: 1,
-            taker_buy_volume: "1",
-            taker_buy_quote_volume: "1",
-            closed: true,
-            first_trade_id: None,
-            last_trade_id: None,
-            event_time_ms: 1,
-        };
-        let e = Record::Kline(k).encode(1, false, &mut Vec::new()).unwrap_err();
-        assert_eq!(e.reason(), "bad_interval");
-        let ok = Record::Kline(Kline { interval: "1M", ..k });
-        assert!(ok.encode(1, false, &mut Vec::new()).is_ok());
-    }
-
-    #[test]
-    fn unsafe_symbols_are_refused() {
-        assert!(is_safe_symbol("BTCUSDT"));
-        assert!(is_safe_symbol("币安人生USDT"));
-        // Fifty CJK letters: Binance's longest symbol, 150 bytes.
-        assert!(is_safe_symbol(&"币".repeat(50)));
-        assert!(!is_safe_symbol(&"币".repeat(51)));
-        assert!(!is_safe_symbol("BTC\"USDT"));
-        assert!(!is_safe_symbol("BTC\u{1}"));
-        assert!(!is_safe_symbol(""));
-    }
-}
+mod tests;

@@ -52,7 +52,12 @@ pub enum Dense {
 const BOOK: usize = 3;
 /// Klines: one slot per interval (`KLINE_INTERVALS`), keyed by event time.
 const KLINE0: usize = 4;
-const SLOTS: usize = KLINE0 + crate::interval::KLINE_INTERVALS.len();
+/// Mark prices and liquidations, keyed by event time: no id to find a gap by, but an overlapping
+/// connection's copy (make-before-break) is still a duplicate, and one older than what was
+/// published is stale.
+const MARK: usize = KLINE0 + crate::interval::KLINE_INTERVALS.len();
+const LIQUIDATION: usize = MARK + 1;
+const SLOTS: usize = LIQUIDATION + 1;
 const UNSET: i64 = i64::MIN;
 
 const INTERVALS: usize = crate::interval::KLINE_INTERVALS.len();
@@ -158,6 +163,8 @@ impl SequenceTracker {
                 let iv = crate::interval::index(k.interval).unwrap_or(0);
                 (KLINE0 + iv, k.event_time_ms, k.event_time_ms, false)
             }
+            Record::MarkPrice(m) => (MARK, m.event_time_ms, m.event_time_ms, false),
+            Record::Liquidation(l) => (LIQUIDATION, l.event_time_ms, l.event_time_ms, false),
         }
     }
 
@@ -239,6 +246,8 @@ fn judge_from(prev: i64, known: impl Fn(usize) -> i64, record: &Record<'_>, per_
         Verdict::Gap { from, missing } => (from, missing),
         _ => (0, 0),
     };
+    // A time far ahead is an idle hour, not an implausible id: nothing to quarantine.
+    let jump = if slot >= MARK { 0 } else { jump };
     let mut judged = Judged { slot, last, verdict, candle: None, jump, gap };
     if let Record::Kline(k) = record {
         let iv = slot - KLINE0;
@@ -360,6 +369,8 @@ mod tests {
             bids: Levels("[]"),
             asks: Levels("[]"),
             event_time_ms: 0,
+            prev_final_update_id: None,
+            transaction_time_ms: None,
         })
     }
 

@@ -75,4 +75,8 @@ pub struct Venue {
     pub unsubscribe: fn(id: i64, streams: &[&str]) -> String,
     /// Parses one text frame, borrowing from it; allocation-free (it runs per message).
     pub parse: for<'a> fn(&'a str) -> Result<Frame<'a>, Refusal>,
+    /// The path segment (`""`, `"/public"`) a connection carrying `kind` must use: the
+    /// connection planner never puts streams of two routes on one connection, and each
+    /// connection's URL is `<configured path><route>/stream?streams=...`.
+    pub route: fn(kind: StreamKind) -> &'static str,
 }

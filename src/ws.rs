@@ -178,7 +178,13 @@ impl Connection {
             }
         }
         let in_url: Vec<&str> = in_url.iter().map(String::as_str).collect();
-        let path = (venue.stream_path)(base_path, &in_url, unit);
+        // The planner gives a connection streams of one route only (`plan_connections`).
+        let route = streams.first().map_or("", |&(_, k)| (venue.route)(k));
+        debug_assert!(
+            streams.iter().all(|&(_, k)| (venue.route)(k) == route),
+            "streams of two routes on one connection"
+        );
+        let path = (venue.stream_path)(&format!("{base_path}{route}"), &in_url, unit);
         let mut symbols: Vec<u16> = streams.iter().map(|(s, _)| *s).collect();
         symbols.dedup();
         Connection {
@@ -209,6 +215,11 @@ impl Connection {
             retiring: false,
             catch_up: None,
         }
+    }
+
+    /// The request path: route, streams in the URL, time unit.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// Open, and every stream acknowledged.

@@ -4,10 +4,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use marketflow_ingestor::binance::usdm::stream::parse_kind;
+use marketflow_ingestor::binance::usdm::venue::VENUE as USDM;
 use marketflow_ingestor::binance::venue::VENUE;
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
 use marketflow_ingestor::stream::StreamKind;
+use marketflow_ingestor::venue::Venue;
 
 struct Counting;
 
@@ -37,22 +40,43 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn the_per_message_path_does_not_allocate() {
-    let m = binance_sim::Market::new(binance_sim::SimConfig::default());
-    let kinds = ["trade", "aggTrade", "kline_1m", "bookTicker", "depth@100ms"];
+    // One test, the markets one after the other: the counter is process-wide, and tests in one
+    // binary run on parallel threads.
+    let spot = binance_sim::Market::new(binance_sim::SimConfig::default());
+    let spot_kinds = ["trade", "aggTrade", "kline_1m", "bookTicker", "depth@100ms"];
+    run(&VENUE, &spot, &spot_kinds, |k| k.parse().unwrap(), |k| k.parse().unwrap());
+    // USD-M: a frame of each payload type (one per record shape; depth@500ms and markPrice
+    // parse as depth@100ms and markPrice@1s do).
+    let usdm = binance_sim::Market::usdm(binance_sim::SimConfig::usdm_market());
+    let usdm_kinds = ["aggTrade", "kline_1m", "bookTicker", "depth@100ms", "markPrice@1s", "forceOrder"];
+    let sim_kind = |k: &str| binance_sim::usdm_kinds().find(|s| s.to_string() == k).unwrap();
+    run(&USDM, &usdm, &usdm_kinds, |k| parse_kind(k).unwrap(), sim_kind);
+}
+
+/// Frames of `kinds` from market `m`, through `venue`'s parse, the pipeline and the ring; `kind`
+/// and `sim_kind` read a kind's name as the ingester and as the simulator do.
+fn run(
+    venue: &'static Venue,
+    m: &binance_sim::Market,
+    kinds: &[&str],
+    kind: impl Fn(&str) -> StreamKind,
+    sim_kind: impl Fn(&str) -> binance_sim::StreamKind,
+) {
     // Frames prepared up front: in production they are the WebSocket layer's buffers.
+    let n = kinds.len() as u64;
     let frames: Vec<String> = (0..2_000u64)
         .map(|k| {
-            let kind = kinds[(k % 5) as usize];
+            let name = kinds[(k % n) as usize];
             let mut data = String::new();
-            m.render(kind.parse().unwrap(), 0, k / 5, &mut data);
-            format!(r#"{{"stream":"btcusdt@{kind}","data":{data}}}"#)
+            m.render(sim_kind(name), 0, k / n, &mut data);
+            format!(r#"{{"stream":"btcusdt@{name}","data":{data}}}"#)
         })
         .collect();
     let metrics = Metrics::new(&["btcusdt".to_string()]);
     let (w, mut r) = marketflow_ingestor::ring::ring(64 << 20);
-    let mut p = Pipeline::new(&VENUE, w, metrics, None);
+    let mut p = Pipeline::new(venue, w, metrics, None);
     // Every stream's last message is kept, as the event loop has it kept.
-    let tracked: Vec<StreamKind> = kinds.iter().map(|k| k.parse().unwrap()).collect();
+    let tracked: Vec<StreamKind> = kinds.iter().map(|k| kind(k)).collect();
     p.track_streams(&tracked);
     // Warm-up: buffers grow to the largest record once.
     for f in &frames[..100] {
@@ -63,7 +87,7 @@ fn the_per_message_path_does_not_allocate() {
         assert_eq!(p.on_text(f, 1, Admission::Normal), Outcome::Record, "{f}");
     }
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
-    assert_eq!(allocs, 0, "{allocs} allocations for {} messages", frames.len() - 100);
+    assert_eq!(allocs, 0, "{allocs} allocations for {} {} messages", frames.len() - 100, venue.exchange);
     assert!(p.streams().last_ns().iter().all(|&t| t == 1), "every stream's last message noted");
     // And the producer side's drain is allocation-free too.
     let before = ALLOCS.load(Ordering::Relaxed);

@@ -1,9 +1,10 @@
 //! Everything specific to Binance: stream names, symbols, the wire formats of its payloads, the
 //! endpoint's URL shape, requests and limits ([`venue::VENUE`]), its REST endpoints, weights and
-//! bodies ([`rest`]).
+//! bodies ([`rest`]). USD-M futures, a market of its own, live in [`usdm`].
 pub mod rest;
 pub mod stream;
 pub mod symbol;
+pub mod usdm;
 pub mod venue;
 pub mod wire;
 

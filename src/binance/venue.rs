@@ -37,12 +37,14 @@ pub const VENUE: Venue = Venue {
     stream_path,
     subscribe,
     unsubscribe,
-    parse,
+    parse: |text| to_engine(wire::parse_text(text)),
+    // One endpoint serves every spot stream.
+    route: |_| "",
 };
 
-/// A combined-stream frame as the engine sees it.
-fn parse(text: &str) -> Result<Frame<'_>, Refusal> {
-    Ok(match wire::parse_text(text).map_err(refusal)? {
+/// A combined-stream frame (of any Binance market) as the engine sees it.
+pub(super) fn to_engine(parsed: Result<wire::Frame<'_>, ParseError>) -> Result<Frame<'_>, Refusal> {
+    Ok(match parsed.map_err(refusal)? {
         wire::Frame::Market { kind, stream_symbol, record } => Frame::Market { kind, stream_symbol, record },
         wire::Frame::ControlReply { id, result } => Frame::ControlReply { id, result },
         wire::Frame::ErrorReply { code, msg } => Frame::ErrorReply { code, msg },
@@ -60,23 +62,28 @@ fn refusal(e: ParseError) -> Refusal {
 /// (web-socket-streams.md, "General WSS information"); milliseconds are the default, and the URL
 /// says nothing of them.
 fn stream_path(base: &str, streams: &[&str], unit: TimeUnit) -> String {
-    let names: Vec<String> = streams.iter().map(|s| url_encoded(s).to_string()).collect();
     let unit = match unit {
         TimeUnit::Millis => "",
         TimeUnit::Micros => "&timeUnit=MICROSECOND",
     };
-    format!("{base}/stream?streams={}{unit}", names.join("/"))
+    combined_path(base, streams, unit)
+}
+
+/// `<base>/stream?streams=<a>/<b>/...<query>`, each name percent-encoded.
+pub(super) fn combined_path(base: &str, streams: &[&str], query: &str) -> String {
+    let names: Vec<String> = streams.iter().map(|s| url_encoded(s).to_string()).collect();
+    format!("{base}/stream?streams={}{query}", names.join("/"))
 }
 
 /// `{"method":"SUBSCRIBE","params":["<a>","<b>"],"id":<id>}`, each name percent-encoded as in the
 /// URL: the request stays ASCII and needs no JSON escaping (symbols are checked against Binance's
 /// grammar at configuration, and the encoding leaves no `"` or `\\`).
-fn subscribe(id: i64, streams: &[&str]) -> String {
+pub(super) fn subscribe(id: i64, streams: &[&str]) -> String {
     request("SUBSCRIBE", id, streams)
 }
 
 /// `{"method":"UNSUBSCRIBE","params":["<a>"],"id":<id>}`.
-fn unsubscribe(id: i64, streams: &[&str]) -> String {
+pub(super) fn unsubscribe(id: i64, streams: &[&str]) -> String {
     request("UNSUBSCRIBE", id, streams)
 }
 

@@ -4,7 +4,8 @@
 //! (<https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md>, "combined
 //! streams"). The same socket also carries control replies (`{"result":null,"id":1}`), error
 //! replies (`{"code":2,"msg":"..."}`) and the `serverShutdown` notice. Every field is borrowed from
-//! the frame text: parsing allocates nothing.
+//! the frame text: parsing allocates nothing. USD-M futures frames (`usdm::wire`) share the
+//! envelope, the control frames, the checks and the aggTrade and kline payloads parsed here.
 
 use serde::{Deserialize, Deserializer};
 use sonic_rs::LazyValue;
@@ -40,6 +41,8 @@ pub enum ParseError {
     SymbolMismatch,
     IntervalMismatch,
     TooDeep,
+    /// USD-M: a liquidation's side is neither `BUY` nor `SELL`.
+    UnknownSide,
 }
 
 impl ParseError {
@@ -53,6 +56,7 @@ impl ParseError {
             ParseError::SymbolMismatch => "payload symbol does not match its stream name",
             ParseError::IntervalMismatch => "kline interval does not match its stream name",
             ParseError::TooDeep => "JSON nested deeper than any Binance frame",
+            ParseError::UnknownSide => "liquidation side is neither BUY nor SELL",
         }
     }
 
@@ -65,6 +69,7 @@ impl ParseError {
             ParseError::SymbolMismatch => "symbol_mismatch",
             ParseError::IntervalMismatch => "interval_mismatch",
             ParseError::TooDeep => "too_deep",
+            ParseError::UnknownSide => "unknown_side",
         }
     }
 }
@@ -222,14 +227,14 @@ struct ShutdownWire {
 
 /// The raw text of a lazily parsed value, borrowed from the frame (never copied: the frame is a
 /// byte slice, so sonic-rs always hands out borrowed raw text).
-fn raw<'a>(v: &LazyValue<'a>) -> Result<&'a str, ParseError> {
+pub(super) fn raw<'a>(v: &LazyValue<'a>) -> Result<&'a str, ParseError> {
     match v.as_raw_cow() {
         std::borrow::Cow::Borrowed(s) => Ok(s),
         std::borrow::Cow::Owned(_) => Err(ParseError::Json),
     }
 }
 
-fn check_symbol(payload: &str, stream: &str) -> Result<(), ParseError> {
+pub(super) fn check_symbol(payload: &str, stream: &str) -> Result<(), ParseError> {
     // Stream names carry the symbol lower case; a UTF-8 listing's letters may have case too
     // (Greek, Cyrillic), which only a Unicode comparison sees. ASCII symbols never pay for it.
     let same = if payload.is_ascii() {
@@ -244,7 +249,7 @@ fn check_symbol(payload: &str, stream: &str) -> Result<(), ParseError> {
     }
 }
 
-fn check_event(e: &str, want: &str) -> Result<(), ParseError> {
+pub(super) fn check_event(e: &str, want: &str) -> Result<(), ParseError> {
     if e == want {
         Ok(())
     } else {
@@ -275,7 +280,7 @@ fn split_combined(text: &str) -> Option<(&str, &str)> {
 pub const MAX_NESTING: usize = 16;
 
 /// Whether `text` nests at most [`MAX_NESTING`] levels, checked before sonic-rs sees it.
-fn nesting_ok(text: &str) -> bool {
+pub(super) fn nesting_ok(text: &str) -> bool {
     let b = text.as_bytes();
     // A frame cannot nest deeper than it has opening brackets, and a trade frame has two: this
     // count vectorizes, so ordinary frames never pay for the string-aware scan.
@@ -330,6 +335,15 @@ pub fn parse_frame(text: &[u8]) -> Result<Frame<'_>, ParseError> {
 /// Parses one combined-stream text frame. Takes `&str` because a WebSocket text message has
 /// already been validated as UTF-8: the hot path does not pay for it twice.
 pub fn parse_text(text: &str) -> Result<Frame<'_>, ParseError> {
+    parse_combined(text, payload)
+}
+
+/// A combined-stream frame whose `data` of stream `stream` is parsed by `payload` (spot's or a
+/// futures market's), or a control frame. The nesting is checked first.
+pub(super) fn parse_combined<'a>(
+    text: &'a str,
+    payload: fn(&'a str, &'a str) -> Result<Frame<'a>, ParseError>,
+) -> Result<Frame<'a>, ParseError> {
     if !nesting_ok(text) {
         return Err(ParseError::TooDeep);
     }
@@ -370,11 +384,78 @@ pub fn parse_payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, Pa
     payload(stream, data)
 }
 
+/// The `serverShutdown` notice if `stream` is its combined name (`!serverShutdown`).
+pub(super) fn shutdown<'a>(stream: &str, data: &str) -> Option<Result<Frame<'a>, ParseError>> {
+    (stream == "!serverShutdown").then(|| {
+        let w: ShutdownWire = sonic_rs::from_str(data).map_err(|_| ParseError::Json)?;
+        Ok(Frame::ServerShutdown { event_time_ms: w.event_time })
+    })
+}
+
+/// An aggTrade payload of `stream_symbol`'s stream as a record of `exchange`. USD-M's has no
+/// `M` and may carry `nq` and `st`: fields this parse does not name are skipped.
+pub(super) fn agg_trade<'a>(
+    exchange: &'static str,
+    stream_symbol: &str,
+    data: &'a str,
+) -> Result<Record<'a>, ParseError> {
+    let w: AggTradeWire<'a> = sonic_rs::from_str(data).map_err(|_| ParseError::Json)?;
+    check_event(w.e, "aggTrade")?;
+    check_symbol(w.s, stream_symbol)?;
+    Ok(Record::AggTrade(AggTrade {
+        exchange,
+        symbol: w.s,
+        agg_id: w.a,
+        first_trade_id: w.f,
+        last_trade_id: w.l,
+        price: w.p,
+        qty: w.q,
+        side: Side::from_buyer_is_maker(w.m),
+        trade_time_ms: w.trade_time,
+        event_time_ms: w.event_time,
+    }))
+}
+
+/// A kline payload of `stream_symbol`'s stream of interval `iv` as a record of `exchange`
+/// (USD-M's `k` has spot's fields).
+pub(super) fn kline<'a>(
+    exchange: &'static str,
+    stream_symbol: &str,
+    iv: u8,
+    data: &'a str,
+) -> Result<Record<'a>, ParseError> {
+    let w: KlineWire<'a> = sonic_rs::from_str(data).map_err(|_| ParseError::Json)?;
+    check_event(w.e, "kline")?;
+    check_symbol(w.s, stream_symbol)?;
+    if Some(&w.k.i) != super::stream::KLINE_INTERVALS.get(iv as usize) {
+        return Err(ParseError::IntervalMismatch);
+    }
+    Ok(Record::Kline(Kline {
+        exchange,
+        symbol: w.s,
+        interval: w.k.i,
+        open_time_ms: w.k.t,
+        close_time_ms: w.k.close_time,
+        open: w.k.o,
+        high: w.k.h,
+        low: w.k.l,
+        close: w.k.c,
+        volume: w.k.v,
+        quote_volume: w.k.q,
+        trades: w.k.n,
+        taker_buy_volume: w.k.taker_buy_volume,
+        taker_buy_quote_volume: w.k.taker_buy_quote_volume,
+        closed: w.k.x,
+        first_trade_id: Some(w.k.f),
+        last_trade_id: Some(w.k.last_trade_id),
+        event_time_ms: w.event_time,
+    }))
+}
+
 /// [`parse_payload`] once the nesting has been checked.
 fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> {
-    if stream == "!serverShutdown" {
-        let w: ShutdownWire = sonic_rs::from_str(data).map_err(|_| ParseError::Json)?;
-        return Ok(Frame::ServerShutdown { event_time_ms: w.event_time });
+    if let Some(f) = shutdown(stream, data) {
+        return f;
     }
     let (stream_symbol, suffix) = stream.split_once('@').ok_or(ParseError::UnknownStream)?;
     let kind = StreamKind::from_suffix(suffix).ok_or(ParseError::UnknownStream)?;
@@ -395,51 +476,8 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
                 event_time_ms: w.event_time,
             })
         }
-        StreamKind::AggTrade => {
-            let w: AggTradeWire<'a> = sonic_rs::from_str(data).map_err(json)?;
-            check_event(w.e, "aggTrade")?;
-            check_symbol(w.s, stream_symbol)?;
-            Record::AggTrade(AggTrade {
-                exchange: EXCHANGE,
-                symbol: w.s,
-                agg_id: w.a,
-                first_trade_id: w.f,
-                last_trade_id: w.l,
-                price: w.p,
-                qty: w.q,
-                side: Side::from_buyer_is_maker(w.m),
-                trade_time_ms: w.trade_time,
-                event_time_ms: w.event_time,
-            })
-        }
-        StreamKind::Kline(iv) => {
-            let w: KlineWire<'a> = sonic_rs::from_str(data).map_err(json)?;
-            check_event(w.e, "kline")?;
-            check_symbol(w.s, stream_symbol)?;
-            if w.k.i != super::stream::KLINE_INTERVALS[iv as usize] {
-                return Err(ParseError::IntervalMismatch);
-            }
-            Record::Kline(Kline {
-                exchange: EXCHANGE,
-                symbol: w.s,
-                interval: w.k.i,
-                open_time_ms: w.k.t,
-                close_time_ms: w.k.close_time,
-                open: w.k.o,
-                high: w.k.h,
-                low: w.k.l,
-                close: w.k.c,
-                volume: w.k.v,
-                quote_volume: w.k.q,
-                trades: w.k.n,
-                taker_buy_volume: w.k.taker_buy_volume,
-                taker_buy_quote_volume: w.k.taker_buy_quote_volume,
-                closed: w.k.x,
-                first_trade_id: Some(w.k.f),
-                last_trade_id: Some(w.k.last_trade_id),
-                event_time_ms: w.event_time,
-            })
-        }
+        StreamKind::AggTrade => agg_trade(EXCHANGE, stream_symbol, data)?,
+        StreamKind::Kline(iv) => kline(EXCHANGE, stream_symbol, iv, data)?,
         StreamKind::BookTicker => {
             let w: BookTickerWire<'a> = sonic_rs::from_str(data).map_err(json)?;
             check_symbol(w.s, stream_symbol)?;
@@ -451,6 +489,8 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
                 bid_qty: w.bid_qty,
                 ask_price: w.a,
                 ask_qty: w.ask_qty,
+                event_time_ms: None,
+                transaction_time_ms: None,
             })
         }
         StreamKind::Depth | StreamKind::Depth100ms => {
@@ -465,7 +505,13 @@ fn payload<'a>(stream: &'a str, data: &'a str) -> Result<Frame<'a>, ParseError> 
                 bids: Levels(raw(&w.b)?),
                 asks: Levels(raw(&w.a)?),
                 event_time_ms: w.event_time,
+                prev_final_update_id: None,
+                transaction_time_ms: None,
             })
+        }
+        // USD-M kinds: `from_suffix` never names them for spot.
+        StreamKind::MarkPrice | StreamKind::MarkPrice1s | StreamKind::ForceOrder | StreamKind::Depth500ms => {
+            return Err(ParseError::UnknownStream)
         }
     };
     Ok(Frame::Market { kind, stream_symbol, record })

@@ -16,6 +16,8 @@ pub struct Diff<'a> {
     pub first_update_id: i64,
     /// `u`: the last.
     pub final_update_id: i64,
+    /// `pu`, futures only: the stream's previous event's `u`.
+    pub prev_final_update_id: Option<i64>,
     /// The payload from its bids array on: `[["p","q"],...],"asks":[...],"event_time_ms":E,...`.
     rest: &'a [u8],
 }
@@ -47,9 +49,14 @@ pub fn read(payload: &[u8]) -> Option<Diff<'_>> {
     let r = r.strip_prefix(br#"","first_update_id":"#)?;
     let (first_update_id, r) = signed(r)?;
     let r = r.strip_prefix(br#","final_update_id":"#)?;
-    let (final_update_id, r) = signed(r)?;
+    let (final_update_id, mut r) = signed(r)?;
+    let mut prev_final_update_id = None;
+    if let Some(p) = r.strip_prefix(br#","prev_final_update_id":"#) {
+        let (pu, after) = signed(p)?;
+        (prev_final_update_id, r) = (Some(pu), after);
+    }
     let rest = r.strip_prefix(br#","bids":"#)?;
-    Some(Diff { first_update_id, final_update_id, rest })
+    Some(Diff { first_update_id, final_update_id, prev_final_update_id, rest })
 }
 
 impl<'a> Diff<'a> {
@@ -115,6 +122,8 @@ mod tests {
             bids: crate::record::Levels(bids),
             asks: crate::record::Levels(asks),
             event_time_ms: 1_672_515_782_136,
+            prev_final_update_id: None,
+            transaction_time_ms: None,
         });
         let mut out = Vec::new();
         r.encode(1_700_000_000_123_456_789, false, &mut out).unwrap();
@@ -147,6 +156,8 @@ mod tests {
             bids: crate::record::Levels(r#"[["0.0024","10"]]"#),
             asks: crate::record::Levels("[]"),
             event_time_ms: 1_672_515_782_136_999,
+            prev_final_update_id: None,
+            transaction_time_ms: None,
         });
         let mut p = Vec::new();
         r.encode_in(crate::time_unit::TimeUnit::Micros, 1, false, &mut p).unwrap();
@@ -168,6 +179,28 @@ mod tests {
         }
         let empty = encoded(1, "[]", "[]", false);
         assert_eq!(all(&read(&empty).unwrap()).unwrap(), (vec![], 1_672_515_782_136));
+    }
+
+    #[test]
+    fn futures_depth_updates_read_back_with_their_previous_final_id() {
+        let r = Record::DepthUpdate(DepthUpdate {
+            exchange: "binance-usdm",
+            symbol: "BTCUSDT",
+            first_update_id: 157,
+            final_update_id: 160,
+            bids: crate::record::Levels(r#"[["0.0024","10"]]"#),
+            asks: crate::record::Levels(r#"[["0.0026","100"]]"#),
+            event_time_ms: 123_456_789,
+            prev_final_update_id: Some(149),
+            transaction_time_ms: Some(123_456_788),
+        });
+        let mut p = Vec::new();
+        r.encode(1, false, &mut p).unwrap();
+        let d = read(&p).unwrap();
+        assert_eq!((d.first_update_id, d.final_update_id, d.prev_final_update_id), (157, 160, Some(149)));
+        let (levels, t) = all(&d).unwrap();
+        assert_eq!((levels.len(), t), (2, 123_456_789));
+        assert_eq!(read(&encoded(157, "[]", "[]", false)).unwrap().prev_final_update_id, None);
     }
 
     #[test]

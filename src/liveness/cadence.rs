@@ -35,9 +35,17 @@ pub struct Cadence {
     peak: Duration,
     prev_peak: Duration,
     window_end: Option<Instant>,
+    /// The venue's own period for this kind, if it keeps one: the cadence before any gap.
+    period: Option<Duration>,
 }
 
 impl Cadence {
+    /// A cadence that expects a message every `period` (the venue's promise) before it has
+    /// learned any gap.
+    pub fn expecting(period: Duration) -> Cadence {
+        Cadence { period: Some(period), ..Cadence::default() }
+    }
+
     /// Learns one gap, ending at `now`.
     pub fn learn(&mut self, gap: Duration, now: Instant) {
         match self.window_end {
@@ -64,6 +72,10 @@ impl Cadence {
     /// The silence the stream may keep before it counts as silent.
     pub fn bound(&self, rare: bool, b: Bounds) -> Duration {
         if self.samples == 0 {
+            if let Some(p) = self.period {
+                let bound = Duration::try_from_secs_f64(p.as_secs_f64() * MEAN_FACTOR).unwrap_or(b.cap);
+                return bound.clamp(b.floor, b.cap.max(b.floor));
+            }
             return if rare { b.cap } else { b.floor.saturating_mul(FREQUENT_PRIOR).min(b.cap) };
         }
         let from_mean = Duration::try_from_secs_f64(self.mean * MEAN_FACTOR).unwrap_or(b.cap);

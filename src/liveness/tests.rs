@@ -206,3 +206,36 @@ fn stale_records_say_which_stream_since_when_and_what_was_done() {
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["action"], "replace_connection");
 }
+
+#[test]
+fn a_liquidation_stream_is_never_stale_however_long_it_is_quiet() {
+    // forceOrder speaks only when a position is liquidated: a calm market may have none for
+    // hours, so its silence proves nothing (and the watch must not resubscribe or replace a
+    // healthy connection for it). Beside it, a mark-price stream on the same silent connection
+    // is found.
+    let mut rig = Rig::new(1, &[StreamKind::ForceOrder, StreamKind::MarkPrice]);
+    rig.run(secs(3600.0), |_, _| false);
+    assert!(rig.events.iter().all(|(_, e)| e.slot == 1), "{:?}", rig.events);
+    assert!(!rig.watch.is_silent(0));
+    assert!(rig.watch.is_silent(1));
+    // A liquidation now and then changes nothing either.
+    let mut rig = Rig::new(1, &[StreamKind::ForceOrder]);
+    rig.run(secs(7200.0), |_, t| t.as_secs() % 1800 == 0 && t.subsec_millis() == 0);
+    assert_eq!(rig.actions(), []);
+}
+
+#[test]
+fn a_mark_price_stream_is_held_to_its_clock_from_the_first_look() {
+    // Nothing learned yet: a kind of unknown cadence may keep six floors (60 s), but a mark
+    // price comes every 3 s, so 12 periods (36 s) of silence are a fault; every second: 12 s.
+    let mut rig = Rig::new(1, &[StreamKind::MarkPrice, StreamKind::MarkPrice1s, StreamKind::BookTicker]);
+    assert_eq!((rig.watch.bound(0), rig.watch.bound(1), rig.watch.bound(2)), (secs(36.0), secs(12.0), secs(60.0)));
+    rig.run(secs(40.0), |_, _| false);
+    let found: Vec<(usize, u64)> = rig.events.iter().map(|(t, e)| (e.slot, t.as_secs())).collect();
+    assert_eq!(found, [(1, 12), (1, 24), (0, 36)]);
+    // Delivering on its clock, it is never alarmed, and what it learns keeps the bound tight.
+    let mut rig = Rig::new(1, &[StreamKind::MarkPrice]);
+    rig.run(secs(300.0), |_, t| t.as_millis() % 3000 == 0);
+    assert_eq!(rig.actions(), []);
+    assert_eq!(rig.watch.bound(0), secs(36.0));
+}

@@ -16,6 +16,8 @@ pub const REJECT_REASONS: &[&str] = &[
     "bad_symbol",
     "bad_levels",
     "bad_interval",
+    "bad_word",
+    "unknown_side",
     "ring_overflow",
     "unknown_symbol",
     "binary_frame",
@@ -50,19 +52,23 @@ pub enum FrameKind {
     Kline = 2,
     BookTicker = 3,
     DepthUpdate = 4,
-    ControlReply = 5,
-    ErrorReply = 6,
-    ServerShutdown = 7,
-    Unparsed = 8,
+    MarkPrice = 5,
+    Liquidation = 6,
+    ControlReply = 7,
+    ErrorReply = 8,
+    ServerShutdown = 9,
+    Unparsed = 10,
 }
 
 impl FrameKind {
-    pub const ALL: [FrameKind; 9] = [
+    pub const ALL: [FrameKind; 11] = [
         FrameKind::Trade,
         FrameKind::AggTrade,
         FrameKind::Kline,
         FrameKind::BookTicker,
         FrameKind::DepthUpdate,
+        FrameKind::MarkPrice,
+        FrameKind::Liquidation,
         FrameKind::ControlReply,
         FrameKind::ErrorReply,
         FrameKind::ServerShutdown,
@@ -77,6 +83,8 @@ impl FrameKind {
             RecordType::Kline => FrameKind::Kline,
             RecordType::BookTicker => FrameKind::BookTicker,
             RecordType::DepthUpdate => FrameKind::DepthUpdate,
+            RecordType::MarkPrice => FrameKind::MarkPrice,
+            RecordType::Liquidation => FrameKind::Liquidation,
         }
     }
 
@@ -92,6 +100,8 @@ pub const FRAME_KINDS: &[&str] = &[
     "kline",
     "book_ticker",
     "depth_update",
+    "mark_price",
+    "liquidation",
     "control_reply",
     "error_reply",
     "server_shutdown",

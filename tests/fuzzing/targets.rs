@@ -256,6 +256,7 @@ fn record_strs<'a>(r: &Record<'a>) -> Vec<&'a str> {
         ],
         Record::BookTicker(b) => vec![b.symbol, b.bid_price, b.bid_qty, b.ask_price, b.ask_qty],
         Record::DepthUpdate(d) => vec![d.symbol, d.bids.0, d.asks.0],
+        Record::MarkPrice(_) | Record::Liquidation(_) => unreachable!("refused by check_market"),
     }
 }
 
@@ -264,6 +265,15 @@ fn check_market(kind: StreamKind, stream_symbol: &str, record: &Record<'_>) {
     assert_eq!(record.record_type(), kind.record_type(), "record type of {kind}");
     assert!(record.symbol().eq_ignore_ascii_case(stream_symbol), "symbol {:?} on {stream_symbol:?}", record.symbol());
     assert!(!stream_symbol.contains('@'), "stream symbol {stream_symbol:?}");
+    // Spot's parser makes spot records only: no USD-M type, no futures-only field.
+    match record {
+        Record::MarkPrice(_) | Record::Liquidation(_) => panic!("spot's parser made a USD-M record: {record:?}"),
+        Record::BookTicker(b) => assert_eq!((b.event_time_ms, b.transaction_time_ms), (None, None), "{record:?}"),
+        Record::DepthUpdate(d) => {
+            assert_eq!((d.prev_final_update_id, d.transaction_time_ms), (None, None), "{record:?}")
+        }
+        _ => {}
+    }
     for s in record_strs(record) {
         assert_valid_str(s);
     }
@@ -359,6 +369,7 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_levels(d, "b", u.bids.0);
             same_levels(d, "a", u.asks.0);
         }
+        Record::MarkPrice(_) | Record::Liquidation(_) => unreachable!("refused by check_market"),
     }
 }
 
@@ -402,6 +413,7 @@ fn should_encode(r: &Record<'_>) -> bool {
         }
         Record::BookTicker(b) => vec![b.bid_price, b.bid_qty, b.ask_price, b.ask_qty],
         Record::DepthUpdate(_) => vec![],
+        Record::MarkPrice(_) | Record::Liquidation(_) => unreachable!("refused by check_market"),
     };
     let levels_ok = match r {
         Record::DepthUpdate(d) => plain_levels(d.bids.0) == Some(true) && plain_levels(d.asks.0) == Some(true),
@@ -520,6 +532,7 @@ fn check_encoded(r: &Record<'_>, v: &Value, recv_ns: u64, backfilled: bool) {
             same_i64(v, "event_time_ms", d.event_time_ms);
             5
         }
+        Record::MarkPrice(_) | Record::Liquidation(_) => unreachable!("refused by check_market"),
     };
     // type, exchange, symbol, recv_time_ns (+ backfilled): no key missing, none twice.
     let want = fields + 4 + usize::from(backfilled);

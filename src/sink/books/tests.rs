@@ -32,6 +32,8 @@ fn diff(first: i64, last: i64, price: &'static str, qty: &'static str) -> (Recor
         bids: Levels(bids),
         asks: Levels("[]"),
         event_time_ms: last,
+        prev_final_update_id: None,
+        transaction_time_ms: None,
     });
     let mut p = Vec::new();
     r.encode(1, false, &mut p).unwrap();
