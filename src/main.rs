@@ -63,7 +63,7 @@ fn lanes(cfg: &Config) -> Vec<Lane> {
     }
     if let Some(c) = cfg.usdm_lane() {
         // The backfill thread speaks spot's REST only, so this lane runs without it.
-        lanes.push(Lane::new("usdm", "USDM_", c, &binance::venue::VENUE, false));
+        lanes.push(Lane::new("usdm", "USDM_", c, &binance::usdm::venue::VENUE, false));
     }
     lanes
 }

@@ -267,7 +267,7 @@ fn usdm_settings_are_checked_with_every_other_problem_and_shown() {
     );
     assert_refused(
         &r,
-        &["(3 problems)", "PROM_PORT: `x`", "USDM_STREAMS: `trade` is not a USD-M stream", "USDM_WS_URL: path `/ws`"],
+        &["(3 problems)", "PROM_PORT: `x`", "USDM_STREAMS: trade is not a USD-M stream", "USDM_WS_URL: path `/ws`"],
     );
     let r = check_config(&[("SYMBOLS", ""), ("USDM_SYMBOLS", "")], &[]);
     assert_refused(&r, &["SYMBOLS: no symbol given (e.g. btcusdt,ethusdt), and USDM_SYMBOLS is empty too"]);

@@ -7,8 +7,10 @@ use super::build::Build;
 use super::parse;
 use super::var::*;
 use super::{Config, CorePin, Endpoint};
+use crate::binance::usdm;
 use crate::record::RecordType;
 use crate::stream::StreamKind;
+use crate::time_unit::TimeUnit;
 
 /// The USD-M market's values; the rest of its lane's configuration is the process's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,42 +47,17 @@ impl Config {
             // The backfill thread speaks spot's REST; until it speaks `/fapi` too, the lane's gaps
             // are named at once in `gap` records (reason `backfill_off`).
             backfill: false,
+            // USD-M has no `timeUnit` parameter: its times are milliseconds, and its records say so.
+            time_unit: TimeUnit::Millis,
             ..self.clone()
         })
     }
 }
 
-/// The USD-M stream kinds a user may configure.
-// Temporary, until `binance::usdm::stream::parse_kind` lands: what the model has today.
-fn parse_kind(s: &str) -> Result<StreamKind, String> {
-    match s {
-        "trade" => Err("`trade` is not a USD-M stream (undocumented on USD-M futures); use aggTrade".into()),
-        "kline_1s" => Err("`kline_1s` is a spot stream; USD-M futures have no 1 s candles".into()),
-        s => s.parse::<StreamKind>(),
-    }
-}
-
-/// A USD-M WebSocket base: the connection planner appends each connection's route and mode, so a
-/// base that already ends in one would make URLs Binance does not serve, or worse, the retired
-/// root path (subscriptions acknowledged, nothing delivered).
-fn check_ws_base(e: &Endpoint) -> Result<(), String> {
-    let last = e.path.rsplit('/').next().unwrap_or_default();
-    // Temporary list, until the venue's routes land under `binance::usdm`.
-    let refused = ["public", "market", "private", "ws", "stream"];
-    if refused.iter().any(|r| r.eq_ignore_ascii_case(last)) {
-        return Err(format!(
-            "path `{}` ends in `/{last}`: give the base URL (e.g. wss://fstream.binance.com); each connection's \
-             route (`/public`, `/market`) and `/stream` are added to it",
-            e.path
-        ));
-    }
-    Ok(())
-}
-
 impl Build<'_> {
     fn usdm_ws(&mut self, v: &str) {
         if let Some(e) = self.endpoint(v, WS_SCHEMES) {
-            match check_ws_base(&e) {
+            match crate::binance::usdm::endpoint::check_ws_base(&e.path) {
                 Ok(()) => self.cfg.usdm.ws = e,
                 Err(msg) => self.errs.push(msg),
             }
@@ -124,12 +101,13 @@ pub(super) const USDM_VARS: &[Var] = &[
         env: "USDM_STREAMS",
         flag: "usdm-streams",
         value_name: "LIST",
-        unset: Unset::Default("aggTrade,bookTicker,depth@100ms"),
+        unset: Unset::Default("aggTrade,markPrice@1s,forceOrder,bookTicker,depth@100ms"),
         help: "USD-M stream kinds: `aggTrade`, `kline_<interval>`, `bookTicker`, `depth`, `depth@100ms`, \
                `depth@500ms`, `markPrice`, `markPrice@1s`, `forceOrder`",
-        more: "A stream USD-M does not have (`trade`, `kline_1s`) is refused.",
+        more: "A stream USD-M does not have (`trade`, `kline_1s`) is refused. Liquidations (`forceOrder`) are \
+               snapshots: Binance pushes at most one a symbol a second.",
         secret: false,
-        apply: |v, b| b.cfg.usdm.streams = parse::streams_of(v, parse_kind, &mut b.errs),
+        apply: |v, b| b.cfg.usdm.streams = parse::streams_of(v, usdm::stream::parse_kind, &mut b.errs),
         show: |c, o| o.value(c.usdm.streams.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")),
     },
     Var {
@@ -188,6 +166,13 @@ pub(super) const USDM_VARS: &[Var] = &[
         "depth_update",
         RecordType::DepthUpdate
     ),
+    usdm_topic_var!("USDM_KAFKA_TOPIC_MARK_PRICE", "usdm-kafka-topic-mark-price", "mark_price", RecordType::MarkPrice),
+    usdm_topic_var!(
+        "USDM_KAFKA_TOPIC_LIQUIDATION",
+        "usdm-kafka-topic-liquidation",
+        "liquidation",
+        RecordType::Liquidation
+    ),
     Var {
         env: "USDM_PIN_CORE",
         flag: "usdm-pin-core",
@@ -230,6 +215,10 @@ mod tests {
         assert_eq!(u.topics, std::array::from_fn(|_| "raw.usdm".to_string()));
         assert_eq!(c.topics, std::array::from_fn(|_| "raw".to_string()), "spot's topics unchanged");
         assert_eq!((u.prom_port, u.backfill, u.rest_fallback.is_none()), (9100, false, true));
+        use StreamKind::*;
+        assert_eq!(u.streams, [AggTrade, MarkPrice1s, ForceOrder, BookTicker, Depth100ms]);
+        let us = validate(&[("TIME_UNIT", "us"), ("USDM_SYMBOLS", "btcusdt")]).unwrap();
+        assert_eq!((us.time_unit, us.usdm_lane().unwrap().time_unit), (TimeUnit::Micros, TimeUnit::Millis));
         assert_eq!(u.pin_core, CorePin::Auto);
     }
 
@@ -256,6 +245,9 @@ mod tests {
         let c = validate(&[("SYMBOLS", ""), ("USDM_SYMBOLS", "btcusdt")]).unwrap();
         assert!(c.spot_lane().is_none());
         assert_eq!(c.usdm_lane().unwrap().symbols, ["btcusdt"]);
+        // Spot's streams are not asked of a USD-M-only process, nor USD-M's of spot.
+        assert!(validate(&[("SYMBOLS", ""), ("USDM_SYMBOLS", "btcusdt"), ("USDM_STREAMS", "markPrice")]).is_ok());
+        assert!(validate(&[("STREAMS", "markPrice")]).unwrap_err()[0].contains("USD-M stream"));
         let e = validate(&[("SYMBOLS", "")]).unwrap_err();
         assert_eq!(e, ["SYMBOLS: no symbol given (e.g. btcusdt,ethusdt), and USDM_SYMBOLS is empty too"]);
         // A refused symbol is said once, not also as "none given".
@@ -277,9 +269,9 @@ mod tests {
             vars,
             ["PROM_PORT", "USDM_SYMBOLS", "USDM_STREAMS", "USDM_STREAMS", "USDM_STREAMS", "USDM_PIN_CORE"]
         );
-        assert!(e[2].contains("`trade` is not a USD-M stream"), "{e:?}");
-        assert!(e[3].contains("kline_1s"), "{e:?}");
-        assert!(e[4].contains("unknown stream kind `nope`"), "{e:?}");
+        assert!(e[2].contains("trade is not a USD-M stream"), "{e:?}");
+        assert!(e[3].contains("kline_1s is a spot interval"), "{e:?}");
+        assert!(e[4].contains("unknown USD-M stream kind `nope`"), "{e:?}");
         assert!(validate(&[("USDM_STREAMS", "")]).unwrap_err()[0].starts_with("USDM_STREAMS: no stream kind"));
     }
 
