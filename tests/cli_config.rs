@@ -285,3 +285,26 @@ fn usdm_settings_are_checked_with_every_other_problem_and_shown() {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }
+
+/// A setting of the second lane that only start-up can check (its core must be in the allowed
+/// set) exits 64 too, with the spot lane already running: the process does not stay up half-built.
+#[test]
+fn a_usdm_core_outside_the_allowed_set_exits_64_after_spot_started() {
+    let r = run(
+        &[
+            ("SINK", "null"),
+            ("METRICS_BIND", "127.0.0.1"),
+            ("PROM_PORT", "0"),
+            ("BACKFILL", "off"),
+            ("BINANCE_WS_URL", "ws://127.0.0.1:9"),
+            ("BINANCE_REST_URL", "http://127.0.0.1:9"),
+            ("USDM_SYMBOLS", "btcusdt"),
+            ("USDM_WS_URL", "ws://127.0.0.1:9"),
+            ("USDM_PIN_CORE", "4096"),
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_refused(&r, &["USDM_PIN_CORE: core 4096 is not in this process's allowed CPU set"]);
+    assert!(r.stderr.contains("event loop ready"), "spot's lane started first: {}", r.stderr);
+}
