@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::vars::{Var, VARS};
-use super::{kafka_props, parse, Config, ConfigErrors, CorePin, Endpoint, KafkaProps, RawConfig, Secret};
+use super::{kafka_props, memory, parse, Config, ConfigErrors, CorePin, Endpoint, KafkaProps, RawConfig, Secret};
 use super::{LogFormat, LoopMode, OrderingMode, SaslMechanism, SinkKind, TimeUnit, UsdmConfig};
 use crate::record::RecordType;
 
@@ -200,6 +200,18 @@ impl<'a> Build<'a> {
         for topic in &mut c.usdm.topics {
             if topic.is_empty() {
                 topic.clone_from(&self.usdm_default_topic);
+            }
+        }
+        // Each lane has a ring of its own: two of them must fit where one had to.
+        if !c.symbols.is_empty() && !c.usdm.symbols.is_empty() && c.ring_bytes > 0 {
+            if let Some(limit) = self.memory_limit.filter(|l| 2 * c.ring_bytes as u64 > l / memory::RING_SHARE_OF_LIMIT)
+            {
+                errs.push(format!(
+                    "RING_BYTES: {} a lane, twice with USDM_SYMBOLS set (spot and USD-M), is more than 1/{} of this \
+                     container's memory limit ({limit} bytes)",
+                    c.ring_bytes,
+                    memory::RING_SHARE_OF_LIMIT
+                ));
             }
         }
         // A symbol refused is said already; "none given" would only repeat it.

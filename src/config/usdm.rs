@@ -276,6 +276,20 @@ mod tests {
     }
 
     #[test]
+    fn two_lanes_rings_must_fit_the_memory_limit_together() {
+        let with_limit = |pairs: &[(&str, &str)]| {
+            RawConfig::from_pairs(pairs).validate_with_memory_limit(Some(64 << 20)).map_err(|e| e.0)
+        };
+        let ring = ("RING_BYTES", "16777216");
+        assert!(with_limit(&[ring]).is_ok(), "one 16 MiB ring is a quarter of 64 MiB");
+        assert!(with_limit(&[ring, ("SYMBOLS", ""), ("USDM_SYMBOLS", "btcusdt")]).is_ok(), "one lane, one ring");
+        let e = with_limit(&[ring, ("USDM_SYMBOLS", "btcusdt")]).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("RING_BYTES: 16777216 a lane, twice with USDM_SYMBOLS set"), "{e:?}");
+        assert!(with_limit(&[("RING_BYTES", "8388608"), ("USDM_SYMBOLS", "btcusdt")]).is_ok());
+    }
+
+    #[test]
     fn a_ws_base_that_ends_in_a_route_or_mode_is_refused() {
         for path in ["/public", "/market", "/ws", "/stream", "/x/Market", "/private"] {
             let url = format!("wss://fstream.binance.com{path}");
