@@ -18,7 +18,7 @@
 //! layers; a module missing from the table fails it too.
 //!
 //! ```text
-//! layer application: http supervise
+//! layer application: http lane supervise
 //! layer loop: event_loop
 //! layer connection: ws
 //! layer stages independent: pipeline sink backfill recovery
@@ -45,7 +45,8 @@
 //!   above need not know one another.
 //! - stages, connection, loop: the engine. Each stage has one job and knows only the hand-off
 //!   types; a connection feeds the pipeline; the loop owns the connections.
-//! - application: the HTTP endpoints and thread supervision; `main.rs` only wires.
+//! - application: the HTTP endpoints, thread supervision and the lanes (one market's engine
+//!   each); `main.rs` only wires.
 //! - The simulator and the load harness are crates of their own (`crates/binance-sim`,
 //!   `tools/loadgen`): nothing in the product can import them.
 //!
@@ -74,6 +75,8 @@
 //! - [`recovery`]: where the last run stopped, read back from Kafka.
 //! - [`resolver`]: DNS off the event-loop thread, the last good answer cached.
 //! - [`shutdown`]: signals to an orderly drain.
+//! - [`lane`]: one market's pipeline (its configuration, metrics, event loop, ring, producer,
+//!   sink, backfill and books); a process runs one per configured market.
 //! - [`supervise`]: helper threads whose death takes readiness down and the process out;
 //!   [`health`] the liveness/readiness state `/healthz` and `/readyz` report.
 //! - [`pinning`]: choosing cores from the allowed CPU set.
@@ -93,6 +96,7 @@ pub mod health;
 pub mod http;
 pub mod interval;
 pub mod kafka_client;
+pub mod lane;
 pub mod liveness;
 pub mod log_limit;
 pub mod metrics;

@@ -1,21 +1,16 @@
-//! Wiring only: configuration -> logging -> threads (pinned) -> join -> exit code.
+//! Wiring only: configuration -> logging -> shared threads (signals, metrics) -> one lane per
+//! market (`lane.rs`) -> join -> exit code.
 
 use std::process::ExitCode;
 
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
-use marketflow_ingestor::backfill::{self, Backfiller};
 use marketflow_ingestor::cli::Cli;
-use marketflow_ingestor::config::{Config, LogFormat, OrderingMode, SinkKind, EXIT_CONFIG};
-use marketflow_ingestor::event_loop::EventLoop;
-use marketflow_ingestor::metrics::Metrics;
-use marketflow_ingestor::pipeline::Pipeline;
+use marketflow_ingestor::config::{Config, LogFormat, EXIT_CONFIG};
+use marketflow_ingestor::lane::Lane;
 use marketflow_ingestor::shutdown::{signal_handlers, Shutdown};
-use marketflow_ingestor::sink::{
-    run_producer, BookSettings, Books, KafkaSink, NullSink, Sink, StdoutSink, StrictOrder,
-};
 use marketflow_ingestor::supervise::{Supervisor, EXIT_THREAD_FAILED};
-use marketflow_ingestor::{binance, handoff, http, pinning, recovery, ring, tls};
+use marketflow_ingestor::{binance, http, pinning};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -59,32 +54,28 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The lanes `cfg` asks for: spot's (unless `SYMBOLS` is empty), then USD-M's (when
+/// `USDM_SYMBOLS` is set).
+fn lanes(cfg: &Config) -> Vec<Lane> {
+    let mut lanes = Vec::new();
+    if let Some(c) = cfg.spot_lane() {
+        lanes.push(Lane::new("spot", "", c, &binance::venue::VENUE, &binance::rest::API));
+    }
+    if let Some(c) = cfg.usdm_lane() {
+        lanes.push(Lane::new("usdm", "USDM_", c, &binance::usdm::venue::VENUE, &binance::usdm::rest::API));
+    }
+    lanes
+}
+
 fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     info!(version = marketflow_ingestor::cli::LONG_VERSION, "starting");
     let allowed = pinning::allowed_cores();
-    let loop_core = match pinning::choose(cfg.pin_core, &allowed, None) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("PIN_CORE: {e}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    };
-    let producer_core = match pinning::choose(cfg.producer_core, &allowed, loop_core) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("PRODUCER_CORE: {e}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    };
-    info!(?allowed, ?loop_core, ?producer_core, "cores");
-
-    // The one venue this build serves; everything below takes it as data.
-    let venue = &binance::venue::VENUE;
-    let metrics = Metrics::new(&cfg.symbols);
-    metrics.health.starting.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lanes = lanes(&cfg);
+    let markets: Vec<_> = lanes.iter().map(|l| (l.name, l.metrics.clone())).collect();
     let shutdown = Shutdown::new();
-    // Every helper thread is supervised: a death takes readiness down and the process out.
-    let sup = Supervisor::new(metrics.clone(), shutdown.clone());
+    // Every helper thread is supervised: a death in any lane takes readiness down (the first
+    // lane's health records it, and /readyz holds for all lanes) and the process out.
+    let sup = Supervisor::new(markets[0].1.clone(), shutdown.clone());
     sup.install_panic_hook();
     let signals = signal_handlers(shutdown.clone())?;
     sup.spawn("signals", move || {
@@ -102,124 +93,38 @@ fn run(cfg: Config) -> anyhow::Result<ExitCode> {
     };
     info!(%addr, "metrics listening");
     let http_thread = {
-        let (m, s) = (metrics.clone(), shutdown.clone());
+        let s = shutdown.clone();
         sup.spawn("metrics", move || {
-            http::serve(listener, m, s, http::Limits::default()).map_err(|e| format!("metrics server: {e}"))
+            http::serve_markets(listener, markets, s, http::Limits::default())
+                .map_err(|e| format!("metrics server: {e}"))
         })?
     };
 
-    // Gaps go to the backfill thread (jobs, bounded), which hands fetched records to the producer
-    // thread (bounded too). The order books ask it for REST snapshots, even with BACKFILL=off.
-    let (job_tx, job_rx) = backfill::queue::channel(cfg.symbols.len());
-    let (backfilled_tx, backfilled_rx) = crossbeam_channel::bounded(10_000);
-    let (seed_tx, seed_rx) = handoff::depth::channel();
-    let books = cfg.has_depth().then(|| {
-        let settings = BookSettings { levels: cfg.depth_levels, interval: cfg.depth_snapshot_interval };
-        Books::new(venue.exchange, &metrics, settings, job_tx.clone(), seed_rx)
-    });
-    let rest_needed = cfg.backfill || books.is_some();
-    let job_tx = cfg.backfill.then_some(job_tx);
-    let backfill_thread = if rest_needed {
-        let b = Backfiller::new(
-            &cfg,
-            venue,
-            &marketflow_ingestor::binance::rest::API,
-            metrics.clone(),
-            metrics.health.clone(),
-            backfilled_tx,
-            job_rx,
-            shutdown.clone(),
-        )
-        .with_depth_seeds(seed_tx, cfg.depth_levels);
-        Some(sup.spawn("backfill", move || {
-            b.run();
-            Ok(())
-        })?)
-    } else {
-        drop(backfilled_tx);
-        None
-    };
-
-    let sink: Box<dyn Sink> = match cfg.sink {
-        // What librdkafka refuses only at creation (e.g. `acks=1` with idempotence) is a bad
-        // configuration too.
-        SinkKind::Kafka => match KafkaSink::new(&cfg, venue, metrics.clone(), job_tx.clone()) {
-            Ok(s) => Box::new(s),
+    let mut running = Vec::new();
+    let mut avoid = None;
+    for lane in lanes {
+        match lane.start(&sup, &shutdown, &allowed, avoid) {
+            Ok(r) => {
+                avoid = avoid.or(r.loop_core);
+                running.push(r);
+            }
             Err(e) => {
-                error!("kafka configuration (KAFKA_* settings): {e}");
-                return Ok(ExitCode::from(EXIT_CONFIG));
-            }
-        },
-        SinkKind::Stdout => Box::new(StdoutSink::new(metrics.clone())),
-        SinkKind::Null => Box::new(NullSink::new(metrics.clone())),
-    };
-
-    let tls = if cfg.ws.tls { Some(tls::client_config(cfg.tls_ca_file.as_deref())?) } else { None };
-    let (writer, reader) = ring::ring(cfg.ring_bytes);
-    let mut pipeline = Pipeline::new(venue, writer, metrics.clone(), job_tx);
-    pipeline.set_max_jump(cfg.backfill_max_ids);
-    pipeline.set_time_unit(cfg.time_unit);
-    let recovered = if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
-        recovery::recover(&cfg, &metrics.symbols)
-    } else {
-        vec![]
-    };
-    for &(symbol_idx, kind, last) in &recovered {
-        pipeline.seed(symbol_idx, kind, last);
-    }
-    // ORDERING=strict: the producer thread holds live records behind open gaps, from the same
-    // recovered positions as the event loop's sequences.
-    let sink: Box<dyn Sink> = match cfg.ordering {
-        OrderingMode::Default => sink,
-        OrderingMode::Strict => {
-            let mut strict = StrictOrder::new(sink, venue.exchange, metrics.clone(), cfg.ordering_max_wait);
-            for &(symbol_idx, kind, last) in &recovered {
-                strict.seed(symbol_idx, kind, last);
-            }
-            Box::new(strict)
-        }
-    };
-    let event_loop = EventLoop::new(&cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
-
-    let producer = {
-        let (m, s, t) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout);
-        sup.spawn("producer", move || {
-            if let Some(c) = producer_core {
-                if !pinning::pin_current(c) {
-                    warn!(core = c, "could not pin the producer thread");
-                }
-            }
-            Ok(run_producer(reader, Some(backfilled_rx), sink, m, t, s, books))
-        })?
-    };
-    let loop_thread = sup.spawn("event-loop", move || {
-        if let Some(c) = loop_core {
-            if !pinning::pin_current(c) {
-                warn!(core = c, "could not pin the event loop");
+                // The lanes already started stop with the process.
+                shutdown.trigger();
+                return Ok(e.exit_code());
             }
         }
-        event_loop.run().map_err(|e| format!("event loop failed: {e}"))
-    })?;
-
-    // Supervised threads never unwind into their join: a failure is recorded, not returned.
-    let _ = loop_thread.join();
-    if let Some(b) = backfill_thread {
-        let _ = b.join();
     }
-    let report = producer.join().ok().flatten().unwrap_or_default();
+
+    // Shutdown (a signal, or a thread's failure in any lane) stops every lane; each drains and
+    // flushes its own sink.
+    let unflushed: usize = running.into_iter().map(|r| r.join().unflushed).sum();
     shutdown.trigger();
     let _ = http_thread.join();
-    info!(
-        sent = metrics.sent_total(),
-        handed_over = report.handed_over,
-        rejected = report.rejected,
-        unflushed = report.unflushed,
-        "stopped"
-    );
     Ok(if let Some(f) = sup.failed() {
         error!(thread = %f.thread, exit_code = EXIT_THREAD_FAILED, "exiting after a thread failure");
         ExitCode::from(EXIT_THREAD_FAILED)
-    } else if report.unflushed == 0 {
+    } else if unflushed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -25,6 +25,9 @@ pub use ordering::{Named, OrderingMetrics, NAMED_REASONS};
 
 pub const NAMESPACE: &str = "marketflow_ingestor";
 
+/// The label naming the market of a series from [`Metrics::for_market`].
+pub const MARKET_LABEL: &str = "market";
+
 /// Every metric the ingester exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -93,7 +96,20 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(symbols: &[String]) -> Arc<Metrics> {
-        let registry = Registry::new();
+        Metrics::with_registry(symbols, Registry::new())
+    }
+
+    /// The metrics of one market of several in the process: every series carries
+    /// `market="<market>"`, so that the markets' registries merge into one exposition (see
+    /// `http`) without two series of the same labels.
+    pub fn for_market(symbols: &[String], market: &str) -> Arc<Metrics> {
+        let labels = std::collections::HashMap::from([(MARKET_LABEL.to_string(), market.to_string())]);
+        // Only an empty prefix is refused, and there is none.
+        let registry = Registry::new_custom(None, Some(labels)).expect("no prefix");
+        Metrics::with_registry(symbols, registry)
+    }
+
+    fn with_registry(symbols: &[String], registry: Registry) -> Arc<Metrics> {
         let r = Registrar(&registry);
 
         let per_symbol = |name: &str, help: &str| {
@@ -376,6 +392,18 @@ mod tests {
         let m = Metrics::new(&["btcusdt".to_string()]);
         assert!(m.render().contains("marketflow_ingestor_messages_rejected_total{reason=\"malformed_json\"} 0"));
         assert!(m.render().contains("marketflow_ingestor_kafka_delivery_errors_total{kind=\"message_timed_out\"} 0"));
+    }
+
+    #[test]
+    fn a_market_s_series_carry_its_label_and_others_do_not() {
+        let m = Metrics::for_market(&["btcusdt".to_string()], "usdm");
+        m.messages_sent[0].inc();
+        let text = m.render();
+        assert!(
+            text.contains("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\",market=\"usdm\"} 1"),
+            "{text}"
+        );
+        assert!(!Metrics::new(&["btcusdt".to_string()]).render().contains("market="));
     }
 
     #[test]

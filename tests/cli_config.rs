@@ -251,3 +251,60 @@ fn version_and_help_describe_the_binary() {
         assert!(h.contains(var), "{var} not in --help");
     }
 }
+
+/// USD-M's settings, from `--check-config` and `--help`: a stream USD-M does not have, a retired
+/// root URL and a second problem elsewhere are listed together; a good USD-M configuration shows
+/// its market's values.
+#[test]
+fn usdm_settings_are_checked_with_every_other_problem_and_shown() {
+    let r = check_config(
+        &[
+            ("USDM_SYMBOLS", "btcusdt"),
+            ("USDM_STREAMS", "aggTrade,trade"),
+            ("USDM_WS_URL", "wss://fstream.binance.com/ws"),
+        ],
+        &["--prom-port", "x"],
+    );
+    assert_refused(
+        &r,
+        &["(3 problems)", "PROM_PORT: `x`", "USDM_STREAMS: trade is not a USD-M stream", "USDM_WS_URL: path `/ws`"],
+    );
+    let r = check_config(&[("SYMBOLS", ""), ("USDM_SYMBOLS", "")], &[]);
+    assert_refused(&r, &["SYMBOLS: no symbol given (e.g. btcusdt,ethusdt), and USDM_SYMBOLS is empty too"]);
+
+    let r = check_config(&[("SYMBOLS", ""), ("KAFKA_TOPIC", "raw")], &["--usdm-symbols", "BTCUSDT"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let line = |key: &str| r.stdout.lines().find(|l| l.split(' ').next() == Some(key)).unwrap_or_default().to_string();
+    assert_eq!(line("USDM_SYMBOLS"), format!("{:<28} btcusdt", "USDM_SYMBOLS"));
+    assert_eq!(line("USDM_WS_URL"), format!("{:<28} wss://fstream.binance.com:443", "USDM_WS_URL"));
+    assert_eq!(line("USDM_KAFKA_TOPIC_AGG_TRADE"), format!("{:<28} raw.usdm", "USDM_KAFKA_TOPIC_AGG_TRADE"));
+
+    let help = run(&[], &["--help"], Duration::from_secs(60)).stdout;
+    for flag in ["--usdm-symbols <LIST>", "--usdm-streams <LIST>", "--usdm-ws-url <URL>", "--usdm-kafka-topic <TOPIC>"]
+    {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
+
+/// A setting of the second lane that only start-up can check (its core must be in the allowed
+/// set) exits 64 too, with the spot lane already running: the process does not stay up half-built.
+#[test]
+fn a_usdm_core_outside_the_allowed_set_exits_64_after_spot_started() {
+    let r = run(
+        &[
+            ("SINK", "null"),
+            ("METRICS_BIND", "127.0.0.1"),
+            ("PROM_PORT", "0"),
+            ("BACKFILL", "off"),
+            ("BINANCE_WS_URL", "ws://127.0.0.1:9"),
+            ("BINANCE_REST_URL", "http://127.0.0.1:9"),
+            ("USDM_SYMBOLS", "btcusdt"),
+            ("USDM_WS_URL", "ws://127.0.0.1:9"),
+            ("USDM_PIN_CORE", "4096"),
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_refused(&r, &["USDM_PIN_CORE: core 4096 is not in this process's allowed CPU set"]);
+    assert!(r.stderr.contains("event loop ready"), "spot's lane started first: {}", r.stderr);
+}

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::vars::{Var, VARS};
-use super::{kafka_props, parse, Config, ConfigErrors, CorePin, Endpoint, KafkaProps, RawConfig, Secret};
-use super::{LogFormat, LoopMode, OrderingMode, SaslMechanism, SinkKind, TimeUnit};
+use super::{kafka_props, memory, parse, Config, ConfigErrors, CorePin, Endpoint, KafkaProps, RawConfig, Secret};
+use super::{LogFormat, LoopMode, OrderingMode, SaslMechanism, SinkKind, TimeUnit, UsdmConfig};
 use crate::record::RecordType;
 
 /// The problems found so far; [`Problems::push`] names the variable being parsed.
@@ -33,6 +33,8 @@ pub(super) struct Build<'a> {
     pub(super) memory_limit: Option<u64>,
     extra_kafka_props: &'a [String],
     default_topic: String,
+    /// `USDM_KAFKA_TOPIC` as given (empty: derived from `KAFKA_TOPIC`).
+    usdm_default_topic: String,
     /// `KAFKA_PASSWORD_FILE`: unset (`None`), unreadable (`Some(None)`) or its password.
     password_from_file: Option<Option<Secret>>,
 }
@@ -56,7 +58,7 @@ impl<'a> Build<'a> {
             metrics_bind: String::new(),
             ws: nowhere.clone(),
             rest: nowhere.clone(),
-            rest_fallback: Some(nowhere),
+            rest_fallback: Some(nowhere.clone()),
             time_unit: TimeUnit::Micros,
             tls_ca_file: None,
             pin_core: CorePin::None,
@@ -78,6 +80,14 @@ impl<'a> Build<'a> {
             depth_levels: 0,
             stream_stale_min: Duration::ZERO,
             stream_stale_max: Duration::ZERO,
+            usdm: UsdmConfig {
+                symbols: Vec::new(),
+                streams: Vec::new(),
+                ws: nowhere.clone(),
+                rest: nowhere,
+                topics: Default::default(),
+                pin_core: CorePin::None,
+            },
         };
         Build {
             cfg,
@@ -85,6 +95,7 @@ impl<'a> Build<'a> {
             memory_limit,
             extra_kafka_props,
             default_topic: String::new(),
+            usdm_default_topic: String::new(),
             password_from_file: None,
         }
     }
@@ -141,6 +152,22 @@ impl<'a> Build<'a> {
         }
     }
 
+    /// `USDM_KAFKA_TOPIC`; unset, [`Build::finish`] derives it from `KAFKA_TOPIC`.
+    pub(super) fn usdm_default_topic(&mut self, v: &str) {
+        if let Some(t) = parse::non_empty(v) {
+            parse::check_topic(t, &mut self.errs);
+            self.usdm_default_topic = t.to_string();
+        }
+    }
+
+    /// A per-type USD-M topic; unset, [`Build::finish`] gives the type `USDM_KAFKA_TOPIC`'s.
+    pub(super) fn usdm_topic_override(&mut self, t: RecordType, v: &str) {
+        if let Some(v) = parse::non_empty(v) {
+            parse::check_topic(v, &mut self.errs);
+            self.cfg.usdm.topics[t as usize] = v.to_string();
+        }
+    }
+
     pub(super) fn password_file(&mut self, v: &str) {
         if let Some(path) = parse::non_empty(v) {
             self.password_from_file = Some(parse::password_file(path, &mut self.errs));
@@ -159,6 +186,37 @@ impl<'a> Build<'a> {
             if topic.is_empty() {
                 topic.clone_from(&self.default_topic);
             }
+        }
+        // Apart from spot's by default: recovery reads the last ids back per topic.
+        if self.usdm_default_topic.is_empty() {
+            self.usdm_default_topic = format!("{}.usdm", self.default_topic);
+            if self.default_topic.len() + ".usdm".len() > 249 {
+                errs.push(format!(
+                    "USDM_KAFKA_TOPIC: `{}` (KAFKA_TOPIC and `.usdm`) is longer than Kafka's 249 characters; set it",
+                    self.usdm_default_topic
+                ));
+            }
+        }
+        for topic in &mut c.usdm.topics {
+            if topic.is_empty() {
+                topic.clone_from(&self.usdm_default_topic);
+            }
+        }
+        // Each lane has a ring of its own: two of them must fit where one had to.
+        if !c.symbols.is_empty() && !c.usdm.symbols.is_empty() && c.ring_bytes > 0 {
+            if let Some(limit) = self.memory_limit.filter(|l| 2 * c.ring_bytes as u64 > l / memory::RING_SHARE_OF_LIMIT)
+            {
+                errs.push(format!(
+                    "RING_BYTES: {} a lane, twice with USDM_SYMBOLS set (spot and USD-M), is more than 1/{} of this \
+                     container's memory limit ({limit} bytes)",
+                    c.ring_bytes,
+                    memory::RING_SHARE_OF_LIMIT
+                ));
+            }
+        }
+        // A symbol refused is said already; "none given" would only repeat it.
+        if c.symbols.is_empty() && c.usdm.symbols.is_empty() && !errs.iter().any(|e| e.starts_with("SYMBOLS:")) {
+            errs.push("SYMBOLS: no symbol given (e.g. btcusdt,ethusdt), and USDM_SYMBOLS is empty too".into());
         }
 
         let mut password_file_failed = false;

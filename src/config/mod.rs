@@ -14,7 +14,7 @@
 //! Submodules: `vars` (the table), `build` (validation across the table), `parse` (single
 //! values), [`secret`] (the masking rule), `kafka_props` (librdkafka properties, checked by
 //! librdkafka), [`endpoint`] (Binance URLs), [`memory`] (the ring's ceiling), `docs` (help texts
-//! and README's table).
+//! and README's table), `usdm` (the USD-M market's variables and its lane's configuration).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,12 +34,14 @@ mod parse;
 pub mod secret;
 #[cfg(test)]
 mod tests;
+mod usdm;
 mod var;
 mod vars;
 
 pub use endpoint::Endpoint;
 pub use parse::MAX_PASSWORD_FILE_BYTES;
 pub use secret::{is_secret_key, mask_prop, masked_pairs, scrub, KafkaProps, Secret};
+pub use usdm::UsdmConfig;
 pub use vars::{Unset, Var, VARS};
 
 /// Exit code for a bad configuration (`EX_USAGE` from sysexits.h), as linkerd and most daemons use.
@@ -170,6 +172,8 @@ pub struct Config {
     /// One stream's silence is stale past a bound learned from its cadence, within these.
     pub stream_stale_min: Duration,
     pub stream_stale_max: Duration,
+    /// The USD-M futures market's own values (`USDM_*`); its lane is [`Config::usdm_lane`].
+    pub usdm: UsdmConfig,
 }
 
 impl Config {

@@ -69,7 +69,6 @@ pub(super) fn ip(v: &str, errs: &mut Problems) -> String {
 
 pub(super) fn symbols(v: &str, errs: &mut Problems) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut refused = false;
     for raw in v.split(',') {
         let s = raw.trim();
         if s.is_empty() {
@@ -78,28 +77,34 @@ pub(super) fn symbols(v: &str, errs: &mut Problems) -> Vec<String> {
         // Binance's own grammar: a symbol it refuses would break the connection carrying it.
         if let Err(e) = symbol::check(s) {
             errs.push(format_args!("`{}` {e}", s.escape_debug()));
-            refused = true;
             continue;
         }
         // Stream names carry symbols in lower case.
         let lower = s.to_lowercase();
         if out.contains(&lower) {
             errs.push(format_args!("`{s}` is listed twice"));
-            refused = true;
             continue;
         }
         out.push(lower);
     }
-    if out.is_empty() && !refused {
-        errs.push("no symbol given (e.g. btcusdt,ethusdt)");
-    }
+    // Empty is allowed here: one market's symbols may be, not both (`Build::finish`).
     if out.len() > u16::MAX as usize {
         errs.push(format_args!("{} symbols is more than one process supports ({})", out.len(), u16::MAX));
     }
     out
 }
 
+/// Spot's stream kinds.
 pub(super) fn streams(v: &str, errs: &mut Problems) -> Vec<StreamKind> {
+    streams_of(v, |s| s.parse::<StreamKind>(), errs)
+}
+
+/// Stream kinds as one market's `parse` reads them.
+pub(super) fn streams_of(
+    v: &str,
+    parse: fn(&str) -> Result<StreamKind, String>,
+    errs: &mut Problems,
+) -> Vec<StreamKind> {
     let mut out = Vec::new();
     let mut refused = false;
     for raw in v.split(',') {
@@ -107,7 +112,7 @@ pub(super) fn streams(v: &str, errs: &mut Problems) -> Vec<StreamKind> {
         if s.is_empty() {
             continue;
         }
-        match s.parse::<StreamKind>() {
+        match parse(s) {
             Ok(k) if out.contains(&k) => {
                 errs.push(format_args!("`{s}` is listed twice"));
                 refused = true;

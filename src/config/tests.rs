@@ -305,7 +305,7 @@ fn check_config_output_reads_back_as_the_same_configuration() {
     let lines: Vec<(&str, &str)> =
         shown.lines().map(|l| l.split_once(' ').map_or((l, ""), |(k, v)| (k, v.trim()))).collect();
     let keys: Vec<&str> = lines.iter().map(|(k, _)| *k).collect();
-    let shown_elsewhere = ["KAFKA_TOPIC", "KAFKA_PASSWORD_FILE", "KAFKA_PROPS"];
+    let shown_elsewhere = ["KAFKA_TOPIC", "KAFKA_PASSWORD_FILE", "KAFKA_PROPS", "USDM_KAFKA_TOPIC"];
     let mut want: Vec<&str> = VARS.iter().map(|v| v.env).filter(|e| !shown_elsewhere.contains(e)).collect();
     want.push("connections");
     assert_eq!(keys, want, "{shown}");

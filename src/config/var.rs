@@ -7,6 +7,7 @@ use super::{CorePin, Endpoint, LogFormat, LoopMode, OrderingMode, SaslMechanism,
 use crate::time_unit::TimeUnit;
 
 /// One variable. Also a flag: `--<flag>`, which wins over the variable.
+#[derive(Clone, Copy)]
 pub struct Var {
     /// The environment variable.
     pub env: &'static str,

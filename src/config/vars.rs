@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::parse;
+use super::usdm::USDM_VARS;
 use super::{kafka_props, memory};
 use super::{BINANCE_MAX_STREAMS_PER_CONNECTION, MAX_ORDERING_WAIT_MS, MAX_SHUTDOWN_TIMEOUT_MS};
 use crate::record::RecordType;
@@ -31,8 +32,24 @@ macro_rules! topic_var {
     };
 }
 
-/// In the order `--help`, `--check-config` and README list them.
-pub static VARS: &[Var] = &[
+/// In the order `--help`, `--check-config` and README list them: spot's (and the process's),
+/// then the USD-M market's (`usdm.rs`).
+pub static VARS: &[Var] = &ALL;
+
+static ALL: [Var; SPOT_VARS.len() + USDM_VARS.len()] = concat(SPOT_VARS, USDM_VARS);
+
+/// `a` then `b`, at compile time: one table of variables kept in two files.
+const fn concat<const N: usize>(a: &[Var], b: &[Var]) -> [Var; N] {
+    let mut out = [a[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    out
+}
+
+const SPOT_VARS: &[Var] = &[
     Var {
         env: "SYMBOLS",
         flag: "symbols",

@@ -41,6 +41,7 @@
 //! ([`Reason`]), and every log line a client can cause is rate-limited.
 
 mod conn;
+pub mod exposition;
 pub mod routes;
 mod slots;
 
@@ -58,7 +59,7 @@ use tracing::{info, warn};
 use crate::log_limit::LogLimiter;
 use crate::metrics::{Metrics, NAMESPACE};
 use crate::shutdown::Shutdown;
-use routes::Reply;
+use routes::{Markets, Reply};
 
 /// The bounds of the server; [`Limits::default`] is what the ingester runs with.
 #[derive(Clone, Copy, Debug)]
@@ -205,9 +206,21 @@ pub fn bind(addr: &str) -> io::Result<(TcpListener, SocketAddr)> {
 /// all; a panic in the server itself propagates to the caller's thread (a panic in one request's
 /// handling does not).
 pub fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown, limits: Limits) -> io::Result<()> {
-    let m = metrics.clone();
+    serve_markets(listener, vec![("spot", metrics)], shutdown, limits)
+}
+
+/// [`serve`] for a process of several markets (`(name, metrics)`, one per lane): `/metrics`
+/// merges their series, `/healthz` and `/readyz` hold for all of them at once.
+pub fn serve_markets(
+    listener: TcpListener,
+    markets: Vec<(&'static str, Arc<Metrics>)>,
+    shutdown: Shutdown,
+    limits: Limits,
+) -> io::Result<()> {
+    let markets = Arc::new(Markets::new(markets, Registry::new()));
+    let m = markets.clone();
     let handler: Handler = Arc::new(move |method, path| routes::respond(&m, method, path));
-    serve_with(listener, &metrics.registry, handler, shutdown, limits)
+    serve_with(listener, markets.server(), handler, shutdown, limits)
 }
 
 /// Serves `handler` until shutdown, counting into `registry` (see [`serve`]).

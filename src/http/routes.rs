@@ -4,12 +4,15 @@
 //! Paths, bodies and status codes are the ones the seed's tiny_http server answered.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
+
+use prometheus::Registry;
 
 use crate::metrics::{Metrics, Stage};
 
@@ -36,33 +39,97 @@ pub fn plain(status: u16, body: impl Into<Bytes>) -> Reply {
     text(status, PLAIN_TEXT, body)
 }
 
+/// What the endpoints report on: each market's metrics and health (a process serves one market
+/// or several, each its own lane), and the server's own counters.
+pub struct Markets {
+    markets: Vec<(&'static str, Arc<Metrics>)>,
+    server: Registry,
+}
+
+impl Markets {
+    /// `markets` by name (`spot`, `usdm`), in the order the endpoints list them; `server` holds
+    /// the server's own counters.
+    pub fn new(markets: Vec<(&'static str, Arc<Metrics>)>, server: Registry) -> Markets {
+        Markets { markets, server }
+    }
+
+    /// The server's own registry.
+    pub fn server(&self) -> &Registry {
+        &self.server
+    }
+
+    /// Every series, each family once (see `exposition`).
+    pub fn render(&self) -> String {
+        let mut registries = vec![&self.server];
+        registries.extend(self.markets.iter().map(|(_, m)| &m.registry));
+        super::exposition::render(&registries)
+    }
+
+    /// Alive: every market's event loop turns.
+    fn stalled(&self) -> Vec<&'static str> {
+        let now = crate::clock::now_ns();
+        self.markets.iter().filter(|(_, m)| !m.health.live(now, LIVENESS_MAX_AGE)).map(|(n, _)| *n).collect()
+    }
+
+    /// `/readyz`: ready when every market is; the body says which is not, and why. With one
+    /// market the body is the seed's (`subscribed=.. sink=..`).
+    fn readiness(&self) -> (bool, String) {
+        let mut body = String::new();
+        let mut not_ready = Vec::new();
+        let several = self.markets.len() > 1;
+        for (name, m) in &self.markets {
+            let h = &m.health;
+            let (subscribed, sink) = (h.subscribed.load(Ordering::Relaxed), h.sink_ready.load(Ordering::Relaxed));
+            let market = if several { format!("market={name} ") } else { String::new() };
+            body.push_str(&format!("{market}subscribed={subscribed} sink={sink}\n"));
+            if !h.ready() {
+                not_ready.push(*name);
+            }
+        }
+        // The supervisor records a dead thread in one market's health; it is the process's.
+        if let Some(f) = self.markets.iter().find_map(|(_, m)| m.health.failed()) {
+            // The thread's name only: its reason may quote hostile input.
+            body.push_str(&format!("failed_thread={}\n", f.thread));
+        }
+        if several && !not_ready.is_empty() {
+            body.push_str(&format!("not_ready={}\n", not_ready.join(",")));
+        }
+        (not_ready.is_empty(), body)
+    }
+
+    /// The full latency distribution of `stage`, each market's under a `# market=` line when
+    /// there are several.
+    fn latency(&self, stage: Stage) -> String {
+        if let [(_, m)] = self.markets.as_slice() {
+            return m.latency.percentile_distribution(stage);
+        }
+        let mut out = String::new();
+        for (name, m) in &self.markets {
+            out.push_str(&format!("# market={name}\n"));
+            out.push_str(&m.latency.percentile_distribution(stage));
+        }
+        out
+    }
+}
+
 /// Answers one request from its method and path (the query is ignored).
-pub fn respond(metrics: &Metrics, method: &Method, path: &str) -> Reply {
+pub fn respond(markets: &Markets, method: &Method, path: &str) -> Reply {
     if method != Method::GET {
         return plain(405, "method not allowed\n");
     }
     match path {
-        "/metrics" => text(200, PROMETHEUS_TEXT, metrics.render()),
-        "/healthz" => {
-            if metrics.health.live(crate::clock::now_ns(), LIVENESS_MAX_AGE) {
-                plain(200, "ok\n")
-            } else {
-                plain(503, "event loop stalled\n")
-            }
-        }
+        "/metrics" => text(200, PROMETHEUS_TEXT, markets.render()),
+        "/healthz" => match markets.stalled().as_slice() {
+            [] => plain(200, "ok\n"),
+            stalled if markets.markets.len() > 1 => plain(503, format!("event loop stalled: {}\n", stalled.join(","))),
+            _ => plain(503, "event loop stalled\n"),
+        },
         "/readyz" => {
-            let h = &metrics.health;
-            let subscribed = h.subscribed.load(Ordering::Relaxed);
-            let sink = h.sink_ready.load(Ordering::Relaxed);
-            let mut body = format!("subscribed={subscribed} sink={sink}\n");
-            if let Some(f) = h.failed() {
-                // The thread's name only: its reason may quote hostile input.
-                body.push_str(&format!("failed_thread={}\n", f.thread));
-            }
-            plain(if h.ready() { 200 } else { 503 }, body)
+            let (ready, body) = markets.readiness();
+            plain(if ready { 200 } else { 503 }, body)
         }
         p if p.starts_with("/latency/") => match Stage::ALL.iter().find(|s| s.as_str() == &p["/latency/".len()..]) {
-            Some(s) => plain(200, metrics.latency.percentile_distribution(*s)),
+            Some(s) => plain(200, markets.latency(*s)),
             None => plain(404, "stages: exchange_to_receive receive_to_enqueue enqueue_to_ack\n"),
         },
         _ => plain(404, "not found\n"),
@@ -87,7 +154,8 @@ mod tests {
     #[test]
     fn endpoints_keep_the_seed_paths_bodies_and_status_codes() {
         let m = Metrics::new(&["btcusdt".to_string()]);
-        let get = |p: &str| respond(&m, &Method::GET, p);
+        let markets = Markets::new(vec![("spot", m.clone())], Registry::new());
+        let get = |p: &str| respond(&markets, &Method::GET, p);
 
         // TC0: liveness while start-up work runs, then stalled with no heartbeat.
         m.health.starting.store(true, Ordering::Relaxed);
@@ -118,7 +186,53 @@ mod tests {
         // TC4: unknown path, other method.
         let r = get("/nope");
         assert_eq!((r.status().as_u16(), body(r)), (404, "not found\n".to_string()));
-        let r = respond(&m, &Method::POST, "/metrics");
+        let r = respond(&markets, &Method::POST, "/metrics");
         assert_eq!((r.status().as_u16(), body(r)), (405, "method not allowed\n".to_string()));
+    }
+
+    #[test]
+    fn several_markets_are_ready_only_together_and_the_body_names_the_one_that_is_not() {
+        let symbols = ["btcusdt".to_string()];
+        let (spot, usdm) = (Metrics::new(&symbols), Metrics::for_market(&symbols, "usdm"));
+        let markets = Markets::new(vec![("spot", spot.clone()), ("usdm", usdm.clone())], Registry::new());
+        let get = |p: &str| {
+            let r = respond(&markets, &Method::GET, p);
+            (r.status().as_u16(), body(r))
+        };
+        for h in [&spot.health, &usdm.health] {
+            h.subscribed.store(true, Ordering::Relaxed);
+            h.sink_ready.store(true, Ordering::Relaxed);
+        }
+        assert_eq!(
+            get("/readyz"),
+            (200, "market=spot subscribed=true sink=true\nmarket=usdm subscribed=true sink=true\n".to_string())
+        );
+        usdm.health.subscribed.store(false, Ordering::Relaxed);
+        assert_eq!(
+            get("/readyz"),
+            (
+                503,
+                "market=spot subscribed=true sink=true\nmarket=usdm subscribed=false sink=true\nnot_ready=usdm\n"
+                    .to_string()
+            )
+        );
+        // A thread that died takes the whole process's readiness down.
+        usdm.health.subscribed.store(true, Ordering::Relaxed);
+        spot.health.fail("usdm-event-loop", "panicked");
+        let (code, text) = get("/readyz");
+        assert_eq!(code, 503);
+        assert!(text.ends_with("failed_thread=usdm-event-loop\nnot_ready=spot\n"), "{text}");
+
+        // Alive only while every market's event loop turns.
+        spot.health.beat(crate::clock::now_ns());
+        assert_eq!(get("/healthz"), (503, "event loop stalled: usdm\n".to_string()));
+        usdm.health.beat(crate::clock::now_ns());
+        assert_eq!(get("/healthz").0, 200);
+
+        let (_, metrics) = get("/metrics");
+        assert_eq!(metrics.matches("# TYPE marketflow_ingestor_messages_sent_total ").count(), 1);
+        assert!(metrics.contains("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\",market=\"usdm\"} 0"));
+        let (_, latency) = get("/latency/enqueue_to_ack");
+        assert_eq!(latency.matches("# market=").count(), 2, "{latency}");
     }
 }

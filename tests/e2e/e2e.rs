@@ -27,4 +27,5 @@ mod replay;
 mod sasl;
 mod silence;
 mod stale;
+mod usdm;
 mod venue_2026;

@@ -8,6 +8,7 @@
 //! `@markPrice*`, `@kline_*`, `@forceOrder`). The retired root path acknowledges a `/market`
 //! subscription and then delivers nothing, so no connection is ever planned on it.
 
+pub mod endpoint;
 pub mod rest;
 pub mod stream;
 pub mod venue;
