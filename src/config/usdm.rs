@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(u.rest, Endpoint { tls: true, host: "fapi.binance.com".into(), port: 443, path: "".into() });
         assert_eq!(u.topics, std::array::from_fn(|_| "raw.usdm".to_string()));
         assert_eq!(c.topics, std::array::from_fn(|_| "raw".to_string()), "spot's topics unchanged");
-        assert_eq!((u.prom_port, u.backfill, u.rest_fallback.is_none()), (9100, false, true));
+        assert_eq!((u.prom_port, u.backfill, u.rest_fallback.is_none()), (9100, c.backfill, true));
         use StreamKind::*;
         assert_eq!(u.streams, [AggTrade, MarkPrice1s, ForceOrder, BookTicker, Depth100ms]);
         let us = validate(&[("TIME_UNIT", "us"), ("USDM_SYMBOLS", "btcusdt")]).unwrap();
