@@ -52,6 +52,8 @@ SIM_RATE="${OBS_SIM_RATE:-300}"
 PIN="${OBS_PIN_CORE:-none}"
 SYMBOLS="btcusdt,ethusdt,solusdt"
 STREAMS="trade,aggTrade,kline_1m,bookTicker,depth@100ms"
+# A USD-M lane beside spot's (the dashboard's USD-M row and the alerts' market label need its series).
+USDM_SYMBOLS="btcusdt,ethusdt"
 RELEASE="ingestor"
 NAMESPACE="marketflow"
 KUBE_VERSION="${KUBE_VERSION:-1.33.0}"
@@ -126,7 +128,7 @@ report() {
   echo "============================== observability summary =============================="
   printf '%s\n' "${SUMMARY[@]}"
   echo "-----------------------------------------------------------------------------------"
-  echo "binaries: ${BIN:-none}; streams: $STREAMS; symbols: $SYMBOLS; simulator rate: $SIM_RATE trades/s"
+  echo "binaries: ${BIN:-none}; streams: $STREAMS; symbols: $SYMBOLS; USD-M symbols: $USDM_SYMBOLS; simulator rate: $SIM_RATE trades/s"
   echo "total time: $((SECONDS - START))s"
   echo "observability: $PASSED passed, $FAILED failed$1"
   REPORTED=1
@@ -234,6 +236,7 @@ step "helm template" render || exit 1
 
 note "simulator and ingester on 127.0.0.1"
 "$BIN/binance-sim" --listen 127.0.0.1:0 --rate "$SIM_RATE" --symbols "$SYMBOLS" \
+  --usdm --usdm-symbols "$USDM_SYMBOLS" \
   >"$WORK/sim.out" 2>"$WORK/logs/sim.log" &
 SIM_PID=$!
 sim_listening() { grep -q '^LISTENING ' "$WORK/sim.out" || { alive "$SIM_PID" || return 2; return 1; }; }
@@ -245,10 +248,14 @@ WS_URL="$(sed -n 's/^LISTENING //p' "$WORK/sim.out" | head -n1)"
 # port so that nothing can leave the machine.
 REST_URL="$(sed -n 's/^REST //p' "$WORK/sim.out" | head -n1)"
 REST_URL="${REST_URL:-http://127.0.0.1:9}"
+USDM_WS_URL="$(sed -n 's/^USDM_WS //p' "$WORK/sim.out" | head -n1)"
+USDM_REST_URL="$(sed -n 's/^USDM_REST //p' "$WORK/sim.out" | head -n1)"
+[[ -n "$USDM_WS_URL" && -n "$USDM_REST_URL" ]] || { fail "simulator prints USDM_WS and USDM_REST" "$WORK/sim.out"; exit 1; }
 PROM_PORT="$(free_port)"
 echo "  simulator $WS_URL (REST $REST_URL), pid $SIM_PID; ingester metrics on 127.0.0.1:$PROM_PORT"
 
 env SINK=null SYMBOLS="$SYMBOLS" STREAMS="$STREAMS" BINANCE_WS_URL="$WS_URL" BINANCE_REST_URL="$REST_URL" \
+  USDM_SYMBOLS="$USDM_SYMBOLS" USDM_WS_URL="$USDM_WS_URL" USDM_REST_URL="$USDM_REST_URL" USDM_PIN_CORE="$PIN" \
   PROM_PORT="$PROM_PORT" METRICS_BIND=127.0.0.1 PIN_CORE="$PIN" PRODUCER_CORE="$PIN" LOG_FORMAT=text \
   RUST_LOG=info NO_COLOR=1 "$BIN/marketflow-ingestor" >"$WORK/logs/ingester.out" 2>"$WORK/logs/ingester.log" &
 ING_PID=$!
