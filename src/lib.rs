@@ -54,7 +54,8 @@
 //!
 //! - [`config`]: every setting, from the environment or flags, validated at once.
 //! - [`binance`]: all of Binance: stream names, wire formats, symbol grammar, the endpoint as a
-//!   [`venue::Venue`], REST endpoints and weights.
+//!   [`venue::Venue`], REST endpoints and weights; USD-M futures, a market of its own with routed
+//!   endpoints, in [`binance::usdm`].
 //! - [`venue`]: the seam between the engine and a venue, as data.
 //! - [`record`]: the normalized record model and its JSON encoding; [`interval`] candle intervals;
 //!   [`stream`] the kinds of stream and their record types; [`time_unit`] ms or µs times.

@@ -53,6 +53,9 @@ pub struct Limits {
     pub streams_per_subscribe: usize,
     /// Stream-name bytes put in the connect URL; the rest are subscribed once open.
     pub url_stream_bytes: usize,
+    /// How often the venue pings an open connection: all a connection whose streams may be
+    /// quiet for hours (liquidations) hears from a healthy peer.
+    pub server_ping_interval: Duration,
 }
 
 /// One venue's market-data endpoint, as data.

@@ -139,6 +139,8 @@ pub struct Connection {
     opened_at: Instant,
     /// Last frame of any kind (data, control, ping): silence beyond `stale_after` means stale.
     last_rx: Instant,
+    /// The least silence allowed whatever `stale_after` says ([`limits::quiet_floor`]).
+    quiet_floor: Duration,
     /// Asked for a replacement (age limit or serverShutdown).
     rotate: bool,
     /// The rotation was asked for by the peer (serverShutdown), not by our own age limit: only
@@ -178,13 +180,8 @@ impl Connection {
             }
         }
         let in_url: Vec<&str> = in_url.iter().map(String::as_str).collect();
-        // The planner gives a connection streams of one route only (`plan_connections`).
-        let route = streams.first().map_or("", |&(_, k)| (venue.route)(k));
-        debug_assert!(
-            streams.iter().all(|&(_, k)| (venue.route)(k) == route),
-            "streams of two routes on one connection"
-        );
-        let path = (venue.stream_path)(&format!("{base_path}{route}"), &in_url, unit);
+        let path = dial::request_path(venue, base_path, &streams, &in_url, unit);
+        let quiet_floor = limits::quiet_floor(streams.iter().map(|s| s.1), venue.limits.server_ping_interval);
         let mut symbols: Vec<u16> = streams.iter().map(|(s, _)| *s).collect();
         symbols.dedup();
         Connection {
@@ -210,11 +207,17 @@ impl Connection {
             last_state: "backoff",
             opened_at: Instant::now(),
             last_rx: Instant::now(),
+            quiet_floor,
             rotate: false,
             rotate_by_peer: false,
             retiring: false,
             catch_up: None,
         }
+    }
+
+    /// How long the connection may hear nothing before it is stale (`configured`: `WS_STALE_MS`).
+    pub fn silence_allowed(&self, configured: Duration) -> Duration {
+        configured.max(self.quiet_floor)
     }
 
     /// The request path: route, streams in the URL, time unit.
@@ -322,7 +325,7 @@ impl Connection {
             State::Backoff { until } => Some(*until),
             State::Connecting { since, .. } | State::Handshaking { since, .. } => Some(*since + HANDSHAKE_TIMEOUT),
             State::Open { .. } => {
-                let mut d = self.last_rx + dialer.stale_after;
+                let mut d = self.last_rx + self.silence_allowed(dialer.stale_after);
                 if self.next_batch < self.overflow.len() || self.resub.has_work() {
                     d = d.min(self.outgoing.control_at(now));
                 }
@@ -354,7 +357,7 @@ impl Connection {
                     self.set_state(State::Backoff { until: free_at }, metrics);
                 }
             },
-            State::Open { .. } if now >= self.last_rx + dialer.stale_after => {
+            State::Open { .. } if now >= self.last_rx + self.silence_allowed(dialer.stale_after) => {
                 metrics.ws_stale.inc();
                 let silent = now.duration_since(self.last_rx).as_millis() as u64;
                 self.lost(Lost::Stale(silent), metrics);

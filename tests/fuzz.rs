@@ -34,6 +34,8 @@ fn assert_reaches_every_target(st: &Stats) {
     assert!(by(&st.encode, "ok") > 0 && st.encode.rejected > 0, "encoder: {:?}", st.encode);
     assert!(st.payload.accepted > 0 && by(&st.payload, "unknown_stream") > 0, "payload: {:?}", st.payload);
     assert!(by(&st.ws, "text") > 0 && by(&st.ws, "ping") > 0, "websocket: {:?}", st.ws);
+    assert!(by(&st.usdm, "market") > 0 && by(&st.usdm, "encoded") > 0, "USD-M: {:?}", st.usdm);
+    assert!(by(&st.usdm, "unknown_stream") > 0 && st.usdm.rejected > by(&st.usdm, "unknown_stream"), "{:?}", st.usdm);
 }
 
 #[test]
@@ -56,6 +58,18 @@ fn seeds_are_valid_frames_of_every_kind() {
         record.encode(1, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(f)));
     }
     assert!(st.frame.by["market"] as usize >= sim.len(), "{:?}", st.frame);
+    // Every simulator USD-M frame (all USD-M kinds, three symbols) parses and encodes as USD-M.
+    let usdm = fuzzing::seeds::usdm_sim_frames();
+    assert_eq!(usdm.len(), binance_sim::usdm_kinds().count() * fuzzing::seeds::SIM_SYMBOLS.len() * 2);
+    for f in &usdm {
+        let text = std::str::from_utf8(f).unwrap();
+        let parsed = marketflow_ingestor::binance::usdm::wire::parse_text(text);
+        let Ok(marketflow_ingestor::binance::wire::Frame::Market { record, .. }) = parsed else {
+            panic!("{text}: {parsed:?}")
+        };
+        record.encode(1, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+    assert!(st.usdm.by["market"] as usize >= usdm.len(), "{:?}", st.usdm);
     assert!(st.panics.is_empty());
 }
 

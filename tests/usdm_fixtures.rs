@@ -158,3 +158,31 @@ fn records_with_bad_values_are_refused_at_encoding() {
         assert_eq!(normalize(&parse_text(&text).unwrap()), Err(reason), "{text}");
     }
 }
+
+/// Through the engine: a USD-M pipeline counts each refused frame under its reason
+/// (`messages_rejected_total{reason=..}`) and publishes the good ones.
+#[test]
+fn refused_usd_m_frames_are_counted_by_reason_in_the_pipeline() {
+    use marketflow_ingestor::binance::usdm::venue::VENUE;
+    use marketflow_ingestor::metrics::Metrics;
+    use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
+
+    let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let (w, _r) = marketflow_ingestor::ring::ring(1 << 20);
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
+    let frames = [
+        (altered("forceOrder.json", "btcusdt@forceOrder", r#""S":"SELL""#, r#""S":"SHORT""#), Outcome::Rejected),
+        (altered("forceOrder.json", "btcusdt@forceOrder", r#""o":"LIMIT""#, r#""o":"limit""#), Outcome::Rejected),
+        (fixture("combined/trade_undocumented_observed.json"), Outcome::Rejected),
+        (altered("forceOrder.json", "btcusdt@forceOrder", "", ""), Outcome::Record),
+        (fixture("combined/markPrice.json"), Outcome::Record),
+    ];
+    for (text, want) in &frames {
+        assert_eq!(p.on_text(text, 1, Admission::Normal), *want, "{text}");
+    }
+    let text = metrics.render();
+    for reason in ["unknown_side", "bad_word", "unknown_stream"] {
+        let line = format!(r#"marketflow_ingestor_messages_rejected_total{{reason="{reason}"}} 1"#);
+        assert!(text.contains(&line), "{line} not in the metrics");
+    }
+}

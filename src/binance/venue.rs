@@ -21,6 +21,8 @@ pub const CONNECT_WINDOW: Duration = Duration::from_secs(300);
 pub const STREAMS_PER_SUBSCRIBE: usize = 200;
 /// Stream names beyond this many URL bytes go in SUBSCRIBE requests instead of the URL.
 pub const URL_STREAM_BYTES: usize = 2000;
+/// "The WebSocket server will send a ping frame every 20 seconds" (shared README §2.1).
+pub const SERVER_PING_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Binance spot.
 pub const VENUE: Venue = Venue {
@@ -31,6 +33,7 @@ pub const VENUE: Venue = Venue {
         attempt_window: CONNECT_WINDOW,
         streams_per_subscribe: STREAMS_PER_SUBSCRIBE,
         url_stream_bytes: URL_STREAM_BYTES,
+        server_ping_interval: SERVER_PING_INTERVAL,
     },
     stream_name: |symbol, kind| kind.stream_name(symbol),
     kind_name: |kind| kind.to_string(),

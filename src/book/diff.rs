@@ -60,6 +60,12 @@ pub fn read(payload: &[u8]) -> Option<Diff<'_>> {
 }
 
 impl<'a> Diff<'a> {
+    /// The first id this diff must continue from: `U`, or `pu + 1` on futures
+    /// ([`crate::record::DepthUpdate::chain_first`]).
+    pub fn chain_first(&self) -> i64 {
+        crate::record::chain_first(self.first_update_id, self.prev_final_update_id)
+    }
+
     /// Hands `f` every level, bids then asks (`true` for a bid), in the order written; returns
     /// the event time after them, in milliseconds whatever unit the record carries
     /// (`event_time_us` with `TIME_UNIT=us`): it only stamps the snapshot's Kafka timestamp,

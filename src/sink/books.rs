@@ -304,7 +304,7 @@ impl Books {
             out(v);
             return;
         }
-        if d.first_update_id > id.saturating_add(1) {
+        if d.chain_first() > id.saturating_add(1) {
             self.break_book(s, "sequence_gap", out);
             self.hold(s, v, out);
             return;

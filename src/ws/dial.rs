@@ -21,6 +21,9 @@ use super::limits::PingRate;
 use super::{Connection, Progress, State, Transport};
 use crate::config::Endpoint;
 use crate::metrics::Metrics;
+use crate::stream::StreamKind;
+use crate::time_unit::TimeUnit;
+use crate::venue::Venue;
 
 /// How long a TCP connect or a TLS + WebSocket handshake may take.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -258,6 +261,22 @@ impl Connection {
         }
         self.try_send_resubscriptions(now)
     }
+}
+
+/// The request path of a connection carrying `streams` (`in_url`: the names that fit in the URL):
+/// `<base_path><route>/stream?streams=...`. The planner (`event_loop::plan_connections`) gives
+/// a connection streams of one route only: a stream asked for on another route is acknowledged
+/// and never delivered.
+pub(super) fn request_path(
+    venue: &Venue,
+    base_path: &str,
+    streams: &[(u16, StreamKind)],
+    in_url: &[&str],
+    unit: TimeUnit,
+) -> String {
+    let route = streams.first().map_or("", |&(_, k)| (venue.route)(k));
+    debug_assert!(streams.iter().all(|&(_, k)| (venue.route)(k) == route), "streams of two routes on one connection");
+    (venue.stream_path)(&format!("{base_path}{route}"), in_url, unit)
 }
 
 #[cfg(test)]

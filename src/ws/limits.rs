@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use rand::RngExt;
 
+use crate::stream::{Pace, StreamKind};
+
 /// Our control requests count against the budget this much longer than a second: the server
 /// counts a message when it reads it, a little later than we sent it, so at the edge of the
 /// window its count can still hold a request ours has already let go.
@@ -24,6 +26,18 @@ pub const PING_FLOOD_LIMIT: u32 = 10;
 /// normal stretch of streaming reconnects at once: a peer that flaps any faster costs at most
 /// one quick reconnect per 30 s, 10 per 5 minutes, against Binance's 280 of [`AttemptBudget`].
 pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+/// The least silence a connection carrying streams of `kinds` may keep, whatever `WS_STALE_MS`
+/// says: one and a half of the venue's ping intervals when every stream may be quiet for hours
+/// (liquidations: then only pings show the peer alive, and USD-M pings every 3 minutes), else
+/// nothing.
+pub fn quiet_floor(mut kinds: impl Iterator<Item = StreamKind>, ping: Duration) -> Duration {
+    if kinds.all(|k| k.pace() == Pace::Eventual) {
+        ping.saturating_add(ping / 2)
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// How long to wait before reconnect attempt `attempt` (0 for the first after a stable
 /// connection): 250 ms doubling to a 30 s cap, times a random factor in [0.5, 1) so a fleet

@@ -15,6 +15,7 @@ pub mod corpus;
 pub mod mutate;
 pub mod seeds;
 pub mod targets;
+pub mod usdm;
 pub mod ws;
 
 // Each includer uses one of the two.
@@ -70,6 +71,8 @@ pub struct Stats {
     pub encode: Tally,
     /// Target (b).
     pub payload: Tally,
+    /// Target (a) as a USD-M frame: parse, then encode (`usdm.rs`).
+    pub usdm: Tally,
     /// Target (c): messages read, by type (accepted), and how each stream ended (rejected).
     pub ws: Tally,
     pub ws_streams: u64,
@@ -534,6 +537,7 @@ pub fn summary(cfg: &Config, st: &Stats, elapsed: Duration) -> String {
     row(&mut s, "record encoder", &st.encode, "market records");
     row(&mut s, "payload parser", &st.payload, "payloads");
     row(&mut s, "websocket decoder", &st.ws, "messages read / how streams ended");
+    row(&mut s, "USD-M parser + encoder", &st.usdm, "frames, then records");
     let _ = writeln!(s, "  websocket streams: {}", st.ws_streams);
     let _ = writeln!(
         s,

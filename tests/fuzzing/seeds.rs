@@ -122,6 +122,24 @@ pub fn sim_frames() -> Vec<Vec<u8>> {
     out
 }
 
+/// The simulator's USD-M payloads, wrapped as combined frames: every USD-M kind, every symbol,
+/// two events each.
+pub fn usdm_sim_frames() -> Vec<Vec<u8>> {
+    let symbols = SIM_SYMBOLS.iter().map(|s| s.to_string()).collect();
+    let market = Market::usdm(SimConfig { symbols, aux_rate: 50.0, ..SimConfig::usdm_market() });
+    let mut out = Vec::new();
+    for kind in binance_sim::usdm_kinds() {
+        for (sym, name) in SIM_SYMBOLS.iter().enumerate() {
+            for k in 0..2 {
+                let mut payload = String::new();
+                market.render(kind, sym, k, &mut payload);
+                out.push(combined(&format!("{name}@{kind}"), pin_timestamps(&payload).as_bytes()));
+            }
+        }
+    }
+    out
+}
+
 /// The whole seed corpus, deduplicated, in a fixed order.
 pub fn seeds() -> Vec<Vec<u8>> {
     let fixtures = repo_root().join("tests/fixtures");
@@ -147,6 +165,14 @@ pub fn seeds() -> Vec<Vec<u8>> {
                 }
             }
         }
+        // USD-M payloads: as the combined frame they would arrive in.
+        if let Some(stem) = rel.strip_prefix("usdm/").and_then(|r| r.strip_suffix(".json")) {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).expect("USD-M fixtures are JSON");
+            if let Some(sym) = v["s"].as_str().or(v["o"]["s"].as_str()) {
+                let suffix = if stem == "trade_undocumented_observed" { "trade" } else { stem };
+                out.push(combined(&format!("{}@{suffix}", sym.to_lowercase()), &compacted));
+            }
+        }
         // Documented error replies: every template with its placeholders filled in.
         if rel == "control/error_messages.json" {
             let v: serde_json::Value = serde_json::from_slice(&bytes).expect("error templates are JSON");
@@ -160,6 +186,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
         out.push(compacted);
     }
     out.extend(sim_frames());
+    out.extend(usdm_sim_frames());
     // Shapes the fixtures do not show: ids that are strings or floats, an empty result.
     for extra in [
         &br#"{"result":null,"id":"abc"}"#[..],

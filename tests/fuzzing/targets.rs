@@ -55,7 +55,7 @@ pub fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
     false
 }
 
-fn too_deep(text: &[u8], st: &mut Stats) -> bool {
+pub(super) fn too_deep(text: &[u8], st: &mut Stats) -> bool {
     let limit = MAX_DEPTH.load(Ordering::Relaxed);
     if limit > 0 && nests_deeper_than(text, limit) {
         st.too_deep += 1;
@@ -68,7 +68,7 @@ fn too_deep(text: &[u8], st: &mut Stats) -> bool {
 /// serde_json's reading of `text`, the reference the parsers are compared with. `Err(None)`:
 /// rejected for nesting deeper than serde_json's recursion limit (no verdict), `Err(Some(why))`:
 /// not JSON.
-fn reference(text: &[u8]) -> Result<Value, Option<String>> {
+pub(super) fn reference(text: &[u8]) -> Result<Value, Option<String>> {
     serde_json::from_slice(text).map_err(|e| {
         let why = e.to_string();
         (!why.contains("recursion limit")).then_some(why)
@@ -90,6 +90,7 @@ pub fn frame(text: &[u8], recv_ns: u64, st: &mut Stats) -> (&'static str, &'stat
     if too_deep(text, st) {
         return ("too_deep", "-");
     }
+    super::usdm::frame(text, recv_ns, st);
     let parsed = parse_frame(text);
     // The nesting limit is the first check after UTF-8, and exact.
     if std::str::from_utf8(text).is_ok() {
@@ -234,7 +235,7 @@ pub fn payload(stream: &str, data: &str, recv_ns: u64, st: &mut Stats) -> (&'sta
 
 /// A `&str` handed out by the parser holds valid UTF-8 (sonic-rs builds some with
 /// `from_utf8_unchecked`).
-fn assert_valid_str(s: &str) {
+pub(super) fn assert_valid_str(s: &str) {
     assert!(std::str::from_utf8(s.as_bytes()).is_ok(), "invalid UTF-8 in a &str: {:?}", s.as_bytes());
 }
 
@@ -282,23 +283,23 @@ fn check_market(kind: StreamKind, stream_symbol: &str, record: &Record<'_>) {
     }
 }
 
-fn field<'v>(v: &'v Value, k: &str) -> &'v Value {
+pub(super) fn field<'v>(v: &'v Value, k: &str) -> &'v Value {
     v.get(k).unwrap_or_else(|| panic!("serde_json sees no `{k}` in {v}"))
 }
 
-fn same_str(v: &Value, k: &str, got: &str) {
+pub(super) fn same_str(v: &Value, k: &str, got: &str) {
     assert_eq!(field(v, k).as_str(), Some(got), "`{k}` in {v}");
 }
 
-fn same_i64(v: &Value, k: &str, got: i64) {
+pub(super) fn same_i64(v: &Value, k: &str, got: i64) {
     assert_eq!(field(v, k).as_i64(), Some(got), "`{k}` in {v}");
 }
 
-fn same_bool(v: &Value, k: &str, got: bool) {
+pub(super) fn same_bool(v: &Value, k: &str, got: bool) {
     assert_eq!(field(v, k).as_bool(), Some(got), "`{k}` in {v}");
 }
 
-fn same_levels(v: &Value, k: &str, raw: &str) {
+pub(super) fn same_levels(v: &Value, k: &str, raw: &str) {
     match reference(raw.as_bytes()) {
         Ok(parsed) => assert_eq!(&parsed, field(v, k), "levels `{k}` raw {raw:?}"),
         Err(None) => {}
@@ -375,7 +376,7 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
 
 /// Plain decimal text as the record format documents it: `-?[0-9]+(\.[0-9]+)?`, at most 64
 /// bytes. Written independently of `record::is_decimal`.
-fn plain_decimal(s: &str) -> bool {
+pub(super) fn plain_decimal(s: &str) -> bool {
     let body = s.strip_prefix('-').unwrap_or(s);
     let mut parts = body.splitn(2, '.');
     let int = parts.next().unwrap_or("");
@@ -388,13 +389,13 @@ fn plain_decimal(s: &str) -> bool {
 
 /// A symbol that can be a Kafka key and JSON text without escaping, at most Binance's 50 UTF-16
 /// units (150 UTF-8 bytes).
-fn plain_symbol(s: &str) -> bool {
+pub(super) fn plain_symbol(s: &str) -> bool {
     !s.is_empty() && s.len() <= 150 && s.chars().all(|c| c >= ' ' && c != '"' && c != '\\' && c != '\u{7f}')
 }
 
 /// Price levels as documented: a JSON array of `[price, qty]` pairs of plain decimal strings.
 /// `None` when the raw text is not JSON at all.
-fn plain_levels(raw: &str) -> Option<bool> {
+pub(super) fn plain_levels(raw: &str) -> Option<bool> {
     let v: Value = serde_json::from_str(raw).ok()?;
     Some(v.as_array().is_some_and(|levels| {
         levels.iter().all(|l| {

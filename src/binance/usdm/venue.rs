@@ -2,7 +2,7 @@
 //! behind a route (`/public` or `/market`, [`super::stream::route`]), USD-M's limits and frames.
 
 use super::stream::route;
-use super::{wire, EXCHANGE, MESSAGES_PER_SECOND};
+use super::{wire, EXCHANGE, MESSAGES_PER_SECOND, SERVER_PING_INTERVAL};
 use crate::binance::venue::{
     combined_path, subscribe, to_engine, unsubscribe, CONNECT_ATTEMPTS, CONNECT_WINDOW, STREAMS_PER_SUBSCRIBE,
     URL_STREAM_BYTES,
@@ -20,6 +20,7 @@ pub const VENUE: Venue = Venue {
         attempt_window: CONNECT_WINDOW,
         streams_per_subscribe: STREAMS_PER_SUBSCRIBE,
         url_stream_bytes: URL_STREAM_BYTES,
+        server_ping_interval: SERVER_PING_INTERVAL,
     },
     stream_name: |symbol, kind| kind.stream_name(symbol),
     kind_name: |kind| kind.to_string(),

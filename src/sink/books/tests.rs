@@ -106,6 +106,24 @@ fn the_first_snapshot_precedes_the_diffs_held_for_it() {
 }
 
 #[test]
+fn futures_diffs_follow_by_their_previous_final_id() {
+    // USD-M: `pu` is the previous event's `u`; `U` need not be `pu + 1`.
+    let futures = |first, last, pu, price| {
+        let (meta, p) = diff(first, last, price, "1");
+        let text = String::from_utf8(p).unwrap();
+        let at = format!(r#""final_update_id":{last}"#);
+        (meta, text.replacen(&at, &format!(r#"{at},"prev_final_update_id":{pu}"#), 1).into_bytes())
+    };
+    let mut r = rig(None);
+    r.seed(100, &[("9", "5")]);
+    r.feed(futures(95, 102, 90, "10"));
+    r.feed(futures(110, 112, 102, "11"));
+    assert_eq!(r.taken(), [t("depth_snapshot", 100), t("depth_update", 102), t("depth_update", 112)]);
+    r.feed(futures(120, 125, 118, "12"));
+    assert_eq!(r.taken(), [t("depth_resync", 112)], "pu 118 != 112");
+}
+
+#[test]
 fn a_snapshot_older_than_the_held_diffs_is_refused_and_asked_again() {
     let mut r = rig(None);
     r.feed(diff(101, 103, "10", "1"));
