@@ -217,7 +217,7 @@ pub fn serve_markets(
     shutdown: Shutdown,
     limits: Limits,
 ) -> io::Result<()> {
-    let markets = Arc::new(Markets::new(markets, Registry::new()));
+    let markets = Arc::new(Markets::new(markets));
     let m = markets.clone();
     let handler: Handler = Arc::new(move |method, path| routes::respond(&m, method, path));
     serve_with(listener, markets.server(), handler, shutdown, limits)

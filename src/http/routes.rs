@@ -40,28 +40,27 @@ pub fn plain(status: u16, body: impl Into<Bytes>) -> Reply {
 }
 
 /// What the endpoints report on: each market's metrics and health (a process serves one market
-/// or several, each its own lane), and the server's own counters.
+/// or several, each its own lane).
 pub struct Markets {
     markets: Vec<(&'static str, Arc<Metrics>)>,
-    server: Registry,
 }
 
 impl Markets {
-    /// `markets` by name (`spot`, `usdm`), in the order the endpoints list them; `server` holds
-    /// the server's own counters.
-    pub fn new(markets: Vec<(&'static str, Arc<Metrics>)>, server: Registry) -> Markets {
-        Markets { markets, server }
+    /// `markets` by name (`spot`, `usdm`), in the order the endpoints list them; at least one.
+    pub fn new(markets: Vec<(&'static str, Arc<Metrics>)>) -> Markets {
+        assert!(!markets.is_empty(), "a process serves at least one market");
+        Markets { markets }
     }
 
-    /// The server's own registry.
+    /// Where the server counts what it refused: the first market's registry, as when the process
+    /// had one market only (so those series keep their labels and `Metrics::render` has them).
     pub fn server(&self) -> &Registry {
-        &self.server
+        &self.markets[0].1.registry
     }
 
     /// Every series, each family once (see `exposition`).
     pub fn render(&self) -> String {
-        let mut registries = vec![&self.server];
-        registries.extend(self.markets.iter().map(|(_, m)| &m.registry));
+        let registries: Vec<&Registry> = self.markets.iter().map(|(_, m)| &m.registry).collect();
         super::exposition::render(&registries)
     }
 
@@ -154,7 +153,7 @@ mod tests {
     #[test]
     fn endpoints_keep_the_seed_paths_bodies_and_status_codes() {
         let m = Metrics::new(&["btcusdt".to_string()]);
-        let markets = Markets::new(vec![("spot", m.clone())], Registry::new());
+        let markets = Markets::new(vec![("spot", m.clone())]);
         let get = |p: &str| respond(&markets, &Method::GET, p);
 
         // TC0: liveness while start-up work runs, then stalled with no heartbeat.
@@ -194,7 +193,7 @@ mod tests {
     fn several_markets_are_ready_only_together_and_the_body_names_the_one_that_is_not() {
         let symbols = ["btcusdt".to_string()];
         let (spot, usdm) = (Metrics::new(&symbols), Metrics::for_market(&symbols, "usdm"));
-        let markets = Markets::new(vec![("spot", spot.clone()), ("usdm", usdm.clone())], Registry::new());
+        let markets = Markets::new(vec![("spot", spot.clone()), ("usdm", usdm.clone())]);
         let get = |p: &str| {
             let r = respond(&markets, &Method::GET, p);
             (r.status().as_u16(), body(r))
