@@ -176,8 +176,9 @@ fn verify_agg_trades(msgs: &[Consumed], m: &Market, per: u64, unrecoverable: imp
     found
 }
 
-#[test]
-fn usdm_agg_trades_exactly_once_across_disconnects_and_skipped_ids_and_the_unrecoverable_named() {
+/// Every aggregate trade of a 30 s market exactly once across four dropped connections and ids
+/// the stream skips, those REST lacks too named; `extra` settings on top. Returns what was read.
+fn agg_trades_across_faults(extra: &[(&str, &str)]) -> Vec<Consumed> {
     // The last 3 of every 199 aggregate trades never reach the stream; REST lacks the last of
     // those. 3000 a symbol: the market ends on live ones (a gap at the very end of a market that
     // never trades again cannot be seen).
@@ -187,7 +188,7 @@ fn usdm_agg_trades_exactly_once_across_disconnects_and_skipped_ids_and_the_unrec
     });
     let u = usdm(&sim);
     let topic = unique_topic("usdm_once");
-    let ing = start_usdm(&sim, &topic, "aggTrade", &[]);
+    let ing = start_usdm(&sim, &topic, "aggTrade", extra);
     // Four drops, the last well before the market ends: the trades after it are live again.
     for _ in 0..4 {
         std::thread::sleep(Duration::from_secs(4));
@@ -210,6 +211,30 @@ fn usdm_agg_trades_exactly_once_across_disconnects_and_skipped_ids_and_the_unrec
     // One per drop and symbol, at least (a symbol's series counts each of its connection's).
     assert!(reconnects >= 4.0 * n as f64, "{reconnects} reconnects");
     assert!(u.rest_stats.requests.load(std::sync::atomic::Ordering::Relaxed) > 0, "/fapi/v1/aggTrades asked");
+    msgs
+}
+
+#[test]
+fn usdm_agg_trades_exactly_once_across_disconnects_and_skipped_ids_and_the_unrecoverable_named() {
+    agg_trades_across_faults(&[]);
+}
+
+#[test]
+fn usdm_agg_trades_in_strict_order_per_symbol_across_the_same_faults() {
+    // Waits long enough that every gap is filled or found missing in REST, not timed out.
+    let msgs = agg_trades_across_faults(&[("ORDERING", "strict"), ("ORDERING_MAX_WAIT_MS", "60000")]);
+    // Per symbol, in topic order, the ids published or named only ever go up: backfilled ones
+    // in their place, not after the live ones that followed their gap.
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for c in &msgs {
+        let p = &c.payload;
+        let (from, to) = match p["type"].as_str() {
+            Some("agg_trade") => (p["agg_id"].as_i64().unwrap(), p["agg_id"].as_i64().unwrap()),
+            _ => (p["from_id"].as_i64().unwrap(), p["to_id"].as_i64().unwrap()),
+        };
+        let prev = last.insert(p["symbol"].as_str().unwrap().to_string(), to);
+        assert!(prev.is_none_or(|prev| from == prev + 1), "after #{prev:?}: {p}");
+    }
 }
 
 /// Diff-depth events a second per symbol beside the aggregate trades of the rotation tests.
@@ -344,25 +369,25 @@ fn follow(m: &Market, part: &[Consumed], from: usize) -> (BTreeMap<String, usize
     (steps, books)
 }
 
-#[test]
-fn usdm_depth_chains_by_pu_and_a_break_is_resynced_from_fapi_depth() {
-    // Two events of every 60 left out of the stream: the next one's `pu` names a `u` never seen,
-    // every 3 s per symbol. 260 events a symbol: the market ends on delivered ones.
+/// Runs a USD-M-only ingester on `depth@100ms` of a book market of `DEPTH_SECS` (`market` tunes
+/// it), `during` injecting faults while it runs, until every book has its last diff; returns
+/// the topic's records (`stale` ones left out) in partition-then-offset order.
+fn run_book(market: impl FnOnce(&mut SimConfig), during: impl FnOnce(&UsdmHandle)) -> (SimHandle, Vec<Consumed>) {
     let sim = usdm_market(DEPTH_SECS, |c| {
         c.aux_rate = DEPTH_RATE;
-        c.depth_skip = Some((60, 2));
+        market(c);
     });
-    let m = &usdm(&sim).market;
-    let topic = unique_topic("usdm_depth");
+    let (u, topic) = (usdm(&sim), unique_topic("usdm_depth"));
     // No periodic snapshot: after a break only the REST snapshot can bring a consumer back.
     let mut ing = start_usdm(&sim, &topic, "depth@100ms", &[("DEPTH_SNAPSHOT_INTERVAL", "0")]);
+    during(u);
     let per = (DEPTH_RATE * DEPTH_SECS as f64) as u64;
     let t = Instant::now();
-    while (0..SYMBOLS.len()).any(|s| m.generated_for(StreamKind::Depth100ms, s) < per) {
+    while (0..SYMBOLS.len()).any(|s| u.market.generated_for(StreamKind::Depth100ms, s) < per) {
         assert!(t.elapsed() < Duration::from_secs(DEPTH_SECS + 60), "market never finished:\n{}", ing.dump_logs());
         std::thread::sleep(Duration::from_millis(200));
     }
-    // The last diffs reach the book, and its resync snapshots are in.
+    // The books are whole again (a resync's snapshot may still be on its way).
     let t = Instant::now();
     while usdm_metric(&ing, "marketflow_ingestor_depth_book_synced") < SYMBOLS.len() as f64 {
         assert!(t.elapsed() < Duration::from_secs(60), "books never synced again:\n{}", ing.dump_logs());
@@ -374,45 +399,55 @@ fn usdm_depth_chains_by_pu_and_a_break_is_resynced_from_fapi_depth() {
     let mut msgs = consume(&topic, 2 * per as usize, Duration::from_secs(60), Duration::from_secs(3));
     msgs.retain(|c| !is_stale(c));
     msgs.sort_by_key(|c| (c.partition, c.offset));
+    (sim, msgs)
+}
 
-    let skipped_windows = (0..per).filter(|&k| m.stream_omits(StreamKind::Depth100ms, k) && k % 60 == 58).count();
-    assert_eq!(skipped_windows, 4);
+/// What the book topic of one symbol held.
+struct BookTopic {
+    /// Event numbers of its diffs, in topic order.
+    diffs: Vec<u64>,
+    resyncs: usize,
+}
+
+/// The book topic's promises, per symbol: its first record is the start snapshot; its diffs
+/// carry the ids sent (`U`, `u`, `pu`), each once and in order; each `depth_resync` is followed
+/// at once by a `resync` snapshot; every snapshot is the simulator's book at its id. A consumer
+/// following the contract from the start holds the true book after every step, drops it exactly
+/// at the markers (never on a diff: no break goes unmarked) and ends at the last event; one from
+/// any offset is right from its first snapshot on.
+fn check_book_topic(m: &Market, msgs: &[Consumed]) -> Vec<BookTopic> {
+    let per = (DEPTH_RATE * DEPTH_SECS as f64) as u64;
+    let mut out = Vec::new();
     for (s, sym) in SYMBOLS.iter().enumerate() {
         let upper = sym.to_uppercase();
         let mine: Vec<&Value> = msgs.iter().map(|c| &c.payload).filter(|r| r["symbol"] == upper.as_str()).collect();
         assert!(mine.iter().all(|r| r["exchange"] == "binance-usdm"), "{sym}");
         assert_eq!((&mine[0]["type"], &mine[0]["reason"]), (&"depth_snapshot".into(), &"start".into()), "{sym}");
-        // Every diff the stream sent, once, each with its `pu`; none of those it left out.
-        let sent: Vec<u64> = (0..per).filter(|&k| !m.stream_omits(StreamKind::Depth100ms, k)).collect();
-        assert_eq!(diffs_of(&mine, s), sent, "{sym}: the diffs sent, each once, in order");
-
-        // Each break seen (the last window trails no event: unseen) is a resync marker, then the
-        // REST snapshot: the diffs after the break are held until it.
+        let diffs = diffs_of(&mine, s);
+        assert!(diffs.windows(2).all(|w| w[0] < w[1]), "{sym}: diffs once each, in order: {diffs:?}");
         let resyncs: Vec<usize> = (0..mine.len()).filter(|&i| mine[i]["type"] == "depth_resync").collect();
-        assert_eq!(resyncs.len(), skipped_windows, "{sym}: a resync per break");
         for &i in &resyncs {
             assert_eq!(mine[i]["reason"], "sequence_gap", "{}", mine[i]);
+            // The diffs after the break are held until the new book.
             let next = mine.get(i + 1).unwrap_or_else(|| panic!("{sym}: nothing after the resync"));
             assert_eq!((&next["type"], &next["reason"]), (&"depth_snapshot".into(), &"resync".into()), "{sym}");
         }
-        // Every snapshot is the simulator's book at its id (an id inside an event's [U, u]
-        // holds that whole event, as Binance's futures snapshots do).
+        // An id inside an event's [U, u] holds that whole event, as Binance's futures snapshots do.
         let snapshots: Vec<&&Value> = mine.iter().filter(|r| r["type"] == "depth_snapshot").collect();
-        assert_eq!(snapshots.len(), 1 + skipped_windows, "{sym}: start and one per break");
+        assert_eq!(snapshots.len(), 1 + resyncs.len(), "{sym}: start and one per break");
         for r in snapshots {
             let truth = m.book_at(s, r["last_update_id"].as_i64().unwrap());
             assert!(!truth.bids.is_empty() && !truth.asks.is_empty());
             assert_eq!((texts(&r["bids"]), texts(&r["asks"])), (truth.bids, truth.asks), "{sym}: {}", r["reason"]);
         }
+        out.push(BookTopic { diffs, resyncs: resyncs.len() });
     }
 
-    // A consumer from the start drops its book at each break and is right again from the
-    // snapshot after it, to the last event; so is one from any offset, from its first snapshot.
-    let parts: Vec<&[Consumed]> = msgs.chunk_by(|a, b| a.partition == b.partition).collect();
     let mut ends = BTreeMap::new();
-    for part in &parts {
+    for part in msgs.chunk_by(|a, b| a.partition == b.partition) {
         let (steps, books) = follow(m, part, 0);
-        assert!(steps.get("Dropped").copied().unwrap_or(0) >= skipped_windows, "{steps:?}");
+        let markers = part.iter().filter(|c| c.payload["type"] == "depth_resync").count();
+        assert_eq!(steps.get("Dropped").copied().unwrap_or(0), markers, "{steps:?}");
         for sym in books.symbols() {
             ends.insert(sym.clone(), books.get(sym).unwrap().last_update_id);
         }
@@ -424,4 +459,46 @@ fn usdm_depth_chains_by_pu_and_a_break_is_resynced_from_fapi_depth() {
         let last = Market::usdm_depth_ids(s, per - 1).1;
         assert_eq!(ends.get(&sym.to_uppercase()), Some(&last), "{sym}: the book reached the last event");
     }
+    out
+}
+
+#[test]
+fn usdm_depth_chains_by_pu_and_a_break_is_resynced_from_fapi_depth() {
+    // Two events of every 60 left out of the stream: the next one's `pu` names a `u` never seen,
+    // every 3 s per symbol. 260 events a symbol: the market ends on delivered ones.
+    let (sim, msgs) = run_book(|c| c.depth_skip = Some((60, 2)), |_| {});
+    let m = &usdm(&sim).market;
+    let per = (DEPTH_RATE * DEPTH_SECS as f64) as u64;
+    let breaks = (0..per).filter(|&k| m.stream_omits(StreamKind::Depth100ms, k) && k % 60 == 58).count();
+    assert_eq!(breaks, 4);
+    let sent: Vec<u64> = (0..per).filter(|&k| !m.stream_omits(StreamKind::Depth100ms, k)).collect();
+    for (sym, topic) in SYMBOLS.iter().zip(check_book_topic(m, &msgs)) {
+        // Every diff the stream sent, none it left out (the ingester never invents one).
+        assert_eq!(topic.diffs, sent, "{sym}: the diffs sent, each once, in order");
+        assert_eq!(topic.resyncs, breaks, "{sym}: a resync per break");
+    }
+}
+
+#[test]
+fn usdm_depth_dropped_connections_are_resynced_and_consumers_stay_right() {
+    // The `/public` connection dropped three times: each reconnect resumes at the live `u`, so
+    // the first diff after it names (`pu`) one never received.
+    let (sim, msgs) = run_book(
+        |_| {},
+        |u| {
+            for _ in 0..3 {
+                std::thread::sleep(Duration::from_secs(3));
+                u.drop_connections();
+            }
+        },
+    );
+    let per = (DEPTH_RATE * DEPTH_SECS as f64) as u64;
+    let mut resyncs = 0;
+    for (sym, topic) in SYMBOLS.iter().zip(check_book_topic(&usdm(&sim).market, &msgs)) {
+        // A symbol resynced exactly when diffs were lost (the ingester publishes every one it got).
+        let lost = per - topic.diffs.len() as u64;
+        assert_eq!(lost > 0, topic.resyncs > 0, "{sym}: {lost} diffs lost, {} resyncs", topic.resyncs);
+        resyncs += topic.resyncs;
+    }
+    assert!(resyncs >= 1, "no reconnect lost a diff");
 }
