@@ -237,6 +237,34 @@ fn usdm_agg_trades_in_strict_order_per_symbol_across_the_same_faults() {
     }
 }
 
+#[test]
+fn usdm_rest_bans_and_rate_limits_are_waited_out_and_every_skipped_id_still_comes() {
+    use std::sync::atomic::Ordering::Relaxed;
+    // Two of every 49 aggregate trades skipped: four gaps a second over both symbols, while
+    // `/fapi/` allows three aggTrades pages (weight 20 each) a second and starts with a 3 s ban.
+    let sim = usdm_market(20, |c| {
+        c.stream_skip = Some((49, 2));
+        c.rest_weight_limit = 60;
+        c.rest_weight_window = Duration::from_secs(1);
+    });
+    let u = usdm(&sim);
+    let topic = unique_topic("usdm_ratelimit");
+    let ing = start_usdm(&sim, &topic, "aggTrade", &[]);
+    u.ban_rest(Duration::from_secs(3));
+    let per = wait_agg_trades(&sim, &ing);
+    let t = Instant::now();
+    while u.rest_stats.throttled.load(Relaxed) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "never throttled:\n{}", ing.dump_logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let msgs = drain(ing, &topic, SYMBOLS.len() as u64 * per);
+    let found = verify_agg_trades(&msgs, &u.market, per, |_| false);
+    let skipped = (0..per).filter(|&k| u.market.stream_skips(k)).count() as u64;
+    assert_eq!((found.backfilled_skips, found.named), (SYMBOLS.len() as u64 * skipped, 0), "{found:?}");
+    assert_eq!(u.rest_stats.early.load(Relaxed), 0, "a request came before its Retry-After");
+    assert_eq!(u.rest_stats.banned.load(Relaxed), 1, "one 418, then the ban was waited out");
+}
+
 /// Diff-depth events a second per symbol beside the aggregate trades of the rotation tests.
 const BOOK_RATE: f64 = 10.0;
 
