@@ -265,6 +265,29 @@ fn usdm_rest_bans_and_rate_limits_are_waited_out_and_every_skipped_id_still_come
     assert_eq!(u.rest_stats.banned.load(Relaxed), 1, "one 418, then the ban was waited out");
 }
 
+#[test]
+fn usdm_sigkill_and_restart_continue_where_the_usdm_topic_ends() {
+    let sim = usdm_market(25, |_| {});
+    let u = usdm(&sim);
+    let topic = unique_topic("usdm_sigkill");
+    let mut first = start_usdm(&sim, &topic, "aggTrade", &[]);
+    std::thread::sleep(Duration::from_secs(5));
+    // No drain, no flush: the restart must find in the USD-M topic where this run stopped.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let second = start_usdm(&sim, &topic, "aggTrade", &[]);
+    assert!(
+        second.logs.lock().unwrap().iter().any(|l| l.contains("recovery: continuing after")),
+        "the restart found where the first run stopped:\n{}",
+        second.dump_logs()
+    );
+    let per = wait_agg_trades(&sim, &second);
+    let msgs = drain(second, &topic, SYMBOLS.len() as u64 * per);
+    let found = verify_agg_trades(&msgs, &u.market, per, |_| false);
+    assert!(found.backfilled_holes > 0, "the hole while down was filled from /fapi/v1/aggTrades: {found:?}");
+}
+
 /// Diff-depth events a second per symbol beside the aggregate trades of the rotation tests.
 const BOOK_RATE: f64 = 10.0;
 
