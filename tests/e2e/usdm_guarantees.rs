@@ -544,12 +544,10 @@ fn usdm_depth_dropped_connections_are_resynced_and_consumers_stay_right() {
         },
     );
     let per = (DEPTH_RATE * DEPTH_SECS as f64) as u64;
-    let mut resyncs = 0;
     for (sym, topic) in SYMBOLS.iter().zip(check_book_topic(&usdm(&sim).market, &msgs)) {
-        // A symbol resynced exactly when diffs were lost (the ingester publishes every one it got).
+        // A reconnect waits at least 125 ms (its backoff): two diffs or more lost each time, and
+        // the ingester publishes every one it got, so lost diffs and resyncs go together.
         let lost = per - topic.diffs.len() as u64;
-        assert_eq!(lost > 0, topic.resyncs > 0, "{sym}: {lost} diffs lost, {} resyncs", topic.resyncs);
-        resyncs += topic.resyncs;
+        assert!(lost > 0 && topic.resyncs > 0, "{sym}: {lost} diffs lost, {} resyncs", topic.resyncs);
     }
-    assert!(resyncs >= 1, "no reconnect lost a diff");
 }
