@@ -28,4 +28,5 @@ mod sasl;
 mod silence;
 mod stale;
 mod usdm;
+mod usdm_guarantees;
 mod venue_2026;
