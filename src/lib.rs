@@ -115,6 +115,7 @@ pub mod supervise;
 pub mod symbols;
 pub mod time_unit;
 pub mod tls;
+pub mod transport;
 pub mod venue;
 pub mod ws;
 

@@ -2,6 +2,7 @@
 //! endpoint's URL shape, requests and limits ([`venue::VENUE`]), its REST endpoints, weights and
 //! bodies ([`rest`]). USD-M futures, a market of its own, live in [`usdm`].
 pub mod rest;
+pub mod sbe;
 pub mod stream;
 pub mod symbol;
 pub mod usdm;
