@@ -329,6 +329,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     println!("LISTENING {}", sim.ws_url());
+    println!("SBE {}", sim.sbe_url());
     println!("REST {}", sim.rest_url());
     println!("DATA_API {}", sim.data_api_url());
     if let Some(u) = &sim.usdm {
