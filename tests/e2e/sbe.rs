@@ -1,0 +1,126 @@
+//! TRANSPORT=sbe end to end: one simulated market streamed by ingesters over JSON and over SBE
+//! (the simulator's SBE endpoint, its frames built by the generated encoders) into topics of the
+//! real broker gives the same trade records, field for field, except the receive time; in
+//! milliseconds and in microseconds (`TIME_UNIT=us`). The SBE endpoint admits only the key of
+//! `SBE_API_KEY_FILE`, so an SBE ingester that gets ready sent it. Without a key, the lane
+//! streams JSON and says so in a log line, a metric and `/readyz`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::common::*;
+use binance_sim::SimConfig;
+
+const KEY: &str = "e2e-ed25519-key";
+
+/// `(symbol, trade id) -> (Kafka key, timestamp, record without recv_time_ns)` of the trades in
+/// `msgs`, after checking each symbol's ids are contiguous (nothing lost between the first and
+/// the last) and none repeats.
+fn by_trade(msgs: &[Consumed]) -> BTreeMap<(String, i64), (Vec<u8>, Option<i64>, serde_json::Value)> {
+    let mut out = BTreeMap::new();
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    let mut sorted: Vec<&Consumed> = msgs.iter().filter(|m| !is_stale(m)).collect();
+    sorted.sort_by_key(|m| (m.partition, m.offset));
+    for m in sorted {
+        let mut p = m.payload.clone();
+        assert!(p.as_object_mut().unwrap().remove("recv_time_ns").is_some(), "{p}");
+        let (sym, id) = (p["symbol"].as_str().unwrap().to_string(), p["trade_id"].as_i64().unwrap());
+        if let Some(prev) = last.insert(sym.clone(), id) {
+            assert_eq!(id, prev + 1, "{sym}: trade {id} after {prev}");
+        }
+        assert!(out.insert((sym, id), (m.key.clone(), m.timestamp_ms, p)).is_none());
+    }
+    out
+}
+
+#[test]
+fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
+    let bootstrap = kafka();
+    let dir = std::env::temp_dir().join(format!("mf-e2e-sbe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("sbe-key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let sim = sim(SimConfig {
+        symbols: vec!["btcusdt".into(), "币安人生usdt".into()],
+        trade_rate: 2_000.0,
+        duration: Some(Duration::from_secs(8)),
+        sbe_api_key: Some(KEY.into()),
+        ..SimConfig::default()
+    });
+    let (ws, sbe, rest) = (sim.ws_url(), sim.sbe_url(), sim.rest_url());
+    let run = |name: &str, extra: &[(&str, &str)]| {
+        let topic = unique_topic(&format!("e2e_sbe_{name}"));
+        let mut env = vec![
+            ("SYMBOLS", "btcusdt,币安人生usdt"),
+            ("STREAMS", "trade"),
+            ("BINANCE_WS_URL", ws.as_str()),
+            ("BINANCE_SBE_URL", sbe.as_str()),
+            ("BINANCE_REST_URL", rest.as_str()),
+            ("KAFKA_BROKER", bootstrap),
+        ];
+        env.extend_from_slice(extra);
+        env.push(("KAFKA_TOPIC", topic.as_str()));
+        let ing = Ingester::spawn(&env);
+        (topic, ing)
+    };
+    // The JSON baseline in ms asks for SBE without a key: it falls back to JSON.
+    let (json_ms, a) = run("json_ms", &[("TRANSPORT", "sbe")]);
+    let (sbe_ms, b) = run("sbe_ms", &[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", key_file)]);
+    let (json_us, c) = run("json_us", &[("TIME_UNIT", "us")]);
+    let (sbe_us, d) = run("sbe_us", &[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", key_file), ("TIME_UNIT", "us")]);
+    for i in [&a, &b, &c, &d] {
+        i.wait_ready(Duration::from_secs(60));
+    }
+
+    // Each says which transport it streams with.
+    let transport = |i: &Ingester, requested: &str, used: &str, reason: &str| {
+        i.metric(&format!(
+            "marketflow_ingestor_transport_info{{reason=\"{reason}\",requested=\"{requested}\",used=\"{used}\"}}"
+        ))
+    };
+    assert_eq!(transport(&a, "sbe", "json", "no_api_key"), 1.0);
+    assert_eq!(transport(&b, "sbe", "sbe", ""), 1.0);
+    assert_eq!(transport(&c, "json", "json", ""), 1.0);
+    assert!(a.get("/readyz").1.contains("transport=json (sbe unavailable: no_api_key)"), "{}", a.get("/readyz").1);
+    assert!(b.get("/readyz").1.contains("transport=sbe\n"), "{}", b.get("/readyz").1);
+    let fallback = a.log_event("sbe transport unavailable (SBE_API_KEY_FILE is not set): streaming JSON");
+    assert_eq!(fallback.expect("the fallback's log line")["reason"], "no_api_key");
+    assert_eq!(
+        sim.market.sbe_key_refused.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "every SBE upgrade had the key"
+    );
+
+    std::thread::sleep(Duration::from_secs(9));
+    let read = |t: &str| by_trade(&consume(t, 1, Duration::from_secs(120), Duration::from_secs(3)));
+    for (unit, json, sbe) in [("ms", &json_ms, &sbe_ms), ("us", &json_us, &sbe_us)] {
+        let (j, s) = (read(json), read(sbe));
+        let common: Vec<_> = j.keys().filter(|k| s.contains_key(*k)).collect();
+        // Both started at the market's first seconds: most of the market is in both.
+        assert!(
+            common.len() > 16_000 / 2,
+            "{unit}: {} trades in both ({} JSON, {} SBE)",
+            common.len(),
+            j.len(),
+            s.len()
+        );
+        for k in &common {
+            assert_eq!(j[*k], s[*k], "{unit}: trade {k:?} differs between the transports");
+        }
+        let field = format!("trade_time_{unit}");
+        let any = &j[common[0]].2;
+        assert!(any[&field].is_i64() && any[&format!("event_time_{unit}")].is_i64(), "{unit}: {any}");
+    }
+    // The ms records are the simulator's trades themselves.
+    let msgs = consume(&sbe_ms, 1, Duration::from_secs(60), Duration::from_secs(1));
+    verify_trades(&msgs, &sim.market, None);
+    for i in [&b, &d] {
+        assert_eq!(i.metric_sum("marketflow_ingestor_messages_rejected_total"), 0.0, "{}", i.dump_logs());
+        assert_eq!(i.metric_sum("marketflow_ingestor_gaps_total"), 0.0);
+    }
+    for mut i in [a, b, c, d] {
+        let (status, _) = i.terminate(Duration::from_secs(20));
+        assert!(status.success(), "exit status {status:?}\n{}", i.dump_logs());
+    }
+}
