@@ -13,10 +13,12 @@ use binance_sim::SimConfig;
 
 const KEY: &str = "e2e-ed25519-key";
 
-/// `(symbol, trade id) -> (Kafka key, timestamp, record without recv_time_ns)` of the trades in
-/// `msgs`, after checking each symbol's ids are contiguous (nothing lost between the first and
-/// the last) and none repeats.
-fn by_trade(msgs: &[Consumed]) -> BTreeMap<(String, i64), (Vec<u8>, Option<i64>, serde_json::Value)> {
+/// A trade's Kafka key, timestamp, and record without `recv_time_ns`.
+type Published = (Vec<u8>, Option<i64>, serde_json::Value);
+
+/// `(symbol, trade id) -> Published` of the trades in `msgs`, after checking each symbol's ids
+/// are contiguous (nothing lost between the first and the last) and none repeats.
+fn by_trade(msgs: &[Consumed]) -> BTreeMap<(String, i64), Published> {
     let mut out = BTreeMap::new();
     let mut last: BTreeMap<String, i64> = BTreeMap::new();
     let mut sorted: Vec<&Consumed> = msgs.iter().filter(|m| !is_stale(m)).collect();
