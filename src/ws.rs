@@ -475,7 +475,9 @@ impl Connection {
             // keep the loop here.
             handled += 1;
             let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
-            // Binary frames are the venue's binary transport (SBE), refused on a text one.
+            // Binary frames are the venue's binary transport (SBE), refused on a text one. Handed
+            // over here, while `ws` is borrowed for the receive time; what they meant is read in
+            // the text and binary arm below.
             let data = match &msg {
                 Ok(Message::Text(t)) => Some(pipeline.on_text(t.as_str(), ws.get_ref().recv_ns(), admission)),
                 Ok(Message::Binary(b)) => Some(pipeline.on_binary(b, ws.get_ref().recv_ns(), admission)),
