@@ -107,3 +107,58 @@ fn report(metrics: &Metrics, requested: &str, used: &str, fallback: Option<Fallb
     };
     let _ = metrics.health.transport.set(note);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RawConfig, Secret};
+
+    fn cfg(transport: Transport, key: &str) -> Config {
+        let mut c = RawConfig::from_pairs(&[("SYMBOLS", "btcusdt")]).validate_with_memory_limit(None).unwrap();
+        c.transport = transport;
+        c.sbe_api_key = Secret::new(key);
+        c
+    }
+
+    const INFO: &str = r#"{"symbols":[{"symbol":"BTCUSDT","filters":[{"filterType":"PRICE_FILTER","tickSize":"0.01000000"},{"filterType":"LOT_SIZE","stepSize":"0.00001000"}]}]}"#;
+
+    /// What `choose` decided, and what the gauge and `/readyz` say.
+    fn decide(c: &Config, fetch: Result<&str, &str>) -> (Option<Vec<Scale>>, String, Option<String>) {
+        let m = Metrics::new(&c.symbols);
+        let plan = choose(c, &crate::binance::venue::VENUE, &m, |call| {
+            assert!(call.path.starts_with("/api/v3/exchangeInfo?symbols="), "{}", call.path);
+            fetch.map(str::to_string).map_err(str::to_string)
+        });
+        let gauge = m.render().lines().find(|l| l.contains("transport_info{")).unwrap_or_default().to_string();
+        (plan.map(|p| p.scales), gauge, m.health.transport.get().cloned())
+    }
+
+    #[test]
+    fn sbe_is_used_with_a_key_and_every_scale_and_json_otherwise_saying_why() {
+        let (plan, gauge, note) = decide(&cfg(Transport::Sbe, "k"), Ok(INFO));
+        assert_eq!(plan, Some(vec![Scale { price: 8, qty: 8 }]));
+        assert!(gauge.ends_with(r#"transport_info{reason="",requested="sbe",used="sbe"} 1"#), "{gauge}");
+        assert_eq!(note.as_deref(), Some("sbe"));
+
+        for (key, fetch, reason) in [
+            ("", Ok(INFO), "no_api_key"),
+            ("k", Err("HTTP 503"), "no_scales"),
+            ("k", Ok(r#"{"symbols":[{"symbol":"BTCUSDT","filters":[]}]}"#), "no_scales"),
+        ] {
+            let (plan, gauge, note) = decide(&cfg(Transport::Sbe, key), fetch);
+            assert!(plan.is_none(), "{reason}");
+            assert!(gauge.ends_with(&format!(r#"{{reason="{reason}",requested="sbe",used="json"}} 1"#)), "{gauge}");
+            assert_eq!(note, Some(format!("json (sbe unavailable: {reason})")));
+        }
+
+        // JSON asked for: JSON, and /readyz says nothing of it (the seed's body).
+        let (plan, gauge, note) = decide(&cfg(Transport::Json, "k"), Err("not called"));
+        assert!(plan.is_none() && note.is_none());
+        assert!(gauge.ends_with(r#"transport_info{reason="",requested="json",used="json"} 1"#), "{gauge}");
+        // USD-M has no binary transport.
+        let m = Metrics::new(&["btcusdt".to_string()]);
+        let usdm = &crate::binance::usdm::venue::VENUE;
+        assert!(choose(&cfg(Transport::Sbe, "k"), usdm, &m, |_| Ok(INFO.into())).is_none());
+        assert_eq!(m.health.transport.get().map(String::as_str), Some("json (sbe unavailable: no_binary_transport)"));
+    }
+}
