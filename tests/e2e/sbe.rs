@@ -3,7 +3,8 @@
 //! real broker gives the same trade records, field for field, except the receive time; in
 //! milliseconds and in microseconds (`TIME_UNIT=us`). The SBE endpoint admits only the key of
 //! `SBE_API_KEY_FILE`, so an SBE ingester that gets ready sent it. Without a key, the lane
-//! streams JSON and says so in a log line, a metric and `/readyz`.
+//! streams JSON and says so in a log line, a metric and `/readyz`. Over SBE, `serverShutdown` (a
+//! JSON text frame there) rotates without a gap, and dropped connections lose nothing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -125,4 +126,91 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
         let (status, _) = i.terminate(Duration::from_secs(20));
         assert!(status.success(), "exit status {status:?}\n{}", i.dump_logs());
     }
+}
+
+/// An SBE ingester against `sim` (its SBE endpoint requiring [`KEY`]), publishing to `topic`,
+/// with `extra` settings on top, once ready.
+fn start_sbe(sim: &binance_sim::SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
+    let dir = std::env::temp_dir().join(format!("mf-e2e-sbe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join(format!("key-{topic}"));
+    std::fs::write(&key_file, KEY).unwrap();
+    let sbe = sim.sbe_url();
+    let mut env = vec![
+        ("TRANSPORT", "sbe"),
+        ("SBE_API_KEY_FILE", key_file.to_str().unwrap()),
+        ("BINANCE_SBE_URL", sbe.as_str()),
+        ("STREAMS", "trade"),
+    ];
+    env.extend_from_slice(extra);
+    let ing = start(sim, topic, &env);
+    assert_eq!(
+        ing.metric("marketflow_ingestor_transport_info{reason=\"\",requested=\"sbe\",used=\"sbe\"}"),
+        1.0,
+        "{}",
+        ing.dump_logs()
+    );
+    ing
+}
+
+/// Waits for the market's last trade, reads `topic` and stops the ingester cleanly.
+fn finish(sim: &binance_sim::SimHandle, mut ing: Ingester, topic: &str, want: u64) -> Vec<Consumed> {
+    let per = sim.market.total_trades_per_symbol().unwrap();
+    let t = std::time::Instant::now();
+    while sim.market.generated(binance_sim::StreamKind::Trade) < per {
+        assert!(t.elapsed() < Duration::from_secs(90), "market never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let msgs = consume(topic, want as usize, Duration::from_secs(120), Duration::from_secs(3));
+    let (st, _) = ing.terminate(Duration::from_secs(20));
+    assert!(st.success(), "{}", ing.dump_logs());
+    msgs
+}
+
+/// `serverShutdown` comes as a JSON text frame on the SBE connection: the ingester opens a
+/// replacement (make-before-break) and the topic holds every trade exactly once, without REST.
+#[test]
+fn server_shutdown_on_an_sbe_connection_rotates_without_a_gap() {
+    let sim = sim(SimConfig {
+        trade_rate: 3_000.0,
+        duration: Some(Duration::from_secs(16)),
+        sbe_api_key: Some(KEY.into()),
+        ..SimConfig::default()
+    });
+    let topic = unique_topic("e2e_sbe_shutdown");
+    let ing = start_sbe(&sim, &topic, &[("BACKFILL", "off")]);
+    std::thread::sleep(Duration::from_secs(4));
+    sim.announce_shutdown();
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(ing.metric("marketflow_ingestor_ws_rotations_total") >= 1.0, "{}", ing.dump_logs());
+    assert!(ing.metric("marketflow_ingestor_duplicates_dropped_total{symbol=\"btcusdt\"}") > 0.0, "overlap seen");
+    assert_eq!(ing.metric("marketflow_ingestor_messages_received_total{type=\"server_shutdown\"}"), 1.0);
+    let per = sim.market.total_trades_per_symbol().unwrap();
+    let msgs = finish(&sim, ing, &topic, 3 * per);
+    verify_trades(&msgs, &sim.market, Some(per));
+}
+
+/// Dropped SBE connections reconnect (the key sent again each time) and REST fills what was
+/// missed while away: every trade once, live or backfilled.
+#[test]
+fn dropped_sbe_connections_lose_nothing() {
+    let sim = sim(SimConfig {
+        trade_rate: 3_000.0,
+        duration: Some(Duration::from_secs(20)),
+        sbe_api_key: Some(KEY.into()),
+        ..SimConfig::default()
+    });
+    let topic = unique_topic("e2e_sbe_drops");
+    let ing = start_sbe(&sim, &topic, &[]);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_secs(3));
+        sim.drop_connections();
+    }
+    let reconnects = ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}");
+    let per = sim.market.total_trades_per_symbol().unwrap();
+    let msgs = finish(&sim, ing, &topic, 3 * per);
+    let c = verify_complete(&msgs, &sim.market, per, |_| false);
+    assert!(reconnects >= 3.0, "{reconnects} reconnects");
+    assert_eq!(c.live + c.backfilled, 3 * per, "{c:?}");
+    assert_eq!(sim.market.sbe_key_refused.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
