@@ -82,8 +82,8 @@ pub struct Running {
 }
 
 impl Lane {
-    /// A lane of `cfg` (see [`Config::lanes`]); its metrics carry `market="<name>"` unless it is
-    /// the [`FIRST_MARKET`], whose series stay the seed's.
+    /// A lane of `cfg` (see [`Config::spot_lane`], [`Config::usdm_lane`]); its metrics carry
+    /// `market="<name>"` unless it is the [`FIRST_MARKET`], whose series stay the seed's.
     pub fn new(
         name: &'static str,
         env_prefix: &'static str,
