@@ -260,6 +260,7 @@ impl<'a> Build<'a> {
 
         // SBE's streams carry trades here (its book streams are to come): another kind would be
         // subscribed where it is never served.
+        super::transport::check_key_in_clear(c, errs);
         // (A bad TRANSPORT is said already.)
         let transport_ok = !errs.iter().any(|e| e.starts_with("TRANSPORT:"));
         if c.transport == super::Transport::Sbe && transport_ok && !c.symbols.is_empty() {

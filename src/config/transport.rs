@@ -42,6 +42,20 @@ impl Build<'_> {
     }
 }
 
+/// Where an API key may travel in clear: a loopback simulator. Anywhere else the key, which
+/// Binance ties to an account, would be readable on the way (`ws://`), so it is refused.
+pub(super) fn check_key_in_clear(c: &super::Config, errs: &mut Vec<String>) {
+    let host = c.sbe_ws.host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if c.transport == Transport::Sbe && !c.sbe_api_key.is_empty() && !c.sbe_ws.tls && !loopback {
+        errs.push(format!(
+            "BINANCE_SBE_URL: `ws://{}` would carry the SBE API key in clear; use `wss://` (plain `ws://` only to \
+             a loopback address)",
+            c.sbe_ws.authority()
+        ));
+    }
+}
+
 /// In the order `--help`, `--check-config` and README list them, after the spot variables.
 pub(super) const TRANSPORT_VARS: &[Var] = &[
     Var {
@@ -81,7 +95,7 @@ pub(super) const TRANSPORT_VARS: &[Var] = &[
         value_name: "URL",
         unset: Unset::Default("wss://stream-sbe.binance.com:9443"),
         help: "Binance SBE WebSocket base URL (`TRANSPORT=sbe`)",
-        more: "The same rules as `BINANCE_WS_URL`.",
+        more: "The same rules as `BINANCE_WS_URL`; `ws://` (the key in clear) only to a loopback address.",
         secret: false,
         apply: |v, b| {
             if let Some(e) = b.endpoint(v, WS_SCHEMES) {
@@ -129,6 +143,16 @@ mod tests {
         );
         let e = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,aggTrade,depth")]).unwrap_err();
         assert_eq!(e, ["TRANSPORT: `sbe` carries `trade` streams only; STREAMS also has aggTrade,depth"]);
+        std::fs::write(&key, "k").unwrap();
+        let e = validate(&[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", path), ("BINANCE_SBE_URL", "ws://sim.local:9")]);
+        assert_eq!(
+            e.unwrap_err(),
+            ["BINANCE_SBE_URL: `ws://sim.local:9` would carry the SBE API key in clear; use `wss://` (plain `ws://` \
+              only to a loopback address)"]
+        );
+        for local in ["ws://[::1]:9", "ws://localhost:9", "wss://sim.local:9"] {
+            assert!(validate(&[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", path), ("BINANCE_SBE_URL", local)]).is_ok());
+        }
         let e = validate(&[("SBE_API_KEY_FILE", "/nonexistent/key")]).unwrap_err();
         assert_eq!(e, ["SBE_API_KEY_FILE: `/nonexistent/key` cannot be read: entity not found"]);
         // USD-M streams JSON whatever spot does.
