@@ -25,7 +25,6 @@ mod quarantine;
 mod recovery;
 mod replay;
 mod sasl;
-mod sbe;
 mod silence;
 mod stale;
 mod usdm;
