@@ -186,20 +186,6 @@ pub struct DepthUpdate<'a> {
     pub transaction_time_ms: Option<i64>,
 }
 
-impl DepthUpdate<'_> {
-    /// The first update id this event must continue from, as a gap check sees it: spot's `U`
-    /// (each event starts at the previous `u + 1`); on futures `pu + 1`, since an event names
-    /// the previous event's `u` and its own `U` need not be that plus one.
-    pub fn chain_first(&self) -> i64 {
-        chain_first(self.first_update_id, self.prev_final_update_id)
-    }
-}
-
-/// [`DepthUpdate::chain_first`] of `U` and `pu`, for readers of the encoded record too.
-pub fn chain_first(first_update_id: i64, prev_final_update_id: Option<i64>) -> i64 {
-    prev_final_update_id.map_or(first_update_id, |pu| pu.saturating_add(1))
-}
-
 /// A USD-M `markPriceUpdate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarkPrice<'a> {

@@ -171,7 +171,7 @@ impl SequenceTracker {
         match record {
             Record::Trade(t) => (Dense::Trade as usize, t.trade_id, t.trade_id, true),
             Record::AggTrade(a) => (Dense::AggTrade as usize, a.agg_id, a.agg_id, true),
-            Record::DepthUpdate(d) => (Dense::Depth as usize, d.chain_first(), d.final_update_id, true),
+            Record::DepthUpdate(d) => (Dense::Depth as usize, d.first_update_id, d.final_update_id, true),
             Record::BookTicker(b) => (BOOK, b.update_id, b.update_id, false),
             Record::Kline(k) => {
                 let iv = crate::interval::index(k.interval).unwrap_or(0);
