@@ -53,6 +53,14 @@ pub use crate::handoff::jobs::{Job, JobReceiver, JobSender, Seq};
 pub use crate::handoff::{gap_record, OwnedRecord};
 use client::{FetchError, Rest};
 
+/// One GET through the backfill's client (the lane's REST hosts, fallback, TLS and counters), for
+/// start-up work on the lane's own thread: the body, or why there is none.
+pub fn fetch_once(cfg: &Config, api: &'static RestApi, metrics: Arc<Metrics>, call: &Call) -> Result<String, String> {
+    Rest::new(cfg, api, metrics).get(call).body.map_err(|e| match e {
+        FetchError::Retry(e) | FetchError::Permanent(e) => e,
+    })
+}
+
 /// The slice every wait is cut into: how late shutdown and new jobs are noticed.
 const SLICE: Duration = Duration::from_millis(50);
 

@@ -140,6 +140,12 @@ impl EventLoop {
         })
     }
 
+    /// Every connection's upgrade request carries `header: key` (the venue's binary transport).
+    pub fn with_api_key(mut self, header: &'static str, key: crate::config::Secret) -> EventLoop {
+        self.dialer = self.dialer.with_api_key(header, key);
+        self
+    }
+
     /// Make-before-break: opens a replacement beside each connection that asked for one (age
     /// limit, serverShutdown), and closes the old one once the replacement streams. The overlap
     /// is deduplicated by exchange id in the pipeline. A replacement takes the slot (and so the

@@ -15,6 +15,9 @@ pub struct Health {
     pub sink_ready: AtomicBool,
     /// Start-up work (crash recovery from Kafka) before the event loop's first turn: alive.
     pub starting: AtomicBool,
+    /// The transport streaming, when another than JSON was asked for (`/readyz` shows it):
+    /// set once at start (`transport.rs`).
+    pub transport: OnceLock<String>,
     /// The first thread that panicked or stopped unexpectedly, and why.
     failed: OnceLock<Failure>,
 }

@@ -23,8 +23,8 @@ use crate::sink::{
 };
 use crate::supervise::Supervisor;
 use crate::venue::rest::RestApi;
-use crate::venue::Venue;
-use crate::{handoff, pinning, recovery, ring, tls};
+use crate::venue::{BinaryCtx, Venue};
+use crate::{handoff, pinning, recovery, ring, tls, transport};
 
 /// The market whose threads and series keep the seed's names (no prefix, no `market` label).
 pub const FIRST_MARKET: &str = "spot";
@@ -186,7 +186,17 @@ impl Lane {
             SinkKind::Null => Box::new(NullSink::new(metrics.clone())),
         };
 
-        let tls = if cfg.ws.tls {
+        // TRANSPORT=sbe: the binary streams on their own endpoint, the key on every upgrade, and
+        // no `timeUnit` in their URLs (SBE times are always microseconds; records still carry
+        // TIME_UNIT's). Otherwise the text streams, as before.
+        let fetch = |call: &_| backfill::fetch_once(cfg, rest, metrics.clone(), call);
+        let binary = transport::choose(cfg, venue, metrics, fetch);
+        let mut loop_cfg = cfg.clone();
+        if binary.is_some() {
+            loop_cfg.ws = cfg.sbe_ws.clone();
+            loop_cfg.time_unit = crate::time_unit::TimeUnit::Millis;
+        }
+        let tls = if loop_cfg.ws.tls {
             Some(tls::client_config(cfg.tls_ca_file.as_deref()).map_err(|e| StartError::Failed(e.into()))?)
         } else {
             None
@@ -196,6 +206,11 @@ impl Lane {
         pipeline.set_max_jump(cfg.backfill_max_ids);
         pipeline.set_depth_chain(rest.depth_chain);
         pipeline.set_time_unit(cfg.time_unit);
+        let api_key = binary.map(|plan| {
+            let symbols = metrics.symbols.clone();
+            pipeline.set_binary(BinaryCtx { symbols, scales: plan.scales, unit: cfg.time_unit });
+            (plan.binary.key_header, cfg.sbe_api_key.clone())
+        });
         let recovered = if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
             recovery::recover(cfg, &metrics.symbols)
         } else {
@@ -216,7 +231,10 @@ impl Lane {
                 Box::new(strict)
             }
         };
-        let event_loop = EventLoop::new(cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
+        let mut event_loop = EventLoop::new(&loop_cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
+        if let Some((header, key)) = api_key {
+            event_loop = event_loop.with_api_key(header, key);
+        }
 
         let producer = {
             let (m, s, t, span) = (metrics.clone(), shutdown.clone(), cfg.shutdown_timeout, self.span());

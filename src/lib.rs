@@ -21,7 +21,7 @@
 //! layer application: http lane supervise
 //! layer loop: event_loop
 //! layer connection: ws
-//! layer stages independent: pipeline sink backfill recovery
+//! layer stages independent: pipeline sink backfill recovery transport
 //! layer handoff: handoff kafka_client
 //! layer runtime: ring health metrics pinning
 //! layer config: config cli
@@ -73,6 +73,8 @@
 //! - [`metrics`] and [`http`]: counters, HdrHistogram latencies, and the endpoints serving them.
 //! - [`backfill`]: gaps fetched from REST off the event loop, gap markers for what REST lacks.
 //! - [`recovery`]: where the last run stopped, read back from Kafka.
+//! - [`transport`]: a lane's transport decided at start: the venue's text streams, or its binary
+//!   one (Binance's SBE, `TRANSPORT=sbe`) when a key and every symbol's scale are there.
 //! - [`resolver`]: DNS off the event-loop thread, the last good answer cached.
 //! - [`shutdown`]: signals to an orderly drain.
 //! - [`lane`]: one market's pipeline (its configuration, metrics, event loop, ring, producer,
@@ -115,6 +117,7 @@ pub mod supervise;
 pub mod symbols;
 pub mod time_unit;
 pub mod tls;
+pub mod transport;
 pub mod venue;
 pub mod ws;
 

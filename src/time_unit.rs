@@ -37,6 +37,15 @@ impl TimeUnit {
         ms.saturating_mul(self.per_ms())
     }
 
+    /// `us` microseconds in this unit (floored, as [`TimeUnit::to_ms`]): a venue that always
+    /// sends microseconds (Binance's SBE streams) gives the records' unit.
+    pub const fn from_us(self, us: i64) -> i64 {
+        match self {
+            TimeUnit::Millis => us.div_euclid(1000),
+            TimeUnit::Micros => us,
+        }
+    }
+
     /// Nanoseconds in one unit (latency against the receive clock, which counts in ns).
     pub const fn ns(self) -> u64 {
         1_000_000 / self.per_ms() as u64
@@ -68,6 +77,10 @@ mod tests {
         assert_eq!((us.from_ms(60_000), us.from_ms(i64::MAX)), (60_000_000, i64::MAX));
         assert_eq!((us.ns(), TimeUnit::Millis.ns()), (1_000, 1_000_000));
         assert_eq!((TimeUnit::Millis.to_ms(7), TimeUnit::Millis.per_ms()), (7, 1));
+        assert_eq!(
+            (TimeUnit::Millis.from_us(1_672_515_782_136_999), us.from_us(7), TimeUnit::Millis.from_us(-1)),
+            (1_672_515_782_136, 7, -1)
+        );
         assert_eq!(
             (us.field("open_time"), TimeUnit::default().field("event_time")),
             ("open_time_us".into(), "event_time_ms".into())

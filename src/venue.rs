@@ -7,10 +7,12 @@
 pub mod rest;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::record::Record;
 use crate::stream::StreamKind;
+use crate::symbols::Symbols;
 use crate::time_unit::TimeUnit;
 
 /// What one text frame from a venue turned out to be. Not boxed: it lives on the stack for one
@@ -84,4 +86,51 @@ pub struct Venue {
     /// connection planner never puts streams of two routes on one connection, and each
     /// connection's URL is `<configured path><route>/stream?streams=...`.
     pub route: fn(kind: StreamKind) -> &'static str,
+    /// The venue's binary transport (Binance's SBE streams), when it has one: used only when
+    /// `TRANSPORT` asks for it and [`Binary`]'s requirements are met at start.
+    pub binary: Option<&'static Binary>,
+}
+
+/// The decimal scale of a symbol's prices and quantities: how many fractional digits the
+/// venue's text transport writes them with. A binary transport sends mantissa and exponent; the
+/// records carry the text the text transport would have sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scale {
+    pub price: u8,
+    pub qty: u8,
+}
+
+/// What a binary frame's parser needs besides the frame: the configured symbols (a frame names
+/// its symbol), each one's [`Scale`] (same index), and the unit records carry times in.
+#[derive(Debug)]
+pub struct BinaryCtx {
+    pub symbols: Arc<Symbols>,
+    pub scales: Vec<Scale>,
+    pub unit: TimeUnit,
+}
+
+/// Parses one binary frame, handing each record it holds to `emit` (an SBE trade event holds
+/// several trades: one [`Frame::Market`] each; a trade that cannot become a record is an `Err`
+/// of its own, the others still go). `Err` refuses the whole frame. Allocation-free: the text of
+/// decimals lives on the parser's stack for the duration of `emit`.
+pub type BinaryParse = for<'a> fn(
+    frame: &'a [u8],
+    ctx: &'a BinaryCtx,
+    emit: &mut dyn for<'b> FnMut(Result<Frame<'b>, Refusal>),
+) -> Result<(), Refusal>;
+
+/// A venue's binary market-data transport.
+#[derive(Clone, Copy, Debug)]
+pub struct Binary {
+    /// Its name in logs, metrics and `TRANSPORT` (`sbe`).
+    pub name: &'static str,
+    pub parse: BinaryParse,
+    /// The upgrade header carrying the API key the transport requires.
+    pub key_header: &'static str,
+    /// Every `messages_rejected_total` reason `parse` gives (exported at 0 from the start).
+    pub reasons: &'static [&'static str],
+    /// The REST call giving every symbol's [`Scale`], and its reader (symbols as configured, in
+    /// order; `Err` names the first symbol without one, or what is wrong with the body).
+    pub scales_call: fn(symbols: &[String]) -> rest::Call,
+    pub parse_scales: fn(body: &str, symbols: &[String]) -> Result<Vec<Scale>, String>,
 }

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Registry, Token};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::MidHandshake;
 use tungstenite::{Message, WebSocket};
@@ -474,12 +474,19 @@ impl Connection {
             // Every frame counts, control frames too: a peer flooding pings or pongs must not
             // keep the loop here.
             handled += 1;
+            let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
+            // Binary frames are the venue's binary transport (SBE), refused on a text one. Handed
+            // over here, while `ws` is borrowed for the receive time; what they meant is read in
+            // the text and binary arm below.
+            let data = match &msg {
+                Ok(Message::Text(t)) => Some(pipeline.on_text(t.as_str(), ws.get_ref().recv_ns(), admission)),
+                Ok(Message::Binary(b)) => Some(pipeline.on_binary(b, ws.get_ref().recv_ns(), admission)),
+                _ => None,
+            };
             match msg {
-                Ok(Message::Text(t)) => {
+                Ok(Message::Text(_) | Message::Binary(_)) => {
                     got_any = true;
-                    let recv_ns = ws.get_ref().recv_ns();
-                    let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
-                    match pipeline.on_text(t.as_str(), recv_ns, admission) {
+                    match data.unwrap_or(Outcome::Rejected) {
                         // Market data, whatever became of it: the peer is streaming.
                         Outcome::Record | Outcome::Duplicate | Outcome::Held | Outcome::Overflowed => {
                             self.streamed = true
@@ -518,13 +525,6 @@ impl Connection {
                             self.rotate_by_peer = true;
                         }
                         _ => {}
-                    }
-                }
-                Ok(Message::Binary(b)) => {
-                    got_any = true;
-                    metrics.rejected.with_label_values(&["binary_frame"]).inc();
-                    if let Some(suppressed) = self.log.check("binary_frame") {
-                        debug!(conn = self.id, len = b.len(), suppressed, "binary frame ignored");
                     }
                 }
                 // tungstenite queues the pong, with the ping's payload, and flushes it below.

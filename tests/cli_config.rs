@@ -308,3 +308,33 @@ fn a_usdm_core_outside_the_allowed_set_exits_64_after_spot_started() {
     assert_refused(&r, &["USDM_PIN_CORE: core 4096 is not in this process's allowed CPU set"]);
     assert!(r.stderr.contains("event loop ready"), "spot's lane started first: {}", r.stderr);
 }
+
+/// `TRANSPORT=sbe`'s settings: a bad value exits 64 with the others; a valid key file's key is
+/// never shown by `--check-config` (its path is).
+#[test]
+fn transport_settings_exit_64_when_bad_and_never_show_the_key() {
+    let key = temp("sbe-key");
+    std::fs::write(&key, format!("{SECRET}\n")).unwrap();
+    let key = key.to_str().unwrap();
+    let r = check_config(
+        &[("TRANSPORT", "binary"), ("SBE_API_KEY_FILE", "/nonexistent/sbe-key"), ("BINANCE_SBE_URL", "http://x")],
+        &[],
+    );
+    assert_refused(
+        &r,
+        &[
+            "TRANSPORT: `binary` is not json or sbe",
+            "SBE_API_KEY_FILE: `/nonexistent/sbe-key` cannot be read",
+            "BINANCE_SBE_URL:",
+        ],
+    );
+    let r = check_config(
+        &[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", key), ("BINANCE_SBE_URL", "ws://binance.example:9")],
+        &[],
+    );
+    assert_refused(&r, &["BINANCE_SBE_URL: `ws://binance.example:9` would carry the SBE API key in clear"]);
+    let r = check_config(&[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", key)], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("SBE_API_KEY_FILE             {key}")), "{}", r.stdout);
+    assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET), "{}", r.stdout);
+}

@@ -1,5 +1,6 @@
 //! "No allocation per message on the hot path", checked rather than claimed: a counting global
-//! allocator around frame -> parse -> normalize -> encode -> ring commit, for every record type.
+//! allocator around frame -> parse -> normalize -> encode -> ring commit, for every record type,
+//! and for SBE trade events (`TRANSPORT=sbe`: decode, decimals as text, one record per trade).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +52,54 @@ fn the_per_message_path_does_not_allocate() {
     let usdm_kinds = ["aggTrade", "kline_1m", "bookTicker", "depth@100ms", "markPrice@1s", "forceOrder"];
     let sim_kind = |k: &str| binance_sim::usdm_kinds().find(|s| s.to_string() == k).unwrap();
     run(&USDM, &usdm, &usdm_kinds, |k| parse_kind(k).unwrap(), sim_kind);
+    sbe_trades();
+}
+
+/// SBE trade events of three trades each, through the SBE decode, the pipeline and the ring.
+fn sbe_trades() {
+    use binance_sbe::encode::{TradeRow, TradesFrame};
+    use marketflow_ingestor::venue::{BinaryCtx, Scale};
+    const PER_EVENT: usize = 3;
+    let frames: Vec<Vec<u8>> = (0..2_000i64)
+        .map(|e| {
+            let rows: Vec<TradeRow> = (0..PER_EVENT as i64)
+                .map(|i| TradeRow { id: e * 3 + i, price: 4_200_000 + e, qty: 1 + i, is_buyer_maker: i == 1 })
+                .collect();
+            let t = 1_700_000_000_000_000 + e;
+            let frame = TradesFrame {
+                event_time_us: t,
+                transact_time_us: t,
+                price_exponent: -2,
+                qty_exponent: -8,
+                trades: &rows,
+                symbol: "BTCUSDT",
+            };
+            frame.encode().unwrap()
+        })
+        .collect();
+    let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let (w, mut r) = marketflow_ingestor::ring::ring(64 << 20);
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
+    p.track_streams(&[StreamKind::Trade]);
+    let scales = vec![Scale { price: 8, qty: 8 }];
+    p.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+    for f in &frames[..100] {
+        assert_eq!(p.on_binary(f, 1, Admission::Normal), Outcome::Record);
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for f in &frames[100..] {
+        assert_eq!(p.on_binary(f, 1, Admission::Normal), Outcome::Record);
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(allocs, 0, "{allocs} allocations for {} SBE trade events", frames.len() - 100);
+    // One record per trade, in order.
+    let mut ids = Vec::new();
+    while r.drain_with(4096, |v| {
+        let rec: serde_json::Value = serde_json::from_slice(v.payload).unwrap();
+        ids.push(rec["trade_id"].as_i64().unwrap());
+    }) > 0
+    {}
+    assert_eq!(ids, (0..(frames.len() * PER_EVENT) as i64).collect::<Vec<_>>());
 }
 
 /// Frames of `kinds` from market `m`, through `venue`'s parse, the pipeline and the ring; `kind`

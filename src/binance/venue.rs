@@ -43,6 +43,8 @@ pub const VENUE: Venue = Venue {
     parse: |text| to_engine(wire::parse_text(text)),
     // One endpoint serves every spot stream.
     route: |_| "",
+    // `TRANSPORT=sbe`: the same streams as SBE binary frames (stream-sbe.binance.com).
+    binary: Some(&super::sbe::BINARY),
 };
 
 /// A combined-stream frame (of any Binance market) as the engine sees it.

@@ -80,6 +80,10 @@ impl<'a> Build<'a> {
             depth_levels: 0,
             stream_stale_min: Duration::ZERO,
             stream_stale_max: Duration::ZERO,
+            transport: super::Transport::Sbe,
+            sbe_api_key: Secret::default(),
+            sbe_api_key_file: None,
+            sbe_ws: nowhere.clone(),
             usdm: UsdmConfig {
                 symbols: Vec::new(),
                 streams: Vec::new(),
@@ -252,6 +256,22 @@ impl<'a> Build<'a> {
                 c.stream_stale_min.as_millis(),
                 c.stream_stale_max.as_millis()
             ));
+        }
+
+        // SBE's streams carry trades here (its book streams are to come): another kind would be
+        // subscribed where it is never served.
+        super::transport::check_key_in_clear(c, errs);
+        // (A bad TRANSPORT is said already.)
+        let transport_ok = !errs.iter().any(|e| e.starts_with("TRANSPORT:"));
+        if c.transport == super::Transport::Sbe && transport_ok && !c.symbols.is_empty() {
+            let other: Vec<String> =
+                c.streams.iter().filter(|k| **k != crate::stream::StreamKind::Trade).map(|k| k.to_string()).collect();
+            if !other.is_empty() {
+                errs.push(format!(
+                    "TRANSPORT: `sbe` carries `trade` streams only; STREAMS also has {}",
+                    other.join(",")
+                ));
+            }
         }
 
         if !self.errs.list.is_empty() {

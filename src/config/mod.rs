@@ -14,7 +14,7 @@
 //! Submodules: `vars` (the table), `build` (validation across the table), `parse` (single
 //! values), [`secret`] (the masking rule), `kafka_props` (librdkafka properties, checked by
 //! librdkafka), [`endpoint`] (Binance URLs), [`memory`] (the ring's ceiling), `docs` (help texts
-//! and README's table), `usdm` (the USD-M market's variables and its lane's configuration).
+//! and README's table), `transport` (`TRANSPORT` and SBE's key and URL), `usdm` (the USD-M market's variables and its lane's configuration).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,6 +34,7 @@ mod parse;
 pub mod secret;
 #[cfg(test)]
 mod tests;
+mod transport;
 mod usdm;
 mod var;
 mod vars;
@@ -41,6 +42,7 @@ mod vars;
 pub use endpoint::Endpoint;
 pub use parse::MAX_PASSWORD_FILE_BYTES;
 pub use secret::{is_secret_key, mask_prop, masked_pairs, scrub, KafkaProps, Secret};
+pub use transport::Transport;
 pub use usdm::UsdmConfig;
 pub use vars::{Unset, Var, VARS};
 
@@ -172,6 +174,14 @@ pub struct Config {
     /// One stream's silence is stale past a bound learned from its cadence, within these.
     pub stream_stale_min: Duration,
     pub stream_stale_max: Duration,
+    /// `TRANSPORT`: JSON text streams or Binance's SBE binary streams (spot only).
+    pub transport: Transport,
+    /// `SBE_API_KEY_FILE`'s key (empty: none), sent as `X-MBX-APIKEY` on SBE upgrades.
+    pub sbe_api_key: Secret,
+    /// Where it was read from (shown by `--check-config`; the key never is).
+    pub sbe_api_key_file: Option<PathBuf>,
+    /// `BINANCE_SBE_URL`: where the SBE streams are.
+    pub sbe_ws: Endpoint,
     /// The USD-M futures market's own values (`USDM_*`); its lane is [`Config::usdm_lane`].
     pub usdm: UsdmConfig,
 }

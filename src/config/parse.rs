@@ -133,8 +133,13 @@ pub(super) fn streams_of(
 /// The password in `path`: a regular file of at most [`MAX_PASSWORD_FILE_BYTES`], UTF-8, one
 /// trailing newline dropped (the CSI driver writes the secret as-is; `echo` adds the newline).
 pub(super) fn password_file(path: &str, errs: &mut Problems) -> Option<Secret> {
+    secret_file(path, MAX_PASSWORD_FILE_BYTES, errs)
+}
+
+/// The secret in `path` (a password, an API key): as [`password_file`], at most `max` bytes.
+pub(super) fn secret_file(path: &str, max: u64, errs: &mut Problems) -> Option<Secret> {
     // Say which file and why, never what was in it.
-    let bytes = match crate::small_file::read(Path::new(path), MAX_PASSWORD_FILE_BYTES) {
+    let bytes = match crate::small_file::read(Path::new(path), max) {
         Ok(b) => b,
         Err(e) => {
             errs.push(format_args!("`{path}` {e}"));

@@ -46,6 +46,8 @@ impl Config {
             pin_core: u.pin_core,
             // USD-M has no `timeUnit` parameter: its times are milliseconds, and its records say so.
             time_unit: TimeUnit::Millis,
+            // Binance's SBE streams are spot's.
+            transport: super::Transport::Json,
             ..self.clone()
         })
     }

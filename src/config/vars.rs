@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::parse;
+use super::transport::TRANSPORT_VARS;
 use super::usdm::USDM_VARS;
 use super::{kafka_props, memory};
 use super::{BINANCE_MAX_STREAMS_PER_CONNECTION, MAX_ORDERING_WAIT_MS, MAX_SHUTDOWN_TIMEOUT_MS};
@@ -33,10 +34,11 @@ macro_rules! topic_var {
 }
 
 /// In the order `--help`, `--check-config` and README list them: spot's (and the process's),
-/// then the USD-M market's (`usdm.rs`).
+/// the transport's (`transport.rs`), then the USD-M market's (`usdm.rs`).
 pub static VARS: &[Var] = &ALL;
 
-static ALL: [Var; SPOT_VARS.len() + USDM_VARS.len()] = concat(SPOT_VARS, USDM_VARS);
+static ALL: [Var; SPOT_VARS.len() + TRANSPORT_VARS.len() + USDM_VARS.len()] = concat(&SPOT_AND_TRANSPORT, USDM_VARS);
+const SPOT_AND_TRANSPORT: [Var; SPOT_VARS.len() + TRANSPORT_VARS.len()] = concat(SPOT_VARS, TRANSPORT_VARS);
 
 /// `a` then `b`, at compile time: one table of variables kept in two files.
 const fn concat<const N: usize>(a: &[Var], b: &[Var]) -> [Var; N] {

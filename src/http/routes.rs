@@ -81,6 +81,9 @@ impl Markets {
             let (subscribed, sink) = (h.subscribed.load(Ordering::Relaxed), h.sink_ready.load(Ordering::Relaxed));
             let market = if several { format!("market={name} ") } else { String::new() };
             body.push_str(&format!("{market}subscribed={subscribed} sink={sink}\n"));
+            if let Some(t) = h.transport.get() {
+                body.push_str(&format!("{market}transport={t}\n"));
+            }
             if !h.ready() {
                 not_ready.push(*name);
             }

@@ -19,7 +19,7 @@ use tungstenite::{Message, WebSocket};
 use super::error::{ConnectError, Lost};
 use super::limits::PingRate;
 use super::{Connection, Progress, State, Transport};
-use crate::config::Endpoint;
+use crate::config::{Endpoint, Secret};
 use crate::metrics::Metrics;
 use crate::stream::StreamKind;
 use crate::time_unit::TimeUnit;
@@ -70,6 +70,9 @@ pub struct Dialer {
     pub max_age: Duration,
     /// The endpoint's addresses, looked up off the event-loop thread.
     pub resolver: crate::resolver::Resolver,
+    /// A header every upgrade request carries (the venue's API-key header and the key, checked
+    /// at configuration to be a valid header value), marked sensitive.
+    pub api_key: Option<(&'static str, Secret)>,
 }
 
 impl Dialer {
@@ -82,7 +85,13 @@ impl Dialer {
         let ws_config = ws_config();
         // Binance's stream hosts sit behind DNS-balanced addresses: look again every minute.
         let resolver = crate::resolver::Resolver::spawn(&endpoint.host, endpoint.port, Duration::from_secs(60));
-        Dialer { endpoint, tls, ws_config, stale_after, max_age, resolver }
+        Dialer { endpoint, tls, ws_config, stale_after, max_age, resolver, api_key: None }
+    }
+
+    /// Every upgrade request carries `header: key`.
+    pub fn with_api_key(mut self, header: &'static str, key: Secret) -> Dialer {
+        self.api_key = Some((header, key));
+        self
     }
 }
 
@@ -160,7 +169,15 @@ impl Connection {
             self.path
         );
         let request = match url.into_client_request() {
-            Ok(r) => r,
+            Ok(mut r) => {
+                if let Some((name, key)) = &dialer.api_key {
+                    if let Ok(mut v) = tungstenite::http::HeaderValue::from_str(key.expose()) {
+                        v.set_sensitive(true);
+                        r.headers_mut().insert(*name, v);
+                    }
+                }
+                r
+            }
             Err(e) => {
                 self.fail(ConnectError::Request(e), metrics);
                 return Some(Progress::default());

@@ -25,6 +25,7 @@ mod quarantine;
 mod recovery;
 mod replay;
 mod sasl;
+mod sbe;
 mod silence;
 mod stale;
 mod usdm;

@@ -62,6 +62,9 @@ pub struct SimConfig {
     /// (`fstream.binance.com`, `fapi.binance.com`), configured like this one
     /// ([`SimConfig::usdm_market`] has its limits; `usdm/mod.rs` says what each field means there).
     pub usdm: Option<Box<SimConfig>>,
+    /// The API key the SBE listener accepts in `X-MBX-APIKEY`; `None`: any key (an upgrade
+    /// without the header is refused either way).
+    pub sbe_api_key: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -92,6 +95,7 @@ impl Default for SimConfig {
             waf: None,
             rest_outage: None,
             usdm: None,
+            sbe_api_key: None,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - A true L2 order book per symbol (`book.rs`): the diff-depth streams change it (dense
 //!   `U`/`u`, absolute quantities, deletions), REST's `/api/v3/depth` serves it as of the latest
 //!   event, `bookTicker` shows its best levels, and [`Market::book_at`] gives it after any update id.
+//! - Binance's SBE endpoint on a listener of its own (`sbe.rs`, [`SimHandle::sbe_url`]): trades
+//!   as SBE binary frames from the same history, an `X-MBX-APIKEY` required (401 without).
 //! - Two REST listeners (`rest/`): the main one (`api.binance.com`) and `data-api.binance.vision`
 //!   (market data only, no `historicalTrades`), each with its own weights, 429s and stats.
 //! - Per-symbol trade cadences ([`Cadence`]): an illiquid listing that trades every 30-120 s
@@ -59,6 +61,7 @@ mod kind;
 pub mod market;
 mod render;
 pub mod rest;
+mod sbe;
 mod session;
 mod stream;
 pub mod tls;
@@ -101,6 +104,9 @@ pub(crate) fn now_us() -> i64 {
 /// A running simulator.
 pub struct SimHandle {
     pub addr: SocketAddr,
+    /// The SBE endpoint (standing for `stream-sbe.binance.com`): same market, binary frames, an
+    /// API key required (`X-MBX-APIKEY`).
+    pub sbe_addr: SocketAddr,
     /// The main REST listener (`http://`, standing for `api.binance.com`), serving the history
     /// the streams sent.
     pub rest_addr: SocketAddr,
@@ -121,6 +127,11 @@ impl SimHandle {
     /// `ws://` or `wss://` base URL of this simulator.
     pub fn ws_url(&self) -> String {
         format!("{}://{}", if self.cert_pem.is_some() { "wss" } else { "ws" }, self.addr)
+    }
+
+    /// `ws://` or `wss://` base URL of the SBE endpoint.
+    pub fn sbe_url(&self) -> String {
+        format!("{}://{}", if self.cert_pem.is_some() { "wss" } else { "ws" }, self.sbe_addr)
     }
 
     /// `http://` base URL of the main REST endpoints.
@@ -166,6 +177,7 @@ impl SimHandle {
         self.stop.store(true, Ordering::SeqCst);
         // Unblock accept().
         let _ = TcpStream::connect(self.addr);
+        let _ = TcpStream::connect(self.sbe_addr);
         if let Some(u) = &self.usdm {
             let _ = TcpStream::connect(u.addr);
         }
@@ -199,7 +211,12 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
     let market = Arc::new(Market::new(cfg));
     let stop = Arc::new(AtomicBool::new(false));
     let (rest_stats, data_api_stats) = (Arc::new(RestStats::default()), Arc::new(RestStats::default()));
-    let mut threads = vec![accept_connections(listener, tls.clone(), market.clone(), stop.clone(), "sim")?];
+    let sbe_listener = TcpListener::bind(SocketAddr::new(addr.ip(), 0))?;
+    let sbe_addr = sbe_listener.local_addr()?;
+    let mut threads = vec![
+        accept_connections(listener, tls.clone(), market.clone(), stop.clone(), "sim", false)?,
+        accept_connections(sbe_listener, tls.clone(), market.clone(), stop.clone(), "sim-sbe", true)?,
+    ];
     let usdm = match usdm_cfg {
         Some(u) => Some(usdm::spawn(*u, addr.ip(), tls, &stop, &mut threads)?),
         None => None,
@@ -212,18 +229,31 @@ pub fn spawn(cfg: SimConfig, listen: &str) -> io::Result<SimHandle> {
             std::thread::Builder::new().name(name.into()).spawn(move || listener.serve(market, stats, stop, host))?,
         );
     }
-    info!(%addr, %rest_addr, %data_api_addr, tls = cert_pem.is_some(), "binance simulator listening");
-    Ok(SimHandle { addr, rest_addr, rest_stats, data_api_addr, data_api_stats, cert_pem, market, usdm, stop, threads })
+    info!(%addr, %sbe_addr, %rest_addr, %data_api_addr, tls = cert_pem.is_some(), "binance simulator listening");
+    Ok(SimHandle {
+        addr,
+        sbe_addr,
+        rest_addr,
+        rest_stats,
+        data_api_addr,
+        data_api_stats,
+        cert_pem,
+        market,
+        usdm,
+        stop,
+        threads,
+    })
 }
 
 /// Accepts WebSocket connections for `market` on `listener` until `stop`, a thread each
-/// (`<name>-conn-<n>`).
+/// (`<name>-conn-<n>`); `sbe`: Binance's SBE endpoint (`sbe.rs`).
 pub(crate) fn accept_connections(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     market: Arc<Market>,
     stop: Arc<AtomicBool>,
     name: &'static str,
+    sbe: bool,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(format!("{name}-accept")).spawn(move || {
         let mut next_id = 0u64;
@@ -236,7 +266,7 @@ pub(crate) fn accept_connections(
             let (market, stop, tls) = (market.clone(), stop.clone(), tls.clone());
             let _ = std::thread::Builder::new().name(format!("{name}-conn-{next_id}")).spawn(move || {
                 let peer = tcp.peer_addr().ok();
-                if let Err(e) = stream::serve_connection(tcp, tls, &market, &stop, next_id) {
+                if let Err(e) = stream::serve_connection(tcp, tls, &market, &stop, next_id, sbe) {
                     debug!(conn = next_id, ?peer, "sim connection ended: {e}");
                 }
             });

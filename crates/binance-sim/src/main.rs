@@ -54,6 +54,10 @@ struct Args {
     /// Serve wss:// with a generated self-signed certificate
     #[arg(long)]
     tls: bool,
+    /// The only API key the SBE endpoint (printed as `SBE <url>`) accepts in X-MBX-APIKEY; unset:
+    /// any non-empty key (an upgrade without one is refused with 401 either way)
+    #[arg(long)]
+    sbe_api_key: Option<String>,
     /// Where to write the certificate PEM (with --tls), for the client's TLS_CA_FILE
     #[arg(long)]
     cert_out: Option<String>,
@@ -286,6 +290,7 @@ fn main() -> std::process::ExitCode {
         ping_interval: Duration::from_millis(a.ping_interval_ms),
         pong_timeout: Duration::from_millis(a.pong_timeout_ms),
         tls: a.tls,
+        sbe_api_key: a.sbe_api_key.clone(),
         connection_lifetime: secs(a.connection_lifetime_secs),
         shutdown_notice: secs(a.shutdown_notice_secs),
         stream_skip: a.stream_skip,
@@ -329,6 +334,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     println!("LISTENING {}", sim.ws_url());
+    println!("SBE {}", sim.sbe_url());
     println!("REST {}", sim.rest_url());
     println!("DATA_API {}", sim.data_api_url());
     if let Some(u) = &sim.usdm {

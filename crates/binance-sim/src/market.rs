@@ -78,6 +78,8 @@ pub struct Market {
     pub unmuted: AtomicU64,
     /// WebSocket upgrades answered 403 (the WAF fault).
     pub ws_refused: AtomicU64,
+    /// SBE upgrades refused for their API key (missing, or not the configured one).
+    pub sbe_key_refused: AtomicU64,
 }
 
 /// Whether `k` falls in the last `len` of every `period` (the simulator's skip windows).
@@ -132,6 +134,7 @@ impl Market {
             muted: AtomicU64::new(0),
             unmuted: AtomicU64::new(0),
             ws_refused: AtomicU64::new(0),
+            sbe_key_refused: AtomicU64::new(0),
         }
     }
 
@@ -366,18 +369,24 @@ impl Market {
         self.time_us(kind, sym, k).div_euclid(1000)
     }
 
-    /// Exactly what trade `k` of symbol `sym` looks like on the wire.
-    pub fn expected_trade(&self, sym: usize, k: u64) -> ExpectedTrade {
+    /// Trade `k` of symbol `sym` as SBE sends it: price in cents (exponent -2), quantity in
+    /// units of 10^-8 (exponent -8), whether the buyer made, and its time in µs.
+    pub fn trade_mantissas(&self, sym: usize, k: u64) -> (i64, i64, bool, i64) {
         let h = mix((sym as u64) << 40 ^ k);
         let p = 1_000_000 * (sym as u64 + 1) + h % 100_000;
         let q = 1 + (h >> 20) % 99_999_999;
-        let us = self.time_us(StreamKind::Trade, sym, k);
+        (p as i64, q as i64, (h >> 60) & 1 == 1, self.time_us(StreamKind::Trade, sym, k))
+    }
+
+    /// Exactly what trade `k` of symbol `sym` looks like on the wire.
+    pub fn expected_trade(&self, sym: usize, k: u64) -> ExpectedTrade {
+        let (p, q, buyer_is_maker, us) = self.trade_mantissas(sym, k);
         ExpectedTrade {
             symbol: self.cfg.symbols[sym].to_uppercase(),
             trade_id: Self::trade_id_base(sym) + k as i64,
             price: format!("{}.{:02}000000", p / 100, p % 100),
             qty: format!("0.{q:08}"),
-            buyer_is_maker: (h >> 60) & 1 == 1,
+            buyer_is_maker,
             trade_time_ms: us.div_euclid(1000),
             trade_time_us: us,
         }

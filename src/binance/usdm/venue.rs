@@ -29,6 +29,8 @@ pub const VENUE: Venue = Venue {
     unsubscribe,
     parse: |text| to_engine(wire::parse_text(text)),
     route,
+    // Binance serves SBE market data for spot only.
+    binary: None,
 };
 
 /// `<base>/stream?streams=...` (`base` already ends in the route). USD-M documents no

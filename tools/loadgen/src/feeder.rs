@@ -9,7 +9,8 @@ use binance_sim::{self as sim, SimConfig, SimHandle, StreamKind};
 use crate::replay::Replay;
 
 pub enum Feeder {
-    Sim { h: SimHandle, kinds: Vec<StreamKind>, nsym: u64 },
+    // Boxed: a running simulator's handle is several times the replay's size.
+    Sim { h: Box<SimHandle>, kinds: Vec<StreamKind>, nsym: u64 },
     Replay(Replay),
 }
 
@@ -37,7 +38,7 @@ impl Feeder {
                     ..SimConfig::default()
                 };
                 let h = sim::spawn(cfg, "127.0.0.1:0")?;
-                Ok(Feeder::Sim { h, kinds, nsym: symbols.len() as u64 })
+                Ok(Feeder::Sim { h: Box::new(h), kinds, nsym: symbols.len() as u64 })
             }
         }
     }

@@ -132,7 +132,13 @@ pub(crate) fn depth(market: &Market, sym: usize, limit: usize) -> String {
     format!(r#"{{"lastUpdateId":{},"bids":[{}],"asks":[{}]}}"#, b.last_update_id, side(&b.bids), side(&b.asks))
 }
 
-/// `/api/v3/exchangeInfo`: every symbol, trading.
+/// Every symbol's price step: trades are priced in cents, written with 8 decimals.
+pub const TICK_SIZE: &str = "0.01000000";
+/// Every symbol's quantity step: quantities go to the 8th decimal.
+pub const STEP_SIZE: &str = "0.00000001";
+
+/// `/api/v3/exchangeInfo`: every symbol, trading, with the price and quantity filters that
+/// give the decimals of its trades' text (what an SBE client formats mantissas with).
 pub(crate) fn exchange_info(market: &Market, unit: TimeUnit) -> String {
     let symbols: Vec<String> = market
         .cfg
@@ -142,7 +148,7 @@ pub(crate) fn exchange_info(market: &Market, unit: TimeUnit) -> String {
             let up = s.to_uppercase();
             let (base, quote) = base_quote(&up);
             format!(
-                r#"{{"symbol":"{up}","status":"TRADING","baseAsset":"{base}","quoteAsset":"{quote}","isSpotTradingAllowed":true,"permissions":["SPOT"],"permissionSets":[["SPOT"]]}}"#
+                r#"{{"symbol":"{up}","status":"TRADING","baseAsset":"{base}","quoteAsset":"{quote}","isSpotTradingAllowed":true,"permissions":["SPOT"],"permissionSets":[["SPOT"]],"filters":[{{"filterType":"PRICE_FILTER","minPrice":"0.01000000","maxPrice":"1000000.00000000","tickSize":"{TICK_SIZE}"}},{{"filterType":"LOT_SIZE","minQty":"0.00000001","maxQty":"9000.00000000","stepSize":"{STEP_SIZE}"}}]}}"#
             )
         })
         .collect();

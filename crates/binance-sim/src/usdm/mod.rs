@@ -124,7 +124,7 @@ pub(crate) fn spawn(
     let market = Arc::new(Market::usdm(SimConfig { usdm: None, ..cfg }));
     let rest_stats = Arc::new(RestStats::default());
     let is_tls = tls.is_some();
-    threads.push(crate::accept_connections(listener, tls, market.clone(), stop.clone(), "sim-usdm")?);
+    threads.push(crate::accept_connections(listener, tls, market.clone(), stop.clone(), "sim-usdm", false)?);
     let (m, stats, stop) = (market.clone(), rest_stats.clone(), stop.clone());
     threads.push(
         std::thread::Builder::new().name("sim-fapi".into()).spawn(move || rest.serve(m, stats, stop, Host::Fapi))?,

@@ -1,0 +1,125 @@
+//! One trade, decode + normalize + encode into the ring, over JSON and over SBE (`TRANSPORT=sbe`),
+//! same trades, same run: the simulator's trades as its JSON stream writes them
+//! (`{"stream":"btcusdt@trade","data":{...}}`, parsed by sonic-rs) and as its SBE endpoint sends
+//! them (`TradesStreamEvent` of one trade, built by the generated encoder, read by
+//! `binance_sbe::decode` with the decimals written at the symbol's scale). Each iteration is a
+//! fresh pipeline (its setup untimed) taking `N` frames of new trade ids, then the ring drained:
+//! a repeated id would be dropped as a duplicate before it is normalized.
+//!
+//! `cargo bench --bench sbe` (`-- --test` runs each once, as scripts/test.sh does).
+
+use std::time::Duration;
+
+use binance_sbe::encode::{TradeRow, TradesFrame};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use marketflow_ingestor::binance::venue::VENUE;
+use marketflow_ingestor::metrics::Metrics;
+use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
+use marketflow_ingestor::ring::{ring, RingReader};
+use marketflow_ingestor::stream::StreamKind;
+use marketflow_ingestor::venue::{BinaryCtx, Scale};
+
+const N: u64 = 1_000;
+
+fn pipeline(binary: bool) -> (Pipeline, RingReader) {
+    let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let (w, r) = ring(4 << 20);
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
+    p.track_streams(&[StreamKind::Trade]);
+    if binary {
+        // The simulator's exchangeInfo: tickSize and stepSize written with 8 decimals.
+        let scales = vec![Scale { price: 8, qty: 8 }];
+        p.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+    }
+    (p, r)
+}
+
+fn drain(r: &mut RingReader) {
+    while r.drain_with(4096, |v| {
+        std::hint::black_box(v.payload.len());
+    }) > 0
+    {}
+}
+
+fn bench(c: &mut Criterion) {
+    let m = binance_sim::Market::new(binance_sim::SimConfig::default());
+    let json: Vec<String> = (0..N)
+        .map(|k| {
+            let mut data = String::new();
+            m.render(binance_sim::StreamKind::Trade, 0, k, &mut data);
+            format!(r#"{{"stream":"btcusdt@trade","data":{data}}}"#)
+        })
+        .collect();
+    let sbe: Vec<Vec<u8>> = (0..N)
+        .map(|k| {
+            let (price, qty, is_buyer_maker, t) = m.trade_mantissas(0, k);
+            let id = binance_sim::Market::trade_id_base(0) + k as i64;
+            let rows = [TradeRow { id, price, qty, is_buyer_maker }];
+            let f = TradesFrame {
+                event_time_us: t,
+                transact_time_us: t,
+                price_exponent: -2,
+                qty_exponent: -8,
+                trades: &rows,
+                symbol: "BTCUSDT",
+            };
+            f.encode().unwrap()
+        })
+        .collect();
+
+    // What is measured is the same work: every frame becomes a record, the same one.
+    let records = |binary: bool| {
+        let (mut p, mut r) = pipeline(binary);
+        for k in 0..N as usize {
+            let o = if binary {
+                p.on_binary(&sbe[k], 1, Admission::Normal)
+            } else {
+                p.on_text(&json[k], 1, Admission::Normal)
+            };
+            assert_eq!(o, Outcome::Record);
+        }
+        let mut out = Vec::new();
+        while r.drain_with(4096, |v| out.push(v.payload.to_vec())) > 0 {}
+        out
+    };
+    assert_eq!(records(false), records(true), "JSON and SBE give the same records");
+
+    let mut g = c.benchmark_group("trade_decode_normalize_encode");
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("json_sonic", |b| {
+        b.iter_batched(
+            || pipeline(false),
+            |(mut p, mut r)| {
+                for f in &json {
+                    let o = p.on_text(f, 1, Admission::Normal);
+                    debug_assert_eq!(o, Outcome::Record);
+                    std::hint::black_box(o);
+                }
+                drain(&mut r);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("sbe", |b| {
+        b.iter_batched(
+            || pipeline(true),
+            |(mut p, mut r)| {
+                for f in &sbe {
+                    let o = p.on_binary(f, 1, Admission::Normal);
+                    debug_assert_eq!(o, Outcome::Record);
+                    std::hint::black_box(o);
+                }
+                drain(&mut r);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);

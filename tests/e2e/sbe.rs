@@ -1,0 +1,216 @@
+//! TRANSPORT=sbe end to end: one simulated market streamed by ingesters over JSON and over SBE
+//! (the simulator's SBE endpoint, its frames built by the generated encoders) into topics of the
+//! real broker gives the same trade records, field for field, except the receive time; in
+//! milliseconds and in microseconds (`TIME_UNIT=us`). The SBE endpoint admits only the key of
+//! `SBE_API_KEY_FILE`, so an SBE ingester that gets ready sent it. Without a key, the lane
+//! streams JSON and says so in a log line, a metric and `/readyz`. Over SBE, `serverShutdown` (a
+//! JSON text frame there) rotates without a gap, and dropped connections lose nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::common::*;
+use binance_sim::SimConfig;
+
+const KEY: &str = "e2e-ed25519-key";
+
+/// A trade's Kafka key, timestamp, and record without `recv_time_ns`.
+type Published = (Vec<u8>, Option<i64>, serde_json::Value);
+
+/// `(symbol, trade id) -> Published` of the trades in `msgs`, after checking each symbol's ids
+/// are contiguous (nothing lost between the first and the last) and none repeats.
+fn by_trade(msgs: &[Consumed]) -> BTreeMap<(String, i64), Published> {
+    let mut out = BTreeMap::new();
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    let mut sorted: Vec<&Consumed> = msgs.iter().filter(|m| !is_stale(m)).collect();
+    sorted.sort_by_key(|m| (m.partition, m.offset));
+    for m in sorted {
+        let mut p = m.payload.clone();
+        assert!(p.as_object_mut().unwrap().remove("recv_time_ns").is_some(), "{p}");
+        let (sym, id) = (p["symbol"].as_str().unwrap().to_string(), p["trade_id"].as_i64().unwrap());
+        if let Some(prev) = last.insert(sym.clone(), id) {
+            assert_eq!(id, prev + 1, "{sym}: trade {id} after {prev}");
+        }
+        assert!(out.insert((sym, id), (m.key.clone(), m.timestamp_ms, p)).is_none());
+    }
+    out
+}
+
+#[test]
+fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
+    let bootstrap = kafka();
+    let dir = std::env::temp_dir().join(format!("mf-e2e-sbe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("sbe-key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let sim = sim(SimConfig {
+        symbols: vec!["btcusdt".into(), "币安人生usdt".into()],
+        trade_rate: 2_000.0,
+        duration: Some(Duration::from_secs(8)),
+        sbe_api_key: Some(KEY.into()),
+        ..SimConfig::default()
+    });
+    let (ws, sbe, rest) = (sim.ws_url(), sim.sbe_url(), sim.rest_url());
+    let run = |name: &str, extra: &[(&str, &str)]| {
+        let topic = unique_topic(&format!("e2e_sbe_{name}"));
+        let mut env = vec![
+            ("SYMBOLS", "btcusdt,币安人生usdt"),
+            ("STREAMS", "trade"),
+            ("BINANCE_WS_URL", ws.as_str()),
+            ("BINANCE_SBE_URL", sbe.as_str()),
+            ("BINANCE_REST_URL", rest.as_str()),
+            ("KAFKA_BROKER", bootstrap),
+        ];
+        env.extend_from_slice(extra);
+        env.push(("KAFKA_TOPIC", topic.as_str()));
+        let ing = Ingester::spawn(&env);
+        (topic, ing)
+    };
+    // The JSON baseline in ms asks for SBE without a key: it falls back to JSON.
+    let (json_ms, a) = run("json_ms", &[("TRANSPORT", "sbe")]);
+    let (sbe_ms, b) = run("sbe_ms", &[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", key_file)]);
+    let (json_us, c) = run("json_us", &[("TIME_UNIT", "us")]);
+    let (sbe_us, d) = run("sbe_us", &[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", key_file), ("TIME_UNIT", "us")]);
+    for i in [&a, &b, &c, &d] {
+        i.wait_ready(Duration::from_secs(60));
+    }
+
+    // Each says which transport it streams with.
+    let transport = |i: &Ingester, requested: &str, used: &str, reason: &str| {
+        i.metric(&format!(
+            "marketflow_ingestor_transport_info{{reason=\"{reason}\",requested=\"{requested}\",used=\"{used}\"}}"
+        ))
+    };
+    assert_eq!(transport(&a, "sbe", "json", "no_api_key"), 1.0);
+    assert_eq!(transport(&b, "sbe", "sbe", ""), 1.0);
+    assert_eq!(transport(&c, "json", "json", ""), 1.0);
+    assert!(a.get("/readyz").1.contains("transport=json (sbe unavailable: no_api_key)"), "{}", a.get("/readyz").1);
+    assert!(b.get("/readyz").1.contains("transport=sbe\n"), "{}", b.get("/readyz").1);
+    let fallback = a.log_event("sbe transport unavailable (SBE_API_KEY_FILE is not set): streaming JSON");
+    assert_eq!(fallback.expect("the fallback's log line")["reason"], "no_api_key");
+    assert_eq!(
+        sim.market.sbe_key_refused.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "every SBE upgrade had the key"
+    );
+
+    std::thread::sleep(Duration::from_secs(9));
+    let read = |t: &str| by_trade(&consume(t, 1, Duration::from_secs(120), Duration::from_secs(3)));
+    for (unit, json, sbe) in [("ms", &json_ms, &sbe_ms), ("us", &json_us, &sbe_us)] {
+        let (j, s) = (read(json), read(sbe));
+        let common: Vec<_> = j.keys().filter(|k| s.contains_key(*k)).collect();
+        // Both started at the market's first seconds: most of the market is in both.
+        assert!(
+            common.len() > 16_000 / 2,
+            "{unit}: {} trades in both ({} JSON, {} SBE)",
+            common.len(),
+            j.len(),
+            s.len()
+        );
+        for k in &common {
+            assert_eq!(j[*k], s[*k], "{unit}: trade {k:?} differs between the transports");
+        }
+        let field = format!("trade_time_{unit}");
+        let any = &j[common[0]].2;
+        assert!(any[&field].is_i64() && any[&format!("event_time_{unit}")].is_i64(), "{unit}: {any}");
+    }
+    // The ms records are the simulator's trades themselves.
+    let msgs = consume(&sbe_ms, 1, Duration::from_secs(60), Duration::from_secs(1));
+    verify_trades(&msgs, &sim.market, None);
+    for i in [&b, &d] {
+        assert_eq!(i.metric_sum("marketflow_ingestor_messages_rejected_total"), 0.0, "{}", i.dump_logs());
+        assert_eq!(i.metric_sum("marketflow_ingestor_gaps_total"), 0.0);
+    }
+    for mut i in [a, b, c, d] {
+        let (status, _) = i.terminate(Duration::from_secs(20));
+        assert!(status.success(), "exit status {status:?}\n{}", i.dump_logs());
+    }
+}
+
+/// An SBE ingester against `sim` (its SBE endpoint requiring [`KEY`]), publishing to `topic`,
+/// with `extra` settings on top, once ready.
+fn start_sbe(sim: &binance_sim::SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
+    let dir = std::env::temp_dir().join(format!("mf-e2e-sbe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join(format!("key-{topic}"));
+    std::fs::write(&key_file, KEY).unwrap();
+    let sbe = sim.sbe_url();
+    let mut env = vec![
+        ("TRANSPORT", "sbe"),
+        ("SBE_API_KEY_FILE", key_file.to_str().unwrap()),
+        ("BINANCE_SBE_URL", sbe.as_str()),
+        ("STREAMS", "trade"),
+    ];
+    env.extend_from_slice(extra);
+    let ing = start(sim, topic, &env);
+    assert_eq!(
+        ing.metric("marketflow_ingestor_transport_info{reason=\"\",requested=\"sbe\",used=\"sbe\"}"),
+        1.0,
+        "{}",
+        ing.dump_logs()
+    );
+    ing
+}
+
+/// Waits for the market's last trade, reads `topic` and stops the ingester cleanly.
+fn finish(sim: &binance_sim::SimHandle, mut ing: Ingester, topic: &str, want: u64) -> Vec<Consumed> {
+    let per = sim.market.total_trades_per_symbol().unwrap();
+    let t = std::time::Instant::now();
+    while sim.market.generated(binance_sim::StreamKind::Trade) < per {
+        assert!(t.elapsed() < Duration::from_secs(90), "market never finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let msgs = consume(topic, want as usize, Duration::from_secs(120), Duration::from_secs(3));
+    let (st, _) = ing.terminate(Duration::from_secs(20));
+    assert!(st.success(), "{}", ing.dump_logs());
+    msgs
+}
+
+/// `serverShutdown` comes as a JSON text frame on the SBE connection: the ingester opens a
+/// replacement (make-before-break) and the topic holds every trade exactly once, without REST.
+#[test]
+fn server_shutdown_on_an_sbe_connection_rotates_without_a_gap() {
+    let sim = sim(SimConfig {
+        trade_rate: 3_000.0,
+        duration: Some(Duration::from_secs(16)),
+        sbe_api_key: Some(KEY.into()),
+        ..SimConfig::default()
+    });
+    let topic = unique_topic("e2e_sbe_shutdown");
+    let ing = start_sbe(&sim, &topic, &[("BACKFILL", "off")]);
+    std::thread::sleep(Duration::from_secs(4));
+    sim.announce_shutdown();
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(ing.metric("marketflow_ingestor_ws_rotations_total") >= 1.0, "{}", ing.dump_logs());
+    assert!(ing.metric("marketflow_ingestor_duplicates_dropped_total{symbol=\"btcusdt\"}") > 0.0, "overlap seen");
+    assert_eq!(ing.metric("marketflow_ingestor_messages_received_total{type=\"server_shutdown\"}"), 1.0);
+    let per = sim.market.total_trades_per_symbol().unwrap();
+    let msgs = finish(&sim, ing, &topic, 3 * per);
+    verify_trades(&msgs, &sim.market, Some(per));
+}
+
+/// Dropped SBE connections reconnect (the key sent again each time) and REST fills what was
+/// missed while away: every trade once, live or backfilled.
+#[test]
+fn dropped_sbe_connections_lose_nothing() {
+    let sim = sim(SimConfig {
+        trade_rate: 3_000.0,
+        duration: Some(Duration::from_secs(20)),
+        sbe_api_key: Some(KEY.into()),
+        ..SimConfig::default()
+    });
+    let topic = unique_topic("e2e_sbe_drops");
+    let ing = start_sbe(&sim, &topic, &[]);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_secs(3));
+        sim.drop_connections();
+    }
+    let reconnects = ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}");
+    let per = sim.market.total_trades_per_symbol().unwrap();
+    let msgs = finish(&sim, ing, &topic, 3 * per);
+    let c = verify_complete(&msgs, &sim.market, per, |_| false);
+    assert!(reconnects >= 3.0, "{reconnects} reconnects");
+    assert_eq!(c.live + c.backfilled, 3 * per, "{c:?}");
+    assert_eq!(sim.market.sbe_key_refused.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
