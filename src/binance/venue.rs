@@ -48,13 +48,8 @@ pub const VENUE: Venue = Venue {
 };
 
 /// A combined-stream frame (of any Binance market) as the engine sees it.
-pub(super) fn to_engine(parsed: Result<wire::Frame<'_>, ParseError>) -> Result<Frame<'_>, Refusal> {
-    Ok(match parsed.map_err(refusal)? {
-        wire::Frame::Market { kind, stream_symbol, record } => Frame::Market { kind, stream_symbol, record },
-        wire::Frame::ControlReply { id, result } => Frame::ControlReply { id, result },
-        wire::Frame::ErrorReply { code, msg } => Frame::ErrorReply { code, msg },
-        wire::Frame::ServerShutdown { event_time_ms } => Frame::ServerShutdown { event_time_ms },
-    })
+pub(super) fn to_engine(parsed: Result<Frame<'_>, ParseError>) -> Result<Frame<'_>, Refusal> {
+    parsed.map_err(refusal)
 }
 
 fn refusal(e: ParseError) -> Refusal {

@@ -14,21 +14,9 @@ use super::stream::StreamKind;
 use super::EXCHANGE;
 use crate::record::{AggTrade, BookTicker, DepthUpdate, Kline, Levels, Record, Side, Trade};
 
-/// What one text frame turned out to be. Not boxed: it lives on the stack for one message, and
-/// the market variant is the one that matters.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, PartialEq)]
-pub enum Frame<'a> {
-    /// A market-data record from stream `<symbol>@<kind>`; `stream_symbol` is the lower-case
-    /// symbol from the stream name, which identifies the subscription.
-    Market { kind: StreamKind, stream_symbol: &'a str, record: Record<'a> },
-    /// Reply to SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS; `result` is raw JSON (`null` = ok).
-    ControlReply { id: Option<i64>, result: &'a str },
-    /// `{"code":..,"msg":..}`: Binance refused a request we sent.
-    ErrorReply { code: i64, msg: &'a str },
-    /// The server is about to close this connection; reconnect now.
-    ServerShutdown { event_time_ms: i64 },
-}
+/// The engine's frame (`crate::venue::Frame`) is what this parser returns: the same type, so the
+/// venue seam hands it on without moving the record again.
+pub use crate::venue::Frame;
 
 /// Why a frame was rejected; `reason()` is a bounded metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

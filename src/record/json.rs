@@ -29,6 +29,7 @@ pub(super) struct JsonWriter<'o> {
 }
 
 impl<'o> JsonWriter<'o> {
+    #[inline]
     pub(super) fn begin(out: &'o mut Vec<u8>, ty: &str, exchange: &str, symbol: &str) -> Self {
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(ty.as_bytes());
@@ -39,10 +40,12 @@ impl<'o> JsonWriter<'o> {
         out.push(b'"');
         JsonWriter { out }
     }
+    #[inline]
     pub(super) fn int(&mut self, key: &str, v: i64) {
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
+    #[inline]
     pub(super) fn opt_int(&mut self, key: &str, v: Option<i64>) {
         match v {
             Some(v) => self.int(key, v),
@@ -54,25 +57,30 @@ impl<'o> JsonWriter<'o> {
     }
     /// Writes the field only when there is a value: a field a venue does not send is absent,
     /// not `null`, so adding one for another venue leaves this one's records as they were.
+    #[inline]
     pub(super) fn some_int(&mut self, key: &str, v: Option<i64>) {
         if let Some(v) = v {
             self.int(key, v);
         }
     }
+    #[inline]
     pub(super) fn uint(&mut self, key: &str, v: u64) {
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
+    #[inline]
     pub(super) fn bool(&mut self, key: &str, v: bool) {
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
     }
+    #[inline]
     pub(super) fn str(&mut self, key: &str, v: &str) {
         self.out.extend_from_slice(key.as_bytes());
         self.out.push(b'"');
         self.out.extend_from_slice(v.as_bytes());
         self.out.push(b'"');
     }
+    #[inline]
     pub(super) fn dec(&mut self, key: &'static str, v: &str) -> Result<(), RecordError> {
         if !is_decimal(v) {
             return Err(RecordError::BadDecimal(key));
@@ -80,6 +88,7 @@ impl<'o> JsonWriter<'o> {
         self.str(key, v);
         Ok(())
     }
+    #[inline]
     pub(super) fn word(&mut self, key: &'static str, v: &str) -> Result<(), RecordError> {
         if !is_word(v) {
             return Err(RecordError::BadWord(key));
@@ -100,6 +109,7 @@ impl<'o> JsonWriter<'o> {
             Err(_) => Err(RecordError::BadLevels),
         }
     }
+    #[inline]
     pub(super) fn end(self) {
         self.out.push(b'}');
     }
