@@ -121,6 +121,9 @@ else
 
   step "benchmark regression gate, short run (same-run ratios vs benches/baseline-ratios.json)"
   bash scripts/bench-gate.sh --quick
+  step "hot-path cost gate: instructions per trade frame under callgrind vs benches/baseline-instructions.json"
+  (source scripts/tools.sh && install_valgrind)
+  python3 scripts/bench_instructions.py check
 
   step "Kubernetes packaging (Helm chart, alerts, dashboard, Dockerfile)"
   bash scripts/test-chart.sh

@@ -137,6 +137,22 @@ install_prometheus_package() {
   done
 }
 
+# install_valgrind: valgrind and callgrind_annotate on PATH (Debian package `valgrind`), for the
+# instruction-count gate (scripts/bench_instructions.py).
+install_valgrind() {
+  if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/null; then
+    if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null; then
+      echo "not found: valgrind; install it (Debian: apt-get install valgrind) or put it on PATH"
+      return 1
+    fi
+    echo "installing Debian package valgrind"
+    apt_update_once || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends valgrind ||
+      return 1
+  fi
+  echo "valgrind: $(command -v valgrind) ($(valgrind --version))"
+}
+
 # yaml_python: prints a python interpreter that can `import yaml` (the test-chart venv, the system
 # python3, or the system python3 after installing python3-yaml).
 yaml_python() {

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Hot-path cost gate in instructions, not time.
+
+The thread benchmarks (ring_hop, pipeline) swing by up to 10x between sittings on a shared
+2-vCPU VM, so a time can neither prove "no slower" nor catch a 5 % regression there. The number
+of instructions one frame costs on the event loop's side of the pipeline is deterministic: this
+runs the pipeline benchmark's `ours` (WebSocket decode -> parse -> normalize -> encode -> ring
+commit of 20,000 trade frames rendered by the simulator) under valgrind's callgrind and divides
+its inclusive instruction count by the frames it handled. The consumer thread is not counted
+(it is another thread's stack).
+
+  scripts/bench_instructions.py check [--tolerance 0.03]   # fail if a figure grew past it
+  scripts/bench_instructions.py save                       # record today's figures
+  scripts/bench_instructions.py measure                    # print them only
+
+Figures are instructions per trade frame: `frame` (all of `ours`), `parse` (the venue's parser),
+`encode` (Record::encode_in). The baseline is benches/baseline-instructions.json; valgrind
+(Debian package `valgrind`) is required: without it `check` fails, it does not pass silently.
+"""
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SAVED = ROOT / "benches" / "baseline-instructions.json"
+BENCH = ROOT / "benches" / "pipeline.rs"
+
+# figure -> the function whose inclusive cost it is, as callgrind_annotate names it
+FUNCS = {
+    "frame": r"benches/pipeline\.rs:pipeline::ours",
+    "parse": r"binance/wire\.rs:marketflow_ingestor::binance::wire::parse_combined",
+    "encode": r"record\.rs:marketflow_ingestor::record::Record::encode_in",
+}
+
+
+def frames_per_call():
+    m = re.search(r"const FRAMES: u64 = ([0-9_]+);", BENCH.read_text())
+    if not m:
+        sys.exit(f"bench_instructions: no `const FRAMES` in {BENCH}")
+    return int(m.group(1).replace("_", ""))
+
+
+def build():
+    out = subprocess.run(
+        ["cargo", "bench", "--locked", "--bench", "pipeline", "--no-run", "--message-format=json"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "pipeline" and msg.get("executable"):
+            return msg["executable"]
+    sys.exit("bench_instructions: cargo did not name the pipeline benchmark's executable")
+
+
+def inclusive(annotated, pattern):
+    """(instructions, calls) of the function matching `pattern`, from callgrind_annotate --tree=calling."""
+    cost = calls = None
+    for line in annotated.splitlines():
+        if re.search(r"\*\s+\S*" + pattern + r"\b", line) and cost is None:
+            cost = int(line.split()[0].replace(",", ""))
+        m = re.search(r"\)\s+>\s+\S*" + pattern + r" \(([0-9,]+)x\)", line)
+        if m:
+            calls = (calls or 0) + int(m.group(1).replace(",", ""))
+    return cost, calls
+
+
+def measure():
+    if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
+        sys.exit("bench_instructions: valgrind is not installed (apt-get install valgrind); the gate cannot run")
+    exe = build()
+    # Kept in the target directory: `callgrind_annotate --auto=yes <file>` shows where they went.
+    out = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve() / "bench-instructions.callgrind"
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", exe,
+         "--bench", "^pipeline/ours$", "--profile-time", "2"],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    annotated = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--tree=calling", str(out)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    ours_cost, ours_calls = inclusive(annotated, FUNCS["frame"])
+    if not ours_cost or not ours_calls:
+        sys.exit("bench_instructions: `pipeline::ours` not found in the profile (renamed or inlined?)")
+    frames = ours_calls * frames_per_call()
+    figures = {}
+    for name, pattern in FUNCS.items():
+        cost, calls = inclusive(annotated, pattern)
+        if cost is None:
+            sys.exit(f"bench_instructions: {pattern} not found in the profile (renamed or inlined?)")
+        if name != "frame" and calls != frames:
+            sys.exit(f"bench_instructions: {pattern} ran {calls} times for {frames} frames")
+        figures[name] = round(cost / frames)
+    return figures
+
+
+def main():
+    mode = sys.argv[1] if len(sys.argv) > 1 else "check"
+    tolerance = float(sys.argv[sys.argv.index("--tolerance") + 1]) if "--tolerance" in sys.argv else 0.03
+    now = measure()
+    print("instructions per trade frame: " + ", ".join(f"{k} {v}" for k, v in now.items()))
+    if mode == "measure":
+        return
+    if mode == "save":
+        SAVED.write_text(json.dumps(now, indent=2) + "\n")
+        print(f"saved to {SAVED.relative_to(ROOT)}")
+        return
+    saved = json.loads(SAVED.read_text())
+    failed = False
+    for name, base in saved.items():
+        got = now.get(name)
+        ok = got is not None and got <= base * (1 + tolerance)
+        failed |= not ok
+        print(f"  {name:7} {got} vs saved {base} ({(got - base) / base:+.1%}) {'ok' if ok else 'GREW'}")
+    if failed:
+        sys.exit(f"bench_instructions: the hot path costs more than {tolerance:.0%} over the saved figures; "
+                 "if that is intended, say why in the commit and re-save (scripts/bench_instructions.py save)")
+
+
+if __name__ == "__main__":
+    main()
