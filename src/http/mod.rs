@@ -191,7 +191,7 @@ impl Counters {
     }
 }
 
-/// Answers one request from its method and path.
+/// Answers one request from its method and request target (path, and `?query` when sent).
 pub type Handler = Arc<dyn Fn(&Method, &str) -> Reply + Send + Sync>;
 
 /// Binds the server's socket; the returned address is the real one (port 0 picks a free port).

@@ -1,6 +1,13 @@
 //! Latency histograms: HdrHistograms owned by each recording thread, merged into the shared,
 //! exported copy a few times per second, so the only lock is taken per publish interval, never per
 //! message; exported as Prometheus histograms with microsecond buckets and exact quantiles.
+//!
+//! The shared copy keeps every (stage, symbol) histogram and, beside them, one per stage over all
+//! symbols, both filled at publish. `/metrics` exports the per-symbol ones or, above
+//! `METRICS_SYMBOL_DETAIL_MAX` symbols ([`super::Detail::Aggregated`]), only the per-stage ones as
+//! `symbol="_all"` (25 series a stage instead of 25 a stage and symbol); the per-symbol
+//! distributions stay readable on demand ([`LatencyHub::percentile_distribution_of`],
+//! `/latency/<stage>?symbol=<s>`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,15 +62,25 @@ impl Slot {
     }
 }
 
+/// The histograms behind the hub's lock.
+struct Shared {
+    /// Per (stage, symbol): `stage * symbols + symbol`.
+    slots: Vec<Slot>,
+    /// Per stage, over all symbols.
+    all: Vec<Slot>,
+}
+
 /// The shared, exported copy of all latency histograms.
 pub struct LatencyHub {
     symbols: Vec<String>,
-    shared: Mutex<Vec<Slot>>,
+    /// Export each symbol's histograms (else only the per-stage ones, as `symbol="_all"`).
+    per_symbol: bool,
+    shared: Mutex<Shared>,
     desc: Vec<Desc>,
 }
 
 impl LatencyHub {
-    pub(super) fn new(symbols: &[String]) -> LatencyHub {
+    pub(super) fn new(symbols: &[String], per_symbol: bool) -> LatencyHub {
         let n = Stage::ALL.len() * symbols.len();
         let desc = vec![
             Desc::new(
@@ -81,7 +98,11 @@ impl LatencyHub {
             )
             .expect("valid desc"),
         ];
-        LatencyHub { symbols: symbols.to_vec(), shared: Mutex::new((0..n).map(|_| Slot::new()).collect()), desc }
+        let shared = Shared {
+            slots: (0..n).map(|_| Slot::new()).collect(),
+            all: Stage::ALL.iter().map(|_| Slot::new()).collect(),
+        };
+        LatencyHub { symbols: symbols.to_vec(), per_symbol, shared: Mutex::new(shared), desc }
     }
 
     /// A recorder for one thread; it owns its histograms and merges them in on `publish`.
@@ -97,57 +118,61 @@ impl LatencyHub {
     /// Value at `q` for (stage, symbol), in ns; for tests and the load harness.
     pub fn quantile_ns(&self, stage: Stage, symbol_idx: usize, q: f64) -> u64 {
         let s = self.shared.lock().unwrap();
-        s[stage as usize * self.symbols.len() + symbol_idx].hist.value_at_quantile(q)
+        s.slots[stage as usize * self.symbols.len() + symbol_idx].hist.value_at_quantile(q)
     }
 
     /// Count recorded for (stage, symbol).
     pub fn count(&self, stage: Stage, symbol_idx: usize) -> u64 {
         let s = self.shared.lock().unwrap();
-        s[stage as usize * self.symbols.len() + symbol_idx].hist.len()
+        s.slots[stage as usize * self.symbols.len() + symbol_idx].hist.len()
     }
 
     /// The full HdrHistogram percentile distribution of one stage over all symbols, in the
     /// classic `.hgrm` text layout (values in microseconds), for plotting and offline comparison.
     pub fn percentile_distribution(&self, stage: Stage) -> String {
-        use std::fmt::Write as _;
-        let h = self.merged(stage);
-        let mut out = String::new();
-        let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
-        let mut total = 0u64;
-        for v in h.iter_quantiles(5) {
-            let q = v.quantile_iterated_to();
-            let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
-            // TotalCount is cumulative, as in HdrHistogram's own output.
-            total += v.count_since_last_iteration();
-            let _ = writeln!(
-                out,
-                "{:>12.3} {:>14.12} {:>10} {:>14.2}",
-                v.value_iterated_to() as f64 / 1000.0,
-                q,
-                total,
-                inv
-            );
-        }
-        let _ = writeln!(
-            out,
-            "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]",
-            h.mean() / 1000.0,
-            h.stdev() / 1000.0,
-            h.max() as f64 / 1000.0,
-            h.len()
-        );
-        out
+        hgrm(&self.merged(stage))
+    }
+
+    /// [`Self::percentile_distribution`] of one symbol (its index in the configured list).
+    pub fn percentile_distribution_of(&self, stage: Stage, symbol_idx: usize) -> String {
+        let h = self.shared.lock().unwrap().slots[stage as usize * self.symbols.len() + symbol_idx].hist.clone();
+        hgrm(&h)
     }
 
     /// A merged copy of one stage over all symbols.
     pub fn merged(&self, stage: Stage) -> Histogram<u64> {
-        let s = self.shared.lock().unwrap();
-        let mut h = Slot::new().hist;
-        for i in 0..self.symbols.len() {
-            h.add(&s[stage as usize * self.symbols.len() + i].hist).expect("same bounds");
-        }
-        h
+        self.shared.lock().unwrap().all[stage as usize].hist.clone()
     }
+
+    /// Whether `/metrics` carries each symbol's histograms.
+    pub fn per_symbol(&self) -> bool {
+        self.per_symbol
+    }
+}
+
+/// The `.hgrm` text of `h` (values in µs).
+fn hgrm(h: &Histogram<u64>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+        // TotalCount is cumulative, as in HdrHistogram's own output.
+        total += v.count_since_last_iteration();
+        let _ =
+            writeln!(out, "{:>12.3} {:>14.12} {:>10} {:>14.2}", v.value_iterated_to() as f64 / 1000.0, q, total, inv);
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0,
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+    out
 }
 
 fn label(name: &str, value: &str) -> proto::LabelPair {
@@ -175,44 +200,13 @@ impl Collector for LatencyHub {
         let mut hists = Vec::new();
         let mut gauges = Vec::new();
         for stage in Stage::ALL {
-            for (i, sym) in self.symbols.iter().enumerate() {
-                let slot = &s[stage as usize * self.symbols.len() + i];
-                let mut h = proto::Histogram::default();
-                h.set_sample_count(slot.hist.len());
-                h.set_sample_sum(slot.sum_ns as f64 / 1e9);
-                let buckets = BUCKETS_SECONDS
-                    .iter()
-                    .map(|&le| {
-                        let mut b = proto::Bucket::default();
-                        b.set_upper_bound(le);
-                        let le_ns = (le * 1e9) as u64;
-                        // count_between is inclusive and works on bucket equivalence ranges; with
-                        // 2 significant digits the boundary error is below 1%.
-                        b.set_cumulative_count(if slot.hist.is_empty() {
-                            0
-                        } else {
-                            slot.hist.count_between(0, le_ns)
-                        });
-                        b
-                    })
-                    .collect();
-                h.set_bucket(buckets);
-                let mut m = proto::Metric::from_label(vec![label("stage", stage.as_str()), label("symbol", sym)]);
-                m.set_histogram(h);
-                hists.push(m);
-                if !slot.hist.is_empty() {
-                    for &q in QUANTILES {
-                        let mut g = proto::Gauge::default();
-                        g.set_value(slot.hist.value_at_quantile(q) as f64 / 1e9);
-                        let mut m = proto::Metric::from_label(vec![
-                            label("quantile", &q.to_string()),
-                            label("stage", stage.as_str()),
-                            label("symbol", sym),
-                        ]);
-                        m.set_gauge(g);
-                        gauges.push(m);
-                    }
+            if self.per_symbol {
+                for (i, sym) in self.symbols.iter().enumerate() {
+                    let slot = &s.slots[stage as usize * self.symbols.len() + i];
+                    export(slot, stage, sym, &mut hists, &mut gauges);
                 }
+            } else {
+                export(&s.all[stage as usize], stage, super::ALL_SYMBOLS, &mut hists, &mut gauges);
             }
         }
         hist_family.set_metric(hists);
@@ -221,6 +215,42 @@ impl Collector for LatencyHub {
             vec![hist_family]
         } else {
             vec![hist_family, q_family]
+        }
+    }
+}
+
+/// One histogram's series (and its quantile gauges once it has values), labelled `symbol`.
+fn export(slot: &Slot, stage: Stage, symbol: &str, hists: &mut Vec<proto::Metric>, gauges: &mut Vec<proto::Metric>) {
+    let mut h = proto::Histogram::default();
+    h.set_sample_count(slot.hist.len());
+    h.set_sample_sum(slot.sum_ns as f64 / 1e9);
+    let buckets = BUCKETS_SECONDS
+        .iter()
+        .map(|&le| {
+            let mut b = proto::Bucket::default();
+            b.set_upper_bound(le);
+            let le_ns = (le * 1e9) as u64;
+            // count_between is inclusive and works on bucket equivalence ranges; with
+            // 2 significant digits the boundary error is below 1%.
+            b.set_cumulative_count(if slot.hist.is_empty() { 0 } else { slot.hist.count_between(0, le_ns) });
+            b
+        })
+        .collect();
+    h.set_bucket(buckets);
+    let mut m = proto::Metric::from_label(vec![label("stage", stage.as_str()), label("symbol", symbol)]);
+    m.set_histogram(h);
+    hists.push(m);
+    if !slot.hist.is_empty() {
+        for &q in QUANTILES {
+            let mut g = proto::Gauge::default();
+            g.set_value(slot.hist.value_at_quantile(q) as f64 / 1e9);
+            let mut m = proto::Metric::from_label(vec![
+                label("quantile", &q.to_string()),
+                label("stage", stage.as_str()),
+                label("symbol", symbol),
+            ]);
+            m.set_gauge(g);
+            gauges.push(m);
         }
     }
 }
@@ -255,11 +285,18 @@ impl LatencyRecorder {
         if !self.dirty {
             return;
         }
-        let mut shared = self.hub.shared.lock().unwrap();
-        for (dst, src) in shared.iter_mut().zip(self.local.iter_mut()) {
+        let n = self.hub.symbols.len().max(1);
+        let mut guard = self.hub.shared.lock().unwrap();
+        let shared = &mut *guard;
+        for (i, (dst, src)) in shared.slots.iter_mut().zip(self.local.iter_mut()).enumerate() {
             if !src.hist.is_empty() {
                 dst.hist.add(&src.hist).expect("same bounds");
                 dst.sum_ns += src.sum_ns;
+                // The per-stage copy is kept at publish, so neither a scrape nor a message pays
+                // for merging every symbol's histogram.
+                let all = &mut shared.all[i / n];
+                all.hist.add(&src.hist).expect("same bounds");
+                all.sum_ns += src.sum_ns;
                 src.hist.reset();
                 src.sum_ns = 0;
             }
