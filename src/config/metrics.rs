@@ -2,7 +2,6 @@
 //! follows the spot variables' in `--help`, `--check-config` and README.
 
 use super::var::*;
-use crate::metrics::DEFAULT_SYMBOL_DETAIL_MAX;
 
 /// More symbols than a process can ingest (`Symbols` indexes them with a `u16`): "every series
 /// per symbol, always".
@@ -33,6 +32,7 @@ pub(super) const METRICS_VARS: &[Var] = &[Var {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::DEFAULT_SYMBOL_DETAIL_MAX;
 
     #[test]
     fn the_default_is_the_metrics_default() {

@@ -105,11 +105,29 @@ impl LatencyHub {
         LatencyHub { symbols: symbols.to_vec(), per_symbol, shared: Mutex::new(shared), desc }
     }
 
-    /// A recorder for one thread; it owns its histograms and merges them in on `publish`.
+    /// A recorder for one thread of every stage; it owns its histograms and merges them in on
+    /// `publish`.
     pub fn recorder(self: &Arc<Self>) -> LatencyRecorder {
+        self.recorder_for(&Stage::ALL)
+    }
+
+    /// A recorder of `stages` only (recording another is a no-op): a histogram is about 37 KiB,
+    /// so at 1,000 symbols each stage a thread does not record would cost it 37 MB.
+    pub fn recorder_for(self: &Arc<Self>, stages: &[Stage]) -> LatencyRecorder {
+        let n = self.symbols.len();
+        let mut held: Vec<Stage> = Vec::with_capacity(Stage::ALL.len());
+        let mut base = [NOT_HELD; Stage::ALL.len()];
+        for &s in stages {
+            if base[s as usize] == NOT_HELD {
+                base[s as usize] = held.len() * n;
+                held.push(s);
+            }
+        }
         LatencyRecorder {
             hub: self.clone(),
-            local: (0..Stage::ALL.len() * self.symbols.len()).map(|_| Slot::new()).collect(),
+            local: (0..held.len() * n).map(|_| Slot::new()).collect(),
+            held,
+            base,
             last_publish: Instant::now(),
             dirty: false,
         }
@@ -258,15 +276,25 @@ fn export(slot: &Slot, stage: Stage, symbol: &str, hists: &mut Vec<proto::Metric
 /// Thread-owned latency histograms; `record` is a few ns and takes no lock.
 pub struct LatencyRecorder {
     hub: Arc<LatencyHub>,
+    /// Per held stage and symbol: `base[stage] + symbol`.
     local: Vec<Slot>,
+    /// The stages recorded here, in the order of `local`.
+    held: Vec<Stage>,
+    /// Where each stage's slots start in `local` ([`NOT_HELD`]: not recorded here).
+    base: [usize; Stage::ALL.len()],
     last_publish: Instant,
     dirty: bool,
 }
 
+/// A stage a recorder does not hold.
+const NOT_HELD: usize = usize::MAX;
+
 impl LatencyRecorder {
     #[inline]
     pub fn record(&mut self, stage: Stage, symbol_idx: usize, ns: u64) {
-        let slot = &mut self.local[stage as usize * self.hub.symbols.len() + symbol_idx];
+        let base = self.base[stage as usize];
+        debug_assert!(base != NOT_HELD, "{stage:?} recorded by a recorder made without it");
+        let Some(slot) = self.local.get_mut(base.saturating_add(symbol_idx)) else { return };
         slot.hist.saturating_record(ns.max(1));
         slot.sum_ns += ns as u128;
         self.dirty = true;
@@ -285,16 +313,18 @@ impl LatencyRecorder {
         if !self.dirty {
             return;
         }
-        let n = self.hub.symbols.len().max(1);
+        let n = self.hub.symbols.len();
         let mut guard = self.hub.shared.lock().unwrap();
         let shared = &mut *guard;
-        for (i, (dst, src)) in shared.slots.iter_mut().zip(self.local.iter_mut()).enumerate() {
-            if !src.hist.is_empty() {
+        for &stage in &self.held {
+            let local = &mut self.local[self.base[stage as usize]..][..n];
+            let dst = &mut shared.slots[stage as usize * n..][..n];
+            for (dst, src) in dst.iter_mut().zip(local.iter_mut()).filter(|(_, src)| !src.hist.is_empty()) {
                 dst.hist.add(&src.hist).expect("same bounds");
                 dst.sum_ns += src.sum_ns;
                 // The per-stage copy is kept at publish, so neither a scrape nor a message pays
                 // for merging every symbol's histogram.
-                let all = &mut shared.all[i / n];
+                let all = &mut shared.all[stage as usize];
                 all.hist.add(&src.hist).expect("same bounds");
                 all.sum_ns += src.sum_ns;
                 src.hist.reset();
@@ -302,5 +332,35 @@ impl LatencyRecorder {
             }
         }
         self.dirty = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorder_holds_only_its_stages_and_publishes_them_per_symbol_and_per_stage() {
+        let symbols: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let hub = Arc::new(LatencyHub::new(&symbols, false));
+        let mut ack = hub.recorder_for(&[Stage::EnqueueToAck, Stage::EnqueueToAck]);
+        let mut other = hub.recorder_for(&[Stage::ReceiveToEnqueue, Stage::ExchangeToReceive]);
+        assert_eq!((ack.local.len(), other.local.len(), hub.recorder().local.len()), (3, 6, 9));
+        ack.record(Stage::EnqueueToAck, 2, 5_000);
+        other.record(Stage::ExchangeToReceive, 1, 7_000);
+        other.record(Stage::ReceiveToEnqueue, 0, 9_000);
+        ack.publish();
+        other.publish();
+        let count = |s, i| hub.count(s, i);
+        assert_eq!((count(Stage::EnqueueToAck, 2), count(Stage::EnqueueToAck, 1)), (1, 0));
+        assert_eq!((count(Stage::ExchangeToReceive, 1), count(Stage::ReceiveToEnqueue, 0)), (1, 1));
+        assert_eq!(count(Stage::ReceiveToEnqueue, 1), 0);
+        for (stage, max) in
+            [(Stage::EnqueueToAck, 5_000), (Stage::ExchangeToReceive, 7_000), (Stage::ReceiveToEnqueue, 9_000)]
+        {
+            let all = hub.merged(stage);
+            assert_eq!(all.len(), 1, "{stage:?}");
+            assert!(all.equivalent(all.max(), max), "{stage:?}: {}", all.max());
+        }
     }
 }
