@@ -7,10 +7,12 @@
 For each mode (`default`: METRICS_SYMBOL_DETAIL_MAX unset; `full`: METRICS_SYMBOL_DETAIL_MAX=65535,
 every series per symbol) it starts binance-sim and the real ingester (SINK=null: no Kafka, the sink
 is not what is measured; no core pinning), waits for /readyz, lets it run --warmup seconds, then over
---window seconds measures the event-loop and metrics threads' CPU (/proc/<pid>/task/*/stat), and
+--window seconds measures the event-loop, producer and metrics threads' CPU (/proc/<pid>/task/*/stat;
+the window holds one scrape, as a 30 s scrape interval would), and
 scrapes /metrics --scrapes times: series (sample lines), bytes, wall time of each scrape. RSS is
 VmRSS and VmHWM at the end. Writes <out>/summary.md (with the host: CPU model, cores, load average)
-and <out>/results.json; exits 1 when the default mode is over 10,000 series or 2 MB a scrape.
+and <out>/results.json; exits 1 when at 1,000 symbols the default mode is over 10,000 series or 2 MB
+a scrape (the issue's target).
 
 Binaries: --bin-dir holding marketflow-ingestor and binance-sim (build them first:
 `cargo build -p marketflow-ingestor -p binance-sim`). Everything listens on 127.0.0.1; every process
@@ -204,13 +206,14 @@ def main():
     for label, key in rows:
         vals = [f"{r['rss_mib']} / {r['rss_peak_mib']}" if key is None else str(r[key]) for r in results]
         md.append(f"| {label} | " + " | ".join(vals) + " |")
-    md += ["", f"Targets (default mode): at most {MAX_SERIES} series and {MAX_BYTES} bytes a scrape."]
+    md += ["", f"Target (default mode, 1,000 symbols): at most {MAX_SERIES} series and {MAX_BYTES} bytes a scrape."]
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
     print(f"(logs and scrapes in {work})")
+    # The issue's target is for 1,000 symbols: at 100 the default still exports every series.
     default = next((r for r in results if r["mode"] == "default"), None)
-    if default and (default["series"] > MAX_SERIES or default["scrape_bytes"] > MAX_BYTES):
+    if args.symbols == 1000 and default and (default["series"] > MAX_SERIES or default["scrape_bytes"] > MAX_BYTES):
         sys.exit("default mode over its bounds")
 
 
