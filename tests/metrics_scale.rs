@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use marketflow_ingestor::config::VARS;
 use marketflow_ingestor::metrics::{Detail, Metrics, Stage, DEFAULT_SYMBOL_DETAIL_MAX};
 
 const SYMBOLS: usize = 1_000;
@@ -141,6 +142,8 @@ fn the_full_detail_at_a_thousand_symbols_is_what_the_bound_is_about_and_holds_th
 
 #[test]
 fn up_to_the_default_bound_every_symbol_keeps_its_detail() {
+    let var = VARS.iter().find(|v| v.env == "METRICS_SYMBOL_DETAIL_MAX").unwrap();
+    assert_eq!(var.default_text().parse::<usize>(), Ok(DEFAULT_SYMBOL_DETAIL_MAX), "the variable's default");
     assert_eq!(Detail::for_symbols(DEFAULT_SYMBOL_DETAIL_MAX, DEFAULT_SYMBOL_DETAIL_MAX), Detail::PerSymbol);
     assert_eq!(Detail::for_symbols(DEFAULT_SYMBOL_DETAIL_MAX + 1, DEFAULT_SYMBOL_DETAIL_MAX), Detail::Aggregated);
     let m = Metrics::new(&symbols(3));

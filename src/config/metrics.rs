@@ -12,6 +12,7 @@ pub(super) const METRICS_VARS: &[Var] = &[Var {
     env: "METRICS_SYMBOL_DETAIL_MAX",
     flag: "metrics-symbol-detail-max",
     value_name: "N",
+    // crate::metrics::DEFAULT_SYMBOL_DETAIL_MAX (a layer above: tests/metrics_scale.rs holds them equal).
     unset: Unset::Default("100"),
     help: "Most symbols a lane exports every per-symbol series for; above it the detail is exported once as \
            `symbol=\"_all\"`",
@@ -28,14 +29,3 @@ pub(super) const METRICS_VARS: &[Var] = &[Var {
     },
     show: |c, o| o.value(c.metrics_symbol_detail_max),
 }];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metrics::DEFAULT_SYMBOL_DETAIL_MAX;
-
-    #[test]
-    fn the_default_is_the_metrics_default() {
-        assert_eq!(METRICS_VARS[0].default_text().parse::<usize>(), Ok(DEFAULT_SYMBOL_DETAIL_MAX));
-    }
-}

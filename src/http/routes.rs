@@ -240,7 +240,7 @@ mod tests {
             (r.status().as_u16(), body(r))
         };
         let count = |text: &str| {
-            text.lines().last().unwrap().split('=').last().unwrap().trim_end_matches(']').trim().to_string()
+            text.lines().next_back().unwrap().split('=').next_back().unwrap().trim_end_matches(']').trim().to_string()
         };
         let (code, all) = get("/latency/enqueue_to_ack");
         assert_eq!((code, count(&all)), (200, "4".to_string()), "{all}");
