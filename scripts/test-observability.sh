@@ -33,8 +33,10 @@
 #
 # Environment: BIN_DIR; OBS_WAIT_SECS (default 15); OBS_TIMEOUT (default 240); OBS_SIM_RATE (trades/s
 # over all symbols, default 300); OBS_PIN_CORE (PIN_CORE and PRODUCER_CORE of the ingester, default
-# `none`: this is a functional test on a shared machine); KEEP_WORK=1 keeps logs, scrape and TSDB (the
-# folder is printed); TOOLS_DIR, HELM as in scripts/test-chart.sh.
+# `none`: this is a functional test on a shared machine); OBS_METRICS_SYMBOL_DETAIL_MAX (the ingester's
+# METRICS_SYMBOL_DETAIL_MAX; `0` checks the dashboard and alerts against the aggregated `symbol="_all"`
+# detail a lane of many symbols exports; unset: the default, every series per symbol at 3 symbols);
+# KEEP_WORK=1 keeps logs, scrape and TSDB (the folder is printed); TOOLS_DIR, HELM as in scripts/test-chart.sh.
 # Output: one line per check, a summary, and last `observability: N passed, M failed`.
 # Exit status: 0 when every check passed, 1 otherwise.
 
@@ -50,6 +52,7 @@ WAIT_SECS="${OBS_WAIT_SECS:-15}"
 TIMEOUT="${OBS_TIMEOUT:-240}"
 SIM_RATE="${OBS_SIM_RATE:-300}"
 PIN="${OBS_PIN_CORE:-none}"
+DETAIL_MAX="${OBS_METRICS_SYMBOL_DETAIL_MAX:-}"
 SYMBOLS="btcusdt,ethusdt,solusdt"
 STREAMS="trade,aggTrade,kline_1m,bookTicker,depth@100ms"
 # A USD-M lane beside spot's (the dashboard's USD-M row and the alerts' market label need its series).
@@ -128,7 +131,7 @@ report() {
   echo "============================== observability summary =============================="
   printf '%s\n' "${SUMMARY[@]}"
   echo "-----------------------------------------------------------------------------------"
-  echo "binaries: ${BIN:-none}; streams: $STREAMS; symbols: $SYMBOLS; USD-M symbols: $USDM_SYMBOLS; simulator rate: $SIM_RATE trades/s"
+  echo "binaries: ${BIN:-none}; streams: $STREAMS; symbols: $SYMBOLS; USD-M symbols: $USDM_SYMBOLS; simulator rate: $SIM_RATE trades/s; METRICS_SYMBOL_DETAIL_MAX: ${DETAIL_MAX:-default}"
   echo "total time: $((SECONDS - START))s"
   echo "observability: $PASSED passed, $FAILED failed$1"
   REPORTED=1
@@ -257,6 +260,7 @@ echo "  simulator $WS_URL (REST $REST_URL), pid $SIM_PID; ingester metrics on 12
 env SINK=null SYMBOLS="$SYMBOLS" STREAMS="$STREAMS" BINANCE_WS_URL="$WS_URL" BINANCE_REST_URL="$REST_URL" \
   USDM_SYMBOLS="$USDM_SYMBOLS" USDM_WS_URL="$USDM_WS_URL" USDM_REST_URL="$USDM_REST_URL" USDM_PIN_CORE="$PIN" \
   PROM_PORT="$PROM_PORT" METRICS_BIND=127.0.0.1 PIN_CORE="$PIN" PRODUCER_CORE="$PIN" LOG_FORMAT=text \
+  ${DETAIL_MAX:+METRICS_SYMBOL_DETAIL_MAX="$DETAIL_MAX"} \
   RUST_LOG=info NO_COLOR=1 "$BIN/marketflow-ingestor" >"$WORK/logs/ingester.out" 2>"$WORK/logs/ingester.log" &
 ING_PID=$!
 ready() { [[ "$(http_code "http://127.0.0.1:$PROM_PORT/readyz")" == 200 ]] || { alive "$ING_PID" || return 2; return 1; }; }

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use crate::backfill::{self, Backfiller};
 use crate::config::{Config, OrderingMode, SinkKind, EXIT_CONFIG};
 use crate::event_loop::EventLoop;
-use crate::metrics::Metrics;
+use crate::metrics::{Detail, Metrics};
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 use crate::sink::{
@@ -91,8 +91,9 @@ impl Lane {
         venue: &'static Venue,
         rest: &'static RestApi,
     ) -> Lane {
-        let metrics =
-            if name == FIRST_MARKET { Metrics::new(&cfg.symbols) } else { Metrics::for_market(&cfg.symbols, name) };
+        let market = (name != FIRST_MARKET).then_some(name);
+        let detail = Detail::for_symbols(cfg.symbols.len(), cfg.metrics_symbol_detail_max);
+        let metrics = Metrics::build(&cfg.symbols, market, detail);
         // Alive while start-up work (recovery from Kafka) runs before the event loop's first turn.
         metrics.health.starting.store(true, Ordering::Relaxed);
         Lane { name, env_prefix, cfg, venue, rest, metrics }

@@ -5,6 +5,12 @@
 //! into a shared copy a few times per second, so the only lock is taken per publish interval,
 //! never per message. Label sets are bounded: symbols come from the configuration, everything
 //! else from fixed lists.
+//!
+//! Series per symbol are bounded too ([`Detail`]): the seed's three metrics (`messages_sent_total`,
+//! `ws_reconnects_total`, `latency_seconds`) and the per-stream ages always carry the `symbol`
+//! label; above `METRICS_SYMBOL_DETAIL_MAX` symbols the rest of the per-symbol detail (latency
+//! histograms and quantiles, gap, duplicate, backfill, overflow and ordering counters) is
+//! exported once for the lane, as `symbol="_all"`.
 
 mod labels;
 mod latency;
@@ -27,6 +33,37 @@ pub const NAMESPACE: &str = "marketflow_ingestor";
 
 /// The label naming the market of a series from [`Metrics::for_market`].
 pub const MARKET_LABEL: &str = "market";
+
+/// The `symbol` label of a series over all of a lane's symbols ([`Detail::Aggregated`]); no
+/// Binance listing is named so, and a dashboard's symbol filter can add it (`$symbol|_all`).
+pub const ALL_SYMBOLS: &str = "_all";
+
+/// Symbols up to which every per-symbol series is exported (`METRICS_SYMBOL_DETAIL_MAX`'s default).
+/// At 100 symbols a full scrape is about 10,000 series and 0.9 MB (README, Metrics); past it the
+/// detail is what outgrows a Prometheus target, not the seed's counters.
+pub const DEFAULT_SYMBOL_DETAIL_MAX: usize = 100;
+
+/// How much per-symbol detail `/metrics` carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Every per-symbol series, labelled by its symbol.
+    PerSymbol,
+    /// The detail series once per lane, `symbol="_all"`: the values are the sums over the symbols
+    /// (the latency histograms merged), so `sum(...)` and `histogram_quantile` over them give what
+    /// they gave per symbol, and a per-symbol alert fires on the lane's total.
+    Aggregated,
+}
+
+impl Detail {
+    /// The detail of a lane of `symbols` symbols when at most `max` get every series.
+    pub fn for_symbols(symbols: usize, max: usize) -> Detail {
+        if symbols <= max {
+            Detail::PerSymbol
+        } else {
+            Detail::Aggregated
+        }
+    }
+}
 
 /// Every metric the ingester exports.
 pub struct Metrics {
@@ -88,6 +125,8 @@ pub struct Metrics {
     pub sink_errors: IntCounterVec,
     /// `ORDERING=strict`'s hold (exported at 0 otherwise).
     pub ordering: OrderingMetrics,
+    /// Whether the per-symbol detail is exported per symbol or once as `_all`.
+    pub detail: Detail,
     pub latency: Arc<LatencyHub>,
     /// The process's liveness and readiness: not a metric (nothing here registers it), a shared
     /// handle carried beside the metrics for the threads that report to both.
@@ -95,31 +134,49 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics of the first market, with the default [`Detail`] rule.
     pub fn new(symbols: &[String]) -> Arc<Metrics> {
-        Metrics::with_registry(symbols, Registry::new())
+        Metrics::build(symbols, None, Detail::for_symbols(symbols.len(), DEFAULT_SYMBOL_DETAIL_MAX))
     }
 
     /// The metrics of one market of several in the process: every series carries
     /// `market="<market>"`, so that the markets' registries merge into one exposition (see
     /// `http`) without two series of the same labels.
     pub fn for_market(symbols: &[String], market: &str) -> Arc<Metrics> {
-        let labels = std::collections::HashMap::from([(MARKET_LABEL.to_string(), market.to_string())]);
-        // Only an empty prefix is refused, and there is none.
-        let registry = Registry::new_custom(None, Some(labels)).expect("no prefix");
-        Metrics::with_registry(symbols, registry)
+        Metrics::build(symbols, Some(market), Detail::for_symbols(symbols.len(), DEFAULT_SYMBOL_DETAIL_MAX))
     }
 
-    fn with_registry(symbols: &[String], registry: Registry) -> Arc<Metrics> {
+    /// The metrics of a lane: `market` as in [`Metrics::for_market`] (`None`: the first market,
+    /// whose series keep the seed's labels), `detail` as the configuration says.
+    pub fn build(symbols: &[String], market: Option<&str>, detail: Detail) -> Arc<Metrics> {
+        let registry = match market {
+            None => Registry::new(),
+            Some(market) => {
+                let labels = std::collections::HashMap::from([(MARKET_LABEL.to_string(), market.to_string())]);
+                // Only an empty prefix is refused, and there is none.
+                Registry::new_custom(None, Some(labels)).expect("no prefix")
+            }
+        };
+        Metrics::with_registry(symbols, registry, detail)
+    }
+
+    fn with_registry(symbols: &[String], registry: Registry, detail: Detail) -> Arc<Metrics> {
         let r = Registrar(&registry);
 
-        let per_symbol = |name: &str, help: &str| {
+        // The seed's counters: one series per symbol whatever the detail.
+        let seed = |name: &str, help: &str| {
             let v = r.counter_vec(name, help, &["symbol"]);
             // As configured in SYMBOLS (lower case), the label values the original service used.
             symbols.iter().map(|s| v.with_label_values(&[s])).collect::<Vec<_>>()
         };
-        let messages_sent = per_symbol("messages_sent_total", "Records acknowledged by the sink (Kafka: acks=all)");
-        let ws_reconnects =
-            per_symbol("ws_reconnects_total", "WebSocket reconnections of a connection carrying this symbol");
+        // The detail: per symbol, or every index sharing the one `_all` counter, so that the
+        // callers index by symbol either way and an increment stays one atomic add.
+        let per_symbol = |name: &str, help: &str| {
+            let v = r.counter_vec(name, help, &["symbol"]);
+            per_symbol_handles(detail, symbols, |s| v.with_label_values(&[s]))
+        };
+        let messages_sent = seed("messages_sent_total", "Records acknowledged by the sink (Kafka: acks=all)");
+        let ws_reconnects = seed("ws_reconnects_total", "WebSocket reconnections of a connection carrying this symbol");
 
         let gaps = per_symbol("gaps_total", "Sequence gaps detected (trade, aggTrade or depth ids skipped)");
         let gap_ids_missing = per_symbol("gap_ids_missing_total", "Exchange ids missing in detected gaps");
@@ -203,11 +260,11 @@ impl Metrics {
         let kafka_in_flight =
             r.int_gauge("kafka_in_flight_messages", "Messages handed to librdkafka, not yet acknowledged");
         let sink_errors = r.counter_vec("sink_errors_total", "Errors handing records to the sink, by kind", &["kind"]);
-        let ordering = OrderingMetrics::new(&r, symbols);
+        let ordering = OrderingMetrics::new(&r, symbols, detail);
         let build = r.gauge_vec("build_info", "Build version and commit", &["version", "commit"]);
         build.with_label_values(&[env!("CARGO_PKG_VERSION"), crate::GIT_COMMIT]).set(1);
 
-        let latency = Arc::new(LatencyHub::new(symbols));
+        let latency = Arc::new(LatencyHub::new(symbols, detail == Detail::PerSymbol));
         registry.register(Box::new(LatencyHubRef(latency.clone()))).expect("latency registered once");
 
         for state in ["connecting", "open", "backoff"] {
@@ -266,6 +323,7 @@ impl Metrics {
             kafka_in_flight,
             sink_errors,
             ordering,
+            detail,
             latency,
             health: Arc::new(Health::default()),
         })
@@ -286,6 +344,15 @@ impl Metrics {
 
     pub fn sent_total(&self) -> u64 {
         self.messages_sent.iter().map(|c| c.get()).sum()
+    }
+}
+
+/// One handle per symbol: each its own series (`make(symbol)`), or, aggregated, clones of the one
+/// `_all` series (an `IntCounter` clone shares its value).
+fn per_symbol_handles<T: Clone>(detail: Detail, symbols: &[String], make: impl Fn(&str) -> T) -> Vec<T> {
+    match detail {
+        Detail::PerSymbol => symbols.iter().map(|s| make(s)).collect(),
+        Detail::Aggregated => vec![make(ALL_SYMBOLS); symbols.len()],
     }
 }
 

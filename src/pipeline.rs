@@ -115,7 +115,7 @@ impl Pipeline {
             symbols: metrics.symbols.clone(),
             sequence: SequenceTracker::new(metrics.symbols.len()),
             time_unit: TimeUnit::Millis,
-            latency: metrics.latency.recorder(),
+            latency: metrics.latency.recorder_for(&[Stage::ExchangeToReceive, Stage::ReceiveToEnqueue]),
             ring,
             metrics,
             backfill,

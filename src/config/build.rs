@@ -56,6 +56,7 @@ impl<'a> Build<'a> {
             kafka_props: KafkaProps::default(),
             prom_port: 0,
             metrics_bind: String::new(),
+            metrics_symbol_detail_max: usize::MAX,
             ws: nowhere.clone(),
             rest: nowhere.clone(),
             rest_fallback: Some(nowhere.clone()),

@@ -30,6 +30,7 @@ mod docs;
 pub mod endpoint;
 mod kafka_props;
 pub mod memory;
+mod metrics;
 mod parse;
 pub mod secret;
 #[cfg(test)]
@@ -134,6 +135,8 @@ pub struct Config {
     pub kafka_props: KafkaProps,
     pub prom_port: u16,
     pub metrics_bind: String,
+    /// Most symbols a lane exports every per-symbol series for (`crate::metrics::Detail`).
+    pub metrics_symbol_detail_max: usize,
     pub ws: Endpoint,
     pub rest: Endpoint,
     /// The market-data-only REST host (`data-api.binance.vision`) the backfill turns to while

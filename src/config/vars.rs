@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::metrics::METRICS_VARS;
 use super::parse;
 use super::transport::TRANSPORT_VARS;
 use super::usdm::USDM_VARS;
@@ -34,11 +35,14 @@ macro_rules! topic_var {
 }
 
 /// In the order `--help`, `--check-config` and README list them: spot's (and the process's),
-/// the transport's (`transport.rs`), then the USD-M market's (`usdm.rs`).
+/// the metrics' (`metrics.rs`), the transport's (`transport.rs`), then the USD-M market's (`usdm.rs`).
 pub static VARS: &[Var] = &ALL;
 
-static ALL: [Var; SPOT_VARS.len() + TRANSPORT_VARS.len() + USDM_VARS.len()] = concat(&SPOT_AND_TRANSPORT, USDM_VARS);
-const SPOT_AND_TRANSPORT: [Var; SPOT_VARS.len() + TRANSPORT_VARS.len()] = concat(SPOT_VARS, TRANSPORT_VARS);
+static ALL: [Var; SPOT_VARS.len() + METRICS_VARS.len() + TRANSPORT_VARS.len() + USDM_VARS.len()] =
+    concat(&SPOT_AND_TRANSPORT, USDM_VARS);
+const SPOT_AND_TRANSPORT: [Var; SPOT_VARS.len() + METRICS_VARS.len() + TRANSPORT_VARS.len()] =
+    concat(&SPOT_AND_METRICS, TRANSPORT_VARS);
+const SPOT_AND_METRICS: [Var; SPOT_VARS.len() + METRICS_VARS.len()] = concat(SPOT_VARS, METRICS_VARS);
 
 /// `a` then `b`, at compile time: one table of variables kept in two files.
 const fn concat<const N: usize>(a: &[Var], b: &[Var]) -> [Var; N] {

@@ -61,7 +61,9 @@ impl Ctx {
     /// One request's answer. A panic costs this request only (500) and is counted: the
     /// connection, the other connections and the server go on.
     fn answer(&self, req: &Request<Incoming>) -> Reply {
-        match catch_unwind(AssertUnwindSafe(|| (self.handler)(req.method(), req.uri().path()))) {
+        let uri = req.uri();
+        let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+        match catch_unwind(AssertUnwindSafe(|| (self.handler)(req.method(), target))) {
             Ok(r) => r,
             Err(_) => {
                 self.counters.count(Reason::HandlerPanic, "a request handler panicked: answered 500");

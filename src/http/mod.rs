@@ -30,10 +30,12 @@
 //!
 //! Per connection: hyper's read buffer (at most 16 KiB), its head write buffer (8 KiB), the task,
 //! timers and parser state (a few KiB), and one response body (hyper answers pipelined requests
-//! one after the other; `/metrics` is about 7 KiB plus 8 KiB per symbol, 31 KiB with 3 symbols);
+//! one after the other; `/metrics` is about 7 KiB plus 11 KiB per symbol up to
+//! `METRICS_SYMBOL_DETAIL_MAX` symbols, 0.2 KiB past it, and 0.1 KiB per stream);
 //! in the kernel, the socket buffers, capped at 128 KiB (send) and 64 KiB (receive), which Linux
 //! doubles for bookkeeping. So at most 64 x (~32 KiB + one `/metrics` body) in the process (~4 MiB
-//! with 3 symbols, ~54 MiB with 100) and 64 x 384 KiB = 24 MiB in the kernel, on one thread,
+//! with 3 symbols, ~72 MiB with 100, ~38 MiB with 1,000; but ~700 MiB with 1,000 and every series
+//! per symbol, `METRICS_SYMBOL_DETAIL_MAX=65535`) and 64 x 384 KiB = 24 MiB in the kernel, on one thread,
 //! whatever clients send. Measured: RSS grew ~20 KiB per connection holding an 8 KB partial head,
 //! ~58 KiB per connection stalled on a 3-symbol `/metrics`.
 //!
@@ -191,7 +193,7 @@ impl Counters {
     }
 }
 
-/// Answers one request from its method and path.
+/// Answers one request from its method and request target (path, and `?query` when sent).
 pub type Handler = Arc<dyn Fn(&Method, &str) -> Reply + Send + Sync>;
 
 /// Binds the server's socket; the returned address is the real one (port 0 picks a free port).

@@ -1,6 +1,7 @@
 //! The endpoints: `/metrics` (Prometheus text), `/healthz` (alive and the event loop turning),
 //! `/readyz` (subscribed and the sink reachable) and `/latency/<stage>` (the full HdrHistogram
-//! distribution). Nothing sensitive is served: configuration and credentials never appear here.
+//! distribution; `?symbol=<s>` for one symbol's, whatever `/metrics` aggregates). Nothing
+//! sensitive is served: configuration and credentials never appear here.
 //! Paths, bodies and status codes are the ones the seed's tiny_http server answered.
 
 use std::sync::atomic::Ordering;
@@ -99,26 +100,47 @@ impl Markets {
         (not_ready.is_empty(), body)
     }
 
-    /// The full latency distribution of `stage`, each market's under a `# market=` line when
-    /// there are several.
-    fn latency(&self, stage: Stage) -> String {
+    /// The full latency distribution of `stage` (of one symbol: `Some(symbol)`), each market's
+    /// under a `# market=` line when there are several; `None` when no market has the symbol.
+    fn latency(&self, stage: Stage, symbol: Option<&str>) -> Option<String> {
+        let of = |m: &Metrics| match symbol {
+            None => Some(m.latency.percentile_distribution(stage)),
+            Some(s) => m.symbols.index_of_lower(s).map(|i| m.latency.percentile_distribution_of(stage, i as usize)),
+        };
         if let [(_, m)] = self.markets.as_slice() {
-            return m.latency.percentile_distribution(stage);
+            return of(m);
         }
         let mut out = String::new();
         for (name, m) in &self.markets {
-            out.push_str(&format!("# market={name}\n"));
-            out.push_str(&m.latency.percentile_distribution(stage));
+            if let Some(text) = of(m) {
+                out.push_str(&format!("# market={name}\n"));
+                out.push_str(&text);
+            }
         }
-        out
+        (!out.is_empty()).then_some(out)
     }
 }
 
-/// Answers one request from its method and path (the query is ignored).
-pub fn respond(markets: &Markets, method: &Method, path: &str) -> Reply {
+/// The `symbol` of a query string, percent-decoded and in lower case as configured: `Ok(None)`
+/// without one, `Err` when it is not UTF-8 text.
+fn symbol_param(query: Option<&str>) -> Result<Option<String>, ()> {
+    let Some(v) = query.into_iter().flat_map(|q| q.split('&')).find_map(|p| p.strip_prefix("symbol=")) else {
+        return Ok(None);
+    };
+    let text = percent_encoding::percent_decode_str(v).decode_utf8().map_err(|_| ())?;
+    Ok(Some(text.to_lowercase()))
+}
+
+/// Answers one request from its method and request target (path and query; only
+/// `/latency/<stage>` reads the query).
+pub fn respond(markets: &Markets, method: &Method, target: &str) -> Reply {
     if method != Method::GET {
         return plain(405, "method not allowed\n");
     }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
     match path {
         "/metrics" => text(200, PROMETHEUS_TEXT, markets.render()),
         "/healthz" => match markets.stalled().as_slice() {
@@ -130,10 +152,19 @@ pub fn respond(markets: &Markets, method: &Method, path: &str) -> Reply {
             let (ready, body) = markets.readiness();
             plain(if ready { 200 } else { 503 }, body)
         }
-        p if p.starts_with("/latency/") => match Stage::ALL.iter().find(|s| s.as_str() == &p["/latency/".len()..]) {
-            Some(s) => plain(200, markets.latency(*s)),
-            None => plain(404, "stages: exchange_to_receive receive_to_enqueue enqueue_to_ack\n"),
-        },
+        p if p.starts_with("/latency/") => {
+            let Some(stage) = Stage::ALL.into_iter().find(|s| s.as_str() == &p["/latency/".len()..]) else {
+                return plain(404, "stages: exchange_to_receive receive_to_enqueue enqueue_to_ack\n");
+            };
+            // The symbol is never quoted back: it is the client's text.
+            match symbol_param(query) {
+                Err(()) => plain(400, "symbol: not UTF-8 text\n"),
+                Ok(symbol) => match markets.latency(stage, symbol.as_deref()) {
+                    Some(text) => plain(200, text),
+                    None => plain(404, "symbol: not configured\n"),
+                },
+            }
+        }
         _ => plain(404, "not found\n"),
     }
 }
@@ -190,6 +221,39 @@ mod tests {
         assert_eq!((r.status().as_u16(), body(r)), (404, "not found\n".to_string()));
         let r = respond(&markets, &Method::POST, "/metrics");
         assert_eq!((r.status().as_u16(), body(r)), (405, "method not allowed\n".to_string()));
+    }
+
+    #[test]
+    fn latency_of_one_symbol_on_demand_whatever_metrics_aggregates() {
+        use crate::metrics::Detail;
+        let symbols = ["btcusdt".to_string(), "币安人生usdt".to_string()];
+        let m = Metrics::build(&symbols, None, Detail::Aggregated);
+        let mut r = m.latency.recorder();
+        r.record(Stage::EnqueueToAck, 0, 1_000);
+        for _ in 0..3 {
+            r.record(Stage::EnqueueToAck, 1, 2_000_000);
+        }
+        r.publish();
+        let markets = Markets::new(vec![("spot", m.clone())]);
+        let get = |p: &str| {
+            let r = respond(&markets, &Method::GET, p);
+            (r.status().as_u16(), body(r))
+        };
+        let count = |text: &str| {
+            text.lines().next_back().unwrap().split('=').next_back().unwrap().trim_end_matches(']').trim().to_string()
+        };
+        let (code, all) = get("/latency/enqueue_to_ack");
+        assert_eq!((code, count(&all)), (200, "4".to_string()), "{all}");
+        let (code, btc) = get("/latency/enqueue_to_ack?symbol=BTCUSDT");
+        assert_eq!((code, count(&btc)), (200, "1".to_string()), "{btc}");
+        // Percent-encoded UTF-8, among other parameters.
+        let (code, bn) = get("/latency/enqueue_to_ack?x=1&symbol=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt");
+        assert_eq!((code, count(&bn)), (200, "3".to_string()), "{bn}");
+        assert_eq!(get("/latency/enqueue_to_ack?symbol=nope"), (404, "symbol: not configured\n".to_string()));
+        assert_eq!(get("/latency/enqueue_to_ack?symbol=%FF"), (400, "symbol: not UTF-8 text\n".to_string()));
+        // The query does not change any other endpoint.
+        assert_eq!(get("/metrics?symbol=btcusdt").0, 200);
+        assert!(get("/metrics").1.contains("symbol=\"_all\""));
     }
 
     #[test]

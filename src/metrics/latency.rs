@@ -1,6 +1,13 @@
 //! Latency histograms: HdrHistograms owned by each recording thread, merged into the shared,
 //! exported copy a few times per second, so the only lock is taken per publish interval, never per
 //! message; exported as Prometheus histograms with microsecond buckets and exact quantiles.
+//!
+//! The shared copy keeps every (stage, symbol) histogram and, beside them, one per stage over all
+//! symbols, both filled at publish. `/metrics` exports the per-symbol ones or, above
+//! `METRICS_SYMBOL_DETAIL_MAX` symbols ([`super::Detail::Aggregated`]), only the per-stage ones as
+//! `symbol="_all"` (25 series a stage instead of 25 a stage and symbol); the per-symbol
+//! distributions stay readable on demand ([`LatencyHub::percentile_distribution_of`],
+//! `/latency/<stage>?symbol=<s>`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,15 +62,25 @@ impl Slot {
     }
 }
 
+/// The histograms behind the hub's lock.
+struct Shared {
+    /// Per (stage, symbol): `stage * symbols + symbol`.
+    slots: Vec<Slot>,
+    /// Per stage, over all symbols.
+    all: Vec<Slot>,
+}
+
 /// The shared, exported copy of all latency histograms.
 pub struct LatencyHub {
     symbols: Vec<String>,
-    shared: Mutex<Vec<Slot>>,
+    /// Export each symbol's histograms (else only the per-stage ones, as `symbol="_all"`).
+    per_symbol: bool,
+    shared: Mutex<Shared>,
     desc: Vec<Desc>,
 }
 
 impl LatencyHub {
-    pub(super) fn new(symbols: &[String]) -> LatencyHub {
+    pub(super) fn new(symbols: &[String], per_symbol: bool) -> LatencyHub {
         let n = Stage::ALL.len() * symbols.len();
         let desc = vec![
             Desc::new(
@@ -81,14 +98,36 @@ impl LatencyHub {
             )
             .expect("valid desc"),
         ];
-        LatencyHub { symbols: symbols.to_vec(), shared: Mutex::new((0..n).map(|_| Slot::new()).collect()), desc }
+        let shared = Shared {
+            slots: (0..n).map(|_| Slot::new()).collect(),
+            all: Stage::ALL.iter().map(|_| Slot::new()).collect(),
+        };
+        LatencyHub { symbols: symbols.to_vec(), per_symbol, shared: Mutex::new(shared), desc }
     }
 
-    /// A recorder for one thread; it owns its histograms and merges them in on `publish`.
+    /// A recorder for one thread of every stage; it owns its histograms and merges them in on
+    /// `publish`.
     pub fn recorder(self: &Arc<Self>) -> LatencyRecorder {
+        self.recorder_for(&Stage::ALL)
+    }
+
+    /// A recorder of `stages` only (recording another is a no-op): a histogram is about 37 KiB,
+    /// so at 1,000 symbols each stage a thread does not record would cost it 37 MB.
+    pub fn recorder_for(self: &Arc<Self>, stages: &[Stage]) -> LatencyRecorder {
+        let n = self.symbols.len();
+        let mut held: Vec<Stage> = Vec::with_capacity(Stage::ALL.len());
+        let mut base = [NOT_HELD; Stage::ALL.len()];
+        for &s in stages {
+            if base[s as usize] == NOT_HELD {
+                base[s as usize] = held.len() * n;
+                held.push(s);
+            }
+        }
         LatencyRecorder {
             hub: self.clone(),
-            local: (0..Stage::ALL.len() * self.symbols.len()).map(|_| Slot::new()).collect(),
+            local: (0..held.len() * n).map(|_| Slot::new()).collect(),
+            held,
+            base,
             last_publish: Instant::now(),
             dirty: false,
         }
@@ -97,57 +136,61 @@ impl LatencyHub {
     /// Value at `q` for (stage, symbol), in ns; for tests and the load harness.
     pub fn quantile_ns(&self, stage: Stage, symbol_idx: usize, q: f64) -> u64 {
         let s = self.shared.lock().unwrap();
-        s[stage as usize * self.symbols.len() + symbol_idx].hist.value_at_quantile(q)
+        s.slots[stage as usize * self.symbols.len() + symbol_idx].hist.value_at_quantile(q)
     }
 
     /// Count recorded for (stage, symbol).
     pub fn count(&self, stage: Stage, symbol_idx: usize) -> u64 {
         let s = self.shared.lock().unwrap();
-        s[stage as usize * self.symbols.len() + symbol_idx].hist.len()
+        s.slots[stage as usize * self.symbols.len() + symbol_idx].hist.len()
     }
 
     /// The full HdrHistogram percentile distribution of one stage over all symbols, in the
     /// classic `.hgrm` text layout (values in microseconds), for plotting and offline comparison.
     pub fn percentile_distribution(&self, stage: Stage) -> String {
-        use std::fmt::Write as _;
-        let h = self.merged(stage);
-        let mut out = String::new();
-        let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
-        let mut total = 0u64;
-        for v in h.iter_quantiles(5) {
-            let q = v.quantile_iterated_to();
-            let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
-            // TotalCount is cumulative, as in HdrHistogram's own output.
-            total += v.count_since_last_iteration();
-            let _ = writeln!(
-                out,
-                "{:>12.3} {:>14.12} {:>10} {:>14.2}",
-                v.value_iterated_to() as f64 / 1000.0,
-                q,
-                total,
-                inv
-            );
-        }
-        let _ = writeln!(
-            out,
-            "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]",
-            h.mean() / 1000.0,
-            h.stdev() / 1000.0,
-            h.max() as f64 / 1000.0,
-            h.len()
-        );
-        out
+        hgrm(&self.merged(stage))
+    }
+
+    /// [`Self::percentile_distribution`] of one symbol (its index in the configured list).
+    pub fn percentile_distribution_of(&self, stage: Stage, symbol_idx: usize) -> String {
+        let h = self.shared.lock().unwrap().slots[stage as usize * self.symbols.len() + symbol_idx].hist.clone();
+        hgrm(&h)
     }
 
     /// A merged copy of one stage over all symbols.
     pub fn merged(&self, stage: Stage) -> Histogram<u64> {
-        let s = self.shared.lock().unwrap();
-        let mut h = Slot::new().hist;
-        for i in 0..self.symbols.len() {
-            h.add(&s[stage as usize * self.symbols.len() + i].hist).expect("same bounds");
-        }
-        h
+        self.shared.lock().unwrap().all[stage as usize].hist.clone()
     }
+
+    /// Whether `/metrics` carries each symbol's histograms.
+    pub fn per_symbol(&self) -> bool {
+        self.per_symbol
+    }
+}
+
+/// The `.hgrm` text of `h` (values in µs).
+fn hgrm(h: &Histogram<u64>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+        // TotalCount is cumulative, as in HdrHistogram's own output.
+        total += v.count_since_last_iteration();
+        let _ =
+            writeln!(out, "{:>12.3} {:>14.12} {:>10} {:>14.2}", v.value_iterated_to() as f64 / 1000.0, q, total, inv);
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]\n#[Max     = {:>12.3}, Total count    = {:>12}]",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0,
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+    out
 }
 
 fn label(name: &str, value: &str) -> proto::LabelPair {
@@ -175,44 +218,13 @@ impl Collector for LatencyHub {
         let mut hists = Vec::new();
         let mut gauges = Vec::new();
         for stage in Stage::ALL {
-            for (i, sym) in self.symbols.iter().enumerate() {
-                let slot = &s[stage as usize * self.symbols.len() + i];
-                let mut h = proto::Histogram::default();
-                h.set_sample_count(slot.hist.len());
-                h.set_sample_sum(slot.sum_ns as f64 / 1e9);
-                let buckets = BUCKETS_SECONDS
-                    .iter()
-                    .map(|&le| {
-                        let mut b = proto::Bucket::default();
-                        b.set_upper_bound(le);
-                        let le_ns = (le * 1e9) as u64;
-                        // count_between is inclusive and works on bucket equivalence ranges; with
-                        // 2 significant digits the boundary error is below 1%.
-                        b.set_cumulative_count(if slot.hist.is_empty() {
-                            0
-                        } else {
-                            slot.hist.count_between(0, le_ns)
-                        });
-                        b
-                    })
-                    .collect();
-                h.set_bucket(buckets);
-                let mut m = proto::Metric::from_label(vec![label("stage", stage.as_str()), label("symbol", sym)]);
-                m.set_histogram(h);
-                hists.push(m);
-                if !slot.hist.is_empty() {
-                    for &q in QUANTILES {
-                        let mut g = proto::Gauge::default();
-                        g.set_value(slot.hist.value_at_quantile(q) as f64 / 1e9);
-                        let mut m = proto::Metric::from_label(vec![
-                            label("quantile", &q.to_string()),
-                            label("stage", stage.as_str()),
-                            label("symbol", sym),
-                        ]);
-                        m.set_gauge(g);
-                        gauges.push(m);
-                    }
+            if self.per_symbol {
+                for (i, sym) in self.symbols.iter().enumerate() {
+                    let slot = &s.slots[stage as usize * self.symbols.len() + i];
+                    export(slot, stage, sym, &mut hists, &mut gauges);
                 }
+            } else {
+                export(&s.all[stage as usize], stage, super::ALL_SYMBOLS, &mut hists, &mut gauges);
             }
         }
         hist_family.set_metric(hists);
@@ -225,18 +237,87 @@ impl Collector for LatencyHub {
     }
 }
 
+/// The cumulative count at or below each of [`BUCKETS_SECONDS`], as `count_between(0, le)` counts
+/// it (whole HdrHistogram buckets: a value is in `le` when its bucket is at or below `le`'s; with
+/// 2 significant digits the boundary error is below 1%), in one pass over the histogram instead of
+/// one pass a bucket: a scrape of every symbol's histograms reads each once.
+fn cumulative_buckets(h: &Histogram<u64>) -> [u64; BUCKETS_SECONDS.len()] {
+    let mut counts = [0u64; BUCKETS_SECONDS.len()];
+    if h.is_empty() {
+        return counts;
+    }
+    // A bucket's values share their highest equivalent value, which grows from bucket to bucket.
+    let mut tops = [0u64; BUCKETS_SECONDS.len()];
+    for (top, le) in tops.iter_mut().zip(BUCKETS_SECONDS) {
+        *top = h.highest_equivalent((le * 1e9) as u64);
+    }
+    for v in h.iter_recorded() {
+        if let Some(i) = tops.iter().position(|&top| v.value_iterated_to() <= top) {
+            counts[i] += v.count_at_value();
+        }
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    counts
+}
+
+/// One histogram's series (and its quantile gauges once it has values), labelled `symbol`.
+fn export(slot: &Slot, stage: Stage, symbol: &str, hists: &mut Vec<proto::Metric>, gauges: &mut Vec<proto::Metric>) {
+    let mut h = proto::Histogram::default();
+    h.set_sample_count(slot.hist.len());
+    h.set_sample_sum(slot.sum_ns as f64 / 1e9);
+    let buckets = cumulative_buckets(&slot.hist)
+        .into_iter()
+        .zip(BUCKETS_SECONDS)
+        .map(|(count, &le)| {
+            let mut b = proto::Bucket::default();
+            b.set_upper_bound(le);
+            b.set_cumulative_count(count);
+            b
+        })
+        .collect();
+    h.set_bucket(buckets);
+    let mut m = proto::Metric::from_label(vec![label("stage", stage.as_str()), label("symbol", symbol)]);
+    m.set_histogram(h);
+    hists.push(m);
+    if !slot.hist.is_empty() {
+        for &q in QUANTILES {
+            let mut g = proto::Gauge::default();
+            g.set_value(slot.hist.value_at_quantile(q) as f64 / 1e9);
+            let mut m = proto::Metric::from_label(vec![
+                label("quantile", &q.to_string()),
+                label("stage", stage.as_str()),
+                label("symbol", symbol),
+            ]);
+            m.set_gauge(g);
+            gauges.push(m);
+        }
+    }
+}
+
 /// Thread-owned latency histograms; `record` is a few ns and takes no lock.
 pub struct LatencyRecorder {
     hub: Arc<LatencyHub>,
+    /// Per held stage and symbol: `base[stage] + symbol`.
     local: Vec<Slot>,
+    /// The stages recorded here, in the order of `local`.
+    held: Vec<Stage>,
+    /// Where each stage's slots start in `local` ([`NOT_HELD`]: not recorded here).
+    base: [usize; Stage::ALL.len()],
     last_publish: Instant,
     dirty: bool,
 }
 
+/// A stage a recorder does not hold.
+const NOT_HELD: usize = usize::MAX;
+
 impl LatencyRecorder {
     #[inline]
     pub fn record(&mut self, stage: Stage, symbol_idx: usize, ns: u64) {
-        let slot = &mut self.local[stage as usize * self.hub.symbols.len() + symbol_idx];
+        let base = self.base[stage as usize];
+        debug_assert!(base != NOT_HELD, "{stage:?} recorded by a recorder made without it");
+        let Some(slot) = self.local.get_mut(base.saturating_add(symbol_idx)) else { return };
         slot.hist.saturating_record(ns.max(1));
         slot.sum_ns += ns as u128;
         self.dirty = true;
@@ -255,15 +336,73 @@ impl LatencyRecorder {
         if !self.dirty {
             return;
         }
-        let mut shared = self.hub.shared.lock().unwrap();
-        for (dst, src) in shared.iter_mut().zip(self.local.iter_mut()) {
-            if !src.hist.is_empty() {
+        let n = self.hub.symbols.len();
+        let mut guard = self.hub.shared.lock().unwrap();
+        let shared = &mut *guard;
+        for &stage in &self.held {
+            let local = &mut self.local[self.base[stage as usize]..][..n];
+            let dst = &mut shared.slots[stage as usize * n..][..n];
+            for (dst, src) in dst.iter_mut().zip(local.iter_mut()).filter(|(_, src)| !src.hist.is_empty()) {
                 dst.hist.add(&src.hist).expect("same bounds");
                 dst.sum_ns += src.sum_ns;
+                // The per-stage copy is kept at publish, so neither a scrape nor a message pays
+                // for merging every symbol's histogram.
+                let all = &mut shared.all[stage as usize];
+                all.hist.add(&src.hist).expect("same bounds");
+                all.sum_ns += src.sum_ns;
                 src.hist.reset();
                 src.sum_ns = 0;
             }
         }
         self.dirty = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_in_one_pass_count_what_count_between_counts() {
+        let mut h = Slot::new().hist;
+        assert_eq!(cumulative_buckets(&h), [0; BUCKETS_SECONDS.len()]);
+        // Each bound, just below and above it, and values past the last bound.
+        for le in BUCKETS_SECONDS {
+            let ns = (le * 1e9) as u64;
+            for v in [ns - ns / 50, ns - 1, ns, ns + 1, ns + ns / 50] {
+                h.record(v.max(1)).unwrap();
+            }
+        }
+        h.record_n(3_000_000_000_000, 7).unwrap();
+        let expected: Vec<u64> = BUCKETS_SECONDS.iter().map(|le| h.count_between(0, (le * 1e9) as u64)).collect();
+        assert_eq!(cumulative_buckets(&h).to_vec(), expected);
+        // Every bucket is exercised, and values past 10 s are in none of them (only in `+Inf`).
+        assert!(expected[0] > 0 && expected.windows(2).all(|w| w[0] < w[1]), "{expected:?}");
+        assert!(expected[BUCKETS_SECONDS.len() - 1] + 7 < h.len());
+    }
+
+    #[test]
+    fn a_recorder_holds_only_its_stages_and_publishes_them_per_symbol_and_per_stage() {
+        let symbols: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let hub = Arc::new(LatencyHub::new(&symbols, false));
+        let mut ack = hub.recorder_for(&[Stage::EnqueueToAck, Stage::EnqueueToAck]);
+        let mut other = hub.recorder_for(&[Stage::ReceiveToEnqueue, Stage::ExchangeToReceive]);
+        assert_eq!((ack.local.len(), other.local.len(), hub.recorder().local.len()), (3, 6, 9));
+        ack.record(Stage::EnqueueToAck, 2, 5_000);
+        other.record(Stage::ExchangeToReceive, 1, 7_000);
+        other.record(Stage::ReceiveToEnqueue, 0, 9_000);
+        ack.publish();
+        other.publish();
+        let count = |s, i| hub.count(s, i);
+        assert_eq!((count(Stage::EnqueueToAck, 2), count(Stage::EnqueueToAck, 1)), (1, 0));
+        assert_eq!((count(Stage::ExchangeToReceive, 1), count(Stage::ReceiveToEnqueue, 0)), (1, 1));
+        assert_eq!(count(Stage::ReceiveToEnqueue, 1), 0);
+        for (stage, max) in
+            [(Stage::EnqueueToAck, 5_000), (Stage::ExchangeToReceive, 7_000), (Stage::ReceiveToEnqueue, 9_000)]
+        {
+            let all = hub.merged(stage);
+            assert_eq!(all.len(), 1, "{stage:?}");
+            assert!(all.equivalent(all.max(), max), "{stage:?}: {}", all.max());
+        }
     }
 }

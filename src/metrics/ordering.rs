@@ -3,7 +3,7 @@
 
 use prometheus::{IntCounter, IntGauge};
 
-use super::Registrar;
+use super::{per_symbol_handles, Detail, Registrar};
 
 /// Why the hold named ids in a `gap` record itself (the `reason` label and field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct OrderingMetrics {
 }
 
 impl OrderingMetrics {
-    pub(super) fn new(r: &Registrar<'_>, symbols: &[String]) -> OrderingMetrics {
+    pub(super) fn new(r: &Registrar<'_>, symbols: &[String], detail: Detail) -> OrderingMetrics {
         let held = r.counter_vec(
             "ordering_held_total",
             "Records held behind an open gap until it was filled or named (ORDERING=strict)",
@@ -49,9 +49,9 @@ impl OrderingMetrics {
             &["symbol"],
         );
         OrderingMetrics {
-            held: symbols.iter().map(|s| held.with_label_values(&[s])).collect(),
-            named: symbols.iter().map(|s| NAMED_REASONS.map(|r| named.with_label_values(&[s, r]))).collect(),
-            late_dropped: symbols.iter().map(|s| late.with_label_values(&[s])).collect(),
+            held: per_symbol_handles(detail, symbols, |s| held.with_label_values(&[s])),
+            named: per_symbol_handles(detail, symbols, |s| NAMED_REASONS.map(|r| named.with_label_values(&[s, r]))),
+            late_dropped: per_symbol_handles(detail, symbols, |s| late.with_label_values(&[s])),
             held_records: r.int_gauge("ordering_held_records", "Records held behind open gaps now (ORDERING=strict)"),
             held_bytes: r.int_gauge(
                 "ordering_held_bytes",

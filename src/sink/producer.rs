@@ -85,7 +85,8 @@ pub fn run_producer(
     shutdown: crate::shutdown::Shutdown,
     mut books: Option<Books>,
 ) -> ProducerReport {
-    RECORDER.with(|r| *r.borrow_mut() = Some(metrics.latency.recorder()));
+    // The sinks' delivery reports record the last stage only.
+    RECORDER.with(|r| *r.borrow_mut() = Some(metrics.latency.recorder_for(&[Stage::EnqueueToAck])));
     sink.start();
     let mut report = ProducerReport::default();
     let mut stop_at: Option<Instant> = None;
