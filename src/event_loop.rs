@@ -275,13 +275,15 @@ impl EventLoop {
                 self.pipeline.housekeeping();
                 let h = &self.metrics.health;
                 h.beat(crate::clock::now_ns());
-                // Ready means every stream is carried by a subscribed connection that is not on its
-                // way out (a retiring one counts through its replacement).
-                let ready = self
-                    .connections
-                    .iter()
-                    .filter(|c| !c.is_closed() && !c.is_retiring())
-                    .all(Connection::is_subscribed);
+                // Ready means every stream is carried by a subscribed connection: a rotation's
+                // replacement still connecting counts through the connection it replaces, which
+                // streams until then (a retry of the binary transport may take a while, or fail).
+                let conns = &self.connections;
+                let carried = |i: usize| {
+                    conns[i].is_subscribed()
+                        || self.successors.iter().any(|&(old, new)| new == i && conns[old].is_subscribed())
+                };
+                let ready = (0..conns.len()).filter(|&i| !conns[i].is_closed()).all(carried);
                 h.subscribed.store(ready, Ordering::Relaxed);
                 self.streams.check(now, &mut self.connections, &mut self.pipeline, &self.metrics, &again);
                 self.transport_turn(now);
