@@ -96,8 +96,11 @@ fn a_refused_api_key_switches_to_json_at_once_and_loses_nothing() {
 struct Forwarder {
     port: u16,
     target: SocketAddr,
-    running: Option<(Arc<AtomicBool>, JoinHandle<()>, Arc<Mutex<Vec<TcpStream>>>)>,
+    running: Option<Running>,
 }
+
+/// While up: the accepting thread's stop flag, the thread, and every socket it opened.
+type Running = (Arc<AtomicBool>, JoinHandle<()>, Arc<Mutex<Vec<TcpStream>>>);
 
 impl Forwarder {
     fn new(target: SocketAddr) -> Forwarder {
