@@ -275,13 +275,16 @@ impl EventLoop {
                 self.pipeline.housekeeping();
                 let h = &self.metrics.health;
                 h.beat(crate::clock::now_ns());
-                // Ready means every stream is carried by a subscribed connection: a rotation's
-                // replacement still connecting counts through the connection it replaces, which
-                // streams until then (a retry of the binary transport may take a while, or fail).
+                // Ready means every stream is carried by a subscribed connection: a rotation's pair
+                // counts when either is, the replacement still connecting through the connection
+                // it replaces (a retry of the binary transport may take a while, or fail), the
+                // retiring one through its replacement.
                 let conns = &self.connections;
                 let carried = |i: usize| {
                     conns[i].is_subscribed()
-                        || self.successors.iter().any(|&(old, new)| new == i && conns[old].is_subscribed())
+                        || self.successors.iter().any(|&(old, new)| {
+                            (new == i && conns[old].is_subscribed()) || (old == i && conns[new].is_subscribed())
+                        })
                 };
                 let ready = (0..conns.len()).filter(|&i| !conns[i].is_closed()).all(carried);
                 h.subscribed.store(ready, Ordering::Relaxed);
