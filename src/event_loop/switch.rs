@@ -204,3 +204,91 @@ impl EventLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::binance::venue::VENUE;
+    use crate::config::{RawConfig, Secret, Transport};
+    use crate::metrics::Metrics;
+    use crate::pipeline::Pipeline;
+    use crate::shutdown::Shutdown;
+    use crate::transport::Fallback;
+
+    type Lane = (EventLoop, Arc<Metrics>, crossbeam_channel::Sender<Vec<Scale>>, crossbeam_channel::Receiver<()>);
+
+    /// An event loop of one spot lane (TIME_UNIT=us) that may stream SBE, its scales missing at
+    /// start; nothing listens on either loopback endpoint and no connection is ever dialed (the
+    /// loop does not run: only its housekeeping turn is called).
+    fn lane() -> Lane {
+        let pairs = [("SYMBOLS", "btcusdt"), ("TIME_UNIT", "us"), ("BINANCE_WS_URL", "ws://127.0.0.1:9")];
+        let mut cfg = RawConfig::from_pairs(&pairs).validate_with_memory_limit(None).unwrap();
+        cfg.transport = Transport::Sbe;
+        cfg.sbe_api_key = Secret::new("k");
+        let metrics = Metrics::new(&cfg.symbols);
+        let decision = crate::transport::choose(&cfg, &VENUE, &metrics, |_| Err("HTTP 503".into()));
+        let (writer, _reader) = crate::ring::ring(1 << 16);
+        let pipeline = Pipeline::new(&VENUE, writer, metrics.clone(), None);
+        let ev = EventLoop::new(&cfg, &VENUE, None, pipeline, metrics.clone(), Shutdown::new()).unwrap();
+        let (refresher, fresh, asks) = scales::channels();
+        let sbe = crate::config::Endpoint { host: "127.0.0.1".into(), port: 10, ..cfg.ws.clone() };
+        let dialer = Dialer::new(sbe, None, cfg.ws_stale_after, cfg.ws_max_age);
+        let lane = BinaryLane {
+            route: Route { dialer, base_path: String::new(), unit: TimeUnit::Millis },
+            binary: VENUE.binary.unwrap(),
+            scales: decision.scales,
+            record_unit: cfg.time_unit,
+            policy: Policy::new(3, None, false, Instant::now()),
+            status: decision.status,
+            refresher,
+        };
+        (ev.with_binary(lane), metrics, fresh, asks)
+    }
+
+    fn paths(ev: &EventLoop) -> Vec<&str> {
+        ev.connections.iter().filter(|c| !c.is_closed()).map(Connection::path).collect()
+    }
+
+    fn gauge(m: &Metrics) -> String {
+        m.render().lines().filter(|l| l.contains("transport_info{")).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn scales_that_arrive_move_the_lane_to_sbe_and_a_refused_key_moves_it_back() {
+        let (mut ev, m, fresh, asks) = lane();
+        let text_path = "/stream?streams=btcusdt@trade&timeUnit=MICROSECOND";
+        assert_eq!(paths(&ev), [text_path], "no scales: JSON, in the unit asked for");
+        assert!(gauge(&m).ends_with(r#"{reason="no_scales",requested="sbe",used="json"} 1"#), "{}", gauge(&m));
+
+        // A decimal beyond its scale asks the refresher for the scales; the turn never blocks.
+        m.rejected.with_label_values(&["sbe_inexact_decimal"]).inc();
+        ev.transport_turn(Instant::now());
+        assert_eq!(asks.try_recv(), Ok(()));
+        ev.transport_turn(Instant::now());
+        assert!(asks.try_recv().is_err(), "asked once per new rejection");
+
+        // Scales come: the connection (not open) is replaced by an SBE one, said everywhere.
+        fresh.send(vec![Scale { price: 2, qty: 8 }]).unwrap();
+        ev.transport_turn(Instant::now());
+        assert_eq!(paths(&ev), ["/stream?streams=btcusdt@trade"], "SBE: no timeUnit in the URL");
+        assert_eq!(ev.switch.as_ref().unwrap().slots, [Mode::Binary]);
+        assert!(gauge(&m).ends_with(r#"{reason="",requested="sbe",used="sbe"} 1"#), "{}", gauge(&m));
+        assert_eq!(m.health.transport.get().as_deref(), Some("sbe"));
+        let dialer = Switcher::dialer(&ev.switch, &ev.dialer, 0);
+        assert!(dialer.api_key.is_none() && dialer.endpoint.port == 10, "the SBE route's dialer");
+
+        // A refused key: back to JSON at once, one series of the gauge.
+        m.ws_connect_attempts.with_label_values(&[KEY_REFUSED]).inc();
+        ev.transport_turn(Instant::now());
+        assert_eq!(paths(&ev), [text_path]);
+        assert_eq!(Switcher::dialer(&ev.switch, &ev.dialer, 0).endpoint.port, 9);
+        assert_eq!(gauge(&m).lines().count(), 1, "{}", gauge(&m));
+        assert!(gauge(&m).ends_with(r#"{reason="key_refused",requested="sbe",used="json"} 1"#));
+        let note = format!("json (sbe unavailable: {})", Fallback::KeyRefused.as_str());
+        assert_eq!(m.health.transport.get(), Some(note));
+        // Each move closed one connection and opened another: the state gauge counts one.
+        assert!(m.render().contains(r#"ws_connections{state="backoff"} 1"#), "{}", m.render());
+    }
+}
