@@ -7,6 +7,7 @@
 //! not need a timer wheel.
 
 mod streams;
+mod switch;
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -26,6 +27,8 @@ use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 use crate::ws::{AttemptBudget, Connection, Dialer};
 use streams::StreamWatch;
+use switch::Switcher;
+pub use switch::{BinaryLane, Route};
 
 const WAKER: Token = Token(usize::MAX);
 /// Longest sleep in blocking mode: bounds how stale the heartbeat and gauges can get.
@@ -81,6 +84,9 @@ pub struct EventLoop {
     successors: Vec<(usize, usize)>,
     /// Every stream's liveness, looked at each housekeeping turn.
     streams: StreamWatch,
+    /// The lane's binary transport, when it may stream one (`dialer`, `base_path` and
+    /// `time_unit` are then the text streams').
+    switch: Option<Switcher>,
 }
 
 impl EventLoop {
@@ -132,18 +138,13 @@ impl EventLoop {
             venue,
             successors: Vec::new(),
             streams,
+            switch: None,
             pipeline,
             metrics,
             shutdown,
             mode: cfg.loop_mode,
             shutdown_grace: cfg.shutdown_timeout,
         })
-    }
-
-    /// Every connection's upgrade request carries `header: key` (the venue's binary transport).
-    pub fn with_api_key(mut self, header: &'static str, key: crate::config::Secret) -> EventLoop {
-        self.dialer = self.dialer.with_api_key(header, key);
-        self
     }
 
     /// Make-before-break: opens a replacement beside each connection that asked for one (age
@@ -182,8 +183,8 @@ impl EventLoop {
             let id = self.free_slot().unwrap_or(self.connections.len());
             let old = &mut self.connections[i];
             old.mark_retiring();
-            let (names, unit) = (&self.metrics.symbols, self.time_unit);
-            let mut new = Connection::new(id, old.streams.clone(), names, self.venue, &self.base_path, unit);
+            let (path, unit, mode) = Switcher::route_of_new(&self.switch, (&self.base_path, self.time_unit));
+            let mut new = Connection::new(id, old.streams.clone(), &self.metrics.symbols, self.venue, path, unit);
             new.succeed(old);
             // A silent stream is not caught up on: the old connection will not deliver it.
             let (watch, pipeline) = (&self.streams, &self.pipeline);
@@ -202,6 +203,7 @@ impl EventLoop {
                 self.connections[id] = new;
             }
             self.successors.push((i, id));
+            Switcher::placed(&mut self.switch, id, mode);
         }
     }
 
@@ -229,7 +231,8 @@ impl EventLoop {
                 let next = self
                     .connections
                     .iter()
-                    .filter_map(|c| c.deadline(&self.dialer, now))
+                    .enumerate()
+                    .filter_map(|(i, c)| c.deadline(Switcher::dialer(&self.switch, &self.dialer, i), now))
                     .chain(std::iter::once(next_housekeeping))
                     .min()
                     .unwrap_or(now + MAX_SLEEP);
@@ -242,7 +245,8 @@ impl EventLoop {
             }
             let revisit = std::mem::take(&mut again);
             for i in revisit {
-                if self.connections[i].on_ready(&self.dialer, &mut self.pipeline, &self.metrics).more {
+                let dialer = Switcher::dialer(&self.switch, &self.dialer, i);
+                if self.connections[i].on_ready(dialer, &mut self.pipeline, &self.metrics).more {
                     again.push(i);
                 }
             }
@@ -251,17 +255,19 @@ impl EventLoop {
                     continue;
                 }
                 let i = ev.token().0;
+                let dialer = Switcher::dialer(&self.switch, &self.dialer, i);
                 if i < self.connections.len()
                     && !again.contains(&i)
-                    && self.connections[i].on_ready(&self.dialer, &mut self.pipeline, &self.metrics).more
+                    && self.connections[i].on_ready(dialer, &mut self.pipeline, &self.metrics).more
                 {
                     again.push(i);
                 }
             }
             let now = Instant::now();
-            for c in &mut self.connections {
-                if c.deadline(&self.dialer, now).is_some_and(|d| d <= now) {
-                    c.on_timer(now, &self.dialer, self.poll.registry(), &self.metrics, &mut self.budget);
+            for (i, c) in self.connections.iter_mut().enumerate() {
+                let dialer = Switcher::dialer(&self.switch, &self.dialer, i);
+                if c.deadline(dialer, now).is_some_and(|d| d <= now) {
+                    c.on_timer(now, dialer, self.poll.registry(), &self.metrics, &mut self.budget);
                 }
             }
             if now >= next_housekeeping {
@@ -269,15 +275,21 @@ impl EventLoop {
                 self.pipeline.housekeeping();
                 let h = &self.metrics.health;
                 h.beat(crate::clock::now_ns());
-                // Ready means every stream is carried by a subscribed connection that is not on its
-                // way out (a retiring one counts through its replacement).
-                let ready = self
-                    .connections
-                    .iter()
-                    .filter(|c| !c.is_closed() && !c.is_retiring())
-                    .all(Connection::is_subscribed);
+                // Ready means every stream is carried by a subscribed connection: a rotation's pair
+                // counts when either is, the replacement still connecting through the connection
+                // it replaces (a retry of the binary transport may take a while, or fail), the
+                // retiring one through its replacement.
+                let conns = &self.connections;
+                let carried = |i: usize| {
+                    conns[i].is_subscribed()
+                        || self.successors.iter().any(|&(old, new)| {
+                            (new == i && conns[old].is_subscribed()) || (old == i && conns[new].is_subscribed())
+                        })
+                };
+                let ready = (0..conns.len()).filter(|&i| !conns[i].is_closed()).all(carried);
                 h.subscribed.store(ready, Ordering::Relaxed);
                 self.streams.check(now, &mut self.connections, &mut self.pipeline, &self.metrics, &again);
+                self.transport_turn(now);
                 self.rotate();
             }
         }

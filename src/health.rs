@@ -2,7 +2,7 @@
 //! first thread that died (readiness then stays down until the process exits).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Default)]
@@ -16,10 +16,24 @@ pub struct Health {
     /// Start-up work (crash recovery from Kafka) before the event loop's first turn: alive.
     pub starting: AtomicBool,
     /// The transport streaming, when another than JSON was asked for (`/readyz` shows it):
-    /// set once at start (`transport.rs`).
-    pub transport: OnceLock<String>,
+    /// set at start and at each switch between transports (`transport.rs`).
+    pub transport: Note,
     /// The first thread that panicked or stopped unexpectedly, and why.
     failed: OnceLock<Failure>,
+}
+
+/// A line of text another thread may replace now and then (a switch of transport: rare, never
+/// per message, so a lock costs nothing).
+#[derive(Default)]
+pub struct Note(Mutex<Option<String>>);
+
+impl Note {
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+    pub fn set(&self, text: String) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
+    }
 }
 
 /// A thread that died.

@@ -9,12 +9,13 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tracing::{error, info, warn};
 
 use crate::backfill::{self, Backfiller};
 use crate::config::{Config, OrderingMode, SinkKind, EXIT_CONFIG};
-use crate::event_loop::EventLoop;
+use crate::event_loop::{BinaryLane, EventLoop, Route};
 use crate::metrics::{Detail, Metrics};
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
@@ -22,8 +23,10 @@ use crate::sink::{
     run_producer, BookSettings, Books, KafkaSink, NullSink, ProducerReport, Sink, StdoutSink, StrictOrder,
 };
 use crate::supervise::Supervisor;
+use crate::time_unit::TimeUnit;
 use crate::venue::rest::RestApi;
-use crate::venue::{BinaryCtx, Venue};
+use crate::venue::Venue;
+use crate::ws::Dialer;
 use crate::{handoff, pinning, recovery, ring, tls, transport};
 
 /// The market whose threads and series keep the seed's names (no prefix, no `market` label).
@@ -78,6 +81,8 @@ pub struct Running {
     pub loop_core: Option<usize>,
     loop_thread: JoinHandle<Option<()>>,
     backfill_thread: Option<JoinHandle<Option<()>>>,
+    /// Refreshes the binary transport's decimal scales (`transport/scales.rs`).
+    scales_thread: Option<JoinHandle<Option<()>>>,
     producer: JoinHandle<Option<ProducerReport>>,
 }
 
@@ -189,15 +194,10 @@ impl Lane {
 
         // TRANSPORT=sbe: the binary streams on their own endpoint, the key on every upgrade, and
         // no `timeUnit` in their URLs (SBE times are always microseconds; records still carry
-        // TIME_UNIT's). Otherwise the text streams, as before.
+        // TIME_UNIT's), with the text streams to fall back on. Otherwise the text streams.
         let fetch = |call: &_| backfill::fetch_once(cfg, rest, metrics.clone(), call);
-        let binary = transport::choose(cfg, venue, metrics, fetch);
-        let mut loop_cfg = cfg.clone();
-        if binary.is_some() {
-            loop_cfg.ws = cfg.sbe_ws.clone();
-            loop_cfg.time_unit = crate::time_unit::TimeUnit::Millis;
-        }
-        let tls = if loop_cfg.ws.tls {
+        let decision = transport::choose(cfg, venue, metrics, fetch);
+        let tls = if cfg.ws.tls || (decision.binary.is_some() && cfg.sbe_ws.tls) {
             Some(tls::client_config(cfg.tls_ca_file.as_deref()).map_err(|e| StartError::Failed(e.into()))?)
         } else {
             None
@@ -207,11 +207,6 @@ impl Lane {
         pipeline.set_max_jump(cfg.backfill_max_ids);
         pipeline.set_depth_chain(rest.depth_chain);
         pipeline.set_time_unit(cfg.time_unit);
-        let api_key = binary.map(|plan| {
-            let symbols = metrics.symbols.clone();
-            pipeline.set_binary(BinaryCtx { symbols, scales: plan.scales, unit: cfg.time_unit });
-            (plan.binary.key_header, cfg.sbe_api_key.clone())
-        });
         let recovered = if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
             recovery::recover(cfg, &metrics.symbols)
         } else {
@@ -232,9 +227,38 @@ impl Lane {
                 Box::new(strict)
             }
         };
-        let mut event_loop = EventLoop::new(&loop_cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
-        if let Some((header, key)) = api_key {
-            event_loop = event_loop.with_api_key(header, key);
+        let text_tls = tls.clone().filter(|_| cfg.ws.tls);
+        let mut event_loop = EventLoop::new(cfg, venue, text_tls, pipeline, metrics.clone(), shutdown.clone())?;
+        let mut scales_thread = None;
+        if let Some(binary) = decision.binary {
+            let (refresher, fresh, asks) = transport::scales::channels();
+            let now = Instant::now();
+            let schedule = transport::scales::Schedule::new(cfg.sbe_scales_refresh, decision.scales.is_some(), now);
+            let (c, m, s, span) = (cfg.clone(), metrics.clone(), shutdown.clone(), self.span());
+            scales_thread = Some(sup.spawn(&self.thread_name("scales"), move || {
+                let _lane = span.entered();
+                let fetch = |call: &_| backfill::fetch_once(&c, rest, m.clone(), call);
+                transport::scales::run(binary, &c.symbols, schedule, fetch, fresh, asks, &s);
+                Ok(())
+            })?);
+            let dialer =
+                Dialer::new(cfg.sbe_ws.clone(), tls.filter(|_| cfg.sbe_ws.tls), cfg.ws_stale_after, cfg.ws_max_age)
+                    .with_api_key(binary.key_header, cfg.sbe_api_key.clone());
+            let route = Route { dialer, base_path: cfg.sbe_ws.path.clone(), unit: TimeUnit::Millis };
+            event_loop = event_loop.with_binary(BinaryLane {
+                route,
+                binary,
+                policy: transport::Policy::new(
+                    cfg.sbe_max_failures,
+                    cfg.sbe_retry_after,
+                    decision.scales.is_some(),
+                    now,
+                ),
+                scales: decision.scales,
+                record_unit: cfg.time_unit,
+                status: decision.status,
+                refresher,
+            });
         }
 
         let producer = {
@@ -259,7 +283,7 @@ impl Lane {
             }
             event_loop.run().map_err(|e| format!("event loop failed: {e}"))
         })?;
-        Ok(Running { name, metrics: self.metrics, loop_core, loop_thread, backfill_thread, producer })
+        Ok(Running { name, metrics: self.metrics, loop_core, loop_thread, backfill_thread, scales_thread, producer })
     }
 }
 
@@ -269,8 +293,8 @@ impl Running {
     /// returned.
     pub fn join(self) -> ProducerReport {
         let _ = self.loop_thread.join();
-        if let Some(b) = self.backfill_thread {
-            let _ = b.join();
+        for t in [self.backfill_thread, self.scales_thread].into_iter().flatten() {
+            let _ = t.join();
         }
         let report = self.producer.join().ok().flatten().unwrap_or_default();
         info!(

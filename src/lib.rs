@@ -73,8 +73,9 @@
 //! - [`metrics`] and [`http`]: counters, HdrHistogram latencies, and the endpoints serving them.
 //! - [`backfill`]: gaps fetched from REST off the event loop, gap markers for what REST lacks.
 //! - [`recovery`]: where the last run stopped, read back from Kafka.
-//! - [`transport`]: a lane's transport decided at start: the venue's text streams, or its binary
-//!   one (Binance's SBE, `TRANSPORT=sbe`) when a key and every symbol's scale are there.
+//! - [`transport`]: a lane's transport: the venue's text streams, or its binary one (Binance's
+//!   SBE, `TRANSPORT=sbe`) when a key and every symbol's scale are there; when to fall back to
+//!   text and try again (the event loop switches), and the scales kept current.
 //! - [`resolver`]: DNS off the event-loop thread, the last good answer cached.
 //! - [`shutdown`]: signals to an orderly drain.
 //! - [`lane`]: one market's pipeline (its configuration, metrics, event loop, ring, producer,

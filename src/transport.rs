@@ -1,21 +1,24 @@
-//! Which transport a lane streams with, decided once at start: the venue's text streams, or its
-//! binary transport (Binance's SBE) when `TRANSPORT` asks for it and everything it needs is
-//! there: the venue has one, an API key was given, and REST gave every symbol's decimal scale.
-//! Otherwise the lane streams text and says so three ways: a log line (with the details), the
+//! Which transport a lane streams with: the venue's text streams, or its binary transport
+//! (Binance's SBE) when `TRANSPORT` asks for it and everything it needs is there: the venue has
+//! one, an API key was given, and REST gave every symbol's decimal scale. Decided at start
+//! ([`choose`]) and changed while running (`policy.rs`: repeated failures, a refused key, scales
+//! that arrive late, a retry after a fallback; the event loop switches, `event_loop/switch.rs`).
+//! Each decision is said three ways: a log line (with the details), the
 //! `transport_info{requested,used,reason}` gauge, and a `transport=` line of `/readyz`.
+
+mod policy;
+pub mod scales;
+
+use std::sync::Arc;
 
 use prometheus::{IntGaugeVec, Opts};
 use tracing::{info, warn};
 
 use crate::config::{Config, Transport};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::venue::{Binary, Scale, Venue};
-
-/// The binary transport a lane uses, and each symbol's scale (in `SYMBOLS`' order).
-pub struct BinaryPlan {
-    pub binary: &'static Binary,
-    pub scales: Vec<Scale>,
-}
+pub use policy::{Mode, Policy, Seen, Switch};
 
 /// Why a lane that asked for its binary transport streams text (the gauge's `reason`, and
 /// `/readyz`'s). Static words: the details, which may quote a REST body, go to the log only.
@@ -25,8 +28,12 @@ pub enum Fallback {
     NoBinary,
     /// `SBE_API_KEY_FILE` is not set.
     NoApiKey,
-    /// REST's `exchangeInfo` failed, or lacked a symbol's scale.
+    /// REST's `exchangeInfo` failed, or lacked a symbol's scale (fetched again until it comes).
     NoScales,
+    /// An upgrade was answered 401: the venue refused the API key.
+    KeyRefused,
+    /// `SBE_MAX_FAILURES` attempts in a row failed.
+    SbeFailures,
 }
 
 impl Fallback {
@@ -35,77 +42,108 @@ impl Fallback {
             Fallback::NoBinary => "no_binary_transport",
             Fallback::NoApiKey => "no_api_key",
             Fallback::NoScales => "no_scales",
+            Fallback::KeyRefused => "key_refused",
+            Fallback::SbeFailures => "sbe_failures",
         }
     }
 }
 
-/// Decides the lane's transport. `fetch` is one REST GET (the backfill's client; a parameter so
-/// that tests need no server). `Some`: stream with the binary transport.
+/// What a lane may stream with, decided at start.
+pub struct Decision {
+    /// The binary transport the lane may switch to and from (asked for, the venue has one, a key
+    /// is there); `None`: text for good.
+    pub binary: Option<&'static Binary>,
+    /// Every symbol's scale (in `SYMBOLS`' order), when REST gave them at start.
+    pub scales: Option<Vec<Scale>>,
+    /// Where the transport in use is said.
+    pub status: Status,
+}
+
+/// Decides the lane's transport at start. `fetch` is one REST GET (the backfill's client; a
+/// parameter so that tests need no server).
 pub fn choose(
     cfg: &Config,
     venue: &Venue,
     metrics: &Metrics,
     fetch: impl FnOnce(&crate::venue::rest::Call) -> Result<String, String>,
-) -> Option<BinaryPlan> {
+) -> Decision {
+    let status = Status::new(metrics, cfg.transport.as_str());
     if cfg.transport == Transport::Json {
-        report(metrics, "json", "json", None);
-        return None;
+        status.report("json", None);
+        return Decision { binary: None, scales: None, status };
     }
-    let requested = cfg.transport.as_str();
-    let plan = plan(cfg, venue, fetch);
-    match &plan {
-        Ok(p) => {
-            info!(transport = p.binary.name, symbols = p.scales.len(), "streaming with the binary transport");
-            report(metrics, requested, p.binary.name, None);
-        }
+    let binary = match (venue.binary, cfg.sbe_api_key.is_empty()) {
+        (None, _) => Err((Fallback::NoBinary, format!("{} has none", venue.exchange))),
+        (Some(_), true) => Err((Fallback::NoApiKey, "SBE_API_KEY_FILE is not set".to_string())),
+        (Some(b), false) => Ok(b),
+    };
+    let binary = match binary {
+        Ok(b) => b,
         Err((why, detail)) => {
-            warn!(requested, reason = why.as_str(), "{requested} transport unavailable ({detail}): streaming JSON");
-            report(metrics, requested, "json", Some(*why));
+            status.fallback(why, &detail);
+            return Decision { binary: None, scales: None, status };
+        }
+    };
+    let scales = fetch(&(binary.scales_call)(&cfg.symbols))
+        .map_err(|e| format!("exchangeInfo failed: {e}"))
+        .and_then(|body| (binary.parse_scales)(&body, &cfg.symbols));
+    match scales {
+        Ok(scales) => {
+            info!(transport = binary.name, symbols = scales.len(), "streaming with the binary transport");
+            status.report(binary.name, None);
+            Decision { binary: Some(binary), scales: Some(scales), status }
+        }
+        Err(detail) => {
+            status.fallback(Fallback::NoScales, &format!("{detail}; asking again"));
+            Decision { binary: Some(binary), scales: None, status }
         }
     }
-    plan.ok()
 }
 
-fn plan(
-    cfg: &Config,
-    venue: &Venue,
-    fetch: impl FnOnce(&crate::venue::rest::Call) -> Result<String, String>,
-) -> Result<BinaryPlan, (Fallback, String)> {
-    let binary = venue.binary.ok_or((Fallback::NoBinary, format!("{} has none", venue.exchange)))?;
-    if cfg.sbe_api_key.is_empty() {
-        return Err((Fallback::NoApiKey, "SBE_API_KEY_FILE is not set".into()));
+/// Says which transport a lane streams with: the gauge, and the `/readyz` line when another
+/// transport than JSON was asked for (a JSON lane's body stays the seed's).
+pub struct Status {
+    requested: &'static str,
+    gauge: Option<IntGaugeVec>,
+    health: Arc<Health>,
+}
+
+impl Status {
+    fn new(metrics: &Metrics, requested: &'static str) -> Status {
+        let gauge = IntGaugeVec::new(
+            Opts::new(
+                format!("{}_transport_info", crate::metrics::NAMESPACE),
+                "The transport market data streams with (1), as requested, and why not",
+            ),
+            &["requested", "used", "reason"],
+        );
+        // Registered once per lane, at start.
+        let gauge = gauge.ok().filter(|g| metrics.registry.register(Box::new(g.clone())).is_ok());
+        Status { requested, gauge, health: metrics.health.clone() }
     }
-    let body = fetch(&(binary.scales_call)(&cfg.symbols))
-        .map_err(|e| (Fallback::NoScales, format!("exchangeInfo failed: {e}")))?;
-    let scales = (binary.parse_scales)(&body, &cfg.symbols).map_err(|e| (Fallback::NoScales, e))?;
-    Ok(BinaryPlan { binary, scales })
-}
 
-/// The gauge, and the `/readyz` line when another transport than JSON was asked for (a JSON
-/// lane's body stays the seed's).
-fn report(metrics: &Metrics, requested: &str, used: &str, fallback: Option<Fallback>) {
-    let reason = fallback.map_or("", Fallback::as_str);
-    let gauge = IntGaugeVec::new(
-        Opts::new(
-            format!("{}_transport_info", crate::metrics::NAMESPACE),
-            "The transport market data streams with (1), as requested, and why not",
-        ),
-        &["requested", "used", "reason"],
-    );
-    // Registered once per lane, at start; a second call (none today) keeps the first.
-    if let Ok(g) = gauge {
-        if metrics.registry.register(Box::new(g.clone())).is_ok() {
+    /// The lane streams text because of `why` (`detail` goes to the log only).
+    pub fn fallback(&self, why: Fallback, detail: &str) {
+        let requested = self.requested;
+        warn!(requested, reason = why.as_str(), "{requested} transport unavailable ({detail}): streaming JSON");
+        self.report("json", Some(why));
+    }
+
+    /// The lane streams with `used`: one series of the gauge at 1 (the last decision's).
+    pub fn report(&self, used: &str, fallback: Option<Fallback>) {
+        let (requested, reason) = (self.requested, fallback.map_or("", Fallback::as_str));
+        if let Some(g) = &self.gauge {
+            g.reset();
             g.with_label_values(&[requested, used, reason]).set(1);
         }
+        if requested == "json" {
+            return;
+        }
+        self.health.transport.set(match fallback {
+            Some(f) => format!("{used} ({requested} unavailable: {})", f.as_str()),
+            None => used.to_string(),
+        });
     }
-    if requested == "json" {
-        return;
-    }
-    let note = match fallback {
-        Some(f) => format!("{used} ({requested} unavailable: {})", f.as_str()),
-        None => used.to_string(),
-    };
-    let _ = metrics.health.transport.set(note);
 }
 
 #[cfg(test)]
@@ -125,12 +163,13 @@ mod tests {
     /// What `choose` decided, and what the gauge and `/readyz` say.
     fn decide(c: &Config, fetch: Result<&str, &str>) -> (Option<Vec<Scale>>, String, Option<String>) {
         let m = Metrics::new(&c.symbols);
-        let plan = choose(c, &crate::binance::venue::VENUE, &m, |call| {
+        let d = choose(c, &crate::binance::venue::VENUE, &m, |call| {
             assert!(call.path.starts_with("/api/v3/exchangeInfo?symbols="), "{}", call.path);
             fetch.map(str::to_string).map_err(str::to_string)
         });
+        assert_eq!(d.binary.is_some(), c.transport == Transport::Sbe && !c.sbe_api_key.is_empty());
         let gauge = m.render().lines().find(|l| l.contains("transport_info{")).unwrap_or_default().to_string();
-        (plan.map(|p| p.scales), gauge, m.health.transport.get().cloned())
+        (d.scales, gauge, m.health.transport.get())
     }
 
     #[test]
@@ -158,7 +197,24 @@ mod tests {
         // USD-M has no binary transport.
         let m = Metrics::new(&["btcusdt".to_string()]);
         let usdm = &crate::binance::usdm::venue::VENUE;
-        assert!(choose(&cfg(Transport::Sbe, "k"), usdm, &m, |_| Ok(INFO.into())).is_none());
-        assert_eq!(m.health.transport.get().map(String::as_str), Some("json (sbe unavailable: no_binary_transport)"));
+        let d = choose(&cfg(Transport::Sbe, "k"), usdm, &m, |_| Ok(INFO.into()));
+        assert!(d.binary.is_none() && d.scales.is_none());
+        assert_eq!(m.health.transport.get().as_deref(), Some("json (sbe unavailable: no_binary_transport)"));
+    }
+
+    #[test]
+    fn a_switch_leaves_one_series_of_the_gauge_and_says_so_in_readyz() {
+        let c = cfg(Transport::Sbe, "k");
+        let m = Metrics::new(&c.symbols);
+        let d = choose(&c, &crate::binance::venue::VENUE, &m, |_| Ok(INFO.into()));
+        d.status.fallback(Fallback::KeyRefused, "HTTP 401");
+        let gauges: Vec<String> =
+            m.render().lines().filter(|l| l.contains("transport_info{")).map(String::from).collect();
+        assert_eq!(gauges.len(), 1, "{gauges:?}");
+        assert!(gauges[0].ends_with(r#"{reason="key_refused",requested="sbe",used="json"} 1"#), "{gauges:?}");
+        assert_eq!(m.health.transport.get().as_deref(), Some("json (sbe unavailable: key_refused)"));
+        d.status.report("sbe", None);
+        assert_eq!(m.health.transport.get().as_deref(), Some("sbe"));
+        assert_eq!(Fallback::SbeFailures.as_str(), "sbe_failures");
     }
 }

@@ -133,4 +133,7 @@ pub struct Binary {
     /// order; `Err` names the first symbol without one, or what is wrong with the body).
     pub scales_call: fn(symbols: &[String]) -> rest::Call,
     pub parse_scales: fn(body: &str, symbols: &[String]) -> Result<Vec<Scale>, String>,
+    /// The `messages_rejected_total` reason of a decimal that does not fit its symbol's scale:
+    /// the venue may have changed it, so the scales are fetched again soon.
+    pub rescale_reason: &'static str,
 }

@@ -31,12 +31,13 @@
 
 mod dial;
 mod error;
+mod handover;
 mod limits;
 mod resubscribe;
 mod transport;
 
 pub use dial::{ws_config, Dialer, MAX_FRAME, MAX_MESSAGE, WRITE_BUFFER_MAX};
-pub use error::{ConnectError, Lost, Retry};
+pub use error::{ConnectError, Lost, Retry, KEY_REFUSED};
 pub use limits::{AttemptBudget, PING_FLOOD_LIMIT, STABLE_AFTER};
 pub use transport::Transport;
 

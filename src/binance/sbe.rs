@@ -30,6 +30,7 @@ pub static BINARY: Binary = Binary {
     reasons: REASONS,
     scales_call,
     parse_scales,
+    rescale_reason: INEXACT.reason,
 };
 
 /// `/api/v3/exchangeInfo?symbols=[...]` for the configured symbols (weight 20, `rest-api.md`).

@@ -85,6 +85,9 @@ impl<'a> Build<'a> {
             sbe_api_key: Secret::default(),
             sbe_api_key_file: None,
             sbe_ws: nowhere.clone(),
+            sbe_max_failures: 0,
+            sbe_retry_after: None,
+            sbe_scales_refresh: Duration::ZERO,
             usdm: UsdmConfig {
                 symbols: Vec::new(),
                 streams: Vec::new(),

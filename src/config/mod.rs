@@ -185,6 +185,13 @@ pub struct Config {
     pub sbe_api_key_file: Option<PathBuf>,
     /// `BINANCE_SBE_URL`: where the SBE streams are.
     pub sbe_ws: Endpoint,
+    /// `SBE_MAX_FAILURES`: SBE attempts in a row that fail before the lane streams JSON.
+    pub sbe_max_failures: u32,
+    /// `SBE_RETRY_SECS`: how long a lane that fell back to JSON waits before trying SBE again
+    /// (`None`: never).
+    pub sbe_retry_after: Option<Duration>,
+    /// `SBE_SCALES_REFRESH_SECS`: how often `exchangeInfo`'s decimal scales are fetched again.
+    pub sbe_scales_refresh: Duration,
     /// The USD-M futures market's own values (`USDM_*`); its lane is [`Config::usdm_lane`].
     pub usdm: UsdmConfig,
 }

@@ -4,6 +4,8 @@
 //! and README. Whether SBE is really used is decided at start (`lane.rs`): without a key, or
 //! without every symbol's decimal scale, the lane says so and streams JSON.
 
+use std::time::Duration;
+
 use super::build::Build;
 use super::parse;
 use super::var::*;
@@ -103,6 +105,57 @@ pub(super) const TRANSPORT_VARS: &[Var] = &[
             }
         },
         show: |c, o| o.value(url(&c.sbe_ws, WS_SCHEMES)),
+    },
+    Var {
+        env: "SBE_MAX_FAILURES",
+        flag: "sbe-max-failures",
+        value_name: "N",
+        unset: Unset::Default("5"),
+        help: "SBE connection attempts in a row that fail before the lane streams JSON",
+        more: "1 to 100. A failure is an attempt that does not lead to a connection streaming for 30 s: refused, \
+               TLS or upgrade failure, timeout, or lost before. An upgrade answered 401 (Binance's `-2015`: the \
+               API key refused) switches at once. The switch goes through the usual reconnect: what was missed is \
+               backfilled or named in a gap record.",
+        secret: false,
+        apply: |v, b| {
+            if let Some(n) = b.int_in::<u32>(v, 1..=100, "") {
+                b.cfg.sbe_max_failures = n;
+            }
+        },
+        show: |c, o| o.value(c.sbe_max_failures),
+    },
+    Var {
+        env: "SBE_RETRY_SECS",
+        flag: "sbe-retry-secs",
+        value_name: "SECS",
+        unset: Unset::Default("3600"),
+        help: "After falling back to JSON for failures, try SBE again this long after, s; 0: never",
+        more: "0 to 604800. The retry is make-before-break: JSON streams until SBE does; if SBE fails again, the \
+               lane stays on JSON for another period.",
+        secret: false,
+        apply: |v, b| {
+            if let Some(s) = b.int_in::<u64>(v, 0..=604_800, "") {
+                b.cfg.sbe_retry_after = (s > 0).then(|| Duration::from_secs(s));
+            }
+        },
+        show: |c, o| o.value(c.sbe_retry_after.map_or(0, |d| d.as_secs())),
+    },
+    Var {
+        env: "SBE_SCALES_REFRESH_SECS",
+        flag: "sbe-scales-refresh-secs",
+        value_name: "SECS",
+        unset: Unset::Default("3600"),
+        help: "Fetch every symbol's price and quantity scale (`exchangeInfo`) again this often, s (`TRANSPORT=sbe`)",
+        more: "1 to 86400. Also soon after a trade's decimals do not fit the known scale (`sbe_inexact_decimal`, \
+               at most once a minute), and every 30 s at most while a lane lacks scales (it streams JSON until \
+               they come, then switches to SBE make-before-break).",
+        secret: false,
+        apply: |v, b| {
+            if let Some(s) = b.int_in::<u64>(v, 1..=86_400, "") {
+                b.cfg.sbe_scales_refresh = Duration::from_secs(s);
+            }
+        },
+        show: |c, o| o.value(c.sbe_scales_refresh.as_secs()),
     },
 ];
 

@@ -11,6 +11,10 @@ use std::time::Duration;
 /// minutes, and the usual backoff (30 s at most) would knock on it ten times as often.
 pub const BLOCKED_WAIT: Duration = Duration::from_secs(300);
 
+/// The `ws_connect_attempts_total{result}` of an upgrade whose API key was refused (HTTP 401):
+/// what the event loop watches to leave the binary transport at once.
+pub const KEY_REFUSED: &str = "key_refused";
+
 /// How the next attempt waits after a failed one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {
@@ -46,6 +50,12 @@ pub enum ConnectError {
     /// The upgrade was answered `403 Forbidden`: the venue's firewall blocks this IP.
     #[error("upgrade refused with HTTP 403: the venue's firewall blocks this IP")]
     Blocked,
+    /// The upgrade was answered `401 Unauthorized` (Binance: code -2015, "Invalid API-key, IP, or
+    /// permissions for action"): the API key is refused. Retrying at the usual pace would only
+    /// spend the 300-attempts-per-5-minutes budget on an answer that will not change; the lane
+    /// streams JSON instead (`event_loop/transport.rs`).
+    #[error("upgrade refused with HTTP 401: API key refused{0}")]
+    KeyRefused(&'static str),
 }
 
 impl ConnectError {
@@ -60,13 +70,21 @@ impl ConnectError {
             ConnectError::Handshake(_) => "handshake",
             ConnectError::Timeout => "timeout",
             ConnectError::Blocked => "blocked",
+            ConnectError::KeyRefused(_) => KEY_REFUSED,
         }
     }
 
-    /// A failed handshake, classified: a 403 answer is a firewall block, not a broken peer.
+    /// A failed handshake, classified: a 403 answer is a firewall block, a 401 a refused API
+    /// key, not a broken peer. Only Binance's code is quoted from the body (it is the peer's text).
     pub fn handshake(e: tungstenite::Error) -> ConnectError {
         match &e {
             tungstenite::Error::Http(resp) if resp.status() == 403 => ConnectError::Blocked,
+            tungstenite::Error::Http(resp) if resp.status() == 401 => {
+                let body = resp.body().as_deref().unwrap_or_default();
+                let needle = br#""code":-2015"#;
+                let binance = body.windows(needle.len()).any(|w| w == needle);
+                ConnectError::KeyRefused(if binance { " (code -2015)" } else { "" })
+            }
             _ => ConnectError::Handshake(e),
         }
     }
@@ -74,7 +92,7 @@ impl ConnectError {
     /// How the next attempt waits.
     pub fn retry(&self) -> Retry {
         match self {
-            ConnectError::Blocked => Retry::NotBefore(BLOCKED_WAIT),
+            ConnectError::Blocked | ConnectError::KeyRefused(_) => Retry::NotBefore(BLOCKED_WAIT),
             _ => Retry::Backoff,
         }
     }
@@ -154,5 +172,21 @@ mod tests {
             assert_eq!((e.label(), e.retry()), ("handshake", Retry::Backoff), "{code}");
         }
         assert_eq!(ConnectError::Timeout.retry(), Retry::Backoff);
+    }
+
+    #[test]
+    fn a_401_upgrade_is_a_refused_api_key_not_retried_at_the_usual_pace() {
+        let answer = |body: Option<&str>| {
+            let resp = tungstenite::http::Response::builder().status(401).body(body.map(|b| b.as_bytes().to_vec()));
+            ConnectError::handshake(tungstenite::Error::Http(Box::new(resp.unwrap())))
+        };
+        let binance = answer(Some(r#"{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}"#));
+        assert_eq!((binance.label(), binance.retry()), (KEY_REFUSED, Retry::NotBefore(BLOCKED_WAIT)));
+        assert_eq!(binance.to_string(), "upgrade refused with HTTP 401: API key refused (code -2015)");
+        let bare = answer(None);
+        assert_eq!(
+            (bare.label(), bare.to_string().as_str()),
+            (KEY_REFUSED, "upgrade refused with HTTP 401: API key refused")
+        );
     }
 }

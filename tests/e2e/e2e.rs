@@ -28,6 +28,7 @@ mod sasl;
 mod sbe;
 mod silence;
 mod stale;
+mod transport_switch;
 mod usdm;
 mod usdm_guarantees;
 mod venue_2026;

@@ -235,6 +235,12 @@ needs a Kafka username and password together or neither. Renders nothing.
 {{- if and $hasPassword (not .Values.env.KAFKA_USERNAME) }}
 {{- fail "a Kafka password is configured (keyVault or existingPasswordSecret) but env.KAFKA_USERNAME is empty (the ingestor needs both or neither; Event Hubs: $ConnectionString)" }}
 {{- end }}
+{{- if and (eq .Values.transport "sbe") (not .Values.keyVault.enabled) }}
+{{- fail "transport: sbe needs keyVault.enabled (the SBE API key comes from Key Vault, as the Kafka password does)" }}
+{{- end }}
+{{- if and (eq .Values.transport "sbe") .Values.keyVault.enabled (eq .Values.sbeApiKey.keyVaultSecretName .Values.keyVault.secretName) }}
+{{- fail "sbeApiKey.keyVaultSecretName is keyVault.secretName: the SBE API key and the Kafka password are two secrets" }}
+{{- end }}
 {{- if and .Values.azure.workloadIdentity.enabled (not .Values.azure.workloadIdentity.clientId) }}
 {{- fail "azure.workloadIdentity.enabled needs azure.workloadIdentity.clientId (or set it to false)" }}
 {{- end }}
