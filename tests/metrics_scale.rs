@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use marketflow_ingestor::config::VARS;
-use marketflow_ingestor::metrics::{Detail, Metrics, Stage, DEFAULT_SYMBOL_DETAIL_MAX};
+use marketflow_ingestor::metrics::{Detail, Metrics, Stage, ALL_SYMBOLS, DEFAULT_SYMBOL_DETAIL_MAX};
 
 const SYMBOLS: usize = 1_000;
 /// The venue's names of the stream kinds of scripts/metrics-scale.sh (no depth: its order books
@@ -151,4 +151,11 @@ fn up_to_the_default_bound_every_symbol_keeps_its_detail() {
     let text = m.render();
     assert!(text.contains("marketflow_ingestor_gaps_total{symbol=\"sym0001usdt\"} 1"), "{text}");
     assert!(!text.contains("_all"), "{text}");
+}
+
+/// config/parse.rs refuses the aggregate's label as a symbol by its text (config sits below
+/// metrics): the two must stay the same word.
+#[test]
+fn the_aggregate_label_is_the_word_config_refuses_as_a_symbol() {
+    assert_eq!(ALL_SYMBOLS, "_all");
 }

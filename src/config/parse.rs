@@ -81,6 +81,12 @@ pub(super) fn symbols(v: &str, errs: &mut Problems) -> Vec<String> {
         }
         // Stream names carry symbols in lower case.
         let lower = s.to_lowercase();
+        // The metrics' label for a lane's aggregate (`metrics::ALL_SYMBOLS`; config sits below
+        // metrics, so the text is repeated, and tests/metrics_scale.rs keeps the two equal).
+        if lower == "_all" {
+            errs.push(format_args!("`{s}` is reserved: /metrics names the total over all symbols so"));
+            continue;
+        }
         if out.contains(&lower) {
             errs.push(format_args!("`{s}` is listed twice"));
             continue;

@@ -39,6 +39,11 @@ fn defaults_match_the_original_design() {
 }
 
 #[test]
+fn the_metrics_aggregate_label_is_not_a_symbol() {
+    assert!(errs(&[("SYMBOLS", "btcusdt,_ALL")])[0].contains("reserved"));
+}
+
+#[test]
 fn symbols_are_lowercased_trimmed_and_deduplicated() {
     let c = ok(&[("SYMBOLS", " BTCUSDT, ethusdt ,,")]);
     assert_eq!(c.symbols, ["btcusdt", "ethusdt"]);
