@@ -18,9 +18,10 @@ pub fn table(results: &[RunResult]) -> String {
     for r in results {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} ({:.0}) | {:.0} | {:.1} | {} |",
+            "| {} | {}, {} | {} | {} | {} | {} | {} | {} | {:.0} ({:.0}) | {:.0} | {:.1} | {} |",
             r.name,
-            format!("{}, {}", r.feeder, r.transport),
+            r.feeder,
+            r.transport,
             r.sink,
             if r.tls { "yes" } else { "no" },
             fmt_rate(r.target_rate),
