@@ -112,6 +112,9 @@ pub struct SbeFuzzer {
     kept: Vec<Vec<u8>>,
     pipeline: Pipeline,
     reader: RingReader,
+    /// The next trade id of a fresh trade event: ids the pipeline has not seen are not dropped
+    /// as duplicates, so their records reach the text oracle.
+    next_id: i64,
 }
 
 /// The most accepted mutants kept.
@@ -133,14 +136,48 @@ impl SbeFuzzer {
             kept: Vec::new(),
             pipeline,
             reader,
+            next_id: 1_000_000,
         }
+    }
+
+    /// A valid trade event of new ids, random mantissas and exponents, for a configured symbol or
+    /// not.
+    fn fresh_trades(&mut self, input: &mut Vec<u8>) {
+        let rng = &mut self.rng;
+        let n = rng.random_range(1..=8i64);
+        // Mostly what btcusdt's scale (8) writes exactly, so that records exist to be checked.
+        let rows: Vec<TradeRow> = (0..n)
+            .map(|i| TradeRow {
+                id: self.next_id + i,
+                price: if rng.random_ratio(3, 4) { rng.random_range(1..100_000_000) } else { rng.random() },
+                qty: if rng.random_ratio(3, 4) { rng.random_range(1..1_000_000_000) } else { rng.random() },
+                is_buyer_maker: rng.random(),
+            })
+            .collect();
+        self.next_id += n;
+        let t = 1_700_000_000_000_000 + self.next_id;
+        let mut exponent = || if rng.random_ratio(3, 4) { rng.random_range(-8..=2) } else { rng.random_range(-12..=3) };
+        let (price_exponent, qty_exponent) = (exponent(), exponent());
+        let symbol = ["BTCUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"][rng.random_range(0..4)];
+        let frame =
+            TradesFrame { event_time_us: t, transact_time_us: t, price_exponent, qty_exponent, trades: &rows, symbol };
+        frame.encode_into(input).expect("a valid trade event");
     }
 
     fn next(&mut self, input: &mut Vec<u8>) {
         input.clear();
+        if self.rng.random_ratio(1, 4) {
+            // Whole and fresh half the time, mutated like the others otherwise.
+            self.fresh_trades(input);
+            if self.rng.random_ratio(1, 2) {
+                return;
+            }
+        }
         let rng = &mut self.rng;
-        let pool = if !self.kept.is_empty() && rng.random_ratio(1, 3) { &self.kept } else { &self.seeds };
-        input.extend_from_slice(&pool[rng.random_range(0..pool.len())]);
+        if input.is_empty() {
+            let pool = if !self.kept.is_empty() && rng.random_ratio(1, 3) { &self.kept } else { &self.seeds };
+            input.extend_from_slice(&pool[rng.random_range(0..pool.len())]);
+        }
         for _ in 0..rng.random_range(1..=4) {
             let len = input.len();
             match rng.random_range(0..9) {
