@@ -6,6 +6,12 @@
 //! fresh pipeline (its setup untimed) taking `N` frames of new trade ids, then the ring drained:
 //! a repeated id would be dropped as a duplicate before it is normalized.
 //!
+//! A third function, `enqueue_only`, times the part both paths share at the least: the same
+//! records, parsed before the clock starts, encoded into the ring (`Pipeline::enqueue`, without
+//! the symbol lookup, sequence checks and counters of a frame). However fast a transport decodes,
+//! its time per trade stays above this one, so JSON's time over it bounds the SBE/JSON ratio
+//! the gate checks (scripts/bench_gate.py prints that bound).
+//!
 //! `cargo bench --bench sbe` (`-- --test` runs each once, as scripts/test.sh does).
 
 use std::time::Duration;
@@ -13,6 +19,7 @@ use std::time::Duration;
 use binance_sbe::encode::{TradeRow, TradesFrame};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use marketflow_ingestor::binance::venue::VENUE;
+use marketflow_ingestor::binance::wire::{parse_frame, Frame};
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
 use marketflow_ingestor::ring::{ring, RingReader};
@@ -106,6 +113,27 @@ fn bench(c: &mut Criterion) {
             |(mut p, mut r)| {
                 for f in &sbe {
                     let o = p.on_binary(f, 1, Admission::Normal);
+                    debug_assert_eq!(o, Outcome::Record);
+                    std::hint::black_box(o);
+                }
+                drain(&mut r);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let records: Vec<_> = json
+        .iter()
+        .map(|f| match parse_frame(f.as_bytes()) {
+            Ok(Frame::Market { record, .. }) => record,
+            other => panic!("not a market frame: {other:?}"),
+        })
+        .collect();
+    g.bench_function("enqueue_only", |b| {
+        b.iter_batched(
+            || pipeline(false),
+            |(mut p, mut r)| {
+                for rec in &records {
+                    let o = p.enqueue(rec, 0, 1, 0, b"");
                     debug_assert_eq!(o, Outcome::Record);
                     std::hint::black_box(o);
                 }

@@ -9,7 +9,13 @@ dropped by more than the threshold. Ratios survive a noisy, shared machine; abso
   scripts/bench_gate.py check [--threshold 0.25] [--skip NAME]   # after `cargo bench`
   scripts/bench_gate.py save                       # record the current ratios as the baseline
 
+`--only NAME` (repeatable) restricts any mode to those pairs, e.g. after `cargo bench --bench sbe`:
+`check --only sbe`, or `save --only sbe` (that ratio saved, the others kept as they are).
+
 Every benchmark of PAIRS not skipped must have a result: a missing one fails `check` and `save`.
+Besides the comparison with the saved ratio, a pair of TARGETS fails `check` below its floor (an
+issue's target stated as a same-run ratio), and ABSOLUTE prints a time per element against an
+issue's target without failing: on a shared VM an absolute time says more about the neighbours.
 """
 import json
 import os
@@ -20,6 +26,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRITERION = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve() / "criterion"
 SAVED = ROOT / "benches" / "baseline-ratios.json"
+# `--only`: the pairs this run is about (empty: all).
+ONLY = set()
 
 # name -> (ours, baseline), criterion ids relative to target/criterion
 PAIRS = {
@@ -32,7 +40,20 @@ PAIRS = {
     "pipeline": ("pipeline/ours", "pipeline/naive_serde_crossbeam"),
     # Not a speedup: the pipeline's rate with order-book upkeep over its rate without (about 1).
     "pipeline_depth_book": ("pipeline_depth/with_book", "pipeline_depth/without_book"),
+    # TRANSPORT=sbe against the JSON path: one trade's decode + normalize + encode (benches/sbe.rs).
+    "sbe": ("trade_decode_normalize_encode/sbe", "trade_decode_normalize_encode/json_sonic"),
 }
+
+# name -> (lowest same-run ratio, where the target comes from): `check` fails below it.
+TARGETS = {"sbe": (3.0, "issue 13: SBE at least 3x the JSON path")}
+
+# name -> (criterion id, target ns per element, where it comes from): reported, never a failure.
+ABSOLUTE = {"sbe": ("trade_decode_normalize_encode/sbe", 100.0, "issue 13: under 100 ns per trade")}
+
+# name -> (criterion id of the part both sides share): the baseline's time over it is the highest
+# ratio a faster decoder alone could reach (reported with the target, so a ratio under the target
+# says whether decoding or the shared part is in the way).
+SHARED = {"sbe": "trade_decode_normalize_encode/enqueue_only"}
 
 
 def estimates(bench_id):
@@ -43,8 +64,16 @@ def mean_ns(bench_id):
     return json.loads(estimates(bench_id).read_text())["mean"]["point_estimate"]
 
 
+def per_element_ns(bench_id):
+    """The mean time of one element: criterion times an iteration, which the benchmark's
+    `Throughput::Elements` says is that many elements (one if it declares none)."""
+    bench = json.loads((CRITERION / bench_id / "new" / "benchmark.json").read_text())
+    elements = (bench.get("throughput") or {}).get("Elements") or 1
+    return mean_ns(bench_id) / elements
+
+
 def expected(skipped):
-    return {name: ids for name, ids in PAIRS.items() if name not in skipped}
+    return {name: ids for name, ids in PAIRS.items() if name not in skipped and (not ONLY or name in ONLY)}
 
 
 def clean(skipped):
@@ -72,6 +101,7 @@ def main():
     mode = args[0] if args else "check"
     threshold = float(args[args.index("--threshold") + 1]) if "--threshold" in args else 0.25
     skipped = {args[i + 1] for i, a in enumerate(args) if a == "--skip"}
+    ONLY.update(args[i + 1] for i, a in enumerate(args) if a == "--only")
     if mode == "clean":
         clean(skipped)
         return
@@ -81,7 +111,8 @@ def main():
     if mode == "save":
         if missing:
             sys.exit(f"bench-gate: not saving, {len(missing)} expected results missing")
-        SAVED.write_text(json.dumps(now, indent=2, sort_keys=True) + "\n")
+        out = {**json.loads(SAVED.read_text()), **now} if ONLY else now
+        SAVED.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
         print(f"saved {len(now)} ratios to {SAVED.relative_to(ROOT)}")
         return
     saved = json.loads(SAVED.read_text())
@@ -97,11 +128,30 @@ def main():
         failed += bad
         print(f"{name:<22} {base:>9.2f} {ratio:>9.2f} {change:>+7.0%}{'  REGRESSION' if bad else ''}")
     # A saved ratio the gate no longer knows how to measure is a failure too.
-    unknown = sorted(set(saved) - set(PAIRS))
+    unknown = sorted(set(saved) - set(PAIRS)) if not ONLY else []
     for name in unknown:
         print(f"{name:<22} saved in {SAVED.name} but not measured by this gate")
-    bad = failed + len(missing) + len(unknown)
-    print(f"bench-gate: {len(now) - failed} passed, {bad} failed (threshold {threshold:.0%})")
+    below = 0
+    for name, (floor, why) in sorted(TARGETS.items()):
+        if name in now:
+            ok = now[name] >= floor
+            below += not ok
+            print(f"{name:<22} target x{floor:g} ({why}): x{now[name]:.2f} {'met' if ok else 'NOT MET'}")
+            if name in SHARED and estimates(SHARED[name]).exists():
+                ours, base = expected(set())[name]
+                shared, bound = per_element_ns(SHARED[name]), mean_ns(base) / mean_ns(SHARED[name])
+                print(
+                    f"{'':<22} shared part {shared:.1f} ns per element ({SHARED[name]}): "
+                    f"x{bound:.2f} at most with a free decoder; the rest (decoding, symbol, sequence checks, "
+                    f"counters) {per_element_ns(ours) - shared:.1f} ns here, {per_element_ns(base) - shared:.1f} ns in the baseline"
+                )
+    for name, (bench_id, target, why) in sorted(ABSOLUTE.items()):
+        if name in now:
+            ns = per_element_ns(bench_id)
+            verdict = "under it" if ns < target else "OVER it"
+            print(f"{name:<22} {ns:.1f} ns per element, {verdict} ({why}; reported, not checked)")
+    bad = failed + len(missing) + len(unknown) + below
+    print(f"bench-gate: {len(now) - failed} passed, {bad} failed (threshold {threshold:.0%}; {below} below target)")
     sys.exit(1 if bad else 0)
 
 

@@ -1,5 +1,5 @@
-//! Fuzzing the frame parser, the record parser/encoder and the WebSocket decoder (the harness is
-//! in tests/fuzzing/). `cargo test` runs a short fixed-seed pass so the harness cannot rot; the
+//! Fuzzing the frame parser, the record parser/encoder, the WebSocket decoder and the SBE decoder
+//! with the binary path behind it (the harness is in tests/fuzzing/). `cargo test` runs a short fixed-seed pass so the harness cannot rot; the
 //! long campaign is `scripts/fuzz.sh [INPUTS] [SEED]` (the ignored `campaign` test, in release).
 
 mod fuzzing;
@@ -36,6 +36,14 @@ fn assert_reaches_every_target(st: &Stats) {
     assert!(by(&st.ws, "text") > 0 && by(&st.ws, "ping") > 0, "websocket: {:?}", st.ws);
     assert!(by(&st.usdm, "market") > 0 && by(&st.usdm, "encoded") > 0, "USD-M: {:?}", st.usdm);
     assert!(by(&st.usdm, "unknown_stream") > 0 && st.usdm.rejected > by(&st.usdm, "unknown_stream"), "{:?}", st.usdm);
+    // SBE: every message decoded, the length checks each reached, trade records checked.
+    for k in ["TradesStreamEvent", "BestBidAskStreamEvent", "DepthSnapshotStreamEvent", "DepthDiffStreamEvent"] {
+        assert!(by(&st.sbe, k) > 0, "SBE: no {k} decoded: {:?}", st.sbe);
+    }
+    for r in ["short_header", "truncated", "block_too_short", "unknown_template", "trailing_bytes", "invalid_bool"] {
+        assert!(by(&st.sbe, r) > 0, "SBE: nothing refused as {r}: {:?}", st.sbe);
+    }
+    assert!(st.sbe_records > 0, "SBE: no trade record: {:?}", st.sbe);
 }
 
 #[test]

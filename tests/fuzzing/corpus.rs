@@ -1,12 +1,13 @@
 //! cargo-fuzz support: the input shape of the payload target and the seed corpus of every target
-//! (written by `tests/fuzz.rs`'s ignored `export_corpus`).
+//! (written by `tests/fuzz.rs`'s ignored `export_corpus`), the SBE decoder's
+//! (crates/binance-sbe/fuzz, target `decode`) included as `sbe_decode/`.
 
 use std::path::Path;
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::{data_of, seeds, stream_for, ws};
+use super::{data_of, sbe, seeds, stream_for, ws};
 
 /// A payload-target input for libFuzzer: the stream name, a newline, the payload.
 pub fn split_payload_input(data: &[u8]) -> (String, String) {
@@ -23,7 +24,7 @@ pub fn export_corpus(dir: &Path) -> usize {
     let seeds = seeds::seeds();
     let mut rng = SmallRng::seed_from_u64(7);
     let mut n = 0;
-    for target in ["frame", "payload", "websocket"] {
+    for target in ["frame", "payload", "websocket", "sbe_decode"] {
         std::fs::create_dir_all(dir.join(target)).expect("create the corpus directory");
     }
     let mut write = |target: &str, i: usize, bytes: &[u8]| {
@@ -37,6 +38,9 @@ pub fn export_corpus(dir: &Path) -> usize {
         let stream = stream_for(&mut rng, data);
         write("payload", i, format!("{stream}\n{data}").as_bytes());
         write("websocket", i, &ws::build(&mut rng, s).wire);
+    }
+    for (i, f) in sbe::seeds().iter().enumerate() {
+        write("sbe_decode", i, f);
     }
     n
 }

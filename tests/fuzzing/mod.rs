@@ -13,6 +13,8 @@
 
 pub mod corpus;
 pub mod mutate;
+pub mod payload;
+pub mod sbe;
 pub mod seeds;
 pub mod targets;
 pub mod usdm;
@@ -21,6 +23,7 @@ pub mod ws;
 // Each includer uses one of the two.
 #[allow(unused_imports)]
 pub use corpus::{export_corpus, split_payload_input};
+pub(crate) use payload::{data_of, stream_for};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -75,6 +78,10 @@ pub struct Stats {
     pub usdm: Tally,
     /// Target (c): messages read, by type (accepted), and how each stream ended (rejected).
     pub ws: Tally,
+    /// Target (d), SBE (`sbe.rs`): frames decoded, by message, or refused, by reason; and the
+    /// trade records the binary path wrote from them (each checked).
+    pub sbe: Tally,
+    pub sbe_records: u64,
     pub ws_streams: u64,
     /// Frames sonic-rs accepted that serde_json calls invalid JSON (not a failure: noted).
     pub lenient: u64,
@@ -316,91 +323,6 @@ pub struct Config {
     pub progress: Option<Duration>,
 }
 
-/// Stream names for the payload target: mostly the right one for the payload, often a wrong
-/// kind or symbol, sometimes mangled.
-pub(crate) fn stream_for(rng: &mut SmallRng, data: &str) -> String {
-    const SUFFIXES: &[&str] = &[
-        "trade",
-        "aggTrade",
-        "bookTicker",
-        "depth",
-        "depth@100ms",
-        "kline_1m",
-        "kline_1M",
-        "kline_1s",
-        "kline_1w",
-        "kline_12h",
-        "kline_2m",
-        "kline_",
-        "Trade",
-        "TRADE",
-        "depth5",
-        "depth@1000ms",
-        "miniTicker",
-        "",
-        "trade@",
-        "kline_1m\0",
-        "depth@100ms@x",
-    ];
-    if rng.random_ratio(1, 16) {
-        return "!serverShutdown".into();
-    }
-    // The payload's own symbol (and kind) make a matching stream likely.
-    let own_symbol = data.find("\"s\":\"").and_then(|i| {
-        let rest = &data[i + 5..];
-        rest.find('"').map(|j| rest[..j].to_string())
-    });
-    let own_kind = data.find("\"e\":\"").and_then(|i| {
-        let rest = &data[i + 5..];
-        rest.find('"').map(|j| match &rest[..j] {
-            "trade" => "trade",
-            "aggTrade" => "aggTrade",
-            "depthUpdate" => "depth",
-            _ => "kline_1m",
-        })
-    });
-    let symbol = match (rng.random_range(0..8), own_symbol) {
-        (0..=5, Some(s)) => s.to_ascii_lowercase(),
-        (6, Some(s)) => s,
-        _ => seeds::ALL_SYMBOLS[rng.random_range(0..seeds::ALL_SYMBOLS.len())].to_string(),
-    };
-    let interval = data.find("\"i\":\"").and_then(|i| {
-        let rest = &data[i + 5..];
-        rest.find('"').map(|j| format!("kline_{}", &rest[..j]))
-    });
-    let suffix = match (rng.random_range(0..4), own_kind, interval) {
-        (0, Some("kline_1m"), Some(iv)) => iv,
-        (0 | 1, Some(k), _) => k.to_string(),
-        _ => SUFFIXES[rng.random_range(0..SUFFIXES.len())].to_string(),
-    };
-    let mut s = format!("{symbol}@{suffix}");
-    if rng.random_ratio(1, 8) {
-        // Mangle: a byte dropped, doubled or replaced.
-        let mut b = s.into_bytes();
-        let i = rng.random_range(0..b.len());
-        match rng.random_range(0..3) {
-            0 => {
-                b.remove(i);
-            }
-            1 => b.insert(i, b[i]),
-            _ => b[i] = [b'@', b'_', b'A', 0, 0xc3][rng.random_range(0..5)],
-        }
-        s = String::from_utf8_lossy(&b).into_owned();
-    }
-    s
-}
-
-/// The `data` member of a combined frame, roughly (the input is mutated: no JSON parse).
-pub(crate) fn data_of(frame: &str) -> &str {
-    match frame.find("\"data\":") {
-        Some(i) => {
-            let rest = &frame[i + 7..];
-            rest.rfind('}').map_or(rest, |j| &rest[..j])
-        }
-        None => frame,
-    }
-}
-
 /// Runs the campaign: `cfg.inputs` inputs, each through every target.
 pub fn run(cfg: &Config) -> Stats {
     install_panic_hook();
@@ -414,6 +336,7 @@ pub fn run(cfg: &Config) -> Stats {
     // on what the targets did.
     let mut rng = SmallRng::seed_from_u64(cfg.seed ^ 0x5eed_f00d_cafe_d00d);
     let mut st = Stats::default();
+    let mut sbe = sbe::SbeFuzzer::new(cfg.seed);
     let mut input = Vec::new();
     let mut seen: HashMap<[&'static str; 5], u32> = HashMap::new();
     let started = Instant::now();
@@ -483,6 +406,9 @@ pub fn run(cfg: &Config) -> Stats {
         )
         .unwrap_or("panic");
 
+        // (d) a binary input of the SBE target's own mutator.
+        sbe.step(&mut st, note);
+
         // Keep inputs whose combination of outcomes is still rare.
         let sig = [parsed, encoded, payload, wsl, if utf8 { "utf8" } else { "bytes" }];
         let n = seen.entry(sig).or_default();
@@ -538,6 +464,7 @@ pub fn summary(cfg: &Config, st: &Stats, elapsed: Duration) -> String {
     row(&mut s, "payload parser", &st.payload, "payloads");
     row(&mut s, "websocket decoder", &st.ws, "messages read / how streams ended");
     row(&mut s, "USD-M parser + encoder", &st.usdm, "frames, then records");
+    row(&mut s, "SBE decoder + path", &st.sbe, &format!("frames; {} trade records checked", st.sbe_records));
     let _ = writeln!(s, "  websocket streams: {}", st.ws_streams);
     let _ = writeln!(
         s,
@@ -576,6 +503,8 @@ pub fn replay(path: &Path) {
         let stream = std::fs::read_to_string(path.with_extension("stream")).expect("the .stream file next to it");
         let data = String::from_utf8(input).expect("payload inputs are UTF-8");
         targets::payload(&stream, &data, recv_ns, &mut st);
+    } else if name.starts_with("sbe") {
+        sbe::SbeFuzzer::new(0).replay(&input, &mut st);
     } else if name.starts_with("websocket") {
         let note = std::fs::read_to_string(path.with_extension("txt")).unwrap_or_default();
         let (seed, max) = note

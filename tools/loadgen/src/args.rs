@@ -44,6 +44,11 @@ pub struct Args {
     /// Who sends: the Binance simulator, or the replay feeder (trade and aggTrade only)
     #[arg(long, default_value = "sim", value_parser = ["sim", "replay"])]
     pub feeder: String,
+    /// How market data travels, comma-separated: json, sbe (Binance's SBE streams: the ingester
+    /// runs TRANSPORT=sbe, trade streams only). Each is run in turn with the same settings, and
+    /// with --max the highest loss-free rates are compared (SBE over JSON)
+    #[arg(long, default_value = "json")]
+    pub transport: String,
     /// Find the highest rate sustained without loss (doubling from --max-start, then bisecting)
     #[arg(long)]
     pub max: bool,

@@ -56,10 +56,10 @@ fn run_contender(args: &Args, who: &str, rate: f64, dir: &Path, secs: f64) -> Re
     let streams = vec!["aggTrade".to_string()];
     let duration = Some(Duration::from_secs_f64(args.warmup + secs + 30.0));
     // wss for both: cryptofeed refuses ws:// addresses (and Binance is wss anyway).
-    let feeder = Feeder::start(&args.feeder, rate, &symbols, &streams, duration, true)?;
+    let feeder = Feeder::start(&args.feeder, rate, &symbols, &streams, duration, true, false)?;
     // The replay feeder has no REST side: a simulator serves cryptofeed's exchangeInfo.
     let rest_sim = match &feeder {
-        Feeder::Replay(_) => {
+        Feeder::Replay { .. } => {
             Some(sim::spawn(SimConfig { symbols: symbols.clone(), ..SimConfig::default() }, "127.0.0.1:0")?)
         }
         Feeder::Sim { .. } => None,

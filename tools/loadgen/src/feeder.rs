@@ -1,4 +1,7 @@
-//! Who sends to the ingester: the project's Binance simulator, or the replay feeder.
+//! Who sends to the ingester: the project's Binance simulator, or the replay feeder; each over
+//! Binance's JSON streams or its SBE streams (`--transport sbe`: the simulator's SBE endpoint, or
+//! the replay feeder's SBE frames with a simulator answering `exchangeInfo`, which the ingester
+//! reads the decimal scales from before it dials SBE).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,8 +13,17 @@ use crate::replay::Replay;
 
 pub enum Feeder {
     // Boxed: a running simulator's handle is several times the replay's size.
-    Sim { h: Box<SimHandle>, kinds: Vec<StreamKind>, nsym: u64 },
-    Replay(Replay),
+    Sim {
+        h: Box<SimHandle>,
+        kinds: Vec<StreamKind>,
+        nsym: u64,
+        sbe: bool,
+    },
+    /// `rest`: a simulator for REST (`exchangeInfo`) when the replay serves SBE.
+    Replay {
+        r: Replay,
+        rest: Option<Box<SimHandle>>,
+    },
 }
 
 impl Feeder {
@@ -22,12 +34,23 @@ impl Feeder {
         streams: &[String],
         duration: Option<Duration>,
         tls: bool,
+        sbe: bool,
     ) -> Result<Feeder> {
         let kinds: Vec<StreamKind> =
             streams.iter().map(|s| s.parse::<StreamKind>().map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
         let per_kind = rate / kinds.len().max(1) as f64;
         match kind {
-            "replay" => Ok(Feeder::Replay(Replay::spawn(rate, duration, tls)?)),
+            "replay" => {
+                let r = Replay::spawn(rate, duration, tls, sbe)?;
+                // It only answers REST: its market generates nothing until someone subscribes.
+                let rest = sbe
+                    .then(|| {
+                        sim::spawn(SimConfig { symbols: symbols.to_vec(), tls, ..SimConfig::default() }, "127.0.0.1:0")
+                    })
+                    .transpose()?
+                    .map(Box::new);
+                Ok(Feeder::Replay { r, rest })
+            }
             _ => {
                 let cfg = SimConfig {
                     symbols: symbols.to_vec(),
@@ -38,37 +61,49 @@ impl Feeder {
                     ..SimConfig::default()
                 };
                 let h = sim::spawn(cfg, "127.0.0.1:0")?;
-                Ok(Feeder::Sim { h: Box::new(h), kinds, nsym: symbols.len() as u64 })
+                Ok(Feeder::Sim { h: Box::new(h), kinds, nsym: symbols.len() as u64, sbe })
             }
         }
     }
 
+    /// The JSON streams' base URL (`BINANCE_WS_URL`). The SBE replay has none: its own address,
+    /// so that an ingester that fell back to JSON gets binary frames it refuses, not data.
     pub fn ws_url(&self) -> String {
         match self {
             Feeder::Sim { h, .. } => h.ws_url(),
-            Feeder::Replay(r) => format!("{}://{}", if r.cert_pem.is_some() { "wss" } else { "ws" }, r.addr),
+            Feeder::Replay { r, .. } => format!("{}://{}", if r.cert_pem.is_some() { "wss" } else { "ws" }, r.addr),
+        }
+    }
+
+    /// The SBE streams' base URL (`BINANCE_SBE_URL`), when the feed is SBE.
+    pub fn sbe_url(&self) -> Option<String> {
+        match self {
+            Feeder::Sim { h, sbe: true, .. } => Some(h.sbe_url()),
+            Feeder::Replay { rest: Some(_), .. } => Some(self.ws_url()),
+            _ => None,
         }
     }
 
     pub fn rest_url(&self) -> String {
         match self {
             Feeder::Sim { h, .. } => h.rest_url(),
-            // Never used: backfill and recovery are off.
-            Feeder::Replay(_) => "http://127.0.0.1:9".into(),
+            Feeder::Replay { rest: Some(h), .. } => h.rest_url(),
+            // Never used: backfill and recovery are off, and a JSON feed needs no exchangeInfo.
+            Feeder::Replay { rest: None, .. } => "http://127.0.0.1:9".into(),
         }
     }
 
     pub fn cert_pem(&self) -> Option<&str> {
         match self {
             Feeder::Sim { h, .. } => h.cert_pem.as_deref(),
-            Feeder::Replay(r) => r.cert_pem.as_deref(),
+            Feeder::Replay { r, .. } => r.cert_pem.as_deref(),
         }
     }
 
     pub fn sent(&self) -> u64 {
         match self {
             Feeder::Sim { h, .. } => h.market.sent.load(Ordering::Relaxed),
-            Feeder::Replay(r) => r.shared.sent.load(Ordering::Relaxed),
+            Feeder::Replay { r, .. } => r.shared.sent.load(Ordering::Relaxed),
         }
     }
 
@@ -76,22 +111,23 @@ impl Feeder {
     /// the market clock if nobody subscribed yet, so it is only read once the ingester is in.
     pub fn scheduled(&self) -> u64 {
         match self {
-            Feeder::Sim { h, kinds, nsym } => kinds.iter().map(|k| h.market.generated(*k) * nsym).sum(),
-            Feeder::Replay(r) => r.scheduled(),
+            Feeder::Sim { h, kinds, nsym, .. } => kinds.iter().map(|k| h.market.generated(*k) * nsym).sum(),
+            Feeder::Replay { r, .. } => r.scheduled(),
         }
     }
 
     pub fn thread_prefix(&self) -> &'static str {
         match self {
+            Feeder::Sim { sbe: true, .. } => "sim-sbe-conn",
             Feeder::Sim { .. } => "sim-conn",
-            Feeder::Replay(_) => "replay",
+            Feeder::Replay { .. } => "replay",
         }
     }
 
     pub fn error(&self) -> Option<String> {
         match self {
             Feeder::Sim { .. } => None,
-            Feeder::Replay(r) => r.shared.error.lock().unwrap().clone(),
+            Feeder::Replay { r, .. } => r.shared.error.lock().unwrap().clone(),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::args::Args;
 use crate::child::{nap, ChildGuard};
 use crate::cpuset::unpinned;
 use crate::feeder::Feeder;
-use crate::scrape::http_get;
+use crate::scrape::{http_get, metric_name, Prom};
 
 pub struct Ingester {
     pub child: ChildGuard,
@@ -53,6 +53,12 @@ pub fn spawn_ingester(s: &IngesterSpec<'_>) -> Result<Ingester> {
         .env("RECOVER_FROM_KAFKA", "off")
         .env("BACKFILL", "off")
         .env("RUST_LOG", "info");
+    // TRANSPORT=sbe: any key does for the feeders (Binance checks it; they only want one sent).
+    if let Some(url) = s.feeder.sbe_url() {
+        let key = s.dir.join("sbe-api-key");
+        std::fs::write(&key, "loadgen-sbe-key\n")?;
+        cmd.env("TRANSPORT", "sbe").env("BINANCE_SBE_URL", url).env("SBE_API_KEY_FILE", &key);
+    }
     if let Some(pem) = s.feeder.cert_pem() {
         let p = s.dir.join("feeder-ca.pem");
         std::fs::write(&p, pem)?;
@@ -114,6 +120,19 @@ pub fn wait_ready(ing: &mut Ingester, timeout: Duration) -> Result<()> {
             bail!("the ingester was not ready within {timeout:?}");
         }
         nap(Duration::from_millis(50))?;
+    }
+}
+
+/// Fails unless the ingester streams with `want` (`transport_info{used}`): an SBE run whose lane
+/// fell back to JSON would measure the wrong path.
+pub fn check_transport(ing: &Ingester, want: &str) -> Result<()> {
+    let (_, text) = http_get(&format!("{}/metrics", ing.metrics))?;
+    let name = metric_name("transport_info");
+    let info = Prom::parse(&text).0.into_iter().find(|(n, _, v)| *n == name && *v == 1.0).map(|(_, l, _)| l);
+    match info {
+        Some(l) if l.contains(&format!("used=\"{want}\"")) => Ok(()),
+        Some(l) => bail!("the ingester does not stream with {want}: {name}{{{l}}} (see its log)"),
+        None => bail!("the ingester reports no {name}"),
     }
 }
 

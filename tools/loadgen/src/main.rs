@@ -18,6 +18,10 @@
 //! loss), `--soak MINUTES` (RSS every 10 s), `--compare-cryptofeed` (the same feed through the
 //! ingester and through cryptofeed's Binance feed with its Kafka backend, measured identically).
 //!
+//! Transports (`--transport json,sbe`): Binance's JSON streams, or its SBE streams (the ingester
+//! runs `TRANSPORT=sbe`; trades only), each run in turn with the same settings in one command;
+//! `--max` then compares their highest loss-free rates.
+//!
 //! Every child is killed when this process exits (SIGTERM, then SIGKILL; and PDEATHSIG if this
 //! process dies first). Nothing is pinned: the ingester chooses its own cores.
 //!

@@ -1,9 +1,11 @@
-//! The ingester's own modes: one fixed rate, the highest rate sustained (`--max`), and the soak.
+//! The ingester's own modes: one fixed rate, the highest rate sustained (`--max`), and the soak;
+//! the first two once per `--transport` (JSON, SBE), the soak with the first.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::args::{split, Args};
@@ -15,19 +17,67 @@ use crate::units::fmt_rate;
 
 pub fn mode_fixed(args: &Args) -> Result<()> {
     let name = args.name.clone().unwrap_or_else(|| default_name(args, Some(args.rate)));
-    let dir = args.out.join(&name);
-    let r = run_once(args, &spec_for(args, &name, dir.clone(), args.rate, args.secs))?;
-    print_and_save(&dir, &[r], None)
+    let root = args.out.join(&name);
+    let mut results = Vec::new();
+    for (n, dir, t) in per_transport(args, &name, &root)? {
+        results.push(run_once(args, &spec_for(args, &n, dir, args.rate, args.secs, &t))?);
+    }
+    print_and_save(&root, &results, None)
 }
 
+/// The highest loss-free rate of each `--transport`, searched in turn with the same steps; with
+/// JSON and SBE both, their ratio (issue 13's target: SBE at least twice JSON's).
 pub fn mode_max(args: &Args) -> Result<()> {
     let name = args.name.clone().unwrap_or_else(|| default_name(args, None));
     let root = args.out.join(&name);
     let mut results = Vec::new();
+    let mut extra = String::new();
+    let mut best = BTreeMap::new();
+    for (n, dir, t) in per_transport(args, &name, &root)? {
+        let (rate, steps, text) = search_max(args, &n, &dir, &t)?;
+        extra.push_str(&text);
+        best.insert(
+            t,
+            (
+                rate,
+                steps.iter().filter(|r| r.sustained).max_by(|a, b| a.target_rate.total_cmp(&b.target_rate)).cloned(),
+            ),
+        );
+        results.extend(steps);
+    }
+    if let (Some((json, jr)), Some((sbe, sr))) = (best.get("json"), best.get("sbe")) {
+        let ratio = if *json > 0.0 { sbe / json } else { 0.0 };
+        let _ = writeln!(
+            extra,
+            "\n**SBE / JSON, highest loss-free rate: x{ratio:.2}** ({} vs {} msg/s; issue 13's target: at least x2). \
+             Event loop CPU per message at those steps: JSON {:.0} ns, SBE {:.0} ns.",
+            fmt_rate(*sbe),
+            fmt_rate(*json),
+            jr.as_ref().map_or(0.0, |r| r.event_loop_ns_per_msg),
+            sr.as_ref().map_or(0.0, |r| r.event_loop_ns_per_msg),
+        );
+        #[derive(Serialize)]
+        struct Comparison {
+            json_max_sustained_rate: f64,
+            sbe_max_sustained_rate: f64,
+            sbe_over_json: f64,
+        }
+        std::fs::create_dir_all(&root)?;
+        let c = Comparison { json_max_sustained_rate: *json, sbe_max_sustained_rate: *sbe, sbe_over_json: ratio };
+        std::fs::write(root.join("comparison.json"), serde_json::to_string_pretty(&c)?)?;
+    }
+    print_and_save(&root, &results, Some(&extra))
+}
+
+/// One `--max` search with `transport`: its steps under `dir` (with their `summary.json`), the
+/// highest rate sustained and the lines saying so.
+fn search_max(args: &Args, name: &str, dir: &Path, transport: &str) -> Result<(f64, Vec<RunResult>, String)> {
+    let mut results = Vec::new();
     let good = RateSearch::from_args(args, 1000.0).run(|rate, _| {
         let n = format!("{name}-{}", fmt_rate(rate).to_lowercase());
-        eprintln!("loadgen: --max step at {} msg/s", fmt_rate(rate));
-        let r = run_once(args, &spec_for(args, &n, root.join(format!("step-{:09.0}", rate)), rate, args.step_secs))?;
+        eprintln!("loadgen: --max step at {} msg/s ({transport})", fmt_rate(rate));
+        let spec = spec_for(args, &n, dir.join(format!("step-{:09.0}", rate)), rate, args.step_secs, transport);
+        let r = run_once(args, &spec)?;
         eprintln!(
             "loadgen:   sustained {} msg/s: {} ({})",
             fmt_rate(r.parsed_rate),
@@ -42,7 +92,7 @@ pub fn mode_max(args: &Args) -> Result<()> {
     let best_run = results.iter().filter(|r| r.sustained).max_by(|a, b| a.target_rate.total_cmp(&b.target_rate));
     let first_fail = results.iter().filter(|r| !r.sustained).min_by(|a, b| a.target_rate.total_cmp(&b.target_rate));
     let mut extra = format!(
-        "**Highest rate sustained without loss: {} msg/s** ({} feeder, {} sink, {}).\n",
+        "**Highest rate sustained without loss: {} msg/s** ({} feeder, {transport}, {} sink, {}).\n",
         fmt_rate(best),
         args.feeder,
         args.sink,
@@ -60,22 +110,36 @@ pub fn mode_max(args: &Args) -> Result<()> {
     }
     #[derive(Serialize)]
     struct MaxSummary<'a> {
+        transport: &'a str,
         max_sustained_rate: f64,
         best: Option<&'a RunResult>,
         steps: &'a [RunResult],
     }
-    std::fs::create_dir_all(&root)?;
-    std::fs::write(
-        root.join("summary.json"),
-        serde_json::to_string_pretty(&MaxSummary { max_sustained_rate: best, best: best_run, steps: &results })?,
-    )?;
-    print_and_save(&root, &results, Some(&extra))
+    std::fs::create_dir_all(dir)?;
+    let summary = MaxSummary { transport, max_sustained_rate: best, best: best_run, steps: &results };
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    Ok((best, results, extra))
+}
+
+/// Each `--transport` with its run name and folder: the run's own when there is one, else
+/// `<name>-<transport>` in `<root>/<transport>/`.
+fn per_transport(args: &Args, name: &str, root: &Path) -> Result<Vec<(String, PathBuf, String)>> {
+    let ts = split(&args.transport);
+    if let Some(bad) = ts.iter().find(|t| !["json", "sbe"].contains(&t.as_str())) {
+        bail!("--transport: `{bad}` is neither json nor sbe");
+    }
+    Ok(match ts.as_slice() {
+        [] => bail!("--transport names no transport"),
+        [one] => vec![(name.to_string(), root.to_path_buf(), one.clone())],
+        _ => ts.iter().map(|t| (format!("{name}-{t}"), root.join(t), t.clone())).collect(),
+    })
 }
 
 pub fn mode_soak(args: &Args, minutes: f64) -> Result<()> {
     let name = args.name.clone().unwrap_or_else(|| format!("soak-{}-{minutes}min", fmt_rate(args.rate).to_lowercase()));
     let dir = args.out.join(&name);
-    let mut spec = spec_for(args, &name, dir.clone(), args.rate, minutes * 60.0);
+    let transport = per_transport(args, &name, &dir)?.remove(0).2;
+    let mut spec = spec_for(args, &name, dir.clone(), args.rate, minutes * 60.0, &transport);
     spec.soak = true;
     let r = run_once(args, &spec)?;
     let rss: Vec<f64> = r.rss_series_mib.iter().map(|x| x.1).collect();
@@ -97,19 +161,21 @@ pub fn mode_soak(args: &Args, minutes: f64) -> Result<()> {
     print_and_save(&dir, &[r], Some(&extra))
 }
 
-/// `<sink>-<plain|tls>-<streams>-<rate|max>[-replay]`
+/// `<sink>-<plain|tls>-<streams>-<rate|max>[-replay][-<transports>]` (no transport part for
+/// JSON alone: the names of the runs before SBE).
 fn default_name(args: &Args, rate: Option<f64>) -> String {
     format!(
-        "{}-{}-{}-{}{}",
+        "{}-{}-{}-{}{}{}",
         args.sink,
         if args.tls { "tls" } else { "plain" },
         args.streams.replace(',', "+"),
         rate.map(|r| fmt_rate(r).to_lowercase()).unwrap_or_else(|| "max".into()),
-        if args.feeder == "replay" { "-replay" } else { "" }
+        if args.feeder == "replay" { "-replay" } else { "" },
+        if args.transport == "json" { String::new() } else { format!("-{}", args.transport.replace(',', "+")) }
     )
 }
 
-fn spec_for(args: &Args, name: &str, dir: PathBuf, rate: f64, secs: f64) -> RunSpec {
+fn spec_for(args: &Args, name: &str, dir: PathBuf, rate: f64, secs: f64, transport: &str) -> RunSpec {
     RunSpec {
         name: name.to_string(),
         dir,
@@ -121,6 +187,7 @@ fn spec_for(args: &Args, name: &str, dir: PathBuf, rate: f64, secs: f64) -> RunS
         feeder: args.feeder.clone(),
         symbols: split(&args.symbols),
         streams: split(&args.streams),
+        transport: transport.to_string(),
         soak: false,
     }
 }

@@ -11,6 +11,8 @@ use crate::host::Host;
 pub struct RunResult {
     pub name: String,
     pub feeder: String,
+    /// `json` or `sbe` (`--transport`).
+    pub transport: String,
     pub sink: String,
     pub tls: bool,
     pub symbols: usize,

@@ -1,5 +1,8 @@
 //! The replay feeder: a WebSocket server on loopback writing pre-rendered combined-stream frames
 //! (only ids and times patched per message), for rates the simulator cannot generate itself.
+//! With `sbe` it stands for Binance's SBE endpoint instead: the same trades as SBE binary frames
+//! (`TradesStreamEvent`, one trade each, built once by the generated encoder), so the two
+//! transports are fed the same message mix at the same cost per message to the feeder.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -9,9 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
+use binance_sbe::encode::{TradeRow, TradesFrame};
 use marketflow_ingestor::clock;
 
-/// One stream's pre-rendered combined frame, with the digits patched per message.
+/// One stream's pre-rendered frame, with its ids and times patched per message.
 struct Template {
     bytes: Vec<u8>,
     /// (offset, width, what)
@@ -19,15 +23,27 @@ struct Template {
     base: u64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Field {
+    /// Milliseconds, as decimal digits (JSON).
     EventTime,
-    /// base + mult * k + add
-    Id {
-        mult: u64,
-        add: u64,
-    },
+    /// base + mult * k + add, as decimal digits (JSON).
+    Id { mult: u64, add: u64 },
+    /// Microseconds, an SBE `int64` (little-endian).
+    EventTimeUs,
+    /// base + k, an SBE `int64` (little-endian).
+    IdLe,
 }
+
+/// A price and a quantity as the JSON template writes them (8 decimals, the simulator's
+/// `exchangeInfo` scale) and as SBE mantissas (exponents -2 and -8, the simulator's).
+const PRICE: &str = "43125.37000000";
+const QTY: &str = "0.01532000";
+const PRICE_MANTISSA: i64 = 4_312_537;
+const QTY_MANTISSA: i64 = 1_532_000;
+/// Values no real field takes, written by the encoder where the ids and times go, then found.
+const ID_MARK: i64 = 0x0A1B_2C3D_4E5F_6071;
+const TIME_MARK: i64 = 0x0B1C_2D3E_4F50_6172;
 
 struct TemplateBuilder {
     buf: Vec<u8>,
@@ -44,8 +60,28 @@ impl TemplateBuilder {
     }
 }
 
+/// Every offset of `value`'s little-endian bytes in `frame`.
+fn find_le(frame: &[u8], value: i64) -> Vec<usize> {
+    let v = value.to_le_bytes();
+    frame.windows(8).enumerate().filter(|(_, w)| *w == v).map(|(i, _)| i).collect()
+}
+
+/// A WebSocket frame header (server to client: no mask) for a payload of `len` bytes.
+fn ws_header(opcode: u8, len: usize) -> Result<Vec<u8>> {
+    Ok(if len < 126 {
+        vec![0x80 | opcode, len as u8]
+    } else if len < 65536 {
+        vec![0x80 | opcode, 126, (len >> 8) as u8, len as u8]
+    } else {
+        bail!("template too long");
+    })
+}
+
 impl Template {
-    fn new(stream: &str, idx: usize) -> Result<Template> {
+    fn new(stream: &str, idx: usize, sbe: bool) -> Result<Template> {
+        if sbe {
+            return Template::sbe(stream, idx);
+        }
         let (sym, kind) = stream.split_once('@').ok_or_else(|| anyhow!("bad stream {stream}"))?;
         let base = (idx as u64 + 1) * 1_000_000_000;
         let w = base.to_string().len();
@@ -58,7 +94,7 @@ impl Template {
                 b.field(13, Field::EventTime);
                 b.lit(&format!(r#","s":"{up}","t":"#));
                 b.field(w, Field::Id { mult: 1, add: 0 });
-                b.lit(r#","p":"43125.37000000","q":"0.01532000","T":"#);
+                b.lit(&format!(r#","p":"{PRICE}","q":"{QTY}","T":"#));
                 b.field(13, Field::EventTime);
                 b.lit(r#","m":true,"M":true}"#);
             }
@@ -67,7 +103,7 @@ impl Template {
                 b.field(13, Field::EventTime);
                 b.lit(&format!(r#","s":"{up}","a":"#));
                 b.field(w, Field::Id { mult: 1, add: 0 });
-                b.lit(r#","p":"43125.37000000","q":"0.01532000","f":"#);
+                b.lit(&format!(r#","p":"{PRICE}","q":"{QTY}","f":"#));
                 b.field(w, Field::Id { mult: 2, add: 0 });
                 b.lit(r#","l":"#);
                 b.field(w, Field::Id { mult: 2, add: 1 });
@@ -78,18 +114,57 @@ impl Template {
             other => bail!("the replay feeder renders trade and aggTrade only, not {other}"),
         }
         b.lit("}");
-        let len = b.buf.len();
-        let header: Vec<u8> = if len < 126 {
-            vec![0x81, len as u8]
-        } else if len < 65536 {
-            vec![0x81, 126, (len >> 8) as u8, len as u8]
-        } else {
-            bail!("template too long");
-        };
+        let header = ws_header(0x1, b.buf.len())?;
         let mut bytes = header.clone();
         bytes.extend_from_slice(&b.buf);
         let fields = b.fields.into_iter().map(|(o, w, f)| (o + header.len(), w, f)).collect();
         Ok(Template { bytes, fields, base })
+    }
+
+    /// `<symbol>@trade` as Binance's SBE endpoint sends it: a `TradesStreamEvent` of one trade
+    /// (the JSON template's price, quantity and side), a binary message. The offsets of the id
+    /// and the two times are where the encoder put the marks, so no offset of the schema is
+    /// written here.
+    fn sbe(stream: &str, idx: usize) -> Result<Template> {
+        let (sym, kind) = stream.split_once('@').ok_or_else(|| anyhow!("bad stream {stream}"))?;
+        if kind != "trade" {
+            bail!("the replay feeder's SBE streams are trade only (Binance has no SBE {kind}), not {stream}");
+        }
+        let row = [TradeRow { id: ID_MARK, price: PRICE_MANTISSA, qty: QTY_MANTISSA, is_buyer_maker: true }];
+        let frame = TradesFrame {
+            event_time_us: TIME_MARK,
+            transact_time_us: TIME_MARK,
+            price_exponent: -2,
+            qty_exponent: -8,
+            trades: &row,
+            symbol: &sym.to_uppercase(),
+        }
+        .encode()
+        .map_err(|e| anyhow!("SBE template for {stream}: {e:?}"))?;
+        let (ids, times) = (find_le(&frame, ID_MARK), find_le(&frame, TIME_MARK));
+        if ids.len() != 1 || times.len() != 2 {
+            bail!("SBE template for {stream}: id at {ids:?}, times at {times:?} (one and two expected)");
+        }
+        let header = ws_header(0x2, frame.len())?;
+        let at = |o: usize| o + header.len();
+        let mut fields: Vec<(usize, usize, Field)> = times.iter().map(|&o| (at(o), 8, Field::EventTimeUs)).collect();
+        fields.push((at(ids[0]), 8, Field::IdLe));
+        let mut bytes = header;
+        bytes.extend_from_slice(&frame);
+        Ok(Template { bytes, fields, base: (idx as u64 + 1) * 1_000_000_000 })
+    }
+
+    /// Writes message `k` of this stream at `dst` (this template's bytes, already copied there).
+    fn patch(&self, dst: &mut [u8], k: u64, now_ns: u64) {
+        for &(off, w, f) in &self.fields {
+            let field = &mut dst[off..off + w];
+            match f {
+                Field::EventTime => put_digits(field, now_ns / 1_000_000),
+                Field::Id { mult, add } => put_digits(field, self.base + mult * k + add),
+                Field::EventTimeUs => field.copy_from_slice(&(now_ns / 1000).to_le_bytes()),
+                Field::IdLe => field.copy_from_slice(&(self.base + k).to_le_bytes()),
+            }
+        }
     }
 }
 
@@ -118,7 +193,7 @@ pub struct Replay {
 }
 
 impl Replay {
-    pub fn spawn(rate: f64, duration: Option<Duration>, tls: bool) -> Result<Replay> {
+    pub fn spawn(rate: f64, duration: Option<Duration>, tls: bool, sbe: bool) -> Result<Replay> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -157,9 +232,9 @@ impl Replay {
                 match tls_cfg {
                     Some(cfg) => {
                         let conn = rustls::ServerConnection::new(cfg)?;
-                        replay_pump(rustls::StreamOwned::new(conn, tcp), rate, duration, &sh)
+                        replay_pump(rustls::StreamOwned::new(conn, tcp), rate, duration, sbe, &sh)
                     }
-                    None => replay_pump(tcp, rate, duration, &sh),
+                    None => replay_pump(tcp, rate, duration, sbe, &sh),
                 }
             })();
             if let Err(e) = r {
@@ -194,9 +269,17 @@ impl Drop for Replay {
     }
 }
 
-fn replay_pump<S: Read + Write>(stream: S, rate: f64, duration: Option<Duration>, sh: &ReplayShared) -> Result<()> {
+fn replay_pump<S: Read + Write>(
+    stream: S,
+    rate: f64,
+    duration: Option<Duration>,
+    sbe: bool,
+    sh: &ReplayShared,
+) -> Result<()> {
     let path = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
     let seen = path.clone();
+    let key = std::rc::Rc::new(std::cell::Cell::new(false));
+    let key_seen = key.clone();
     // tungstenite fixes this callback's signature, large error type included.
     #[allow(clippy::result_large_err)]
     let cb = move |req: &tungstenite::handshake::server::Request,
@@ -206,10 +289,15 @@ fn replay_pump<S: Read + Write>(stream: S, rate: f64, duration: Option<Duration>
         tungstenite::handshake::server::ErrorResponse,
     > {
         *seen.borrow_mut() = req.uri().to_string();
+        key_seen.set(req.headers().get("X-MBX-APIKEY").is_some_and(|v| !v.is_empty()));
         Ok(resp)
     };
     let mut ws = tungstenite::accept_hdr(stream, cb).map_err(|e| anyhow!("handshake: {e}"))?;
     let path = path.borrow().clone();
+    // Binance refuses an SBE upgrade without a key: a run that sent none would not be Binance's.
+    if sbe && !key.get() {
+        bail!("the client's SBE upgrade carried no X-MBX-APIKEY");
+    }
     let streams: Vec<String> = path
         .split_once("streams=")
         .map(|(_, q)| {
@@ -220,7 +308,7 @@ fn replay_pump<S: Read + Write>(stream: S, rate: f64, duration: Option<Duration>
         bail!("the client asked for no streams in its URL ({path})");
     }
     let templates: Vec<Template> =
-        streams.iter().enumerate().map(|(i, s)| Template::new(s, i)).collect::<Result<_>>()?;
+        streams.iter().enumerate().map(|(i, s)| Template::new(s, i, sbe)).collect::<Result<_>>()?;
     const MAX_BATCH: u64 = 1024;
     let frame_max = templates.iter().map(|t| t.bytes.len()).max().unwrap_or(256);
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_BATCH as usize * frame_max);
@@ -247,18 +335,12 @@ fn replay_pump<S: Read + Write>(stream: S, rate: f64, duration: Option<Duration>
         }
         let n = (due - sent).min(MAX_BATCH);
         buf.clear();
-        let now_ms = clock::now_ms() as u64;
+        let now_ns = clock::now_ns();
         for _ in 0..n {
             let t = &templates[rr];
             let start = buf.len();
             buf.extend_from_slice(&t.bytes);
-            for &(off, w, f) in &t.fields {
-                let v = match f {
-                    Field::EventTime => now_ms,
-                    Field::Id { mult, add } => t.base + mult * k[rr] + add,
-                };
-                put_digits(&mut buf[start + off..start + off + w], v);
-            }
+            t.patch(&mut buf[start..], k[rr], now_ns);
             k[rr] += 1;
             rr = (rr + 1) % templates.len();
         }
@@ -276,15 +358,9 @@ mod tests {
 
     #[test]
     fn templates_are_valid_frames_and_ids_patch() {
-        let t = Template::new("btcusdt@aggTrade", 1).unwrap();
+        let t = Template::new("btcusdt@aggTrade", 1, false).unwrap();
         let mut b = t.bytes.clone();
-        for &(off, w, f) in &t.fields {
-            let v = match f {
-                Field::EventTime => 1_700_000_000_123,
-                Field::Id { mult, add } => t.base + mult * 7 + add,
-            };
-            put_digits(&mut b[off..off + w], v);
-        }
+        t.patch(&mut b, 7, 1_700_000_000_123_456_789);
         assert_eq!(b[0], 0x81);
         let payload = &b[4..];
         assert_eq!(((b[2] as usize) << 8) | b[3] as usize, payload.len());
@@ -293,5 +369,28 @@ mod tests {
         assert_eq!(v["data"]["f"], 2_000_000_014i64);
         assert_eq!(v["data"]["l"], 2_000_000_015i64);
         assert_eq!(v["data"]["E"], 1_700_000_000_123i64);
+    }
+
+    /// The SBE template, patched, is the trade the JSON template says, as the generated decoder
+    /// reads it: the id and both times where the marks were, nothing else changed.
+    #[test]
+    fn sbe_templates_are_binary_trade_events_the_decoder_reads_back() {
+        let t = Template::new("ethusdt@trade", 2, true).unwrap();
+        let mut b = t.bytes.clone();
+        t.patch(&mut b, 9, 1_700_000_000_123_456_789);
+        assert_eq!((b[0], b[1] as usize), (0x82, b.len() - 2), "one binary message, length in the header");
+        let Ok(binance_sbe::Message::Trades(ev)) = binance_sbe::decode(&b[2..]) else { panic!("not a trade event") };
+        let trades: Vec<_> = ev.trades().collect();
+        assert_eq!(trades.len(), 1);
+        let mut text = [0u8; binance_sbe::MAX_TEXT_LEN];
+        let n = trades[0].price.write_fixed(8, &mut text).unwrap();
+        assert_eq!(&text[..n], PRICE.as_bytes());
+        let n = trades[0].qty.write_fixed(8, &mut text).unwrap();
+        assert_eq!(&text[..n], QTY.as_bytes());
+        assert_eq!(
+            (ev.symbol(), trades[0].id, trades[0].is_buyer_maker, ev.event_time_us(), ev.transact_time_us()),
+            ("ETHUSDT", 3_000_000_009, true, 1_700_000_000_123_456, 1_700_000_000_123_456)
+        );
+        assert!(Template::new("ethusdt@aggTrade", 0, true).is_err(), "Binance has no SBE aggTrade");
     }
 }

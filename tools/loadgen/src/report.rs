@@ -12,15 +12,16 @@ pub fn table(results: &[RunResult]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| run | feeder | sink | TLS | target/s | feeder sent/s | sustained/s | no loss | CPU ns/msg (loop) | CPU % | VmHWM MiB | bottleneck |"
+        "| run | feeder, transport | sink | TLS | target/s | feeder sent/s | sustained/s | no loss | CPU ns/msg (loop) | CPU % | VmHWM MiB | bottleneck |"
     );
     let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---|");
     for r in results {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} ({:.0}) | {:.0} | {:.1} | {} |",
+            "| {} | {}, {} | {} | {} | {} | {} | {} | {} | {:.0} ({:.0}) | {:.0} | {:.1} | {} |",
             r.name,
             r.feeder,
+            r.transport,
             r.sink,
             if r.tls { "yes" } else { "no" },
             fmt_rate(r.target_rate),

@@ -16,7 +16,7 @@ use crate::child::nap;
 use crate::feeder::Feeder;
 use crate::hgrm::{hgrm_text, hist_pcts_ms, Dist, Hgrm};
 use crate::host::Host;
-use crate::ingester::{ingester_path, spawn_ingester, wait_ready, Ingester, IngesterSpec};
+use crate::ingester::{check_transport, ingester_path, spawn_ingester, wait_ready, Ingester, IngesterSpec};
 use crate::kafka::{create_topic, E2eConsumer, TimeField};
 use crate::outcome::{judge, RunResult};
 use crate::procfs::{loadavg, machine_cpu, mib, proc_cpu_secs, proc_status_kib, thread_cpu};
@@ -35,6 +35,8 @@ pub struct RunSpec {
     pub feeder: String,
     pub symbols: Vec<String>,
     pub streams: Vec<String>,
+    /// `json` or `sbe`: how the feeder sends and the ingester receives.
+    pub transport: String,
     pub soak: bool,
 }
 
@@ -91,7 +93,8 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
     // The market generates for the warm-up and the window (plus start-up slack), then stops, so
     // the drain afterwards has a fixed target. A soak runs open-ended.
     let duration = (!spec.soak).then(|| Duration::from_secs_f64(spec.warmup + spec.secs + 2.0));
-    let feeder = Feeder::start(&spec.feeder, spec.rate, &spec.symbols, &spec.streams, duration, spec.tls)?;
+    let sbe = spec.transport == "sbe";
+    let feeder = Feeder::start(&spec.feeder, spec.rate, &spec.symbols, &spec.streams, duration, spec.tls, sbe)?;
     let topic = args.topic.clone().unwrap_or_else(|| format!("loadgen-{}-{}", sanitize(&spec.name), clock::now_ms()));
     let consumer = if kafka {
         create_topic(&args.kafka_broker, &topic)?;
@@ -111,6 +114,7 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
         extra_env: &args.extra_env,
     })?;
     wait_ready(&mut ing, Duration::from_secs(20))?;
+    check_transport(&ing, &spec.transport)?;
     nap(Duration::from_secs_f64(spec.warmup))?;
     let a = snapshot(&ing, &feeder)?;
     if let Some(c) = &consumer {
@@ -217,11 +221,12 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
         }
     }
     let title = format!(
-        "{}: {} msg/s target, {} sink, {}{}",
+        "{}: {} msg/s target, {} sink, {} {}{}",
         spec.name,
         fmt_rate(spec.rate),
         spec.sink,
         if spec.tls { "wss" } else { "ws" },
+        spec.transport,
         if spec.feeder == "replay" { ", replay feeder" } else { "" }
     );
     if let Err(e) = chart(&spec.dir.join("latency.svg"), &title, &series) {
@@ -246,6 +251,7 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
     let mut r = RunResult {
         name: spec.name.clone(),
         feeder: spec.feeder.clone(),
+        transport: spec.transport.clone(),
         sink: spec.sink.clone(),
         tls: spec.tls,
         symbols: spec.symbols.len(),
