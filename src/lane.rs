@@ -192,9 +192,14 @@ impl Lane {
         let fetch = |call: &_| backfill::fetch_once(cfg, rest, metrics.clone(), call);
         let binary = transport::choose(cfg, venue, metrics, fetch);
         let mut loop_cfg = cfg.clone();
-        if binary.is_some() {
+        let mut loop_venue = venue;
+        if let Some(plan) = &binary {
             loop_cfg.ws = cfg.sbe_ws.clone();
             loop_cfg.time_unit = crate::time_unit::TimeUnit::Millis;
+            // Its own stream names and kinds (`bookTicker` as `@bestBidAsk`, `depth@100ms` as
+            // SBE's `@depth`); configuration let only kinds it carries through.
+            loop_venue = plan.binary.venue;
+            loop_cfg.streams = cfg.streams.iter().filter_map(|&k| (plan.binary.carried)(k)).collect();
         }
         let tls = if loop_cfg.ws.tls {
             Some(tls::client_config(cfg.tls_ca_file.as_deref()).map_err(|e| StartError::Failed(e.into()))?)
@@ -231,7 +236,7 @@ impl Lane {
                 Box::new(strict)
             }
         };
-        let mut event_loop = EventLoop::new(&loop_cfg, venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
+        let mut event_loop = EventLoop::new(&loop_cfg, loop_venue, tls, pipeline, metrics.clone(), shutdown.clone())?;
         if let Some((header, key)) = api_key {
             event_loop = event_loop.with_api_key(header, key);
         }
