@@ -16,10 +16,13 @@ use binance_sim::{Market, SimConfig, SimHandle, StreamKind};
 
 const KEY: &str = "e2e-sbe-book-key";
 
+/// A record's Kafka key, timestamp and JSON.
+type Published = (Vec<u8>, Option<i64>, Value);
+
 /// The records of `kind` in `msgs` by `(symbol, id_field)`: Kafka key, timestamp, and record
 /// without `recv_time_ns` and `backfilled` (when each process connected, not its transport). No
 /// `(symbol, id)` twice.
-fn by_id(msgs: &[Consumed], kind: &str, id_field: &str) -> BTreeMap<(String, i64), (Vec<u8>, Option<i64>, Value)> {
+fn by_id(msgs: &[Consumed], kind: &str, id_field: &str) -> BTreeMap<(String, i64), Published> {
     let mut out = BTreeMap::new();
     let mut sorted: Vec<&Consumed> = msgs.iter().filter(|m| m.payload["type"] == kind).collect();
     sorted.sort_by_key(|m| (m.partition, m.offset));
