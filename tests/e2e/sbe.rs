@@ -216,7 +216,13 @@ fn dropped_sbe_connections_lose_nothing() {
         std::thread::sleep(Duration::from_secs(3));
         sim.drop_connections();
     }
-    let reconnects = ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}");
+    // The last drop is counted once the event loop reads its end: a bounded wait, not a race.
+    let reconnects = || ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}");
+    let t = std::time::Instant::now();
+    while reconnects() < 3.0 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reconnects = reconnects();
     let per = sim.market.total_trades_per_symbol().unwrap();
     let msgs = finish(&sim, ing, &topic, 3 * per);
     let c = verify_complete(&msgs, &sim.market, per, |_| false);
