@@ -183,8 +183,9 @@ impl EventLoop {
             let id = self.free_slot().unwrap_or(self.connections.len());
             let old = &mut self.connections[i];
             old.mark_retiring();
-            let (path, unit, mode) = Switcher::route_of_new(&self.switch, (&self.base_path, self.time_unit));
-            let mut new = Connection::new(id, old.streams.clone(), &self.metrics.symbols, self.venue, path, unit);
+            let (path, unit, venue, mode) =
+                Switcher::route_of_new(&self.switch, (&self.base_path, self.time_unit, self.venue));
+            let mut new = Connection::new(id, old.streams.clone(), &self.metrics.symbols, venue, path, unit);
             new.succeed(old);
             // A silent stream is not caught up on: the old connection will not deliver it.
             let (watch, pipeline) = (&self.streams, &self.pipeline);

@@ -207,6 +207,9 @@ impl Lane {
         pipeline.set_max_jump(cfg.backfill_max_ids);
         pipeline.set_depth_chain(rest.depth_chain);
         pipeline.set_time_unit(cfg.time_unit);
+        if let Some(b) = decision.binary {
+            pipeline.set_binary_kinds(&cfg.streams, b.carried);
+        }
         let recovered = if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
             recovery::recover(cfg, &metrics.symbols)
         } else {

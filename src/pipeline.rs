@@ -19,7 +19,9 @@ use crate::sequence::{Dense, SequenceTracker, Verdict};
 use crate::stream::StreamKind;
 use crate::symbols::Symbols;
 use crate::time_unit::TimeUnit;
-use crate::venue::{BinaryCtx, Frame, Venue};
+use crate::venue::{Frame, Venue};
+
+mod binary;
 
 /// How long a full ring is waited on before records are dropped (and backfilled later): long
 /// enough to ride out a producer hiccup, short enough that pings are still answered in time.
@@ -99,7 +101,9 @@ pub struct Pipeline {
     /// then.
     streams: Slots,
     /// What the venue's binary frames are read with, once its binary transport is in use.
-    binary: Option<BinaryCtx>,
+    binary: Option<binary::Binary>,
+    /// (binary stream's kind, configured kind): see [`Pipeline::set_binary_kinds`].
+    binary_kinds: Vec<(StreamKind, StreamKind)>,
 }
 
 impl Pipeline {
@@ -126,6 +130,7 @@ impl Pipeline {
             overflowing: false,
             streams: Slots::default(),
             binary: None,
+            binary_kinds: Vec::new(),
         }
     }
 
@@ -178,48 +183,6 @@ impl Pipeline {
         let frame = text.as_bytes();
         match (self.venue.parse)(text) {
             Ok(f) => self.on_frame(f, recv_ns, admission, frame),
-            Err(e) => {
-                self.metrics.received(FrameKind::Unparsed).inc();
-                self.reject(e.reason, &e, frame)
-            }
-        }
-    }
-
-    /// Reads this lane's binary frames with `ctx` (the venue's binary transport is in use).
-    pub fn set_binary(&mut self, ctx: BinaryCtx) {
-        if let Some(b) = self.venue.binary {
-            for reason in b.reasons {
-                self.metrics.rejected.with_label_values(&[reason]);
-            }
-        }
-        self.binary = Some(ctx);
-    }
-
-    /// Handles one binary frame received at `recv_ns`: each record it holds as a text frame's
-    /// (an SBE trade event holds several). What the connection hears is the first `Joined`
-    /// (a catching-up connection joined a sequence), else the last record's outcome.
-    pub fn on_binary(&mut self, frame: &[u8], recv_ns: u64, admission: Admission) -> Outcome {
-        // Taken out for the call so that the records can borrow the pipeline; put back below.
-        let (Some(b), Some(ctx)) = (self.venue.binary, self.binary.take()) else {
-            self.metrics.received(FrameKind::Unparsed).inc();
-            return self.reject("binary_frame", &"binary frame on a text transport", frame);
-        };
-        let mut outcome = Outcome::Rejected;
-        let parsed = (b.parse)(frame, &ctx, &mut |record| {
-            let o = match record {
-                Ok(f) => self.on_frame(f, recv_ns, admission, frame),
-                Err(e) => {
-                    self.metrics.received(FrameKind::Unparsed).inc();
-                    self.reject(e.reason, &e, frame)
-                }
-            };
-            if !matches!(outcome, Outcome::Joined { .. }) {
-                outcome = o;
-            }
-        });
-        self.binary = Some(ctx);
-        match parsed {
-            Ok(()) => outcome,
             Err(e) => {
                 self.metrics.received(FrameKind::Unparsed).inc();
                 self.reject(e.reason, &e, frame)

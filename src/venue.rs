@@ -111,16 +111,19 @@ pub struct BinaryCtx {
 
 /// Parses one binary frame, handing each record it holds to `emit` (an SBE trade event holds
 /// several trades: one [`Frame::Market`] each; a trade that cannot become a record is an `Err`
-/// of its own, the others still go). `Err` refuses the whole frame. Allocation-free: the text of
-/// decimals lives on the parser's stack for the duration of `emit`.
+/// of its own, the others still go). `Err` refuses the whole frame. Allocation-free once
+/// `scratch` (the caller's, kept between frames) has grown to the largest frame's text: the text
+/// of decimals lives on the parser's stack, that of a depth event's levels in `scratch`, for the
+/// duration of `emit`.
 pub type BinaryParse = for<'a> fn(
     frame: &'a [u8],
     ctx: &'a BinaryCtx,
+    scratch: &'a mut Vec<u8>,
     emit: &mut dyn for<'b> FnMut(Result<Frame<'b>, Refusal>),
 ) -> Result<(), Refusal>;
 
 /// A venue's binary market-data transport.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Binary {
     /// Its name in logs, metrics and `TRANSPORT` (`sbe`).
     pub name: &'static str,
@@ -136,4 +139,20 @@ pub struct Binary {
     /// The `messages_rejected_total` reason of a decimal that does not fit its symbol's scale:
     /// the venue may have changed it, so the scales are fetched again soon.
     pub rescale_reason: &'static str,
+    /// The venue as its binary endpoint serves it: its own stream names (Binance's SBE
+    /// `bestBidAsk` for `bookTicker`), the rest as the text venue's. A lane's connections on the
+    /// binary transport are named with it.
+    pub venue: &'static Venue,
+    /// The kind of the binary stream that carries a configured kind's events (`depth@100ms` is
+    /// SBE's one `depth` stream), `None` for a kind the transport does not carry. Connections
+    /// keep the configured kinds (a lane may move between transports); the pipeline reports
+    /// the binary stream's events under the configured kind.
+    pub carried: fn(kind: StreamKind) -> Option<StreamKind>,
+}
+
+// By name: its venue refers back to it, and a derived `Debug` would print the two in a loop.
+impl fmt::Debug for Binary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Binary").field("name", &self.name).finish_non_exhaustive()
+    }
 }

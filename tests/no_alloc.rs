@@ -1,6 +1,7 @@
 //! "No allocation per message on the hot path", checked rather than claimed: a counting global
 //! allocator around frame -> parse -> normalize -> encode -> ring commit, for every record type,
-//! and for SBE trade events (`TRANSPORT=sbe`: decode, decimals as text, one record per trade).
+//! and for SBE trade, best bid/ask and diff-depth events (`TRANSPORT=sbe`: decode, decimals and
+//! levels as text, one record per trade).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +54,7 @@ fn the_per_message_path_does_not_allocate() {
     let sim_kind = |k: &str| binance_sim::usdm_kinds().find(|s| s.to_string() == k).unwrap();
     run(&USDM, &usdm, &usdm_kinds, |k| parse_kind(k).unwrap(), sim_kind);
     sbe_trades();
+    sbe_book();
 }
 
 /// SBE trade events of three trades each, through the SBE decode, the pipeline and the ring.
@@ -100,6 +102,71 @@ fn sbe_trades() {
     }) > 0
     {}
     assert_eq!(ids, (0..(frames.len() * PER_EVENT) as i64).collect::<Vec<_>>());
+}
+
+/// SBE best bid/ask and diff-depth events (ten levels a side), one after the other, through the
+/// SBE decode, the levels' text, the pipeline's sequence checks and the ring.
+fn sbe_book() {
+    use binance_sbe::encode::{BestBidAskFrame, DepthDiffFrame, LevelRow};
+    use marketflow_ingestor::venue::{BinaryCtx, Scale};
+    let levels = |e: i64| -> Vec<LevelRow> { (0..10).map(|i| LevelRow { price: 4_200_000 + e + i, qty: i }).collect() };
+    let frames: Vec<Vec<u8>> = (0..2_000i64)
+        .map(|e| {
+            let t = 1_700_000_000_000_000 + e;
+            if e % 2 == 0 {
+                let (bids, asks) = (levels(e), levels(e + 20));
+                let d = DepthDiffFrame {
+                    event_time_us: t,
+                    // Dense: each diff continues the one before (e / 2 is its index).
+                    first_book_update_id: 3 * (e / 2) + 1,
+                    last_book_update_id: 3 * (e / 2) + 3,
+                    price_exponent: -2,
+                    qty_exponent: -8,
+                    bids: &bids,
+                    asks: &asks,
+                    symbol: "BTCUSDT",
+                };
+                d.encode().unwrap()
+            } else {
+                let b = BestBidAskFrame {
+                    event_time_us: t,
+                    book_update_id: 3 * e,
+                    price_exponent: -2,
+                    qty_exponent: -8,
+                    bid_price: 4_200_000 + e,
+                    bid_qty: 5,
+                    ask_price: 4_200_100 + e,
+                    ask_qty: 7,
+                    symbol: "BTCUSDT",
+                };
+                b.encode().unwrap()
+            }
+        })
+        .collect();
+    let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let (w, mut r) = marketflow_ingestor::ring::ring(64 << 20);
+    let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
+    p.track_streams(&[StreamKind::BookTicker, StreamKind::Depth]);
+    let scales = vec![Scale { price: 8, qty: 8 }];
+    p.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+    for f in &frames[..100] {
+        assert_eq!(p.on_binary(f, 1, Admission::Normal), Outcome::Record);
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for f in &frames[100..] {
+        assert_eq!(p.on_binary(f, 1, Admission::Normal), Outcome::Record);
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(allocs, 0, "{allocs} allocations for {} SBE book events", frames.len() - 100);
+    assert!(p.streams().last_ns().iter().all(|&t| t == 1), "both streams' last message noted");
+    let mut types = Vec::new();
+    while r.drain_with(4096, |v| {
+        let rec: serde_json::Value = serde_json::from_slice(v.payload).unwrap();
+        types.push(rec["type"].as_str().unwrap().to_string());
+    }) > 0
+    {}
+    assert_eq!(types.len(), frames.len(), "one record per event, no gap: {:?}", metrics.render());
+    assert!(types.iter().step_by(2).all(|t| t == "depth_update") && types[1] == "book_ticker", "{:?}", &types[..4]);
 }
 
 /// Frames of `kinds` from market `m`, through `venue`'s parse, the pipeline and the ring; `kind`

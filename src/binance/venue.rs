@@ -26,6 +26,15 @@ pub const SERVER_PING_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Binance spot.
 pub const VENUE: Venue = Venue {
+    // `TRANSPORT=sbe`: the same streams as SBE binary frames (stream-sbe.binance.com).
+    binary: Some(&super::sbe::BINARY),
+    ..TEXT
+};
+
+/// The spot endpoint without its binary transport: what the SBE endpoint's venue
+/// (`sbe::SBE_VENUE`) shares with it. (Built from this rather than from [`VENUE`], whose
+/// reference to the transport would make the two statics' initializers depend on each other.)
+pub(super) const TEXT: Venue = Venue {
     exchange: super::EXCHANGE,
     limits: Limits {
         messages_per_second: MESSAGES_PER_SECOND,
@@ -43,8 +52,7 @@ pub const VENUE: Venue = Venue {
     parse: |text| to_engine(wire::parse_text(text)),
     // One endpoint serves every spot stream.
     route: |_| "",
-    // `TRANSPORT=sbe`: the same streams as SBE binary frames (stream-sbe.binance.com).
-    binary: Some(&super::sbe::BINARY),
+    binary: None,
 };
 
 /// A combined-stream frame (of any Binance market) as the engine sees it.

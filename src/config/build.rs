@@ -262,21 +262,8 @@ impl<'a> Build<'a> {
             ));
         }
 
-        // SBE's streams carry trades here (its book streams are to come): another kind would be
-        // subscribed where it is never served.
         super::transport::check_key_in_clear(c, errs);
-        // (A bad TRANSPORT is said already.)
-        let transport_ok = !errs.iter().any(|e| e.starts_with("TRANSPORT:"));
-        if c.transport == super::Transport::Sbe && transport_ok && !c.symbols.is_empty() {
-            let other: Vec<String> =
-                c.streams.iter().filter(|k| **k != crate::stream::StreamKind::Trade).map(|k| k.to_string()).collect();
-            if !other.is_empty() {
-                errs.push(format!(
-                    "TRANSPORT: `sbe` carries `trade` streams only; STREAMS also has {}",
-                    other.join(",")
-                ));
-            }
-        }
+        super::transport::check_kinds(c, errs);
 
         if !self.errs.list.is_empty() {
             return Err(ConfigErrors(self.errs.list));

@@ -58,6 +58,34 @@ pub(super) fn check_key_in_clear(c: &super::Config, errs: &mut Vec<String>) {
     }
 }
 
+/// `TRANSPORT=sbe` streams only what Binance's SBE endpoint serves (`binance::sbe::carried`):
+/// another kind would be subscribed where it is never served. `depth` and `depth@100ms` are one
+/// SBE stream (`@depth`, 20 ms), so only one of them may be asked for.
+pub(super) fn check_kinds(c: &super::Config, errs: &mut Vec<String>) {
+    // (A bad TRANSPORT is said already.)
+    let transport_ok = !errs.iter().any(|e| e.starts_with("TRANSPORT:"));
+    if c.transport != Transport::Sbe || !transport_ok || c.symbols.is_empty() {
+        return;
+    }
+    let carried = crate::binance::sbe::carried;
+    let other: Vec<String> = c.streams.iter().filter(|k| carried(**k).is_none()).map(|k| k.to_string()).collect();
+    if !other.is_empty() {
+        errs.push(format!(
+            "TRANSPORT: `sbe` carries trade, bookTicker and depth (or depth@100ms) streams only: Binance's SBE \
+             endpoint has no {} stream (STREAMS); stream them with TRANSPORT=json",
+            other.join(",")
+        ));
+    }
+    use crate::stream::StreamKind::{Depth, Depth100ms};
+    if c.streams.contains(&Depth) && c.streams.contains(&Depth100ms) {
+        errs.push(
+            "TRANSPORT: `sbe` carries depth and depth@100ms as one stream (SBE `@depth`, every 20 ms); \
+                   STREAMS may name only one of them"
+                .into(),
+        );
+    }
+}
+
 /// In the order `--help`, `--check-config` and README list them, after the spot variables.
 pub(super) const TRANSPORT_VARS: &[Var] = &[
     Var {
@@ -66,8 +94,9 @@ pub(super) const TRANSPORT_VARS: &[Var] = &[
         value_name: "json|sbe",
         unset: Unset::Default("json"),
         help: "How spot market data travels: `json` (text streams) or `sbe` (Binance's binary SBE streams)",
-        more: "`sbe` carries trades (`STREAMS=trade`) as SBE on `BINANCE_SBE_URL` with the key of \
-               `SBE_API_KEY_FILE`; records are the same as JSON's. Without a key, or when `exchangeInfo` gives \
+        more: "`sbe` carries `trade`, `bookTicker` (as SBE `@bestBidAsk`) and `depth` or `depth@100ms` (as SBE \
+               `@depth`, every 20 ms) on `BINANCE_SBE_URL` with the key of `SBE_API_KEY_FILE`; records are the \
+               same as JSON's (`book_ticker` adds its event time); other kinds exit 64. Without a key, or when `exchangeInfo` gives \
                no price or quantity scale for a symbol, the lane streams JSON and says so (log line, \
                `transport_info` metric, `/readyz`). USD-M always streams JSON.",
         secret: false,
@@ -194,8 +223,16 @@ mod tests {
                 ),
             ]
         );
-        let e = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,aggTrade,depth")]).unwrap_err();
-        assert_eq!(e, ["TRANSPORT: `sbe` carries `trade` streams only; STREAMS also has aggTrade,depth"]);
+        let e = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,aggTrade,depth,kline_1m,bookTicker")]).unwrap_err();
+        assert_eq!(
+            e,
+            ["TRANSPORT: `sbe` carries trade, bookTicker and depth (or depth@100ms) streams only: Binance's SBE \
+              endpoint has no aggTrade,kline_1m stream (STREAMS); stream them with TRANSPORT=json"]
+        );
+        let e = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "depth,depth@100ms,aggTrade")]).unwrap_err();
+        assert_eq!(e.len(), 2, "every problem at once: {e:?}");
+        assert!(e[1].contains("STREAMS may name only one of them"), "{e:?}");
+        assert!(validate(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,bookTicker,depth@100ms")]).is_ok());
         std::fs::write(&key, "k").unwrap();
         let e = validate(&[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", path), ("BINANCE_SBE_URL", "ws://sim.local:9")]);
         assert_eq!(

@@ -26,7 +26,7 @@ use super::EventLoop;
 use crate::log_limit::LogLimiter;
 use crate::time_unit::TimeUnit;
 use crate::transport::{scales, Mode, Policy, Seen, Status, Switch};
-use crate::venue::{Binary, BinaryCtx, Scale};
+use crate::venue::{Binary, BinaryCtx, Scale, Venue};
 use crate::ws::{Connection, Dialer, KEY_REFUSED};
 
 /// Where a lane's connections of one transport go: the dialer (endpoint, TLS, API key), and
@@ -75,13 +75,13 @@ impl Switcher {
     /// the moment.
     pub(super) fn route_of_new<'a>(
         switch: &'a Option<Switcher>,
-        text: (&'a str, TimeUnit),
-    ) -> (&'a str, TimeUnit, Mode) {
+        text: (&'a str, TimeUnit, &'static Venue),
+    ) -> (&'a str, TimeUnit, &'static Venue, Mode) {
         match switch {
             Some(s) if s.lane.policy.mode() == Mode::Binary => {
-                (&s.lane.route.base_path, s.lane.route.unit, Mode::Binary)
+                (&s.lane.route.base_path, s.lane.route.unit, s.lane.binary.venue, Mode::Binary)
             }
-            _ => (text.0, text.1, Mode::Text),
+            _ => (text.0, text.1, text.2, Mode::Text),
         }
     }
 
@@ -191,13 +191,13 @@ impl EventLoop {
                 self.connections[i].close(&self.metrics);
                 continue;
             }
-            let (path, unit) = match mode {
-                Mode::Binary => (sw.lane.route.base_path.as_str(), sw.lane.route.unit),
-                Mode::Text => (self.base_path.as_str(), self.time_unit),
+            let (path, unit, venue) = match mode {
+                Mode::Binary => (sw.lane.route.base_path.as_str(), sw.lane.route.unit, sw.lane.binary.venue),
+                Mode::Text => (self.base_path.as_str(), self.time_unit, self.venue),
             };
             let old = &mut self.connections[i];
             old.close(&self.metrics);
-            let new = Connection::new(i, old.streams.clone(), &self.metrics.symbols, self.venue, path, unit);
+            let new = Connection::new(i, old.streams.clone(), &self.metrics.symbols, venue, path, unit);
             new.init_metrics(&self.metrics);
             self.connections[i] = new;
             sw.slots[i] = mode;

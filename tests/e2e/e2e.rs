@@ -26,6 +26,7 @@ mod recovery;
 mod replay;
 mod sasl;
 mod sbe;
+mod sbe_book;
 mod silence;
 mod stale;
 mod transport_switch;

@@ -1,6 +1,7 @@
 //! TRANSPORT=sbe end to end: one simulated market streamed by ingesters over JSON and over SBE
 //! (the simulator's SBE endpoint, its frames built by the generated encoders) into topics of the
-//! real broker gives the same trade records, field for field, except the receive time; in
+//! real broker gives the same trade, `book_ticker` and `depth_update` records, field for field,
+//! except the receive time (and the best bid/ask's event time, which only SBE has); in
 //! milliseconds and in microseconds (`TIME_UNIT=us`). The SBE endpoint admits only the key of
 //! `SBE_API_KEY_FILE`, so an SBE ingester that gets ready sent it. Without a key, the lane
 //! streams JSON and says so in a log line, a metric and `/readyz`. Over SBE, `serverShutdown` (a
@@ -22,7 +23,7 @@ type Published = (Vec<u8>, Option<i64>, serde_json::Value);
 fn by_trade(msgs: &[Consumed]) -> BTreeMap<(String, i64), Published> {
     let mut out = BTreeMap::new();
     let mut last: BTreeMap<String, i64> = BTreeMap::new();
-    let mut sorted: Vec<&Consumed> = msgs.iter().filter(|m| !is_stale(m)).collect();
+    let mut sorted: Vec<&Consumed> = msgs.iter().filter(|m| m.payload["type"] == "trade").collect();
     sorted.sort_by_key(|m| (m.partition, m.offset));
     for m in sorted {
         let mut p = m.payload.clone();
@@ -50,6 +51,8 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
     let sim = sim(SimConfig {
         symbols: vec!["btcusdt".into(), "币安人生usdt".into()],
         trade_rate: 2_000.0,
+        // Book events (bookTicker, diff depth) a second per symbol.
+        aux_rate: 50.0,
         duration: Some(Duration::from_secs(8)),
         sbe_api_key: Some(KEY.into()),
         ..SimConfig::default()
@@ -59,7 +62,8 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
         let topic = unique_topic(&format!("e2e_sbe_{name}"));
         let mut env = vec![
             ("SYMBOLS", "btcusdt,币安人生usdt"),
-            ("STREAMS", "trade"),
+            // Over SBE: `@trade`, `@bestBidAsk` and `@depth`.
+            ("STREAMS", "trade,bookTicker,depth@100ms"),
             ("BINANCE_WS_URL", ws.as_str()),
             ("BINANCE_SBE_URL", sbe.as_str()),
             ("BINANCE_REST_URL", rest.as_str()),
@@ -99,9 +103,11 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
     );
 
     std::thread::sleep(Duration::from_secs(9));
-    let read = |t: &str| by_trade(&consume(t, 1, Duration::from_secs(120), Duration::from_secs(3)));
+    let read = |t: &str| consume(t, 1, Duration::from_secs(120), Duration::from_secs(3));
     for (unit, json, sbe) in [("ms", &json_ms, &sbe_ms), ("us", &json_us, &sbe_us)] {
-        let (j, s) = (read(json), read(sbe));
+        let (json_msgs, sbe_msgs) = (read(json), read(sbe));
+        crate::sbe_book::same_book_records(unit, &json_msgs, &sbe_msgs);
+        let (j, s) = (by_trade(&json_msgs), by_trade(&sbe_msgs));
         let common: Vec<_> = j.keys().filter(|k| s.contains_key(*k)).collect();
         // Both started at the market's first seconds: most of the market is in both.
         assert!(
@@ -120,7 +126,8 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
     }
     // The ms records are the simulator's trades themselves.
     let msgs = consume(&sbe_ms, 1, Duration::from_secs(60), Duration::from_secs(1));
-    verify_trades(&msgs, &sim.market, None);
+    let trades: Vec<Consumed> = msgs.into_iter().filter(|m| m.payload["type"] == "trade").collect();
+    verify_trades(&trades, &sim.market, None);
     for i in [&b, &d] {
         assert_eq!(i.metric_sum("marketflow_ingestor_messages_rejected_total"), 0.0, "{}", i.dump_logs());
         assert_eq!(i.metric_sum("marketflow_ingestor_gaps_total"), 0.0);
@@ -209,7 +216,13 @@ fn dropped_sbe_connections_lose_nothing() {
         std::thread::sleep(Duration::from_secs(3));
         sim.drop_connections();
     }
-    let reconnects = ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}");
+    // The last drop is counted once the event loop reads its end: a bounded wait, not a race.
+    let reconnects = || ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}");
+    let t = std::time::Instant::now();
+    while reconnects() < 3.0 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reconnects = reconnects();
     let per = sim.market.total_trades_per_symbol().unwrap();
     let msgs = finish(&sim, ing, &topic, 3 * per);
     let c = verify_complete(&msgs, &sim.market, per, |_| false);

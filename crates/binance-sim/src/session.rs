@@ -29,6 +29,8 @@ pub(crate) struct Target {
     pub unit: TimeUnit,
     /// USD-M: the routed path (`None` on spot).
     pub endpoint: Option<Endpoint>,
+    /// Binance's SBE endpoint: its own stream names (`sbe::delivered`).
+    pub sbe: bool,
 }
 
 /// Reads `/stream?streams=a/b&timeUnit=MICROSECOND`, `/ws/<name>` or `/ws` (on USD-M each under
@@ -41,7 +43,7 @@ pub(crate) fn parse_target(uri: &str, venue: Venue) -> Result<Target, (u16, Stri
         Venue::UsdM => usdm::split_endpoint(path).map(|(e, rest)| (Some(e), rest))?,
     };
     let combined = path == "/stream" || path == "/stream/";
-    let mut t = Target { combined, streams: Vec::new(), unit: TimeUnit::Millisecond, endpoint };
+    let mut t = Target { combined, streams: Vec::new(), unit: TimeUnit::Millisecond, endpoint, sbe: false };
     if let Some(name) = path.strip_prefix("/ws/") {
         t.streams.extend(Some(decode(name).into_owned()).filter(|n| !n.is_empty()));
     } else if !combined && path != "/ws" {
@@ -82,6 +84,7 @@ pub(crate) struct Session<'m> {
     pub combined: bool,
     pub unit: TimeUnit,
     endpoint: Option<Endpoint>,
+    sbe: bool,
     mutes: Vec<(Mute, MuteState)>,
 }
 
@@ -102,6 +105,7 @@ impl<'m> Session<'m> {
             combined: target.combined,
             unit: target.unit,
             endpoint: target.endpoint,
+            sbe: target.sbe,
             mutes,
         };
         for name in &target.streams {
@@ -147,6 +151,7 @@ impl<'m> Session<'m> {
         }
         let source = name.split_once('@').and_then(|(sym, kind)| {
             let kind = match self.endpoint {
+                None if self.sbe => crate::sbe::delivered(kind)?,
                 None => StreamKind::from_suffix(kind)?,
                 Some(endpoint) => usdm::delivered(endpoint, kind)?,
             };
@@ -268,7 +273,7 @@ mod tests {
             symbols: vec!["币安人生usdt".into(), "btcusdt".into()],
             ..SimConfig::default()
         });
-        let t = Target { combined: true, streams: vec![], unit: TimeUnit::Millisecond, endpoint: None };
+        let t = Target { combined: true, streams: vec![], unit: TimeUnit::Millisecond, endpoint: None, sbe: false };
         let mut s = Session::new(&m, 1, Instant::now(), t);
         let reply = s.control(r#"{"method":"SUBSCRIBE","params":["币安人生usdt@trade","%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt%40aggTrade"],"id":1}"#);
         assert_eq!(reply, r#"{"id":1,"result":null}"#);
@@ -295,6 +300,7 @@ mod tests {
                 streams: vec!["btcusdt@aggTrade".into()],
                 unit: TimeUnit::Millisecond,
                 endpoint: None,
+                sbe: false,
             };
             let mut s = Session::new(&m, 1, Instant::now(), t);
             assert!(!s.muted("btcusdt@aggTrade"), "armed, not yet fired");

@@ -94,7 +94,8 @@ pub(crate) fn serve_connection(
             market.sbe_key_refused.fetch_add(1, Ordering::Relaxed);
             return Err(refuse(401, crate::sbe::KEY_REFUSED.into()));
         }
-        let t = parse_target(&uri, market.venue()).map_err(|(status, why)| refuse(status, why))?;
+        let mut t = parse_target(&uri, market.venue()).map_err(|(status, why)| refuse(status, why))?;
+        t.sbe = sbe;
         if t.streams.len() > market.cfg.max_streams {
             let why =
                 format!("{} streams; a connection can listen to at most {}", t.streams.len(), market.cfg.max_streams);
@@ -128,7 +129,7 @@ pub(crate) fn serve_connection(
     // reading of Binance's "5 incoming messages per second".
     let mut window: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     let mut buf = String::with_capacity(512);
-    let (mut rows, mut bin) = (Vec::new(), Vec::new());
+    let (mut rows, mut bin) = (crate::sbe::Rows::default(), Vec::new());
     const BATCH: u64 = 20_000;
     // The pacing tick: about one event's interval at this connection's rate, within these bounds
     // (a fixed 20 us tick cost every idle test connection a fifth of a core).
