@@ -104,6 +104,19 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
 
     std::thread::sleep(Duration::from_secs(9));
     let read = |t: &str| consume(t, 1, Duration::from_secs(120), Duration::from_secs(3));
+    // Book records need each ingester's book synced first: on a loaded machine that can take
+    // longer than the trades do; wait (bounded) until both transports share enough of them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
+        let enough = [(&json_ms, &sbe_ms), (&json_us, &sbe_us)].iter().all(|(j, s)| {
+            let (depth, ticker) = crate::sbe_book::book_records_in_both(&read(j), &read(s));
+            depth > 200 && ticker > 200
+        });
+        if enough {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
     for (unit, json, sbe) in [("ms", &json_ms, &sbe_ms), ("us", &json_us, &sbe_us)] {
         let (json_msgs, sbe_msgs) = (read(json), read(sbe));
         crate::sbe_book::same_book_records(unit, &json_msgs, &sbe_msgs);

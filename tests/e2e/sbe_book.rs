@@ -36,6 +36,17 @@ fn by_id(msgs: &[Consumed], kind: &str, id_field: &str) -> BTreeMap<(String, i64
     out
 }
 
+/// How many `depth_update` and `book_ticker` records (by id) both ingesters published: the
+/// comparison below wants more than 200 of each, which a loaded machine may take a while to reach
+/// (each ingester publishes depth once its book is synced).
+pub fn book_records_in_both(json: &[Consumed], sbe: &[Consumed]) -> (usize, usize) {
+    let both = |kind: &str, id: &str| {
+        let (j, s) = (by_id(json, kind, id), by_id(sbe, kind, id));
+        j.keys().filter(|k| s.contains_key(*k)).count()
+    };
+    (both("depth_update", "final_update_id"), both("book_ticker", "update_id"))
+}
+
 /// The `depth_update` and `book_ticker` records two ingesters published from one market, one
 /// over JSON and one over SBE, in `unit` (`ms`/`us`), are the same where both have them: depth
 /// updates field for field with their Kafka key and timestamp; book tickers field for field and
