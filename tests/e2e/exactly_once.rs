@@ -28,11 +28,16 @@ fn twenty_thousand_trades_a_second_for_thirty_seconds_arrive_exactly_once() {
     std::thread::sleep(Duration::from_secs(5));
     let sent_a = ing.metric("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\"}");
     let lat_a = ing.metric("marketflow_ingestor_latency_seconds_count{stage=\"enqueue_to_ack\",symbol=\"btcusdt\"}");
-    std::thread::sleep(Duration::from_secs(2));
-    let sent_b = ing.metric("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\"}");
-    let lat_b = ing.metric("marketflow_ingestor_latency_seconds_count{stage=\"enqueue_to_ack\",symbol=\"btcusdt\"}");
-    assert!(sent_b > sent_a && sent_a > 0.0, "messages_sent_total moves: {sent_a} -> {sent_b}");
-    assert!(lat_b > lat_a && lat_a > 0.0, "latency histogram moves: {lat_a} -> {lat_b}");
+    // Waited for, not timed: a busy machine can hold the broker's acks back for seconds.
+    let (mut sent_b, mut lat_b) = (sent_a, lat_a);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while (sent_b <= sent_a || lat_b <= lat_a) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        sent_b = ing.metric("marketflow_ingestor_messages_sent_total{symbol=\"btcusdt\"}");
+        lat_b = ing.metric("marketflow_ingestor_latency_seconds_count{stage=\"enqueue_to_ack\",symbol=\"btcusdt\"}");
+    }
+    assert!(sent_b > sent_a, "messages_sent_total moves: {sent_a} -> {sent_b}");
+    assert!(lat_b > lat_a, "latency histogram moves: {lat_a} -> {lat_b}");
     assert_eq!(ing.get("/healthz").0, 200);
 
     let msgs = consume(&topic, 3 * per_symbol as usize, Duration::from_secs(120), Duration::from_secs(3));

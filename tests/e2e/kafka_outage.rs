@@ -74,6 +74,10 @@ fn free_port_pair() -> u16 {
 }
 
 #[test]
+// A second Kafka JVM beside the shared broker and the other tests' ingesters stalls this 2-core
+// machine (the shared broker then drops its clients for tens of seconds): it runs alone, after
+// the others (scripts/test.sh).
+#[ignore = "runs alone: cargo test -p e2e kafka_outage -- --ignored --test-threads=1"]
 fn a_thirty_second_broker_outage_loses_and_duplicates_nothing() {
     let broker = OwnBroker::start();
     let bootstrap = broker.bootstrap.as_str();

@@ -64,6 +64,9 @@ fn verify_strict(msgs: &[Consumed], market: &Market, per: u64) -> Strict {
                     out.live += 1;
                 }
             }
+            // A stream silent for a while on a busy machine (the market over, or the process
+            // starved) is said in a `stale` record: a liveness note, not a trade or a gap.
+            "stale" => {}
             other => panic!("unexpected record type {other}: {p}"),
         }
     }
@@ -84,7 +87,8 @@ fn read_back(sim: &SimHandle, ing: &Ingester, topic: &str, min: u64, within: Dur
         assert!(t.elapsed() < within, "market never finished:\n{}", ing.dump_logs());
         std::thread::sleep(Duration::from_millis(200));
     }
-    consume(topic, min as usize, Duration::from_secs(60), Duration::from_secs(3))
+    // Generous: a busy machine can stall the shared broker for tens of seconds.
+    consume(topic, min as usize, Duration::from_secs(150), Duration::from_secs(3))
 }
 
 fn stop(mut ing: Ingester) {

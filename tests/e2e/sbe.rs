@@ -107,15 +107,25 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
     // Book records need each ingester's book synced first: on a loaded machine that can take
     // longer than the trades do; wait (bounded) until both transports share enough of them.
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while std::time::Instant::now() < deadline {
-        let enough = [(&json_ms, &sbe_ms), (&json_us, &sbe_us)].iter().all(|(j, s)| {
+    let mut enough = false;
+    while !enough && std::time::Instant::now() < deadline {
+        enough = [(&json_ms, &sbe_ms), (&json_us, &sbe_us)].iter().all(|(j, s)| {
             let (depth, ticker) = crate::sbe_book::book_records_in_both(&read(j), &read(s));
             depth > 200 && ticker > 200
         });
-        if enough {
-            break;
+        if !enough {
+            std::thread::sleep(Duration::from_secs(5));
         }
-        std::thread::sleep(Duration::from_secs(5));
+    }
+    if !enough {
+        // For the failure below: what the SBE ingesters saw of their book streams.
+        for (name, i) in [("sbe_ms", &b), ("sbe_us", &d)] {
+            let (_, metrics) = i.get("/metrics");
+            let seen = metrics.lines().filter(|l| {
+                !l.starts_with('#') && ["depth", "book", "rejected", "transport", "gap"].iter().any(|w| l.contains(w))
+            });
+            eprintln!("{name}:\n{}", seen.collect::<Vec<_>>().join("\n"));
+        }
     }
     for (unit, json, sbe) in [("ms", &json_ms, &sbe_ms), ("us", &json_us, &sbe_us)] {
         let (json_msgs, sbe_msgs) = (read(json), read(sbe));

@@ -335,10 +335,16 @@ pub fn consume_from(bootstrap: &str, topic: &str, want: usize, timeout: Duration
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::with_capacity(want);
     let mut last_msg = Instant::now();
+    // Per partition, the offset after the last record read (the producer is idempotent, not
+    // transactional: offsets are dense, and the high watermark is where the topic ends).
+    let mut next: Vec<Option<i64>> = vec![None; partitions];
     while t.elapsed() < timeout {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 last_msg = Instant::now();
+                if let Some(n) = next.get_mut(m.partition() as usize) {
+                    *n = Some(m.offset() + 1);
+                }
                 out.push(Consumed {
                     key: m.key().unwrap_or_default().to_vec(),
                     payload: serde_json::from_slice(m.payload().unwrap_or_default()).expect("record is JSON"),
@@ -354,14 +360,31 @@ pub fn consume_from(bootstrap: &str, topic: &str, want: usize, timeout: Duration
                 eprintln!("consume {topic}: transient consumer error, retrying: {e}");
                 std::thread::sleep(Duration::from_millis(200));
             }
+            // Quiet is the topic's end only if every partition was read to its high watermark:
+            // a broker stalled by a busy machine is quiet too (and cannot answer the question).
             None => {
                 if out.len() >= want && last_msg.elapsed() >= quiet {
-                    break;
+                    if read_to_the_end(&consumer, topic, &next) {
+                        break;
+                    }
+                    last_msg = Instant::now();
                 }
             }
         }
     }
     out
+}
+
+/// Whether every partition of `topic` was read up to its high watermark (`next`: the offset after
+/// the last record read from each). A broker that does not answer within 5 s: not known, so no.
+fn read_to_the_end(consumer: &BaseConsumer, topic: &str, next: &[Option<i64>]) -> bool {
+    next.iter().enumerate().all(|(p, n)| match consumer.fetch_watermarks(topic, p as i32, Duration::from_secs(5)) {
+        Ok((low, high)) => n.unwrap_or(low) >= high,
+        Err(e) => {
+            eprintln!("consume {topic}: watermarks of partition {p} not known ({e}): reading on");
+            false
+        }
+    })
 }
 
 /// Starts the simulator in this process.
