@@ -109,8 +109,9 @@ step "end-to-end tests (tests/e2e: the ingester binary against the simulator and
 # compiler output shows in the log instead of inside a test.
 cargo build --locked -p marketflow-ingestor --bin marketflow-ingestor
 cargo test --locked -p e2e
-# The broker-outage test starts a broker of its own: alone, so its JVM does not stall the others'.
-cargo test --locked -p e2e kafka_outage -- --ignored --test-threads=1
+# Run alone, one after the other: the broker-outage test starts a broker of its own (its JVM
+# stalls the others'), the SBE equivalence runs four ingesters.
+cargo test --locked -p e2e -- --ignored --test-threads=1 kafka_outage sbe::json_and_sbe
 
 if [[ "${QUICK:-0}" == 1 ]]; then
   step "QUICK=1: bench gate, release build, chart and observability tests NOT run (local opt-out)"

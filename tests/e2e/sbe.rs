@@ -41,6 +41,10 @@ fn by_trade(msgs: &[Consumed]) -> BTreeMap<(String, i64), Published> {
 }
 
 #[test]
+// Four ingesters, their books and the simulator: beside the other tests on this 2-core machine the
+// shared broker stalls and one topic's book records go missing from the read (twice in CI, never
+// alone): it runs alone, after the others (scripts/test.sh).
+#[ignore = "runs alone: cargo test -p e2e sbe::json_and_sbe -- --ignored --test-threads=1"]
 fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
     let bootstrap = kafka();
     let dir = std::env::temp_dir().join(format!("mf-e2e-sbe-{}", std::process::id()));
