@@ -1,19 +1,22 @@
 //! `/metrics` at 1,000 symbols (issue 14, "Many symbols"): by default a lane of more than
 //! `METRICS_SYMBOL_DETAIL_MAX` symbols exports the seed's counters and the stream ages per symbol
-//! and the rest of the detail once, as `symbol="_all"`, within 10,000 series and 2 MB a scrape;
-//! the totals are those of the full detail. Counts and sizes only, nothing timed (the scrape's
+//! and the rest of the detail once, as `symbol="_all"`, order books included (depth streams),
+//! within 10,000 series and 2 MB a scrape; the totals are those of the full detail. Counts and sizes only, nothing timed (the scrape's
 //! time, RSS and CPU are measured by scripts/metrics-scale.sh against the real process).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use marketflow_ingestor::config::VARS;
+use marketflow_ingestor::handoff::{depth, jobs};
 use marketflow_ingestor::metrics::{Detail, Metrics, Stage, ALL_SYMBOLS, DEFAULT_SYMBOL_DETAIL_MAX};
+use marketflow_ingestor::sink::books::{BookSettings, Books};
 
 const SYMBOLS: usize = 1_000;
-/// The venue's names of the stream kinds of scripts/metrics-scale.sh (no depth: its order books
-/// add series of their own, per symbol; see README, Metrics).
-const KINDS: [&str; 4] = ["trade", "aggTrade", "kline_1m", "bookTicker"];
+/// The venue's names of the stream kinds of `scripts/metrics_scale.py --streams
+/// trade,aggTrade,kline_1m,bookTicker,depth@100ms` (depth: an order book a symbol, with its own
+/// series).
+const KINDS: [&str; 5] = ["trade", "aggTrade", "kline_1m", "bookTicker", "depth@100ms"];
 const MAX_SERIES: usize = 10_000;
 const MAX_BYTES: usize = 2 << 20;
 
@@ -21,9 +24,14 @@ fn symbols(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("sym{i:04}usdt")).collect()
 }
 
-/// A lane of 1,000 symbols that has seen something of everything for every symbol, scraped.
+/// A lane of 1,000 symbols with their order books that has seen something of everything for
+/// every symbol, scraped.
 fn scrape(detail: Detail) -> (Arc<Metrics>, String) {
     let m = Metrics::build(&symbols(SYMBOLS), None, detail);
+    // The producer thread's books register their series as the lane starts (sink/books/metrics.rs).
+    let (requests, _) = jobs::channel(SYMBOLS);
+    let (_, seeds) = depth::channel();
+    let _books = Books::new("binance", &m, BookSettings { levels: 100, interval: None }, requests, seeds);
     // The event loop resolves one age gauge per configured stream (event_loop/streams.rs).
     for s in m.symbols.iter() {
         for k in KINDS {
@@ -81,6 +89,12 @@ fn a_thousand_symbols_stay_within_ten_thousand_series_and_two_megabytes_by_defau
     assert!(text.contains("marketflow_ingestor_messages_sent_total{symbol=\"sym0999usdt\"} 2"));
     // ... the detail is one `_all` series holding every symbol's total.
     assert_eq!(by["marketflow_ingestor_gaps_total"], 1);
+    // So are the order books: one `_all` series a family (and side, and snapshot reason).
+    assert_eq!(by["marketflow_ingestor_depth_book_synced"], 1);
+    assert_eq!(by["marketflow_ingestor_depth_book_levels"], 2);
+    assert_eq!(by["marketflow_ingestor_depth_snapshots_total"], 4);
+    assert_eq!(by["marketflow_ingestor_depth_books_unsynced"], 1);
+    assert!(text.contains("marketflow_ingestor_depth_book_synced{symbol=\"_all\"} 0"), "no book synced yet");
     assert_eq!(value(&text, "marketflow_ingestor_gaps_total{symbol=\"_all\"}"), SYMBOLS as f64);
     assert_eq!(value(&text, "marketflow_ingestor_gap_ids_missing_total{symbol=\"_all\"}"), 3.0 * SYMBOLS as f64);
     assert_eq!(
