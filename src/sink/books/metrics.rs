@@ -88,8 +88,8 @@ impl BookMetrics {
             "1 while the symbol's order book is valid, else 0 (symbol=\"_all\": 1 while every book is)",
             &["symbol"],
         );
-        let unsynced_books = IntGauge::with_opts(opts("depth_books_unsynced", "Order books not valid now"))
-            .expect("valid metric");
+        let unsynced_books =
+            IntGauge::with_opts(opts("depth_books_unsynced", "Order books not valid now")).expect("valid metric");
         reg(Box::new(unsynced_books.clone()));
         let seeds_refused =
             counters("depth_seeds_refused_total", "REST snapshots the books could not use, by reason", &["reason"]);
@@ -106,7 +106,10 @@ impl BookMetrics {
             unsynced_published: handles.iter().map(|s| unsynced.with_label_values(&[s])).collect(),
             trimmed: handles.iter().map(|s| trimmed.with_label_values(&[s])).collect(),
             trimmed_counted: vec![0; syms.len()],
-            levels: gauge_labels.iter().map(|s| ["bid", "ask"].map(|side| levels.with_label_values(&[s, side]))).collect(),
+            levels: gauge_labels
+                .iter()
+                .map(|s| ["bid", "ask"].map(|side| levels.with_label_values(&[s, side])))
+                .collect(),
             synced: gauge_labels.iter().map(|s| synced.with_label_values(&[s])).collect(),
             unsynced_books,
             seeds_refused,
@@ -193,7 +196,8 @@ mod tests {
         // Symbol 1 has no book yet: not all synced, and the thinnest book is empty.
         b.scan([synced([100, 90], 3), BookState::default(), synced([40, 60], 1)].into_iter());
         let text = m.render();
-        let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line} in:\n{}", depth_lines(&text).join("\n"));
+        let has =
+            |line: &str| assert!(text.lines().any(|l| l == line), "{line} in:\n{}", depth_lines(&text).join("\n"));
         has(r#"marketflow_ingestor_depth_snapshots_total{reason="start",symbol="_all"} 3"#);
         has(r#"marketflow_ingestor_depth_snapshots_total{reason="periodic",symbol="_all"} 1"#);
         has(r#"marketflow_ingestor_depth_unsynced_published_total{symbol="_all"} 5"#);
@@ -209,7 +213,8 @@ mod tests {
         // Every book valid: `_all` synced; the thinnest book by side; trimming counted once.
         b.scan([synced([100, 90], 5), synced([20, 80], 0), synced([40, 60], 1)].into_iter());
         let text = m.render();
-        let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line} in:\n{}", depth_lines(&text).join("\n"));
+        let has =
+            |line: &str| assert!(text.lines().any(|l| l == line), "{line} in:\n{}", depth_lines(&text).join("\n"));
         has(r#"marketflow_ingestor_depth_book_synced{symbol="_all"} 1"#);
         has(r#"marketflow_ingestor_depth_books_unsynced 0"#);
         has(r#"marketflow_ingestor_depth_book_levels{side="bid",symbol="_all"} 20"#);
