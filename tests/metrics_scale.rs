@@ -2,7 +2,7 @@
 //! `METRICS_SYMBOL_DETAIL_MAX` symbols exports the seed's counters and the stream ages per symbol
 //! and the rest of the detail once, as `symbol="_all"`, order books included (depth streams),
 //! within 10,000 series and 2 MB a scrape; the totals are those of the full detail. Counts and sizes only, nothing timed (the scrape's
-//! time, RSS and CPU are measured by scripts/metrics-scale.sh against the real process).
+//! time, RSS and CPU are measured by scripts/metrics_scale.py against the real process).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
