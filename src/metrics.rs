@@ -26,7 +26,7 @@ pub use crate::health::Health;
 use crate::record::RecordType;
 use crate::symbols::Symbols;
 pub use labels::{FrameKind, FRAME_KINDS, KAFKA_ERROR_KINDS, REJECT_REASONS};
-pub use latency::{LatencyHub, LatencyRecorder, Stage, BUCKETS_SECONDS, QUANTILES};
+pub use latency::{LatencyHub, LatencyRecorder, Precision, Stage, BUCKETS_SECONDS, QUANTILES};
 pub use ordering::{Named, OrderingMetrics, NAMED_REASONS};
 
 pub const NAMESPACE: &str = "marketflow_ingestor";

@@ -16,10 +16,10 @@ pub(super) const METRICS_VARS: &[Var] = &[Var {
     unset: Unset::Default("100"),
     help: "Most symbols a lane exports every per-symbol series for; above it the detail is exported once as \
            `symbol=\"_all\"`",
-    more: "The detail is the latency histograms and quantiles and the gap, duplicate, backfill, overflow and \
-           ordering counters; `messages_sent_total`, `ws_reconnects_total`, the stream ages and the order books \
-           stay per symbol, and `/latency/<stage>?symbol=<s>` gives one symbol's latency distribution in any \
-           case. `0`: always aggregated; `65535`: never. The default keeps a scrape of 100 symbols as it was and \
+    more: "The detail is the latency histograms and quantiles, the gap, duplicate, backfill, overflow and \
+           ordering counters and the order books' series (sums; `depth_book_synced` and `depth_book_levels` the \
+           minimum); `messages_sent_total`, `ws_reconnects_total` and the stream ages stay per symbol, and \
+           `/latency/<stage>?symbol=<s>` gives one symbol's latency distribution in any case. `0`: always aggregated; `65535`: never. The default keeps a scrape of 100 symbols as it was and \
            one of 1,000 under 10,000 series (README, Metrics).",
     secret: false,
     apply: |v, b| {

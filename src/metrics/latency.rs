@@ -8,6 +8,13 @@
 //! `symbol="_all"` (25 series a stage instead of 25 a stage and symbol); the per-symbol
 //! distributions stay readable on demand ([`LatencyHub::percentile_distribution_of`],
 //! `/latency/<stage>?symbol=<s>`).
+//!
+//! Memory: a histogram of 2 significant digits is 36.9 KiB, one a stage and symbol in the shared
+//! copy and in each recording thread's (a thread holds its own stages only): 222 MB at 1,000
+//! symbols. Aggregated, a symbol's histograms serve only that on-demand view, so they keep 1
+//! significant digit ([`Precision::Coarse`]: values within 1/16, 4.9 KiB each, 29 MB at 1,000
+//! symbols) and each recorder keeps one precise histogram a stage beside them for `_all`: a
+//! message is recorded twice (two array increments, still no lock and no allocation).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +57,15 @@ pub const BUCKETS_SECONDS: &[f64] = &[
 /// Quantiles exported as gauges, computed exactly from the HdrHistogram (no bucket interpolation).
 pub const QUANTILES: &[f64] = &[0.5, 0.9, 0.99, 0.999, 1.0];
 
+/// How precise a histogram is: both span 1 ns .. 1 h.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// 2 significant digits: values within 1/128 (< 1%), 4,608 counters (36.9 KiB).
+    Exact,
+    /// 1 significant digit: values within 1/16 (6.25%), 624 counters (4.9 KiB).
+    Coarse,
+}
+
 struct Slot {
     hist: Histogram<u64>,
     sum_ns: u128,
@@ -57,8 +73,15 @@ struct Slot {
 
 impl Slot {
     fn new() -> Slot {
-        // 1 ns .. 1 h at 2 significant digits: ~1% error, tens of KiB per histogram.
-        Slot { hist: Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static bounds"), sum_ns: 0 }
+        Slot::with(Precision::Exact)
+    }
+
+    fn with(p: Precision) -> Slot {
+        let sigfig = match p {
+            Precision::Exact => 2,
+            Precision::Coarse => 1,
+        };
+        Slot { hist: Histogram::new_with_bounds(1, 3_600_000_000_000, sigfig).expect("static bounds"), sum_ns: 0 }
     }
 }
 
@@ -75,6 +98,8 @@ pub struct LatencyHub {
     symbols: Vec<String>,
     /// Export each symbol's histograms (else only the per-stage ones, as `symbol="_all"`).
     per_symbol: bool,
+    /// Of the per-symbol histograms: exact when exported, coarse when only shown on demand.
+    precision: Precision,
     shared: Mutex<Shared>,
     desc: Vec<Desc>,
 }
@@ -98,11 +123,12 @@ impl LatencyHub {
             )
             .expect("valid desc"),
         ];
+        let precision = if per_symbol { Precision::Exact } else { Precision::Coarse };
         let shared = Shared {
-            slots: (0..n).map(|_| Slot::new()).collect(),
+            slots: (0..n).map(|_| Slot::with(precision)).collect(),
             all: Stage::ALL.iter().map(|_| Slot::new()).collect(),
         };
-        LatencyHub { symbols: symbols.to_vec(), per_symbol, shared: Mutex::new(shared), desc }
+        LatencyHub { symbols: symbols.to_vec(), per_symbol, precision, shared: Mutex::new(shared), desc }
     }
 
     /// A recorder for one thread of every stage; it owns its histograms and merges them in on
@@ -111,8 +137,8 @@ impl LatencyHub {
         self.recorder_for(&Stage::ALL)
     }
 
-    /// A recorder of `stages` only (recording another is a no-op): a histogram is about 37 KiB,
-    /// so at 1,000 symbols each stage a thread does not record would cost it 37 MB.
+    /// A recorder of `stages` only (recording another is a no-op): a histogram is about 37 KiB
+    /// (5 KiB coarse), so at 1,000 symbols each stage a thread does not record would cost it 37 MB.
     pub fn recorder_for(self: &Arc<Self>, stages: &[Stage]) -> LatencyRecorder {
         let n = self.symbols.len();
         let mut held: Vec<Stage> = Vec::with_capacity(Stage::ALL.len());
@@ -123,9 +149,13 @@ impl LatencyHub {
                 held.push(s);
             }
         }
+        // Aggregated, the exact per-stage histograms are recorded here directly (the coarse
+        // per-symbol ones cannot make them at publish).
+        let all = if self.per_symbol { Vec::new() } else { Stage::ALL.iter().map(|_| Slot::new()).collect() };
         LatencyRecorder {
             hub: self.clone(),
-            local: (0..held.len() * n).map(|_| Slot::new()).collect(),
+            local: (0..held.len() * n).map(|_| Slot::with(self.precision)).collect(),
+            all,
             held,
             base,
             last_publish: Instant::now(),
@@ -165,6 +195,17 @@ impl LatencyHub {
     /// Whether `/metrics` carries each symbol's histograms.
     pub fn per_symbol(&self) -> bool {
         self.per_symbol
+    }
+
+    /// How precise each symbol's histograms are (the per-stage ones are always exact).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Bytes of counters one (stage, symbol) histogram takes, here and in each recorder.
+    pub fn symbol_histogram_bytes(&self) -> usize {
+        let s = self.shared.lock().unwrap();
+        s.slots.first().map_or(0, |s| s.hist.distinct_values() * std::mem::size_of::<u64>())
     }
 }
 
@@ -301,6 +342,8 @@ pub struct LatencyRecorder {
     hub: Arc<LatencyHub>,
     /// Per held stage and symbol: `base[stage] + symbol`.
     local: Vec<Slot>,
+    /// Aggregated: per stage, over all symbols, exact (empty when each symbol's are exact).
+    all: Vec<Slot>,
     /// The stages recorded here, in the order of `local`.
     held: Vec<Stage>,
     /// Where each stage's slots start in `local` ([`NOT_HELD`]: not recorded here).
@@ -320,6 +363,10 @@ impl LatencyRecorder {
         let Some(slot) = self.local.get_mut(base.saturating_add(symbol_idx)) else { return };
         slot.hist.saturating_record(ns.max(1));
         slot.sum_ns += ns as u128;
+        if let Some(all) = self.all.get_mut(stage as usize) {
+            all.hist.saturating_record(ns.max(1));
+            all.sum_ns += ns as u128;
+        }
         self.dirty = true;
     }
 
@@ -347,6 +394,15 @@ impl LatencyRecorder {
                 dst.sum_ns += src.sum_ns;
                 // The per-stage copy is kept at publish, so neither a scrape nor a message pays
                 // for merging every symbol's histogram.
+                if self.all.is_empty() {
+                    let all = &mut shared.all[stage as usize];
+                    all.hist.add(&src.hist).expect("same bounds");
+                    all.sum_ns += src.sum_ns;
+                }
+                src.hist.reset();
+                src.sum_ns = 0;
+            }
+            if let Some(src) = self.all.get_mut(stage as usize) {
                 let all = &mut shared.all[stage as usize];
                 all.hist.add(&src.hist).expect("same bounds");
                 all.sum_ns += src.sum_ns;
@@ -404,5 +460,41 @@ mod tests {
             assert_eq!(all.len(), 1, "{stage:?}");
             assert!(all.equivalent(all.max(), max), "{stage:?}: {}", all.max());
         }
+    }
+
+    #[test]
+    fn aggregated_a_symbol_s_histograms_are_coarse_and_small_and_the_stage_s_stay_exact() {
+        let symbols: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let exact = Arc::new(LatencyHub::new(&symbols, true));
+        let coarse = Arc::new(LatencyHub::new(&symbols, false));
+        assert_eq!((exact.precision(), coarse.precision()), (Precision::Exact, Precision::Coarse));
+        // The memory bound README states: 36.9 KiB and 4.9 KiB a (stage, symbol), here and in
+        // each recorder of the stage.
+        assert_eq!((exact.symbol_histogram_bytes(), coarse.symbol_histogram_bytes()), (36_864, 4_992));
+        let rec = coarse.recorder_for(&[Stage::EnqueueToAck]);
+        assert!(rec.local.iter().all(|s| s.hist.distinct_values() == 624), "a recorder's are coarse too");
+
+        for hub in [&exact, &coarse] {
+            let mut r = hub.recorder_for(&[Stage::EnqueueToAck]);
+            for (i, ns) in [(0, 1_234_567u64), (1, 7_654_321), (2, 99_999)] {
+                r.record(Stage::EnqueueToAck, i, ns);
+            }
+            r.publish();
+            let all = hub.merged(Stage::EnqueueToAck);
+            assert_eq!(all.sigfig(), 2, "the per-stage histogram is exact in both modes");
+            assert_eq!(all.len(), 3);
+            for ns in [1_234_567, 7_654_321, 99_999] {
+                assert_eq!(all.count_at(ns), 1, "{ns} in the exact _all");
+                assert!(all.equivalent(all.lowest_equivalent(ns), ns));
+            }
+            assert!(all.equivalent(all.max(), 7_654_321));
+            // The on-demand view of one symbol: within 1/128 exact, 1/16 coarse.
+            let max = hub.quantile_ns(Stage::EnqueueToAck, 1, 1.0) as f64;
+            let within = if hub.per_symbol() { 1.0 / 128.0 } else { 1.0 / 16.0 };
+            assert!((max - 7_654_321.0).abs() / 7_654_321.0 <= within, "{max}");
+            assert_eq!(hub.count(Stage::EnqueueToAck, 1), 1);
+        }
+        let c = coarse.shared.lock().unwrap();
+        assert_eq!(c.all[Stage::EnqueueToAck as usize].sum_ns, 1_234_567 + 7_654_321 + 99_999);
     }
 }

@@ -30,18 +30,20 @@
 //! a snapshot skips them), and the snapshot that comes later must not be older than the last of
 //! them. Nothing is dropped: at shutdown the held diffs are published too.
 
+mod metrics;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 use tracing::{info, warn};
 
+use self::metrics::{BookMetrics, BookState};
 use crate::book::{diff, Book, Key, Level, Side};
 use crate::handoff::depth::DepthSeed;
 use crate::handoff::jobs::{Job, JobSender};
 use crate::log_limit::LogLimiter;
-use crate::metrics::{Metrics, NAMESPACE};
+use crate::metrics::Metrics;
 use crate::record::RecordType;
 use crate::ring::{RecordMeta, RecordView, FLAG_MARKER, FLAG_QUARANTINED};
 use crate::sequence::{DepthChain, DepthIds, DepthStep};
@@ -99,65 +101,6 @@ pub struct BookSettings {
     pub levels: usize,
     /// `DEPTH_SNAPSHOT_INTERVAL`; `None`: no periodic snapshots.
     pub interval: Option<Duration>,
-}
-
-struct BookMetrics {
-    snapshots: Vec<[IntCounter; 4]>,
-    resyncs: Vec<IntCounter>,
-    unsynced_published: Vec<IntCounter>,
-    trimmed: Vec<IntCounter>,
-    levels: Vec<[IntGauge; 2]>,
-    synced: Vec<IntGauge>,
-    seeds_refused: IntCounterVec,
-}
-
-impl BookMetrics {
-    fn new(metrics: &Metrics) -> BookMetrics {
-        let reg = |c: Box<dyn prometheus::core::Collector>| metrics.registry.register(c).expect("registered once");
-        let opts = |name: &str, help: &str| Opts::new(format!("{NAMESPACE}_{name}"), help);
-        let counters = |name, help, labels: &[&str]| {
-            let v = IntCounterVec::new(opts(name, help), labels).expect("valid metric");
-            reg(Box::new(v.clone()));
-            v
-        };
-        let gauges = |name, help, labels: &[&str]| {
-            let v = IntGaugeVec::new(opts(name, help), labels).expect("valid metric");
-            reg(Box::new(v.clone()));
-            v
-        };
-        let syms: &[String] = &metrics.symbols;
-        let snapshots = counters("depth_snapshots_total", "depth_snapshot records published", &["symbol", "reason"]);
-        let resyncs = counters("depth_resyncs_total", "Order books discarded: the depth sequence broke", &["symbol"]);
-        let unsynced = counters(
-            "depth_unsynced_published_total",
-            "depth_update records published with no snapshot before them (held too long)",
-            &["symbol"],
-        );
-        let trimmed =
-            counters("depth_book_trimmed_levels_total", "Far levels dropped to keep a book within bounds", &["symbol"]);
-        let levels = gauges("depth_book_levels", "Levels in the in-process order book", &["symbol", "side"]);
-        let synced = gauges("depth_book_synced", "1 while the symbol's order book is valid, else 0", &["symbol"]);
-        let seeds_refused =
-            counters("depth_seeds_refused_total", "REST snapshots the books could not use, by reason", &["reason"]);
-        for r in ["stale", "invalid"] {
-            seeds_refused.with_label_values(&[r]);
-        }
-        BookMetrics {
-            snapshots: syms
-                .iter()
-                .map(|s| Reason::ALL.map(|r| snapshots.with_label_values(&[s.as_str(), r.as_str()])))
-                .collect(),
-            resyncs: syms.iter().map(|s| resyncs.with_label_values(&[s])).collect(),
-            unsynced_published: syms.iter().map(|s| unsynced.with_label_values(&[s])).collect(),
-            trimmed: syms.iter().map(|s| trimmed.with_label_values(&[s])).collect(),
-            levels: syms
-                .iter()
-                .map(|s| ["bid", "ask"].map(|side| levels.with_label_values(&[s.as_str(), side])))
-                .collect(),
-            synced: syms.iter().map(|s| synced.with_label_values(&[s])).collect(),
-            seeds_refused,
-        }
-    }
 }
 
 /// Diffs held while a symbol has no book, as they came off the ring, in order.
@@ -347,8 +290,7 @@ impl Books {
         d.synced = false;
         d.next_snapshot = None;
         let last = d.book.as_ref().map_or(0, Book::last_update_id);
-        self.metrics.resyncs[s].inc();
-        self.metrics.synced[s].set(0);
+        self.metrics.resync(s);
         if let Some(suppressed) = self.limiter.check("resync") {
             warn!(symbol = %self.symbols[s], reason, last_update_id = last, suppressed, "order book resync");
         }
@@ -408,7 +350,7 @@ impl Books {
     }
 
     fn unsynced_published(&mut self, s: usize, n: usize, through: i64) {
-        self.metrics.unsynced_published[s].inc_by(n as u64);
+        self.metrics.unsynced_published(s, n);
         let r = &mut self.depth[s].released_through;
         *r = Some(r.map_or(through, |r| r.max(through)));
     }
@@ -499,7 +441,7 @@ impl Books {
         d.republish = false;
         d.next_snapshot = self.settings.interval.map(|i| Instant::now() + i);
         out(&RecordView { meta, enqueue_ns: now, key: sym.as_bytes(), payload: &self.payload });
-        self.metrics.snapshots[s][reason as usize].inc();
+        self.metrics.snapshot(s, reason);
     }
 
     /// Whether the symbol's book is valid now.
@@ -543,15 +485,11 @@ impl Books {
                     self.ask(s);
                 }
             }
-            let d = &self.depth[s];
-            self.metrics.synced[s].set(i64::from(d.synced));
-            if let Some(b) = &d.book {
-                self.metrics.levels[s][0].set(b.len(Side::Bid) as i64);
-                self.metrics.levels[s][1].set(b.len(Side::Ask) as i64);
-                let t = &self.metrics.trimmed[s];
-                t.inc_by(b.trimmed().saturating_sub(t.get()));
-            }
         }
+        self.metrics.scan(self.depth.iter().map(|d| BookState {
+            synced: d.synced,
+            book: d.book.as_ref().map(|b| ([b.len(Side::Bid), b.len(Side::Ask)], b.trimmed())),
+        }));
     }
 
     /// Shutdown: whatever is held is published (without a snapshot: none is coming).

@@ -47,11 +47,9 @@ fn by_trade(msgs: &[Consumed]) -> BTreeMap<(String, i64), Published> {
 #[ignore = "runs alone: cargo test -p e2e sbe::json_and_sbe -- --ignored --test-threads=1"]
 fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
     let bootstrap = kafka();
-    let dir = std::env::temp_dir().join(format!("mf-e2e-sbe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_file = dir.join("sbe-key");
-    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
-    let key_file = key_file.to_str().unwrap();
+    // With the trailing newline an editor leaves: one is dropped.
+    let key_file = key_file("sbe-key", &format!("{KEY}\n"));
+    let key_file = key_file.as_str();
     let sim = sim(SimConfig {
         symbols: vec!["btcusdt".into(), "币安人生usdt".into()],
         trade_rate: 2_000.0,
@@ -165,31 +163,6 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
     }
 }
 
-/// An SBE ingester against `sim` (its SBE endpoint requiring [`KEY`]), publishing to `topic`,
-/// with `extra` settings on top, once ready.
-fn start_sbe(sim: &binance_sim::SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
-    let dir = std::env::temp_dir().join(format!("mf-e2e-sbe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_file = dir.join(format!("key-{topic}"));
-    std::fs::write(&key_file, KEY).unwrap();
-    let sbe = sim.sbe_url();
-    let mut env = vec![
-        ("TRANSPORT", "sbe"),
-        ("SBE_API_KEY_FILE", key_file.to_str().unwrap()),
-        ("BINANCE_SBE_URL", sbe.as_str()),
-        ("STREAMS", "trade"),
-    ];
-    env.extend_from_slice(extra);
-    let ing = start(sim, topic, &env);
-    assert_eq!(
-        ing.metric("marketflow_ingestor_transport_info{reason=\"\",requested=\"sbe\",used=\"sbe\"}"),
-        1.0,
-        "{}",
-        ing.dump_logs()
-    );
-    ing
-}
-
 /// Waits for the market's last trade, reads `topic` and stops the ingester cleanly.
 fn finish(sim: &binance_sim::SimHandle, mut ing: Ingester, topic: &str, want: u64) -> Vec<Consumed> {
     let per = sim.market.total_trades_per_symbol().unwrap();
@@ -208,14 +181,9 @@ fn finish(sim: &binance_sim::SimHandle, mut ing: Ingester, topic: &str, want: u6
 /// replacement (make-before-break) and the topic holds every trade exactly once, without REST.
 #[test]
 fn server_shutdown_on_an_sbe_connection_rotates_without_a_gap() {
-    let sim = sim(SimConfig {
-        trade_rate: 3_000.0,
-        duration: Some(Duration::from_secs(16)),
-        sbe_api_key: Some(KEY.into()),
-        ..SimConfig::default()
-    });
+    let sim = sim(sbe_market(KEY, 3_000.0, 16));
     let topic = unique_topic("e2e_sbe_shutdown");
-    let ing = start_sbe(&sim, &topic, &[("BACKFILL", "off")]);
+    let ing = start_sbe(&sim, KEY, &topic, &[("STREAMS", "trade"), ("BACKFILL", "off")]);
     std::thread::sleep(Duration::from_secs(4));
     sim.announce_shutdown();
     std::thread::sleep(Duration::from_secs(6));
@@ -231,14 +199,9 @@ fn server_shutdown_on_an_sbe_connection_rotates_without_a_gap() {
 /// missed while away: every trade once, live or backfilled.
 #[test]
 fn dropped_sbe_connections_lose_nothing() {
-    let sim = sim(SimConfig {
-        trade_rate: 3_000.0,
-        duration: Some(Duration::from_secs(20)),
-        sbe_api_key: Some(KEY.into()),
-        ..SimConfig::default()
-    });
+    let sim = sim(sbe_market(KEY, 3_000.0, 20));
     let topic = unique_topic("e2e_sbe_drops");
-    let ing = start_sbe(&sim, &topic, &[]);
+    let ing = start_sbe(&sim, KEY, &topic, &[("STREAMS", "trade")]);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_secs(3));
         sim.drop_connections();

@@ -12,7 +12,7 @@ use book_consumer::{Books, Step};
 use serde_json::Value;
 
 use crate::common::*;
-use binance_sim::{Market, SimConfig, SimHandle, StreamKind};
+use binance_sim::{Market, SimConfig, StreamKind};
 
 const KEY: &str = "e2e-sbe-book-key";
 
@@ -77,25 +77,6 @@ pub fn same_book_records(unit: &str, json: &[Consumed], sbe: &[Consumed]) {
     }
 }
 
-fn key_file(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("mf-e2e-sbe-book-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, KEY).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-/// An SBE ingester on `sim` publishing to `topic`, once ready and streaming SBE.
-fn start_sbe(sim: &SimHandle, topic: &str, extra: &[(&str, &str)]) -> Ingester {
-    let (key, sbe) = (key_file(topic), sim.sbe_url());
-    let mut env = vec![("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", key.as_str()), ("BINANCE_SBE_URL", sbe.as_str())];
-    env.extend_from_slice(extra);
-    let ing = start(sim, topic, &env);
-    let used = "marketflow_ingestor_transport_info{reason=\"\",requested=\"sbe\",used=\"sbe\"}";
-    assert_eq!(ing.metric(used), 1.0, "{}", ing.dump_logs());
-    ing
-}
-
 const SYMBOLS: [&str; 2] = ["btcusdt", "ethusdt"];
 /// Diff-depth events a second per symbol, and the market's length.
 const RATE: f64 = 40.0;
@@ -123,6 +104,7 @@ fn sbe_depth_survives_dropped_connections_with_resyncs_and_the_true_book() {
     let topic = unique_topic("e2e_sbe_depth");
     let mut ing = start_sbe(
         &sim,
+        KEY,
         &topic,
         &[
             ("SYMBOLS", &SYMBOLS.join(",")),
@@ -205,29 +187,9 @@ fn sbe_depth_survives_dropped_connections_with_resyncs_and_the_true_book() {
 /// no reconnect.
 #[test]
 fn sbe_trades_at_twenty_thousand_a_second_arrive_exactly_once() {
-    let sim = sim(SimConfig {
-        trade_rate: 20_000.0,
-        duration: Some(Duration::from_secs(15)),
-        sbe_api_key: Some(KEY.into()),
-        ..SimConfig::default()
-    });
-    let per_symbol = sim.market.total_trades_per_symbol().unwrap();
-    assert_eq!(per_symbol, 100_000);
+    let sim = sim(sbe_market(KEY, 20_000.0, 15));
+    assert_eq!(sim.market.total_trades_per_symbol(), Some(100_000));
     let topic = unique_topic("e2e_sbe_exactly_once");
-    let mut ing = start_sbe(&sim, &topic, &[("SYMBOLS", "btcusdt,ethusdt,solusdt"), ("STREAMS", "trade")]);
-    let msgs = consume(&topic, 3 * per_symbol as usize, Duration::from_secs(120), Duration::from_secs(3));
-    let counts = verify_trades(&msgs, &sim.market, Some(per_symbol));
-    assert_eq!(counts, [per_symbol; 3]);
-    // The silence after the market's end may add `stale` records; anything else is named.
-    let extra: Vec<_> =
-        msgs.iter().filter(|m| !is_stale(m)).skip(3 * per_symbol as usize).map(|m| &m.payload).collect();
-    assert!(extra.is_empty(), "no duplicates beyond the last trade: {extra:?}");
-    assert_eq!(ing.metric_sum("marketflow_ingestor_messages_rejected_total"), 0.0, "nothing rejected");
-    assert_eq!(ing.metric_sum("marketflow_ingestor_gaps_total"), 0.0, "no gaps");
-    assert_eq!(ing.metric_sum("marketflow_ingestor_duplicates_dropped_total"), 0.0, "no duplicates");
-    assert_eq!(ing.metric("marketflow_ingestor_ws_reconnects_total{symbol=\"btcusdt\"}"), 0.0);
-    let (status, _) = ing.terminate(Duration::from_secs(20));
-    assert!(status.success(), "exit status {status:?}\n{}", ing.dump_logs());
-    let stopped = ing.log_event("stopped").expect("final log line");
-    assert_eq!((stopped["unflushed"].as_u64(), stopped["sent"].as_u64()), (Some(0), Some(3 * per_symbol)));
+    let ing = start_sbe(&sim, KEY, &topic, &[("SYMBOLS", "btcusdt,ethusdt,solusdt"), ("STREAMS", "trade")]);
+    assert_every_trade_exactly_once(&sim, ing, &topic);
 }

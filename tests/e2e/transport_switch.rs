@@ -29,15 +29,6 @@ fn wait_for(ing: &Ingester, series: &str, within: Duration) {
     }
 }
 
-/// A file holding `key`, for `SBE_API_KEY_FILE`.
-fn key_file(name: &str, key: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("mf-e2e-switch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, key).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
 /// Waits for the market's last trade, then checks the topic holds every trade once (live or
 /// backfilled, nothing named missing) and stops the ingester cleanly.
 fn every_trade_once(sim: &SimHandle, mut ing: Ingester, topic: &str) -> Completeness {
@@ -60,22 +51,10 @@ fn every_trade_once(sim: &SimHandle, mut ing: Ingester, topic: &str) -> Complete
 /// attempt every few seconds against the 300-per-5-minutes limit), and said so.
 #[test]
 fn a_refused_api_key_switches_to_json_at_once_and_loses_nothing() {
-    let sim = sim(SimConfig {
-        trade_rate: 1_000.0,
-        duration: Some(Duration::from_secs(10)),
-        sbe_api_key: Some(KEY.into()),
-        ..SimConfig::default()
-    });
+    let sim = sim(sbe_market(KEY, 1_000.0, 10));
     let topic = unique_topic("e2e_switch_key");
     let (sbe, key) = (sim.sbe_url(), key_file("wrong-key", "not-the-key"));
-    let env = [
-        ("TRANSPORT", "sbe"),
-        ("SBE_API_KEY_FILE", key.as_str()),
-        ("BINANCE_SBE_URL", sbe.as_str()),
-        ("STREAMS", "trade"),
-        ("SBE_RETRY_SECS", "0"),
-    ];
-    let ing = start(&sim, &topic, &env);
+    let ing = start(&sim, &topic, &sbe_env(&sbe, &key, &[("STREAMS", "trade"), ("SBE_RETRY_SECS", "0")]));
     wait_for(&ing, &transport("json", "key_refused"), Duration::from_secs(30));
     let readyz = ing.get("/readyz").1;
     assert!(readyz.contains("transport=json (sbe unavailable: key_refused)\n"), "{readyz}");
@@ -156,25 +135,13 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 /// make-before-break. Every trade once.
 #[test]
 fn sbe_failures_switch_to_json_and_the_retry_brings_sbe_back_losing_nothing() {
-    let sim = sim(SimConfig {
-        trade_rate: 1_000.0,
-        duration: Some(Duration::from_secs(30)),
-        sbe_api_key: Some(KEY.into()),
-        ..SimConfig::default()
-    });
+    let sim = sim(sbe_market(KEY, 1_000.0, 30));
     let mut sbe = Forwarder::new(sim.sbe_addr);
     sbe.up();
     let topic = unique_topic("e2e_switch_failures");
     let (url, key) = (sbe.url(), key_file("key", KEY));
-    let env = [
-        ("TRANSPORT", "sbe"),
-        ("SBE_API_KEY_FILE", key.as_str()),
-        ("BINANCE_SBE_URL", url.as_str()),
-        ("STREAMS", "trade"),
-        ("SBE_MAX_FAILURES", "3"),
-        ("SBE_RETRY_SECS", "4"),
-    ];
-    let ing = start(&sim, &topic, &env);
+    let extra = [("STREAMS", "trade"), ("SBE_MAX_FAILURES", "3"), ("SBE_RETRY_SECS", "4")];
+    let ing = start(&sim, &topic, &sbe_env(&url, &key, &extra));
     assert_eq!(ing.metric(&transport("sbe", "")), 1.0, "{}", ing.dump_logs());
     std::thread::sleep(Duration::from_secs(3));
 
@@ -210,27 +177,17 @@ fn sbe_failures_switch_to_json_and_the_retry_brings_sbe_back_losing_nothing() {
 #[test]
 fn scales_missing_at_start_are_fetched_again_and_the_lane_moves_to_sbe() {
     let sim = sim(SimConfig {
-        trade_rate: 1_000.0,
-        duration: Some(Duration::from_secs(15)),
-        sbe_api_key: Some(KEY.into()),
         rest_outage: Some(RestOutage {
             how: RestDown::Status(503),
             after: Duration::ZERO,
             len: Duration::from_secs(5),
         }),
-        ..SimConfig::default()
+        ..sbe_market(KEY, 1_000.0, 15)
     });
     let topic = unique_topic("e2e_switch_scales");
     let (sbe, key) = (sim.sbe_url(), key_file("key-scales", KEY));
-    let env = [
-        ("TRANSPORT", "sbe"),
-        ("SBE_API_KEY_FILE", key.as_str()),
-        ("BINANCE_SBE_URL", sbe.as_str()),
-        ("BINANCE_REST_FALLBACK_URL", "off"),
-        ("STREAMS", "trade"),
-        ("SBE_SCALES_REFRESH_SECS", "1"),
-    ];
-    let ing = start(&sim, &topic, &env);
+    let extra = [("BINANCE_REST_FALLBACK_URL", "off"), ("STREAMS", "trade"), ("SBE_SCALES_REFRESH_SECS", "1")];
+    let ing = start(&sim, &topic, &sbe_env(&sbe, &key, &extra));
     assert_eq!(ing.metric(&transport("json", "no_scales")), 1.0, "{}", ing.dump_logs());
     wait_for(&ing, &transport("sbe", ""), Duration::from_secs(40));
     assert!(ing.get("/readyz").1.contains("transport=sbe\n"));

@@ -3,6 +3,11 @@
 #![allow(dead_code)]
 
 pub mod captures;
+pub mod exactly_once;
+pub mod sbe;
+
+pub use exactly_once::assert_every_trade_exactly_once;
+pub use sbe::{key_file, sbe_env, sbe_market, start_sbe};
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
