@@ -201,6 +201,17 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
     while delivered_total(&consumer) < sent_b as f64 && Instant::now() < drain_end {
         nap(Duration::from_millis(100))?;
     }
+    // The count is over all partitions (one per symbol here): one partition can still be behind
+    // when the others have made up the number. Wait while the window's records keep coming.
+    if let Some(c) = &consumer {
+        let mut last = (c.in_window(), Instant::now());
+        while Instant::now() < drain_end && last.1.elapsed() < Duration::from_secs(1) {
+            nap(Duration::from_millis(100))?;
+            if c.in_window() != last.0 {
+                last = (c.in_window(), Instant::now());
+            }
+        }
+    }
     let lost = sent_b as i64 - delivered_total(&consumer) as i64;
     let vm_hwm = mib(proc_status_kib(&pid.to_string(), "VmHWM:"));
     let exit = child.stop(libc::SIGINT, Duration::from_secs(15));

@@ -190,13 +190,16 @@ fn perf_summary(data: &Path) -> Result<String> {
 
 /// Per-thread totals of a perf profile, from `perf report --sort comm`.
 fn perf_threads(data: &Path) -> Result<String> {
-    let out = Command::new("perf")
-        .arg("report")
-        .arg("-i")
-        .arg(data)
-        .args(["--no-children", "--sort", "comm", "--stdio", "-g", "none"])
-        .output()
-        .context("perf report")?;
+    perf_rows(data, &["--no-children", "--sort", "comm", "--stdio", "-g", "none"])
+}
+
+/// Time in each function and below it (call graphs), for one thread: where its wake-ups go.
+fn perf_inclusive(data: &Path, comm: &str) -> Result<String> {
+    perf_rows(data, &["--children", "--comm", comm, "--sort", "sym", "--stdio", "-g", "none", "--percent-limit", "3"])
+}
+
+fn perf_rows(data: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("perf").arg("report").arg("-i").arg(data).args(args).output().context("perf report")?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect::<Vec<_>>().join("\n"))
 }
@@ -288,6 +291,13 @@ pub fn mode_table(args: &Args) -> Result<()> {
             "## Self time per thread, library and function (>= 0.7 % of samples)\n\n```\n{}\n```",
             perf_summary(&data)?
         );
+        for comm in ["event-loop", "producer", "rdk:broker1"] {
+            let _ = writeln!(
+                p,
+                "\n## {comm}: time in each function and what it calls (% of all samples, >= 3 %)\n\n```\n{}\n```",
+                perf_inclusive(&data, comm)?
+            );
+        }
         std::fs::write(root.join(format!("profile-{}.txt", fmt_rate(rate).to_lowercase())), p)?;
         // The raw profile is megabytes and names this machine's paths: the summary is kept.
         let _ = std::fs::remove_file(&data);
