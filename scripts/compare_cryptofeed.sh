@@ -95,7 +95,7 @@ if [ "${TABLE:-0}" = 1 ]; then
   args=(--table --table-rates "$RATES" --table-arrivals "$ARRIVALS" --secs "${SECS_SET:-10}"
         --warmup "${TABLE_WARMUP:-3}" --out "$OUT" --contenders "${CONTENDERS:-ours,cryptofeed,ours-null}"
         --cf-python "$VENV/bin/python" --cf-script "$ROOT/scripts/cryptofeed_feed.py"
-        --name "${NAME:-issue14-table$([ "${QUICK:-0}" = 1 ] && echo -quick)}")
+        --name "${NAME:-issue14-table$([ "${QUICK:-0}" != 1 ] || echo -quick)}")
   [ -n "$PROFILE_RATE" ] && args+=(--profile-rate "$PROFILE_RATE")
   [ -n "${HOST_NOTE:-}" ] && args+=(--host-note "$HOST_NOTE")
   exec timeout --foreground -k 10 "$TIMEOUT" "$TARGET/release/loadgen" "${args[@]}" "$@"

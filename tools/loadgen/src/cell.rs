@@ -261,6 +261,11 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
         threads_b.iter().map(|(k, v)| (k.clone(), (v - threads_a.get(k).copied().unwrap_or(0.0)).max(0.0))).collect()
     };
     r.cpu_us_per_msg_by_group = groups.into_iter().map(|(g, s)| (g, s * 1e6 / msgs)).collect();
+    // A window much longer than asked means the whole machine stalled (a shared VM paused or
+    // swamped): nothing measured in it says anything about the contender.
+    if window > 1.5 * secs + 1.0 {
+        r.problems.push(format!("the {secs:.0} s window took {window:.0} s: the machine stalled"));
+    }
     let lag_growth = (sched_b as i64 - sent_b as i64) - (sched_a as i64 - sent_a as i64);
     if lag_growth as f64 > (0.01 * rate * window).max(100.0) {
         r.problems.push(format!("the simulator fell {lag_growth} messages behind its schedule (backpressure)"));

@@ -177,7 +177,7 @@ fn perf_summary(data: &Path) -> Result<String> {
         .arg("report")
         .arg("-i")
         .arg(data)
-        .args(["--no-children", "--sort", "comm,dso,sym", "--stdio", "--percent-limit", "0.7", "-g", "none"])
+        .args(["--no-children", "--sort", "comm,dso,sym", "--stdio", "--percent-limit", "0.3", "-g", "none"])
         .output()
         .context("perf report")?;
     if !out.status.success() {
@@ -201,7 +201,14 @@ fn perf_inclusive(data: &Path, comm: &str) -> Result<String> {
 fn perf_rows(data: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("perf").arg("report").arg("-i").arg(data).args(args).output().context("perf report")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect::<Vec<_>>().join("\n"))
+    // Frames perf could not name (JIT-less raw addresses in librdkafka's stacks) say nothing.
+    let named = |l: &&str| !l.contains("] 0x") && !l.contains("] 0000");
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter(named)
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 pub fn mode_table(args: &Args) -> Result<()> {
@@ -284,6 +291,12 @@ pub fn mode_table(args: &Args) -> Result<()> {
             fmt_rate(r.kafka_rate),
             r.cpu_us_per_msg,
             r.host.line()
+        );
+        let _ = writeln!(
+            p,
+            "On a VM, cpu-clock samples taken while interrupts are off land where they are turned back on: \
+             `finish_task_switch` and `_raw_spin_unlock_irqrestore` stand for the context switches and \
+             wake-ups around them.\n"
         );
         let _ = writeln!(p, "## Samples per thread\n\n```\n{}\n```\n", perf_threads(&data)?);
         let _ = writeln!(
