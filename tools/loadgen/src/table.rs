@@ -301,7 +301,7 @@ pub fn mode_table(args: &Args) -> Result<()> {
         let _ = writeln!(p, "## Samples per thread\n\n```\n{}\n```\n", perf_threads(&data)?);
         let _ = writeln!(
             p,
-            "## Self time per thread, library and function (>= 0.7 % of samples)\n\n```\n{}\n```",
+            "## Self time per thread, library and function (>= 0.3 % of samples)\n\n```\n{}\n```",
             perf_summary(&data)?
         );
         for comm in ["event-loop", "producer", "rdk:broker1"] {
