@@ -9,6 +9,20 @@
 #   MAX=1 scripts/compare_cryptofeed.sh           # highest rate each sustains into Kafka (stepwise)
 #   CF_BATCH_INTERVAL=0.005 scripts/compare_cryptofeed.sh   # cryptofeed with a 5 ms batch window
 #   HOST_NOTE="cores shared with other builds" scripts/compare_cryptofeed.sh   # recorded in summaries
+#   ARRIVAL=poisson:3 scripts/compare_cryptofeed.sh   # the simulator's arrival process (see below)
+#
+#   TABLE=1 scripts/compare_cryptofeed.sh         # issue 14's table in one command (~10 min):
+#       rates 1k, 10k, 16k, 100k msg/s x arrivals even, poisson:3, each through ours into Kafka,
+#       cryptofeed into Kafka and ours with SINK=null; SECS=10 a cell; CPU per delivered message
+#       in total and per thread group, source -> broker-append p50/p99/p99.9; then ours at 16k/s
+#       (the first arrival) under `perf record`, summarised per thread and function.
+#       -> bench-results/issue14-table/ (table.md, summary.json, profile-16.0k.txt, a folder per cell)
+#   TABLE=1 QUICK=1 scripts/compare_cryptofeed.sh # 1k and 16k, even only, no profile (~2.5 min)
+#   TABLE=1 RATES=2000,8000 ARRIVALS=even,burst:50 PROFILE_RATE= scripts/compare_cryptofeed.sh
+#
+# Arrivals (the simulator's --arrival): even (evenly spaced, the symbols interleaved), poisson
+# (exponential gaps, seeded), even:K / poisson:K (segments of K messages at one instant, one
+# write each), burst:N (= even:N).
 #
 # Like for like, in both modes: the same stream kind (aggTrade), the same transport (wss:// from
 # the simulator's TLS, its certificate trusted by both), a fresh simulator with the same settings
@@ -32,10 +46,11 @@ cd "$ROOT"
 TOOLS="${MARKETFLOW_TOOLS:-$HOME/.cache/marketflow-tools}"
 VENV="$TOOLS/cryptofeed-venv"
 RATE="${RATE:-2000}"
+SECS_SET="${SECS:-}"   # TABLE=1: 10 s a cell unless SECS is given
 SECS="${SECS:-20}"
 WARMUP="${WARMUP:-5}"
 OUT="${OUT:-$ROOT/bench-results}"
-if [ "${MAX:-0}" = 1 ]; then TIMEOUT="${TIMEOUT:-1800}"; else TIMEOUT="${TIMEOUT:-900}"; fi
+if [ "${MAX:-0}" = 1 ] || [ "${TABLE:-0}" = 1 ]; then TIMEOUT="${TIMEOUT:-1800}"; else TIMEOUT="${TIMEOUT:-900}"; fi
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 die() { echo "compare_cryptofeed: $*" >&2; exit 1; }
@@ -71,8 +86,26 @@ fi
 
 bash "$ROOT/scripts/kafka.sh" start >/dev/null
 
+if [ "${TABLE:-0}" = 1 ]; then
+  if [ "${QUICK:-0}" = 1 ]; then
+    RATES="${RATES:-1000,16000}"; ARRIVALS="${ARRIVALS:-even}"; PROFILE_RATE="${PROFILE_RATE-}"
+  else
+    RATES="${RATES:-1000,10000,16000,100000}"; ARRIVALS="${ARRIVALS:-even,poisson:3}"; PROFILE_RATE="${PROFILE_RATE-16000}"
+  fi
+  args=(--table --table-rates "$RATES" --table-arrivals "$ARRIVALS" --secs "${SECS_SET:-10}"
+        --warmup "${TABLE_WARMUP:-3}" --out "$OUT" --contenders "${CONTENDERS:-ours,cryptofeed,ours-null}"
+        --cf-python "$VENV/bin/python" --cf-script "$ROOT/scripts/cryptofeed_feed.py"
+        --name "${NAME:-issue14-table$([ "${QUICK:-0}" != 1 ] || echo -quick)}")
+  [ -n "$PROFILE_RATE" ] && args+=(--profile-rate "$PROFILE_RATE")
+  [ -n "${HOST_NOTE:-}" ] && args+=(--host-note "$HOST_NOTE")
+  exec timeout --foreground -k 10 "$TIMEOUT" "$TARGET/release/loadgen" "${args[@]}" "$@"
+fi
+
 args=(--compare-cryptofeed --rate "$RATE" --secs "$SECS" --warmup "$WARMUP" --out "$OUT"
       --cf-python "$VENV/bin/python" --cf-script "$ROOT/scripts/cryptofeed_feed.py")
+if [ -n "${ARRIVAL:-}" ]; then
+  args+=(--arrival "$ARRIVAL")
+fi
 if [ -n "${CF_BATCH_INTERVAL:-}" ]; then
   args+=(--cf-batch-interval "$CF_BATCH_INTERVAL" --name "compare-cryptofeed-${RATE}-batch${CF_BATCH_INTERVAL}")
 fi

@@ -65,6 +65,10 @@ pub struct SimConfig {
     /// The API key the SBE listener accepts in `X-MBX-APIKEY`; `None`: any key (an upgrade
     /// without the header is refused either way).
     pub sbe_api_key: Option<String>,
+    /// How trades and aggregate trades arrive (`arrival.rs`): evenly spaced or Poisson, in
+    /// segments of one or more messages written together. `None`: every symbol's trades evenly
+    /// spaced on one beat, sent on a tick of about one event's interval (what tests expect).
+    pub arrival: Option<crate::Arrival>,
 }
 
 impl Default for SimConfig {
@@ -96,6 +100,7 @@ impl Default for SimConfig {
             rest_outage: None,
             usdm: None,
             sbe_api_key: None,
+            arrival: None,
         }
     }
 }

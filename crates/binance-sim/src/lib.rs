@@ -52,6 +52,7 @@
 //! connection), `rest/` (the REST listeners), `faults` (faults that come and go), `tls`, and
 //! `usdm/` (the USD-M market's names, routes, payloads, ids and REST).
 
+mod arrival;
 mod book;
 mod clock;
 mod config;
@@ -75,6 +76,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
+pub use arrival::{Arrival, Process};
 pub use book::Book;
 pub use clock::TimeUnit;
 pub use config::{

@@ -36,6 +36,10 @@ struct Args {
     /// Seed of the order book and of --symbol-every gaps
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// How trades arrive: even, poisson (seeded), even:K or poisson:K (K messages per write),
+    /// burst:N; unset: every symbol on one beat, sent on a tick
+    #[arg(long)]
+    arrival: Option<binance_sim::Arrival>,
     /// Price levels per side of each order book, at most (1 to 5000)
     #[arg(long, default_value_t = DEFAULT_DEPTH_LEVELS, value_parser = parse_depth_levels)]
     depth_levels: usize,
@@ -291,6 +295,7 @@ fn main() -> std::process::ExitCode {
         pong_timeout: Duration::from_millis(a.pong_timeout_ms),
         tls: a.tls,
         sbe_api_key: a.sbe_api_key.clone(),
+        arrival: a.arrival,
         connection_lifetime: secs(a.connection_lifetime_secs),
         shutdown_notice: secs(a.shutdown_notice_secs),
         stream_skip: a.stream_skip,

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::arrival::Segments;
 use crate::book::{level_texts, Book, BookShape};
 use crate::clock::Schedule;
 use crate::config::{Cadence, SimConfig};
@@ -60,10 +61,15 @@ pub struct Market {
     start: OnceLock<(Instant, i64)>,
     /// Per symbol: its own trade schedule, if [`SimConfig::cadences`] gives it one.
     cadences: Vec<Option<Schedule>>,
+    /// Per symbol, with [`SimConfig::arrival`]: its trades' and aggregate trades' times.
+    arrivals: Vec<Option<[Segments; 2]>>,
     pub(crate) book: BookShape,
     pub(crate) faults: Faults,
     /// Events sent over all connections (for logs and tests).
     pub sent: AtomicU64,
+    /// Flushes that carried events, over all connections: `sent / data_writes` is the mean number
+    /// of messages per write (per TCP segment, at these sizes and with TCP_NODELAY).
+    pub data_writes: AtomicU64,
     /// Bumped to make every connection drop abruptly (no close frame).
     pub(crate) drop_generation: AtomicU64,
     /// Bumped to make every connection announce `serverShutdown` and close soon after.
@@ -103,7 +109,7 @@ impl Market {
     }
 
     fn with_venue(cfg: SimConfig, venue: Venue) -> Market {
-        let cadences = cfg
+        let cadences: Vec<Option<Schedule>> = cfg
             .symbols
             .iter()
             .enumerate()
@@ -119,7 +125,19 @@ impl Market {
                 })
             })
             .collect();
+        let arrivals = cadences.iter().enumerate().map(|(sym, c)| {
+            let a = cfg.arrival.filter(|_| c.is_none())?;
+            let n = cfg.symbols.len();
+            let common = |kind| Market::common_rate(&cfg, venue, kind);
+            let key = |tag: u64| mix(cfg.seed ^ ((sym as u64) << 32) ^ tag);
+            Some([
+                Segments::new(a, common(StreamKind::Trade), sym, n, key(0xA771)),
+                Segments::new(a, common(StreamKind::AggTrade), sym, n, key(0xA772)),
+            ])
+        });
+        let arrivals = arrivals.collect();
         Market {
+            arrivals,
             book: BookShape::new(cfg.depth_levels, cfg.seed),
             faults: Faults::new(&cfg),
             cadences,
@@ -127,6 +145,7 @@ impl Market {
             venue,
             start: OnceLock::new(),
             sent: AtomicU64::new(0),
+            data_writes: AtomicU64::new(0),
             drop_generation: AtomicU64::new(0),
             shutdown_generation: AtomicU64::new(0),
             connections: AtomicU64::new(0),
@@ -305,19 +324,56 @@ impl Market {
 
     /// How a symbol without a cadence of its own paces `kind` (liquidations: as symbol 0).
     fn common_schedule(&self, kind: StreamKind) -> Schedule {
-        let rate = match kind {
-            StreamKind::Trade => self.cfg.trade_rate / self.cfg.symbols.len().max(1) as f64,
+        match kind {
+            StreamKind::ForceOrder => self.liquidations(0),
+            _ => Schedule::Even { rate: Market::common_rate(&self.cfg, self.venue, kind) },
+        }
+    }
+
+    /// Events a second of `kind` per symbol at the common rate.
+    fn common_rate(cfg: &SimConfig, venue: Venue, kind: StreamKind) -> f64 {
+        match kind {
+            StreamKind::Trade => cfg.trade_rate / cfg.symbols.len().max(1) as f64,
             // USD-M has no trade stream: its aggregate trades take the trade rate.
-            StreamKind::AggTrade if self.venue == Venue::UsdM => {
-                self.cfg.trade_rate / self.cfg.symbols.len().max(1) as f64
-            }
+            StreamKind::AggTrade if venue == Venue::UsdM => cfg.trade_rate / cfg.symbols.len().max(1) as f64,
             // Binance's own cadences ("Update Speed: 3000ms or 1000ms").
             StreamKind::MarkPrice => 1.0 / 3.0,
             StreamKind::MarkPrice1s => 1.0,
-            StreamKind::ForceOrder => return self.liquidations(0),
-            _ => self.cfg.aux_rate,
-        };
-        Schedule::Even { rate }
+            _ => cfg.aux_rate,
+        }
+    }
+
+    /// The arrival process's times for `kind` of symbol `sym`, when it has them.
+    fn segments(&self, kind: StreamKind, sym: usize) -> Option<&Segments> {
+        let s = self.arrivals.get(sym)?.as_ref()?;
+        match kind {
+            StreamKind::Trade => Some(&s[0]),
+            StreamKind::AggTrade => Some(&s[1]),
+            _ => None,
+        }
+    }
+
+    /// Events of `kind` for symbol `sym` by `elapsed_us` of market time.
+    fn count_by(&self, kind: StreamKind, sym: usize, elapsed_us: u64) -> u64 {
+        match self.segments(kind, sym) {
+            Some(s) => s.count(elapsed_us),
+            None => self.schedule(kind, sym).count(elapsed_us),
+        }
+    }
+
+    /// Microseconds of market time at which event `k` of `kind` for symbol `sym` happens.
+    fn offset_us(&self, kind: StreamKind, sym: usize, k: u64) -> u64 {
+        match self.segments(kind, sym) {
+            Some(s) => s.offset_us(k),
+            None => self.schedule(kind, sym).offset_us(k),
+        }
+    }
+
+    /// The instant event `k` of `kind` for symbol `sym` falls due (a connection sleeps until then).
+    pub(crate) fn due_at(&self, kind: StreamKind, sym: usize, k: u64) -> Instant {
+        let (t0, _) = self.started();
+        t0.checked_add(std::time::Duration::from_micros(self.offset_us(kind, sym, k)))
+            .unwrap_or_else(|| t0 + std::time::Duration::from_secs(86_400 * 365))
     }
 
     /// When symbol `sym` has liquidations: 1 to 3 s apart, so never two within a second (Binance
@@ -345,23 +401,26 @@ impl Market {
     /// Trades symbol `sym` will ever generate (`None` = unbounded).
     pub fn total_trades_for(&self, sym: usize) -> Option<u64> {
         let d = u64::try_from(self.cfg.duration?.as_micros()).unwrap_or(u64::MAX);
-        Some(self.schedule(StreamKind::Trade, sym).count(d))
+        Some(self.count_by(StreamKind::Trade, sym, d))
     }
 
     /// Events a second of `kind` for symbol `sym`, on average.
     pub(crate) fn rate_for(&self, kind: StreamKind, sym: usize) -> f64 {
-        self.schedule(kind, sym).rate()
+        match self.segments(kind, sym) {
+            Some(s) => s.rate(),
+            None => self.schedule(kind, sym).rate(),
+        }
     }
 
     /// Events of `kind` for symbol `sym` generated by `now`.
     pub(crate) fn available(&self, kind: StreamKind, sym: usize, now: Instant) -> u64 {
-        self.schedule(kind, sym).count(self.elapsed_us(now))
+        self.count_by(kind, sym, self.elapsed_us(now))
     }
 
     /// Event time (Unix µs) of event `k` of `kind` for symbol `sym`: the instant it became due.
     pub(crate) fn time_us(&self, kind: StreamKind, sym: usize, k: u64) -> i64 {
         let (_, epoch) = self.started();
-        epoch.saturating_add(self.schedule(kind, sym).offset_us(k) as i64)
+        epoch.saturating_add(self.offset_us(kind, sym, k) as i64)
     }
 
     /// [`Market::time_us`] in milliseconds.
@@ -435,6 +494,34 @@ mod tests {
         // Another seed, other gaps.
         let other = Market::new(SimConfig { seed: 9, ..m.cfg.clone() });
         assert_ne!(other.schedule(StreamKind::Trade, 1).offset_us(0), m.schedule(StreamKind::Trade, 1).offset_us(0));
+    }
+
+    /// An arrival process times the trades and aggregate trades of the symbols at the common
+    /// rate (not one with its own cadence, not other kinds), and the stream's count and REST's
+    /// times agree with it.
+    #[test]
+    fn an_arrival_process_times_the_trade_streams_only() {
+        let m = Market::new(SimConfig {
+            symbols: vec!["btcusdt".into(), "ethusdt".into(), "slowusdt".into()],
+            trade_rate: 3_000.0,
+            aux_rate: 500.0,
+            cadences: vec![("slowusdt".into(), Cadence::PerSecond(5.0))],
+            arrival: Some("burst:10".parse().unwrap()),
+            duration: Some(Duration::from_secs(10)),
+            ..SimConfig::default()
+        });
+        let t0 = m.started().1;
+        let at = |kind, sym, k| m.time_us(kind, sym, k) - t0;
+        // Spot aggregate trades run at the aux rate.
+        for (kind, gap) in [(StreamKind::Trade, 10_000), (StreamKind::AggTrade, 20_000)] {
+            assert_eq!(at(kind, 0, 0), at(kind, 0, 9), "{kind:?}: ten at one instant");
+            assert_eq!(at(kind, 0, 10) - at(kind, 0, 9), gap, "{kind:?}: in tens at its rate");
+            assert!(at(kind, 1, 0) > at(kind, 0, 0), "{kind:?}: the symbols take turns");
+            assert_eq!(m.count_by(kind, 0, at(kind, 0, 10) as u64), 20);
+        }
+        assert_eq!(m.total_trades_for(0), Some(10_000));
+        assert_eq!(at(StreamKind::Trade, 2, 1) - at(StreamKind::Trade, 2, 0), 200_000, "its own cadence");
+        assert_ne!(at(StreamKind::BookTicker, 0, 0), at(StreamKind::BookTicker, 0, 1), "other kinds as before");
     }
 
     #[test]

@@ -252,6 +252,7 @@ pub(crate) fn serve_connection(
         ws.flush()?;
         if sent > 0 {
             market.sent.fetch_add(sent, Ordering::Relaxed);
+            market.data_writes.fetch_add(1, Ordering::Relaxed);
         }
         // Reads do not wait (a socket read timeout of 1 ms really waited 4-12 ms, so the feed came
         // in bursts); writes block, so the socket is non-blocking only around each read.
@@ -304,9 +305,28 @@ pub(crate) fn serve_connection(
         // tick (two or three trades per write at 100k/s) rather than burning a core to time each
         // one. A full batch means more is due: no sleep.
         if sent < BATCH {
-            std::thread::sleep(tick);
+            match market.cfg.arrival {
+                // An arrival process times each segment: sleep until the next one is due (or a
+                // tick, for pings and control messages), so that each goes out in a write of its own.
+                Some(_) => {
+                    let now = Instant::now();
+                    let next = next_due(&session, market).unwrap_or(now + TICK_MAX).min(now + TICK_MAX);
+                    std::thread::sleep(next.saturating_duration_since(now));
+                }
+                None => std::thread::sleep(tick),
+            }
         }
     }
+}
+
+/// When the next event of any stream this connection sends falls due.
+fn next_due(session: &Session, market: &Market) -> Option<Instant> {
+    session
+        .subs
+        .iter()
+        .filter(|s| !session.muted(&s.name))
+        .filter_map(|s| s.source.map(|(kind, sym)| market.due_at(kind, sym, s.cursor)))
+        .min()
 }
 
 /// The rest of a connection that went silent: nothing is written again (no data, no ping, no

@@ -41,6 +41,10 @@ pub struct Args {
     /// Stream kinds, comma-separated (trade, aggTrade, ...); the rate is split evenly between them
     #[arg(long, default_value = "trade")]
     pub streams: String,
+    /// How the simulator's trades arrive: even, poisson (seeded), even:K or poisson:K (K messages
+    /// per write), burst:N; unset: the simulator's default (every symbol on one beat, sent on a tick)
+    #[arg(long)]
+    pub arrival: Option<binance_sim::Arrival>,
     /// Who sends: the Binance simulator, or the replay feeder (trade and aggTrade only)
     #[arg(long, default_value = "sim", value_parser = ["sim", "replay"])]
     pub feeder: String,
@@ -106,6 +110,23 @@ pub struct Args {
     /// Passed to the helper: cryptofeed's backend batch_interval (seconds); default = cryptofeed's own
     #[arg(long)]
     pub cf_batch_interval: Option<f64>,
+    /// The issue-14 table: every rate of --table-rates x every arrival of --table-arrivals, each
+    /// through every contender of --contenders (ours = Kafka sink, ours-null = SINK=null,
+    /// cryptofeed), --secs measured each; CPU per delivered message per thread group and source
+    /// -> broker-append percentiles side by side (table.md, summary.json)
+    #[arg(long)]
+    pub table: bool,
+    /// Rates of the --table, msg/s, comma-separated
+    #[arg(long, default_value = "1000,10000,16000,100000")]
+    pub table_rates: String,
+    /// Arrivals of the --table, comma-separated (see --arrival)
+    #[arg(long, default_value = "even,poisson:3")]
+    pub table_arrivals: String,
+    /// With --table: `perf record -e cpu-clock -g` on the ingester (Kafka sink, the first
+    /// arrival) at this rate for the whole window, summarised per thread and function in
+    /// profile-<rate>.txt
+    #[arg(long)]
+    pub profile_rate: Option<f64>,
     /// What to record about the host in every summary besides what loadgen reads itself (CPU
     /// model, cores, load average), e.g. "cores shared with other builds"
     #[arg(long, default_value = "")]

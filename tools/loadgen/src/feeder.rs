@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Result;
-use binance_sim::{self as sim, SimConfig, SimHandle, StreamKind};
+use binance_sim::{self as sim, Arrival, SimConfig, SimHandle, StreamKind};
 
 use crate::replay::Replay;
 
@@ -26,6 +26,15 @@ pub enum Feeder {
     },
 }
 
+/// How the feed travels and is timed, besides its rate and streams.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FeedOpts {
+    pub tls: bool,
+    pub sbe: bool,
+    /// The simulator's arrival process (the replay feeder has its own pacing and ignores it).
+    pub arrival: Option<Arrival>,
+}
+
 impl Feeder {
     pub fn start(
         kind: &str,
@@ -33,9 +42,9 @@ impl Feeder {
         symbols: &[String],
         streams: &[String],
         duration: Option<Duration>,
-        tls: bool,
-        sbe: bool,
+        opts: FeedOpts,
     ) -> Result<Feeder> {
+        let FeedOpts { tls, sbe, arrival } = opts;
         let kinds: Vec<StreamKind> =
             streams.iter().map(|s| s.parse::<StreamKind>().map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
         let per_kind = rate / kinds.len().max(1) as f64;
@@ -58,6 +67,7 @@ impl Feeder {
                     aux_rate: per_kind / symbols.len().max(1) as f64,
                     duration,
                     tls,
+                    arrival,
                     ..SimConfig::default()
                 };
                 let h = sim::spawn(cfg, "127.0.0.1:0")?;
@@ -111,8 +121,19 @@ impl Feeder {
     /// the market clock if nobody subscribed yet, so it is only read once the ingester is in.
     pub fn scheduled(&self) -> u64 {
         match self {
-            Feeder::Sim { h, kinds, nsym, .. } => kinds.iter().map(|k| h.market.generated(*k) * nsym).sum(),
+            // Per symbol: under a Poisson arrival each symbol has its own count.
+            Feeder::Sim { h, kinds, nsym, .. } => {
+                kinds.iter().map(|k| (0..*nsym as usize).map(|s| h.market.generated_for(*k, s)).sum::<u64>()).sum()
+            }
             Feeder::Replay { r, .. } => r.scheduled(),
+        }
+    }
+
+    /// Writes that carried messages (the simulator; the replay feeder does not count them).
+    pub fn data_writes(&self) -> Option<u64> {
+        match self {
+            Feeder::Sim { h, .. } => Some(h.market.data_writes.load(Ordering::Relaxed)),
+            Feeder::Replay { .. } => None,
         }
     }
 

@@ -94,6 +94,8 @@ pub struct E2eConsumer {
     pub stop: Arc<AtomicBool>,
     pub window: Arc<(AtomicI64, AtomicI64)>,
     pub total: Arc<AtomicU64>,
+    /// Records seen so far whose event time is in the window.
+    pub in_window: Arc<AtomicU64>,
     pub handle: Option<JoinHandle<Result<E2eOut>>>,
 }
 
@@ -119,7 +121,8 @@ impl E2eConsumer {
         let stop = Arc::new(AtomicBool::new(false));
         let window = Arc::new((AtomicI64::new(i64::MAX), AtomicI64::new(i64::MAX)));
         let total = Arc::new(AtomicU64::new(0));
-        let (s, w, t) = (stop.clone(), window.clone(), total.clone());
+        let in_window = Arc::new(AtomicU64::new(0));
+        let (s, w, t, iw) = (stop.clone(), window.clone(), total.clone(), in_window.clone());
         let handle = std::thread::Builder::new().name("e2e-consumer".into()).spawn(move || {
             let mut out = E2eOut { append: new_hist(), consume: new_hist(), in_window: 0 };
             while !s.load(Ordering::Relaxed) {
@@ -139,6 +142,7 @@ impl E2eConsumer {
                     continue;
                 }
                 out.in_window += 1;
+                iw.store(out.in_window, Ordering::Relaxed);
                 if let Timestamp::LogAppendTime(a) | Timestamp::CreateTime(a) = msg.timestamp() {
                     out.append.saturating_record(((a - ev).max(0) as u64 * 1000).max(1));
                 }
@@ -146,11 +150,15 @@ impl E2eConsumer {
             }
             Ok(out)
         })?;
-        Ok(E2eConsumer { stop, window, total, handle: Some(handle) })
+        Ok(E2eConsumer { stop, window, total, in_window, handle: Some(handle) })
     }
 
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn in_window(&self) -> u64 {
+        self.in_window.load(Ordering::Relaxed)
     }
 
     pub fn open_window(&self, from_ms: i64) {

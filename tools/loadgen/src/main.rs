@@ -16,7 +16,12 @@
 //!
 //! Modes: fixed rate (default), `--max` (stepwise search of the highest rate sustained without
 //! loss), `--soak MINUTES` (RSS every 10 s), `--compare-cryptofeed` (the same feed through the
-//! ingester and through cryptofeed's Binance feed with its Kafka backend, measured identically).
+//! ingester and through cryptofeed's Binance feed with its Kafka backend, measured identically),
+//! `--table` (every rate x arrival through ours into Kafka, ours with SINK=null and cryptofeed:
+//! CPU per delivered message per thread group, source -> broker-append percentiles).
+//!
+//! Arrival (`--arrival`, the simulator's): `even`, `poisson` (seeded), `even:K`/`poisson:K` (K
+//! messages per write), `burst:N`.
 //!
 //! Transports (`--transport json,sbe`): Binance's JSON streams, or its SBE streams (the ingester
 //! runs `TRANSPORT=sbe`; trades only), each run in turn with the same settings in one command;
@@ -30,6 +35,7 @@
 //! ```text
 //! main.rs      wiring: flags, the feeder's core, signals, logging, the mode
 //! modes.rs     fixed rate, --max, --soak      compare.rs  --compare-cryptofeed   noise.rs  --noise
+//! table.rs     --table (issue 14's table)     cell.rs     one contender, one rate and arrival
 //! search.rs    the rate search both --max modes use
 //! run.rs       one measured run               outcome.rs  what it measured, and the verdict
 //! report.rs    the markdown tables            units.rs    rates and latencies as text
@@ -42,6 +48,7 @@
 //! ```
 
 mod args;
+mod cell;
 mod chart;
 mod child;
 mod compare;
@@ -60,6 +67,7 @@ mod report;
 mod run;
 mod scrape;
 mod search;
+mod table;
 mod units;
 
 use clap::Parser;
@@ -70,6 +78,7 @@ use crate::compare::mode_compare;
 use crate::cpuset::pin_feeder;
 use crate::modes::{mode_fixed, mode_max, mode_soak};
 use crate::noise::mode_noise;
+use crate::table::mode_table;
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -93,6 +102,8 @@ fn main() -> std::process::ExitCode {
         .init();
     let r = if let Some(secs) = args.noise {
         mode_noise(secs, &args.host_note)
+    } else if args.table {
+        mode_table(&args)
     } else if args.compare_cryptofeed {
         mode_compare(&args)
     } else if let Some(min) = args.soak {

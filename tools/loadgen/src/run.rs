@@ -13,7 +13,7 @@ use marketflow_ingestor::metrics::Stage;
 use crate::args::Args;
 use crate::chart::chart;
 use crate::child::nap;
-use crate::feeder::Feeder;
+use crate::feeder::{FeedOpts, Feeder};
 use crate::hgrm::{hgrm_text, hist_pcts_ms, Dist, Hgrm};
 use crate::host::Host;
 use crate::ingester::{check_transport, ingester_path, spawn_ingester, wait_ready, Ingester, IngesterSpec};
@@ -94,7 +94,8 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
     // the drain afterwards has a fixed target. A soak runs open-ended.
     let duration = (!spec.soak).then(|| Duration::from_secs_f64(spec.warmup + spec.secs + 2.0));
     let sbe = spec.transport == "sbe";
-    let feeder = Feeder::start(&spec.feeder, spec.rate, &spec.symbols, &spec.streams, duration, spec.tls, sbe)?;
+    let opts = FeedOpts { tls: spec.tls, sbe, arrival: args.arrival };
+    let feeder = Feeder::start(&spec.feeder, spec.rate, &spec.symbols, &spec.streams, duration, opts)?;
     let topic = args.topic.clone().unwrap_or_else(|| format!("loadgen-{}-{}", sanitize(&spec.name), clock::now_ms()));
     let consumer = if kafka {
         create_topic(&args.kafka_broker, &topic)?;
