@@ -60,13 +60,44 @@ pub struct RingFull;
 
 struct Wake {
     parked: AtomicBool,
+    /// Set by a [`Kick`]: work for the reader that is not in the ring (a delivery report).
+    kicked: AtomicBool,
     consumer: OnceLock<Thread>,
+}
+
+impl Wake {
+    /// Unparks the reader if it sleeps. The caller has published its work (ring records or the
+    /// `kicked` flag) and issued a SeqCst fence, pairing with the one in `RingReader::wait`: either
+    /// the reader sees the work, or we see its `parked` flag (a store-load pattern).
+    fn unpark_if_parked(&self) {
+        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
+            if let Some(t) = self.consumer.get() {
+                t.unpark();
+            }
+        }
+    }
+}
+
+/// Wakes the ring's reader from any thread for work outside the ring: librdkafka calls it when
+/// delivery reports arrive, so the producer thread sleeps until there is something to do instead
+/// of polling on a timer. Costs an atomic store and load when the reader is awake, a futex wake
+/// when it sleeps.
+#[derive(Clone)]
+pub struct Kick(Arc<Wake>);
+
+impl Kick {
+    pub fn kick(&self) {
+        self.0.kicked.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.0.unpark_if_parked();
+    }
 }
 
 /// Creates a ring of `capacity` bytes.
 pub fn ring(capacity: usize) -> (RingWriter, RingReader) {
     let (prod, cons) = RingBuffer::new(capacity);
-    let wake = Arc::new(Wake { parked: AtomicBool::new(false), consumer: OnceLock::new() });
+    let wake =
+        Arc::new(Wake { parked: AtomicBool::new(false), kicked: AtomicBool::new(false), consumer: OnceLock::new() });
     (
         RingWriter { prod, staged: Vec::with_capacity(64 * 1024), wake: wake.clone(), capacity },
         RingReader { cons, scratch: Vec::with_capacity(64 * 1024), wake, spin: SPIN_MAX },
@@ -131,11 +162,7 @@ impl RingWriter {
         // Pairs with the fence in `RingReader::wait`: either the reader sees our records, or we
         // see its `parked` flag (a store-load pattern needs SeqCst on both sides).
         fence(Ordering::SeqCst);
-        if self.wake.parked.load(Ordering::Relaxed) && self.wake.parked.swap(false, Ordering::AcqRel) {
-            if let Some(t) = self.wake.consumer.get() {
-                t.unpark();
-            }
-        }
+        self.wake.unpark_if_parked();
     }
 
     pub fn used_bytes(&self) -> usize {
@@ -227,13 +254,24 @@ impl RingReader {
         self.cons.is_abandoned()
     }
 
-    /// Sleeps until the writer notifies or `timeout` passes; returns at once if not empty.
-    /// Spins briefly first: a record usually follows within microseconds under load, and a
-    /// futex round trip (writer's unpark, our wake-up) costs more than the wait.
+    /// A handle that wakes this reader from another thread ([`Kick`]).
+    pub fn kick_handle(&self) -> Kick {
+        Kick(self.wake.clone())
+    }
+
+    /// Sleeps until the writer notifies, a [`Kick`] comes or `timeout` passes; returns at once if
+    /// the ring is not empty or a kick came since the last wait returned. Spins briefly first: a
+    /// record usually follows within microseconds under load, and a futex round trip (writer's
+    /// unpark, our wake-up) costs more than the wait.
     pub fn wait(&mut self, timeout: Duration) {
+        let kicked = &self.wake.kicked;
         for _ in 0..self.spin {
             if !self.cons.is_empty() {
                 self.spin = (self.spin * 2).min(SPIN_MAX);
+                return;
+            }
+            if kicked.load(Ordering::Relaxed) {
+                kicked.store(false, Ordering::Relaxed);
                 return;
             }
             std::hint::spin_loop();
@@ -242,10 +280,13 @@ impl RingReader {
         let _ = self.wake.consumer.get_or_init(std::thread::current);
         self.wake.parked.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        if self.cons.is_empty() && !self.cons.is_abandoned() {
+        if self.cons.is_empty() && !self.cons.is_abandoned() && !kicked.load(Ordering::Relaxed) {
             std::thread::park_timeout(timeout);
         }
         self.wake.parked.store(false, Ordering::Relaxed);
+        // The caller serves whatever the kick announced after this returns, so a kick that came
+        // before this point is not lost by clearing it.
+        kicked.store(false, Ordering::Relaxed);
     }
 }
 
@@ -336,6 +377,49 @@ mod tests {
         w.stage(meta(3), b"K").extend_from_slice(&[3; 300]);
         assert_eq!(w.commit(4), Err(RingFull));
         assert!(!w.has_staged());
+    }
+
+    /// Bounds a wait that must end by itself; the bound only keeps a broken build from hanging.
+    const BOUND: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_kick_wakes_a_sleeping_reader() {
+        let (_w, mut r) = ring(1000);
+        let kick = r.kick_handle();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            // A day: only the kick can end this wait within the test's bound.
+            r.wait(Duration::from_secs(86_400));
+            tx.send(()).unwrap();
+        });
+        rx.recv().unwrap();
+        // Once the reader has announced it sleeps (and a moment more, so that it usually does),
+        // only the unpark can end its wait: the flag was checked before.
+        while !kick.0.parked.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        kick.kick();
+        rx.recv_timeout(BOUND).expect("the kick did not wake the sleeping reader");
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_kick_before_the_wait_is_not_lost() {
+        let (_w, mut r) = ring(1000);
+        r.kick_handle().kick();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            r.wait(Duration::from_secs(86_400));
+            tx.send(r).unwrap();
+        });
+        let mut r = rx.recv_timeout(BOUND).expect("a kick that came first did not end the wait");
+        t.join().unwrap();
+        // Served: the next wait sleeps its timeout again instead of returning at once for it.
+        r.spin = 0;
+        r.wait(Duration::from_millis(1));
+        assert!(!r.wake.kicked.load(Ordering::Relaxed));
     }
 
     #[test]

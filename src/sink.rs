@@ -15,7 +15,7 @@ mod stdout;
 
 use std::time::Duration;
 
-use crate::ring::RecordView;
+use crate::ring::{Kick, RecordView};
 
 pub use books::{BookSettings, Books};
 pub use kafka::{KafkaSink, ProducerConfigError};
@@ -40,6 +40,17 @@ pub trait Sink: Send {
     fn send(&mut self, rec: &RecordView<'_>) -> Result<(), SendError>;
     /// Serves delivery reports, waiting at most `timeout` for one.
     fn poll(&mut self, timeout: Duration);
+    /// Asks the sink to `kick` the producer thread whenever delivery reports wait to be served;
+    /// true if it will (the thread then sleeps until there is work instead of polling on a timer).
+    fn wake_on_reports(&mut self, _kick: Kick) -> bool {
+        false
+    }
+    /// After handing records over, how long the producer thread lets the next ones gather in the
+    /// ring before taking them (one batch per window instead of a wake-up per read batch of the
+    /// event loop); zero takes them as they come.
+    fn batch_window(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Records handed over but not yet acknowledged.
     fn in_flight(&self) -> usize;
     /// Waits up to `timeout` for everything in flight; returns how many are still unacknowledged.

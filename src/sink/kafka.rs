@@ -19,10 +19,12 @@ use crate::handoff::jobs::JobSender;
 use crate::handoff::marker::Reason;
 use crate::metrics::Metrics;
 use crate::record::RecordType;
-use crate::ring::RecordView;
+use crate::ring::{Kick, RecordView};
 use crate::venue::Venue;
 
 pub struct KafkaSink {
+    /// Declared before `producer` so that it is dropped first: the callback goes before the client.
+    reports: Option<ReportWake>,
     producer: BaseProducer<KafkaContext>,
     /// The `exchange` of the gap records of failed deliveries.
     exchange: &'static str,
@@ -66,7 +68,7 @@ impl KafkaSink {
         let ctx = KafkaContext::new(cfg, metrics, backfill);
         let producer: BaseProducer<KafkaContext> =
             cc.create_with_context(ctx).map_err(|e| ProducerConfigError::new(e, &props))?;
-        Ok(KafkaSink { producer, exchange: venue.exchange, topics: cfg.topics.clone() })
+        Ok(KafkaSink { reports: None, producer, exchange: venue.exchange, topics: cfg.topics.clone() })
     }
 
     /// Asks the cluster for metadata; marks the sink ready when it answers.
@@ -112,6 +114,65 @@ impl KafkaSink {
     }
 }
 
+/// The batching window on our side (see `Sink::batch_window`): what `linger.ms` was before (0.5 ms),
+/// so records wait about as long at high rates; a record after a quiet spell goes at once, and
+/// librdkafka's own `linger.ms` only joins the records one turn hands over (`kafka_client`).
+const BATCH_WINDOW: Duration = Duration::from_micros(500);
+
+/// At most this many events (delivery report batches, errors) served by one `poll`: bounds the
+/// producer's turn; a kick makes the next turn come at once for the rest.
+const EVENTS_PER_POLL: usize = 64;
+
+/// librdkafka's callback on its main queue (delivery reports, errors): it runs on a librdkafka
+/// thread, under the queue's lock, when an event lands in the empty queue, so it only kicks.
+unsafe extern "C" fn on_event(_rk: *mut rdkafka::bindings::rd_kafka_t, opaque: *mut std::ffi::c_void) {
+    // SAFETY: `opaque` is the `Kick` boxed in `ReportWake`, which outlives the registration
+    // (its drop unregisters under the same lock before freeing it).
+    unsafe { (*(opaque as *const Kick)).kick() }
+}
+
+/// The producer thread's wake-up on delivery reports: a reference to librdkafka's main queue
+/// with [`on_event`] registered on it.
+struct ReportWake {
+    queue: *mut rdkafka::bindings::rd_kafka_queue_t,
+    kick: Box<Kick>,
+}
+
+// SAFETY: librdkafka's queue handles may be used from any thread; `Kick` is Send + Sync.
+unsafe impl Send for ReportWake {}
+
+impl ReportWake {
+    fn new(producer: &BaseProducer<KafkaContext>, kick: Kick) -> Option<ReportWake> {
+        // SAFETY: the client pointer is valid while `producer` lives, and `ReportWake` is dropped
+        // before it (field order of `KafkaSink`); the queue reference is released in `drop`.
+        let queue = unsafe { rdkafka::bindings::rd_kafka_queue_get_main(producer.client().native_ptr()) };
+        if queue.is_null() {
+            return None;
+        }
+        let kick = Box::new(kick);
+        let opaque = &*kick as *const Kick as *mut std::ffi::c_void;
+        // SAFETY: `queue` is a live reference; `opaque` stays valid until `drop` unregisters.
+        unsafe { rdkafka::bindings::rd_kafka_queue_cb_event_enable(queue, Some(on_event), opaque) };
+        Some(ReportWake { queue, kick })
+    }
+
+    fn pending(&self) -> usize {
+        // SAFETY: `queue` is a live reference until `drop`.
+        unsafe { rdkafka::bindings::rd_kafka_queue_length(self.queue) }
+    }
+}
+
+impl Drop for ReportWake {
+    fn drop(&mut self) {
+        // SAFETY: unregistering takes the queue's lock, under which the callback runs, so none is
+        // running (or will run) with `kick` once this returns; then the reference is released.
+        unsafe {
+            rdkafka::bindings::rd_kafka_queue_cb_event_enable(self.queue, None, std::ptr::null_mut());
+            rdkafka::bindings::rd_kafka_queue_destroy(self.queue);
+        }
+    }
+}
+
 impl Sink for KafkaSink {
     fn start(&mut self) {
         // Readiness also turns true on the first acknowledged delivery, so a failed probe only
@@ -146,7 +207,29 @@ impl Sink for KafkaSink {
 
     fn poll(&mut self, timeout: Duration) {
         self.producer.poll(timeout);
+        // librdkafka kicks only when its queue turns non-empty and one `poll` serves one event, so
+        // with the wake-up on, the queue is emptied here or the rest would wait for the next kick.
+        if let Some(w) = &self.reports {
+            let mut served = 1;
+            while w.pending() > 0 {
+                if served == EVENTS_PER_POLL {
+                    w.kick.kick();
+                    break;
+                }
+                self.producer.poll(Duration::ZERO);
+                served += 1;
+            }
+        }
         self.publish_unqueued();
+    }
+
+    fn batch_window(&self) -> Duration {
+        BATCH_WINDOW
+    }
+
+    fn wake_on_reports(&mut self, kick: Kick) -> bool {
+        self.reports = ReportWake::new(&self.producer, kick);
+        self.reports.is_some()
     }
 
     fn in_flight(&self) -> usize {

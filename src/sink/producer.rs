@@ -28,6 +28,11 @@ pub(super) fn record_latency(stage: Stage, symbol_idx: usize, ns: u64) {
     });
 }
 
+/// Records taken from the ring per turn, at most; a turn that takes this many does not pause.
+const DRAIN_MAX: usize = 4096;
+/// Longest sleep of the producer thread with nothing to do.
+const IDLE_WAIT: Duration = Duration::from_millis(5);
+
 /// What the producer thread did, for the exit log line.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProducerReport {
@@ -88,6 +93,8 @@ pub fn run_producer(
     // The sinks' delivery reports record the last stage only.
     RECORDER.with(|r| *r.borrow_mut() = Some(metrics.latency.recorder_for(&[Stage::EnqueueToAck])));
     sink.start();
+    let reports_wake = sink.wake_on_reports(reader.kick_handle());
+    let window = sink.batch_window();
     let mut report = ProducerReport::default();
     let mut stop_at: Option<Instant> = None;
     let mut backfill_open = backfilled.is_some();
@@ -95,7 +102,7 @@ pub fn run_producer(
         if stop_at.is_none() && shutdown.is_triggered() {
             stop_at = Some(Instant::now() + flush_timeout);
         }
-        let mut n = reader.drain_with(4096, |v| match books.as_mut() {
+        let mut n = reader.drain_with(DRAIN_MAX, |v| match books.as_mut() {
             Some(b) if v.meta.kind == RecordType::DepthUpdate => {
                 b.on_record(&v, &mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report));
             }
@@ -130,14 +137,23 @@ pub fn run_producer(
         }
         sink.poll(Duration::ZERO);
         RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.maybe_publish(Duration::from_millis(250))));
-        if n == 0 {
+        if n > 0 && n < DRAIN_MAX && !window.is_zero() && stop_at.is_none() {
+            // Records are flowing: let the next ones gather for one window, unannounced, so that
+            // neither the event loop (one unpark per read batch) nor librdkafka's threads (one
+            // request per hand-over) wake for every few records. A quiet ring ends the pacing
+            // below: the first record after it wakes us at once.
+            std::thread::sleep(window);
+        } else if n == 0 {
             if reader.is_abandoned() && reader.is_empty() && !backfill_open {
                 break;
             }
             metrics.kafka_in_flight.set(sink.in_flight() as i64);
-            // Sleep until the event loop commits more (it unparks us), or briefly to serve
-            // delivery reports and the backfill channel.
-            reader.wait(if sink.in_flight() > 0 { Duration::from_micros(200) } else { Duration::from_millis(5) });
+            // Sleep until the event loop commits more (it unparks us) or delivery reports arrive
+            // (the sink kicks us); the timer only bounds how late the backfill channel and the
+            // books' ticks are served. A sink that cannot kick is polled every 200 µs instead
+            // while records are in flight.
+            let in_flight = !reports_wake && sink.in_flight() > 0;
+            reader.wait(if in_flight { Duration::from_micros(200) } else { IDLE_WAIT });
         }
     }
     if let Some(b) = books.as_mut() {
