@@ -104,6 +104,10 @@ pub struct Pipeline {
     binary: Option<binary::Binary>,
     /// (binary stream's kind, configured kind): see [`Pipeline::set_binary_kinds`].
     binary_kinds: Vec<(StreamKind, StreamKind)>,
+    /// While one binary frame's records are enqueued: the enqueue time its first record read
+    /// from the clock (0 before), stamped on the others too. One clock read per frame, not per
+    /// record (an SBE trade event holds several trades; a clock read was 9 % of its time).
+    frame_clock: Option<u64>,
 }
 
 impl Pipeline {
@@ -131,6 +135,7 @@ impl Pipeline {
             streams: Slots::default(),
             binary: None,
             binary_kinds: Vec::new(),
+            frame_clock: None,
         }
     }
 
@@ -432,7 +437,10 @@ impl Pipeline {
             buf.pop();
             buf.extend_from_slice(br#","quarantined":true}"#);
         }
-        let mut now = crate::clock::now_ns();
+        let mut now = match self.frame_clock {
+            Some(0) | None => crate::clock::now_ns(),
+            Some(t) => t,
+        };
         if self.ring.commit(now).is_err() {
             now = if self.overflowing { now } else { self.wait_for_space() };
             if now == 0 {
@@ -458,6 +466,9 @@ impl Pipeline {
             }
         }
         self.overflowing = false;
+        if let Some(t) = &mut self.frame_clock {
+            *t = now;
+        }
         self.committed_since_notify += 1;
         self.metrics.parsed[kind as usize].inc();
         if let Some(e) = event_time {
