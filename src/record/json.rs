@@ -43,15 +43,15 @@ unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     // SAFETY: every read is within `src` (the second of each pair ends at its last byte), every
     // write within `dst[..n]`, as the caller guarantees.
     unsafe {
-        if n >= 8 && n <= 16 {
+        if (8..=16).contains(&n) {
             let (a, b) = (s.cast::<u64>().read_unaligned(), s.add(n - 8).cast::<u64>().read_unaligned());
             dst.cast::<u64>().write_unaligned(a);
             dst.add(n - 8).cast::<u64>().write_unaligned(b);
-        } else if n > 16 && n <= 32 {
+        } else if (17..=32).contains(&n) {
             let (a, b) = (s.cast::<u128>().read_unaligned(), s.add(n - 16).cast::<u128>().read_unaligned());
             dst.cast::<u128>().write_unaligned(a);
             dst.add(n - 16).cast::<u128>().write_unaligned(b);
-        } else if n >= 4 && n < 8 {
+        } else if (4..8).contains(&n) {
             let (a, b) = (s.cast::<u32>().read_unaligned(), s.add(n - 4).cast::<u32>().read_unaligned());
             dst.cast::<u32>().write_unaligned(a);
             dst.add(n - 4).cast::<u32>().write_unaligned(b);
