@@ -12,10 +12,16 @@ its inclusive instruction count by the frames it handled. The consumer thread is
   scripts/bench_instructions.py check [--tolerance 0.03]   # fail if a figure grew past it
   scripts/bench_instructions.py save                       # record today's figures
   scripts/bench_instructions.py measure                    # print them only
+  scripts/bench_instructions.py measure --exe sbe=PATH     # ... of a benchmark built elsewhere
+                                                           # (an older tree: before/after)
 
 Figures are instructions per trade frame: `frame` (all of `ours`), `parse` (the venue's parser),
-`encode` (Record::encode_in). The baseline is benches/baseline-instructions.json; valgrind
-(Debian package `valgrind`) is required: without it `check` fails, it does not pass silently.
+`encode` (Record::encode_in); and from the SBE benchmark (benches/sbe.rs, issue 13), per trade,
+what each of its three timed loops costs: `json_trade` (a JSON trade frame through
+`Pipeline::on_text`), `sbe_trade` (an SBE trade frame through `Pipeline::on_binary`) and
+`enqueue_only` (a parsed trade encoded into the ring, the part both share). The baseline is
+benches/baseline-instructions.json; valgrind (Debian package `valgrind`) is required: without it
+`check` fails, it does not pass silently.
 """
 import json
 import os
@@ -28,6 +34,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SAVED = ROOT / "benches" / "baseline-instructions.json"
 BENCH = ROOT / "benches" / "pipeline.rs"
+SBE_BENCH = ROOT / "benches" / "sbe.rs"
 
 # figure -> the function whose inclusive cost it is, as callgrind_annotate names it
 FUNCS = {
@@ -36,24 +43,55 @@ FUNCS = {
     "encode": r"record\.rs:marketflow_ingestor::record::Record::encode_in",
 }
 
+# SBE benchmark figure -> (criterion id run alone, the timed loop it calls, by callgrind's name)
+SBE_FUNCS = {
+    "json_trade": ("trade_decode_normalize_encode/json_sonic", r"benches/sbe\.rs:sbe::json_trades"),
+    "sbe_trade": ("trade_decode_normalize_encode/sbe", r"benches/sbe\.rs:sbe::sbe_trades"),
+    "enqueue_only": ("trade_decode_normalize_encode/enqueue_only", r"benches/sbe\.rs:sbe::enqueue_records"),
+}
 
-def frames_per_call():
-    m = re.search(r"const FRAMES: u64 = ([0-9_]+);", BENCH.read_text())
+
+def const(path, name):
+    m = re.search(rf"const {name}: u64 = ([0-9_]+);", path.read_text())
     if not m:
-        sys.exit(f"bench_instructions: no `const FRAMES` in {BENCH}")
+        sys.exit(f"bench_instructions: no `const {name}` in {path}")
     return int(m.group(1).replace("_", ""))
 
 
-def build():
+def frames_per_call():
+    return const(BENCH, "FRAMES")
+
+
+def build(bench):
+    """The benchmark's executable: `--exe NAME=PATH` if given, else built here."""
+    given = [a.split("=", 1)[1] for i, a in enumerate(sys.argv) if i > 0 and sys.argv[i - 1] == "--exe" and a.startswith(bench + "=")]
+    if given:
+        return given[0]
     out = subprocess.run(
-        ["cargo", "bench", "--locked", "--bench", "pipeline", "--no-run", "--message-format=json"],
+        ["cargo", "bench", "--locked", "--bench", bench, "--no-run", "--message-format=json"],
         cwd=ROOT, check=True, capture_output=True, text=True,
     ).stdout
     for line in out.splitlines():
         msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "pipeline" and msg.get("executable"):
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == bench and msg.get("executable"):
             return msg["executable"]
-    sys.exit("bench_instructions: cargo did not name the pipeline benchmark's executable")
+    sys.exit(f"bench_instructions: cargo did not name the {bench} benchmark's executable")
+
+
+def profile(exe, bench_id, name):
+    """callgrind's call tree of one benchmark of `exe`, run alone for a while."""
+    # Kept in the target directory: `callgrind_annotate --auto=yes <file>` shows where they went.
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve()
+    out = target / f"bench-instructions-{name}.callgrind"
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", exe,
+         "--bench", f"^{bench_id}$", "--profile-time", "2"],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--tree=calling", "--threshold=100", str(out)],
+        check=True, capture_output=True, text=True,
+    ).stdout
 
 
 def inclusive(annotated, pattern):
@@ -71,18 +109,7 @@ def inclusive(annotated, pattern):
 def measure():
     if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
         sys.exit("bench_instructions: valgrind is not installed (apt-get install valgrind); the gate cannot run")
-    exe = build()
-    # Kept in the target directory: `callgrind_annotate --auto=yes <file>` shows where they went.
-    out = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").resolve() / "bench-instructions.callgrind"
-    subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", exe,
-         "--bench", "^pipeline/ours$", "--profile-time", "2"],
-        cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    annotated = subprocess.run(
-        ["callgrind_annotate", "--inclusive=yes", "--tree=calling", str(out)],
-        check=True, capture_output=True, text=True,
-    ).stdout
+    annotated = profile(build("pipeline"), "pipeline/ours", "pipeline")
     ours_cost, ours_calls = inclusive(annotated, FUNCS["frame"])
     if not ours_cost or not ours_calls:
         sys.exit("bench_instructions: `pipeline::ours` not found in the profile (renamed or inlined?)")
@@ -95,6 +122,12 @@ def measure():
         if name != "frame" and calls != frames:
             sys.exit(f"bench_instructions: {pattern} ran {calls} times for {frames} frames")
         figures[name] = round(cost / frames)
+    sbe_exe, per_call = build("sbe"), const(SBE_BENCH, "N")
+    for name, (bench_id, pattern) in SBE_FUNCS.items():
+        cost, calls = inclusive(profile(sbe_exe, bench_id, name), pattern)
+        if not cost or not calls:
+            sys.exit(f"bench_instructions: {pattern} not found in the profile (renamed or inlined?)")
+        figures[name] = round(cost / (calls * per_call))
     return figures
 
 

@@ -269,13 +269,17 @@ pub fn is_decimal(s: &str) -> bool {
         return false;
     }
     let digits = if b[0] == b'-' { &b[1..] } else { b };
-    let (int, frac) = match digits.iter().position(|&c| c == b'.') {
-        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
-        None => (digits, None),
-    };
-    !int.is_empty()
-        && int.iter().all(u8::is_ascii_digit)
-        && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+    // One pass: the integer digits, then nothing, or a point and at least one digit after it.
+    let int = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+    match digits.get(int) {
+        _ if int == 0 => false,
+        None => true,
+        Some(b'.') => {
+            let frac = &digits[int + 1..];
+            !frac.is_empty() && frac.iter().all(u8::is_ascii_digit)
+        }
+        Some(_) => false,
+    }
 }
 
 /// Longest symbol in UTF-8 bytes: Binance allows 50 UTF-16 code units, and no UTF-16 unit takes

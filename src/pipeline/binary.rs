@@ -58,6 +58,7 @@ impl Pipeline {
             return self.reject("binary_frame", &"binary frame on a text transport", frame);
         };
         let mut outcome = Outcome::Rejected;
+        self.frame_clock = Some(0);
         let parsed = (b.parse)(frame, &state.ctx, &mut state.scratch, &mut |record| {
             let o = match record {
                 Ok(mut f) => {
@@ -78,6 +79,7 @@ impl Pipeline {
             }
         });
         self.binary = Some(state);
+        self.frame_clock = None;
         match parsed {
             Ok(()) => outcome,
             Err(e) => {

@@ -22,37 +22,85 @@ macro_rules! kt {
 pub(super) use kt;
 
 /// Appends `"key":value` pairs; keys are static ASCII (written whole, with their comma and
-/// colon) and values are pre-validated, so nothing needs escaping and every write is a `memcpy`
-/// or an `itoa`.
+/// colon) and values are pre-validated, so nothing needs escaping.
+///
+/// Each field reserves room for all of its parts at once and then copies them without a
+/// capacity check each ([`put`]), short values by a few word moves instead of a `memcpy` call:
+/// the encode was about 1,240 instructions per trade record with a checked `extend_from_slice`
+/// (and a `memcpy` call) per part.
 pub(super) struct JsonWriter<'o> {
     out: &'o mut Vec<u8>,
+}
+
+/// Copies `src` to `dst`: short lengths (what a record's parts are) as two overlapping loads
+/// and stores of a word, the rest by `copy_nonoverlapping`.
+///
+/// # Safety
+/// `dst` is valid for `src.len()` bytes of writes and does not overlap `src`.
+#[inline(always)]
+unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    let (n, s) = (src.len(), src.as_ptr());
+    // SAFETY: every read is within `src` (the second of each pair ends at its last byte), every
+    // write within `dst[..n]`, as the caller guarantees.
+    unsafe {
+        if (8..=16).contains(&n) {
+            let (a, b) = (s.cast::<u64>().read_unaligned(), s.add(n - 8).cast::<u64>().read_unaligned());
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        } else if (17..=32).contains(&n) {
+            let (a, b) = (s.cast::<u128>().read_unaligned(), s.add(n - 16).cast::<u128>().read_unaligned());
+            dst.cast::<u128>().write_unaligned(a);
+            dst.add(n - 16).cast::<u128>().write_unaligned(b);
+        } else if (4..8).contains(&n) {
+            let (a, b) = (s.cast::<u32>().read_unaligned(), s.add(n - 4).cast::<u32>().read_unaligned());
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        } else {
+            std::ptr::copy_nonoverlapping(s, dst, n);
+        }
+    }
+}
+
+/// Appends `parts` to `out` after one capacity check for all of them.
+#[inline(always)]
+fn put<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(total);
+    let mut len = out.len();
+    for p in parts {
+        // SAFETY: `reserve` made room for `total` bytes past the length, the sum of the parts'
+        // lengths; the parts are borrowed, so they cannot be `out`'s spare capacity.
+        unsafe { copy_short(p, out.as_mut_ptr().add(len)) };
+        len += p.len();
+    }
+    // SAFETY: the `len - out.len()` bytes past the old length were all written above.
+    unsafe { out.set_len(len) };
 }
 
 impl<'o> JsonWriter<'o> {
     #[inline]
     pub(super) fn begin(out: &'o mut Vec<u8>, ty: &str, exchange: &str, symbol: &str) -> Self {
-        out.extend_from_slice(b"{\"type\":\"");
-        out.extend_from_slice(ty.as_bytes());
-        out.extend_from_slice(b"\",\"exchange\":\"");
-        out.extend_from_slice(exchange.as_bytes());
-        out.extend_from_slice(b"\",\"symbol\":\"");
-        out.extend_from_slice(symbol.as_bytes());
-        out.push(b'"');
+        let parts: [&[u8]; 7] = [
+            b"{\"type\":\"",
+            ty.as_bytes(),
+            b"\",\"exchange\":\"",
+            exchange.as_bytes(),
+            b"\",\"symbol\":\"",
+            symbol.as_bytes(),
+            b"\"",
+        ];
+        put(out, parts);
         JsonWriter { out }
     }
     #[inline]
     pub(super) fn int(&mut self, key: &str, v: i64) {
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        put(self.out, [key.as_bytes(), itoa::Buffer::new().format(v).as_bytes()]);
     }
     #[inline]
     pub(super) fn opt_int(&mut self, key: &str, v: Option<i64>) {
         match v {
             Some(v) => self.int(key, v),
-            None => {
-                self.out.extend_from_slice(key.as_bytes());
-                self.out.extend_from_slice(b"null");
-            }
+            None => put(self.out, [key.as_bytes(), b"null"]),
         }
     }
     /// Writes the field only when there is a value: a field a venue does not send is absent,
@@ -65,20 +113,15 @@ impl<'o> JsonWriter<'o> {
     }
     #[inline]
     pub(super) fn uint(&mut self, key: &str, v: u64) {
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        put(self.out, [key.as_bytes(), itoa::Buffer::new().format(v).as_bytes()]);
     }
     #[inline]
     pub(super) fn bool(&mut self, key: &str, v: bool) {
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(if v { b"true" } else { b"false" });
+        put(self.out, [key.as_bytes(), if v { b"true" } else { b"false" }]);
     }
     #[inline]
     pub(super) fn str(&mut self, key: &str, v: &str) {
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.push(b'"');
-        self.out.extend_from_slice(v.as_bytes());
-        self.out.push(b'"');
+        put(self.out, [key.as_bytes(), b"\"", v.as_bytes(), b"\""]);
     }
     #[inline]
     pub(super) fn dec(&mut self, key: &'static str, v: &str) -> Result<(), RecordError> {
@@ -111,7 +154,7 @@ impl<'o> JsonWriter<'o> {
     }
     #[inline]
     pub(super) fn end(self) {
-        self.out.push(b'}');
+        put(self.out, [b"}"]);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use binance_sbe::{BestBidAskEvent, DepthDiffEvent, Level};
 
-use super::{symbol, text, MAX_DECIMAL_LEN};
+use super::{ascii, symbol, text, MAX_DECIMAL_LEN};
 use crate::binance::EXCHANGE;
 use crate::record::{BookTicker, DepthUpdate, Levels, Record};
 use crate::stream::StreamKind;
@@ -55,7 +55,7 @@ pub(super) fn depth_diff<'a>(
     write_levels(event.asks(), scale, scratch)?;
     let (bids, asks) = scratch.split_at(mid);
     // Brackets, quotes, commas and write_fixed's digits, `-` and `.`: ASCII only.
-    let (Ok(bids), Ok(asks)) = (std::str::from_utf8(bids), std::str::from_utf8(asks)) else {
+    let (Some(bids), Some(asks)) = (ascii(bids), ascii(asks)) else {
         return Err(super::INEXACT);
     };
     let record = Record::DepthUpdate(DepthUpdate {
