@@ -190,6 +190,11 @@ fn sbe_trades_at_twenty_thousand_a_second_arrive_exactly_once() {
     let sim = sim(sbe_market(KEY, 20_000.0, 15));
     assert_eq!(sim.market.total_trades_per_symbol(), Some(100_000));
     let topic = unique_topic("e2e_sbe_exactly_once");
-    let ing = start_sbe(&sim, KEY, &topic, &[("SYMBOLS", "btcusdt,ethusdt,solusdt"), ("STREAMS", "trade")]);
+    let ing = start_sbe(
+        &sim,
+        KEY,
+        &topic,
+        &[("SYMBOLS", "btcusdt,ethusdt,solusdt"), ("STREAMS", "trade"), QUIET_IS_NOT_STALE[0], QUIET_IS_NOT_STALE[1]],
+    );
     assert_every_trade_exactly_once(&sim, ing, &topic);
 }

@@ -6,7 +6,7 @@ pub mod captures;
 pub mod exactly_once;
 pub mod sbe;
 
-pub use exactly_once::assert_every_trade_exactly_once;
+pub use exactly_once::{assert_every_trade_exactly_once, QUIET_IS_NOT_STALE};
 pub use sbe::{key_file, sbe_env, sbe_market, start_sbe};
 
 use std::io::{BufRead, BufReader};
