@@ -124,7 +124,7 @@ pub struct Args {
     pub table_arrivals: String,
     /// With --table: `perf record -e cpu-clock -g` on the ingester (Kafka sink, the first
     /// arrival) at this rate for the whole window, summarised per thread and function in
-    /// profile-<rate>.txt
+    /// `profile-<rate>.txt`
     #[arg(long)]
     pub profile_rate: Option<f64>,
     /// What to record about the host in every summary besides what loadgen reads itself (CPU
