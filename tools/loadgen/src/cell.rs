@@ -160,28 +160,24 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
     let pid = child.pid();
     nap(Duration::from_secs_f64(args.warmup))?;
     let mut perf = cell.perf.as_ref().map(|p| start_perf(pid, p)).transpose()?;
-    let (cpu_a, sent_a, sched_a, writes_a, acked_a, t_a) = (
-        proc_cpu_secs(pid).unwrap_or(0.0),
-        feeder.sent(),
-        feeder.scheduled(),
-        feeder.data_writes(),
-        sink_count(),
-        Instant::now(),
-    );
-    let threads_a = thread_cpu(&pid.to_string());
+    // Every counter the window is measured by, read the same way at its start and at its end.
+    let sample = || {
+        (
+            proc_cpu_secs(pid).unwrap_or(0.0),
+            feeder.sent(),
+            feeder.scheduled(),
+            feeder.data_writes(),
+            sink_count(),
+            Instant::now(),
+            thread_cpu(&pid.to_string()),
+        )
+    };
+    let (cpu_a, sent_a, sched_a, writes_a, acked_a, t_a, threads_a) = sample();
     if let Some(c) = &consumer {
         c.open_window(clock::now_ms());
     }
     nap(Duration::from_secs_f64(secs))?;
-    let (cpu_b, sent_b, sched_b, writes_b, acked_b, t_b) = (
-        proc_cpu_secs(pid).unwrap_or(0.0),
-        feeder.sent(),
-        feeder.scheduled(),
-        feeder.data_writes(),
-        sink_count(),
-        Instant::now(),
-    );
-    let threads_b = thread_cpu(&pid.to_string());
+    let (cpu_b, sent_b, sched_b, writes_b, acked_b, t_b, threads_b) = sample();
     if let Some(c) = &consumer {
         c.close_window(clock::now_ms());
     }
