@@ -8,7 +8,8 @@
 #       each through every target, reproducible from SEED (default 1). Prints inputs/s, what
 #       each target accepted and rejected, and the panics (exit status 1 if any).
 #   scripts/fuzz.sh --libfuzzer [RUNS] [TARGET...]
-#       Coverage-guided runs of the cargo-fuzz targets in fuzz/ (frame, payload, websocket) and
+#       Coverage-guided runs of the cargo-fuzz targets in fuzz/ (frame, payload, websocket, sbe:
+#       the SBE decoder with the ingester's binary path behind it) and
 #       of the SBE decoder's in crates/binance-sbe/fuzz (sbe_decode); default all, RUNS
 #       executions each, default 10000000. Needs a nightly toolchain and `cargo install
 #       cargo-fuzz`. Seeded with the stable fuzzer's seeds (SBE: valid frames of every message
@@ -29,7 +30,7 @@ if [[ "${1:-}" == "--libfuzzer" ]]; then
   runs="${1:-10000000}"
   [[ $# -gt 0 ]] && shift
   targets=("$@")
-  [[ ${#targets[@]} -gt 0 ]] || targets=(frame payload websocket sbe_decode)
+  [[ ${#targets[@]} -gt 0 ]] || targets=(frame payload websocket sbe sbe_decode)
   command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 1; }
   rustup toolchain list 2>/dev/null | grep -q '^nightly' ||
     { echo "cargo fuzz needs a nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
@@ -47,7 +48,7 @@ if [[ "${1:-}" == "--libfuzzer" ]]; then
       continue
     fi
     dict=()
-    [[ $t == websocket ]] || dict=(-dict=json.dict)
+    [[ $t == websocket || $t == sbe ]] || dict=(-dict=json.dict)
     echo "==> cargo fuzz run $t: $runs runs"
     (cd fuzz && cargo +nightly fuzz run "${target_dir[@]}" "$t" "corpus/$t" -- \
       -runs="$runs" -max_len=8192 -print_final_stats=1 "${dict[@]}")

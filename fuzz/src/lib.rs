@@ -54,3 +54,15 @@ pub fn websocket(data: &[u8], st: &mut fuzzing::Stats) {
     let case = fuzzing::ws::WsCase::raw(wire.to_vec(), u64::from(first), max_chunk);
     fuzzing::ws::websocket(&case, st, &mut |text, st| frame(text, st));
 }
+
+/// Target (d): an SBE frame through the decoder and the ingester's binary path
+/// (`TRANSPORT=sbe`: symbol, scale, decimals, sequence checks, record, ring) with the stable
+/// target's oracles (tests/fuzzing/sbe.rs). One pipeline for the whole run, as on a connection:
+/// trade ids seen before are duplicates there too.
+pub fn sbe(data: &[u8], st: &mut fuzzing::Stats) {
+    thread_local! {
+        static SBE: std::cell::RefCell<fuzzing::sbe::SbeFuzzer> =
+            std::cell::RefCell::new(fuzzing::sbe::SbeFuzzer::new(1));
+    }
+    SBE.with(|f| f.borrow_mut().replay(data, st));
+}

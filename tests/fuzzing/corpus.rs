@@ -1,6 +1,7 @@
 //! cargo-fuzz support: the input shape of the payload target and the seed corpus of every target
 //! (written by `tests/fuzz.rs`'s ignored `export_corpus`), the SBE decoder's
-//! (crates/binance-sbe/fuzz, target `decode`) included as `sbe_decode/`.
+//! (crates/binance-sbe/fuzz, target `decode`) included as `sbe_decode/`, and the same frames as
+//! `sbe/` for the ingester's binary path (fuzz/, target `sbe`).
 
 use std::path::Path;
 
@@ -24,7 +25,7 @@ pub fn export_corpus(dir: &Path) -> usize {
     let seeds = seeds::seeds();
     let mut rng = SmallRng::seed_from_u64(7);
     let mut n = 0;
-    for target in ["frame", "payload", "websocket", "sbe_decode"] {
+    for target in ["frame", "payload", "websocket", "sbe_decode", "sbe"] {
         std::fs::create_dir_all(dir.join(target)).expect("create the corpus directory");
     }
     let mut write = |target: &str, i: usize, bytes: &[u8]| {
@@ -41,6 +42,7 @@ pub fn export_corpus(dir: &Path) -> usize {
     }
     for (i, f) in sbe::seeds().iter().enumerate() {
         write("sbe_decode", i, f);
+        write("sbe", i, f);
     }
     n
 }
