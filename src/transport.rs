@@ -100,6 +100,8 @@ pub fn choose(
         Ok(b) => b,
         Err((why, detail)) => {
             status.fallback(why, &detail);
+            // Text for good: every stream on JSON.
+            status.streams(0, cfg.symbols.len() * cfg.streams.len());
             return Decision { binary: None, scales: None, status };
         }
     };
@@ -250,6 +252,25 @@ mod tests {
         let d = choose(&cfg(Transport::Sbe, "k"), usdm, &m, |_| Ok(INFO.into()));
         assert!(d.binary.is_none() && d.scales.is_none());
         assert_eq!(m.health.transport.get().as_deref(), Some("json (sbe unavailable: no_binary_transport)"));
+    }
+
+    #[test]
+    fn kinds_sbe_lacks_are_named_in_readyz_and_never_make_transport_info_say_json() {
+        let mut c = cfg(Transport::Sbe, "k");
+        c.streams = vec![StreamKind::Trade, StreamKind::AggTrade, StreamKind::Kline(0)];
+        let m = Metrics::new(&c.symbols);
+        let d = choose(&c, &crate::binance::venue::VENUE, &m, |_| Ok(INFO.into()));
+        let gauge = m.render().lines().find(|l| l.contains("transport_info{")).unwrap_or_default().to_string();
+        assert!(gauge.ends_with(r#"{reason="",requested="sbe",used="sbe"} 1"#), "{gauge}");
+        assert_eq!(m.health.transport.get().as_deref(), Some("sbe (aggTrade,kline_1s on json: no sbe stream)"));
+        // A fallback says the fallback: every kind is on JSON then.
+        d.status.fallback(Fallback::KeyRefused, "HTTP 401");
+        assert_eq!(m.health.transport.get().as_deref(), Some("json (sbe unavailable: key_refused)"));
+        // Without a key, text for good: every stream counted on JSON.
+        c.sbe_api_key = Secret::new("");
+        let m = Metrics::new(&c.symbols);
+        choose(&c, &crate::binance::venue::VENUE, &m, |_| unreachable!("no key: no REST call"));
+        assert!(m.render().contains(r#"transport_streams{transport="json"} 3"#), "{}", m.render());
     }
 
     #[test]
