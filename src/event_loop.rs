@@ -39,15 +39,16 @@ const ROTATION_OVERLAP_MAX: Duration = Duration::from_secs(10);
 
 /// Spreads `(symbol index, kind)` streams, grouped by symbol, over as few connections as the
 /// per-connection stream limit allows, keeping each symbol's streams together where they fit.
-/// Streams the venue serves on different routes (`route`: USD-M's `/public` and `/market`)
-/// never share a connection: a stream asked for on another route's connection is acknowledged
-/// and never delivered. Routes keep the order they first appear in.
-pub fn plan_connections(
+/// Streams of different `route`s never share a connection: the venue's routes (USD-M's
+/// `/public` and `/market`: a stream asked for on another route's connection is acknowledged
+/// and never delivered), and with `TRANSPORT=sbe` the transports ([`route_of`]). Routes keep
+/// the order they first appear in.
+pub fn plan_connections<R: PartialEq + Copy>(
     streams: &[(u16, StreamKind)],
     max_per_conn: usize,
-    route: fn(StreamKind) -> &'static str,
+    route: impl Fn(StreamKind) -> R,
 ) -> Vec<Vec<(u16, StreamKind)>> {
-    let mut routes: Vec<&'static str> = Vec::new();
+    let mut routes: Vec<R> = Vec::new();
     for &(_, kind) in streams {
         if !routes.contains(&route(kind)) {
             routes.push(route(kind));
@@ -59,6 +60,16 @@ pub fn plan_connections(
         plan.extend(on_route.chunks(max_per_conn.max(1)).map(<[_]>::to_vec));
     }
     plan
+}
+
+/// Where a stream of `kind` goes: its venue route, and whether the lane's binary transport can
+/// carry it (`None` when the lane streams text only). With `TRANSPORT=sbe`, a kind Binance's SBE
+/// endpoint has no stream for (aggTrade, kline_*, ...) goes over text connections beside the
+/// binary ones: a connection never mixes transports, so the switch between SBE and JSON moves
+/// only connections whose every stream SBE carries (`switch.rs`).
+pub fn route_of(venue: &Venue, binary: bool, kind: StreamKind) -> (&'static str, Option<bool>) {
+    let carried = venue.binary.filter(|_| binary).map(|b| (b.carried)(kind).is_some());
+    ((venue.route)(kind), carried)
 }
 
 /// The dense sequences `(symbol, kind)` a set of streams carries.
@@ -107,7 +118,9 @@ impl EventLoop {
                 pairs.push((i as u16, *k));
             }
         }
-        let connections: Vec<Connection> = plan_connections(&pairs, cfg.max_streams_per_connection, venue.route)
+        let binary = cfg.transport == crate::config::Transport::Sbe;
+        let route = |k| route_of(venue, binary, k);
+        let connections: Vec<Connection> = plan_connections(&pairs, cfg.max_streams_per_connection, route)
             .into_iter()
             .enumerate()
             .map(|(id, streams)| Connection::new(id, streams, &metrics.symbols, venue, &cfg.ws.path, cfg.time_unit))
@@ -183,8 +196,8 @@ impl EventLoop {
             let id = self.free_slot().unwrap_or(self.connections.len());
             let old = &mut self.connections[i];
             old.mark_retiring();
-            let (path, unit, venue, mode) =
-                Switcher::route_of_new(&self.switch, (&self.base_path, self.time_unit, self.venue));
+            let text = (self.base_path.as_str(), self.time_unit, self.venue);
+            let (path, unit, venue, mode) = Switcher::route_of_new(&self.switch, text, &old.streams);
             let mut new = Connection::new(id, old.streams.clone(), &self.metrics.symbols, venue, path, unit);
             new.succeed(old);
             // A silent stream is not caught up on: the old connection will not deliver it.
@@ -320,6 +333,31 @@ mod tests {
         assert_eq!(all.len(), 2500, "every stream exactly once");
         assert_eq!(dense_sequences(&plan[0]).len(), 1024);
         assert_eq!(plan_connections(&pairs[..3], 1024, spot).len(), 1);
+    }
+
+    #[test]
+    fn with_sbe_the_kinds_sbe_lacks_get_json_connections_of_their_own() {
+        use crate::binance::venue::VENUE;
+        use StreamKind::{AggTrade, BookTicker, Depth, Trade};
+        let kinds = [Trade, AggTrade, Depth, StreamKind::Kline(0), BookTicker];
+        let pairs: Vec<(u16, StreamKind)> = (0..5u16).flat_map(|s| kinds.map(|k| (s, k))).collect();
+        let sbe = |k: StreamKind| (VENUE.binary.unwrap().carried)(k).is_some();
+        for max in [1024, 4, 1] {
+            let plan = plan_connections(&pairs, max, |k| route_of(&VENUE, true, k));
+            for c in &plan {
+                assert!(c.len() <= max && !c.is_empty(), "{c:?}");
+                assert!(c.iter().all(|&(_, k)| sbe(k)) || c.iter().all(|&(_, k)| !sbe(k)), "mixed: {c:?}");
+            }
+            let mut all: Vec<(u16, StreamKind)> = plan.iter().flatten().copied().collect();
+            all.sort_by_key(|&(s, k)| (s, kinds.iter().position(|&x| x == k)));
+            assert_eq!(all, pairs, "every stream exactly once");
+        }
+        let plan = plan_connections(&pairs, 1024, |k| route_of(&VENUE, true, k));
+        assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [15, 10], "SBE's first, as they first appear");
+        // JSON only (or a venue without a binary transport): one route, as before.
+        assert_eq!(plan_connections(&pairs, 1024, |k| route_of(&VENUE, false, k)).len(), 1);
+        let usdm = &crate::binance::usdm::venue::VENUE;
+        assert_eq!(route_of(usdm, true, AggTrade), ("/market", None));
     }
 
     #[test]

@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     };
     if cli.check_config {
         print!("{}", cfg.render());
+        if let Some(split) = cfg.transport_split() {
+            println!("{split}");
+        }
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }

@@ -5,6 +5,12 @@
 //! that arrive late, a retry after a fallback; the event loop switches, `event_loop/switch.rs`).
 //! Each decision is said three ways: a log line (with the details), the
 //! `transport_info{requested,used,reason}` gauge, and a `transport=` line of `/readyz`.
+//!
+//! Kinds the binary transport has no stream for (SBE: aggTrade, kline_*, ...) stream text beside
+//! it, by design: `transport_info` keeps describing the streams that may use the binary
+//! transport (so `used="json"` still means a fallback, and an alert on it does not fire for
+//! them), `/readyz` names those kinds (`transport=sbe (aggTrade on json: no sbe stream)`), and
+//! `transport_streams{transport}` counts the streams each transport carries now.
 
 mod policy;
 pub mod scales;
@@ -17,6 +23,7 @@ use tracing::{info, warn};
 use crate::config::{Config, Transport};
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::stream::StreamKind;
 use crate::venue::{Binary, Scale, Venue};
 pub use policy::{Mode, Policy, Seen, Switch};
 
@@ -67,7 +74,19 @@ pub fn choose(
     metrics: &Metrics,
     fetch: impl FnOnce(&crate::venue::rest::Call) -> Result<String, String>,
 ) -> Decision {
-    let status = Status::new(metrics, cfg.transport.as_str());
+    let mut status = Status::new(metrics, cfg.transport.as_str());
+    if let (Transport::Sbe, Some(b)) = (cfg.transport, venue.binary) {
+        let (on_binary, on_text) = split_kinds(&cfg.streams, b, venue);
+        if !on_text.is_empty() {
+            info!(
+                binary = %on_binary.join(","),
+                text = %on_text.join(","),
+                "kinds {} has no stream for go over JSON connections beside it",
+                b.name
+            );
+        }
+        status.text_by_design = on_text.join(",");
+    }
     if cfg.transport == Transport::Json {
         status.report("json", None);
         return Decision { binary: None, scales: None, status };
@@ -81,6 +100,8 @@ pub fn choose(
         Ok(b) => b,
         Err((why, detail)) => {
             status.fallback(why, &detail);
+            // Text for good: every stream on JSON.
+            status.streams(0, cfg.symbols.len() * cfg.streams.len());
             return Decision { binary: None, scales: None, status };
         }
     };
@@ -100,11 +121,24 @@ pub fn choose(
     }
 }
 
+/// The venue's names of the `kinds` `binary` carries, and of those it has no stream for.
+pub fn split_kinds(kinds: &[StreamKind], binary: &Binary, venue: &Venue) -> (Vec<String>, Vec<String>) {
+    let (on_binary, on_text): (Vec<StreamKind>, Vec<StreamKind>) =
+        kinds.iter().partition(|&&k| (binary.carried)(k).is_some());
+    let names = |ks: Vec<StreamKind>| ks.into_iter().map(venue.kind_name).collect();
+    (names(on_binary), names(on_text))
+}
+
 /// Says which transport a lane streams with: the gauge, and the `/readyz` line when another
 /// transport than JSON was asked for (a JSON lane's body stays the seed's).
 pub struct Status {
     requested: &'static str,
     gauge: Option<IntGaugeVec>,
+    /// Streams per transport now (`transport_streams{transport}`), set by the event loop.
+    streams: Option<IntGaugeVec>,
+    /// The kinds streaming text because the binary transport has none of them (`aggTrade`),
+    /// comma-separated; empty when it carries every kind asked for.
+    text_by_design: String,
     health: Arc<Health>,
 }
 
@@ -119,7 +153,24 @@ impl Status {
         );
         // Registered once per lane, at start.
         let gauge = gauge.ok().filter(|g| metrics.registry.register(Box::new(g.clone())).is_ok());
-        Status { requested, gauge, health: metrics.health.clone() }
+        let streams = IntGaugeVec::new(
+            Opts::new(
+                format!("{}_transport_streams", crate::metrics::NAMESPACE),
+                "Streams carried now by connections of each transport (a lane that may switch)",
+            ),
+            &["transport"],
+        );
+        let streams = streams.ok().filter(|g| metrics.registry.register(Box::new(g.clone())).is_ok());
+        let health = metrics.health.clone();
+        Status { requested, gauge, streams, text_by_design: String::new(), health }
+    }
+
+    /// `binary` streams ride connections of the binary transport now, `text` JSON ones.
+    pub fn streams(&self, binary: usize, text: usize) {
+        if let Some(g) = &self.streams {
+            g.with_label_values(&[self.requested]).set(binary as i64);
+            g.with_label_values(&["json"]).set(text as i64);
+        }
     }
 
     /// The lane streams text because of `why` (`detail` goes to the log only).
@@ -141,7 +192,8 @@ impl Status {
         }
         self.health.transport.set(match fallback {
             Some(f) => format!("{used} ({requested} unavailable: {})", f.as_str()),
-            None => used.to_string(),
+            None if self.text_by_design.is_empty() || used == "json" => used.to_string(),
+            None => format!("{used} ({} on json: no {used} stream)", self.text_by_design),
         });
     }
 }
@@ -200,6 +252,25 @@ mod tests {
         let d = choose(&cfg(Transport::Sbe, "k"), usdm, &m, |_| Ok(INFO.into()));
         assert!(d.binary.is_none() && d.scales.is_none());
         assert_eq!(m.health.transport.get().as_deref(), Some("json (sbe unavailable: no_binary_transport)"));
+    }
+
+    #[test]
+    fn kinds_sbe_lacks_are_named_in_readyz_and_never_make_transport_info_say_json() {
+        let mut c = cfg(Transport::Sbe, "k");
+        c.streams = vec![StreamKind::Trade, StreamKind::AggTrade, StreamKind::Kline(0)];
+        let m = Metrics::new(&c.symbols);
+        let d = choose(&c, &crate::binance::venue::VENUE, &m, |_| Ok(INFO.into()));
+        let gauge = m.render().lines().find(|l| l.contains("transport_info{")).unwrap_or_default().to_string();
+        assert!(gauge.ends_with(r#"{reason="",requested="sbe",used="sbe"} 1"#), "{gauge}");
+        assert_eq!(m.health.transport.get().as_deref(), Some("sbe (aggTrade,kline_1s on json: no sbe stream)"));
+        // A fallback says the fallback: every kind is on JSON then.
+        d.status.fallback(Fallback::KeyRefused, "HTTP 401");
+        assert_eq!(m.health.transport.get().as_deref(), Some("json (sbe unavailable: key_refused)"));
+        // Without a key, text for good: every stream counted on JSON.
+        c.sbe_api_key = Secret::new("");
+        let m = Metrics::new(&c.symbols);
+        choose(&c, &crate::binance::venue::VENUE, &m, |_| unreachable!("no key: no REST call"));
+        assert!(m.render().contains(r#"transport_streams{transport="json"} 3"#), "{}", m.render());
     }
 
     #[test]

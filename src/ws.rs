@@ -32,7 +32,9 @@
 mod dial;
 mod error;
 mod handover;
+mod lifecycle;
 mod limits;
+mod read;
 mod resubscribe;
 mod transport;
 
@@ -41,25 +43,21 @@ pub use error::{ConnectError, Lost, Retry, KEY_REFUSED};
 pub use limits::{AttemptBudget, PING_FLOOD_LIMIT, STABLE_AFTER};
 pub use transport::Transport;
 
-use std::io;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Registry, Token};
-use tracing::{info, warn};
+use mio::Token;
 use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::MidHandshake;
-use tungstenite::{Message, WebSocket};
+use tungstenite::WebSocket;
 
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
-use crate::pipeline::{Admission, Outcome, Pipeline};
 use crate::sequence::Dense;
 use crate::stream::StreamKind;
 use crate::symbols::Symbols;
 use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
-use dial::{write_buffer_full, HANDSHAKE_TIMEOUT};
 use limits::{backoff, OutgoingBudget, PingRate};
 use resubscribe::Resubscriptions;
 
@@ -318,271 +316,6 @@ impl Connection {
     /// Registers the initial state in the gauges.
     pub fn init_metrics(&self, metrics: &Metrics) {
         metrics.ws_connections.with_label_values(&[self.last_state]).inc();
-    }
-
-    /// The next instant at which `on_timer` has work to do (`now` or earlier: at once).
-    pub fn deadline(&self, dialer: &Dialer, now: Instant) -> Option<Instant> {
-        match &self.state {
-            State::Backoff { until } => Some(*until),
-            State::Connecting { since, .. } | State::Handshaking { since, .. } => Some(*since + HANDSHAKE_TIMEOUT),
-            State::Open { .. } => {
-                let mut d = self.last_rx + self.silence_allowed(dialer.stale_after);
-                if self.next_batch < self.overflow.len() || self.resub.has_work() {
-                    d = d.min(self.outgoing.control_at(now));
-                }
-                if !self.rotate {
-                    d = d.min(self.opened_at + dialer.max_age);
-                }
-                Some(d)
-            }
-            State::Closed => None,
-        }
-    }
-
-    /// Handles timers: start a connection after backoff, time out slow handshakes, pace SUBSCRIBE.
-    pub fn on_timer(
-        &mut self,
-        now: Instant,
-        dialer: &Dialer,
-        registry: &Registry,
-        metrics: &Metrics,
-        budget: &mut AttemptBudget,
-    ) {
-        match &self.state {
-            State::Backoff { until } if now >= *until => match budget.take(now) {
-                Ok(()) => self.start_connect(dialer, registry, metrics),
-                Err(free_at) => {
-                    if let Some(suppressed) = self.log.check("budget_exhausted") {
-                        warn!(conn = self.id, suppressed, "connection attempt budget exhausted: waiting");
-                    }
-                    self.set_state(State::Backoff { until: free_at }, metrics);
-                }
-            },
-            State::Open { .. } if now >= self.last_rx + self.silence_allowed(dialer.stale_after) => {
-                metrics.ws_stale.inc();
-                let silent = now.duration_since(self.last_rx).as_millis() as u64;
-                self.lost(Lost::Stale(silent), metrics);
-            }
-            State::Open { .. } if !self.rotate && now >= self.opened_at + dialer.max_age => {
-                info!(conn = self.id, "connection reached its age limit: rotating");
-                self.rotate = true;
-            }
-            State::Connecting { since, .. } | State::Handshaking { since, .. } if now >= *since + HANDSHAKE_TIMEOUT => {
-                self.fail(ConnectError::Timeout, metrics)
-            }
-            State::Open { .. } => self.send_subscriptions(metrics),
-            _ => {}
-        }
-    }
-
-    /// Gives up on a connection attempt and schedules the next one.
-    fn fail(&mut self, why: ConnectError, metrics: &Metrics) {
-        let floor = match why.retry() {
-            Retry::Backoff => Duration::ZERO,
-            Retry::NotBefore(d) => d,
-        };
-        let delay = self.schedule_reconnect(metrics, why.label(), floor);
-        if let Some(suppressed) = self.log.check("connection_failed") {
-            let delay_ms = delay.as_millis() as u64;
-            warn!(conn = self.id, attempt = self.attempt, delay_ms, suppressed, "connection failed: {why}");
-        }
-    }
-
-    /// Counts the attempt's `result` and waits with capped exponential backoff and jitter (see
-    /// [`backoff`]), and at least `floor`, before the next one.
-    fn schedule_reconnect(&mut self, metrics: &Metrics, result: &'static str, floor: Duration) -> Duration {
-        metrics.ws_connect_attempts.with_label_values(&[result]).inc();
-        let delay = backoff(self.attempt).max(floor);
-        self.attempt = self.attempt.saturating_add(1);
-        self.reset_subscriptions();
-        self.set_state(State::Backoff { until: Instant::now() + delay }, metrics);
-        delay
-    }
-
-    /// A connection that was streaming went away: count a reconnect for every symbol it carried.
-    /// A retiring connection is not reconnected: its replacement already carries its streams.
-    fn lost(&mut self, why: Lost, metrics: &Metrics) {
-        if self.retiring {
-            if why.is_peer_fault() {
-                // A peer we dropped is counted even when a replacement already took over.
-                metrics.ws_connect_attempts.with_label_values(&[why.label()]).inc();
-            }
-            if let Some(suppressed) = self.log.check("retiring_closed") {
-                info!(conn = self.id, suppressed, "retiring connection closed: {why}");
-            }
-            self.set_state(State::Closed, metrics);
-            return;
-        }
-        for &s in &self.symbols {
-            metrics.ws_reconnects[s as usize].inc();
-        }
-        let stable = self.is_stable();
-        if stable {
-            self.attempt = 0;
-        }
-        let delay = self.schedule_reconnect(metrics, why.label(), Duration::ZERO);
-        if let Some(suppressed) = self.log.check("connection_lost") {
-            let delay_ms = delay.as_millis() as u64;
-            let streams = self.streams.len();
-            warn!(conn = self.id, streams, stable, delay_ms, suppressed, "connection lost: {why}; reconnecting");
-        }
-    }
-
-    fn reset_subscriptions(&mut self) {
-        self.next_batch = 0;
-        self.pending.clear();
-        self.resub.clear();
-    }
-
-    /// Handles readiness for this connection's socket.
-    pub fn on_ready(&mut self, dialer: &Dialer, pipeline: &mut Pipeline, metrics: &Metrics) -> Progress {
-        loop {
-            match std::mem::replace(&mut self.state, State::Closed) {
-                State::Connecting { tcp, since } => {
-                    if let Some(p) = self.on_connecting(tcp, since, dialer, metrics) {
-                        return p;
-                    }
-                }
-                State::Handshaking { mid, since } => {
-                    let r = mid.handshake();
-                    if let Some(p) = self.after_handshake(r, since, metrics) {
-                        return p;
-                    }
-                }
-                State::Open { ws } => {
-                    self.state = State::Open { ws };
-                    return self.stream(pipeline, metrics);
-                }
-                other => {
-                    self.state = other;
-                    return Progress::default();
-                }
-            }
-        }
-    }
-
-    /// Reads frames until `WouldBlock` or the read budget, handing text frames to the pipeline.
-    fn stream(&mut self, pipeline: &mut Pipeline, metrics: &Metrics) -> Progress {
-        let State::Open { ws } = &mut self.state else {
-            return Progress::default();
-        };
-        let mut handled = 0;
-        let mut got_any = false;
-        // Why the connection goes, and the `ws_connect_attempts_total` result that says so.
-        let mut lost: Option<Lost> = None;
-        while handled < READ_BUDGET {
-            let msg = ws.read();
-            // Every frame counts, control frames too: a peer flooding pings or pongs must not
-            // keep the loop here.
-            handled += 1;
-            let admission = if self.catch_up.is_some() { Admission::CatchUp } else { Admission::Normal };
-            // Binary frames are the venue's binary transport (SBE), refused on a text one. Handed
-            // over here, while `ws` is borrowed for the receive time; what they meant is read in
-            // the text and binary arm below.
-            let data = match &msg {
-                Ok(Message::Text(t)) => Some(pipeline.on_text(t.as_str(), ws.get_ref().recv_ns(), admission)),
-                Ok(Message::Binary(b)) => Some(pipeline.on_binary(b, ws.get_ref().recv_ns(), admission)),
-                _ => None,
-            };
-            match msg {
-                Ok(Message::Text(_) | Message::Binary(_)) => {
-                    got_any = true;
-                    match data.unwrap_or(Outcome::Rejected) {
-                        // Market data, whatever became of it: the peer is streaming.
-                        Outcome::Record | Outcome::Duplicate | Outcome::Held | Outcome::Overflowed => {
-                            self.streamed = true
-                        }
-                        Outcome::Joined { symbol_idx, kind } => {
-                            self.streamed = true;
-                            if let Some((_, pending)) = &mut self.catch_up {
-                                pending.retain(|p| *p != (symbol_idx, kind));
-                                if pending.is_empty() {
-                                    info!(conn = self.id, "replacement caught up with every sequence");
-                                    self.catch_up = None;
-                                }
-                            }
-                        }
-                        Outcome::ControlReply { id: Some(id) } if self.resub.answered(id) => {
-                            info!(conn = self.id, id, "resubscription acknowledged")
-                        }
-                        Outcome::ControlReply { id } => match id.filter(|id| self.pending.contains(id)) {
-                            Some(id) => {
-                                self.pending.retain(|p| *p != id);
-                                info!(conn = self.id, id, pending = self.pending.len(), "control reply");
-                                if self.pending.is_empty() && self.next_batch >= self.overflow.len() {
-                                    self.subscribed_at = Instant::now();
-                                }
-                            }
-                            // Not an answer to us: a peer can send these without end.
-                            None => {
-                                if let Some(suppressed) = self.log.check("unsolicited_reply") {
-                                    info!(conn = self.id, ?id, suppressed, "unsolicited reply ignored");
-                                }
-                            }
-                        },
-                        // Make-before-break: keep streaming until the replacement takes over.
-                        Outcome::ServerShutdown => {
-                            self.rotate = true;
-                            self.rotate_by_peer = true;
-                        }
-                        _ => {}
-                    }
-                }
-                // tungstenite queues the pong, with the ping's payload, and flushes it below.
-                Ok(Message::Ping(_)) => {
-                    got_any = true;
-                    metrics.ws_pings.inc();
-                    let now = Instant::now();
-                    self.outgoing.record_pong(now);
-                    if !self.pings.allow(now) {
-                        lost = Some(Lost::PingFlood(PING_FLOOD_LIMIT));
-                        break;
-                    }
-                }
-                Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => got_any = true,
-                Ok(Message::Close(c)) => {
-                    lost = Some(Lost::Peer(format!("server closed: {c:?}")));
-                    break;
-                }
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // A hostile or broken peer costs this connection, never the process.
-                    let reason = match &e {
-                        tungstenite::Error::Capacity(_) => Some("frame_too_large"),
-                        tungstenite::Error::Protocol(_) => Some("ws_protocol"),
-                        tungstenite::Error::Utf8(_) => Some("invalid_utf8"),
-                        _ => None,
-                    };
-                    if let Some(r) = reason {
-                        metrics.rejected.with_label_values(&[r]).inc();
-                    }
-                    lost = Some(Lost::Peer(e.to_string()));
-                    break;
-                }
-            }
-        }
-        if got_any {
-            self.last_rx = Instant::now();
-        }
-        pipeline.flush_batch();
-        // Pongs and anything else queued go out now; WouldBlock leaves them for the writable edge,
-        // unless the backlog reached the write buffer's bound: the peer is not reading.
-        match ws.flush() {
-            Ok(()) => {}
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                let unsent = ws.get_ref().unsent();
-                if lost.is_none() && write_buffer_full(unsent) {
-                    lost = Some(Lost::WriteBufferFull(unsent));
-                }
-            }
-            Err(e) if lost.is_none() => lost = Some(Lost::Peer(e.to_string())),
-            Err(_) => {}
-        }
-        if let Some(why) = lost {
-            self.lost(why, metrics);
-            return Progress::default();
-        }
-        Progress { more: handled >= READ_BUDGET }
     }
 
     /// Sends a close frame (best effort) and stops for good.

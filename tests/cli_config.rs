@@ -337,4 +337,11 @@ fn transport_settings_exit_64_when_bad_and_never_show_the_key() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stdout.contains(&format!("SBE_API_KEY_FILE             {key}")), "{}", r.stdout);
     assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET), "{}", r.stdout);
+    // Kinds SBE has no stream for go over JSON beside it: accepted, and said which go where.
+    let r = check_config(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,aggTrade,kline_1m,depth")], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let split = "TRANSPORT=sbe: over SBE trade,depth; over JSON beside it (no SBE stream) aggTrade,kline_1m";
+    assert!(r.stdout.contains(split), "{}", r.stdout);
+    let r = check_config(&[("TRANSPORT", "sbe"), ("STREAMS", "aggTrade,depth,depth@100ms")], &[]);
+    assert_refused(&r, &["TRANSPORT: `sbe` carries depth and depth@100ms as one stream"]);
 }

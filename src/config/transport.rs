@@ -58,23 +58,14 @@ pub(super) fn check_key_in_clear(c: &super::Config, errs: &mut Vec<String>) {
     }
 }
 
-/// `TRANSPORT=sbe` streams only what Binance's SBE endpoint serves (`binance::sbe::carried`):
-/// another kind would be subscribed where it is never served. `depth` and `depth@100ms` are one
-/// SBE stream (`@depth`, 20 ms), so only one of them may be asked for.
+/// `TRANSPORT=sbe` streams what Binance's SBE endpoint serves (`binance::sbe::carried`) over SBE
+/// and the other kinds over JSON connections beside it (`event_loop::route_of`). `depth` and
+/// `depth@100ms` are one SBE stream (`@depth`, 20 ms), so only one of them may be asked for.
 pub(super) fn check_kinds(c: &super::Config, errs: &mut Vec<String>) {
     // (A bad TRANSPORT is said already.)
     let transport_ok = !errs.iter().any(|e| e.starts_with("TRANSPORT:"));
     if c.transport != Transport::Sbe || !transport_ok || c.symbols.is_empty() {
         return;
-    }
-    let carried = crate::binance::sbe::carried;
-    let other: Vec<String> = c.streams.iter().filter(|k| carried(**k).is_none()).map(|k| k.to_string()).collect();
-    if !other.is_empty() {
-        errs.push(format!(
-            "TRANSPORT: `sbe` carries trade, bookTicker and depth (or depth@100ms) streams only: Binance's SBE \
-             endpoint has no {} stream (STREAMS); stream them with TRANSPORT=json",
-            other.join(",")
-        ));
     }
     use crate::stream::StreamKind::{Depth, Depth100ms};
     if c.streams.contains(&Depth) && c.streams.contains(&Depth100ms) {
@@ -83,6 +74,32 @@ pub(super) fn check_kinds(c: &super::Config, errs: &mut Vec<String>) {
                    STREAMS may name only one of them"
                 .into(),
         );
+    }
+}
+
+impl super::Config {
+    /// With `TRANSPORT=sbe` and spot symbols: which kinds go over SBE and which over JSON
+    /// beside it (`--check-config` prints it; the lane logs it at start).
+    pub fn transport_split(&self) -> Option<String> {
+        if self.transport != Transport::Sbe || self.symbols.is_empty() {
+            return None;
+        }
+        let carried = crate::binance::sbe::carried;
+        let names = |sbe: bool| {
+            let ks: Vec<String> =
+                self.streams.iter().filter(|k| carried(**k).is_some() == sbe).map(|k| k.to_string()).collect();
+            if ks.is_empty() {
+                "none".to_string()
+            } else {
+                ks.join(",")
+            }
+        };
+        Some(format!(
+            "TRANSPORT=sbe: over SBE {}; over JSON beside it (no SBE stream) {}; all over JSON while SBE is \
+             unavailable",
+            names(true),
+            names(false)
+        ))
     }
 }
 
@@ -96,8 +113,10 @@ pub(super) const TRANSPORT_VARS: &[Var] = &[
         help: "How spot market data travels: `json` (text streams) or `sbe` (Binance's binary SBE streams)",
         more: "`sbe` carries `trade`, `bookTicker` (as SBE `@bestBidAsk`) and `depth` or `depth@100ms` (as SBE \
                `@depth`, every 20 ms) on `BINANCE_SBE_URL` with the key of `SBE_API_KEY_FILE`; records are the \
-               same as JSON's (`book_ticker` adds its event time); other kinds exit 64. Without a key, or when `exchangeInfo` gives \
-               no price or quantity scale for a symbol, the lane streams JSON and says so (log line, \
+               same as JSON's (`book_ticker` adds its event time). Other kinds (`aggTrade`, `kline_*`, ...) go over \
+               JSON connections beside the SBE ones (`--check-config` lists which go where); `depth` with \
+               `depth@100ms` exits 64 (one SBE stream). Without a key, or when `exchangeInfo` gives no price or \
+               quantity scale for a symbol, the SBE kinds stream JSON too and the lane says so (log line, \
                `transport_info` metric, `/readyz`). USD-M always streams JSON.",
         secret: false,
         apply: |v, b| {
@@ -197,6 +216,28 @@ mod tests {
     }
 
     #[test]
+    fn kinds_sbe_lacks_go_over_json_beside_it_and_check_config_says_which() {
+        let c = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,aggTrade,depth,kline_1m,bookTicker")]).unwrap();
+        assert_eq!(
+            c.transport_split().as_deref(),
+            Some(
+                "TRANSPORT=sbe: over SBE trade,depth,bookTicker; over JSON beside it (no SBE stream) \
+                 aggTrade,kline_1m; all over JSON while SBE is unavailable"
+            )
+        );
+        let c = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "aggTrade")]).unwrap();
+        assert!(c.transport_split().unwrap().contains("over SBE none; over JSON beside it (no SBE stream) aggTrade"));
+        assert_eq!(validate(&[("STREAMS", "trade,aggTrade")]).unwrap().transport_split(), None);
+        // depth and depth@100ms are one SBE stream: still refused, alone.
+        let e = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,aggTrade,depth,depth@100ms")]).unwrap_err();
+        assert_eq!(
+            e,
+            ["TRANSPORT: `sbe` carries depth and depth@100ms as one stream (SBE `@depth`, every 20 ms); STREAMS may \
+              name only one of them"]
+        );
+    }
+
+    #[test]
     fn sbe_is_asked_for_with_a_key_file_that_is_never_shown() {
         let dir = std::env::temp_dir().join(format!("mf-sbe-key-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -223,15 +264,14 @@ mod tests {
                 ),
             ]
         );
-        let e = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,aggTrade,depth,kline_1m,bookTicker")]).unwrap_err();
-        assert_eq!(
-            e,
-            ["TRANSPORT: `sbe` carries trade, bookTicker and depth (or depth@100ms) streams only: Binance's SBE \
-              endpoint has no aggTrade,kline_1m stream (STREAMS); stream them with TRANSPORT=json"]
-        );
-        let e = validate(&[("TRANSPORT", "sbe"), ("STREAMS", "depth,depth@100ms,aggTrade")]).unwrap_err();
+        let e = validate(&[
+            ("TRANSPORT", "sbe"),
+            ("STREAMS", "depth,depth@100ms,aggTrade"),
+            ("MAX_STREAMS_PER_CONNECTION", "x"),
+        ]);
+        let e = e.unwrap_err();
         assert_eq!(e.len(), 2, "every problem at once: {e:?}");
-        assert!(e[1].contains("STREAMS may name only one of them"), "{e:?}");
+        assert!(e.iter().any(|e| e.contains("STREAMS may name only one of them")), "{e:?}");
         assert!(validate(&[("TRANSPORT", "sbe"), ("STREAMS", "trade,bookTicker,depth@100ms")]).is_ok());
         std::fs::write(&key, "k").unwrap();
         let e = validate(&[("TRANSPORT", "sbe"), ("SBE_API_KEY_FILE", path), ("BINANCE_SBE_URL", "ws://sim.local:9")]);

@@ -12,6 +12,10 @@
 //! - to binary: an open text connection rotates make-before-break (its binary replacement
 //!   catches up and the overlap is deduplicated by trade id), one not open is replaced at once.
 //!
+//! Only connections whose every stream the binary transport carries move: with `TRANSPORT=sbe`,
+//! the kinds SBE has no stream for are planned on text connections of their own
+//! (`plan_connections`), which no switch, retry or rotation ever moves off text.
+//!
 //! What is watched each housekeeping turn: every binary connection's failures in a row, the
 //! `ws_connect_attempts_total{result="key_refused"}` counter, the venue's rejection counter of a
 //! decimal beyond its scale (the scales are then fetched again soon), and fresh scales from
@@ -24,6 +28,7 @@ use tracing::{info, warn};
 
 use super::EventLoop;
 use crate::log_limit::LogLimiter;
+use crate::stream::StreamKind;
 use crate::time_unit::TimeUnit;
 use crate::transport::{scales, Mode, Policy, Seen, Status, Switch};
 use crate::venue::{Binary, BinaryCtx, Scale, Venue};
@@ -71,18 +76,38 @@ impl Switcher {
         }
     }
 
-    /// The base path and URL time unit of a new connection, and its transport: the lane's of
-    /// the moment.
+    /// The base path and URL time unit of a new connection carrying `streams`, and its
+    /// transport: the lane's of the moment, or text for streams the binary transport lacks.
     pub(super) fn route_of_new<'a>(
         switch: &'a Option<Switcher>,
         text: (&'a str, TimeUnit, &'static Venue),
+        streams: &[(u16, StreamKind)],
     ) -> (&'a str, TimeUnit, &'static Venue, Mode) {
         match switch {
-            Some(s) if s.lane.policy.mode() == Mode::Binary => {
+            Some(s) if s.lane.policy.mode() == Mode::Binary && s.movable(streams) => {
                 (&s.lane.route.base_path, s.lane.route.unit, s.lane.binary.venue, Mode::Binary)
             }
             _ => (text.0, text.1, text.2, Mode::Text),
         }
+    }
+
+    /// Whether a connection carrying `streams` may stream the binary transport: it carries
+    /// every one of them.
+    fn movable(&self, streams: &[(u16, StreamKind)]) -> bool {
+        streams.iter().all(|&(_, k)| (self.lane.binary.carried)(k).is_some())
+    }
+
+    /// Streams on connections of each transport now, (binary, text): a retiring connection's
+    /// count through its replacement.
+    fn streams_by_mode(&self, conns: &[Connection]) -> (usize, usize) {
+        let mut by = (0, 0);
+        for (c, m) in conns.iter().zip(&self.slots).filter(|(c, _)| !c.is_closed() && !c.is_retiring()) {
+            match m {
+                Mode::Binary => by.0 += c.streams.len(),
+                Mode::Text => by.1 += c.streams.len(),
+            }
+        }
+        by
     }
 
     /// Records the transport of the connection now in `slot`.
@@ -175,7 +200,10 @@ impl EventLoop {
         let Some(sw) = &mut self.switch else { return };
         let mode = sw.lane.policy.mode();
         for i in 0..self.connections.len() {
-            if sw.slots.get(i).is_none_or(|m| *m == mode) || self.connections[i].is_closed() {
+            if sw.slots.get(i).is_none_or(|m| *m == mode)
+                || self.connections[i].is_closed()
+                || !sw.movable(&self.connections[i].streams)
+            {
                 continue;
             }
             if self.connections[i].is_open() {
@@ -202,6 +230,8 @@ impl EventLoop {
             self.connections[i] = new;
             sw.slots[i] = mode;
         }
+        let (binary, text) = sw.streams_by_mode(&self.connections);
+        sw.lane.status.streams(binary, text);
     }
 }
 
@@ -223,7 +253,13 @@ mod tests {
     /// start; nothing listens on either loopback endpoint and no connection is ever dialed (the
     /// loop does not run: only its housekeeping turn is called).
     fn lane() -> Lane {
-        let pairs = [("SYMBOLS", "btcusdt"), ("TIME_UNIT", "us"), ("BINANCE_WS_URL", "ws://127.0.0.1:9")];
+        lane_of("trade")
+    }
+
+    /// [`lane`] streaming `streams`.
+    fn lane_of(streams: &str) -> Lane {
+        let pairs =
+            [("SYMBOLS", "btcusdt"), ("STREAMS", streams), ("TIME_UNIT", "us"), ("BINANCE_WS_URL", "ws://127.0.0.1:9")];
         let mut cfg = RawConfig::from_pairs(&pairs).validate_with_memory_limit(None).unwrap();
         cfg.transport = Transport::Sbe;
         cfg.sbe_api_key = Secret::new("k");
@@ -290,5 +326,41 @@ mod tests {
         assert_eq!(m.health.transport.get(), Some(note));
         // Each move closed one connection and opened another: the state gauge counts one.
         assert!(m.render().contains(r#"ws_connections{state="backoff"} 1"#), "{}", m.render());
+    }
+
+    #[test]
+    fn the_switch_moves_only_the_connections_of_kinds_sbe_carries() {
+        let (mut ev, m, fresh, _asks) = lane_of("trade,aggTrade");
+        let (trade, agg) = ("/stream?streams=btcusdt@trade", "/stream?streams=btcusdt@aggTrade&timeUnit=MICROSECOND");
+        assert_eq!(paths(&ev), [&format!("{trade}&timeUnit=MICROSECOND"), agg], "one connection per transport");
+        // A mark only the aggTrade connection built at start carries: a replacement would not.
+        let dense = crate::stream::StreamKind::Trade.dense().unwrap();
+        ev.connections[1].begin_catch_up(vec![(0, dense)]);
+
+        fresh.send(vec![Scale { price: 2, qty: 8 }]).unwrap();
+        ev.transport_turn(Instant::now());
+        assert_eq!(paths(&ev), [trade, agg], "trade over SBE, aggTrade still over JSON");
+        assert_eq!(ev.switch.as_ref().unwrap().slots, [Mode::Binary, Mode::Text]);
+        assert!(!ev.connections[1].caught_up(), "the aggTrade connection was replaced");
+        assert_eq!(Switcher::dialer(&ev.switch, &ev.dialer, 1).endpoint.port, 9, "JSON's dialer");
+        assert!(gauge(&m).ends_with(r#"{reason="",requested="sbe",used="sbe"} 1"#), "{}", gauge(&m));
+        assert_eq!(m.health.transport.get().as_deref(), Some("sbe (aggTrade on json: no sbe stream)"));
+        let r = m.render();
+        assert!(
+            r.contains(r#"transport_streams{transport="sbe"} 1"#)
+                && r.contains(r#"transport_streams{transport="json"} 1"#)
+        );
+        // A rotation (age limit, serverShutdown) of the aggTrade connection stays on JSON.
+        let text = (ev.base_path.as_str(), ev.time_unit, ev.venue);
+        assert_eq!(Switcher::route_of_new(&ev.switch, text, &ev.connections[1].streams).3, Mode::Text);
+        assert_eq!(Switcher::route_of_new(&ev.switch, text, &ev.connections[0].streams).3, Mode::Binary);
+
+        // A refused key: the trade connection goes back to JSON; the aggTrade one is left alone.
+        m.ws_connect_attempts.with_label_values(&[KEY_REFUSED]).inc();
+        ev.transport_turn(Instant::now());
+        assert_eq!(paths(&ev), [&format!("{trade}&timeUnit=MICROSECOND"), agg]);
+        assert!(!ev.connections[1].caught_up(), "the aggTrade connection was replaced");
+        assert_eq!(m.health.transport.get().as_deref(), Some("json (sbe unavailable: key_refused)"));
+        assert!(m.render().contains(r#"transport_streams{transport="json"} 2"#), "{}", m.render());
     }
 }

@@ -27,6 +27,7 @@ mod replay;
 mod sasl;
 mod sbe;
 mod sbe_book;
+mod sbe_mixed;
 mod silence;
 mod stale;
 mod transport_switch;

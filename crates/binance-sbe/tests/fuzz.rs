@@ -1,7 +1,8 @@
 //! A property test over mutated frames, run by `cargo test --workspace` (the coverage-guided
-//! counterpart is fuzz/fuzz_targets/sbe_decode.rs): whatever the bytes, `decode` returns, never
-//! panics; what it accepts can be read whole (every trade, level and decimal) without a panic,
-//! and re-encoding it with the generated encoders and decoding again gives the same message.
+//! counterpart is crates/binance-sbe/fuzz/fuzz_targets/decode.rs): whatever the bytes, `decode`
+//! returns, never panics; what it accepts can be read whole (every trade, level and decimal)
+//! without a panic, and re-encoding it with the generated encoders and decoding again gives the
+//! same message.
 //! Deterministic for a seed: `SBE_FUZZ_INPUTS` (default 200000) and `SBE_FUZZ_SEED` override.
 
 mod common;

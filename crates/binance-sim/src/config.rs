@@ -69,6 +69,11 @@ pub struct SimConfig {
     /// segments of one or more messages written together. `None`: every symbol's trades evenly
     /// spaced on one beat, sent on a tick of about one event's interval (what tests expect).
     pub arrival: Option<crate::Arrival>,
+    /// A new subscription starts at the market's first event rather than at the live edge (what
+    /// Binance does): a test whose ingester opens several connections (SBE beside JSON) gets
+    /// every stream whole whichever connection subscribed first and started the clock. Only for
+    /// short markets: a late subscriber is sent the whole history at once.
+    pub from_start: bool,
 }
 
 impl Default for SimConfig {
@@ -101,6 +106,7 @@ impl Default for SimConfig {
             usdm: None,
             sbe_api_key: None,
             arrival: None,
+            from_start: false,
         }
     }
 }

@@ -157,7 +157,7 @@ impl<'m> Session<'m> {
             };
             Some((kind, self.market.symbol_index(sym)?))
         });
-        let cursor = live(self.market, source);
+        let cursor = if self.market.cfg.from_start { 0 } else { live(self.market, source) };
         self.subs.push(Sub { name: name.into_owned(), source, cursor });
     }
 
