@@ -165,3 +165,6 @@ pub fn run_producer(
     RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.publish()));
     report
 }
+
+#[cfg(test)]
+mod tests;
