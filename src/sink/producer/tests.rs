@@ -15,6 +15,7 @@ const BOUND: Duration = Duration::from_secs(60);
 #[derive(Default)]
 struct Seen {
     sends: AtomicUsize,
+    /// Polls since the last send.
     polls: AtomicUsize,
     /// The producer's wake-up, as a sink with delivery reports would keep it.
     kick: Mutex<Option<Kick>>,
@@ -23,6 +24,15 @@ struct Seen {
 impl Seen {
     fn sends(&self) -> usize {
         self.sends.load(Ordering::SeqCst)
+    }
+
+    fn polls(&self) -> usize {
+        self.polls.load(Ordering::SeqCst)
+    }
+
+    /// A delivery report arriving, as librdkafka announces it.
+    fn kick(&self) {
+        self.kick.lock().unwrap().as_ref().expect("the producer asked for report wake-ups").kick();
     }
 }
 
@@ -34,6 +44,7 @@ struct Counting {
 
 impl Sink for Counting {
     fn send(&mut self, _rec: &RecordView<'_>) -> Result<(), SendError> {
+        self.seen.polls.store(0, Ordering::SeqCst);
         self.seen.sends.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -58,6 +69,7 @@ impl Sink for Counting {
 struct Rig {
     writer: RingWriter,
     seen: Arc<Seen>,
+    shutdown: Shutdown,
     producer: std::thread::JoinHandle<ProducerReport>,
 }
 
@@ -67,9 +79,10 @@ fn rig(window: Duration) -> Rig {
     let sink = Box::new(Counting { seen: seen.clone(), window });
     let shutdown = Shutdown::new();
     let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let s = shutdown.clone();
     let producer =
-        std::thread::spawn(move || run_producer(reader, None, sink, metrics, Duration::from_secs(1), shutdown, None));
-    let rig = Rig { writer, seen, producer };
+        std::thread::spawn(move || run_producer(reader, None, sink, metrics, Duration::from_secs(1), s, None));
+    let rig = Rig { writer, seen, shutdown, producer };
     rig.until("the producer started", |s| s.kick.lock().unwrap().is_some());
     rig
 }
@@ -106,4 +119,23 @@ fn a_window_of_zero_hands_each_record_over_as_it_comes() {
         rig.until("the record was handed over", |s| s.sends() == n);
     }
     assert_eq!(rig.finish().handed_over, 3);
+}
+
+#[test]
+fn a_window_holds_the_records_but_serves_delivery_reports_as_they_come() {
+    // An hour: only a kick or the shutdown can let the producer act before the window ends.
+    let mut rig = rig(Duration::from_secs(3600));
+    rig.record();
+    rig.until("the first record after a quiet spell went at once", |s| s.sends() == 1);
+    // Its turn polled once after the send; the window has begun (or begins with a kick waiting).
+    rig.until("the turn polled", |s| s.polls() >= 1);
+    rig.record();
+    rig.seen.kick();
+    rig.until("the delivery report was served within the window", |s| s.polls() >= 2);
+    assert_eq!(rig.seen.sends(), 1, "a record that came during the window was taken before it ended");
+    // Shutdown ends the window at the next kick: the held record goes, then the flush.
+    rig.shutdown.trigger();
+    rig.seen.kick();
+    rig.until("the held record went after the shutdown", |s| s.sends() == 2);
+    assert_eq!(rig.finish().handed_over, 2);
 }
