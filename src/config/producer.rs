@@ -19,7 +19,8 @@ pub(super) const KAFKA_BATCH_WINDOW: Var = Var {
     help: "While records flow, how long the producer thread lets them gather in the ring before handing them \
            to librdkafka together, in µs",
     more: "Fewer wake-ups of the producer and of librdkafka's threads (one produce request a window) for up to \
-           this much more latency; a record after a quiet spell goes at once. `0`: every record is handed over as soon as the producer wakes. At most 20000 (20 ms); \
+           this much more latency; a record after a quiet spell goes at once, and delivery reports are served as \
+           they come. `0`: every record is handed over as soon as the producer wakes. At most 20000 (20 ms); \
            see tuning.md, \"Producer batching and wake-ups\".",
     secret: false,
     apply: |v, b| {
