@@ -11,7 +11,7 @@
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
@@ -62,6 +62,9 @@ struct Wake {
     parked: AtomicBool,
     /// Set by a [`Kick`]: work for the reader that is not in the ring (a delivery report).
     kicked: AtomicBool,
+    /// The reader sleeps for a kick only ([`RingReader::wait_for_kick`]): the writer's records
+    /// leave it asleep, so only a [`Kick`] unparks it.
+    kick_parked: AtomicBool,
     consumer: OnceLock<Thread>,
 }
 
@@ -87,17 +90,28 @@ pub struct Kick(Arc<Wake>);
 
 impl Kick {
     pub fn kick(&self) {
-        self.0.kicked.store(true, Ordering::Relaxed);
+        let w = &self.0;
+        w.kicked.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        self.0.unpark_if_parked();
+        w.unpark_if_parked();
+        // Pairs with the fence in `RingReader::wait_for_kick`, as above with `wait`'s.
+        if w.kick_parked.load(Ordering::Relaxed) && w.kick_parked.swap(false, Ordering::AcqRel) {
+            if let Some(t) = w.consumer.get() {
+                t.unpark();
+            }
+        }
     }
 }
 
 /// Creates a ring of `capacity` bytes.
 pub fn ring(capacity: usize) -> (RingWriter, RingReader) {
     let (prod, cons) = RingBuffer::new(capacity);
-    let wake =
-        Arc::new(Wake { parked: AtomicBool::new(false), kicked: AtomicBool::new(false), consumer: OnceLock::new() });
+    let wake = Arc::new(Wake {
+        parked: AtomicBool::new(false),
+        kicked: AtomicBool::new(false),
+        kick_parked: AtomicBool::new(false),
+        consumer: OnceLock::new(),
+    });
     (
         RingWriter { prod, staged: Vec::with_capacity(64 * 1024), wake: wake.clone(), capacity },
         RingReader { cons, scratch: Vec::with_capacity(64 * 1024), wake, spin: SPIN_MAX },
@@ -288,6 +302,33 @@ impl RingReader {
         // before this point is not lost by clearing it.
         kicked.store(false, Ordering::Relaxed);
     }
+
+    /// Sleeps until a [`Kick`] or `until`, whichever is first, whatever the writer commits
+    /// meanwhile; true for a kick (since the last wait returned), which the caller then serves.
+    /// The producer's batching window: records gather unannounced, delivery reports are served
+    /// as they come.
+    pub fn wait_for_kick(&mut self, until: Instant) -> bool {
+        let w = &*self.wake;
+        let _ = w.consumer.get_or_init(std::thread::current);
+        loop {
+            if w.kicked.load(Ordering::Relaxed) {
+                // Cleared before the caller serves it: a kick after this is not lost.
+                w.kicked.store(false, Ordering::Relaxed);
+                return true;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            w.kick_parked.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if !w.kicked.load(Ordering::Relaxed) {
+                // May also end early (a stale unpark): the loop checks again.
+                std::thread::park_timeout(until - now);
+            }
+            w.kick_parked.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Decodes one whole record (`[header][key][payload]`).
@@ -420,6 +461,36 @@ mod tests {
         r.spin = 0;
         r.wait(Duration::from_millis(1));
         assert!(!r.wake.kicked.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_kick_ends_a_wait_for_kicks_and_records_do_not() {
+        let (mut w, mut r) = ring(1000);
+        let kick = r.kick_handle();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            // A day: only the kick can end this wait within the test's bound.
+            let kicked = r.wait_for_kick(Instant::now() + Duration::from_secs(86_400));
+            tx.send(()).unwrap();
+            (kicked, r)
+        });
+        rx.recv().unwrap();
+        while !kick.0.kick_parked.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // A record and its notify leave the sleeper asleep: the writer wakes only `wait`.
+        w.stage(meta(1), b"K").extend_from_slice(b"x");
+        w.commit(1).unwrap();
+        w.notify();
+        assert!(kick.0.kick_parked.load(Ordering::SeqCst), "the writer's notify woke a wait for kicks");
+        kick.kick();
+        rx.recv_timeout(BOUND).expect("the kick did not wake the sleeping reader");
+        let (kicked, mut r) = t.join().unwrap();
+        assert!(kicked);
+        // Served: with none since, the wait ends at its deadline, records or not, and says so.
+        assert!(!r.wait_for_kick(Instant::now()));
+        assert!(!r.is_empty());
     }
 
     #[test]

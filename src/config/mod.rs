@@ -32,6 +32,7 @@ mod kafka_props;
 pub mod memory;
 mod metrics;
 mod parse;
+mod producer;
 pub mod secret;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ mod vars;
 
 pub use endpoint::Endpoint;
 pub use parse::MAX_PASSWORD_FILE_BYTES;
+pub use producer::MAX_KAFKA_BATCH_WINDOW_US;
 pub use secret::{is_secret_key, mask_prop, masked_pairs, scrub, KafkaProps, Secret};
 pub use transport::Transport;
 pub use usdm::UsdmConfig;
@@ -133,6 +135,9 @@ pub struct Config {
     /// librdkafka properties passed through verbatim; applied last, so they win. Each was
     /// accepted by librdkafka at validation; its `Debug` masks secret values.
     pub kafka_props: KafkaProps,
+    /// `KAFKA_BATCH_WINDOW_US`: how long the producer thread lets flowing records gather in the
+    /// ring before a hand-over (`Sink::batch_window`); zero hands them over as they come.
+    pub kafka_batch_window: Duration,
     pub prom_port: u16,
     pub metrics_bind: String,
     /// Most symbols a lane exports every per-symbol series for (`crate::metrics::Detail`).

@@ -201,6 +201,7 @@ fn every_problem_is_reported_together() {
         ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL: `TLS` is not one of"),
         ("KAFKA_SASL_MECHANISM", "GSSAPI", "KAFKA_SASL_MECHANISM: `GSSAPI` is not PLAIN"),
         ("KAFKA_PROPS", "sasl.username=u,sasl.password=x", "KAFKA_PROPS item 1: the value of `sasl.username`"),
+        ("KAFKA_BATCH_WINDOW_US", "0.5", "KAFKA_BATCH_WINDOW_US: `0.5` is not a valid"),
         ("PROM_PORT", "70000", "PROM_PORT: `70000` is not a valid"),
         ("METRICS_BIND", "localhost", "METRICS_BIND: `localhost` is not an IP address"),
         ("BINANCE_WS_URL", "ws://ho st:80", "BINANCE_WS_URL: `ws://ho st:80` contains ' '"),
@@ -270,6 +271,16 @@ fn ordering_is_default_unless_strict_is_asked_for_and_its_wait_is_bounded() {
     assert_eq!((c.ordering, c.ordering_max_wait), (OrderingMode::Strict, Duration::from_secs(60)));
     // A wait past the bound would hold a symbol's records (and memory) for minutes.
     assert_eq!(errs(&[("ORDERING_MAX_WAIT_MS", "60001")]), ["ORDERING_MAX_WAIT_MS: 60001 is outside 1..=60000"]);
+}
+
+#[test]
+fn the_batch_window_defaults_to_half_a_millisecond_and_is_bounded() {
+    assert_eq!(ok(&[]).kafka_batch_window, Duration::from_micros(500));
+    assert_eq!(ok(&[("KAFKA_BATCH_WINDOW_US", "0")]).kafka_batch_window, Duration::ZERO);
+    assert_eq!(ok(&[("KAFKA_BATCH_WINDOW_US", " 20000 ")]).kafka_batch_window, Duration::from_millis(20));
+    // Longer is delay, not batching; a negative or fractional value is not a count of µs.
+    assert_eq!(errs(&[("KAFKA_BATCH_WINDOW_US", "20001")]), ["KAFKA_BATCH_WINDOW_US: 20001 is outside 0..=20000"]);
+    assert_eq!(errs(&[("KAFKA_BATCH_WINDOW_US", "-1")]).len(), 1);
 }
 
 #[test]

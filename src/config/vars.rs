@@ -190,6 +190,7 @@ const SPOT_VARS: &[Var] = &[
             }
         },
     },
+    super::producer::KAFKA_BATCH_WINDOW,
     Var {
         env: "PROM_PORT",
         flag: "prom-port",

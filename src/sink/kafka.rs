@@ -29,6 +29,10 @@ pub struct KafkaSink {
     /// The `exchange` of the gap records of failed deliveries.
     exchange: &'static str,
     topics: [String; RecordType::COUNT],
+    /// `KAFKA_BATCH_WINDOW_US` (see `Sink::batch_window`): a record after a quiet spell goes at
+    /// once, and librdkafka's own `linger.ms` only joins the records one turn hands over
+    /// (`kafka_client`).
+    batch_window: Duration,
 }
 
 /// librdkafka refused the producer's configuration: an operator error (exit 64). The message is
@@ -68,7 +72,13 @@ impl KafkaSink {
         let ctx = KafkaContext::new(cfg, metrics, backfill);
         let producer: BaseProducer<KafkaContext> =
             cc.create_with_context(ctx).map_err(|e| ProducerConfigError::new(e, &props))?;
-        Ok(KafkaSink { reports: None, producer, exchange: venue.exchange, topics: cfg.topics.clone() })
+        Ok(KafkaSink {
+            reports: None,
+            producer,
+            exchange: venue.exchange,
+            topics: cfg.topics.clone(),
+            batch_window: cfg.kafka_batch_window,
+        })
     }
 
     /// Asks the cluster for metadata; marks the sink ready when it answers.
@@ -113,11 +123,6 @@ impl KafkaSink {
         self.producer.context().unqueued.put_back(waiting)
     }
 }
-
-/// The batching window on our side (see `Sink::batch_window`): what `linger.ms` was before (0.5 ms),
-/// so records wait about as long at high rates; a record after a quiet spell goes at once, and
-/// librdkafka's own `linger.ms` only joins the records one turn hands over (`kafka_client`).
-const BATCH_WINDOW: Duration = Duration::from_micros(500);
 
 /// At most this many events (delivery report batches, errors) served by one `poll`: bounds the
 /// producer's turn; a kick makes the next turn come at once for the rest.
@@ -224,7 +229,7 @@ impl Sink for KafkaSink {
     }
 
     fn batch_window(&self) -> Duration {
-        BATCH_WINDOW
+        self.batch_window
     }
 
     fn wake_on_reports(&mut self, kick: Kick) -> bool {

@@ -141,8 +141,16 @@ pub fn run_producer(
             // Records are flowing: let the next ones gather for one window, unannounced, so that
             // neither the event loop (one unpark per read batch) nor librdkafka's threads (one
             // request per hand-over) wake for every few records. A quiet ring ends the pacing
-            // below: the first record after it wakes us at once.
-            std::thread::sleep(window);
+            // below: the first record after it wakes us at once. Delivery reports are served as
+            // their kick comes, not at the window's end: that wait would add to every record's
+            // `enqueue_to_ack` and delay the acknowledgement of the batch before.
+            let end = Instant::now() + window;
+            while reader.wait_for_kick(end) {
+                sink.poll(Duration::ZERO);
+                if shutdown.is_triggered() {
+                    break;
+                }
+            }
         } else if n == 0 {
             if reader.is_abandoned() && reader.is_empty() && !backfill_open {
                 break;
@@ -165,3 +173,6 @@ pub fn run_producer(
     RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.publish()));
     report
 }
+
+#[cfg(test)]
+mod tests;

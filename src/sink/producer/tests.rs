@@ -1,0 +1,141 @@
+//! The producer thread's pacing, observed by counting what it hands the sink (never by timing).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::ring::{ring, Kick, RecordMeta, RingWriter};
+use crate::shutdown::Shutdown;
+
+/// Bounds a wait that must end by itself; the bound only keeps a broken build from hanging.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// What the producer did to the sink, read from the test's thread.
+#[derive(Default)]
+struct Seen {
+    sends: AtomicUsize,
+    /// Polls since the last send.
+    polls: AtomicUsize,
+    /// The producer's wake-up, as a sink with delivery reports would keep it.
+    kick: Mutex<Option<Kick>>,
+}
+
+impl Seen {
+    fn sends(&self) -> usize {
+        self.sends.load(Ordering::SeqCst)
+    }
+
+    fn polls(&self) -> usize {
+        self.polls.load(Ordering::SeqCst)
+    }
+
+    /// A delivery report arriving, as librdkafka announces it.
+    fn kick(&self) {
+        self.kick.lock().unwrap().as_ref().expect("the producer asked for report wake-ups").kick();
+    }
+}
+
+/// Takes every record at once and counts; its batch window is the test's.
+struct Counting {
+    seen: Arc<Seen>,
+    window: Duration,
+}
+
+impl Sink for Counting {
+    fn send(&mut self, _rec: &RecordView<'_>) -> Result<(), SendError> {
+        self.seen.polls.store(0, Ordering::SeqCst);
+        self.seen.sends.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn poll(&mut self, _timeout: Duration) {
+        self.seen.polls.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wake_on_reports(&mut self, kick: Kick) -> bool {
+        *self.seen.kick.lock().unwrap() = Some(kick);
+        true
+    }
+    fn batch_window(&self) -> Duration {
+        self.window
+    }
+    fn in_flight(&self) -> usize {
+        0
+    }
+    fn flush(&mut self, _timeout: Duration) -> usize {
+        0
+    }
+}
+
+struct Rig {
+    writer: RingWriter,
+    seen: Arc<Seen>,
+    shutdown: Shutdown,
+    producer: std::thread::JoinHandle<ProducerReport>,
+}
+
+fn rig(window: Duration) -> Rig {
+    let (writer, reader) = ring(1 << 16);
+    let seen = Arc::new(Seen::default());
+    let sink = Box::new(Counting { seen: seen.clone(), window });
+    let shutdown = Shutdown::new();
+    let metrics = Metrics::new(&["btcusdt".to_string()]);
+    let s = shutdown.clone();
+    let producer =
+        std::thread::spawn(move || run_producer(reader, None, sink, metrics, Duration::from_secs(1), s, None));
+    let rig = Rig { writer, seen, shutdown, producer };
+    rig.until("the producer started", |s| s.kick.lock().unwrap().is_some());
+    rig
+}
+
+impl Rig {
+    /// Commits one trade record and wakes the producer as the event loop does after a read.
+    fn record(&mut self) {
+        let meta = RecordMeta { kind: RecordType::Trade, flags: 0, symbol_idx: 0, event_time_ms: 1, recv_ns: 1 };
+        self.writer.stage(meta, b"BTCUSDT").extend_from_slice(b"{}");
+        self.writer.commit(crate::clock::now_ns()).unwrap();
+        self.writer.notify();
+    }
+
+    fn until(&self, what: &str, cond: impl Fn(&Seen) -> bool) {
+        let t = Instant::now();
+        while !cond(&self.seen) {
+            assert!(t.elapsed() < BOUND, "{what}: not within {BOUND:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The event loop stops (drops its writer): the producer drains, flushes and returns.
+    fn finish(self) -> ProducerReport {
+        drop(self.writer);
+        self.producer.join().unwrap()
+    }
+}
+
+#[test]
+fn a_window_of_zero_hands_each_record_over_as_it_comes() {
+    let mut rig = rig(Duration::ZERO);
+    for n in 1..=3 {
+        rig.record();
+        rig.until("the record was handed over", |s| s.sends() == n);
+    }
+    assert_eq!(rig.finish().handed_over, 3);
+}
+
+#[test]
+fn a_window_holds_the_records_but_serves_delivery_reports_as_they_come() {
+    // An hour: only a kick or the shutdown can let the producer act before the window ends.
+    let mut rig = rig(Duration::from_secs(3600));
+    rig.record();
+    rig.until("the first record after a quiet spell went at once", |s| s.sends() == 1);
+    // Its turn polled once after the send; the window has begun (or begins with a kick waiting).
+    rig.until("the turn polled", |s| s.polls() >= 1);
+    rig.record();
+    rig.seen.kick();
+    rig.until("the delivery report was served within the window", |s| s.polls() >= 2);
+    assert_eq!(rig.seen.sends(), 1, "a record that came during the window was taken before it ended");
+    // Shutdown ends the window at the next kick: the held record goes, then the flush.
+    rig.shutdown.trigger();
+    rig.seen.kick();
+    rig.until("the held record went after the shutdown", |s| s.sends() == 2);
+    assert_eq!(rig.finish().handed_over, 2);
+}
