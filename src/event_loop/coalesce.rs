@@ -83,6 +83,12 @@ impl Coalescer {
 /// [`Shutdown::add_thread`]); true when it slept the whole time. Spurious wake-ups park again
 /// for the rest: the loop never spins here.
 pub fn nap(d: Duration, shutdown: &Shutdown) -> bool {
+    nap_then(d, shutdown, || {})
+}
+
+/// [`nap`], calling `before_park` after each look at the shutdown flag, right before it parks
+/// (a test triggers shutdown there: only the unpark can end that park).
+fn nap_then(d: Duration, shutdown: &Shutdown, mut before_park: impl FnMut()) -> bool {
     let until = Instant::now() + d;
     loop {
         if shutdown.is_triggered() {
@@ -92,6 +98,7 @@ pub fn nap(d: Duration, shutdown: &Shutdown) -> bool {
         if now >= until {
             return true;
         }
+        before_park();
         std::thread::park_timeout(until - now);
     }
 }
@@ -215,17 +222,21 @@ mod tests {
     #[test]
     fn shutdown_ends_a_nap() {
         let shutdown = Shutdown::new();
-        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (parking_tx, parking) = std::sync::mpsc::channel();
         let (done_tx, done) = std::sync::mpsc::channel();
         let s = shutdown.clone();
         std::thread::spawn(move || {
             s.add_thread(std::thread::current());
-            ready_tx.send(()).unwrap();
-            done_tx.send(nap(Duration::from_secs(3600), &s)).unwrap();
+            let slept = nap_then(Duration::from_secs(3600), &s, || {
+                let _ = parking_tx.send(());
+            });
+            done_tx.send(slept).unwrap();
         });
-        ready.recv().unwrap();
+        // The napper has seen the flag unset and is about to park: from here only the unpark
+        // can end its hour.
+        parking.recv().unwrap();
         shutdown.trigger();
-        // The minute only bounds the wait: without the unpark the nap would run its hour.
+        // The minute only bounds the wait, for a failure to be reported rather than hang.
         let slept = done.recv_timeout(Duration::from_secs(60)).expect("shutdown did not end the nap");
         assert!(!slept, "the nap reports that it was cut short");
         assert!(!nap(Duration::from_secs(3600), &shutdown), "after shutdown a nap does not start");
