@@ -6,6 +6,7 @@
 //! timeouts, SUBSCRIBE pacing) are deadlines scanned once per turn: a handful of connections does
 //! not need a timer wheel.
 
+mod coalesce;
 mod streams;
 mod switch;
 
@@ -26,6 +27,7 @@ use crate::stream::StreamKind;
 use crate::time_unit::TimeUnit;
 use crate::venue::Venue;
 use crate::ws::{AttemptBudget, Connection, Dialer};
+use coalesce::Coalescer;
 use streams::StreamWatch;
 use switch::Switcher;
 pub use switch::{BinaryLane, Route};
@@ -85,6 +87,8 @@ pub struct EventLoop {
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
     mode: LoopMode,
+    /// `LOOP_COALESCE_US` (blocking mode only).
+    coalesce: Coalescer,
     shutdown_grace: Duration,
     budget: AttemptBudget,
     base_path: String,
@@ -156,6 +160,11 @@ impl EventLoop {
             metrics,
             shutdown,
             mode: cfg.loop_mode,
+            coalesce: Coalescer::new(if cfg.loop_mode == LoopMode::Blocking {
+                cfg.loop_coalesce
+            } else {
+                Duration::ZERO
+            }),
             shutdown_grace: cfg.shutdown_timeout,
         })
     }
@@ -228,34 +237,55 @@ impl EventLoop {
         })
     }
 
+    /// The earliest timer: a connection's (pings and pongs, handshake and stale timeouts, SUBSCRIBE
+    /// pacing, backoff) or the housekeeping's.
+    fn next_deadline(&self, now: Instant, next_housekeeping: Instant) -> Instant {
+        self.connections
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.deadline(Switcher::dialer(&self.switch, &self.dialer, i), now))
+            .chain(std::iter::once(next_housekeeping))
+            .min()
+            .unwrap_or(now + MAX_SLEEP)
+    }
+
     /// Runs until shutdown, then closes every connection and hands the ring's end to the
     /// producer by dropping the pipeline.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut again: Vec<usize> = Vec::new();
         let mut next_housekeeping = Instant::now();
+        // Set by a turn that read data while coalescing: how long to let messages gather.
+        let mut nap = Duration::ZERO;
+        if self.coalesce.enabled() {
+            self.shutdown.add_thread(std::thread::current());
+            info!(window_us = self.coalesce.window().as_micros(), "event loop coalesces wake-ups while data flows");
+        }
         loop {
             if self.shutdown.is_triggered() {
                 break;
             }
+            let napped = !nap.is_zero();
+            if napped && !coalesce::nap(std::mem::take(&mut nap), &self.shutdown) {
+                break;
+            }
             let now = Instant::now();
-            let timeout = if self.mode == LoopMode::BusyPoll || !again.is_empty() {
+            // After a nap the next deadline was already waited for: look without waiting.
+            let timeout = if self.mode == LoopMode::BusyPoll || !again.is_empty() || napped {
                 Duration::ZERO
             } else {
-                let next = self
-                    .connections
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, c)| c.deadline(Switcher::dialer(&self.switch, &self.dialer, i), now))
-                    .chain(std::iter::once(next_housekeeping))
-                    .min()
-                    .unwrap_or(now + MAX_SLEEP);
-                next.saturating_duration_since(now).min(MAX_SLEEP)
+                self.next_deadline(now, next_housekeeping).saturating_duration_since(now).min(MAX_SLEEP)
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
+            }
+            // Only when coalescing: with it off a turn costs what it always did.
+            let began = self.coalesce.enabled().then(Instant::now);
+            let read = began.is_some() && (!again.is_empty() || events.iter().any(|e| e.token() != WAKER));
+            if napped {
+                self.coalesce.after_nap(read);
             }
             let revisit = std::mem::take(&mut again);
             for i in revisit {
@@ -305,6 +335,11 @@ impl EventLoop {
                 self.streams.check(now, &mut self.connections, &mut self.pipeline, &self.metrics, &again);
                 self.transport_turn(now);
                 self.rotate();
+            }
+            if let Some(began) = began {
+                let now = Instant::now();
+                let deadline = self.next_deadline(now, next_housekeeping);
+                nap = self.coalesce.after_turn(began, now, read, !again.is_empty(), deadline);
             }
         }
         info!("event loop stopping: closing connections");

@@ -16,6 +16,8 @@ pub struct Shutdown {
 struct Inner {
     flag: AtomicBool,
     wakers: Mutex<Vec<Arc<mio::Waker>>>,
+    /// Threads that may nap outside a poll (the event loop's coalescing): unparked on shutdown.
+    threads: Mutex<Vec<std::thread::Thread>>,
 }
 
 impl Shutdown {
@@ -27,6 +29,9 @@ impl Shutdown {
         if !self.inner.flag.swap(true, Ordering::SeqCst) {
             for w in self.inner.wakers.lock().unwrap().iter() {
                 let _ = w.wake();
+            }
+            for t in self.inner.threads.lock().unwrap().iter() {
+                t.unpark();
             }
         }
     }
@@ -41,6 +46,13 @@ impl Shutdown {
             let _ = w.wake();
         }
         self.inner.wakers.lock().unwrap().push(w);
+    }
+
+    /// Registers a thread to be unparked on shutdown: one that sleeps in `park_timeout` checks
+    /// [`Shutdown::is_triggered`] when it wakes. A thread registered after the trigger is not
+    /// unparked: it checks the flag before it parks.
+    pub fn add_thread(&self, t: std::thread::Thread) {
+        self.inner.threads.lock().unwrap().push(t);
     }
 }
 

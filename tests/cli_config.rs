@@ -226,6 +226,14 @@ fn bad_configuration_lists_every_problem_and_exits_64() {
 }
 
 #[test]
+fn loop_coalescing_beyond_a_millisecond_exits_64() {
+    let out = ingester_cmd().env("LOOP_COALESCE_US", "5000").output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LOOP_COALESCE_US: 5000 is outside 0..=1000"), "{err}");
+}
+
+#[test]
 fn check_config_masks_secrets_and_does_not_connect() {
     let out = ingester_cmd()
         .args(["--check-config", "--kafka-prop", "ssl.key.password=topsecret"])

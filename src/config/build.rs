@@ -66,6 +66,7 @@ impl<'a> Build<'a> {
             pin_core: CorePin::None,
             producer_core: CorePin::None,
             loop_mode: LoopMode::BusyPoll,
+            loop_coalesce: Duration::MAX,
             ring_bytes: 0,
             max_streams_per_connection: 0,
             sink: SinkKind::Null,

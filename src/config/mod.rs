@@ -26,6 +26,7 @@ use crate::record::RecordType;
 pub use crate::time_unit::TimeUnit;
 
 mod build;
+mod coalesce;
 mod docs;
 pub mod endpoint;
 mod kafka_props;
@@ -41,6 +42,7 @@ mod usdm;
 mod var;
 mod vars;
 
+pub use coalesce::MAX_LOOP_COALESCE_US;
 pub use endpoint::Endpoint;
 pub use parse::MAX_PASSWORD_FILE_BYTES;
 pub use producer::MAX_KAFKA_BATCH_WINDOW_US;
@@ -154,6 +156,9 @@ pub struct Config {
     pub pin_core: CorePin,
     pub producer_core: CorePin,
     pub loop_mode: LoopMode,
+    /// `LOOP_COALESCE_US`: in blocking mode, how long messages may gather after a wake-up that
+    /// read data (`Duration::ZERO`: off).
+    pub loop_coalesce: Duration,
     pub ring_bytes: usize,
     pub max_streams_per_connection: usize,
     pub sink: SinkKind,

@@ -210,6 +210,7 @@ fn every_problem_is_reported_together() {
         ("PIN_CORE", "first", "PIN_CORE: `first` is not a CPU id"),
         ("PRODUCER_CORE", "-1", "PRODUCER_CORE: `-1` is not a CPU id"),
         ("LOOP_MODE", "spin", "LOOP_MODE: `spin` is not `blocking` or `busy`"),
+        ("LOOP_COALESCE_US", "1001", "LOOP_COALESCE_US: 1001 is outside 0..=1000 µs"),
         ("RING_BYTES", "17179869184", "RING_BYTES: 17179869184 is outside"),
         ("MAX_STREAMS_PER_CONNECTION", "2000", "MAX_STREAMS_PER_CONNECTION: 2000 is outside"),
         ("SINK", "file", "SINK: `file` is not kafka, stdout or null"),
@@ -232,6 +233,15 @@ fn every_problem_is_reported_together() {
         assert!(got.iter().any(|g| g.contains(want)), "{var}: expected an error containing {want:?}, got {got:#?}");
     }
     assert_eq!(got.len(), wanted.len(), "one error per bad variable: {got:#?}");
+}
+
+#[test]
+fn loop_coalescing_is_off_by_default_and_bounded_by_a_millisecond() {
+    assert_eq!(ok(&[]).loop_coalesce, Duration::ZERO);
+    assert_eq!(ok(&[("LOOP_COALESCE_US", "250")]).loop_coalesce, Duration::from_micros(250));
+    assert_eq!(ok(&[("LOOP_COALESCE_US", "1000")]).loop_coalesce, Duration::from_millis(1));
+    assert_eq!(errs(&[("LOOP_COALESCE_US", "1001")]), ["LOOP_COALESCE_US: 1001 is outside 0..=1000 µs"]);
+    assert!(errs(&[("LOOP_COALESCE_US", "-5")])[0].contains("`-5` is not a valid non-negative integer"));
 }
 
 #[test]

@@ -331,6 +331,7 @@ const SPOT_VARS: &[Var] = &[
         },
         show: |c, o| o.value(name_of(LOOP_MODES, c.loop_mode)),
     },
+    super::coalesce::LOOP_COALESCE,
     Var {
         env: "RING_BYTES",
         flag: "ring-bytes",

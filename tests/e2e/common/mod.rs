@@ -118,6 +118,9 @@ pub fn unique_topic(prefix: &str) -> String {
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
 
+/// The ingester's variables taken from the test's own environment (all others are cleared).
+const PASSED_THROUGH: &[&str] = &["LOOP_COALESCE_US"];
+
 pub struct Ingester {
     pub child: Child,
     pub prom_port: u16,
@@ -140,6 +143,13 @@ impl Ingester {
             .env("BINANCE_REST_FALLBACK_URL", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Settings any test can be run with from outside (`LOOP_COALESCE_US=500 cargo test -p e2e
+        // exactly_once`); a test's own value wins.
+        for k in PASSED_THROUGH {
+            if let Ok(v) = std::env::var(k) {
+                cmd.env(k, v);
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
