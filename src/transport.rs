@@ -41,6 +41,9 @@ pub enum Fallback {
     KeyRefused,
     /// `SBE_MAX_FAILURES` attempts in a row failed.
     SbeFailures,
+    /// None of the kinds asked for has a stream on the binary transport (`STREAMS=aggTrade`):
+    /// every stream is text by design, and neither key nor scales are needed.
+    NoBinaryStreams,
 }
 
 impl Fallback {
@@ -51,6 +54,7 @@ impl Fallback {
             Fallback::NoScales => "no_scales",
             Fallback::KeyRefused => "key_refused",
             Fallback::SbeFailures => "sbe_failures",
+            Fallback::NoBinaryStreams => "no_binary_streams",
         }
     }
 }
@@ -75,9 +79,11 @@ pub fn choose(
     fetch: impl FnOnce(&crate::venue::rest::Call) -> Result<String, String>,
 ) -> Decision {
     let mut status = Status::new(metrics, cfg.transport.as_str());
+    let mut nothing_binary = false;
     if let (Transport::Sbe, Some(b)) = (cfg.transport, venue.binary) {
         let (on_binary, on_text) = split_kinds(&cfg.streams, b, venue);
-        if !on_text.is_empty() {
+        nothing_binary = on_binary.is_empty();
+        if !on_text.is_empty() && !nothing_binary {
             info!(
                 binary = %on_binary.join(","),
                 text = %on_text.join(","),
@@ -93,6 +99,9 @@ pub fn choose(
     }
     let binary = match (venue.binary, cfg.sbe_api_key.is_empty()) {
         (None, _) => Err((Fallback::NoBinary, format!("{} has none", venue.exchange))),
+        (Some(b), _) if nothing_binary => {
+            Err((Fallback::NoBinaryStreams, format!("{} has no stream of any kind in STREAMS", b.name)))
+        }
         (Some(_), true) => Err((Fallback::NoApiKey, "SBE_API_KEY_FILE is not set".to_string())),
         (Some(b), false) => Ok(b),
     };
@@ -271,6 +280,19 @@ mod tests {
         let m = Metrics::new(&c.symbols);
         choose(&c, &crate::binance::venue::VENUE, &m, |_| unreachable!("no key: no REST call"));
         assert!(m.render().contains(r#"transport_streams{transport="json"} 3"#), "{}", m.render());
+    }
+
+    #[test]
+    fn sbe_asked_for_kinds_it_has_no_stream_for_only_says_json_for_good_and_needs_no_key_nor_scales() {
+        let mut c = cfg(Transport::Sbe, "");
+        c.streams = vec![StreamKind::AggTrade, StreamKind::Kline(0)];
+        let m = Metrics::new(&c.symbols);
+        let d = choose(&c, &crate::binance::venue::VENUE, &m, |_| unreachable!("no SBE stream: no REST call"));
+        assert!(d.binary.is_none() && d.scales.is_none());
+        let text = m.render();
+        assert!(text.contains(r#"transport_info{reason="no_binary_streams",requested="sbe",used="json"} 1"#), "{text}");
+        assert!(text.contains(r#"transport_streams{transport="json"} 2"#), "{text}");
+        assert_eq!(m.health.transport.get().as_deref(), Some("json (sbe unavailable: no_binary_streams)"));
     }
 
     #[test]
