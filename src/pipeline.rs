@@ -228,7 +228,10 @@ impl Pipeline {
                         }
                     }
                 }
-                let verdict = self.sequence.peek(symbol_idx as usize, &record);
+                // Judged once: remembered as judged if the record is accepted (nothing in
+                // between moves the sequence).
+                let judged = self.sequence.judge(symbol_idx as usize, &record);
+                let verdict = judged.verdict();
                 if verdict == Verdict::Duplicate {
                     self.metrics.duplicates[symbol_idx as usize].inc();
                     return Outcome::Duplicate;
@@ -238,7 +241,7 @@ impl Pipeline {
                 if matches!(outcome, Outcome::Record | Outcome::Overflowed) {
                     // Only an accepted record moves the sequence: an invalid one leaves the gap
                     // (if any) to be revealed by the next valid record.
-                    self.sequence.observe(symbol_idx as usize, &record);
+                    self.sequence.remember(symbol_idx as usize, judged);
                     self.on_verdict(symbol_idx, &record, verdict);
                 }
                 joined.unwrap_or(outcome)
