@@ -103,16 +103,7 @@ fn bench(c: &mut Criterion) {
         .map(|k| {
             let (price, qty, is_buyer_maker, t) = m.trade_mantissas(0, k);
             let id = binance_sim::Market::trade_id_base(0) + k as i64;
-            let rows = [TradeRow { id, price, qty, is_buyer_maker }];
-            let f = TradesFrame {
-                event_time_us: t,
-                transact_time_us: t,
-                price_exponent: -2,
-                qty_exponent: -8,
-                trades: &rows,
-                symbol: "BTCUSDT",
-            };
-            f.encode().unwrap()
+            TradesFrame::at("BTCUSDT", t, &[TradeRow { id, price, qty, is_buyer_maker }]).encode().unwrap()
         })
         .collect();
 

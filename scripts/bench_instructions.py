@@ -16,7 +16,8 @@ its inclusive instruction count by the frames it handled. The consumer thread is
                                                            # (an older tree: before/after)
 
 Figures are instructions per trade frame: `frame` (all of `ours`), `parse` (the venue's parser),
-`encode` (Record::encode_in); and from the SBE benchmark (benches/sbe.rs, issue 13), per trade,
+`encode` (Record::encode_to, which writes the record into the ring's free space, or into the
+staging buffer through Record::encode_in); and from the SBE benchmark (benches/sbe.rs, issue 13), per trade,
 what each of its three timed loops costs: `json_trade` (a JSON trade frame through
 `Pipeline::on_text`), `sbe_trade` (an SBE trade frame through `Pipeline::on_binary`) and
 `enqueue_only` (a parsed trade encoded into the ring, the part both share). The baseline is
@@ -40,7 +41,7 @@ SBE_BENCH = ROOT / "benches" / "sbe.rs"
 FUNCS = {
     "frame": r"benches/pipeline\.rs:pipeline::ours",
     "parse": r"binance/wire\.rs:marketflow_ingestor::binance::wire::parse_combined",
-    "encode": r"record\.rs:marketflow_ingestor::record::Record::encode_in",
+    "encode": r"record\.rs:marketflow_ingestor::record::Record::encode_to",
 }
 
 # SBE benchmark figure -> (criterion id run alone, the timed loop it calls, by callgrind's name)

@@ -22,6 +22,7 @@ use crate::time_unit::TimeUnit;
 use crate::venue::{Frame, Venue};
 
 mod binary;
+mod enqueue;
 
 /// How long a full ring is waited on before records are dropped (and backfilled later): long
 /// enough to ride out a producer hiccup, short enough that pings are still answered in time.
@@ -227,7 +228,10 @@ impl Pipeline {
                         }
                     }
                 }
-                let verdict = self.sequence.peek(symbol_idx as usize, &record);
+                // Judged once: remembered as judged if the record is accepted (nothing in
+                // between moves the sequence).
+                let judged = self.sequence.judge(symbol_idx as usize, &record);
+                let verdict = judged.verdict();
                 if verdict == Verdict::Duplicate {
                     self.metrics.duplicates[symbol_idx as usize].inc();
                     return Outcome::Duplicate;
@@ -237,7 +241,7 @@ impl Pipeline {
                 if matches!(outcome, Outcome::Record | Outcome::Overflowed) {
                     // Only an accepted record moves the sequence: an invalid one leaves the gap
                     // (if any) to be revealed by the next valid record.
-                    self.sequence.observe(symbol_idx as usize, &record);
+                    self.sequence.remember(symbol_idx as usize, judged);
                     self.on_verdict(symbol_idx, &record, verdict);
                 }
                 joined.unwrap_or(outcome)
@@ -428,91 +432,6 @@ impl Pipeline {
             marker::Reason::QueueFull
         } else {
             marker::Reason::BackfillOff
-        }
-    }
-
-    /// Encodes `record` and commits it to the ring, waiting briefly for space if the producer lags.
-    pub fn enqueue(&mut self, record: &Record<'_>, symbol_idx: u16, recv_ns: u64, flags: u8, frame: &[u8]) -> Outcome {
-        let kind = record.record_type();
-        // The venue's unit; Kafka's message timestamp is milliseconds whatever the records say.
-        let event_time = record.event_time_ms();
-        let meta = RecordMeta {
-            kind,
-            flags,
-            symbol_idx,
-            event_time_ms: event_time.map_or((recv_ns / 1_000_000) as i64, |t| self.time_unit.to_ms(t)),
-            recv_ns,
-        };
-        let buf = self.ring.stage(meta, record.symbol().as_bytes());
-        if let Err(e) = record.encode_in(self.time_unit, recv_ns, flags & crate::ring::FLAG_BACKFILLED != 0, buf) {
-            self.ring.abort();
-            return self.reject(e.reason(), &e, frame);
-        }
-        if flags & FLAG_QUARANTINED != 0 && buf.last() == Some(&b'}') {
-            buf.pop();
-            buf.extend_from_slice(br#","quarantined":true}"#);
-        }
-        let mut now = match self.frame_clock {
-            Some(0) | None => crate::clock::now_ns(),
-            Some(t) => t,
-        };
-        if self.ring.commit(now).is_err() {
-            now = if self.overflowing { now } else { self.wait_for_space() };
-            if now == 0 {
-                return self.reject("ring_overflow", &"record larger than the whole ring", frame);
-            }
-            if self.ring.has_staged() {
-                // Still full: the buffer cap is reached. Drop, count, and have it backfilled.
-                self.ring.abort();
-                self.overflowing = true;
-                self.metrics.overflow_dropped[symbol_idx as usize].inc();
-                let id = record.sequence_id();
-                // A dropped kline update matters only if it closed its candle (a later update
-                // of an open candle replaces it); REST refills the closed one.
-                // A quarantined record is not asked of REST: its id is the implausible part.
-                let quarantined = flags & FLAG_QUARANTINED != 0;
-                if !quarantined && !matches!(record, Record::Kline(k) if !k.closed) {
-                    self.request_backfill(symbol_idx, record, id, 1);
-                }
-                if let Some(suppressed) = self.limiter.check("overflow") {
-                    warn!(suppressed, symbol = record.symbol(), "buffer cap reached: dropping (trades are backfilled)");
-                }
-                return Outcome::Overflowed;
-            }
-        }
-        self.overflowing = false;
-        if let Some(t) = &mut self.frame_clock {
-            *t = now;
-        }
-        self.committed_since_notify += 1;
-        self.metrics.parsed[kind as usize].inc();
-        if let Some(e) = event_time {
-            // An event time before 1970 or past year 2554 is absurd input, not a latency.
-            if let Some(e_ns) = u64::try_from(e).ok().and_then(|e| e.checked_mul(self.time_unit.ns())) {
-                self.latency.record(Stage::ExchangeToReceive, symbol_idx as usize, recv_ns.saturating_sub(e_ns));
-            }
-        }
-        self.latency.record(Stage::ReceiveToEnqueue, symbol_idx as usize, now.saturating_sub(recv_ns));
-        Outcome::Record
-    }
-
-    /// Backpressure: the ring is full, so the producer (or the broker behind it) is slower than
-    /// the feed. Waits up to [`RING_FULL_PATIENCE`] (or, at shutdown, the grace period) and returns
-    /// the commit time; the record is still staged if there was no room, and 0 means it can never
-    /// fit.
-    fn wait_for_space(&mut self) -> u64 {
-        self.metrics.ring_full_waits.inc();
-        let patience = self.give_up_after.unwrap_or_else(|| Instant::now() + RING_FULL_PATIENCE);
-        loop {
-            if !self.ring.has_staged() {
-                return 0;
-            }
-            self.ring.notify();
-            std::thread::yield_now();
-            let now = crate::clock::now_ns();
-            if self.ring.commit(now).is_ok() || Instant::now() >= patience {
-                return now;
-            }
         }
     }
 

@@ -33,6 +33,9 @@
 mod json;
 
 use crate::time_unit::TimeUnit;
+#[cfg(test)]
+pub(crate) use json::put;
+pub use json::Out;
 use json::{k, kt, JsonWriter};
 
 /// The normalized record types; the discriminant indexes topic and metric tables.
@@ -383,6 +386,19 @@ impl<'a> Record<'a> {
         recv_time_ns: u64,
         backfilled: bool,
         out: &mut Vec<u8>,
+    ) -> Result<(), RecordError> {
+        self.encode_to(unit, recv_time_ns, backfilled, out)
+    }
+
+    /// [`Record::encode_in`] into any [`Out`]: a window of the ring's free space takes the
+    /// record where the producer reads it (a full window says so itself, see [`Out::room`]).
+    #[inline]
+    pub fn encode_to<O: Out + ?Sized>(
+        &self,
+        unit: TimeUnit,
+        recv_time_ns: u64,
+        backfilled: bool,
+        out: &mut O,
     ) -> Result<(), RecordError> {
         let sym = self.symbol();
         if !is_safe_symbol(sym) {

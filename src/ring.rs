@@ -1,7 +1,9 @@
 //! The hand-off between the event-loop thread and the producer thread: a bounded, lock-free,
 //! single-producer single-consumer byte ring ([`rtrb`]) carrying variable-length records.
 //!
-//! Each record is `[header][key][payload]` copied in with one `memcpy`. A byte ring (rather
+//! Each record is `[header][key][payload]`, encoded straight into the ring's free space
+//! ([`RingWriter::direct`]), or staged and copied in with one `memcpy` where that space is not
+//! contiguous (at the wrap point) or too short (a large depth update). A byte ring (rather
 //! than a ring of fixed slots) lets a 200-byte trade and a 20 KiB depth update share one bounded
 //! buffer without allocating per message and without sizing every slot for the worst case.
 //!
@@ -16,6 +18,10 @@ use std::time::{Duration, Instant};
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use crate::record::RecordType;
+
+mod direct;
+
+pub use direct::{Direct, Window};
 
 const HEADER_LEN: usize = 40;
 /// Spin iterations before parking, at most (tens of microseconds) and at least. The spin adapts:
@@ -132,13 +138,7 @@ impl RingWriter {
     pub fn stage(&mut self, meta: RecordMeta, key: &[u8]) -> &mut Vec<u8> {
         self.staged.clear();
         self.staged.resize(HEADER_LEN, 0);
-        let h = &mut self.staged[..HEADER_LEN];
-        h[4] = meta.kind as u8;
-        h[5] = meta.flags;
-        h[6..8].copy_from_slice(&(key.len() as u16).to_le_bytes());
-        h[8..10].copy_from_slice(&meta.symbol_idx.to_le_bytes());
-        h[16..24].copy_from_slice(&meta.event_time_ms.to_le_bytes());
-        h[24..32].copy_from_slice(&meta.recv_ns.to_le_bytes());
+        header((&mut self.staged[..HEADER_LEN]).try_into().unwrap(), meta, key.len());
         self.staged.extend_from_slice(key);
         &mut self.staged
     }
@@ -186,6 +186,17 @@ impl RingWriter {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+}
+
+/// A record's header but its length and enqueue time (written at commit).
+#[inline(always)]
+fn header(h: &mut [u8; HEADER_LEN], meta: RecordMeta, key_len: usize) {
+    h[4] = meta.kind as u8;
+    h[5] = meta.flags;
+    h[6..8].copy_from_slice(&(key_len as u16).to_le_bytes());
+    h[8..10].copy_from_slice(&meta.symbol_idx.to_le_bytes());
+    h[16..24].copy_from_slice(&meta.event_time_ms.to_le_bytes());
+    h[24..32].copy_from_slice(&meta.recv_ns.to_le_bytes());
 }
 
 /// The producer-thread side.

@@ -105,9 +105,12 @@ pub struct SequenceTracker {
     depth_chain: DepthChain,
 }
 
-/// A verdict and what remembering the record would change.
+/// A verdict and what remembering the record would change: [`SequenceTracker::judge`]'s
+/// answer, which [`SequenceTracker::remember`] applies once the record is accepted, so that an
+/// accepted record is judged once, not a second time to be remembered.
 #[derive(Clone, Copy, Debug)]
-struct Judged {
+#[must_use]
+pub struct Judged {
     slot: usize,
     last: i64,
     verdict: Verdict,
@@ -117,6 +120,12 @@ struct Judged {
     jump: i64,
     /// The gap accepting it opens, `(from, missing)`; `missing == 0` for none.
     gap: (i64, i64),
+}
+
+impl Judged {
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
 }
 
 impl SequenceTracker {
@@ -182,8 +191,10 @@ impl SequenceTracker {
         }
     }
 
-    /// Where a record's id lives and the verdict on it, without remembering anything.
-    fn judge(&self, symbol_idx: usize, record: &Record<'_>) -> Judged {
+    /// Where a record's id lives and the verdict on it ([`Judged::verdict`]), without
+    /// remembering anything: a record is judged first and remembered ([`SequenceTracker::remember`])
+    /// only once it is accepted, so an invalid record cannot move the sequence.
+    pub fn judge(&self, symbol_idx: usize, record: &Record<'_>) -> Judged {
         let (slot, ..) = Self::position(record);
         let prev = self.last[symbol_idx][slot];
         let known = |iv: usize| self.candles[symbol_idx][iv];
@@ -218,6 +229,13 @@ impl SequenceTracker {
     /// may confirm, a duplicate not at all.
     pub fn observe(&mut self, symbol_idx: usize, record: &Record<'_>) -> Verdict {
         let j = self.judge(symbol_idx, record);
+        self.remember(symbol_idx, j);
+        j.verdict
+    }
+
+    /// Remembers a record [`SequenceTracker::judge`] judged for `symbol_idx`, with nothing
+    /// remembered for that symbol since (what `observe` does after judging).
+    pub fn remember(&mut self, symbol_idx: usize, j: Judged) {
         match j.verdict {
             Verdict::Duplicate => {}
             Verdict::Quarantined => {
@@ -231,7 +249,6 @@ impl SequenceTracker {
                 self.candidates[symbol_idx][j.slot] = None;
             }
         }
-        j.verdict
     }
 
     /// The last accepted id of a dense sequence, if any.

@@ -67,16 +67,7 @@ fn sbe_trades() {
             let rows: Vec<TradeRow> = (0..PER_EVENT as i64)
                 .map(|i| TradeRow { id: e * 3 + i, price: 4_200_000 + e, qty: 1 + i, is_buyer_maker: i == 1 })
                 .collect();
-            let t = 1_700_000_000_000_000 + e;
-            let frame = TradesFrame {
-                event_time_us: t,
-                transact_time_us: t,
-                price_exponent: -2,
-                qty_exponent: -8,
-                trades: &rows,
-                symbol: "BTCUSDT",
-            };
-            frame.encode().unwrap()
+            TradesFrame::at("BTCUSDT", 1_700_000_000_000_000 + e, &rows).encode().unwrap()
         })
         .collect();
     let metrics = Metrics::new(&["btcusdt".to_string()]);

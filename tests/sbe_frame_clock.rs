@@ -12,17 +12,7 @@ fn event(first_id: i64, trades: i64) -> Vec<u8> {
     let rows: Vec<TradeRow> = (0..trades)
         .map(|i| TradeRow { id: first_id + i, price: 4_200_000 + i, qty: 1 + i, is_buyer_maker: i % 2 == 1 })
         .collect();
-    let t = 1_700_000_000_000_000 + first_id;
-    TradesFrame {
-        event_time_us: t,
-        transact_time_us: t,
-        price_exponent: -2,
-        qty_exponent: -8,
-        trades: &rows,
-        symbol: "BTCUSDT",
-    }
-    .encode()
-    .unwrap()
+    TradesFrame::at("BTCUSDT", 1_700_000_000_000_000 + first_id, &rows).encode().unwrap()
 }
 
 #[test]

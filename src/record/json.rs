@@ -28,8 +28,8 @@ pub(super) use kt;
 /// capacity check each ([`put`]), short values by a few word moves instead of a `memcpy` call:
 /// the encode was about 1,240 instructions per trade record with a checked `extend_from_slice`
 /// (and a `memcpy` call) per part.
-pub(super) struct JsonWriter<'o> {
-    out: &'o mut Vec<u8>,
+pub(super) struct JsonWriter<'o, O: Out + ?Sized> {
+    out: &'o mut O,
 }
 
 /// Copies `src` to `dst`: short lengths (what a record's parts are) as two overlapping loads
@@ -61,25 +61,64 @@ unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     }
 }
 
-/// Appends `parts` to `out` after one capacity check for all of them.
-#[inline(always)]
-fn put<const N: usize>(out: &mut Vec<u8>, parts: [&[u8]; N]) {
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    out.reserve(total);
-    let mut len = out.len();
-    for p in parts {
-        // SAFETY: `reserve` made room for `total` bytes past the length, the sum of the parts'
-        // lengths; the parts are borrowed, so they cannot be `out`'s spare capacity.
-        unsafe { copy_short(p, out.as_mut_ptr().add(len)) };
-        len += p.len();
-    }
-    // SAFETY: the `len - out.len()` bytes past the old length were all written above.
-    unsafe { out.set_len(len) };
+/// Where a record is encoded: a growable `Vec` (the ring's staging buffer, tests, backfill) or
+/// a fixed window of the ring's free space ([`crate::ring::Window`]), so that a record can be
+/// written where the producer reads it, without a second copy.
+pub trait Out {
+    /// Makes room for `n` more bytes at [`Out::tail`]; false if this output cannot (a full
+    /// window, which then remembers that the record did not fit).
+    fn room(&mut self, n: usize) -> bool;
+    /// Where the next byte goes.
+    fn tail(&mut self) -> *mut u8;
+    /// Takes the next `n` bytes as written.
+    ///
+    /// # Safety
+    /// `room(n)` returned true and the `n` bytes at `tail()` have been written since.
+    unsafe fn advance(&mut self, n: usize);
 }
 
-impl<'o> JsonWriter<'o> {
+impl Out for Vec<u8> {
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> bool {
+        self.reserve(n);
+        true
+    }
+    #[inline(always)]
+    fn tail(&mut self) -> *mut u8 {
+        // SAFETY: `len <= capacity`: one past the last byte at most, within the allocation.
+        unsafe { self.as_mut_ptr().add(self.len()) }
+    }
+    #[inline(always)]
+    unsafe fn advance(&mut self, n: usize) {
+        // SAFETY: `room(n)` reserved the bytes and the caller wrote them.
+        unsafe { self.set_len(self.len() + n) }
+    }
+}
+
+/// Appends `parts` to `out` after one capacity check for all of them; nothing if `out` has no
+/// room for them all (a full window: the caller sees it and encodes elsewhere).
+#[inline(always)]
+pub(crate) fn put<O: Out + ?Sized, const N: usize>(out: &mut O, parts: [&[u8]; N]) {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if !out.room(total) {
+        return;
+    }
+    let mut at = out.tail();
+    for p in parts {
+        // SAFETY: `room` made room for `total` bytes at the tail, the sum of the parts'
+        // lengths; the parts are borrowed, so they cannot be the output's spare room.
+        unsafe {
+            copy_short(p, at);
+            at = at.add(p.len());
+        }
+    }
+    // SAFETY: the `total` bytes at the tail were all written above.
+    unsafe { out.advance(total) };
+}
+
+impl<'o, O: Out + ?Sized> JsonWriter<'o, O> {
     #[inline]
-    pub(super) fn begin(out: &'o mut Vec<u8>, ty: &str, exchange: &str, symbol: &str) -> Self {
+    pub(super) fn begin(out: &'o mut O, ty: &str, exchange: &str, symbol: &str) -> Self {
         let parts: [&[u8]; 7] = [
             b"{\"type\":\"",
             ty.as_bytes(),
@@ -142,8 +181,8 @@ impl<'o> JsonWriter<'o> {
     /// Re-encodes `[["price","qty"],...]` compactly straight into the output in one pass.
     pub(super) fn levels(&mut self, key: &'static str, levels: Levels<'_>) -> Result<(), RecordError> {
         use serde::de::DeserializeSeed;
-        self.out.extend_from_slice(key.as_bytes());
-        let mut writer = LevelsWriter { out: self.out, bad_decimal: false };
+        put(self.out, [key.as_bytes()]);
+        let mut writer = LevelsWriter { out: &mut *self.out, bad_decimal: false };
         let mut de = sonic_rs::Deserializer::from_str(levels.0);
         let parsed = (&mut writer).deserialize(&mut de).and_then(|_| de.end());
         match parsed {
@@ -159,12 +198,12 @@ impl<'o> JsonWriter<'o> {
 }
 
 /// A serde visitor that writes each validated `[price, qty]` pair as it is read.
-struct LevelsWriter<'o> {
-    out: &'o mut Vec<u8>,
+struct LevelsWriter<'o, O: Out + ?Sized> {
+    out: &'o mut O,
     bad_decimal: bool,
 }
 
-impl<'de> serde::de::Visitor<'de> for &mut LevelsWriter<'_> {
+impl<'de, O: Out + ?Sized> serde::de::Visitor<'de> for &mut LevelsWriter<'_, O> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,29 +211,23 @@ impl<'de> serde::de::Visitor<'de> for &mut LevelsWriter<'_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.out.push(b'[');
+        put(self.out, [b"["]);
         let mut first = true;
         while let Some((p, q)) = seq.next_element::<(&'de str, &'de str)>()? {
             if !is_decimal(p) || !is_decimal(q) {
                 self.bad_decimal = true;
                 return Err(serde::de::Error::custom("not a decimal"));
             }
-            if !first {
-                self.out.push(b',');
-            }
+            let sep: &[u8] = if first { b"[\"" } else { b",[\"" };
             first = false;
-            self.out.extend_from_slice(b"[\"");
-            self.out.extend_from_slice(p.as_bytes());
-            self.out.extend_from_slice(b"\",\"");
-            self.out.extend_from_slice(q.as_bytes());
-            self.out.extend_from_slice(b"\"]");
+            put(self.out, [sep, p.as_bytes(), b"\",\"", q.as_bytes(), b"\"]"]);
         }
-        self.out.push(b']');
+        put(self.out, [b"]"]);
         Ok(())
     }
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for &mut LevelsWriter<'_> {
+impl<'de, O: Out + ?Sized> serde::de::DeserializeSeed<'de> for &mut LevelsWriter<'_, O> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {

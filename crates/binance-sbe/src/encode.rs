@@ -186,7 +186,21 @@ fn bool_enum(b: bool) -> BoolEnum {
     }
 }
 
-impl TradesFrame<'_> {
+impl<'a> TradesFrame<'a> {
+    /// A trade event of `symbol` whose trades all happened at `time_us` (its event and
+    /// transaction time), prices in hundredths and quantities in 10^-8 (exponents -2 and -8, as
+    /// the simulator sends BTCUSDT): the frame the ingester's SBE benchmark and tests build.
+    pub fn at(symbol: &'a str, time_us: i64, trades: &'a [TradeRow]) -> Self {
+        TradesFrame {
+            event_time_us: time_us,
+            transact_time_us: time_us,
+            price_exponent: -2,
+            qty_exponent: -8,
+            trades,
+            symbol,
+        }
+    }
+
     /// Replaces `out`'s contents with the frame.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let n = count(self.trades, MAX_TRADES)?;
