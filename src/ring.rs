@@ -71,6 +71,9 @@ struct Wake {
     /// The reader sleeps for a kick only ([`RingReader::wait_for_kick`]): the writer's records
     /// leave it asleep, so only a [`Kick`] unparks it.
     kick_parked: AtomicBool,
+    /// Set by the writer when the ring is full ([`RingWriter::press`]): a batching window must end
+    /// now, or the event loop waits on a ring nobody drains.
+    pressed: AtomicBool,
     consumer: OnceLock<Thread>,
 }
 
@@ -79,7 +82,12 @@ impl Wake {
     /// `kicked` flag) and issued a SeqCst fence, pairing with the one in `RingReader::wait`: either
     /// the reader sees the work, or we see its `parked` flag (a store-load pattern).
     fn unpark_if_parked(&self) {
-        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
+        self.unpark_if(&self.parked);
+    }
+
+    /// Unparks the reader if it sleeps with `flag` set (`parked` or `kick_parked`).
+    fn unpark_if(&self, flag: &AtomicBool) {
+        if flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::AcqRel) {
             if let Some(t) = self.consumer.get() {
                 t.unpark();
             }
@@ -101,11 +109,7 @@ impl Kick {
         fence(Ordering::SeqCst);
         w.unpark_if_parked();
         // Pairs with the fence in `RingReader::wait_for_kick`, as above with `wait`'s.
-        if w.kick_parked.load(Ordering::Relaxed) && w.kick_parked.swap(false, Ordering::AcqRel) {
-            if let Some(t) = w.consumer.get() {
-                t.unpark();
-            }
-        }
+        w.unpark_if(&w.kick_parked);
     }
 }
 
@@ -116,6 +120,7 @@ pub fn ring(capacity: usize) -> (RingWriter, RingReader) {
         parked: AtomicBool::new(false),
         kicked: AtomicBool::new(false),
         kick_parked: AtomicBool::new(false),
+        pressed: AtomicBool::new(false),
         consumer: OnceLock::new(),
     });
     (
@@ -177,6 +182,16 @@ impl RingWriter {
         // see its `parked` flag (a store-load pattern needs SeqCst on both sides).
         fence(Ordering::SeqCst);
         self.wake.unpark_if_parked();
+    }
+
+    /// The ring is full and a record waits for space: wakes the reader whatever it sleeps for,
+    /// and ends a batching window ([`RingReader::wait_for_kick`] returns at once).
+    pub fn press(&self) {
+        self.wake.pressed.store(true, Ordering::Relaxed);
+        // Pairs with the fences in `wait` and `wait_for_kick`.
+        fence(Ordering::SeqCst);
+        self.wake.unpark_if_parked();
+        self.wake.unpark_if(&self.wake.kick_parked);
     }
 
     pub fn used_bytes(&self) -> usize {
@@ -317,11 +332,15 @@ impl RingReader {
     /// Sleeps until a [`Kick`] or `until`, whichever is first, whatever the writer commits
     /// meanwhile; true for a kick (since the last wait returned), which the caller then serves.
     /// The producer's batching window: records gather unannounced, delivery reports are served
-    /// as they come.
+    /// as they come. A full ring ([`RingWriter::press`]) ends it as `until` does (false).
     pub fn wait_for_kick(&mut self, until: Instant) -> bool {
         let w = &*self.wake;
         let _ = w.consumer.get_or_init(std::thread::current);
         loop {
+            if w.pressed.load(Ordering::Relaxed) {
+                w.pressed.store(false, Ordering::Relaxed);
+                return false;
+            }
             if w.kicked.load(Ordering::Relaxed) {
                 // Cleared before the caller serves it: a kick after this is not lost.
                 w.kicked.store(false, Ordering::Relaxed);
@@ -333,7 +352,7 @@ impl RingReader {
             }
             w.kick_parked.store(true, Ordering::Relaxed);
             fence(Ordering::SeqCst);
-            if !w.kicked.load(Ordering::Relaxed) {
+            if !w.kicked.load(Ordering::Relaxed) && !w.pressed.load(Ordering::Relaxed) {
                 // May also end early (a stale unpark): the loop checks again.
                 std::thread::park_timeout(until - now);
             }
@@ -475,6 +494,35 @@ mod tests {
     }
 
     #[test]
+    fn a_full_ring_ends_a_wait_for_kicks() {
+        let (mut w, mut r) = ring(200);
+        let kick = r.kick_handle();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            // A day: only the writer's press can end this wait within the test's bound.
+            let kicked = r.wait_for_kick(Instant::now() + Duration::from_secs(86_400));
+            tx.send(kicked).unwrap();
+            r
+        });
+        while !kick.0.kick_parked.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let mut n = 0;
+        loop {
+            w.stage(meta(n), b"K").extend_from_slice(b"x");
+            if w.commit(1).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        w.press();
+        let kicked = rx.recv_timeout(BOUND).expect("a full ring left the batching window asleep");
+        assert!(!kicked, "pressure is no kick to serve");
+        let mut r = t.join().unwrap();
+        assert_eq!(r.drain_with(usize::MAX, |_| {}), n as usize);
+    }
+
+    #[test]
     fn a_kick_ends_a_wait_for_kicks_and_records_do_not() {
         let (mut w, mut r) = ring(1000);
         let kick = r.kick_handle();
@@ -494,7 +542,6 @@ mod tests {
         w.stage(meta(1), b"K").extend_from_slice(b"x");
         w.commit(1).unwrap();
         w.notify();
-        assert!(kick.0.kick_parked.load(Ordering::SeqCst), "the writer's notify woke a wait for kicks");
         kick.kick();
         rx.recv_timeout(BOUND).expect("the kick did not wake the sleeping reader");
         let (kicked, mut r) = t.join().unwrap();

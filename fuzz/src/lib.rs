@@ -57,12 +57,9 @@ pub fn websocket(data: &[u8], st: &mut fuzzing::Stats) {
 
 /// Target (d): an SBE frame through the decoder and the ingester's binary path
 /// (`TRANSPORT=sbe`: symbol, scale, decimals, sequence checks, record, ring) with the stable
-/// target's oracles (tests/fuzzing/sbe.rs). One pipeline for the whole run, as on a connection:
-/// trade ids seen before are duplicates there too.
+/// target's oracles (tests/fuzzing/sbe.rs). A fresh pipeline for each input: a finding then
+/// replays from its file alone, and an accepted absurd trade id cannot turn every later trade
+/// into a duplicate that skips the record path.
 pub fn sbe(data: &[u8], st: &mut fuzzing::Stats) {
-    thread_local! {
-        static SBE: std::cell::RefCell<fuzzing::sbe::SbeFuzzer> =
-            std::cell::RefCell::new(fuzzing::sbe::SbeFuzzer::new(1));
-    }
-    SBE.with(|f| f.borrow_mut().replay(data, st));
+    fuzzing::sbe::SbeFuzzer::new(1).replay(data, st);
 }

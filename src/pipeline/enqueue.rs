@@ -136,7 +136,8 @@ impl Pipeline {
             if !self.ring.has_staged() {
                 return 0;
             }
-            self.ring.notify();
+            // Wakes the producer even inside its batching window.
+            self.ring.press();
             std::thread::yield_now();
             let now = crate::clock::now_ns();
             if self.ring.commit(now).is_ok() || Instant::now() >= patience {
