@@ -21,7 +21,7 @@ use crate::record::RecordType;
 
 mod direct;
 
-pub use direct::{Direct, Window};
+pub use direct::Direct;
 
 const HEADER_LEN: usize = 40;
 /// Spin iterations before parking, at most (tens of microseconds) and at least. The spin adapts:

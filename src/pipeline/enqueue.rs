@@ -51,7 +51,7 @@ impl Pipeline {
         // A quarantined record is edited after its encoding: it takes the staged way (rare).
         if flags & FLAG_QUARANTINED == 0 {
             if let Some(mut direct) = self.ring.direct(meta, record.symbol().as_bytes(), room(record)) {
-                if let Err(e) = record.encode_to(self.time_unit, recv_ns, backfilled, direct.payload()) {
+                if let Err(e) = record.encode_to(self.time_unit, recv_ns, backfilled, &mut direct) {
                     // Not committed: the window is left unpublished.
                     return self.reject(e.reason(), &e, frame);
                 }

@@ -12,7 +12,7 @@ use crate::record::Out;
 
 impl RingWriter {
     /// Starts a record straight in the ring's free space, with room for a payload of up to
-    /// `room` bytes: its header and key are written, [`Direct::payload`] takes the payload and
+    /// `room` bytes: its header and key are written, the [`Direct`] (an [`Out`]) takes the payload and
     /// [`Direct::commit`] publishes it, with no staging copy. `None` when the ring has fewer free
     /// bytes than that (it may be nearly full: [`RingWriter::stage`] then waits for exactly what
     /// the record needs) or they are not contiguous for the header and key. The window ends at
@@ -48,12 +48,6 @@ pub struct Direct<'r> {
 }
 
 impl<'r> Direct<'r> {
-    /// Where the payload goes.
-    #[inline]
-    pub fn payload(&mut self) -> &mut Window<'r> {
-        &mut self.window
-    }
-
     /// Publishes the record, stamping its length and enqueue time; false (nothing published)
     /// if its payload did not fit the window.
     #[inline]
@@ -78,7 +72,7 @@ impl<'r> Direct<'r> {
 
 /// The part of the ring's free space a record is written in: an [`Out`] that refuses, rather
 /// than grows, past its end, and remembers that it did.
-pub struct Window<'r> {
+pub(crate) struct Window<'r> {
     at: *mut u8,
     /// Bytes written from `at`.
     len: usize,
@@ -86,6 +80,24 @@ pub struct Window<'r> {
     /// A write did not fit: the record must be written elsewhere.
     full: bool,
     _ring: PhantomData<&'r mut [u8]>,
+}
+
+/// The payload goes through the record itself, never a handle to its window: two windows of two
+/// rings swapped would publish bytes never written.
+impl Out for Direct<'_> {
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> bool {
+        self.window.room(n)
+    }
+    #[inline(always)]
+    fn tail(&mut self) -> *mut u8 {
+        self.window.tail()
+    }
+    #[inline(always)]
+    unsafe fn advance(&mut self, n: usize) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.window.advance(n) }
+    }
 }
 
 impl Out for Window<'_> {
@@ -119,7 +131,7 @@ mod tests {
 
     fn write(w: &mut RingWriter, i: u16, payload: &[u8]) -> Result<bool, RingFull> {
         if let Some(mut d) = w.direct(meta(i), b"BTCUSDT", 64) {
-            crate::record::put(d.payload(), [payload]);
+            crate::record::put(&mut d, [payload]);
             if d.commit(u64::from(i)) {
                 return Ok(true);
             }
@@ -158,18 +170,18 @@ mod tests {
     fn a_record_that_does_not_fit_its_window_publishes_nothing() {
         let (mut w, mut r) = ring(1000);
         let mut d = w.direct(meta(1), b"K", 8).unwrap();
-        crate::record::put(d.payload(), [&[1u8; 100][..]]);
+        crate::record::put(&mut d, [&[1u8; 100][..]]);
         assert!(!d.commit(1));
         // Left without its commit: nothing either.
         {
             let mut d = w.direct(meta(2), b"K", 8).unwrap();
-            crate::record::put(d.payload(), [&[2u8; 4][..]]);
+            crate::record::put(&mut d, [&[2u8; 4][..]]);
         }
         assert!(r.pop_with(|_| ()).is_none());
         assert_eq!(w.used_bytes(), 0);
         // The space is still free for the next record.
         let mut d = w.direct(meta(3), b"K", 8).unwrap();
-        crate::record::put(d.payload(), [&[3u8; 8][..]]);
+        crate::record::put(&mut d, [&[3u8; 8][..]]);
         assert!(d.commit(3));
         r.pop_with(|v| assert_eq!((v.payload, v.enqueue_ns), (&[3u8; 8][..], 3))).unwrap();
     }
@@ -207,13 +219,13 @@ mod tests {
                 let mut want = Vec::new();
                 record.encode_in(unit, 7, i == 1, &mut want).unwrap();
                 let mut d = w.direct(meta(1), b"K", 512).unwrap();
-                record.encode_to(unit, 7, i == 1, d.payload()).unwrap();
+                record.encode_to(unit, 7, i == 1, &mut d).unwrap();
                 assert!(d.commit(1));
                 r.pop_with(|v| assert_eq!(v.payload, &want[..])).unwrap();
                 // Room for all but its last byte (the window is what was asked for, away from
                 // the wrap point): full, nothing published.
                 let mut d = w.direct(meta(1), b"K", want.len() - 1).unwrap();
-                record.encode_to(unit, 7, i == 1, d.payload()).unwrap();
+                record.encode_to(unit, 7, i == 1, &mut d).unwrap();
                 assert!(!d.commit(1));
                 assert!(r.pop_with(|_| ()).is_none());
             }
