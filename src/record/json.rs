@@ -62,7 +62,7 @@ unsafe fn copy_short(src: &[u8], dst: *mut u8) {
 }
 
 /// Where a record is encoded: a growable `Vec` (the ring's staging buffer, tests, backfill) or
-/// a fixed window of the ring's free space ([`crate::ring::Window`]), so that a record can be
+/// a fixed window of the ring's free space ([`crate::ring::Direct`]), so that a record can be
 /// written where the producer reads it, without a second copy.
 pub trait Out {
     /// Makes room for `n` more bytes at [`Out::tail`]; false if this output cannot (a full
