@@ -13,7 +13,7 @@ pub const MAX_LOOP_COALESCE_US: u64 = 1_000;
 pub(super) const LOOP_COALESCE: Var = Var {
     env: "LOOP_COALESCE_US",
     flag: "loop-coalesce-us",
-    value_name: "MICROS",
+    value_name: "US",
     unset: Unset::Default("0"),
     help: "Blocking mode: after a turn that read data, let messages gather this long (0 to 1000 µs) from the \
            wake-up before polling again; 0: off",
