@@ -111,6 +111,9 @@ impl Rig {
     }
 }
 
+/// Guards `0` = off: a zero window read as "unset" (a default, or a long window) would hold the
+/// second record for that window. It cannot tell 0 from a window shorter than its polling; the
+/// hour-long window below shows that a window does hold.
 #[test]
 fn a_window_of_zero_hands_each_record_over_as_it_comes() {
     let mut rig = rig(Duration::ZERO);
