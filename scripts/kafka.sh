@@ -43,6 +43,8 @@
 #   KAFKA_VERSION         override the version pinned in scripts/kafka/pom.xml
 #   KAFKA_HEAP_OPTS       broker heap [-Xms256m -Xmx1g]
 #   KAFKA_JVM_OPTS        extra broker JVM options []
+#   KAFKA_GC_OPTS         the broker's collector [-XX:+UseG1GC -XX:MaxGCPauseMillis=20
+#                         -XX:InitiatingHeapOccupancyPercent=35]; e.g. -XX:+UseZGC (tuning.md)
 #   KAFKA_TOOLS_HEAP_OPTS heap for CLI tools [-Xmx256m]
 #   KAFKA_EXTRA_PROPS     extra server.properties lines (newline separated), appended last
 #   KAFKA_START_TIMEOUT   seconds to wait for the broker to answer [60]
@@ -80,6 +82,7 @@ KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-${TMPDIR:-/tmp}/marketflow-kafka-$KAFKA_PORT}"
 KAFKA_DATA_DIR="${KAFKA_DATA_DIR%/}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
+KAFKA_GC_OPTS="${KAFKA_GC_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35}"
 KAFKA_TOOLS_HEAP_OPTS="${KAFKA_TOOLS_HEAP_OPTS:--Xmx256m}"
 KAFKA_EXTRA_PROPS="${KAFKA_EXTRA_PROPS:-}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
@@ -397,7 +400,7 @@ cmd_start() {
   # shellcheck disable=SC2086,SC2016
   "${detach[@]}" bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
     "$JAVA" $KAFKA_HEAP_OPTS \
-    -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -server $KAFKA_GC_OPTS \
     -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dkafka.logs.dir="$APP_LOG_DIR" -Dlog4j2.configurationFile="$SERVER_LOG4J" \
     $KAFKA_JVM_OPTS \
