@@ -49,11 +49,7 @@ fn market(skip: (u64, u64), secs: u64) -> SimHandle {
 }
 
 fn wait_market_done(sim: &SimHandle, ing: &Ingester) {
-    let t = Instant::now();
-    while sim.market.generated(StreamKind::Trade) < sim.market.total_trades_per_symbol().unwrap() {
-        assert!(t.elapsed() < Duration::from_secs(90), "market never finished:\n{}", ing.dump_logs());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    crate::common::wait_market_done(sim, Duration::from_secs(90), || ing.dump_logs());
     // The last trades' gaps reach the backfill thread.
     std::thread::sleep(Duration::from_secs(2));
 }

@@ -4,10 +4,10 @@
 //! `ORDERING=default` in the same test, by counts of records delayed past a generous bound).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
-use binance_sim::{Market, Silence, SimConfig, SimHandle, StreamKind};
+use binance_sim::{Market, Silence, SimConfig, SimHandle};
 
 /// What a strict topic held, per the checks of [`verify_strict`].
 #[derive(Debug, Default)]
@@ -82,11 +82,7 @@ fn verify_strict(msgs: &[Consumed], market: &Market, per: u64) -> Strict {
 
 /// Waits for the market to finish and reads the topic back (at least `min` records).
 fn read_back(sim: &SimHandle, ing: &Ingester, topic: &str, min: u64, within: Duration) -> Vec<Consumed> {
-    let t = Instant::now();
-    while sim.market.generated(StreamKind::Trade) < sim.market.total_trades_per_symbol().unwrap() {
-        assert!(t.elapsed() < within, "market never finished:\n{}", ing.dump_logs());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_market_done(sim, within, || ing.dump_logs());
     // Generous: a busy machine can stall the shared broker for tens of seconds.
     consume(topic, min as usize, Duration::from_secs(150), Duration::from_secs(3))
 }

@@ -407,6 +407,17 @@ pub fn sim(cfg: binance_sim::SimConfig) -> binance_sim::SimHandle {
     binance_sim::spawn(cfg, "127.0.0.1:0").expect("simulator")
 }
 
+/// Waits until the market has made its last trade of every symbol; after `within` it fails with
+/// `why()` (an ingester's logs, say) in the message.
+pub fn wait_market_done(sim: &binance_sim::SimHandle, within: Duration, why: impl Fn() -> String) {
+    let per = sim.market.total_trades_per_symbol().expect("a market with an end");
+    let t = Instant::now();
+    while sim.market.generated(binance_sim::StreamKind::Trade) < per {
+        assert!(t.elapsed() < within, "market never finished:\n{}", why());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A `stale` record: a stream found silent while its connection lived on. It names no trade
 /// (the end of a simulated market silences every stream, and the ingester says so).
 pub fn is_stale(m: &Consumed) -> bool {
