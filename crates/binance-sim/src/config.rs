@@ -74,6 +74,13 @@ pub struct SimConfig {
     /// every stream whole whichever connection subscribed first and started the clock. Only for
     /// short markets: a late subscriber is sent the whole history at once.
     pub from_start: bool,
+    /// Only each stream's first subscription starts at the market's first event; later ones
+    /// (a replacement connection) start at the live edge, as on Binance. For tests whose
+    /// ingester opens a connection per symbol on a busy machine: the clock starts with the first
+    /// connection, and a second one subscribing a few ms later must not miss its symbol's first
+    /// trades (which no ingester could know of), while a silenced connection's replacement still
+    /// leaves the gap the test is about.
+    pub first_from_start: bool,
 }
 
 impl Default for SimConfig {
@@ -107,6 +114,7 @@ impl Default for SimConfig {
             sbe_api_key: None,
             arrival: None,
             from_start: false,
+            first_from_start: false,
         }
     }
 }

@@ -297,6 +297,7 @@ fn main() -> std::process::ExitCode {
         sbe_api_key: a.sbe_api_key.clone(),
         arrival: a.arrival,
         from_start: false,
+        first_from_start: false,
         connection_lifetime: secs(a.connection_lifetime_secs),
         shutdown_notice: secs(a.shutdown_notice_secs),
         stream_skip: a.stream_skip,

@@ -2,8 +2,9 @@
 //! connection and the REST endpoints agree, and tests can recompute what was sent. What each
 //! event looks like on the wire is `render.rs`; the order book is `book.rs`.
 
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::arrival::Segments;
@@ -59,6 +60,8 @@ pub struct Market {
     /// The start: the instant of the first subscription (or REST request) and the Unix time
     /// then, in microseconds.
     start: OnceLock<(Instant, i64)>,
+    /// Streams subscribed at least once (for [`SimConfig::first_from_start`]).
+    subscribed: Mutex<HashSet<String>>,
     /// Per symbol: its own trade schedule, if [`SimConfig::cadences`] gives it one.
     cadences: Vec<Option<Schedule>>,
     /// Per symbol, with [`SimConfig::arrival`]: its trades' and aggregate trades' times.
@@ -144,6 +147,7 @@ impl Market {
             cfg,
             venue,
             start: OnceLock::new(),
+            subscribed: Mutex::new(HashSet::new()),
             sent: AtomicU64::new(0),
             data_writes: AtomicU64::new(0),
             drop_generation: AtomicU64::new(0),
@@ -305,6 +309,11 @@ impl Market {
         let t = self.generated_for(StreamKind::Depth, sym);
         let (bids, asks) = self.book.top(sym, t, limit);
         Book { last_update_id: Self::last_update_id(sym, t), bids: level_texts(&bids), asks: level_texts(&asks) }
+    }
+
+    /// Whether this is the first subscription of `stream` (remembered; later calls say false).
+    pub(crate) fn first_subscription(&self, stream: &str) -> bool {
+        self.subscribed.lock().unwrap_or_else(|e| e.into_inner()).insert(stream.to_string())
     }
 
     /// Starts the clock (first subscription); later calls keep the first start.

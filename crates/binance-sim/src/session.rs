@@ -157,7 +157,9 @@ impl<'m> Session<'m> {
             };
             Some((kind, self.market.symbol_index(sym)?))
         });
-        let cursor = if self.market.cfg.from_start { 0 } else { live(self.market, source) };
+        let cfg = &self.market.cfg;
+        let first = cfg.first_from_start && self.market.first_subscription(&name);
+        let cursor = if cfg.from_start || first { 0 } else { live(self.market, source) };
         self.subs.push(Sub { name: name.into_owned(), source, cursor });
     }
 
