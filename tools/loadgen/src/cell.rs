@@ -123,7 +123,7 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
     let topic = format!("cmp-{}-{}-{}", cell.label(), fmt_rate(rate).to_lowercase(), clock::now_ms());
     let consumer = if kafka {
         create_topic(&args.kafka_broker, &topic)?;
-        let field = if ours { TimeField::EventTimeMs } else { TimeField::TimestampSecs };
+        let field = if ours { TimeField::EventTime } else { TimeField::TimestampSecs };
         Some(E2eConsumer::start(&args.kafka_broker, &topic, field)?)
     } else {
         None

@@ -99,7 +99,7 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
     let topic = args.topic.clone().unwrap_or_else(|| format!("loadgen-{}-{}", sanitize(&spec.name), clock::now_ms()));
     let consumer = if kafka {
         create_topic(&args.kafka_broker, &topic)?;
-        Some(E2eConsumer::start(&args.kafka_broker, &topic, TimeField::EventTimeMs)?)
+        Some(E2eConsumer::start(&args.kafka_broker, &topic, TimeField::EventTime)?)
     } else {
         None
     };
