@@ -8,6 +8,7 @@ COST_US (default 7.3): CPU per cross-CPU wake-up on this VM, waker and woken tog
 Explained = wake-ups/s x COST_US over the group's CPU µs/s = COST_US / (CPU µs per wake-up).
 """
 import json
+import os
 import sys
 
 args = sys.argv[1:]
@@ -19,8 +20,9 @@ print(f"| run | rate | contender | sink | group | wake-ups/s | CPU % of a core |
       f"| wake-ups x {cost} µs, % of its CPU | wake-ups per msg | x {cost} µs = µs/msg | its CPU µs/msg |")
 print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for path in args:
-    run = path.split("/")[-2]
-    for r in json.load(open(path)):
+    run = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    rs = json.load(open(path))
+    for r in rs if isinstance(rs, list) else [rs]:
         groups = {"process": r["wake"], **r.get("wake_by_group", {})}
         names = sorted(groups, key=lambda g: ORDER.index(g) if g in ORDER else len(ORDER))
         for g in names:
