@@ -14,11 +14,16 @@
 #   TABLE=1 scripts/compare_cryptofeed.sh         # issue 14's table in one command (~10 min):
 #       rates 1k, 10k, 16k, 100k msg/s x arrivals even, poisson:3, each through ours into Kafka,
 #       cryptofeed into Kafka and ours with SINK=null; SECS=10 a cell; CPU per delivered message
-#       in total and per thread group, source -> broker-append p50/p99/p99.9; then ours at 16k/s
-#       (the first arrival) under `perf record`, summarised per thread and function.
+#       in total and per thread group, source -> broker-append p50/p99/p99.9, wake-ups per second
+#       (voluntary context switches) and µs of CPU per wake-up per thread group of ours and for
+#       cryptofeed's process and threads (/proc/<pid>/task/*/schedstat and status, the same window
+#       and the same reading for both); then ours at 16k/s (the first arrival) under `perf record`,
+#       summarised per thread and function.
 #       -> bench-results/issue14-table/ (table.md, summary.json, profile-16.0k.txt, a folder per cell)
 #   TABLE=1 QUICK=1 scripts/compare_cryptofeed.sh # 1k and 16k, even only, no profile (~2.5 min)
 #   TABLE=1 RATES=2000,8000 ARRIVALS=even,burst:50 PROFILE_RATE= scripts/compare_cryptofeed.sh
+#   TABLE=1 QUICK=1 scripts/compare_cryptofeed.sh --env LOOP_COALESCE_US=500   # arguments after the
+#       settings go to loadgen: --env K=V is the ingester's environment (cryptofeed's is unchanged)
 #
 # Arrivals (the simulator's --arrival): even (evenly spaced, the symbols interleaved), poisson
 # (exponential gaps, seeded), even:K / poisson:K (segments of K messages at one instant, one

@@ -25,7 +25,8 @@ use crate::hgrm::{hgrm_text, hist_pcts_ms, Dist, Hgrm, Pcts};
 use crate::host::Host;
 use crate::ingester::{ingester_path, spawn_ingester, wait_ready, IngesterSpec};
 use crate::kafka::{create_topic, E2eConsumer, TimeField};
-use crate::procfs::{group_delta, mib, proc_cpu_secs, proc_status_kib, thread_cpu};
+use crate::procfs::{mib, proc_cpu_secs, proc_status_kib};
+use crate::sched::{by_group, cpu_by_name, read_threads, wakes, Wake, PROCESS};
 use crate::scrape::{http_get, metric_name, Prom};
 use crate::units::fmt_rate;
 
@@ -78,6 +79,10 @@ pub struct ContenderResult {
     /// CPU µs per delivered message by thread group (ours: event loop, producer, librdkafka,
     /// metrics, backfill, other; cryptofeed: by thread name).
     pub cpu_us_per_msg_by_group: BTreeMap<String, f64>,
+    /// The whole process's wake-ups over the window (the sum over its threads; sched.rs).
+    pub wake: Wake,
+    /// Wake-ups by the groups of `cpu_us_per_msg_by_group`.
+    pub wake_by_group: BTreeMap<String, Wake>,
     pub vm_hwm_mib: f64,
     pub e2e_ms: BTreeMap<String, Pcts>,
     pub lost: i64,
@@ -123,7 +128,7 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
     let topic = format!("cmp-{}-{}-{}", cell.label(), fmt_rate(rate).to_lowercase(), clock::now_ms());
     let consumer = if kafka {
         create_topic(&args.kafka_broker, &topic)?;
-        let field = if ours { TimeField::EventTimeMs } else { TimeField::TimestampSecs };
+        let field = if ours { TimeField::EventTime } else { TimeField::TimestampSecs };
         Some(E2eConsumer::start(&args.kafka_broker, &topic, field)?)
     } else {
         None
@@ -169,7 +174,7 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
             feeder.data_writes(),
             sink_count(),
             Instant::now(),
-            thread_cpu(&pid.to_string()),
+            read_threads(&pid.to_string()),
         )
     };
     let (cpu_a, sent_a, sched_a, writes_a, acked_a, t_a, threads_a) = sample();
@@ -250,13 +255,13 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
     r.kafka_rate = delivered / window;
     let msgs = delivered.max(1.0);
     r.cpu_us_per_msg = r.cpu_s * 1e6 / msgs;
-    let groups = if ours {
-        group_delta(&threads_a, &threads_b)
-    } else {
-        // cryptofeed: its threads by name (the interpreter's main thread does the work).
-        threads_b.iter().map(|(k, v)| (k.clone(), (v - threads_a.get(k).copied().unwrap_or(0.0)).max(0.0))).collect()
-    };
-    r.cpu_us_per_msg_by_group = groups.into_iter().map(|(g, s)| (g, s * 1e6 / msgs)).collect();
+    let counts = by_group(&threads_a, &threads_b, ours);
+    r.cpu_us_per_msg_by_group = counts
+        .iter()
+        .filter(|(g, _)| g.as_str() != PROCESS)
+        .map(|(g, c)| (g.clone(), c.cpu_ns as f64 / 1e3 / msgs))
+        .collect();
+    (r.wake, r.wake_by_group) = wakes(&counts, window, delivered);
     // A window much longer than asked means the whole machine stalled (a shared VM paused or
     // swamped): nothing measured in it says anything about the contender.
     if window > 1.5 * secs + 1.0 {
@@ -279,9 +284,10 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
         r.extra.insert("cryptofeed_backend_stats".into(), stats.to_string());
     }
     r.extra.insert("exit".into(), exit);
-    let threads: Vec<String> = threads_b
+    let (names_a, names_b) = (cpu_by_name(&threads_a), cpu_by_name(&threads_b));
+    let threads: Vec<String> = names_b
         .iter()
-        .map(|(k, v)| (k, 100.0 * (v - threads_a.get(k).copied().unwrap_or(0.0)) / window))
+        .map(|(k, v)| (k, 100.0 * (v - names_a.get(k).copied().unwrap_or(0.0)) / window))
         .filter(|(_, v)| *v >= 0.05)
         .map(|(k, v)| format!("{k} {v:.1} %"))
         .collect();

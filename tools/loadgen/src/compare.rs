@@ -28,6 +28,8 @@ fn compare_table(rs: &[ContenderResult]) -> String {
         ("CPU µs per message", |r| r.cpu_us_per_msg, false),
         ("CPU % of a core", |r| r.cpu_util_pct, false),
         ("peak RSS (VmHWM) MiB", |r| r.vm_hwm_mib, false),
+        ("wake-ups/s, all threads (voluntary context switches)", |r| r.wake.wakeups_per_s, false),
+        ("wake-ups per message", |r| r.wake.wakeups_per_msg, false),
         ("e2e log-append p50 ms", |r| r.e2e_ms.get("e2e_log_append").map(|p| p.p50).unwrap_or(0.0), false),
         ("e2e log-append p99 ms", |r| r.e2e_ms.get("e2e_log_append").map(|p| p.p99).unwrap_or(0.0), false),
         ("e2e log-append p99.9 ms", |r| r.e2e_ms.get("e2e_log_append").map(|p| p.p999).unwrap_or(0.0), false),

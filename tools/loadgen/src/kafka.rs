@@ -55,18 +55,35 @@ pub fn create_topic(broker: &str, topic: &str) -> Result<()> {
 /// Where the exchange event time is in a record.
 #[derive(Clone, Copy, Debug)]
 pub enum TimeField {
-    /// Ours: `"event_time_ms":<int>`.
-    EventTimeMs,
+    /// Ours: `"event_time_ms":<int>`, or `"event_time_us":<int>` when the ingester runs
+    /// `TIME_UNIT=us`; the unit is the one the field's name says.
+    EventTime,
     /// cryptofeed's: `"timestamp":<float seconds>`.
     TimestampSecs,
 }
 
-pub fn event_ms(payload: &[u8], f: TimeField) -> Option<i64> {
-    let key: &[u8] = match f {
-        TimeField::EventTimeMs => b"\"event_time_ms\":",
-        TimeField::TimestampSecs => b"\"timestamp\":",
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The exchange event time in a record, µs since the epoch.
+pub fn event_us(payload: &[u8], f: TimeField) -> Option<i64> {
+    let (at, us_per_unit) = match f {
+        TimeField::EventTime => {
+            const KEY: &[u8] = b"\"event_time_";
+            let at = find(payload, KEY)? + KEY.len();
+            let unit = match payload.get(at..at + 4)? {
+                b"ms\":" => 1_000.0,
+                b"us\":" => 1.0,
+                _ => return None,
+            };
+            (at + 4, unit)
+        }
+        TimeField::TimestampSecs => {
+            const KEY: &[u8] = b"\"timestamp\":";
+            (find(payload, KEY)? + KEY.len(), 1e6)
+        }
     };
-    let at = payload.windows(key.len()).position(|w| w == key)? + key.len();
     let rest = &payload[at..];
     let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
     let end = rest
@@ -74,10 +91,7 @@ pub fn event_ms(payload: &[u8], f: TimeField) -> Option<i64> {
         .position(|b| !(b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'e' | b'E' | b'+')))
         .unwrap_or(rest.len());
     let v: f64 = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
-    Some(match f {
-        TimeField::EventTimeMs => v as i64,
-        TimeField::TimestampSecs => (v * 1000.0).round() as i64,
-    })
+    Some((v * us_per_unit).round() as i64)
 }
 
 pub struct E2eOut {
@@ -136,7 +150,11 @@ impl E2eConsumer {
                 };
                 let now_us = clock::now_ns() / 1000;
                 t.fetch_add(1, Ordering::Relaxed);
-                let Some(ev) = msg.payload().and_then(|p| event_ms(p, field)) else { continue };
+                let Some(ev_us) = msg.payload().and_then(|p| event_us(p, field)) else { continue };
+                // The broker's append time is whole milliseconds: it is set against the event
+                // time in whole milliseconds too, whichever unit the record carries, so that
+                // TIME_UNIT=us and ms runs (and cryptofeed's) read alike.
+                let ev = ev_us.div_euclid(1000);
                 let (from, to) = (w.0.load(Ordering::Relaxed), w.1.load(Ordering::Relaxed));
                 if ev < from || ev >= to {
                     continue;
@@ -146,7 +164,7 @@ impl E2eConsumer {
                 if let Timestamp::LogAppendTime(a) | Timestamp::CreateTime(a) = msg.timestamp() {
                     out.append.saturating_record(((a - ev).max(0) as u64 * 1000).max(1));
                 }
-                out.consume.saturating_record(now_us.saturating_sub(ev as u64 * 1000).max(1));
+                out.consume.saturating_record(now_us.saturating_sub(ev_us.max(0) as u64).max(1));
             }
             Ok(out)
         })?;
@@ -191,10 +209,27 @@ mod tests {
     #[test]
     fn event_times_are_found_in_both_payloads() {
         assert_eq!(
-            event_ms(br#"{"type":"trade","event_time_ms":1700000000123,"x":1}"#, TimeField::EventTimeMs),
-            Some(1_700_000_000_123)
+            event_us(br#"{"type":"trade","event_time_ms":1700000000123,"x":1}"#, TimeField::EventTime),
+            Some(1_700_000_000_123_000)
         );
         let cf = br#"{"exchange":"BINANCE","timestamp":1700000000.123,"receipt_timestamp":1700000000.2}"#;
-        assert_eq!(event_ms(cf, TimeField::TimestampSecs), Some(1_700_000_000_123));
+        assert_eq!(event_us(cf, TimeField::TimestampSecs), Some(1_700_000_000_123_000));
+    }
+
+    /// `TIME_UNIT=us`: the ingester writes `event_time_us` (an aggTrade record as tests/fixtures.rs
+    /// has it, its trade time moved a microsecond so the two fields can be told apart).
+    #[test]
+    fn microsecond_event_times_are_read_as_microseconds() {
+        let r = br#"{"type":"agg_trade","exchange":"binance","symbol":"BNBBTC","agg_id":12345,"first_trade_id":100,"last_trade_id":105,"price":"0.001","qty":"100","side":"sell","trade_time_us":1672515782136122,"event_time_us":1672515782136123,"recv_time_ns":1700000000123456789}"#;
+        assert_eq!(event_us(r, TimeField::EventTime), Some(1_672_515_782_136_123));
+    }
+
+    /// The unit comes from the name, never from the size of the number: a field in another unit
+    /// is not read as either.
+    #[test]
+    fn an_event_time_in_an_unknown_unit_is_not_guessed() {
+        assert_eq!(event_us(br#"{"event_time_ns":1700000000123456789}"#, TimeField::EventTime), None);
+        assert_eq!(event_us(br#"{"event_time":1700000000123}"#, TimeField::EventTime), None);
+        assert_eq!(event_us(br#"{"trade_time_ms":1700000000123}"#, TimeField::EventTime), None);
     }
 }

@@ -10,7 +10,9 @@
 //! Per run: messages/s sustained, CPU per message of the ingester (utime+stime from
 //! `/proc/<pid>/stat` over the measured window), peak RSS (`VmHWM`), per-stage latency
 //! percentiles from `GET /latency/<stage>` (saved as `.hgrm`), a latency-by-percentile chart
-//! (`latency.svg`), `summary.json`, and a markdown table on stdout. With `--sink kafka` a consumer
+//! (`latency.svg`), wake-ups (voluntary context switches), preemptions and CPU per wake-up per
+//! thread group (`/proc/<pid>/task/*/schedstat` and `status`), `summary.json`, and a markdown
+//! table on stdout. With `--sink kafka` a consumer
 //! also measures end to end: Kafka log-append time (and consumer receive time) minus the
 //! exchange event time in the record.
 //!
@@ -43,6 +45,7 @@
 //! ingester.rs  the child under test           kafka.rs    the topic and the end-to-end consumer
 //! scrape.rs    the ingester's endpoints       hgrm.rs     .hgrm distributions    chart.rs  latency.svg
 //! procfs.rs    /proc readings                 child.rs    child processes, interruptible waits
+//! sched.rs     per-thread CPU, wake-ups and preemptions over a window
 //! cpuset.rs    the feeder's core, the children's CPU set
 //! host.rs      the host (CPU model, cores, load before and after) every summary records
 //! ```
@@ -65,6 +68,7 @@ mod procfs;
 mod replay;
 mod report;
 mod run;
+mod sched;
 mod scrape;
 mod search;
 mod table;

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::hgrm::Pcts;
 use crate::host::Host;
+use crate::sched::Wake;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunResult {
@@ -46,6 +47,11 @@ pub struct RunResult {
     pub feeder_thread_pct: f64,
     pub feeder_ns_per_msg: f64,
     pub machine_busy_pct: f64,
+    /// The ingester's wake-ups over the window, the whole process (the sum over its threads),
+    /// per message parsed; sched.rs.
+    pub wake: Wake,
+    /// The same per thread group (procfs::THREAD_GROUPS).
+    pub wake_by_group: BTreeMap<String, Wake>,
     pub loadavg: String,
     pub host: Host,
     pub vm_hwm_mib: f64,

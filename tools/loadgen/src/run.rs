@@ -19,7 +19,8 @@ use crate::host::Host;
 use crate::ingester::{check_transport, ingester_path, spawn_ingester, wait_ready, Ingester, IngesterSpec};
 use crate::kafka::{create_topic, E2eConsumer, TimeField};
 use crate::outcome::{judge, RunResult};
-use crate::procfs::{loadavg, machine_cpu, mib, proc_cpu_secs, proc_status_kib, thread_cpu};
+use crate::procfs::{loadavg, machine_cpu, mib, proc_cpu_secs, proc_status_kib};
+use crate::sched::{by_group, cpu_by_name, read_threads, thread_cpu, wakes, ThreadStat};
 use crate::scrape::{http_get, metric_name, Prom};
 use crate::units::fmt_rate;
 
@@ -45,6 +46,8 @@ struct Snap {
     at: Option<Instant>,
     cpu: f64,
     threads: BTreeMap<String, f64>,
+    /// The ingester's threads' scheduler counters (`threads` is their CPU by name).
+    sched: BTreeMap<u32, ThreadStat>,
     feeder_cpu: f64,
     parsed: f64,
     acked: f64,
@@ -63,10 +66,12 @@ fn snapshot(ing: &Ingester, feeder: &Feeder) -> Result<Snap> {
     let p = Prom::parse(&text);
     let pid = ing.child.pid();
     let prefix = feeder.thread_prefix();
+    let sched = read_threads(&pid.to_string());
     Ok(Snap {
         at: Some(Instant::now()),
         cpu: proc_cpu_secs(pid).unwrap_or(0.0),
-        threads: thread_cpu(&pid.to_string()),
+        threads: cpu_by_name(&sched),
+        sched,
         feeder_cpu: thread_cpu("self").iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum(),
         parsed: p.sum(&metric_name("messages_parsed_total")),
         acked: p.sum(&metric_name("messages_sent_total")),
@@ -99,7 +104,7 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
     let topic = args.topic.clone().unwrap_or_else(|| format!("loadgen-{}-{}", sanitize(&spec.name), clock::now_ms()));
     let consumer = if kafka {
         create_topic(&args.kafka_broker, &topic)?;
-        Some(E2eConsumer::start(&args.kafka_broker, &topic, TimeField::EventTimeMs)?)
+        Some(E2eConsumer::start(&args.kafka_broker, &topic, TimeField::EventTime)?)
     } else {
         None
     };
@@ -249,6 +254,7 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
         b.threads.get("event-loop").copied().unwrap_or(0.0) - a.threads.get("event-loop").copied().unwrap_or(0.0);
     let feeder_cpu = b.feeder_cpu - a.feeder_cpu;
     let machine_busy = 100.0 * (b.machine.0 - a.machine.0) / (b.machine.1 - a.machine.1).max(1.0);
+    let (wake, wake_by_group) = wakes(&by_group(&a.sched, &b.sched, true), window, parsed);
     let mut r = RunResult {
         name: spec.name.clone(),
         feeder: spec.feeder.clone(),
@@ -278,6 +284,8 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
         feeder_thread_pct: 100.0 * feeder_cpu / window,
         feeder_ns_per_msg: if feeder_sent > 0.0 { feeder_cpu * 1e9 / feeder_sent } else { 0.0 },
         machine_busy_pct: machine_busy,
+        wake,
+        wake_by_group,
         loadavg: loadavg(),
         host: host.end(),
         vm_hwm_mib: vm_hwm,

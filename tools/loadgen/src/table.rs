@@ -15,7 +15,23 @@ use crate::args::{split, Args};
 use crate::cell::{run_cell, Cell, ContenderResult};
 use crate::host::Host;
 use crate::procfs::THREAD_GROUPS;
+use crate::report::{per_wakeup, wake_rows, WAKE_COLUMNS, WAKE_NOTE, WAKE_RULE};
 use crate::units::fmt_rate;
+
+/// The thread groups the side-by-side table names wake-ups of (the rest are in the detail).
+const WAKE_GROUPS: [&str; 3] = ["event loop", "producer", "librdkafka"];
+
+/// Ours: the process's figure, then its main groups', `all (event loop / producer / librdkafka)`.
+fn ours_wake(r: Option<&ContenderResult>, f: fn(&crate::sched::Wake) -> String) -> String {
+    match r {
+        Some(r) if r.wake.wakeups_per_s > 0.0 => {
+            let g: Vec<String> =
+                WAKE_GROUPS.iter().map(|g| r.wake_by_group.get(*g).map(f).unwrap_or_else(|| "-".into())).collect();
+            format!("{} ({})", f(&r.wake), g.join(" / "))
+        }
+        _ => "-".into(),
+    }
+}
 
 /// The contender and sink a `--contenders` item names: `ours`, `ours-null`, `cryptofeed`.
 fn contender(item: &str) -> (String, String) {
@@ -71,9 +87,11 @@ pub fn render(rs: &[ContenderResult], host: &Host, cmd: &str, secs: f64) -> Stri
     let _ = writeln!(
         s,
         "| offered load | our CPU µs per delivered msg (Kafka / null sink) | cryptofeed's | ours better by | \
-         source -> broker append p50 / p99 / p99.9 ms, ours vs cryptofeed |"
+         source -> broker append p50 / p99 / p99.9 ms, ours vs cryptofeed | wake-ups/s ours: process \
+         (event loop / producer / librdkafka) | cryptofeed's | µs of CPU per wake-up, ours (event loop / \
+         producer / librdkafka) vs cryptofeed |"
     );
-    let _ = writeln!(s, "|---|---|---|---:|---|");
+    let _ = writeln!(s, "|---|---|---|---:|---|---|---:|---|");
     let mut keys: Vec<(f64, String)> = Vec::new();
     for r in rs {
         if !keys.iter().any(|(rate, a)| *rate == r.rate && *a == r.arrival) {
@@ -103,15 +121,21 @@ pub fn render(rs: &[ContenderResult], host: &Host, cmd: &str, secs: f64) -> Stri
             }
             _ => "-".into(),
         };
+        let rate_of = |w: &crate::sched::Wake| fmt_rate(w.wakeups_per_s);
+        let theirs = t.filter(|t| t.wake.wakeups_per_s > 0.0);
         let _ = writeln!(
             s,
-            "| {}/s {arrival} | {} / {} | {} | {better} | {} vs {} |",
+            "| {}/s {arrival} | {} / {} | {} | {better} | {} vs {} | {} | {} | {} vs {} |",
             fmt_rate(*rate),
             cpu(o),
             cpu(n),
             cpu(t),
             o.map(pct_triple).unwrap_or_else(|| "-".into()),
             t.map(pct_triple).unwrap_or_else(|| "-".into()),
+            ours_wake(o, rate_of),
+            theirs.map(|t| rate_of(&t.wake)).unwrap_or_else(|| "-".into()),
+            ours_wake(o, per_wakeup),
+            theirs.map(|t| per_wakeup(&t.wake)).unwrap_or_else(|| "-".into()),
         );
     }
     let _ = writeln!(
@@ -150,6 +174,16 @@ pub fn render(rs: &[ContenderResult], host: &Host, cmd: &str, secs: f64) -> Stri
             }
         }
         let _ = writeln!(s, " {} | {:.1} | {} |", pct_triple(r), r.cpu_util_pct, verdict(r));
+    }
+    let _ = writeln!(
+        s,
+        "\nWake-ups per cell, ours by thread group, cryptofeed by thread. {WAKE_NOTE} Per msg: per \
+         message delivered.\n"
+    );
+    let _ = writeln!(s, "| rate | arrival | contender | sink |{WAKE_COLUMNS}\n|---|---|---|---|{WAKE_RULE}");
+    for r in rs {
+        let lead = format!("{} | {} | {} | {}", fmt_rate(r.rate), r.arrival, r.contender, r.sink);
+        wake_rows(&mut s, &lead, &r.wake, &r.wake_by_group);
     }
     let _ = writeln!(s, "\nLoad average per cell (1/5/15 min, before -> after):\n");
     for r in rs {
@@ -323,6 +357,11 @@ pub fn mode_table(args: &Args) -> Result<()> {
 mod tests {
     use super::*;
     use crate::hgrm::Pcts;
+    use crate::sched::Wake;
+
+    fn wake(per_s: f64, us: f64) -> Wake {
+        Wake { wakeups_per_s: per_s, cpu_us_per_wakeup: us, cpu_pct: per_s * us / 1e4, ..Wake::default() }
+    }
 
     fn cell(who: &str, sink: &str, rate: f64, cpu: f64, sustained: bool) -> ContenderResult {
         let mut r = ContenderResult {
@@ -375,5 +414,34 @@ mod tests {
         assert!(t.contains("| 16.0k | even | ours | kafka |"), "{t}");
         let cf_row = t.lines().find(|l| l.starts_with("| 16.0k | even | cryptofeed |")).unwrap();
         assert_eq!(cf_row.matches(" - |").count(), THREAD_GROUPS.len(), "{cf_row}");
+    }
+
+    /// The wake-up columns: ours' process and its three main groups beside cryptofeed's process,
+    /// and every group (or thread) that ran in the detail, the process first, idle ones left out.
+    #[test]
+    fn wake_ups_stand_beside_the_cpu_and_every_group_is_detailed() {
+        let mut o = cell("ours", "kafka", 16_000.0, 20.0, true);
+        o.wake = wake(21_000.0, 15.2);
+        for (g, n, us) in [("event loop", 10_000.0, 9.8), ("producer", 5_000.0, 12.5), ("librdkafka", 6_000.0, 18.3)] {
+            o.wake_by_group.insert(g.into(), wake(n, us));
+        }
+        o.wake_by_group.insert("backfill".into(), Wake::default());
+        o.wake_by_group.insert("metrics".into(), wake(20.0, 40.0));
+        let mut t = cell("cryptofeed", "kafka", 16_000.0, 36.0, true);
+        t.wake = wake(310.0, 1_858.1);
+        t.wake_by_group.insert("python3".into(), wake(300.0, 1_900.0));
+        t.wake_by_group.insert("stats".into(), wake(10.0, 5.0));
+        let n = cell("ours", "null", 16_000.0, 9.0, true);
+        let md = render(&[o, t, n], &Host::default(), "loadgen --table", 10.0);
+        assert!(md.contains("| 21.0k (10.0k / 5.0k / 6.0k) | 310 | 15.2 (9.8 / 12.5 / 18.3) vs 1858.1 |"), "{md}");
+        let detail: Vec<&str> = md.lines().filter(|l| l.starts_with("| 16.0k | even |")).skip(3).collect();
+        let names: Vec<&str> = detail.iter().map(|l| l.split(" | ").nth(4).unwrap()).collect();
+        assert_eq!(
+            names,
+            ["process", "event loop", "producer", "librdkafka", "metrics", "process", "python3", "stats", "process"],
+            "{md}"
+        );
+        assert!(detail[1].contains("| event loop | 10.0k | 0 | 0.00 | 9.8 | 9.8 |"), "{}", detail[1]);
+        assert!(detail[8].contains("| process | 0 | 0 | 0.00 | - |"), "no wake-ups, no µs per wake-up: {}", detail[8]);
     }
 }
