@@ -25,6 +25,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 #[path = "../procfs.rs"]
 #[allow(dead_code)]
 mod procfs;
+#[path = "../sched.rs"]
+#[allow(dead_code)]
+mod sched;
 
 #[derive(Parser)]
 #[command(about = "CPU per delivered record of librdkafka alone at a smooth rate (issue 14's floor)")]
@@ -97,7 +100,7 @@ fn main() -> Result<()> {
         let now = Instant::now();
         let elapsed = now - start;
         if before.is_none() && elapsed >= measure_from {
-            before = Some((procfs::thread_cpu(&pid), ok.load(Ordering::Relaxed), now));
+            before = Some((sched::thread_cpu(&pid), ok.load(Ordering::Relaxed), now));
         }
         if elapsed >= end {
             break;
@@ -136,7 +139,7 @@ fn main() -> Result<()> {
         }
     }
     let (cpu_a, acked_a, t_a) = before.context("the run ended before the warm-up did")?;
-    let cpu_b = procfs::thread_cpu(&pid);
+    let cpu_b = sched::thread_cpu(&pid);
     let acked_b = ok.load(Ordering::Relaxed);
     let window_s = t_a.elapsed().as_secs_f64();
     let _ = producer.flush(Duration::from_secs(10));
