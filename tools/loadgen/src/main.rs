@@ -64,17 +64,17 @@ mod kafka;
 mod modes;
 mod noise;
 mod outcome;
-mod procfs;
 mod replay;
 mod report;
 mod run;
-mod sched;
 mod scrape;
 mod search;
 mod table;
 mod units;
 
 use clap::Parser;
+// Shared with the kafka_floor binary (src/lib.rs); `crate::procfs` and `crate::sched` still name them.
+use loadgen::{procfs, sched};
 
 use crate::args::Args;
 use crate::child::interrupted_flag;

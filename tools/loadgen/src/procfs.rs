@@ -1,7 +1,7 @@
 //! `/proc` readings: CPU time per process, memory, machine load; the ingester's thread groups.
 //! (Per-thread counters: sched.rs.)
 
-pub(crate) fn clk_tck() -> f64 {
+pub fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
@@ -23,7 +23,7 @@ pub fn proc_status_kib(pid: &str, key: &str) -> Option<u64> {
 }
 
 /// utime + stime of a process (or of one of its threads), seconds, from its `stat` line.
-pub(crate) fn stat_cpu_secs(stat: &str) -> Option<f64> {
+pub fn stat_cpu_secs(stat: &str) -> Option<f64> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ut: f64 = f.get(11)?.parse().ok()?;

@@ -21,13 +21,9 @@ use clap::Parser;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
 
-#[path = "../procfs.rs"]
-#[allow(dead_code)]
-mod procfs;
-#[path = "../sched.rs"]
-#[allow(dead_code)]
-mod sched;
+use loadgen::{procfs, sched};
 
 #[derive(Parser)]
 #[command(about = "CPU per delivered record of librdkafka alone at a smooth rate (issue 14's floor)")]
@@ -67,10 +63,18 @@ impl ProducerContext for Counting {
 
 fn main() -> Result<()> {
     let a = Args::parse();
-    let valid = a.rate > 0.0 && a.rate <= 1e6 && a.secs > 0.0 && a.secs <= 3600.0 && (0.0..=60.0).contains(&a.warmup);
+    let valid = a.rate > 0.0
+        && a.rate <= 1e6
+        && a.secs > 0.0
+        && a.secs <= 3600.0
+        && (0.0..=60.0).contains(&a.warmup)
+        && a.window_us <= 1_000_000;
     if !valid {
-        bail!("--rate must be in (0, 1e6], --secs in (0, 3600], --warmup in [0, 60]");
+        bail!("--rate must be in (0, 1e6], --secs in (0, 3600], --warmup in [0, 60], --window-us at most 1000000");
     }
+    // A topic of its own per run: the shared broker keeps the others' records.
+    let topic =
+        format!("{}-{}", a.topic, std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let producer: BaseProducer<Counting> = ClientConfig::new()
         .set("bootstrap.servers", &a.broker)
@@ -106,7 +110,7 @@ fn main() -> Result<()> {
             break;
         }
         let due = (elapsed.as_secs_f64() * a.rate) as u64;
-        while sent < due {
+        while sent < due && start.elapsed() < end {
             // A different id in each record, like the real stream (same length, written in place).
             let mut id = sent;
             for b in payload[id_at..id_at + 10].iter_mut().rev() {
@@ -114,9 +118,13 @@ fn main() -> Result<()> {
                 id /= 10;
             }
             let key = keys[(sent % 3) as usize];
-            if producer.send(BaseRecord::to(&a.topic).key(key).payload(&payload[..])).is_err() {
-                producer.poll(Duration::from_millis(1));
-                continue;
+            match producer.send(BaseRecord::to(&topic).key(key).payload(&payload[..])) {
+                Ok(()) => {}
+                Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    producer.poll(Duration::from_millis(1));
+                    continue;
+                }
+                Err((e, _)) => bail!("producing to {topic}: {e}"),
             }
             sent += 1;
         }
@@ -145,7 +153,12 @@ fn main() -> Result<()> {
     let _ = producer.flush(Duration::from_secs(10));
     // SAFETY: taken above, not used after this.
     unsafe { rdkafka::bindings::rd_kafka_queue_destroy(main_queue) };
-    let delivered = (acked_b - acked_a).max(1) as f64;
+    let delivered = (acked_b - acked_a) as f64;
+    let (due, failures) = (a.rate * window_s, failed.load(Ordering::Relaxed));
+    // A floor read off a run that did not deliver what was due would be a made-up figure.
+    if failures > 0 || delivered < 0.99 * due {
+        bail!("{delivered} records delivered in the window of {due:.0} due, {failures} failed: no figure");
+    }
     let mut total = 0.0;
     let mut rows = Vec::new();
     for (name, b) in &cpu_b {
@@ -161,7 +174,7 @@ fn main() -> Result<()> {
         window_s,
         a.window_us,
         a.linger_ms,
-        failed.load(Ordering::Relaxed),
+        failures,
         procfs::loadavg()
     );
     println!(
