@@ -360,7 +360,7 @@ cmd_start() {
   t0=$(now_s)
   if pid="$(find_pid)"; then
     if probe; then
-      info "already running (pid $pid) on $BOOTSTRAP"
+      info "already running (pid $pid) on $BOOTSTRAP (its heap and collector as started: KAFKA_HEAP_OPTS, KAFKA_GC_OPTS and KAFKA_JVM_OPTS apply at the next start)"
     else
       info "process $pid is running but not answering yet; waiting ..."
       wait_ready "$pid" "$t0"

@@ -18,7 +18,7 @@ fn market(extra: impl FnOnce(&mut SimConfig)) -> SimHandle {
 
 /// Waits for the market to finish, then reads the topic back and stops the ingester cleanly.
 fn finish(sim: &SimHandle, mut ing: Ingester, topic: &str, min_records: u64) -> Vec<Consumed> {
-    wait_market_done(sim, Duration::from_secs(SECS + 30), String::new);
+    wait_market_done(sim, Duration::from_secs(SECS + 30), || ing.dump_logs());
     let msgs = consume(topic, min_records as usize, Duration::from_secs(60), Duration::from_secs(3));
     let (st, _) = ing.terminate(Duration::from_secs(20));
     assert!(st.success(), "{}", ing.dump_logs());

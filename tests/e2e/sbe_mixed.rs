@@ -108,7 +108,7 @@ fn sbe_kinds_over_sbe_and_aggtrade_over_json_beside_them_each_exactly_once() {
     assert_eq!(ing.metric("marketflow_ingestor_transport_streams{transport=\"json\"}"), 3.0);
     let line = ing.log_event("kinds sbe has no stream for go over JSON connections beside it").expect("start-up line");
     assert_eq!((line["binary"].as_str(), line["text"].as_str()), (Some("trade,bookTicker"), Some("aggTrade")));
-    wait_market_done(&sim, Duration::from_secs(120), String::new);
+    wait_market_done(&sim, Duration::from_secs(120), || ing.dump_logs());
     let others = every_agg_trade_once(&sim, &t[1]) + every_book_ticker_once(&sim, &t[2]);
     // Two connections, each opened once: SBE (its key admitted) and JSON.
     assert_eq!(ing.metric("marketflow_ingestor_ws_connect_attempts_total{result=\"ok\"}"), 2.0);
@@ -134,7 +134,7 @@ fn a_refused_key_moves_the_sbe_connection_and_leaves_the_aggtrade_one_alone() {
     }
     let readyz = ing.get("/readyz").1;
     assert!(readyz.contains("transport=json (sbe unavailable: key_refused)\n"), "{readyz}");
-    wait_market_done(&sim, Duration::from_secs(120), String::new);
+    wait_market_done(&sim, Duration::from_secs(120), || ing.dump_logs());
     let others = every_agg_trade_once(&sim, &t[1]) + every_book_ticker_once(&sim, &t[2]);
     let attempts = |r: &str| ing.metric(&format!("marketflow_ingestor_ws_connect_attempts_total{{result=\"{r}\"}}"));
     // One SBE attempt refused; two JSON connections opened once each: the aggTrade one at start,

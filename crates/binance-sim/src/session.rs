@@ -158,7 +158,9 @@ impl<'m> Session<'m> {
             Some((kind, self.market.symbol_index(sym)?))
         });
         let cfg = &self.market.cfg;
-        let first = cfg.first_from_start && self.market.first_subscription(&name);
+        // Only streams the market makes are remembered: the set stays within symbols x kinds
+        // whatever names a client sends.
+        let first = cfg.first_from_start && source.is_some() && self.market.first_subscription(&name);
         let cursor = if cfg.from_start || first { 0 } else { live(self.market, source) };
         self.subs.push(Sub { name: name.into_owned(), source, cursor });
     }
@@ -290,6 +292,33 @@ mod tests {
         assert_eq!(list["result"], serde_json::json!(["币安人生usdt@trade", "币安人生usdt@aggTrade"]));
         s.control(r#"{"method":"UNSUBSCRIBE","params":["%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9Fusdt%40trade"],"id":4}"#);
         assert_eq!(s.subs.len(), 1);
+    }
+
+    #[test]
+    fn with_first_from_start_only_a_streams_first_subscription_starts_at_the_first_event() {
+        let m = Market::new(SimConfig {
+            symbols: vec!["btcusdt".into(), "ethusdt".into()],
+            trade_rate: 2_000.0,
+            first_from_start: true,
+            ..SimConfig::default()
+        });
+        let t = || Target { combined: true, streams: vec![], unit: TimeUnit::Millisecond, endpoint: None, sbe: false };
+        let cursor = |s: &Session<'_>, name: &str| s.subs.iter().find(|s| s.name == name).map(|s| s.cursor);
+        let mut first = Session::new(&m, 1, Instant::now(), t());
+        first.control(r#"{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}"#);
+        assert_eq!(cursor(&first, "btcusdt@trade"), Some(0));
+        // The clock runs from that subscription: wait until the market has made some trades.
+        let t0 = Instant::now();
+        while m.available(StreamKind::Trade, 0, Instant::now()) < 5 {
+            assert!(t0.elapsed() < Duration::from_secs(30), "the market made no trade");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut second = Session::new(&m, 2, Instant::now(), t());
+        second.control(r#"{"method":"SUBSCRIBE","params":["btcusdt@trade","ethusdt@trade"],"id":1}"#);
+        // A replacement for btcusdt starts live, as on Binance; ethusdt's first subscriber, late
+        // as it is, gets its stream from the first trade.
+        assert!(cursor(&second, "btcusdt@trade").unwrap() >= 5, "a later subscription starts live");
+        assert_eq!(cursor(&second, "ethusdt@trade"), Some(0));
     }
 
     #[test]
