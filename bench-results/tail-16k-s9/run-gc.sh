@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Broker collector A/B at 16k/s even (issue 14 p99). Sequential blocks, fresh broker each.
 set -u
+# Its own broker on 19092 (the shared one on 9092 stays up); the runs in summary.md used 9092
+# with the shared broker stopped.
+export KAFKA_PORT=19092
 cd "$(git rev-parse --show-toplevel)"
 OUT=/tmp/gcexp; mkdir -p $OUT
 run_block() { # name heap gcopts
@@ -8,10 +11,10 @@ run_block() { # name heap gcopts
   KAFKA_DATA_DIR=/tmp/kexp-data bash scripts/kafka.sh stop >/dev/null 2>&1
   rm -rf /tmp/kexp-data
   KAFKA_DATA_DIR=/tmp/kexp-data KAFKA_HEAP_OPTS="$heap" KAFKA_GC_OPTS="$gc" \
-    KAFKA_JVM_OPTS="-Xlog:gc*:file=$OUT/$name-gc.log:time,uptime,level" bash scripts/kafka.sh start >/dev/null 2>&1 || { echo "start failed $name"; return; }
-  target/release/loadgen --sink kafka --rate 16000 --arrival even --tls --streams aggTrade --secs 30 --warmup 3 --name $name-warm --out $OUT >/dev/null 2>&1
+    KAFKA_JVM_OPTS="-Xlog:gc*:file=$OUT/$name-gc.log:time,uptime,level" bash scripts/kafka.sh start >/dev/null 2>&1 || { echo "start failed: $name" >&2; exit 1; }
+  target/release/loadgen --sink kafka --kafka-broker 127.0.0.1:19092 --rate 16000 --arrival even --tls --streams aggTrade --secs 30 --warmup 3 --name $name-warm --out $OUT >/dev/null 2>&1
   for r in 1 2 3; do
-    target/release/loadgen --sink kafka --rate 16000 --arrival even --tls --streams aggTrade --secs 15 --warmup 3 --name $name-r$r --out $OUT >/dev/null 2>&1
+    target/release/loadgen --sink kafka --kafka-broker 127.0.0.1:19092 --rate 16000 --arrival even --tls --streams aggTrade --secs 15 --warmup 3 --name $name-r$r --out $OUT >/dev/null 2>&1
     python3 - "$OUT/$name-r$r/summary.json" <<'PY'
 import json,sys
 d=json.load(open(sys.argv[1])); l=d['latency_us']
