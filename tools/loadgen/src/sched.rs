@@ -3,8 +3,8 @@
 //! on a VM a cross-CPU wake-up costs several µs of CPU (bench-results/wakeup-cost/), and smooth
 //! arrival brings one per TCP segment, so a group's CPU is read against its wake-ups.
 //!
-//! Sources, per thread (`/proc/<pid>/task/<tid>/`): `schedstat` ("<ns on a CPU> <ns waiting on a
-//! run queue> <times put on a CPU>") and `status` (`voluntary_ctxt_switches`: the thread blocked,
+//! Sources, per thread (`/proc/<pid>/task/<tid>/`): `schedstat` (three numbers: ns on a CPU, ns
+//! waiting on a run queue, times put on a CPU) and `status` (`voluntary_ctxt_switches`: the thread blocked,
 //! so it was woken once more; `nonvoluntary_ctxt_switches`: preempted, or a `sched_yield`).
 //! `/proc/<pid>/schedstat` and `/proc/<pid>/status` hold the main thread's counters only, so the
 //! whole process is the sum over its threads.
