@@ -30,10 +30,12 @@
 //!   {"type":"liquidation","exchange":"binance-usdm","symbol":"BTCUSDT","side":"sell","order_type":"LIMIT","time_in_force":"IOC","orig_qty":"0.014","price":"9910","avg_price":"9910","status":"FILLED","last_filled_qty":"0.014","filled_qty":"0.014","trade_time_ms":1568014460893,"event_time_ms":1568014460893,"snapshot":true,"recv_time_ns":1700000000123456789}
 //!   ```
 
+mod decimal;
 mod json;
 mod prefix;
 
 use crate::time_unit::TimeUnit;
+pub use decimal::is_decimal;
 #[cfg(test)]
 pub(crate) use json::put;
 pub use json::Out;
@@ -261,30 +263,6 @@ impl RecordError {
             RecordError::BadInterval => "bad_interval",
             RecordError::BadWord(_) => "bad_word",
         }
-    }
-}
-
-/// Longest decimal text accepted; Binance sends at most ~20 characters.
-const MAX_DECIMAL_LEN: usize = 64;
-
-/// Plain decimal text: optional `-`, digits, optional `.` and digits. No exponent, no sign `+`,
-/// no whitespace: what Binance sends, and what a consumer can feed to any decimal parser.
-pub fn is_decimal(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.is_empty() || b.len() > MAX_DECIMAL_LEN {
-        return false;
-    }
-    let digits = if b[0] == b'-' { &b[1..] } else { b };
-    // One pass: the integer digits, then nothing, or a point and at least one digit after it.
-    let int = digits.iter().take_while(|c| c.is_ascii_digit()).count();
-    match digits.get(int) {
-        _ if int == 0 => false,
-        None => true,
-        Some(b'.') => {
-            let frac = &digits[int + 1..];
-            !frac.is_empty() && frac.iter().all(u8::is_ascii_digit)
-        }
-        Some(_) => false,
     }
 }
 
