@@ -375,7 +375,10 @@ impl<'a> Record<'a> {
     /// record where the producer reads it (a full window says so itself, see [`Out::room`]).
     /// `prefix`: the record's constant start, from [`Prefixes::of`] (the same bytes as written
     /// field by field, its symbol checked when the table was built).
-    #[inline]
+    ///
+    /// Kept out of line: `scripts/bench_instructions.py` counts its cost by name (the `encode`
+    /// figure of the instruction gate), and inlined into `Pipeline::enqueue` it had no name.
+    #[inline(never)]
     pub fn encode_to<O: Out + ?Sized>(
         &self,
         prefix: Option<&[u8]>,
