@@ -13,7 +13,7 @@ use crate::handoff::marker;
 use crate::liveness::{Event, Slots};
 use crate::log_limit::LogLimiter;
 use crate::metrics::{FrameKind, LatencyRecorder, Metrics, Stage};
-use crate::record::Record;
+use crate::record::{Prefixes, Record};
 use crate::ring::{RecordMeta, RingWriter, FLAG_MARKER, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
 use crate::stream::StreamKind;
@@ -111,6 +111,8 @@ pub struct Pipeline {
     frame_clock: Option<u64>,
     /// The symbol index the last frame's stream named (see [`Pipeline::symbol_index`]).
     last_symbol: u16,
+    /// Each (symbol, record type)'s constant record start, written once here.
+    prefixes: Prefixes,
 }
 
 impl Pipeline {
@@ -121,6 +123,8 @@ impl Pipeline {
         backfill: Option<JobSender>,
     ) -> Pipeline {
         metrics.ring_capacity_bytes.set(ring.capacity() as i64);
+        let symbols = &metrics.symbols;
+        let prefixes = Prefixes::new(venue.exchange, (0..symbols.len()).map(|i| symbols.upper(i as u16)));
         Pipeline {
             venue,
             symbols: metrics.symbols.clone(),
@@ -140,6 +144,7 @@ impl Pipeline {
             binary_kinds: Vec::new(),
             frame_clock: None,
             last_symbol: 0,
+            prefixes,
         }
     }
 

@@ -30,13 +30,18 @@
 //!   {"type":"liquidation","exchange":"binance-usdm","symbol":"BTCUSDT","side":"sell","order_type":"LIMIT","time_in_force":"IOC","orig_qty":"0.014","price":"9910","avg_price":"9910","status":"FILLED","last_filled_qty":"0.014","filled_qty":"0.014","trade_time_ms":1568014460893,"event_time_ms":1568014460893,"snapshot":true,"recv_time_ns":1700000000123456789}
 //!   ```
 
+mod decimal;
 mod json;
+mod prefix;
 
 use crate::time_unit::TimeUnit;
+pub use decimal::is_decimal;
 #[cfg(test)]
 pub(crate) use json::put;
 pub use json::Out;
 use json::{k, kt, JsonWriter};
+use prefix::first_key;
+pub use prefix::Prefixes;
 
 /// The normalized record types; the discriminant indexes topic and metric tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -261,30 +266,6 @@ impl RecordError {
     }
 }
 
-/// Longest decimal text accepted; Binance sends at most ~20 characters.
-const MAX_DECIMAL_LEN: usize = 64;
-
-/// Plain decimal text: optional `-`, digits, optional `.` and digits. No exponent, no sign `+`,
-/// no whitespace: what Binance sends, and what a consumer can feed to any decimal parser.
-pub fn is_decimal(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.is_empty() || b.len() > MAX_DECIMAL_LEN {
-        return false;
-    }
-    let digits = if b[0] == b'-' { &b[1..] } else { b };
-    // One pass: the integer digits, then nothing, or a point and at least one digit after it.
-    let int = digits.iter().take_while(|c| c.is_ascii_digit()).count();
-    match digits.get(int) {
-        _ if int == 0 => false,
-        None => true,
-        Some(b'.') => {
-            let frac = &digits[int + 1..];
-            !frac.is_empty() && frac.iter().all(u8::is_ascii_digit)
-        }
-        Some(_) => false,
-    }
-}
-
 /// Longest symbol in UTF-8 bytes: Binance allows 50 UTF-16 code units, and no UTF-16 unit takes
 /// more than 3 UTF-8 bytes (a CJK letter: 1 unit, 3 bytes; an astral one: 2 units, 4 bytes).
 pub const MAX_SYMBOL_BYTES: usize = 150;
@@ -387,27 +368,40 @@ impl<'a> Record<'a> {
         backfilled: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), RecordError> {
-        self.encode_to(unit, recv_time_ns, backfilled, out)
+        self.encode_to(None, unit, recv_time_ns, backfilled, out)
     }
 
     /// [`Record::encode_in`] into any [`Out`]: a window of the ring's free space takes the
     /// record where the producer reads it (a full window says so itself, see [`Out::room`]).
-    #[inline]
+    /// `prefix`: the record's constant start, from [`Prefixes::of`] (the same bytes as written
+    /// field by field, its symbol checked when the table was built).
+    ///
+    /// Kept out of line: `scripts/bench_instructions.py` counts its cost by name (the `encode`
+    /// figure of the instruction gate), and inlined into `Pipeline::enqueue` it had no name.
+    #[inline(never)]
     pub fn encode_to<O: Out + ?Sized>(
         &self,
+        prefix: Option<&[u8]>,
         unit: TimeUnit,
         recv_time_ns: u64,
         backfilled: bool,
         out: &mut O,
     ) -> Result<(), RecordError> {
-        let sym = self.symbol();
-        if !is_safe_symbol(sym) {
-            return Err(RecordError::BadSymbol);
-        }
-        let mut w = JsonWriter::begin(out, self.record_type().as_str(), self.exchange(), sym);
+        let mut w = match prefix {
+            Some(p) => JsonWriter::resume(out, p),
+            None => {
+                let sym = self.symbol();
+                if !is_safe_symbol(sym) {
+                    return Err(RecordError::BadSymbol);
+                }
+                let ty = self.record_type();
+                JsonWriter::begin(out, ty.as_str(), self.exchange(), sym, first_key(ty))
+            }
+        };
+        // Each type's first value follows the key `begin` wrote (`first_key`).
         match self {
             Record::Trade(r) => {
-                w.int(k!("trade_id"), r.trade_id);
+                w.int_value(r.trade_id);
                 w.dec(k!("price"), r.price)?;
                 w.dec(k!("qty"), r.qty)?;
                 w.str(k!("side"), r.side.as_str());
@@ -415,7 +409,7 @@ impl<'a> Record<'a> {
                 w.int(kt!(unit, "event_time"), r.event_time_ms);
             }
             Record::AggTrade(r) => {
-                w.int(k!("agg_id"), r.agg_id);
+                w.int_value(r.agg_id);
                 w.int(k!("first_trade_id"), r.first_trade_id);
                 w.int(k!("last_trade_id"), r.last_trade_id);
                 w.dec(k!("price"), r.price)?;
@@ -428,7 +422,7 @@ impl<'a> Record<'a> {
                 if crate::interval::index(r.interval).is_none() {
                     return Err(RecordError::BadInterval);
                 }
-                w.str(k!("interval"), r.interval);
+                w.str_value(r.interval);
                 w.int(kt!(unit, "open_time"), r.open_time_ms);
                 w.int(kt!(unit, "close_time"), r.close_time_ms);
                 w.dec(k!("open"), r.open)?;
@@ -446,7 +440,7 @@ impl<'a> Record<'a> {
                 w.int(kt!(unit, "event_time"), r.event_time_ms);
             }
             Record::BookTicker(r) => {
-                w.int(k!("update_id"), r.update_id);
+                w.int_value(r.update_id);
                 w.dec(k!("bid_price"), r.bid_price)?;
                 w.dec(k!("bid_qty"), r.bid_qty)?;
                 w.dec(k!("ask_price"), r.ask_price)?;
@@ -455,7 +449,7 @@ impl<'a> Record<'a> {
                 w.some_int(kt!(unit, "transaction_time"), r.transaction_time_ms);
             }
             Record::DepthUpdate(r) => {
-                w.int(k!("first_update_id"), r.first_update_id);
+                w.int_value(r.first_update_id);
                 w.int(k!("final_update_id"), r.final_update_id);
                 w.some_int(k!("prev_final_update_id"), r.prev_final_update_id);
                 w.levels(k!("bids"), r.bids)?;
@@ -464,7 +458,7 @@ impl<'a> Record<'a> {
                 w.some_int(kt!(unit, "transaction_time"), r.transaction_time_ms);
             }
             Record::MarkPrice(r) => {
-                w.dec(k!("mark_price"), r.mark_price)?;
+                w.dec_value(k!("mark_price"), r.mark_price)?;
                 w.dec(k!("index_price"), r.index_price)?;
                 w.dec(k!("estimated_settle_price"), r.estimated_settle_price)?;
                 w.dec(k!("funding_rate"), r.funding_rate)?;
@@ -475,7 +469,7 @@ impl<'a> Record<'a> {
                 w.int(kt!(unit, "event_time"), r.event_time_ms);
             }
             Record::Liquidation(r) => {
-                w.str(k!("side"), r.side.as_str());
+                w.str_value(r.side.as_str());
                 w.word(k!("order_type"), r.order_type)?;
                 w.word(k!("time_in_force"), r.time_in_force)?;
                 w.dec(k!("orig_qty"), r.orig_qty)?;

@@ -130,15 +130,15 @@ const BAD_EXPONENT: Refusal = Refusal {
 
 /// The exact text of `d` at `scale` decimals, in `buf`.
 fn text(d: Decimal, scale: u8, buf: &mut [u8; MAX_DECIMAL_LEN]) -> Result<&str, Refusal> {
-    let n = d.write_fixed(scale, buf).map_err(|e| match e {
+    d.write_fixed_str(scale, buf).map_err(|e| match e {
         binance_sbe::FormatError::Inexact { .. } => INEXACT,
         binance_sbe::FormatError::BufferTooSmall { .. } => BAD_EXPONENT,
-    })?;
-    ascii(&buf[..n]).ok_or(INEXACT)
+    })
 }
 
-/// `bytes` as text if it is ASCII (write_fixed writes digits, `-` and `.` only): a word-wide
-/// check inlined, where `str::from_utf8` was a call of about 100 instructions per decimal.
+/// `bytes` as text if it is ASCII (a depth event's levels: `write_fixed`'s digits, `-` and `.`
+/// in JSON punctuation): a word-wide check inlined, where `str::from_utf8` was a call of about
+/// 100 instructions.
 #[inline]
 fn ascii(bytes: &[u8]) -> Option<&str> {
     // SAFETY: ASCII is UTF-8.

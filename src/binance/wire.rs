@@ -10,6 +10,8 @@
 use serde::{Deserialize, Deserializer};
 use sonic_rs::LazyValue;
 
+mod fold;
+
 use super::stream::StreamKind;
 use super::EXCHANGE;
 use crate::record::{AggTrade, BookTicker, DepthUpdate, Kline, Levels, Record, Side, Trade};
@@ -225,7 +227,9 @@ pub(super) fn raw<'a>(v: &LazyValue<'a>) -> Result<&'a str, ParseError> {
 pub(super) fn check_symbol(payload: &str, stream: &str) -> Result<(), ParseError> {
     // Stream names carry the symbol lower case; a UTF-8 listing's letters may have case too
     // (Greek, Cyrillic), which only a Unicode comparison sees. ASCII symbols never pay for it.
-    let same = if payload.is_ascii() {
+    let same = if let Some(same) = fold::ascii_eq_ignore_case(payload.as_bytes(), stream.as_bytes()) {
+        same
+    } else if payload.is_ascii() {
         payload.eq_ignore_ascii_case(stream)
     } else {
         payload.chars().flat_map(char::to_lowercase).eq(stream.chars())

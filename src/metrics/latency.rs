@@ -25,6 +25,9 @@ use prometheus::proto::{self, MetricFamily, MetricType};
 
 use super::NAMESPACE;
 
+mod counts;
+use counts::Counts;
+
 /// Pipeline stages with their own latency histogram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -151,10 +154,14 @@ impl LatencyHub {
         }
         // Aggregated, the exact per-stage histograms are recorded here directly (the coarse
         // per-symbol ones cannot make them at publish).
-        let all = if self.per_symbol { Vec::new() } else { Stage::ALL.iter().map(|_| Slot::new()).collect() };
+        let all = if self.per_symbol {
+            Vec::new()
+        } else {
+            Stage::ALL.iter().map(|_| Local::with(Precision::Exact)).collect()
+        };
         LatencyRecorder {
             hub: self.clone(),
-            local: (0..held.len() * n).map(|_| Slot::with(self.precision)).collect(),
+            local: (0..held.len() * n).map(|_| Local::with(self.precision)).collect(),
             all,
             held,
             base,
@@ -337,13 +344,44 @@ fn export(slot: &Slot, stage: Stage, symbol: &str, hists: &mut Vec<proto::Metric
     }
 }
 
+/// A recorder's histogram of one (stage, symbol) or one stage: the counts of an exported one.
+struct Local {
+    hist: Counts,
+    sum_ns: u128,
+}
+
+impl Local {
+    fn with(p: Precision) -> Local {
+        Local { hist: Counts::like(&Slot::with(p).hist), sum_ns: 0 }
+    }
+
+    #[inline]
+    fn record(&mut self, ns: u64) {
+        self.hist.record(ns.max(1));
+        self.sum_ns += ns as u128;
+    }
+
+    /// Adds this into `dst` (and `also`) and starts afresh.
+    fn drain_into(&mut self, dst: &mut Slot, also: Option<&mut Slot>) {
+        let sum = std::mem::take(&mut self.sum_ns);
+        dst.sum_ns += sum;
+        match also {
+            Some(a) => {
+                a.sum_ns += sum;
+                self.hist.drain_into(&mut dst.hist, Some(&mut a.hist));
+            }
+            None => self.hist.drain_into(&mut dst.hist, None),
+        }
+    }
+}
+
 /// Thread-owned latency histograms; `record` is a few ns and takes no lock.
 pub struct LatencyRecorder {
     hub: Arc<LatencyHub>,
     /// Per held stage and symbol: `base[stage] + symbol`.
-    local: Vec<Slot>,
+    local: Vec<Local>,
     /// Aggregated: per stage, over all symbols, exact (empty when each symbol's are exact).
-    all: Vec<Slot>,
+    all: Vec<Local>,
     /// The stages recorded here, in the order of `local`.
     held: Vec<Stage>,
     /// Where each stage's slots start in `local` ([`NOT_HELD`]: not recorded here).
@@ -361,11 +399,9 @@ impl LatencyRecorder {
         let base = self.base[stage as usize];
         debug_assert!(base != NOT_HELD, "{stage:?} recorded by a recorder made without it");
         let Some(slot) = self.local.get_mut(base.saturating_add(symbol_idx)) else { return };
-        slot.hist.saturating_record(ns.max(1));
-        slot.sum_ns += ns as u128;
+        slot.record(ns);
         if let Some(all) = self.all.get_mut(stage as usize) {
-            all.hist.saturating_record(ns.max(1));
-            all.sum_ns += ns as u128;
+            all.record(ns);
         }
         self.dirty = true;
     }
@@ -390,24 +426,13 @@ impl LatencyRecorder {
             let local = &mut self.local[self.base[stage as usize]..][..n];
             let dst = &mut shared.slots[stage as usize * n..][..n];
             for (dst, src) in dst.iter_mut().zip(local.iter_mut()).filter(|(_, src)| !src.hist.is_empty()) {
-                dst.hist.add(&src.hist).expect("same bounds");
-                dst.sum_ns += src.sum_ns;
                 // The per-stage copy is kept at publish, so neither a scrape nor a message pays
                 // for merging every symbol's histogram.
-                if self.all.is_empty() {
-                    let all = &mut shared.all[stage as usize];
-                    all.hist.add(&src.hist).expect("same bounds");
-                    all.sum_ns += src.sum_ns;
-                }
-                src.hist.reset();
-                src.sum_ns = 0;
+                let all = if self.all.is_empty() { Some(&mut shared.all[stage as usize]) } else { None };
+                src.drain_into(dst, all);
             }
             if let Some(src) = self.all.get_mut(stage as usize) {
-                let all = &mut shared.all[stage as usize];
-                all.hist.add(&src.hist).expect("same bounds");
-                all.sum_ns += src.sum_ns;
-                src.hist.reset();
-                src.sum_ns = 0;
+                src.drain_into(&mut shared.all[stage as usize], None);
             }
         }
         self.dirty = false;

@@ -48,10 +48,11 @@ impl Pipeline {
             recv_ns,
         };
         let backfilled = flags & FLAG_BACKFILLED != 0;
+        let prefix = self.prefixes.of(record, symbol_idx);
         // A quarantined record is edited after its encoding: it takes the staged way (rare).
         if flags & FLAG_QUARANTINED == 0 {
             if let Some(mut direct) = self.ring.direct(meta, record.symbol().as_bytes(), room(record)) {
-                if let Err(e) = record.encode_to(self.time_unit, recv_ns, backfilled, &mut direct) {
+                if let Err(e) = record.encode_to(prefix, self.time_unit, recv_ns, backfilled, &mut direct) {
                     // Not committed: the window is left unpublished.
                     return self.reject(e.reason(), &e, frame);
                 }
@@ -63,7 +64,7 @@ impl Pipeline {
             }
         }
         let buf = self.ring.stage(meta, record.symbol().as_bytes());
-        if let Err(e) = record.encode_in(self.time_unit, recv_ns, backfilled, buf) {
+        if let Err(e) = record.encode_to(prefix, self.time_unit, recv_ns, backfilled, buf) {
             self.ring.abort();
             return self.reject(e.reason(), &e, frame);
         }

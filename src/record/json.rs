@@ -117,9 +117,11 @@ pub(crate) fn put<O: Out + ?Sized, const N: usize>(out: &mut O, parts: [&[u8]; N
 }
 
 impl<'o, O: Out + ?Sized> JsonWriter<'o, O> {
+    /// Starts a record: its type, exchange and symbol, and the key of its first field (the
+    /// first value is written next, by a `*_value` method).
     #[inline]
-    pub(super) fn begin(out: &'o mut O, ty: &str, exchange: &str, symbol: &str) -> Self {
-        let parts: [&[u8]; 7] = [
+    pub(super) fn begin(out: &'o mut O, ty: &str, exchange: &str, symbol: &str, first_key: &str) -> Self {
+        let parts: [&[u8]; 8] = [
             b"{\"type\":\"",
             ty.as_bytes(),
             b"\",\"exchange\":\"",
@@ -127,9 +129,34 @@ impl<'o, O: Out + ?Sized> JsonWriter<'o, O> {
             b"\",\"symbol\":\"",
             symbol.as_bytes(),
             b"\"",
+            first_key.as_bytes(),
         ];
         put(out, parts);
         JsonWriter { out }
+    }
+    /// Starts a record with what [`JsonWriter::begin`] wrote for its type, exchange and symbol
+    /// before (a [`super::Prefixes`] entry), copied whole.
+    #[inline]
+    pub(super) fn resume(out: &'o mut O, prefix: &[u8]) -> Self {
+        put(out, [prefix]);
+        JsonWriter { out }
+    }
+    /// The first field's value, its key written by `begin`.
+    #[inline]
+    pub(super) fn int_value(&mut self, v: i64) {
+        put(self.out, [itoa::Buffer::new().format(v).as_bytes()]);
+    }
+    #[inline]
+    pub(super) fn str_value(&mut self, v: &str) {
+        put(self.out, [b"\"", v.as_bytes(), b"\""]);
+    }
+    #[inline]
+    pub(super) fn dec_value(&mut self, key: &'static str, v: &str) -> Result<(), RecordError> {
+        if !is_decimal(v) {
+            return Err(RecordError::BadDecimal(key));
+        }
+        self.str_value(v);
+        Ok(())
     }
     #[inline]
     pub(super) fn int(&mut self, key: &str, v: i64) {

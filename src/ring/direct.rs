@@ -219,13 +219,13 @@ mod tests {
                 let mut want = Vec::new();
                 record.encode_in(unit, 7, i == 1, &mut want).unwrap();
                 let mut d = w.direct(meta(1), b"K", 512).unwrap();
-                record.encode_to(unit, 7, i == 1, &mut d).unwrap();
+                record.encode_to(None, unit, 7, i == 1, &mut d).unwrap();
                 assert!(d.commit(1));
                 r.pop_with(|v| assert_eq!(v.payload, &want[..])).unwrap();
                 // Room for all but its last byte (the window is what was asked for, away from
                 // the wrap point): full, nothing published.
                 let mut d = w.direct(meta(1), b"K", want.len() - 1).unwrap();
-                record.encode_to(unit, 7, i == 1, &mut d).unwrap();
+                record.encode_to(None, unit, 7, i == 1, &mut d).unwrap();
                 assert!(!d.commit(1));
                 assert!(r.pop_with(|_| ()).is_none());
             }
