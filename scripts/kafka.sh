@@ -437,7 +437,13 @@ cmd_stop() {
     if [ "$(now_s)" -ge "$deadline" ]; then
       info "still running after ${KAFKA_STOP_TIMEOUT}s; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
+      # A process blocked in the kernel (a flush to a busy disk) dies only when that call returns
+      # and keeps its sockets until then: "stopped" only once it is gone (or a zombie).
+      local killed_by=$(( $(now_s) + KAFKA_STOP_TIMEOUT ))
+      while kill -0 "$pid" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; do
+        [ "$(now_s)" -ge "$killed_by" ] && die "pid $pid still there ${KAFKA_STOP_TIMEOUT}s after SIGKILL"
+        sleep 0.2
+      done
       break
     fi
     sleep 0.2
