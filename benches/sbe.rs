@@ -19,14 +19,25 @@
 //! The timed loops are the functions `json_trades`, `sbe_trades` and `enqueue_records`, kept out
 //! of line so that `scripts/bench_instructions.py` finds them by name in a callgrind profile.
 //!
+//! A second group, `trade_decode_normalize_encode_alone`, times the three steps the issue names
+//! and nothing else, as benches/parse.rs times the JSON path against serde_json: each frame
+//! decoded (sonic-rs, or `binance_sbe::decode` with the decimals at the symbol's scale) and its
+//! record encoded into one reused buffer; no pipeline, so no sequence check, counter, latency
+//! histogram or ring. The straightforward serde_json implementation of benches/parse.rs runs on
+//! the same JSON frames beside them. Both groups are in the gate: the first is what the event
+//! loop pays per trade, the second what the transport itself changes.
+//!
 //! `cargo bench --bench sbe` (`-- --test` runs each once, as scripts/test.sh does).
+
+mod common;
 
 use std::time::Duration;
 
 use binance_sbe::encode::{TradeRow, TradesFrame};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use marketflow_ingestor::binance::sbe::BINARY;
 use marketflow_ingestor::binance::venue::VENUE;
-use marketflow_ingestor::binance::wire::{parse_frame, Frame};
+use marketflow_ingestor::binance::wire::{parse_frame, parse_text, Frame};
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
 use marketflow_ingestor::record::{Record, RecordType};
@@ -88,6 +99,68 @@ fn sbe_trades(p: &mut Pipeline, frames: &[Vec<u8>]) -> usize {
 #[inline(never)]
 fn enqueue_records(p: &mut Pipeline, records: &[Record<'_>]) -> usize {
     records.iter().filter(|rec| p.enqueue(rec, 0, 1, 0, b"") == Outcome::Record).count()
+}
+
+/// The receive time every record of the ring-less group carries.
+const RECV_NS: u64 = 1_700_000_000_000_000_000;
+
+#[inline(never)]
+fn json_alone(frames: &[String], out: &mut Vec<u8>) -> usize {
+    let mut n = 0;
+    for f in frames {
+        out.clear();
+        if let Ok(Frame::Market { record, .. }) = parse_text(f) {
+            n += usize::from(record.encode(RECV_NS, false, out).is_ok());
+        }
+    }
+    n
+}
+
+#[inline(never)]
+fn sbe_alone(ctx: &BinaryCtx, scratch: &mut Vec<u8>, frames: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
+    let mut n = 0;
+    for f in frames {
+        out.clear();
+        let _ = (BINARY.parse)(f, ctx, scratch, &mut |r| {
+            if let Ok(Frame::Market { record, .. }) = r {
+                n += usize::from(record.encode(RECV_NS, false, out).is_ok());
+            }
+        });
+    }
+    n
+}
+
+#[inline(never)]
+fn serde_alone(frames: &[String]) -> usize {
+    frames.iter().map(|f| usize::from(!std::hint::black_box(common::baseline::run(f.as_bytes())).is_empty())).sum()
+}
+
+/// The ring-less group: decode + normalize + encode, each record into one reused buffer.
+fn bench_alone(c: &mut Criterion, json: &[String], sbe: &[Vec<u8>]) {
+    let ctx = BinaryCtx {
+        symbols: Metrics::new(&["btcusdt".to_string()]).symbols.clone(),
+        scales: vec![Scale { price: 8, qty: 8 }],
+        unit: Default::default(),
+    };
+    let mut scratch = Vec::with_capacity(4096);
+    let mut out = Vec::with_capacity(4096);
+    // Same records from both transports and from the serde_json implementation, frame by frame.
+    for (j, s) in json.iter().zip(sbe).take(16) {
+        json_alone(std::slice::from_ref(j), &mut out);
+        let from_json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(sbe_alone(&ctx, &mut scratch, std::slice::from_ref(s), &mut out), 1);
+        let from_sbe: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let from_serde: serde_json::Value = serde_json::from_slice(&common::baseline::run(j.as_bytes())).unwrap();
+        assert_eq!(from_json, from_sbe, "JSON and SBE give the same record");
+        assert_eq!(from_json, from_serde, "ours and the serde_json implementation give the same record");
+    }
+
+    let mut g = c.benchmark_group("trade_decode_normalize_encode_alone");
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("json_sonic", |b| b.iter(|| expect_records(json_alone(json, &mut out))));
+    g.bench_function("sbe", |b| b.iter(|| expect_records(sbe_alone(&ctx, &mut scratch, sbe, &mut out))));
+    g.bench_function("serde_json_owned", |b| b.iter(|| expect_records(serde_alone(json))));
+    g.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -164,6 +237,7 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
+    bench_alone(c, &json, &sbe);
 }
 
 criterion_group! {
