@@ -5,6 +5,7 @@
 pub mod captures;
 pub mod exactly_once;
 pub mod sbe;
+pub mod stuck;
 
 pub use exactly_once::{assert_every_trade_exactly_once, QUIET_IS_NOT_STALE};
 pub use sbe::{key_file, sbe_env, sbe_market, start_sbe};
@@ -237,8 +238,12 @@ impl Ingester {
                 return (st, t.elapsed());
             }
             if t.elapsed() > within {
+                let threads = stuck::report(self.child.id());
                 let _ = self.child.kill();
-                panic!("ingester did not stop within {within:?}; logs:\n{}", self.logs.lock().unwrap().join("\n"));
+                panic!(
+                    "ingester did not stop within {within:?}; {threads}logs:\n{}",
+                    self.logs.lock().unwrap().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
