@@ -33,6 +33,8 @@ pub struct KafkaSink {
     /// once, and librdkafka's own `linger.ms` only joins the records one turn hands over
     /// (`kafka_client`).
     batch_window: Duration,
+    /// `KAFKA_STALL_SECS` (see `Sink::stall_after`).
+    stall_after: Duration,
 }
 
 /// librdkafka refused the producer's configuration: an operator error (exit 64). The message is
@@ -78,6 +80,7 @@ impl KafkaSink {
             exchange: venue.exchange,
             topics: cfg.topics.clone(),
             batch_window: cfg.kafka_batch_window,
+            stall_after: cfg.kafka_stall,
         })
     }
 
@@ -239,6 +242,14 @@ impl Sink for KafkaSink {
 
     fn in_flight(&self) -> usize {
         self.producer.in_flight_count().max(0) as usize
+    }
+
+    fn stall_after(&self) -> Option<Duration> {
+        Some(self.stall_after)
+    }
+
+    fn take_acked(&mut self) -> bool {
+        self.producer.context().acked.swap(false, Ordering::Relaxed)
     }
 
     fn take_depth_failures(&mut self, f: &mut dyn FnMut(u16)) {
