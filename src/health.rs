@@ -64,6 +64,12 @@ impl Health {
             && self.sink_ready.load(Ordering::Relaxed)
             && self.sink_stall_ms.load(Ordering::Relaxed) == 0
     }
+    /// Whether what is published now reaches the broker: the sink ready and not stalled. The
+    /// backfill waits otherwise, so that its fetches (and the REST weight they cost) come when
+    /// their records can be delivered, and the ids dropped meanwhile merge into ranges.
+    pub fn sink_delivering(&self) -> bool {
+        self.sink_ready.load(Ordering::Relaxed) && self.sink_stall_ms.load(Ordering::Relaxed) == 0
+    }
     /// Records a dead thread; true if it is the first (the one to report).
     pub fn fail(&self, thread: &str, reason: &str) -> bool {
         self.failed.set(Failure { thread: thread.to_string(), reason: reason.to_string() }).is_ok()
