@@ -121,9 +121,9 @@ step "end-to-end tests (tests/e2e: the ingester binary against the simulator and
 # compiler output shows in the log instead of inside a test.
 cargo build --locked -p marketflow-ingestor --bin marketflow-ingestor
 cargo test --locked -p e2e
-# Run alone, one after the other: the broker-outage test starts a broker of its own (its JVM
-# stalls the others'), the SBE equivalence runs four ingesters.
-cargo test --locked -p e2e -- --ignored --test-threads=1 kafka_outage sbe::json_and_sbe
+# Run alone, one after the other: the broker-outage and broker-stall tests start a broker of their
+# own (its JVM stalls the others'), the SBE equivalence runs four ingesters.
+cargo test --locked -p e2e -- --ignored --test-threads=1 kafka_outage kafka_stall sbe::json_and_sbe
 
 if [[ "${QUICK:-0}" == 1 ]]; then
   step "QUICK=1: bench gate, release build, chart and observability tests NOT run (local opt-out)"

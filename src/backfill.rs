@@ -24,7 +24,6 @@ pub mod depth;
 pub mod queue;
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -232,7 +231,7 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 return Some(cur);
             }
-            if !self.health.sink_ready.load(Ordering::Relaxed) {
+            if !self.health.sink_delivering() {
                 self.sleep(Duration::from_millis(200));
                 continue;
             }
@@ -332,8 +331,8 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 return from_cur(cur);
             }
-            // Publishing into a broker that is down only queues: wait for it to come back.
-            if !self.health.sink_ready.load(Ordering::Relaxed) {
+            // Publishing into a broker that is down or stalled only queues: wait for it to answer.
+            if !self.health.sink_delivering() {
                 self.sleep(Duration::from_millis(200));
                 continue;
             }

@@ -13,6 +13,9 @@ pub struct Health {
     pub subscribed: AtomicBool,
     /// The sink can deliver (Kafka metadata answered, or a non-Kafka sink).
     pub sink_ready: AtomicBool,
+    /// How long the sink's records have waited in flight with no acknowledgement, in ms, once
+    /// past `KAFKA_STALL_SECS` (`sink::StallWatch`); 0: no stall. Not ready while it lasts.
+    pub sink_stall_ms: AtomicU64,
     /// Start-up work (crash recovery from Kafka) before the event loop's first turn: alive.
     pub starting: AtomicBool,
     /// The transport streaming, when another than JSON was asked for (`/readyz` shows it):
@@ -56,7 +59,16 @@ impl Health {
         hb != 0 && now_ns.saturating_sub(hb) <= max_age.as_nanos() as u64
     }
     pub fn ready(&self) -> bool {
-        self.failed().is_none() && self.subscribed.load(Ordering::Relaxed) && self.sink_ready.load(Ordering::Relaxed)
+        self.failed().is_none()
+            && self.subscribed.load(Ordering::Relaxed)
+            && self.sink_ready.load(Ordering::Relaxed)
+            && self.sink_stall_ms.load(Ordering::Relaxed) == 0
+    }
+    /// Whether what is published now reaches the broker: the sink ready and not stalled. The
+    /// backfill waits otherwise, so that its fetches (and the REST weight they cost) come when
+    /// their records can be delivered, and the ids dropped meanwhile merge into ranges.
+    pub fn sink_delivering(&self) -> bool {
+        self.sink_ready.load(Ordering::Relaxed) && self.sink_stall_ms.load(Ordering::Relaxed) == 0
     }
     /// Records a dead thread; true if it is the first (the one to report).
     pub fn fail(&self, thread: &str, reason: &str) -> bool {

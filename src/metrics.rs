@@ -122,6 +122,8 @@ pub struct Metrics {
     pub ring_full_waits: IntCounter,
     pub kafka_delivery_errors: IntCounterVec,
     pub kafka_in_flight: IntGauge,
+    /// Seconds the records in flight have waited with no acknowledgement (`sink::StallWatch`).
+    pub kafka_unacked_age: Gauge,
     pub sink_errors: IntCounterVec,
     /// `ORDERING=strict`'s hold (exported at 0 otherwise).
     pub ordering: OrderingMetrics,
@@ -259,6 +261,11 @@ impl Metrics {
             r.counter_vec("kafka_delivery_errors_total", "Kafka delivery failures, by error kind", &["kind"]);
         let kafka_in_flight =
             r.int_gauge("kafka_in_flight_messages", "Messages handed to librdkafka, not yet acknowledged");
+        // Exported from the start (at 0), so the stall alert's series exists before any stall.
+        let kafka_unacked_age = r.gauge(
+            "kafka_unacked_age_seconds",
+            "Seconds records handed to Kafka have waited with no acknowledgement (0 when none is in flight)",
+        );
         let sink_errors = r.counter_vec("sink_errors_total", "Errors handing records to the sink, by kind", &["kind"]);
         let ordering = OrderingMetrics::new(&r, symbols, detail);
         let build = r.gauge_vec("build_info", "Build version and commit", &["version", "commit"]);
@@ -321,6 +328,7 @@ impl Metrics {
             ring_full_waits,
             kafka_delivery_errors,
             kafka_in_flight,
+            kafka_unacked_age,
             sink_errors,
             ordering,
             detail,

@@ -11,6 +11,7 @@ mod kafka_context;
 mod null;
 mod ordering;
 mod producer;
+mod stall;
 mod stdout;
 
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use kafka_context::{error_kind, KafkaContext};
 pub use null::NullSink;
 pub use ordering::{Limits, StrictOrder, LIMITS};
 pub use producer::{run_producer, ProducerReport};
+pub use stall::StallWatch;
 pub use stdout::StdoutSink;
 
 /// How a sink refused a record.
@@ -53,6 +55,15 @@ pub trait Sink: Send {
     }
     /// Records handed over but not yet acknowledged.
     fn in_flight(&self) -> usize;
+    /// How long records may wait in flight with no acknowledgement before the sink counts as
+    /// stalled ([`StallWatch`]); `None`: a sink that acknowledges as it takes (nothing to watch).
+    fn stall_after(&self) -> Option<Duration> {
+        None
+    }
+    /// Whether a record was acknowledged since the last call.
+    fn take_acked(&mut self) -> bool {
+        false
+    }
     /// Waits up to `timeout` for everything in flight; returns how many are still unacknowledged.
     fn flush(&mut self, timeout: Duration) -> usize;
     /// Hands `f` each symbol one of whose depth records the sink failed to deliver since the

@@ -55,6 +55,7 @@ impl<'a> Build<'a> {
             kafka_sasl_mechanism: SaslMechanism::ScramSha512,
             kafka_props: KafkaProps::default(),
             kafka_batch_window: Duration::MAX,
+            kafka_stall: Duration::MAX,
             prom_port: 0,
             metrics_bind: String::new(),
             metrics_symbol_detail_max: usize::MAX,

@@ -45,7 +45,7 @@ mod vars;
 pub use coalesce::MAX_LOOP_COALESCE_US;
 pub use endpoint::Endpoint;
 pub use parse::MAX_PASSWORD_FILE_BYTES;
-pub use producer::MAX_KAFKA_BATCH_WINDOW_US;
+pub use producer::{MAX_KAFKA_BATCH_WINDOW_US, MAX_KAFKA_STALL_SECS};
 pub use secret::{is_secret_key, mask_prop, masked_pairs, scrub, KafkaProps, Secret};
 pub use transport::Transport;
 pub use usdm::UsdmConfig;
@@ -140,6 +140,9 @@ pub struct Config {
     /// `KAFKA_BATCH_WINDOW_US`: how long the producer thread lets flowing records gather in the
     /// ring before a hand-over (`Sink::batch_window`); zero hands them over as they come.
     pub kafka_batch_window: Duration,
+    /// `KAFKA_STALL_SECS`: how long records may wait in flight with no acknowledgement before
+    /// readiness goes down (`sink::StallWatch`).
+    pub kafka_stall: Duration,
     pub prom_port: u16,
     pub metrics_bind: String,
     /// Most symbols a lane exports every per-symbol series for (`crate::metrics::Detail`).

@@ -1,5 +1,6 @@
-//! The producer thread's batching window (`KAFKA_BATCH_WINDOW_US`): its one variable, listed
-//! after `KAFKA_PROPS` in `--help`, `--check-config` and README.
+//! The producer thread's variables, listed after `KAFKA_PROPS` in `--help`, `--check-config` and
+//! README: its batching window (`KAFKA_BATCH_WINDOW_US`) and the bound of a broker that stops
+//! acknowledging (`KAFKA_STALL_SECS`).
 
 use std::time::Duration;
 
@@ -29,4 +30,33 @@ pub(super) const KAFKA_BATCH_WINDOW: Var = Var {
         }
     },
     show: |c, o| o.value(c.kafka_batch_window.as_micros()),
+};
+
+/// Longest `KAFKA_STALL_SECS`: an hour; a pod unready for less than that after its broker stopped
+/// answering helps no one.
+pub const MAX_KAFKA_STALL_SECS: u64 = 3600;
+
+pub(super) const KAFKA_STALL: Var = Var {
+    env: "KAFKA_STALL_SECS",
+    flag: "kafka-stall-secs",
+    value_name: "SECS",
+    // Well above an acknowledgement's normal wait (milliseconds; Event Hubs holds a throttled
+    // request a few seconds) and a leader move, well below librdkafka's 60 s request timeout
+    // (`socket.timeout.ms`, after which it reconnects and tries again): the pod leaves the Service
+    // while the records still wait in memory, long before the ring fills at the default rates.
+    unset: Unset::Default("15"),
+    help: "Records handed to Kafka unacknowledged this long (no delivery report while some are in flight) \
+           take /readyz down, in s",
+    more: "A broker that keeps its connections open and stops answering (a paused JVM, a full disk, a throttled \
+           namespace) raises no client error; `kafka_unacked_age_seconds` shows the wait as it grows, and \
+           `/readyz` names it (`kafka_stall=`) past this bound, until the next acknowledgement. 1 to 3600. The records \
+           wait meanwhile (they never fail for time: `message.timeout.ms=0`); see README, \"A broker that stops \
+           answering\".",
+    secret: false,
+    apply: |v, b| {
+        if let Some(s) = b.int_in(v, 1..=MAX_KAFKA_STALL_SECS, "") {
+            b.cfg.kafka_stall = Duration::from_secs(s);
+        }
+    },
+    show: |c, o| o.value(c.kafka_stall.as_secs()),
 };

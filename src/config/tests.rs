@@ -202,6 +202,7 @@ fn every_problem_is_reported_together() {
         ("KAFKA_SASL_MECHANISM", "GSSAPI", "KAFKA_SASL_MECHANISM: `GSSAPI` is not PLAIN"),
         ("KAFKA_PROPS", "sasl.username=u,sasl.password=x", "KAFKA_PROPS item 1: the value of `sasl.username`"),
         ("KAFKA_BATCH_WINDOW_US", "0.5", "KAFKA_BATCH_WINDOW_US: `0.5` is not a valid"),
+        ("KAFKA_STALL_SECS", "0", "KAFKA_STALL_SECS: 0 is outside 1..=3600"),
         ("PROM_PORT", "70000", "PROM_PORT: `70000` is not a valid"),
         ("METRICS_BIND", "localhost", "METRICS_BIND: `localhost` is not an IP address"),
         ("BINANCE_WS_URL", "ws://ho st:80", "BINANCE_WS_URL: `ws://ho st:80` contains ' '"),
@@ -291,6 +292,17 @@ fn the_batch_window_defaults_to_half_a_millisecond_and_is_bounded() {
     // Longer is delay, not batching; a negative or fractional value is not a count of µs.
     assert_eq!(errs(&[("KAFKA_BATCH_WINDOW_US", "20001")]), ["KAFKA_BATCH_WINDOW_US: 20001 is outside 0..=20000"]);
     assert_eq!(errs(&[("KAFKA_BATCH_WINDOW_US", "-1")]).len(), 1);
+}
+
+#[test]
+fn the_stall_bound_defaults_to_fifteen_seconds_and_is_bounded() {
+    assert_eq!(ok(&[]).kafka_stall, Duration::from_secs(15));
+    assert_eq!(ok(&[("KAFKA_STALL_SECS", " 1 ")]).kafka_stall, Duration::from_secs(1));
+    assert_eq!(ok(&[("KAFKA_STALL_SECS", "3600")]).kafka_stall, Duration::from_secs(3600));
+    // Zero would call every record in flight a stall; past an hour the records have long failed.
+    assert_eq!(errs(&[("KAFKA_STALL_SECS", "0")]), ["KAFKA_STALL_SECS: 0 is outside 1..=3600"]);
+    assert_eq!(errs(&[("KAFKA_STALL_SECS", "3601")]), ["KAFKA_STALL_SECS: 3601 is outside 1..=3600"]);
+    assert!(errs(&[("KAFKA_STALL_SECS", "1.5")])[0].contains("`1.5` is not a valid non-negative integer"));
 }
 
 #[test]

@@ -191,6 +191,7 @@ const SPOT_VARS: &[Var] = &[
         },
     },
     super::producer::KAFKA_BATCH_WINDOW,
+    super::producer::KAFKA_STALL,
     Var {
         env: "PROM_PORT",
         flag: "prom-port",

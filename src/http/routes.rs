@@ -85,6 +85,12 @@ impl Markets {
             if let Some(t) = h.transport.get() {
                 body.push_str(&format!("{market}transport={t}\n"));
             }
+            // A broker that stopped answering without a client error (`sink::StallWatch`).
+            let stall_ms = h.sink_stall_ms.load(Ordering::Relaxed);
+            if stall_ms > 0 {
+                let secs = stall_ms as f64 / 1000.0;
+                body.push_str(&format!("{market}kafka_stall=no acknowledgement for {secs:.1} s\n"));
+            }
             if !h.ready() {
                 not_ready.push(*name);
             }
@@ -204,6 +210,15 @@ mod tests {
         m.health.sink_ready.store(true, Ordering::Relaxed);
         let r = get("/readyz");
         assert_eq!((r.status().as_u16(), body(r)), (200, "subscribed=true sink=true\n".to_string()));
+        // TC1b: a broker that stopped acknowledging, named with its age, until it acknowledges.
+        m.health.sink_stall_ms.store(23_456, Ordering::Relaxed);
+        let r = get("/readyz");
+        assert_eq!(
+            (r.status().as_u16(), body(r)),
+            (503, "subscribed=true sink=true\nkafka_stall=no acknowledgement for 23.5 s\n".to_string())
+        );
+        m.health.sink_stall_ms.store(0, Ordering::Relaxed);
+        assert_eq!(get("/readyz").status(), 200);
         // TC2: metrics in Prometheus text.
         let r = get("/metrics");
         assert_eq!(r.status(), 200);

@@ -33,6 +33,8 @@ pub struct KafkaSink {
     /// once, and librdkafka's own `linger.ms` only joins the records one turn hands over
     /// (`kafka_client`).
     batch_window: Duration,
+    /// `KAFKA_STALL_SECS` (see `Sink::stall_after`).
+    stall_after: Duration,
 }
 
 /// librdkafka refused the producer's configuration: an operator error (exit 64). The message is
@@ -69,6 +71,17 @@ impl KafkaSink {
         }
         let profile = if crate::kafka_client::eventhubs::applies(&cfg.kafka_broker) { "eventhubs" } else { "none" };
         info!(properties = %masked_pairs(&props), profile, "creating kafka producer");
+        if let Some((_, ms)) = props.iter().rev().find(|(k, _)| k == "message.timeout.ms" || k == "delivery.timeout.ms")
+        {
+            if ms.trim() != "0" {
+                warn!(
+                    message_timeout_ms = %ms,
+                    "records still unacknowledged after this long fail and are fetched again from REST: one the \
+                     broker did write (a stall that ends after the timeout) is then published twice; `0` (the \
+                     default) never fails a record for time"
+                );
+            }
+        }
         let ctx = KafkaContext::new(cfg, metrics, backfill);
         let producer: BaseProducer<KafkaContext> =
             cc.create_with_context(ctx).map_err(|e| ProducerConfigError::new(e, &props))?;
@@ -78,6 +91,7 @@ impl KafkaSink {
             exchange: venue.exchange,
             topics: cfg.topics.clone(),
             batch_window: cfg.kafka_batch_window,
+            stall_after: cfg.kafka_stall,
         })
     }
 
@@ -239,6 +253,14 @@ impl Sink for KafkaSink {
 
     fn in_flight(&self) -> usize {
         self.producer.in_flight_count().max(0) as usize
+    }
+
+    fn stall_after(&self) -> Option<Duration> {
+        Some(self.stall_after)
+    }
+
+    fn take_acked(&mut self) -> bool {
+        self.producer.context().acked.swap(false, Ordering::Relaxed)
     }
 
     fn take_depth_failures(&mut self, f: &mut dyn FnMut(u16)) {

@@ -60,6 +60,9 @@ pub struct KafkaContext {
     /// Symbols whose depth record (a diff or a snapshot) failed: their book is published again
     /// after the hole, so a consumer stuck at it has a way back (a flag per symbol).
     pub(super) depth_failed: DepthFailures,
+    /// Set by each acknowledgement, taken by the producer's turn (`sink::StallWatch`): a plain
+    /// store per record, like `sink_ready`'s.
+    pub(super) acked: AtomicBool,
 }
 
 /// A flag per symbol, and one for "any", so the producer's turn costs one load when none is set.
@@ -110,6 +113,7 @@ impl KafkaContext {
             metrics,
             backfill,
             unqueued: Default::default(),
+            acked: AtomicBool::new(false),
         }
     }
 
@@ -198,6 +202,7 @@ impl ProducerContext for KafkaContext {
             Ok(msg) => {
                 self.metrics.messages_sent[symbol_idx].inc();
                 self.metrics.health.sink_ready.store(true, Ordering::Relaxed);
+                self.acked.store(true, Ordering::Relaxed);
                 // librdkafka's own produce()->ack time (µs), plus the time the record sat in our ring.
                 // SAFETY: the message pointer is valid for the duration of the callback.
                 let us = unsafe { rdkafka::bindings::rd_kafka_message_latency(msg.ptr()) };

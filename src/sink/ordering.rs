@@ -537,6 +537,14 @@ impl Sink for StrictOrder {
         self.out.sink.in_flight()
     }
 
+    fn stall_after(&self) -> Option<Duration> {
+        self.out.sink.stall_after()
+    }
+
+    fn take_acked(&mut self) -> bool {
+        self.out.sink.take_acked()
+    }
+
     /// Nothing more comes (the ring and the backfill are done): every gap still open is named
     /// (reason `shutdown`), everything held goes on in order, then the sink flushes. Held records
     /// that could not go on in time count as unflushed.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::books::Books;
-use super::{SendError, Sink};
+use super::{SendError, Sink, StallWatch};
 use crate::handoff::OwnedRecord;
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::RecordType;
@@ -42,9 +42,24 @@ pub struct ProducerReport {
     pub unflushed: usize,
 }
 
+/// One look of the stall watch (a sink with nothing to watch has none), at the producer's pace:
+/// once a turn, and once a wait while the sink pushes back.
+fn watch(stall: &mut Option<StallWatch>, sink: &mut dyn Sink, metrics: &Metrics) {
+    if let Some(w) = stall {
+        let acked = sink.take_acked();
+        w.update(Instant::now(), sink.in_flight(), acked, metrics);
+    }
+}
+
 /// Offers one record to the sink until it takes it, polling delivery reports while it pushes
 /// back. Gives up (false) only past `stop_at`, the shutdown deadline.
-fn send_blocking(sink: &mut dyn Sink, v: &RecordView<'_>, metrics: &Metrics, stop_at: Option<Instant>) -> bool {
+fn send_blocking(
+    sink: &mut dyn Sink,
+    v: &RecordView<'_>,
+    metrics: &Metrics,
+    stop_at: Option<Instant>,
+    stall: &mut Option<StallWatch>,
+) -> bool {
     loop {
         match sink.send(v) {
             Ok(()) => return true,
@@ -52,6 +67,8 @@ fn send_blocking(sink: &mut dyn Sink, v: &RecordView<'_>, metrics: &Metrics, sto
             Err(SendError::Backpressure) => {
                 metrics.sink_errors.with_label_values(&["backpressure"]).inc();
                 sink.poll(Duration::from_millis(5));
+                // A stalled broker fills librdkafka's queue: the gauge keeps growing meanwhile.
+                watch(stall, sink, metrics);
                 if stop_at.is_some_and(|t| Instant::now() >= t) {
                     return false;
                 }
@@ -67,8 +84,9 @@ fn emit(
     metrics: &Metrics,
     stop_at: Option<Instant>,
     report: &mut ProducerReport,
+    stall: &mut Option<StallWatch>,
 ) -> bool {
-    let ok = send_blocking(sink, v, metrics, stop_at);
+    let ok = send_blocking(sink, v, metrics, stop_at, stall);
     if ok {
         report.handed_over += 1
     } else {
@@ -98,16 +116,17 @@ pub fn run_producer(
     let mut report = ProducerReport::default();
     let mut stop_at: Option<Instant> = None;
     let mut backfill_open = backfilled.is_some();
+    let mut stall = sink.stall_after().map(StallWatch::new);
     loop {
         if stop_at.is_none() && shutdown.is_triggered() {
             stop_at = Some(Instant::now() + flush_timeout);
         }
         let mut n = reader.drain_with(DRAIN_MAX, |v| match books.as_mut() {
             Some(b) if v.meta.kind == RecordType::DepthUpdate => {
-                b.on_record(&v, &mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report));
+                b.on_record(&v, &mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report, &mut stall));
             }
             _ => {
-                emit(sink.as_mut(), &v, &metrics, stop_at, &mut report);
+                emit(sink.as_mut(), &v, &metrics, stop_at, &mut report, &mut stall);
             }
         });
         if let Some(rx) = &backfilled {
@@ -120,7 +139,7 @@ pub fn run_producer(
                             key: &rec.key,
                             payload: &rec.payload,
                         };
-                        emit(sink.as_mut(), &v, &metrics, stop_at, &mut report);
+                        emit(sink.as_mut(), &v, &metrics, stop_at, &mut report, &mut stall);
                         n += 1;
                     }
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
@@ -133,9 +152,10 @@ pub fn run_producer(
         }
         if let Some(b) = books.as_mut() {
             sink.take_depth_failures(&mut |s| b.republish(s));
-            b.tick(&mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report));
+            b.tick(&mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report, &mut stall));
         }
         sink.poll(Duration::ZERO);
+        watch(&mut stall, sink.as_mut(), &metrics);
         RECORDER.with(|r| r.borrow_mut().as_mut().map(|r| r.maybe_publish(Duration::from_millis(250))));
         if n > 0 && n < DRAIN_MAX && !window.is_zero() && stop_at.is_none() {
             // Records are flowing: let the next ones gather for one window, unannounced, so that
@@ -165,7 +185,7 @@ pub fn run_producer(
         }
     }
     if let Some(b) = books.as_mut() {
-        b.finish(&mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report));
+        b.finish(&mut |r| emit(sink.as_mut(), r, &metrics, stop_at, &mut report, &mut stall));
     }
     let left = stop_at.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or(flush_timeout);
     report.unflushed = sink.flush(left.max(Duration::from_millis(100)));

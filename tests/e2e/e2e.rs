@@ -20,6 +20,7 @@ mod exactly_once;
 mod hostile;
 mod hostile_ws;
 mod kafka_outage;
+mod kafka_stall;
 mod ordering;
 mod quarantine;
 mod recovery;

@@ -2,76 +2,13 @@
 //! the default buffers (librdkafka holds the outage in memory); the other has a tiny buffer cap,
 //! so it drops at the cap, counts it, and backfills the drops from REST once Kafka is back.
 //!
-//! The broker stopped here is one of this test's own, started by `scripts/kafka.sh` on ports and
-//! a data directory of its own: the tests running beside it in this binary, and anyone else
-//! using the shared broker on 9092, never see the outage.
+//! The broker stopped here is one of this test's own ([`OwnBroker`]): the tests running beside
+//! it in this binary, and anyone else using the shared broker on 9092, never see the outage.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 use binance_sim::SimConfig;
-
-/// A single-node broker for this test alone (PLAINTEXT only), stopped and wiped when dropped.
-struct OwnBroker {
-    port: u16,
-    data_dir: PathBuf,
-    bootstrap: String,
-}
-
-impl OwnBroker {
-    fn start() -> OwnBroker {
-        let port = free_port_pair();
-        let data_dir = std::env::temp_dir().join(format!("marketflow-kafka-outage-{}-{port}", std::process::id()));
-        let mut b = OwnBroker { port, data_dir, bootstrap: String::new() };
-        let out = b.script("start");
-        b.bootstrap = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default().to_string();
-        assert_eq!(b.bootstrap, format!("127.0.0.1:{port}"));
-        b
-    }
-
-    /// `scripts/kafka.sh CMD` for this broker: its port, the controller's (the next one), its
-    /// data directory, and no SASL_SSL listener, whatever the caller's environment says.
-    fn command(&self, cmd: &str) -> Command {
-        let mut c = Command::new("bash");
-        c.arg(kafka_script())
-            .arg(cmd)
-            .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
-            .env("KAFKA_SASL", "off")
-            .env("KAFKA_DATA_DIR", &self.data_dir)
-            .stderr(Stdio::inherit());
-        c
-    }
-
-    fn script(&self, cmd: &str) -> Output {
-        let out = self.command(cmd).output().expect("run kafka.sh");
-        assert!(out.status.success(), "kafka.sh {cmd} (own broker on {}) failed", self.port);
-        out
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        // Stops it and removes its data directory (kafka.sh wipes only a directory that is a
-        // broker's).
-        let _ = self.command("reset").status();
-    }
-}
-
-/// A free port whose successor is free too (the broker's controller listens there).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let first = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = first.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two consecutive free ports on 127.0.0.1");
-}
 
 #[test]
 // A second Kafka JVM beside the shared broker and the other tests' ingesters stalls this 2-core
@@ -79,7 +16,7 @@ fn free_port_pair() -> u16 {
 // the others (scripts/test.sh).
 #[ignore = "runs alone: cargo test -p e2e kafka_outage -- --ignored --test-threads=1"]
 fn a_thirty_second_broker_outage_loses_and_duplicates_nothing() {
-    let broker = OwnBroker::start();
+    let broker = OwnBroker::start("outage");
     let bootstrap = broker.bootstrap.as_str();
     let secs = 60;
     let roomy_sim =

@@ -33,9 +33,23 @@ impl Sink for Recorder {
     fn in_flight(&self) -> usize {
         0
     }
+    fn stall_after(&self) -> Option<Duration> {
+        Some(Duration::from_secs(7))
+    }
+    fn take_acked(&mut self) -> bool {
+        true
+    }
     fn flush(&mut self, _: Duration) -> usize {
         0
     }
+}
+
+/// The stall watch sees through the ordering to the broker's sink.
+#[test]
+fn the_stall_bound_and_acknowledgements_are_the_inner_sink_s() {
+    let mut r = rig(LIMITS);
+    assert_eq!(r.order.stall_after(), Some(Duration::from_secs(7)));
+    assert!(r.order.take_acked());
 }
 
 struct Rig {

@@ -1,6 +1,6 @@
 //! The producer thread's pacing, observed by counting what it hands the sink (never by timing).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,10 @@ struct Seen {
     polls: AtomicUsize,
     /// The producer's wake-up, as a sink with delivery reports would keep it.
     kick: Mutex<Option<Kick>>,
+    /// Records the sink says are in flight, and whether one was acknowledged since the producer
+    /// last asked: the test plays the broker.
+    in_flight: AtomicUsize,
+    acked: AtomicBool,
 }
 
 impl Seen {
@@ -36,10 +40,11 @@ impl Seen {
     }
 }
 
-/// Takes every record at once and counts; its batch window is the test's.
+/// Takes every record at once and counts; its batch window and stall bound are the test's.
 struct Counting {
     seen: Arc<Seen>,
     window: Duration,
+    stall_after: Option<Duration>,
 }
 
 impl Sink for Counting {
@@ -59,7 +64,13 @@ impl Sink for Counting {
         self.window
     }
     fn in_flight(&self) -> usize {
-        0
+        self.seen.in_flight.load(Ordering::SeqCst)
+    }
+    fn stall_after(&self) -> Option<Duration> {
+        self.stall_after
+    }
+    fn take_acked(&mut self) -> bool {
+        self.seen.acked.swap(false, Ordering::SeqCst)
     }
     fn flush(&mut self, _timeout: Duration) -> usize {
         0
@@ -70,19 +81,23 @@ struct Rig {
     writer: RingWriter,
     seen: Arc<Seen>,
     shutdown: Shutdown,
+    metrics: Arc<Metrics>,
     producer: std::thread::JoinHandle<ProducerReport>,
 }
 
 fn rig(window: Duration) -> Rig {
+    rig_with(window, None)
+}
+
+fn rig_with(window: Duration, stall_after: Option<Duration>) -> Rig {
     let (writer, reader) = ring(1 << 16);
     let seen = Arc::new(Seen::default());
-    let sink = Box::new(Counting { seen: seen.clone(), window });
+    let sink = Box::new(Counting { seen: seen.clone(), window, stall_after });
     let shutdown = Shutdown::new();
     let metrics = Metrics::new(&["btcusdt".to_string()]);
-    let s = shutdown.clone();
-    let producer =
-        std::thread::spawn(move || run_producer(reader, None, sink, metrics, Duration::from_secs(1), s, None));
-    let rig = Rig { writer, seen, shutdown, producer };
+    let (s, m) = (shutdown.clone(), metrics.clone());
+    let producer = std::thread::spawn(move || run_producer(reader, None, sink, m, Duration::from_secs(1), s, None));
+    let rig = Rig { writer, seen, shutdown, metrics, producer };
     rig.until("the producer started", |s| s.kick.lock().unwrap().is_some());
     rig
 }
@@ -141,4 +156,37 @@ fn a_window_holds_the_records_but_serves_delivery_reports_as_they_come() {
     rig.seen.kick();
     rig.until("the held record went after the shutdown", |s| s.sends() == 2);
     assert_eq!(rig.finish().handed_over, 2);
+}
+
+/// The watch's arithmetic is tested with an injected clock (`sink::stall`); this is its wiring:
+/// the producer looks at each turn, idle or not, and an acknowledgement clears the stall at once.
+#[test]
+fn records_left_unacknowledged_past_the_bound_take_readiness_down_until_the_next_acknowledgement() {
+    let mut rig = rig_with(Duration::ZERO, Some(Duration::from_millis(1)));
+    let h = rig.metrics.health.clone();
+    h.subscribed.store(true, Ordering::SeqCst);
+    h.sink_ready.store(true, Ordering::SeqCst);
+    rig.seen.in_flight.store(3, Ordering::SeqCst);
+    rig.record();
+    let t = Instant::now();
+    while h.ready() {
+        assert!(t.elapsed() < BOUND, "still ready {BOUND:?} after records stopped being acknowledged");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(h.sink_stall_ms.load(Ordering::SeqCst) >= 1);
+    assert!(rig.metrics.kafka_unacked_age.get() >= 0.001);
+    // The broker answers again, records still in flight: the next turn (a delivery report kicks
+    // the producer) sees an acknowledgement.
+    let t = Instant::now();
+    while !h.ready() {
+        assert!(t.elapsed() < BOUND, "not ready again {BOUND:?} after acknowledgements resumed");
+        rig.seen.acked.store(true, Ordering::SeqCst);
+        rig.seen.kick();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Nothing in flight is no stall however long it lasts.
+    rig.seen.in_flight.store(0, Ordering::SeqCst);
+    rig.seen.kick();
+    rig.until("the gauge fell to 0", |_| rig.metrics.kafka_unacked_age.get() == 0.0);
+    assert_eq!(rig.finish().handed_over, 1);
 }
