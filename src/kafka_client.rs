@@ -19,14 +19,6 @@ pub fn properties(cfg: &Config) -> Vec<(String, String)> {
         // spell: src/sink/producer.rs), so librdkafka only joins the records one turn hands over:
         // its default 5 ms would dominate latency at low rates (see tuning.md).
         ("linger.ms".into(), "0.05".into()),
-        // Never fail a record for time (librdkafka's default is 300 s): a record that times out
-        // while its request is in flight may already be written (a broker that stalls and then
-        // resumes writes what it had received), and its refetch from REST would then publish the
-        // trade twice (seen: a broker paused 20 s with message.timeout.ms=8000, 3,957 duplicates in
-        // 27,000 trades). Waiting records fill librdkafka's queue, then the ring; the event loop
-        // drops past that at the cap and the backfill fetches exactly those, none of which reached
-        // Kafka. A stall shows as `kafka_unacked_age_seconds` and takes readiness down.
-        ("message.timeout.ms".into(), "0".into()),
         ("queue.buffering.max.messages".into(), "1000000".into()),
         ("queue.buffering.max.kbytes".into(), "262144".into()),
         ("statistics.interval.ms".into(), "0".into()),
@@ -79,15 +71,5 @@ mod tests {
         assert_eq!(get("enable.idempotence"), Some("true"));
         // User overrides come last, so they win.
         assert_eq!(get("acks"), Some("1"));
-    }
-
-    #[test]
-    fn records_never_time_out_unless_the_operator_says_so() {
-        let get = |c: &Config, k: &str| properties(c).into_iter().rev().find(|(kk, _)| kk == k).map(|(_, v)| v);
-        let c = crate::config::RawConfig::from_pairs(&[]).validate().unwrap();
-        assert_eq!(get(&c, "message.timeout.ms").as_deref(), Some("0"));
-        let c =
-            crate::config::RawConfig::from_pairs(&[("KAFKA_PROPS", "message.timeout.ms=300000")]).validate().unwrap();
-        assert_eq!(get(&c, "message.timeout.ms").as_deref(), Some("300000"));
     }
 }

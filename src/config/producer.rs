@@ -50,7 +50,7 @@ pub(super) const KAFKA_STALL: Var = Var {
     more: "A broker that keeps its connections open and stops answering (a paused JVM, a full disk, a throttled \
            namespace) raises no client error; `kafka_unacked_age_seconds` shows the wait as it grows, and \
            `/readyz` names it (`kafka_stall=`) past this bound, until the next acknowledgement. 1 to 3600. The records \
-           wait meanwhile (they never fail for time: `message.timeout.ms=0`); see README, \"A broker that stops \
+           wait meanwhile, up to librdkafka's `message.timeout.ms` (300 s); see README, \"A broker that stops \
            answering\".",
     secret: false,
     apply: |v, b| {

@@ -71,17 +71,6 @@ impl KafkaSink {
         }
         let profile = if crate::kafka_client::eventhubs::applies(&cfg.kafka_broker) { "eventhubs" } else { "none" };
         info!(properties = %masked_pairs(&props), profile, "creating kafka producer");
-        if let Some((_, ms)) = props.iter().rev().find(|(k, _)| k == "message.timeout.ms" || k == "delivery.timeout.ms")
-        {
-            if ms.trim() != "0" {
-                warn!(
-                    message_timeout_ms = %ms,
-                    "records still unacknowledged after this long fail and are fetched again from REST: one the \
-                     broker did write (a stall that ends after the timeout) is then published twice; `0` (the \
-                     default) never fails a record for time"
-                );
-            }
-        }
         let ctx = KafkaContext::new(cfg, metrics, backfill);
         let producer: BaseProducer<KafkaContext> =
             cc.create_with_context(ctx).map_err(|e| ProducerConfigError::new(e, &props))?;
