@@ -35,7 +35,7 @@ mod json;
 mod prefix;
 
 use crate::time_unit::TimeUnit;
-pub use decimal::is_decimal;
+pub use decimal::{is_decimal, DecimalText};
 #[cfg(test)]
 pub(crate) use json::put;
 pub use json::Out;
@@ -116,8 +116,8 @@ pub struct Trade<'a> {
     pub exchange: &'static str,
     pub symbol: &'a str,
     pub trade_id: i64,
-    pub price: &'a str,
-    pub qty: &'a str,
+    pub price: DecimalText<'a>,
+    pub qty: DecimalText<'a>,
     pub side: Side,
     pub trade_time_ms: i64,
     pub event_time_ms: i64,
@@ -130,8 +130,8 @@ pub struct AggTrade<'a> {
     pub agg_id: i64,
     pub first_trade_id: i64,
     pub last_trade_id: i64,
-    pub price: &'a str,
-    pub qty: &'a str,
+    pub price: DecimalText<'a>,
+    pub qty: DecimalText<'a>,
     pub side: Side,
     pub trade_time_ms: i64,
     pub event_time_ms: i64,
@@ -144,15 +144,15 @@ pub struct Kline<'a> {
     pub interval: &'a str,
     pub open_time_ms: i64,
     pub close_time_ms: i64,
-    pub open: &'a str,
-    pub high: &'a str,
-    pub low: &'a str,
-    pub close: &'a str,
-    pub volume: &'a str,
-    pub quote_volume: &'a str,
+    pub open: DecimalText<'a>,
+    pub high: DecimalText<'a>,
+    pub low: DecimalText<'a>,
+    pub close: DecimalText<'a>,
+    pub volume: DecimalText<'a>,
+    pub quote_volume: DecimalText<'a>,
     pub trades: i64,
-    pub taker_buy_volume: &'a str,
-    pub taker_buy_quote_volume: &'a str,
+    pub taker_buy_volume: DecimalText<'a>,
+    pub taker_buy_quote_volume: DecimalText<'a>,
     pub closed: bool,
     /// `None` for candles refilled from REST, which gives the trade count but not the ids.
     pub first_trade_id: Option<i64>,
@@ -165,10 +165,10 @@ pub struct BookTicker<'a> {
     pub exchange: &'static str,
     pub symbol: &'a str,
     pub update_id: i64,
-    pub bid_price: &'a str,
-    pub bid_qty: &'a str,
-    pub ask_price: &'a str,
-    pub ask_qty: &'a str,
+    pub bid_price: DecimalText<'a>,
+    pub bid_qty: DecimalText<'a>,
+    pub ask_price: DecimalText<'a>,
+    pub ask_qty: DecimalText<'a>,
     /// Futures only (`E`, `T`); spot's bookTicker carries no time.
     pub event_time_ms: Option<i64>,
     pub transaction_time_ms: Option<i64>,
@@ -199,12 +199,12 @@ pub struct DepthUpdate<'a> {
 pub struct MarkPrice<'a> {
     pub exchange: &'static str,
     pub symbol: &'a str,
-    pub mark_price: &'a str,
-    pub index_price: &'a str,
-    pub estimated_settle_price: &'a str,
-    pub funding_rate: &'a str,
+    pub mark_price: DecimalText<'a>,
+    pub index_price: DecimalText<'a>,
+    pub estimated_settle_price: DecimalText<'a>,
+    pub funding_rate: DecimalText<'a>,
     /// `ap`, the mark price moving average, in newer payloads only.
-    pub mark_price_avg: Option<&'a str>,
+    pub mark_price_avg: Option<DecimalText<'a>>,
     pub next_funding_time_ms: i64,
     pub event_time_ms: i64,
 }
@@ -219,11 +219,11 @@ pub struct Liquidation<'a> {
     pub order_type: &'a str,
     pub time_in_force: &'a str,
     pub status: &'a str,
-    pub orig_qty: &'a str,
-    pub price: &'a str,
-    pub avg_price: &'a str,
-    pub last_filled_qty: &'a str,
-    pub filled_qty: &'a str,
+    pub orig_qty: DecimalText<'a>,
+    pub price: DecimalText<'a>,
+    pub avg_price: DecimalText<'a>,
+    pub last_filled_qty: DecimalText<'a>,
+    pub filled_qty: DecimalText<'a>,
     pub trade_time_ms: i64,
     pub event_time_ms: i64,
 }

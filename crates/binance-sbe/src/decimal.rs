@@ -118,14 +118,29 @@ impl Decimal {
         Ok(need)
     }
 
-    /// [`Decimal::write_fixed`]'s text: what it wrote at the start of `out`, as a `&str`
-    /// without a UTF-8 check (it writes ASCII only).
-    pub fn write_fixed_str(self, scale: u8, out: &mut [u8]) -> Result<&str, FormatError> {
+    /// [`Decimal::write_fixed`]'s text: what it wrote at the start of `out`, as a [`FixedText`]
+    /// (a `&str`, taken without a UTF-8 check: it writes ASCII only).
+    pub fn write_fixed_str(self, scale: u8, out: &mut [u8]) -> Result<FixedText<'_>, FormatError> {
         let n = self.write_fixed(scale, out)?;
         let text = &out[..n];
         debug_assert!(text.iter().all(|&b| b.is_ascii_digit() || b == b'-' || b == b'.'));
         // SAFETY: `write_fixed` writes only `-`, `.` and digits: ASCII, so UTF-8.
-        Ok(unsafe { core::str::from_utf8_unchecked(text) })
+        Ok(FixedText(unsafe { core::str::from_utf8_unchecked(text) }))
+    }
+}
+
+/// Text that [`Decimal::write_fixed_str`] wrote, and only that: its field is private, so holding
+/// one proves the text is a plain decimal — an optional `-`, at least one integer digit, and a
+/// `.` followed by at least one digit when the scale is not 0 — whose length is at most the
+/// buffer it was written into. A consumer that checks decimal text it was sent (a record
+/// encoder) can take this without checking it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FixedText<'a>(&'a str);
+
+impl<'a> FixedText<'a> {
+    /// The text.
+    pub const fn as_str(self) -> &'a str {
+        self.0
     }
 }
 
@@ -235,9 +250,9 @@ mod tests {
     #[test]
     fn the_text_is_what_write_fixed_wrote() {
         let mut buf = [0u8; MAX_TEXT_LEN];
-        assert_eq!(Decimal::new(-123456, -2).write_fixed_str(8, &mut buf), Ok("-1234.56000000"));
+        assert_eq!(Decimal::new(-123456, -2).write_fixed_str(8, &mut buf).map(FixedText::as_str), Ok("-1234.56000000"));
         assert_eq!(
-            Decimal::new(5, -3).write_fixed_str(2, &mut buf),
+            Decimal::new(5, -3).write_fixed_str(2, &mut buf).map(FixedText::as_str),
             Err(FormatError::Inexact { mantissa: 5, exponent: -3, scale: 2 })
         );
     }
