@@ -33,6 +33,7 @@
 mod decimal;
 mod json;
 mod prefix;
+mod symbol;
 
 use crate::time_unit::TimeUnit;
 pub use decimal::{is_decimal, DecimalText};
@@ -42,6 +43,7 @@ pub use json::Out;
 use json::{k, kt, JsonWriter};
 use prefix::first_key;
 pub use prefix::Prefixes;
+pub use symbol::is_safe_symbol;
 
 /// The normalized record types; the discriminant indexes topic and metric tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -269,11 +271,6 @@ impl RecordError {
 /// Longest symbol in UTF-8 bytes: Binance allows 50 UTF-16 code units, and no UTF-16 unit takes
 /// more than 3 UTF-8 bytes (a CJK letter: 1 unit, 3 bytes; an astral one: 2 units, 4 bytes).
 pub const MAX_SYMBOL_BYTES: usize = 150;
-
-/// A symbol becomes the Kafka key and JSON text verbatim, so it must need no escaping.
-pub fn is_safe_symbol(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_SYMBOL_BYTES && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
-}
 
 /// Longest enumeration word accepted (`GOOD_TILL_CROSSING` has 18 letters).
 const MAX_WORD_LEN: usize = 32;
