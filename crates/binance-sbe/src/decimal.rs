@@ -150,6 +150,7 @@ fn split_pow10(m: u64, k: usize) -> Option<(u64, u64)> {
     macro_rules! by_constant {
         ($($k:literal)*) => {
             match k {
+                0 => Some((m, 0)),
                 $($k => {
                     const P: u64 = POW10[$k];
                     Some((m / P, m % P))
@@ -158,7 +159,7 @@ fn split_pow10(m: u64, k: usize) -> Option<(u64, u64)> {
             }
         };
     }
-    by_constant!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
+    by_constant!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
 }
 
 /// 10^i for every power a u64 holds.
