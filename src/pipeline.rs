@@ -285,7 +285,13 @@ impl Pipeline {
     /// connection's frames come in runs of one symbol, and a compare costs less than a hash.
     fn symbol_index(&mut self, stream_symbol: &str) -> Option<u16> {
         let last = self.last_symbol;
-        if self.symbols.get(usize::from(last)).is_some_and(|s| s == stream_symbol) {
+        // The SBE transport names the stream by the configured name itself (the same `Symbols`
+        // text): the same address and length are the same text, with no `memcmp` call.
+        if self
+            .symbols
+            .get(usize::from(last))
+            .is_some_and(|s| std::ptr::eq(s.as_str(), stream_symbol) || s == stream_symbol)
+        {
             return Some(last);
         }
         let i = self.symbols.index_of_lower(stream_symbol)?;

@@ -33,15 +33,17 @@
 mod decimal;
 mod json;
 mod prefix;
+mod symbol;
 
 use crate::time_unit::TimeUnit;
-pub use decimal::is_decimal;
+pub use decimal::{is_decimal, DecimalText};
 #[cfg(test)]
 pub(crate) use json::put;
 pub use json::Out;
 use json::{k, kt, JsonWriter};
 use prefix::first_key;
 pub use prefix::Prefixes;
+pub use symbol::is_safe_symbol;
 
 /// The normalized record types; the discriminant indexes topic and metric tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -116,8 +118,8 @@ pub struct Trade<'a> {
     pub exchange: &'static str,
     pub symbol: &'a str,
     pub trade_id: i64,
-    pub price: &'a str,
-    pub qty: &'a str,
+    pub price: DecimalText<'a>,
+    pub qty: DecimalText<'a>,
     pub side: Side,
     pub trade_time_ms: i64,
     pub event_time_ms: i64,
@@ -130,8 +132,8 @@ pub struct AggTrade<'a> {
     pub agg_id: i64,
     pub first_trade_id: i64,
     pub last_trade_id: i64,
-    pub price: &'a str,
-    pub qty: &'a str,
+    pub price: DecimalText<'a>,
+    pub qty: DecimalText<'a>,
     pub side: Side,
     pub trade_time_ms: i64,
     pub event_time_ms: i64,
@@ -144,15 +146,15 @@ pub struct Kline<'a> {
     pub interval: &'a str,
     pub open_time_ms: i64,
     pub close_time_ms: i64,
-    pub open: &'a str,
-    pub high: &'a str,
-    pub low: &'a str,
-    pub close: &'a str,
-    pub volume: &'a str,
-    pub quote_volume: &'a str,
+    pub open: DecimalText<'a>,
+    pub high: DecimalText<'a>,
+    pub low: DecimalText<'a>,
+    pub close: DecimalText<'a>,
+    pub volume: DecimalText<'a>,
+    pub quote_volume: DecimalText<'a>,
     pub trades: i64,
-    pub taker_buy_volume: &'a str,
-    pub taker_buy_quote_volume: &'a str,
+    pub taker_buy_volume: DecimalText<'a>,
+    pub taker_buy_quote_volume: DecimalText<'a>,
     pub closed: bool,
     /// `None` for candles refilled from REST, which gives the trade count but not the ids.
     pub first_trade_id: Option<i64>,
@@ -165,10 +167,10 @@ pub struct BookTicker<'a> {
     pub exchange: &'static str,
     pub symbol: &'a str,
     pub update_id: i64,
-    pub bid_price: &'a str,
-    pub bid_qty: &'a str,
-    pub ask_price: &'a str,
-    pub ask_qty: &'a str,
+    pub bid_price: DecimalText<'a>,
+    pub bid_qty: DecimalText<'a>,
+    pub ask_price: DecimalText<'a>,
+    pub ask_qty: DecimalText<'a>,
     /// Futures only (`E`, `T`); spot's bookTicker carries no time.
     pub event_time_ms: Option<i64>,
     pub transaction_time_ms: Option<i64>,
@@ -199,12 +201,12 @@ pub struct DepthUpdate<'a> {
 pub struct MarkPrice<'a> {
     pub exchange: &'static str,
     pub symbol: &'a str,
-    pub mark_price: &'a str,
-    pub index_price: &'a str,
-    pub estimated_settle_price: &'a str,
-    pub funding_rate: &'a str,
+    pub mark_price: DecimalText<'a>,
+    pub index_price: DecimalText<'a>,
+    pub estimated_settle_price: DecimalText<'a>,
+    pub funding_rate: DecimalText<'a>,
     /// `ap`, the mark price moving average, in newer payloads only.
-    pub mark_price_avg: Option<&'a str>,
+    pub mark_price_avg: Option<DecimalText<'a>>,
     pub next_funding_time_ms: i64,
     pub event_time_ms: i64,
 }
@@ -219,11 +221,11 @@ pub struct Liquidation<'a> {
     pub order_type: &'a str,
     pub time_in_force: &'a str,
     pub status: &'a str,
-    pub orig_qty: &'a str,
-    pub price: &'a str,
-    pub avg_price: &'a str,
-    pub last_filled_qty: &'a str,
-    pub filled_qty: &'a str,
+    pub orig_qty: DecimalText<'a>,
+    pub price: DecimalText<'a>,
+    pub avg_price: DecimalText<'a>,
+    pub last_filled_qty: DecimalText<'a>,
+    pub filled_qty: DecimalText<'a>,
     pub trade_time_ms: i64,
     pub event_time_ms: i64,
 }
@@ -269,11 +271,6 @@ impl RecordError {
 /// Longest symbol in UTF-8 bytes: Binance allows 50 UTF-16 code units, and no UTF-16 unit takes
 /// more than 3 UTF-8 bytes (a CJK letter: 1 unit, 3 bytes; an astral one: 2 units, 4 bytes).
 pub const MAX_SYMBOL_BYTES: usize = 150;
-
-/// A symbol becomes the Kafka key and JSON text verbatim, so it must need no escaping.
-pub fn is_safe_symbol(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_SYMBOL_BYTES && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
-}
 
 /// Longest enumeration word accepted (`GOOD_TILL_CROSSING` has 18 letters).
 const MAX_WORD_LEN: usize = 32;

@@ -30,7 +30,10 @@ fn every_rendered_payload_parses_as_binance() {
             match record {
                 Record::Trade(t) => {
                     let e = m.expected_trade(1, i);
-                    assert_eq!((t.trade_id, t.price, t.qty), (e.trade_id, e.price.as_str(), e.qty.as_str()));
+                    assert_eq!(
+                        (t.trade_id, t.price.as_str(), t.qty.as_str()),
+                        (e.trade_id, e.price.as_str(), e.qty.as_str())
+                    );
                     assert_eq!((t.symbol, t.trade_time_ms), (e.symbol.as_str(), e.trade_time_ms));
                 }
                 Record::Kline(k) => assert_eq!(k.interval, &name["kline_".len()..], "{s}"),
@@ -60,7 +63,15 @@ fn closed_candles_parse_to_the_final_values() {
         closed += 1;
         let c = m.candle(0, iv, kl.open_time_ms);
         assert_eq!(
-            (kl.close_time_ms, kl.open, kl.high, kl.low, kl.close, kl.volume, kl.trades),
+            (
+                kl.close_time_ms,
+                kl.open.as_str(),
+                kl.high.as_str(),
+                kl.low.as_str(),
+                kl.close.as_str(),
+                kl.volume.as_str(),
+                kl.trades
+            ),
             (
                 c.close_time_ms,
                 c.open.as_str(),

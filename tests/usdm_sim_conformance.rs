@@ -39,7 +39,7 @@ fn every_rendered_usd_m_payload_parses_with_every_value_kept() {
                 Record::AggTrade(a) => {
                     let e = m.expected_agg_trade(1, i);
                     assert_eq!(
-                        (a.agg_id, a.first_trade_id, a.last_trade_id, a.price, a.qty),
+                        (a.agg_id, a.first_trade_id, a.last_trade_id, a.price.as_str(), a.qty.as_str()),
                         (e.agg_id, e.first_trade_id, e.last_trade_id, e.price.as_str(), e.qty.as_str())
                     );
                     assert_eq!((a.trade_time_ms, a.event_time_ms), (e.trade_time_ms, e.event_time_ms));
@@ -49,7 +49,13 @@ fn every_rendered_usd_m_payload_parses_with_every_value_kept() {
                     marks += 1;
                     let e = m.expected_mark_price(1, sim_kind, i);
                     assert_eq!(
-                        (p.symbol, p.mark_price, p.index_price, p.estimated_settle_price, p.funding_rate),
+                        (
+                            p.symbol,
+                            p.mark_price.as_str(),
+                            p.index_price.as_str(),
+                            p.estimated_settle_price.as_str(),
+                            p.funding_rate.as_str()
+                        ),
                         (
                             e.symbol.as_str(),
                             e.mark_price.as_str(),
@@ -79,7 +85,13 @@ fn every_rendered_usd_m_payload_parses_with_every_value_kept() {
                         "{s}"
                     );
                     assert_eq!(
-                        (l.orig_qty, l.price, l.avg_price, l.last_filled_qty, l.filled_qty),
+                        (
+                            l.orig_qty.as_str(),
+                            l.price.as_str(),
+                            l.avg_price.as_str(),
+                            l.last_filled_qty.as_str(),
+                            l.filled_qty.as_str()
+                        ),
                         (
                             e.orig_qty.as_str(),
                             e.price.as_str(),

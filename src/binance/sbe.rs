@@ -27,7 +27,7 @@ use binance_sbe::{decode, Decimal, Message, SbeError};
 pub use scales::{parse_scales, scales_call};
 
 use super::EXCHANGE;
-use crate::record::{Record, Side, Trade};
+use crate::record::{DecimalText, Record, Side, Trade};
 use crate::stream::StreamKind;
 use crate::venue::{Binary, BinaryCtx, Frame, Refusal, Scale, Venue};
 
@@ -128,9 +128,10 @@ const BAD_EXPONENT: Refusal = Refusal {
     why: "SBE exponent makes a price or quantity longer than any decimal a record takes",
 };
 
-/// The exact text of `d` at `scale` decimals, in `buf`.
-fn text(d: Decimal, scale: u8, buf: &mut [u8; MAX_DECIMAL_LEN]) -> Result<&str, Refusal> {
-    d.write_fixed_str(scale, buf).map_err(|e| match e {
+/// The exact text of `d` at `scale` decimals, in `buf`: a record takes it without checking it
+/// again ([`DecimalText`]).
+fn text(d: Decimal, scale: u8, buf: &mut [u8; MAX_DECIMAL_LEN]) -> Result<DecimalText<'_>, Refusal> {
+    d.write_fixed_str(scale, buf).map(DecimalText::from).map_err(|e| match e {
         binance_sbe::FormatError::Inexact { .. } => INEXACT,
         binance_sbe::FormatError::BufferTooSmall { .. } => BAD_EXPONENT,
     })

@@ -1,6 +1,106 @@
-//! The check of a price's or quantity's text, run on every decimal of every record: Binance's
-//! are 8 to 16 characters, checked here by two word-wide reads, where a byte-by-byte pass was
-//! about 80 instructions a decimal (two a trade, nine a kline).
+//! A record's price or quantity ([`DecimalText`]) and the check of its text, run on every decimal
+//! that came as text: Binance's are 8 to 16 characters, checked here by two word-wide reads,
+//! where a byte-by-byte pass was about 80 instructions a decimal (two a trade, nine a kline).
+
+use std::marker::PhantomData;
+
+use binance_sbe::FixedText;
+
+/// A price or quantity as a record carries it: exact decimal text, in one of two kinds that only
+/// their constructors choose.
+///
+/// - Text as it came (`From<&str>`: a JSON stream's, a REST answer's, an operator's): hostile
+///   until checked, so [`super::Record::encode`] checks it ([`is_decimal`]) before it writes
+///   it, and refuses the record if it is not a decimal, as it always did.
+/// - Text [`binance_sbe::Decimal::write_fixed_str`] wrote (`From<FixedText>`): a decimal by
+///   construction, written as it is. Only that function makes a [`FixedText`] (its field is
+///   private), so no other text can take this way; the SBE path saves the second check of text
+///   it has just formatted (about 45 instructions a decimal, two in every trade).
+///
+/// Equality is the text's, whichever way it came.
+///
+/// Two words, as large as the `&str` it replaced: the kind is the top bit of the length (no
+/// text is that long). A two-variant enum of `&str` took three, and the larger records cost
+/// about 70 instructions a JSON trade in copies (`Frame` moved by value, measured).
+#[derive(Clone, Copy)]
+pub struct DecimalText<'a> {
+    ptr: *const u8,
+    /// The text's length, [`FORMATTED`] set for text `write_fixed_str` wrote.
+    len: usize,
+    _text: PhantomData<&'a str>,
+}
+
+/// The length's top bit: a `&str` is at most `isize::MAX` bytes, so it is free.
+const FORMATTED: usize = 1 << (usize::BITS - 1);
+
+const _: () = assert!(std::mem::size_of::<DecimalText<'static>>() == std::mem::size_of::<&str>());
+
+// SAFETY: a `DecimalText<'a>` is a `&'a str` and a bit; `&str` is both.
+unsafe impl Send for DecimalText<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for DecimalText<'_> {}
+
+impl<'a> DecimalText<'a> {
+    #[inline(always)]
+    fn new(s: &'a str, formatted: bool) -> Self {
+        let tag = if formatted { FORMATTED } else { 0 };
+        DecimalText { ptr: s.as_ptr(), len: s.len() | tag, _text: PhantomData }
+    }
+
+    /// The text.
+    #[inline(always)]
+    pub fn as_str(self) -> &'a str {
+        // SAFETY: `ptr` and the length without its tag are those of a `&'a str` (`new`).
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.ptr, self.len & !FORMATTED)) }
+    }
+
+    /// The text if it is a decimal: text that came as text is checked here, formatted text is
+    /// one already.
+    #[inline(always)]
+    pub(super) fn checked(self) -> Option<&'a str> {
+        let s = self.as_str();
+        if self.len & FORMATTED != 0 || is_decimal(s) {
+            Some(s)
+        } else {
+            None
+        }
+    }
+}
+
+impl<'a> From<&'a str> for DecimalText<'a> {
+    /// Text as it came: checked when the record is encoded.
+    #[inline]
+    fn from(s: &'a str) -> Self {
+        DecimalText::new(s, false)
+    }
+}
+
+impl<'a> From<FixedText<'a>> for DecimalText<'a> {
+    #[inline]
+    fn from(t: FixedText<'a>) -> Self {
+        DecimalText::new(t.as_str(), true)
+    }
+}
+
+impl PartialEq for DecimalText<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for DecimalText<'_> {}
+
+impl PartialEq<&str> for DecimalText<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Debug for DecimalText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Longest decimal text accepted; Binance sends at most ~20 characters.
 const MAX_DECIMAL_LEN: usize = 64;
@@ -67,6 +167,31 @@ fn not_digits(x: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the encoder takes unchecked is a decimal: every text `write_fixed_str` writes over a
+    /// grid of mantissas, exponents and scales passes [`is_decimal`] (the check it skips), and
+    /// text that came as text is still checked.
+    #[test]
+    fn formatted_text_is_a_decimal_and_text_as_it_came_is_checked() {
+        let mut buf = [0u8; 64];
+        let mut seen = 0;
+        for m in [0i64, 1, -1, 7, -42, 12345, 4_200_012_000_000, -99_999_999, i64::MAX, i64::MIN] {
+            for e in -20i8..=8 {
+                for scale in 0u8..=20 {
+                    let Ok(t) = binance_sbe::Decimal::new(m, e).write_fixed_str(scale, &mut buf) else { continue };
+                    let text = t.as_str().to_string();
+                    assert!(is_decimal(&text), "{m}e{e} at {scale}: {text}");
+                    assert_eq!(DecimalText::from(t).checked(), Some(text.as_str()));
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 1_000, "{seen}");
+        for bad in ["", "1e5", "+1", "1.", ".5", "1,5", "\"12\"", "NaN"] {
+            assert_eq!(DecimalText::from(bad).checked(), None, "{bad}");
+        }
+        assert_eq!(DecimalText::from("42000.01000000").checked(), Some("42000.01000000"));
+    }
 
     /// The word-wide check says what the byte-by-byte one says, for every byte at every place of
     /// every length it takes, around valid decimals of each shape.

@@ -241,21 +241,23 @@ pub(super) fn assert_valid_str(s: &str) {
 
 fn record_strs<'a>(r: &Record<'a>) -> Vec<&'a str> {
     match r {
-        Record::Trade(t) => vec![t.symbol, t.price, t.qty],
-        Record::AggTrade(t) => vec![t.symbol, t.price, t.qty],
+        Record::Trade(t) => vec![t.symbol, t.price.as_str(), t.qty.as_str()],
+        Record::AggTrade(t) => vec![t.symbol, t.price.as_str(), t.qty.as_str()],
         Record::Kline(k) => vec![
             k.symbol,
             k.interval,
-            k.open,
-            k.high,
-            k.low,
-            k.close,
-            k.volume,
-            k.quote_volume,
-            k.taker_buy_volume,
-            k.taker_buy_quote_volume,
+            k.open.as_str(),
+            k.high.as_str(),
+            k.low.as_str(),
+            k.close.as_str(),
+            k.volume.as_str(),
+            k.quote_volume.as_str(),
+            k.taker_buy_volume.as_str(),
+            k.taker_buy_quote_volume.as_str(),
         ],
-        Record::BookTicker(b) => vec![b.symbol, b.bid_price, b.bid_qty, b.ask_price, b.ask_qty],
+        Record::BookTicker(b) => {
+            vec![b.symbol, b.bid_price.as_str(), b.bid_qty.as_str(), b.ask_price.as_str(), b.ask_qty.as_str()]
+        }
         Record::DepthUpdate(d) => vec![d.symbol, d.bids.0, d.asks.0],
         Record::MarkPrice(_) | Record::Liquidation(_) => unreachable!("refused by check_market"),
     }
@@ -315,8 +317,8 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_i64(d, "E", t.event_time_ms);
             same_str(d, "s", t.symbol);
             same_i64(d, "t", t.trade_id);
-            same_str(d, "p", t.price);
-            same_str(d, "q", t.qty);
+            same_str(d, "p", t.price.as_str());
+            same_str(d, "q", t.qty.as_str());
             same_i64(d, "T", t.trade_time_ms);
             same_bool(d, "m", t.side.as_str() == "sell");
         }
@@ -325,8 +327,8 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_i64(d, "E", t.event_time_ms);
             same_str(d, "s", t.symbol);
             same_i64(d, "a", t.agg_id);
-            same_str(d, "p", t.price);
-            same_str(d, "q", t.qty);
+            same_str(d, "p", t.price.as_str());
+            same_str(d, "q", t.qty.as_str());
             same_i64(d, "f", t.first_trade_id);
             same_i64(d, "l", t.last_trade_id);
             same_i64(d, "T", t.trade_time_ms);
@@ -342,24 +344,24 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_str(kk, "i", k.interval);
             same_i64(kk, "f", k.first_trade_id.expect("stream klines carry ids"));
             same_i64(kk, "L", k.last_trade_id.expect("stream klines carry ids"));
-            same_str(kk, "o", k.open);
-            same_str(kk, "c", k.close);
-            same_str(kk, "h", k.high);
-            same_str(kk, "l", k.low);
-            same_str(kk, "v", k.volume);
+            same_str(kk, "o", k.open.as_str());
+            same_str(kk, "c", k.close.as_str());
+            same_str(kk, "h", k.high.as_str());
+            same_str(kk, "l", k.low.as_str());
+            same_str(kk, "v", k.volume.as_str());
             same_i64(kk, "n", k.trades);
             same_bool(kk, "x", k.closed);
-            same_str(kk, "q", k.quote_volume);
-            same_str(kk, "V", k.taker_buy_volume);
-            same_str(kk, "Q", k.taker_buy_quote_volume);
+            same_str(kk, "q", k.quote_volume.as_str());
+            same_str(kk, "V", k.taker_buy_volume.as_str());
+            same_str(kk, "Q", k.taker_buy_quote_volume.as_str());
         }
         Record::BookTicker(b) => {
             same_i64(d, "u", b.update_id);
             same_str(d, "s", b.symbol);
-            same_str(d, "b", b.bid_price);
-            same_str(d, "B", b.bid_qty);
-            same_str(d, "a", b.ask_price);
-            same_str(d, "A", b.ask_qty);
+            same_str(d, "b", b.bid_price.as_str());
+            same_str(d, "B", b.bid_qty.as_str());
+            same_str(d, "a", b.ask_price.as_str());
+            same_str(d, "A", b.ask_qty.as_str());
         }
         Record::DepthUpdate(u) => {
             same_str(d, "e", "depthUpdate");
@@ -407,12 +409,23 @@ pub(super) fn plain_levels(raw: &str) -> Option<bool> {
 /// Whether `encode` should accept the record, by the documented rules.
 fn should_encode(r: &Record<'_>) -> bool {
     let decimals: Vec<&str> = match r {
-        Record::Trade(t) => vec![t.price, t.qty],
-        Record::AggTrade(t) => vec![t.price, t.qty],
+        Record::Trade(t) => vec![t.price.as_str(), t.qty.as_str()],
+        Record::AggTrade(t) => vec![t.price.as_str(), t.qty.as_str()],
         Record::Kline(k) => {
-            vec![k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.taker_buy_volume, k.taker_buy_quote_volume]
+            vec![
+                k.open.as_str(),
+                k.high.as_str(),
+                k.low.as_str(),
+                k.close.as_str(),
+                k.volume.as_str(),
+                k.quote_volume.as_str(),
+                k.taker_buy_volume.as_str(),
+                k.taker_buy_quote_volume.as_str(),
+            ]
         }
-        Record::BookTicker(b) => vec![b.bid_price, b.bid_qty, b.ask_price, b.ask_qty],
+        Record::BookTicker(b) => {
+            vec![b.bid_price.as_str(), b.bid_qty.as_str(), b.ask_price.as_str(), b.ask_qty.as_str()]
+        }
         Record::DepthUpdate(_) => vec![],
         Record::MarkPrice(_) | Record::Liquidation(_) => unreachable!("refused by check_market"),
     };
@@ -480,8 +493,8 @@ fn check_encoded(r: &Record<'_>, v: &Value, recv_ns: u64, backfilled: bool) {
     let fields = match r {
         Record::Trade(t) => {
             same_i64(v, "trade_id", t.trade_id);
-            same_str(v, "price", t.price);
-            same_str(v, "qty", t.qty);
+            same_str(v, "price", t.price.as_str());
+            same_str(v, "qty", t.qty.as_str());
             same_str(v, "side", t.side.as_str());
             same_i64(v, "trade_time_ms", t.trade_time_ms);
             same_i64(v, "event_time_ms", t.event_time_ms);
@@ -491,8 +504,8 @@ fn check_encoded(r: &Record<'_>, v: &Value, recv_ns: u64, backfilled: bool) {
             same_i64(v, "agg_id", t.agg_id);
             same_i64(v, "first_trade_id", t.first_trade_id);
             same_i64(v, "last_trade_id", t.last_trade_id);
-            same_str(v, "price", t.price);
-            same_str(v, "qty", t.qty);
+            same_str(v, "price", t.price.as_str());
+            same_str(v, "qty", t.qty.as_str());
             same_str(v, "side", t.side.as_str());
             same_i64(v, "trade_time_ms", t.trade_time_ms);
             same_i64(v, "event_time_ms", t.event_time_ms);
@@ -502,15 +515,15 @@ fn check_encoded(r: &Record<'_>, v: &Value, recv_ns: u64, backfilled: bool) {
             same_str(v, "interval", k.interval);
             same_i64(v, "open_time_ms", k.open_time_ms);
             same_i64(v, "close_time_ms", k.close_time_ms);
-            same_str(v, "open", k.open);
-            same_str(v, "high", k.high);
-            same_str(v, "low", k.low);
-            same_str(v, "close", k.close);
-            same_str(v, "volume", k.volume);
-            same_str(v, "quote_volume", k.quote_volume);
+            same_str(v, "open", k.open.as_str());
+            same_str(v, "high", k.high.as_str());
+            same_str(v, "low", k.low.as_str());
+            same_str(v, "close", k.close.as_str());
+            same_str(v, "volume", k.volume.as_str());
+            same_str(v, "quote_volume", k.quote_volume.as_str());
             same_i64(v, "trades", k.trades);
-            same_str(v, "taker_buy_volume", k.taker_buy_volume);
-            same_str(v, "taker_buy_quote_volume", k.taker_buy_quote_volume);
+            same_str(v, "taker_buy_volume", k.taker_buy_volume.as_str());
+            same_str(v, "taker_buy_quote_volume", k.taker_buy_quote_volume.as_str());
             same_bool(v, "closed", k.closed);
             same_i64(v, "first_trade_id", k.first_trade_id.expect("stream klines carry ids"));
             same_i64(v, "last_trade_id", k.last_trade_id.expect("stream klines carry ids"));
@@ -519,10 +532,10 @@ fn check_encoded(r: &Record<'_>, v: &Value, recv_ns: u64, backfilled: bool) {
         }
         Record::BookTicker(b) => {
             same_i64(v, "update_id", b.update_id);
-            same_str(v, "bid_price", b.bid_price);
-            same_str(v, "bid_qty", b.bid_qty);
-            same_str(v, "ask_price", b.ask_price);
-            same_str(v, "ask_qty", b.ask_qty);
+            same_str(v, "bid_price", b.bid_price.as_str());
+            same_str(v, "bid_qty", b.bid_qty.as_str());
+            same_str(v, "ask_price", b.ask_price.as_str());
+            same_str(v, "ask_qty", b.ask_qty.as_str());
             5
         }
         Record::DepthUpdate(d) => {

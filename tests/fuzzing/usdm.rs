@@ -73,8 +73,8 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_str(d, "e", "aggTrade");
             same_i64(d, "E", t.event_time_ms);
             same_i64(d, "a", t.agg_id);
-            same_str(d, "p", t.price);
-            same_str(d, "q", t.qty);
+            same_str(d, "p", t.price.as_str());
+            same_str(d, "q", t.qty.as_str());
             same_i64(d, "f", t.first_trade_id);
             same_i64(d, "l", t.last_trade_id);
             same_i64(d, "T", t.trade_time_ms);
@@ -86,7 +86,7 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             let kk = field(d, "k");
             same_i64(kk, "t", k.open_time_ms);
             same_str(kk, "i", k.interval);
-            same_str(kk, "c", k.close);
+            same_str(kk, "c", k.close.as_str());
             same_bool(kk, "x", k.closed);
         }
         Record::BookTicker(b) => {
@@ -94,10 +94,10 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_i64(d, "u", b.update_id);
             same_i64(d, "E", b.event_time_ms.expect("futures bookTicker has E"));
             same_i64(d, "T", b.transaction_time_ms.expect("futures bookTicker has T"));
-            same_str(d, "b", b.bid_price);
-            same_str(d, "B", b.bid_qty);
-            same_str(d, "a", b.ask_price);
-            same_str(d, "A", b.ask_qty);
+            same_str(d, "b", b.bid_price.as_str());
+            same_str(d, "B", b.bid_qty.as_str());
+            same_str(d, "a", b.ask_price.as_str());
+            same_str(d, "A", b.ask_qty.as_str());
         }
         Record::DepthUpdate(u) => {
             same_str(d, "e", "depthUpdate");
@@ -113,12 +113,12 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_str(d, "e", "markPriceUpdate");
             same_i64(d, "E", m.event_time_ms);
             same_str(d, "s", m.symbol);
-            same_str(d, "p", m.mark_price);
-            same_str(d, "i", m.index_price);
-            same_str(d, "P", m.estimated_settle_price);
-            same_str(d, "r", m.funding_rate);
+            same_str(d, "p", m.mark_price.as_str());
+            same_str(d, "i", m.index_price.as_str());
+            same_str(d, "P", m.estimated_settle_price.as_str());
+            same_str(d, "r", m.funding_rate.as_str());
             same_i64(d, "T", m.next_funding_time_ms);
-            assert_eq!(d.get("ap").and_then(Value::as_str), m.mark_price_avg, "ap in {d}");
+            assert_eq!(d.get("ap").and_then(Value::as_str), m.mark_price_avg.map(|a| a.as_str()), "ap in {d}");
         }
         Record::Liquidation(l) => {
             same_str(d, "e", "forceOrder");
@@ -128,12 +128,12 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
             same_str(o, "S", &l.side.as_str().to_uppercase());
             same_str(o, "o", l.order_type);
             same_str(o, "f", l.time_in_force);
-            same_str(o, "q", l.orig_qty);
-            same_str(o, "p", l.price);
-            same_str(o, "ap", l.avg_price);
+            same_str(o, "q", l.orig_qty.as_str());
+            same_str(o, "p", l.price.as_str());
+            same_str(o, "ap", l.avg_price.as_str());
             same_str(o, "X", l.status);
-            same_str(o, "l", l.last_filled_qty);
-            same_str(o, "z", l.filled_qty);
+            same_str(o, "l", l.last_filled_qty.as_str());
+            same_str(o, "z", l.filled_qty.as_str());
             same_i64(o, "T", l.trade_time_ms);
         }
         Record::Trade(_) => panic!("the USD-M parser made a trade record: {record:?}"),
@@ -142,13 +142,30 @@ fn check_against_json(record: &Record<'_>, d: &Value) {
 
 fn strs<'a>(r: &Record<'a>) -> Vec<&'a str> {
     match r {
-        Record::AggTrade(t) => vec![t.symbol, t.price, t.qty],
-        Record::Kline(k) => vec![k.symbol, k.interval, k.open, k.high, k.low, k.close, k.volume, k.quote_volume],
-        Record::BookTicker(b) => vec![b.symbol, b.bid_price, b.bid_qty, b.ask_price, b.ask_qty],
+        Record::AggTrade(t) => vec![t.symbol, t.price.as_str(), t.qty.as_str()],
+        Record::Kline(k) => vec![
+            k.symbol,
+            k.interval,
+            k.open.as_str(),
+            k.high.as_str(),
+            k.low.as_str(),
+            k.close.as_str(),
+            k.volume.as_str(),
+            k.quote_volume.as_str(),
+        ],
+        Record::BookTicker(b) => {
+            vec![b.symbol, b.bid_price.as_str(), b.bid_qty.as_str(), b.ask_price.as_str(), b.ask_qty.as_str()]
+        }
         Record::DepthUpdate(d) => vec![d.symbol, d.bids.0, d.asks.0],
         Record::MarkPrice(m) => {
-            let mut v = vec![m.symbol, m.mark_price, m.index_price, m.estimated_settle_price, m.funding_rate];
-            v.extend(m.mark_price_avg);
+            let mut v = vec![
+                m.symbol,
+                m.mark_price.as_str(),
+                m.index_price.as_str(),
+                m.estimated_settle_price.as_str(),
+                m.funding_rate.as_str(),
+            ];
+            v.extend(m.mark_price_avg.map(|a| a.as_str()));
             v
         }
         Record::Liquidation(l) => vec![
@@ -156,11 +173,11 @@ fn strs<'a>(r: &Record<'a>) -> Vec<&'a str> {
             l.order_type,
             l.time_in_force,
             l.status,
-            l.orig_qty,
-            l.price,
-            l.avg_price,
-            l.last_filled_qty,
-            l.filled_qty,
+            l.orig_qty.as_str(),
+            l.price.as_str(),
+            l.avg_price.as_str(),
+            l.last_filled_qty.as_str(),
+            l.filled_qty.as_str(),
         ],
         Record::Trade(_) => vec![],
     }
@@ -169,32 +186,41 @@ fn strs<'a>(r: &Record<'a>) -> Vec<&'a str> {
 /// Whether `encode` should accept the record, by the documented rules.
 fn should_encode(r: &Record<'_>) -> bool {
     let (decimals, words): (Vec<&str>, Vec<&str>) = match r {
-        Record::AggTrade(t) => (vec![t.price, t.qty], vec![]),
+        Record::AggTrade(t) => (vec![t.price.as_str(), t.qty.as_str()], vec![]),
         Record::Kline(k) => (
             vec![
-                k.open,
-                k.high,
-                k.low,
-                k.close,
-                k.volume,
-                k.quote_volume,
-                k.taker_buy_volume,
-                k.taker_buy_quote_volume,
+                k.open.as_str(),
+                k.high.as_str(),
+                k.low.as_str(),
+                k.close.as_str(),
+                k.volume.as_str(),
+                k.quote_volume.as_str(),
+                k.taker_buy_volume.as_str(),
+                k.taker_buy_quote_volume.as_str(),
             ],
             vec![],
         ),
-        Record::BookTicker(b) => (vec![b.bid_price, b.bid_qty, b.ask_price, b.ask_qty], vec![]),
+        Record::BookTicker(b) => {
+            (vec![b.bid_price.as_str(), b.bid_qty.as_str(), b.ask_price.as_str(), b.ask_qty.as_str()], vec![])
+        }
         Record::DepthUpdate(d) => {
             let ok = plain_levels(d.bids.0) == Some(true) && plain_levels(d.asks.0) == Some(true);
             return ok && plain_symbol(d.symbol);
         }
         Record::MarkPrice(m) => {
-            let mut v = vec![m.mark_price, m.index_price, m.estimated_settle_price, m.funding_rate];
-            v.extend(m.mark_price_avg);
+            let mut v =
+                [m.mark_price, m.index_price, m.estimated_settle_price, m.funding_rate].map(|d| d.as_str()).to_vec();
+            v.extend(m.mark_price_avg.map(|a| a.as_str()));
             (v, vec![])
         }
         Record::Liquidation(l) => (
-            vec![l.orig_qty, l.price, l.avg_price, l.last_filled_qty, l.filled_qty],
+            vec![
+                l.orig_qty.as_str(),
+                l.price.as_str(),
+                l.avg_price.as_str(),
+                l.last_filled_qty.as_str(),
+                l.filled_qty.as_str(),
+            ],
             vec![l.order_type, l.time_in_force, l.status],
         ),
         Record::Trade(_) => (vec![], vec![]),
@@ -218,12 +244,12 @@ fn expected(r: &Record<'_>, recv_ns: u64) -> Option<Value> {
     m.insert("symbol".into(), json!(r.symbol()));
     match r {
         Record::MarkPrice(p) => {
-            m.insert("mark_price".into(), json!(p.mark_price));
-            m.insert("index_price".into(), json!(p.index_price));
-            m.insert("estimated_settle_price".into(), json!(p.estimated_settle_price));
-            m.insert("funding_rate".into(), json!(p.funding_rate));
+            m.insert("mark_price".into(), json!(p.mark_price.as_str()));
+            m.insert("index_price".into(), json!(p.index_price.as_str()));
+            m.insert("estimated_settle_price".into(), json!(p.estimated_settle_price.as_str()));
+            m.insert("funding_rate".into(), json!(p.funding_rate.as_str()));
             if let Some(ap) = p.mark_price_avg {
-                m.insert("mark_price_avg".into(), json!(ap));
+                m.insert("mark_price_avg".into(), json!(ap.as_str()));
             }
             m.insert("next_funding_time_ms".into(), json!(p.next_funding_time_ms));
             m.insert("event_time_ms".into(), json!(p.event_time_ms));
@@ -232,22 +258,22 @@ fn expected(r: &Record<'_>, recv_ns: u64) -> Option<Value> {
             m.insert("side".into(), json!(l.side.as_str()));
             m.insert("order_type".into(), json!(l.order_type));
             m.insert("time_in_force".into(), json!(l.time_in_force));
-            m.insert("orig_qty".into(), json!(l.orig_qty));
-            m.insert("price".into(), json!(l.price));
-            m.insert("avg_price".into(), json!(l.avg_price));
+            m.insert("orig_qty".into(), json!(l.orig_qty.as_str()));
+            m.insert("price".into(), json!(l.price.as_str()));
+            m.insert("avg_price".into(), json!(l.avg_price.as_str()));
             m.insert("status".into(), json!(l.status));
-            m.insert("last_filled_qty".into(), json!(l.last_filled_qty));
-            m.insert("filled_qty".into(), json!(l.filled_qty));
+            m.insert("last_filled_qty".into(), json!(l.last_filled_qty.as_str()));
+            m.insert("filled_qty".into(), json!(l.filled_qty.as_str()));
             m.insert("trade_time_ms".into(), json!(l.trade_time_ms));
             m.insert("event_time_ms".into(), json!(l.event_time_ms));
             m.insert("snapshot".into(), json!(true));
         }
         Record::BookTicker(b) => {
             m.insert("update_id".into(), json!(b.update_id));
-            m.insert("bid_price".into(), json!(b.bid_price));
-            m.insert("bid_qty".into(), json!(b.bid_qty));
-            m.insert("ask_price".into(), json!(b.ask_price));
-            m.insert("ask_qty".into(), json!(b.ask_qty));
+            m.insert("bid_price".into(), json!(b.bid_price.as_str()));
+            m.insert("bid_qty".into(), json!(b.bid_qty.as_str()));
+            m.insert("ask_price".into(), json!(b.ask_price.as_str()));
+            m.insert("ask_qty".into(), json!(b.ask_qty.as_str()));
             m.insert("event_time_ms".into(), json!(b.event_time_ms));
             m.insert("transaction_time_ms".into(), json!(b.transaction_time_ms));
         }

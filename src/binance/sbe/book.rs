@@ -82,9 +82,9 @@ fn write_levels(levels: impl Iterator<Item = Level>, scale: Scale, out: &mut Vec
             out.push(b',');
         }
         out.extend_from_slice(b"[\"");
-        out.extend_from_slice(text(level.price, scale.price, &mut p)?.as_bytes());
+        out.extend_from_slice(text(level.price, scale.price, &mut p)?.as_str().as_bytes());
         out.extend_from_slice(b"\",\"");
-        out.extend_from_slice(text(level.qty, scale.qty, &mut q)?.as_bytes());
+        out.extend_from_slice(text(level.qty, scale.qty, &mut q)?.as_str().as_bytes());
         out.extend_from_slice(b"\"]");
     }
     out.push(b']');
