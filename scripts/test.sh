@@ -133,8 +133,10 @@ else
     # kept here, and the rest of target/debug goes before the release build needs its room.
     keep="$ROOT/target/ci-debug-bin"
     mkdir -p "$keep"
-    if cp target/debug/marketflow-ingestor target/debug/binance-sim "$keep/" 2>/dev/null; then
+    if cp target/debug/marketflow-ingestor target/debug/binance-sim "$keep/"; then
       export BIN_DIR="$keep"
+    else
+      echo "CI: the debug binaries were not kept: the observability test builds release ones"
     fi
     rm -rf target/debug
     echo "CI: target/debug removed before the release build ($(disk_free))"

@@ -36,7 +36,7 @@ mod prefix;
 mod symbol;
 
 use crate::time_unit::TimeUnit;
-pub use decimal::{is_decimal, DecimalText};
+pub use decimal::{is_decimal, DecimalText, MAX_DECIMAL_LEN};
 #[cfg(test)]
 pub(crate) use json::put;
 pub use json::Out;

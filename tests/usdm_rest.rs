@@ -265,3 +265,26 @@ fn a_closed_candle_is_refilled_from_fapi_klines() {
     assert_eq!(lane.metric("marketflow_ingestor_rest_used_weight"), 1.0);
     lane.stop();
 }
+
+#[test]
+fn a_stalled_sink_holds_the_fetches_until_it_delivers_again() {
+    let sim = market(800.0, 2400, Duration::from_secs(60));
+    wait_aggs(&sim, 300);
+    let lane = lane(&sim, &[]);
+    // Ready (connected) but not acknowledging: what is fetched now could only queue, and each fetch
+    // spends REST weight that the ids dropped meanwhile will need.
+    let stall = &lane.metrics.health.sink_stall_ms;
+    stall.store(20_000, std::sync::atomic::Ordering::Relaxed);
+    let m = &sim.usdm.as_ref().unwrap().market;
+    let id = |k: u64| m.expected_agg_trade(0, k).agg_id;
+    lane.jobs.try_send(Job::Range { symbol_idx: 0, kind: Dense::AggTrade, from: id(10), to: id(110) }).unwrap();
+    // Nothing may come however long this waits; without the hold, the fetch takes milliseconds.
+    assert!(lane.out.recv_timeout(Duration::from_secs(2)).is_err(), "fetched while the sink was stalled");
+    let agg_2xx = r#"marketflow_ingestor_rest_requests_total{endpoint="aggTrades",status="2xx"}"#;
+    assert_eq!(lane.metric(agg_2xx), 0.0, "no aggTrades request while the sink was stalled");
+    stall.store(0, std::sync::atomic::Ordering::Relaxed);
+    let recs = lane.records(100);
+    assert_eq!(recs[0]["agg_id"], id(10));
+    assert_eq!(recs[99]["agg_id"], id(109));
+    lane.stop();
+}

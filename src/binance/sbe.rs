@@ -27,7 +27,7 @@ use binance_sbe::{decode, Decimal, Message, SbeError};
 pub use scales::{parse_scales, scales_call};
 
 use super::EXCHANGE;
-use crate::record::{DecimalText, Record, Side, Trade};
+use crate::record::{DecimalText, Record, Side, Trade, MAX_DECIMAL_LEN};
 use crate::stream::StreamKind;
 use crate::venue::{Binary, BinaryCtx, Frame, Refusal, Scale, Venue};
 
@@ -68,9 +68,6 @@ fn stream_name(symbol: &str, kind: StreamKind) -> String {
         other => other.stream_name(symbol),
     }
 }
-
-/// The longest decimal text a record takes (`record::is_decimal`); Binance's are about 20.
-const MAX_DECIMAL_LEN: usize = 64;
 
 /// The `messages_rejected_total` reason of a frame `binance_sbe::decode` refused.
 pub const fn reason(e: &SbeError) -> &'static str {

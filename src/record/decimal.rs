@@ -78,6 +78,7 @@ impl<'a> From<&'a str> for DecimalText<'a> {
 impl<'a> From<FixedText<'a>> for DecimalText<'a> {
     #[inline]
     fn from(t: FixedText<'a>) -> Self {
+        debug_assert!(t.as_str().len() <= MAX_DECIMAL_LEN, "formatted into a buffer longer than a record takes");
         DecimalText::new(t.as_str(), true)
     }
 }
@@ -102,8 +103,9 @@ impl std::fmt::Debug for DecimalText<'_> {
     }
 }
 
-/// Longest decimal text accepted; Binance sends at most ~20 characters.
-const MAX_DECIMAL_LEN: usize = 64;
+/// Longest decimal text accepted; Binance sends at most ~20 characters. Formatted text
+/// ([`FixedText`]) skips the check, so its writers size their buffers with this.
+pub const MAX_DECIMAL_LEN: usize = 64;
 
 /// Plain decimal text: optional `-`, digits, optional `.` and digits. No exponent, no sign `+`,
 /// no whitespace: what Binance sends, and what a consumer can feed to any decimal parser.

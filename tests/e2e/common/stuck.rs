@@ -34,16 +34,21 @@ fn stacks(pid: u32) -> String {
         .args(["-batch", "-nx", "-p", &pid.to_string(), "-ex", "thread apply all bt 30"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = child else { return "(no gdb here: no stacks)\n".into() };
     let t = Instant::now();
     while t.elapsed() < GDB_BOUND {
         if let Ok(Some(_)) = child.try_wait() {
-            let out = child.wait_with_output().map(|o| o.stdout).unwrap_or_default();
-            let text = String::from_utf8_lossy(&out);
+            let Ok(out) = child.wait_with_output() else { return "(gdb's output was lost)\n".into() };
+            let text = String::from_utf8_lossy(&out.stdout);
             // Only the frames: gdb's banner and symbol-loading chatter say nothing here.
             let frames: Vec<&str> = text.lines().filter(|l| l.starts_with("Thread ") || l.starts_with('#')).collect();
+            if frames.is_empty() {
+                // Attaching can be refused (ptrace_scope): say why rather than print nothing.
+                let err = String::from_utf8_lossy(&out.stderr);
+                return format!("(gdb gave no stacks, {}: {})\n", out.status, err.lines().last().unwrap_or("").trim());
+            }
             return format!("stacks (gdb):\n{}\n", frames.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(100));
