@@ -202,7 +202,11 @@ fn refused(kind: &str, message: &str, user: &str, password: &str, ca: &str, secr
         assert!(*n <= 15, "{n} lines of {key} in {STORM_WINDOW:?}: not rate-limited");
     }
     let (code, body) = ing.get("/readyz");
-    assert_eq!((code, body.trim()), (503, "subscribed=true sink=false"));
+    let mut lines = body.lines();
+    assert_eq!((code, lines.next()), (503, Some("subscribed=true sink=false")), "{body}");
+    // Its records have waited unacknowledged longer than KAFKA_STALL_SECS (15 s) by now: the
+    // stall is named beside the refusal, and nothing else is.
+    assert!(lines.all(|l| l.starts_with("kafka_stall=no acknowledgement for ")), "{body}");
     assert_eq!(ing.get("/healthz").0, 200, "alive");
 
     let (_, metrics) = ing.get("/metrics");
