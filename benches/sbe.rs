@@ -22,8 +22,9 @@
 //! A second group, `trade_decode_normalize_encode_alone`, times the three steps the issue names
 //! and nothing else, as benches/parse.rs times the JSON path against serde_json: each frame
 //! decoded (sonic-rs, or `binance_sbe::decode` with the decimals at the symbol's scale) and its
-//! record encoded into one reused buffer; no pipeline, so no sequence check, counter, latency
-//! histogram or ring. The straightforward serde_json implementation of benches/parse.rs runs on
+//! record encoded into one reused buffer as the pipeline encodes it, its constant start copied
+//! from the symbol's prefix (`record::Prefixes`, built before the clock starts); no pipeline, so
+//! no sequence check, counter, latency histogram or ring. The straightforward serde_json implementation of benches/parse.rs runs on
 //! the same JSON frames beside them. Both groups are in the gate: the first is what the event
 //! loop pays per trade, the second what the transport itself changes.
 //!
@@ -40,9 +41,10 @@ use marketflow_ingestor::binance::venue::VENUE;
 use marketflow_ingestor::binance::wire::{parse_frame, parse_text, Frame};
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
-use marketflow_ingestor::record::{Record, RecordType};
+use marketflow_ingestor::record::{Prefixes, Record, RecordType};
 use marketflow_ingestor::ring::{ring, RecordMeta, RingReader, RingWriter};
 use marketflow_ingestor::stream::StreamKind;
+use marketflow_ingestor::time_unit::TimeUnit;
 use marketflow_ingestor::venue::{BinaryCtx, Scale};
 
 const N: u64 = 1_000;
@@ -104,26 +106,39 @@ fn enqueue_records(p: &mut Pipeline, records: &[Record<'_>]) -> usize {
 /// The receive time every record of the ring-less group carries.
 const RECV_NS: u64 = 1_700_000_000_000_000_000;
 
+/// `record` encoded as `Pipeline::enqueue` encodes it: its start from the prefix of the one
+/// symbol these frames carry (index 0), written field by field if the record is not that one's.
+#[inline(always)]
+fn encode(prefixes: &Prefixes, record: &Record<'_>, out: &mut Vec<u8>) -> bool {
+    record.encode_to(prefixes.of(record, 0), TimeUnit::Millis, RECV_NS, false, out).is_ok()
+}
+
 #[inline(never)]
-fn json_alone(frames: &[String], out: &mut Vec<u8>) -> usize {
+fn json_alone(prefixes: &Prefixes, frames: &[String], out: &mut Vec<u8>) -> usize {
     let mut n = 0;
     for f in frames {
         out.clear();
         if let Ok(Frame::Market { record, .. }) = parse_text(f) {
-            n += usize::from(record.encode(RECV_NS, false, out).is_ok());
+            n += usize::from(encode(prefixes, &record, out));
         }
     }
     n
 }
 
 #[inline(never)]
-fn sbe_alone(ctx: &BinaryCtx, scratch: &mut Vec<u8>, frames: &[Vec<u8>], out: &mut Vec<u8>) -> usize {
+fn sbe_alone(
+    prefixes: &Prefixes,
+    ctx: &BinaryCtx,
+    scratch: &mut Vec<u8>,
+    frames: &[Vec<u8>],
+    out: &mut Vec<u8>,
+) -> usize {
     let mut n = 0;
     for f in frames {
         out.clear();
         let _ = (BINARY.parse)(f, ctx, scratch, &mut |r| {
             if let Ok(Frame::Market { record, .. }) = r {
-                n += usize::from(record.encode(RECV_NS, false, out).is_ok());
+                n += usize::from(encode(prefixes, &record, out));
             }
         });
     }
@@ -142,13 +157,29 @@ fn bench_alone(c: &mut Criterion, json: &[String], sbe: &[Vec<u8>]) {
         scales: vec![Scale { price: 8, qty: 8 }],
         unit: Default::default(),
     };
+    let prefixes = Prefixes::new(VENUE.exchange, ["BTCUSDT"]);
     let mut scratch = Vec::with_capacity(4096);
     let mut out = Vec::with_capacity(4096);
     // Same records from both transports and from the serde_json implementation, frame by frame.
     for (j, s) in json.iter().zip(sbe).take(16) {
-        json_alone(std::slice::from_ref(j), &mut out);
+        assert_eq!(json_alone(&prefixes, std::slice::from_ref(j), &mut out), 1);
+        let mut unprefixed = Vec::new();
+        assert!(parse_text(j).is_ok_and(
+            |f| matches!(f, Frame::Market { record, .. } if record.encode(RECV_NS, false, &mut unprefixed).is_ok())
+        ));
+        assert_eq!(out, unprefixed, "the prefix writes what the fields write");
+        let mut prefixed = 0;
+        if let Ok(Frame::Market { record, .. }) = parse_text(j) {
+            prefixed += usize::from(prefixes.of(&record, 0).is_some());
+        }
+        let _ = (BINARY.parse)(s, &ctx, &mut scratch, &mut |r| {
+            if let Ok(Frame::Market { record, .. }) = r {
+                prefixed += usize::from(prefixes.of(&record, 0).is_some());
+            }
+        });
+        assert_eq!(prefixed, 2, "both transports' records take the prefix");
         let from_json: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(sbe_alone(&ctx, &mut scratch, std::slice::from_ref(s), &mut out), 1);
+        assert_eq!(sbe_alone(&prefixes, &ctx, &mut scratch, std::slice::from_ref(s), &mut out), 1);
         let from_sbe: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let from_serde: serde_json::Value = serde_json::from_slice(&common::baseline::run(j.as_bytes())).unwrap();
         assert_eq!(from_json, from_sbe, "JSON and SBE give the same record");
@@ -157,8 +188,8 @@ fn bench_alone(c: &mut Criterion, json: &[String], sbe: &[Vec<u8>]) {
 
     let mut g = c.benchmark_group("trade_decode_normalize_encode_alone");
     g.throughput(Throughput::Elements(N));
-    g.bench_function("json_sonic", |b| b.iter(|| expect_records(json_alone(json, &mut out))));
-    g.bench_function("sbe", |b| b.iter(|| expect_records(sbe_alone(&ctx, &mut scratch, sbe, &mut out))));
+    g.bench_function("json_sonic", |b| b.iter(|| expect_records(json_alone(&prefixes, json, &mut out))));
+    g.bench_function("sbe", |b| b.iter(|| expect_records(sbe_alone(&prefixes, &ctx, &mut scratch, sbe, &mut out))));
     g.bench_function("serde_json_owned", |b| b.iter(|| expect_records(serde_alone(json))));
     g.finish();
 }

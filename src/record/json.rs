@@ -33,7 +33,8 @@ pub(super) struct JsonWriter<'o, O: Out + ?Sized> {
 }
 
 /// Copies `src` to `dst`: short lengths (what a record's parts are) as two overlapping loads
-/// and stores of a word, the rest by `copy_nonoverlapping`.
+/// and stores of a word (of 16 bytes, by 32-byte blocks, up to 128), the rest by
+/// `copy_nonoverlapping`.
 ///
 /// # Safety
 /// `dst` is valid for `src.len()` bytes of writes and does not overlap `src`.
@@ -51,6 +52,22 @@ unsafe fn copy_short(src: &[u8], dst: *mut u8) {
             let (a, b) = (s.cast::<u128>().read_unaligned(), s.add(n - 16).cast::<u128>().read_unaligned());
             dst.cast::<u128>().write_unaligned(a);
             dst.add(n - 16).cast::<u128>().write_unaligned(b);
+        } else if (33..=128).contains(&n) {
+            // A record's prefix (`{"type":"trade",...,"symbol":"BTCUSDT","trade_id":` is 67
+            // bytes): the first and the last 32 bytes, and the first and last 32 of the rest up to
+            // 128, where a `memcpy` call cost about 55 instructions a record.
+            let copy32 = |at: usize| {
+                let (a, b) =
+                    (s.add(at).cast::<u128>().read_unaligned(), s.add(at + 16).cast::<u128>().read_unaligned());
+                dst.add(at).cast::<u128>().write_unaligned(a);
+                dst.add(at + 16).cast::<u128>().write_unaligned(b);
+            };
+            copy32(0);
+            copy32(n - 32);
+            if n > 64 {
+                copy32(32);
+                copy32(n - 64);
+            }
         } else if (4..8).contains(&n) {
             let (a, b) = (s.cast::<u32>().read_unaligned(), s.add(n - 4).cast::<u32>().read_unaligned());
             dst.cast::<u32>().write_unaligned(a);
@@ -257,5 +274,28 @@ impl<'de, O: Out + ?Sized> serde::de::DeserializeSeed<'de> for &mut LevelsWriter
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::put;
+
+    /// Every length up to past the word-wise cases copies exactly its bytes, after what the
+    /// output held and with nothing written after them.
+    #[test]
+    fn parts_of_every_length_are_copied_exactly() {
+        let src: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37).wrapping_add(1)).collect();
+        for n in 0..=100 {
+            for lead in [0usize, 1, 7] {
+                let mut out = vec![0xee; lead];
+                out.reserve(200);
+                put(&mut out, [&src[..n], b"!"]);
+                assert_eq!(out.len(), lead + n + 1, "{n}");
+                assert!(out[..lead].iter().all(|&b| b == 0xee), "{n}");
+                assert_eq!(out[lead..lead + n], src[..n], "{n}");
+                assert_eq!(out[lead + n], b'!', "{n}");
+            }
+        }
     }
 }

@@ -60,7 +60,9 @@ impl Prefixes {
     pub fn of(&self, record: &Record<'_>, symbol_idx: u16) -> Option<&[u8]> {
         let span = self.spans.get(usize::from(symbol_idx) * RecordType::COUNT + record.record_type() as usize)?;
         let exchange = record.exchange();
-        if span.start == span.end || !(std::ptr::eq(exchange, self.exchange) || exchange == self.exchange) {
+        if span.start == span.end
+            || !(std::ptr::eq(exchange, self.exchange) || same_short(exchange.as_bytes(), self.exchange.as_bytes()))
+        {
             return None;
         }
         let symbol = self.bytes.get(span.symbol as usize..span.symbol_end as usize)?;
