@@ -125,6 +125,9 @@ const BAD_EXPONENT: Refusal = Refusal {
     why: "SBE exponent makes a price or quantity longer than any decimal a record takes",
 };
 
+// The decimals' buffers are long enough for `write_fixed`'s short way.
+const _: () = assert!(MAX_DECIMAL_LEN >= binance_sbe::SHORT_ROOM);
+
 /// The exact text of `d` at `scale` decimals, in `buf`: a record takes it without checking it
 /// again ([`DecimalText`]).
 fn text(d: Decimal, scale: u8, buf: &mut [u8; MAX_DECIMAL_LEN]) -> Result<DecimalText<'_>, Refusal> {

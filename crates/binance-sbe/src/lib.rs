@@ -20,7 +20,7 @@ pub mod encode;
 mod error;
 mod event;
 
-pub use decimal::{Decimal, FixedText, FormatError, MAX_TEXT_LEN};
+pub use decimal::{Decimal, FixedText, FormatError, MAX_TEXT_LEN, SHORT_ROOM};
 pub use decode::{decode, HEADER_LEN};
 pub use error::{Group, Part, SbeError};
 pub use event::{BestBidAskEvent, DepthDiffEvent, DepthSnapshotEvent, Level, Message, MessageKind, Trade, TradesEvent};
