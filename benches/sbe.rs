@@ -24,9 +24,10 @@
 //! decoded (sonic-rs, or `binance_sbe::decode` with the decimals at the symbol's scale) and its
 //! record encoded into one reused buffer as the pipeline encodes it, its constant start copied
 //! from the symbol's prefix (`record::Prefixes`, built before the clock starts); no pipeline, so
-//! no sequence check, counter, latency histogram or ring. The straightforward serde_json implementation of benches/parse.rs runs on
-//! the same JSON frames beside them. Both groups are in the gate: the first is what the event
-//! loop pays per trade, the second what the transport itself changes.
+//! no sequence check, counter, latency histogram or ring. The straightforward serde_json
+//! implementation of benches/parse.rs runs on the same JSON frames beside them. Both groups are
+//! in the gate: the first is what the event loop pays per trade, the second what the transport
+//! itself changes.
 //!
 //! `cargo bench --bench sbe` (`-- --test` runs each once, as scripts/test.sh does).
 

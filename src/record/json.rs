@@ -32,8 +32,8 @@ pub(super) struct JsonWriter<'o, O: Out + ?Sized> {
     out: &'o mut O,
 }
 
-/// Copies `src` to `dst`: short lengths (what a record's parts are) as two overlapping loads
-/// and stores of a word (of 16 bytes, by 32-byte blocks, up to 128), the rest by
+/// Copies `src` to `dst`: 4 to 32 bytes (what a record's parts are) as two overlapping words,
+/// 33 to 128 (a record's prefix) as up to four overlapping 32-byte blocks, the rest by
 /// `copy_nonoverlapping`.
 ///
 /// # Safety
@@ -41,8 +41,10 @@ pub(super) struct JsonWriter<'o, O: Out + ?Sized> {
 #[inline(always)]
 unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     let (n, s) = (src.len(), src.as_ptr());
-    // SAFETY: every read is within `src` (the second of each pair ends at its last byte), every
-    // write within `dst[..n]`, as the caller guarantees.
+    // SAFETY: every read is within `src` and every write within `dst[..n]` (valid, as the caller
+    // guarantees): each word or block starts at 0 or later and ends at `n` at the latest (the
+    // second of each pair ends at the last byte; the two middle blocks, for 65 to 128 only,
+    // start at 32 and at `n - 64` >= 1).
     unsafe {
         if (8..=16).contains(&n) {
             let (a, b) = (s.cast::<u64>().read_unaligned(), s.add(n - 8).cast::<u64>().read_unaligned());
@@ -279,23 +281,30 @@ impl<'de, O: Out + ?Sized> serde::de::DeserializeSeed<'de> for &mut LevelsWriter
 
 #[cfg(test)]
 mod tests {
-    use super::put;
+    use super::{copy_short, put};
 
-    /// Every length up to past the word-wise cases copies exactly its bytes, after what the
-    /// output held and with nothing written after them.
+    /// Every length, through each word-wise case and past them, copies exactly its bytes from a
+    /// source of exactly that length (a read past its end would leave the slice) into a
+    /// destination whose bytes around the copy must stay as they were.
     #[test]
     fn parts_of_every_length_are_copied_exactly() {
-        let src: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37).wrapping_add(1)).collect();
-        for n in 0..=100 {
-            for lead in [0usize, 1, 7] {
-                let mut out = vec![0xee; lead];
-                out.reserve(200);
-                put(&mut out, [&src[..n], b"!"]);
-                assert_eq!(out.len(), lead + n + 1, "{n}");
-                assert!(out[..lead].iter().all(|&b| b == 0xee), "{n}");
-                assert_eq!(out[lead..lead + n], src[..n], "{n}");
-                assert_eq!(out[lead + n], b'!', "{n}");
-            }
+        const GUARD: usize = 64;
+        let pattern: Vec<u8> = (0..200u8).map(|i| i.wrapping_mul(37).wrapping_add(1)).collect();
+        for n in 0..=160 {
+            let src = pattern[..n].to_vec();
+            let mut dst = vec![0xee; GUARD + n + GUARD];
+            // SAFETY: `dst[GUARD..GUARD + n]` is valid for `n` writes and a separate allocation.
+            unsafe { copy_short(&src, dst.as_mut_ptr().add(GUARD)) };
+            assert_eq!(dst[GUARD..GUARD + n], src[..], "{n}");
+            assert!(dst[..GUARD].iter().chain(&dst[GUARD + n..]).all(|&b| b == 0xee), "{n}: written outside");
+        }
+        // Through `put`, after what the output held.
+        for n in [0, 7, 31, 33, 67, 128, 129] {
+            let mut out = vec![0xee; 3];
+            put(&mut out, [&pattern[..n], b"!"]);
+            assert_eq!(out.len(), 3 + n + 1, "{n}");
+            assert_eq!(out[3..3 + n], pattern[..n], "{n}");
+            assert_eq!(out[..3], [0xee; 3], "{n}");
         }
     }
 }

@@ -74,8 +74,8 @@ impl Decimal {
     }
 
     /// [`Decimal::write_fixed`] for the shape nearly every price and quantity has: at most
-    /// eight integer digits and a fraction of 1 to 8 digits whose exponent needs no zero
-    /// dropped (`-exponent` ≤ `scale`), into a buffer of at least [`SHORT_ROOM`] bytes. The
+    /// eight integer digits, a scale of 1 to 8 and an exponent from `-scale` to 0 (no zero to
+    /// drop, none to add before the point), into a buffer of at least [`SHORT_ROOM`] bytes. The
     /// value is taken in units of 10^-8 (one multiply), split by the constant 10^8 into the
     /// integer part and eight fractional digits, each turned into one word of [`eight_digits`]
     /// and stored whole: the fraction's digits past the scale are zeros (the exponent asked for
