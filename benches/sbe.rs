@@ -114,13 +114,15 @@ fn encode(prefixes: &Prefixes, record: &Record<'_>, out: &mut Vec<u8>) -> bool {
     record.encode_to(prefixes.of(record, 0), TimeUnit::Millis, RECV_NS, false, out).is_ok()
 }
 
+// Both loops encode each record where the parser left it (a borrow): matching the frame by value
+// copied the record out of it first (a `memcpy` of about 30 instructions a trade).
 #[inline(never)]
 fn json_alone(prefixes: &Prefixes, frames: &[String], out: &mut Vec<u8>) -> usize {
     let mut n = 0;
     for f in frames {
         out.clear();
-        if let Ok(Frame::Market { record, .. }) = parse_text(f) {
-            n += usize::from(encode(prefixes, &record, out));
+        if let Ok(Frame::Market { record, .. }) = &parse_text(f) {
+            n += usize::from(encode(prefixes, record, out));
         }
     }
     n
@@ -138,8 +140,8 @@ fn sbe_alone(
     for f in frames {
         out.clear();
         let _ = (BINARY.parse)(f, ctx, scratch, &mut |r| {
-            if let Ok(Frame::Market { record, .. }) = r {
-                n += usize::from(encode(prefixes, &record, out));
+            if let Ok(Frame::Market { record, .. }) = &r {
+                n += usize::from(encode(prefixes, record, out));
             }
         });
     }

@@ -37,6 +37,7 @@ mod symbol;
 
 use crate::time_unit::TimeUnit;
 pub use decimal::{is_decimal, DecimalText, MAX_DECIMAL_LEN};
+pub(crate) use json::copy_short;
 #[cfg(test)]
 pub(crate) use json::put;
 pub use json::Out;

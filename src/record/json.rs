@@ -39,7 +39,7 @@ pub(super) struct JsonWriter<'o, O: Out + ?Sized> {
 /// # Safety
 /// `dst` is valid for `src.len()` bytes of writes and does not overlap `src`.
 #[inline(always)]
-unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+pub(crate) unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     let (n, s) = (src.len(), src.as_ptr());
     // SAFETY: every read is within `src` and every write within `dst[..n]` (valid, as the caller
     // guarantees): each word or block starts at 0 or later and ends at `n` at the latest (the
