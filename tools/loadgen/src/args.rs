@@ -42,7 +42,8 @@ pub struct Args {
     #[arg(long, default_value = "trade")]
     pub streams: String,
     /// How the simulator's trades arrive: even, poisson (seeded), even:K or poisson:K (K messages
-    /// per write), burst:N; unset: the simulator's default (every symbol on one beat, sent on a tick)
+    /// per write), burst:N; unset: the simulator's default (every symbol on one beat, sent on a tick).
+    /// With `--feeder replay`: even:K or burst:K writes K messages a write (unset: whatever is due)
     #[arg(long)]
     pub arrival: Option<binance_sim::Arrival>,
     /// Who sends: the Binance simulator, or the replay feeder (trade and aggTrade only)

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use binance_sim::{self as sim, Arrival, SimConfig, SimHandle, StreamKind};
 
 use crate::replay::Replay;
@@ -50,7 +50,14 @@ impl Feeder {
         let per_kind = rate / kinds.len().max(1) as f64;
         match kind {
             "replay" => {
-                let r = Replay::spawn(rate, duration, tls, sbe)?;
+                let per_write = match arrival {
+                    None => None,
+                    Some(a) if a.process == sim::Process::Even => Some(a.per_segment),
+                    Some(a) => {
+                        bail!("the replay feeder takes even:K or burst:K arrivals (K messages a write), not {a}")
+                    }
+                };
+                let r = Replay::spawn(rate, duration, tls, sbe, per_write)?;
                 // It only answers REST: its market generates nothing until someone subscribes.
                 let rest = sbe
                     .then(|| {

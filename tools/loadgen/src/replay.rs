@@ -193,7 +193,16 @@ pub struct Replay {
 }
 
 impl Replay {
-    pub fn spawn(rate: f64, duration: Option<Duration>, tls: bool, sbe: bool) -> Result<Replay> {
+    /// `per_write`: messages per write (`--arrival even:K`), each write one segment of exactly
+    /// that many; `None`: whatever is due at once (up to 1,024), so a faster feeder writes
+    /// smaller batches.
+    pub fn spawn(
+        rate: f64,
+        duration: Option<Duration>,
+        tls: bool,
+        sbe: bool,
+        per_write: Option<u32>,
+    ) -> Result<Replay> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -232,9 +241,9 @@ impl Replay {
                 match tls_cfg {
                     Some(cfg) => {
                         let conn = rustls::ServerConnection::new(cfg)?;
-                        replay_pump(rustls::StreamOwned::new(conn, tcp), rate, duration, sbe, &sh)
+                        replay_pump(rustls::StreamOwned::new(conn, tcp), rate, duration, sbe, per_write, &sh)
                     }
-                    None => replay_pump(tcp, rate, duration, sbe, &sh),
+                    None => replay_pump(tcp, rate, duration, sbe, per_write, &sh),
                 }
             })();
             if let Err(e) = r {
@@ -274,6 +283,7 @@ fn replay_pump<S: Read + Write>(
     rate: f64,
     duration: Option<Duration>,
     sbe: bool,
+    per_write: Option<u32>,
     sh: &ReplayShared,
 ) -> Result<()> {
     let path = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
@@ -309,7 +319,6 @@ fn replay_pump<S: Read + Write>(
     }
     let templates: Vec<Template> =
         streams.iter().enumerate().map(|(i, s)| Template::new(s, i, sbe)).collect::<Result<_>>()?;
-    const MAX_BATCH: u64 = 1024;
     let frame_max = templates.iter().map(|t| t.bytes.len()).max().unwrap_or(256);
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_BATCH as usize * frame_max);
     let mut k = vec![0u64; templates.len()];
@@ -324,7 +333,8 @@ fn replay_pump<S: Read + Write>(
         if let Some(l) = limit {
             due = due.min(l);
         }
-        if due <= sent {
+        let n = to_write(due, sent, per_write, limit.is_some_and(|l| due >= l));
+        if n == 0 {
             if limit.is_some_and(|l| sent >= l) {
                 std::thread::sleep(Duration::from_millis(10));
             } else {
@@ -333,7 +343,6 @@ fn replay_pump<S: Read + Write>(
             }
             continue;
         }
-        let n = (due - sent).min(MAX_BATCH);
         buf.clear();
         let now_ns = clock::now_ns();
         for _ in 0..n {
@@ -352,9 +361,40 @@ fn replay_pump<S: Read + Write>(
     Ok(())
 }
 
+/// Most messages in one write when no segment size is set.
+const MAX_BATCH: u64 = 1024;
+
+/// How many messages to write now, `due` of them due and `sent` sent (0: wait). With a segment
+/// size `per_write`, exactly one segment once a whole one is due (`last`: the run's end is due,
+/// and the rest goes out even if short): both transports then reach the ingester K messages to a
+/// write, however fast this thread renders them. Without, whatever is due, up to [`MAX_BATCH`].
+fn to_write(due: u64, sent: u64, per_write: Option<u32>, last: bool) -> u64 {
+    let ready = due.saturating_sub(sent);
+    match per_write {
+        Some(k) if ready < u64::from(k) && !last => 0,
+        Some(k) => ready.min(u64::from(k)),
+        None => ready.min(MAX_BATCH),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_are_whole_segments_or_whatever_is_due() {
+        // Whatever is due, capped.
+        assert_eq!(to_write(10, 3, None, false), 7);
+        assert_eq!(to_write(5000, 0, None, false), MAX_BATCH);
+        assert_eq!(to_write(3, 3, None, false), 0);
+        // Segments of 8: none until 8 are due, then exactly 8 however many more are.
+        assert_eq!(to_write(7, 0, Some(8), false), 0);
+        assert_eq!(to_write(8, 0, Some(8), false), 8);
+        assert_eq!(to_write(100, 16, Some(8), false), 8);
+        // The end of a bounded run goes out short; nothing once everything is sent.
+        assert_eq!(to_write(103, 100, Some(8), true), 3);
+        assert_eq!(to_write(103, 103, Some(8), true), 0);
+    }
 
     #[test]
     fn templates_are_valid_frames_and_ids_patch() {
