@@ -115,7 +115,10 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
     let streams = vec!["aggTrade".to_string()];
     let duration = Some(Duration::from_secs_f64(args.warmup + secs + 30.0));
     // wss for both: cryptofeed refuses ws:// addresses (and Binance is wss anyway).
-    let opts = FeedOpts { tls: true, sbe: false, arrival: cell.arrival };
+    // The table's arrivals are the simulator's: the replay feeder keeps its own pacing in a table
+    // (whatever is due a write), as it always did, rather than refuse `poisson:K`.
+    let arrival = if args.feeder == "replay" { None } else { cell.arrival };
+    let opts = FeedOpts { tls: true, sbe: false, arrival };
     let feeder = Feeder::start(&args.feeder, rate, &symbols, &streams, duration, opts)?;
     // The replay feeder has no REST side: a simulator serves cryptofeed's exchangeInfo.
     let rest_sim = match &feeder {

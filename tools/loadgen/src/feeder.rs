@@ -31,7 +31,8 @@ pub enum Feeder {
 pub struct FeedOpts {
     pub tls: bool,
     pub sbe: bool,
-    /// The simulator's arrival process (the replay feeder has its own pacing and ignores it).
+    /// The simulator's arrival process; for the replay feeder only `even:K`/`burst:K` (K messages
+    /// a write; unset: whatever is due), anything else refused.
     pub arrival: Option<Arrival>,
 }
 
