@@ -172,7 +172,11 @@ impl<'a> TradesEvent<'a> {
     pub const fn trade_count(&self) -> usize {
         self.count
     }
-    /// The trades, in the event's order.
+    /// The trades, in the event's order. It and its `next` are `#[inline]` so that the
+    /// ingester's loop over them (another crate) may inline them: with the ingester's decimal
+    /// formatting inlined too, 70 instructions an SBE trade fewer than as calls
+    /// (bench-results/sbe-trade-bench-s13/).
+    #[inline]
     pub fn trades(&self) -> impl ExactSizeIterator<Item = Trade> + 'a {
         Trades {
             group: self.root.trades_decoder(),
@@ -193,6 +197,7 @@ struct Trades<'a> {
 impl Iterator for Trades<'_> {
     type Item = Trade;
 
+    #[inline]
     fn next(&mut self) -> Option<Trade> {
         if self.remaining == 0 || !matches!(self.group.advance(), Ok(Some(_))) {
             return None;

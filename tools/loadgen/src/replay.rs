@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -326,6 +327,7 @@ fn replay_pump<S: Read + Write>(
     let mut sent = 0u64;
     let t0 = *sh.started.get_or_init(Instant::now);
     let limit = duration.map(|d| (d.as_secs_f64() * rate) as u64);
+    let segment = segment(per_write);
     let out = ws.get_mut();
     while !sh.stop.load(Ordering::Relaxed) {
         let el = t0.elapsed().as_secs_f64();
@@ -333,7 +335,7 @@ fn replay_pump<S: Read + Write>(
         if let Some(l) = limit {
             due = due.min(l);
         }
-        let n = to_write(due, sent, per_write, limit.is_some_and(|l| due >= l));
+        let n = to_write(due, sent, segment, limit.is_some_and(|l| due >= l));
         if n == 0 {
             if limit.is_some_and(|l| sent >= l) {
                 std::thread::sleep(Duration::from_millis(10));
@@ -341,7 +343,7 @@ fn replay_pump<S: Read + Write>(
                 // Until the next write is due: the next message, or a whole segment (sleeping
                 // only until its first message was a busy wait of the rest, seen as the feeder's
                 // CPU doubling at 200 k/s on two cores the ingester shares).
-                let next = sent + u64::from(per_write.unwrap_or(1).max(1));
+                let next = sent + segment.map_or(1, NonZeroU64::get);
                 let next = limit.map_or(next, |l| next.min(l));
                 let wait = (next as f64 / rate - el).clamp(0.0, 0.0005);
                 std::thread::sleep(Duration::from_secs_f64(wait));
@@ -369,13 +371,19 @@ fn replay_pump<S: Read + Write>(
 /// Most messages in one write when no segment size is set.
 const MAX_BATCH: u64 = 1024;
 
+/// The segment size `--arrival even:K` asked for, once: a 0 (the parser refuses it; the type
+/// does not) is one message, not none.
+fn segment(per_write: Option<u32>) -> Option<NonZeroU64> {
+    per_write.map(|k| NonZeroU64::new(u64::from(k)).unwrap_or(NonZeroU64::MIN))
+}
+
 /// How many messages to write now, `due` of them due and `sent` sent (0: wait). With a segment
-/// size `per_write`, exactly one segment once a whole one is due (`last`: the run's end is due,
+/// size `segment`, exactly one segment once a whole one is due (`last`: the run's end is due,
 /// and the rest goes out even if short): both transports then reach the ingester K messages to a
 /// write, however fast this thread renders them. Without, whatever is due, up to [`MAX_BATCH`].
-fn to_write(due: u64, sent: u64, per_write: Option<u32>, last: bool) -> u64 {
+fn to_write(due: u64, sent: u64, segment: Option<NonZeroU64>, last: bool) -> u64 {
     let ready = due.saturating_sub(sent);
-    match per_write.map(|k| u64::from(k.max(1))) {
+    match segment.map(NonZeroU64::get) {
         Some(k) if ready < k && !last => 0,
         Some(k) => ready.min(k),
         None => ready.min(MAX_BATCH),
@@ -393,14 +401,14 @@ mod tests {
         assert_eq!(to_write(5000, 0, None, false), MAX_BATCH);
         assert_eq!(to_write(3, 3, None, false), 0);
         // Segments of 8: none until 8 are due, then exactly 8 however many more are.
-        assert_eq!(to_write(7, 0, Some(8), false), 0);
-        assert_eq!(to_write(8, 0, Some(8), false), 8);
-        assert_eq!(to_write(100, 16, Some(8), false), 8);
+        assert_eq!(to_write(7, 0, segment(Some(8)), false), 0);
+        assert_eq!(to_write(8, 0, segment(Some(8)), false), 8);
+        assert_eq!(to_write(100, 16, segment(Some(8)), false), 8);
         // The end of a bounded run goes out short; nothing once everything is sent.
-        assert_eq!(to_write(103, 100, Some(8), true), 3);
-        assert_eq!(to_write(103, 103, Some(8), true), 0);
+        assert_eq!(to_write(103, 100, segment(Some(8)), true), 3);
+        assert_eq!(to_write(103, 103, segment(Some(8)), true), 0);
         // A segment of 0 (the parser refuses it; the type does not) is one message, not none.
-        assert_eq!(to_write(2, 0, Some(0), false), 1);
+        assert_eq!(to_write(2, 0, segment(Some(0)), false), 1);
     }
 
     #[test]
