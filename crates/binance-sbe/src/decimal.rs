@@ -65,6 +65,7 @@ impl Decimal {
     /// `div` instruction), and the zeros by a few word stores, with no library call. A buffer
     /// of at least [`SHORT_ROOM`] bytes may be written past the text's end (the common shapes
     /// are stored a whole word at a time), never past the buffer's.
+    // Inlined always, with `write_fixed_str`: see there.
     #[inline(always)]
     pub fn write_fixed(self, scale: u8, out: &mut [u8]) -> Result<usize, FormatError> {
         if let Some(n) = self.write_fixed_short(scale, out) {
@@ -173,10 +174,9 @@ impl Decimal {
 
     /// [`Decimal::write_fixed`]'s text: what it wrote at the start of `out`, as a [`FixedText`]
     /// (a `&str`, taken without a UTF-8 check: it writes ASCII only).
-    ///
-    /// Inlined always, as [`Decimal::write_fixed`]: left to the compiler, it was a call (two an
-    /// SBE trade) returning its result through memory, about 44 instructions a trade more
-    /// (bench-results/sbe-trade-bench-s13/).
+    // Inlined always, as `write_fixed`: left to the compiler, it was a call (two an SBE trade)
+    // returning its `Result` through memory, 44 instructions a trade more than inlined
+    // (bench-results/sbe-trade-bench-s13/). The rare shapes stay out of line (`write_fixed_any`).
     #[inline(always)]
     pub fn write_fixed_str(self, scale: u8, out: &mut [u8]) -> Result<FixedText<'_>, FormatError> {
         let n = self.write_fixed(scale, out)?;

@@ -200,9 +200,9 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// `bytes` as text if they are UTF-8. Binance's symbols are ASCII: checked inline a word at a time
-/// (a few instructions for a symbol), where the `str::from_utf8` call cost about 110 of an SBE
-/// trade's 3,175; anything else takes the full check.
+/// `bytes` as text if they are UTF-8. Binance's symbols are ASCII: checked inline (a word at a
+/// time from 8 bytes, a byte at a time below), where the `str::from_utf8` call cost about 110 of
+/// an SBE trade's 3,175; anything else takes the full check.
 #[inline]
 fn utf8(bytes: &[u8]) -> Option<&str> {
     if bytes.is_ascii() {
@@ -213,28 +213,35 @@ fn utf8(bytes: &[u8]) -> Option<&str> {
     }
 }
 
-/// `frame[start..]` as text if it is UTF-8 ([`utf8`]). Up to 8 bytes in a frame of at least 8
-/// (every symbol today, after the message header) are checked in the frame's last word, its
-/// bytes before `start` masked off: the slice-wide check takes a byte at a time below a word
-/// (about 30 instructions for `BTCUSDT`).
+/// `frame[start..]` as text if it is UTF-8 ([`utf8`]). A text of 1 to 8 bytes (`BTCUSDT` and most
+/// symbols) in a frame of at least 8 (every SBE frame: its header alone is 8) is checked in one
+/// word ([`tail_is_ascii`]), where [`utf8`] goes a byte at a time below 8 bytes (about 30
+/// instructions for `BTCUSDT`); anything else, or a text that is not ASCII, takes [`utf8`].
 #[inline]
 fn utf8_tail(frame: &[u8], start: usize) -> Option<&str> {
     let bytes = frame.get(start..)?;
-    let n = bytes.len();
-    if let (1..=8, Some(last)) = (n, frame.last_chunk::<8>()) {
-        // Little-endian: the text's `n` bytes are the word's top `n`.
-        let text_bytes = u64::MAX << (8 * (8 - n));
-        if u64::from_le_bytes(*last) & text_bytes & 0x8080_8080_8080_8080 == 0 {
-            // SAFETY: no byte of the text has its top bit set: ASCII, so UTF-8.
-            return Some(unsafe { core::str::from_utf8_unchecked(bytes) });
-        }
+    if tail_is_ascii(frame, bytes.len()) {
+        // SAFETY: ASCII is UTF-8.
+        return Some(unsafe { core::str::from_utf8_unchecked(bytes) });
     }
     utf8(bytes)
 }
 
+/// Whether the last `n` bytes of `frame` are ASCII, read as the frame's last word with the bytes
+/// before them masked off; false when `n` is not 1 to 8 or the frame is shorter than a word (the
+/// caller then checks the long way).
+#[inline]
+fn tail_is_ascii(frame: &[u8], n: usize) -> bool {
+    match (n, frame.last_chunk::<8>()) {
+        // Little-endian: the last `n` bytes are the word's top `n`.
+        (1..=8, Some(last)) => u64::from_le_bytes(*last) & (u64::MAX << (8 * (8 - n))) & 0x8080_8080_8080_8080 == 0,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{utf8, utf8_tail};
+    use super::{tail_is_ascii, utf8, utf8_tail};
 
     /// The ASCII shortcut answers what `str::from_utf8` answers, at every length a word-wide
     /// check treats differently.
@@ -258,21 +265,36 @@ mod tests {
     }
 
     /// The frame's-last-word check answers what `str::from_utf8` answers for the frame's tail
-    /// from every start, with non-ASCII bytes just before it (masked off) and in it.
+    /// from every start, with non-ASCII bytes just before it and in it, and for valid non-ASCII
+    /// text (which the long way must accept); the word check itself says ASCII exactly when the
+    /// tail it covers is, whatever comes before (a mask too wide would refuse, and the long way
+    /// hide it).
     #[test]
     fn utf8_tail_is_from_utf8() {
+        let mut frames: Vec<Vec<u8>> = Vec::new();
         for len in 0..=20usize {
-            for bad_at in (0..len).map(Some).chain([None]) {
+            let ascii: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            for at in 0..len {
                 for bad in [0x80u8, 0xff, 0xc3] {
-                    let mut frame: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-                    if let Some(at) = bad_at {
-                        frame[at] = bad;
-                    }
-                    for start in 0..=len + 1 {
-                        let want = frame.get(start..).and_then(|b| core::str::from_utf8(b).ok());
-                        assert_eq!(utf8_tail(&frame, start), want, "{frame:?} from {start}");
-                    }
+                    let mut frame = ascii.clone();
+                    frame[at] = bad;
+                    frames.push(frame);
                 }
+            }
+            frames.push(ascii);
+        }
+        for text in ["\u{e9}", "\u{5e01}\u{5b89}", "\u{5e01}\u{5b89}\u{4eba}\u{751f}USDT", "A\u{e9}"] {
+            for header in [&b""[..], b"\xff\xff\xff\xff\xff\xff\xff\xff", b"abcdefgh"] {
+                frames.push([header, text.as_bytes()].concat());
+            }
+        }
+        for frame in &frames {
+            for start in 0..=frame.len() + 1 {
+                let want = frame.get(start..).and_then(|b| core::str::from_utf8(b).ok());
+                assert_eq!(utf8_tail(frame, start), want, "{frame:?} from {start}");
+                let n = frame.len().saturating_sub(start);
+                let word = (1..=8).contains(&n) && frame.len() >= 8 && frame[start..].is_ascii();
+                assert_eq!(tail_is_ascii(frame, n), word, "{frame:?}: the last {n} bytes");
             }
         }
     }

@@ -172,10 +172,10 @@ impl<'a> TradesEvent<'a> {
     pub const fn trade_count(&self) -> usize {
         self.count
     }
-    /// The trades, in the event's order. It and its `next` are `#[inline]` so that the
-    /// ingester's loop over them (another crate) may inline them: with the ingester's decimal
-    /// formatting inlined too, 70 instructions an SBE trade fewer than as calls
-    /// (bench-results/sbe-trade-bench-s13/).
+    /// The trades, in the event's order.
+    // It and its `next` are `#[inline]`: the ingester's loop over them (another crate, thin LTO)
+    // had kept them calls; inlined, with the ingester's decimal formatting, 70 instructions an
+    // SBE trade fewer (bench-results/sbe-trade-bench-s13/).
     #[inline]
     pub fn trades(&self) -> impl ExactSizeIterator<Item = Trade> + 'a {
         Trades {
