@@ -108,7 +108,7 @@ pub struct SequenceTracker {
 /// A verdict and what remembering the record would change: [`SequenceTracker::judge`]'s
 /// answer, which [`SequenceTracker::remember`] applies once the record is accepted, so that an
 /// accepted record is judged once, not a second time to be remembered.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Judged {
     slot: usize,
@@ -195,6 +195,23 @@ impl SequenceTracker {
     /// remembering anything: a record is judged first and remembered ([`SequenceTracker::remember`])
     /// only once it is accepted, so an invalid record cannot move the sequence.
     pub fn judge(&self, symbol_idx: usize, record: &Record<'_>) -> Judged {
+        let (slot, first, last, _) = Self::position(record);
+        let prev = self.last[symbol_idx][slot];
+        // Nearly every record: the next id of a trade or aggTrade sequence. What the general way
+        // below gives it (in order, no jump, no gap, no candle), without its steps: about 50
+        // instructions a trade fewer (bench-results/sbe-trade-bench-s13/). Not depth: its events
+        // chain by the venue's rule (`DepthChain`), not by consecutive ids.
+        if matches!(record, Record::Trade(_) | Record::AggTrade(_))
+            && prev != UNSET
+            && prev.checked_add(1) == Some(first)
+        {
+            return Judged { slot, last, verdict: Verdict::InOrder, candle: None, jump: 0, gap: (0, 0) };
+        }
+        self.judge_general(symbol_idx, record)
+    }
+
+    /// [`SequenceTracker::judge`] of any record, each rule applied.
+    fn judge_general(&self, symbol_idx: usize, record: &Record<'_>) -> Judged {
         let (slot, ..) = Self::position(record);
         let prev = self.last[symbol_idx][slot];
         let known = |iv: usize| self.candles[symbol_idx][iv];

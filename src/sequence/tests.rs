@@ -274,3 +274,63 @@ fn mark_prices_and_liquidations_hours_apart_are_in_order_never_quarantined() {
     assert_eq!(s.observe(0, &mark(5 * hour)), Verdict::InOrder);
     assert_eq!(s.observe(0, &mark(5 * hour - 1000)), Verdict::Duplicate, "older than what was published");
 }
+
+fn agg_trade(id: i64) -> Record<'static> {
+    Record::AggTrade(crate::record::AggTrade {
+        exchange: "binance",
+        symbol: "BTCUSDT",
+        agg_id: id,
+        first_trade_id: id,
+        last_trade_id: id,
+        price: "1".into(),
+        qty: "1".into(),
+        side: Side::Buy,
+        trade_time_ms: 0,
+        event_time_ms: 0,
+    })
+}
+
+/// The next-id shortcut of `judge` answers what every rule applied answers, around every kind of
+/// last id (none, negative, the ends of i64) and with a quarantined record waiting or not: the
+/// shortcut may only skip steps, never change a verdict.
+#[test]
+fn the_next_id_shortcut_is_the_general_judgement() {
+    let lasts = [None, Some(-3), Some(0), Some(41), Some(i64::MAX - 1), Some(i64::MAX), Some(i64::MIN + 1)];
+    let mut judged = 0;
+    for (kind, make) in [(Dense::Trade, trade as fn(i64) -> Record<'static>), (Dense::AggTrade, agg_trade)] {
+        for last in lasts {
+            for quarantined in [false, true] {
+                let mut s = SequenceTracker::new(1);
+                s.set_max_jump(10);
+                if let Some(l) = last {
+                    s.seed(0, kind, l);
+                    if quarantined && l < i64::MAX - 1_000 {
+                        assert_eq!(s.observe(0, &make(l + 1_000)), Verdict::Quarantined);
+                    }
+                }
+                let at = last.unwrap_or(0);
+                for id in [at.saturating_sub(2), at.saturating_sub(1), at, at.saturating_add(1), at.saturating_add(2)]
+                    .into_iter()
+                    .chain([i64::MIN, i64::MIN + 1, i64::MAX, at.saturating_add(1_001)])
+                {
+                    let r = make(id);
+                    assert_eq!(s.judge(0, &r), s.judge_general(0, &r), "{kind:?} last {last:?} id {id}");
+                    judged += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(judged, 2 * 7 * 2 * 9);
+    // Not for depth: a USD-M event starting right after the last id is still a gap when its `pu`
+    // is past the last `u` (the shortcut applied to depth would call it in order).
+    let mut s = SequenceTracker::new(1);
+    s.set_depth_chain(DepthChain::PrevFinal);
+    let futures = |first, last, pu| match depth(first, last) {
+        Record::DepthUpdate(d) => Record::DepthUpdate(DepthUpdate { prev_final_update_id: Some(pu), ..d }),
+        _ => unreachable!(),
+    };
+    assert_eq!(s.observe(0, &futures(157, 160, 149)), Verdict::InOrder);
+    let next = futures(161, 170, 165);
+    assert_eq!(s.judge(0, &next), s.judge_general(0, &next));
+    assert!(matches!(s.judge(0, &next).verdict(), Verdict::Gap { .. }));
+}
