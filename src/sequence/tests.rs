@@ -322,7 +322,8 @@ fn the_next_id_shortcut_is_the_general_judgement() {
     }
     assert_eq!(judged, 2 * 7 * 2 * 9);
     // Not for depth: a USD-M event starting right after the last id is still a gap when its `pu`
-    // is past the last `u` (the shortcut applied to depth would call it in order).
+    // is past the last `u` (the shortcut applied to depth would call it in order). (Book tickers,
+    // mark prices and liquidations would get the same answer from it: left to the general way.)
     let mut s = SequenceTracker::new(1);
     s.set_depth_chain(DepthChain::PrevFinal);
     let futures = |first, last, pu| match depth(first, last) {
@@ -333,4 +334,10 @@ fn the_next_id_shortcut_is_the_general_judgement() {
     let next = futures(161, 170, 165);
     assert_eq!(s.judge(0, &next), s.judge_general(0, &next));
     assert!(matches!(s.judge(0, &next).verdict(), Verdict::Gap { .. }));
+    // Nor for klines: an update a millisecond after the last one still accounts for its candle.
+    let mut s = SequenceTracker::new(1);
+    assert_eq!(s.observe(0, &kline(0, false, 1_000)), Verdict::InOrder);
+    let next = kline(0, false, 1_001);
+    assert_eq!(s.judge(0, &next), s.judge_general(0, &next));
+    assert!(s.judge(0, &next).candle.is_some());
 }
