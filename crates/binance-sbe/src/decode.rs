@@ -243,14 +243,13 @@ fn tail_is_ascii(frame: &[u8], n: usize) -> bool {
 mod tests {
     use super::{tail_is_ascii, utf8, utf8_tail};
 
-    /// The ASCII shortcut answers what `str::from_utf8` answers, at every length a word-wide
-    /// check treats differently.
-    #[test]
-    fn utf8_is_from_utf8() {
-        let mut cases: Vec<Vec<u8>> = vec![vec![], "币安人生USDT".into(), vec![0xe5, 0xb8], vec![0xff], vec![0x80]];
-        for n in 1..=24 {
-            let ascii: Vec<u8> = (0..n).map(|i| b'A' + (i % 26) as u8).collect();
-            for at in 0..n {
+    /// ASCII texts of every length up to `max` (the empty one too), and each with one non-ASCII
+    /// byte (a continuation byte, an invalid one, a lead byte without its follower) at every place.
+    fn ascii_and_one_bad_byte(max: usize) -> Vec<Vec<u8>> {
+        let mut cases = Vec::new();
+        for len in 0..=max {
+            let ascii: Vec<u8> = (0..len).map(|i| b'A' + (i % 26) as u8).collect();
+            for at in 0..len {
                 for bad in [0x80u8, 0xff, 0xc3] {
                     let mut b = ascii.clone();
                     b[at] = bad;
@@ -259,6 +258,15 @@ mod tests {
             }
             cases.push(ascii);
         }
+        cases
+    }
+
+    /// The ASCII shortcut answers what `str::from_utf8` answers, at every length a word-wide
+    /// check treats differently.
+    #[test]
+    fn utf8_is_from_utf8() {
+        let mut cases: Vec<Vec<u8>> = vec!["币安人生USDT".into(), vec![0xe5, 0xb8], vec![0xff], vec![0x80]];
+        cases.extend(ascii_and_one_bad_byte(24));
         for b in &cases {
             assert_eq!(utf8(b), core::str::from_utf8(b).ok(), "{b:?}");
         }
@@ -271,18 +279,7 @@ mod tests {
     /// hide it).
     #[test]
     fn utf8_tail_is_from_utf8() {
-        let mut frames: Vec<Vec<u8>> = Vec::new();
-        for len in 0..=20usize {
-            let ascii: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            for at in 0..len {
-                for bad in [0x80u8, 0xff, 0xc3] {
-                    let mut frame = ascii.clone();
-                    frame[at] = bad;
-                    frames.push(frame);
-                }
-            }
-            frames.push(ascii);
-        }
+        let mut frames = ascii_and_one_bad_byte(20);
         for text in ["\u{e9}", "\u{5e01}\u{5b89}", "\u{5e01}\u{5b89}\u{4eba}\u{751f}USDT", "A\u{e9}"] {
             for header in [&b""[..], b"\xff\xff\xff\xff\xff\xff\xff\xff", b"abcdefgh"] {
                 frames.push([header, text.as_bytes()].concat());
