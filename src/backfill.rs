@@ -21,6 +21,7 @@
 
 mod client;
 pub mod depth;
+pub mod doubt;
 pub mod queue;
 
 use std::cell::{Cell, RefCell};
@@ -86,6 +87,10 @@ pub struct Backfiller {
     limiter: LogLimiter,
     /// Where REST snapshots for the producer's order books go (depth streams configured).
     depth: Option<depth::Seeds>,
+    /// Failed deliveries that may have been written, waiting to be read back ([`doubt`]).
+    doubts: RefCell<doubt::Doubts>,
+    /// What the read-back consumer connects with (the sink's broker, security and topics).
+    kafka: Box<Config>,
 }
 
 impl Backfiller {
@@ -120,6 +125,8 @@ impl Backfiller {
             absorbing: Cell::new(false),
             limiter: LogLimiter::new(Duration::from_secs(10)),
             depth: None,
+            doubts: RefCell::default(),
+            kafka: Box::new(cfg.clone()),
         }
     }
 
@@ -134,6 +141,7 @@ impl Backfiller {
         loop {
             self.absorb();
             self.depth_seeds();
+            self.read_back_doubts();
             if self.shutdown.is_triggered() {
                 break;
             }
@@ -172,8 +180,14 @@ impl Backfiller {
         self.jobs.close();
         let mut left: Vec<(Seq, i64, i64)> = self.pending.borrow_mut().drain();
         while let Some(job) = self.jobs.try_recv() {
-            left.extend(job.range());
+            match job {
+                Job::InDoubt { symbol_idx, kind, id, timestamp_ms, partition } => {
+                    self.doubt(doubt::Doubt { symbol_idx, kind, id, timestamp_ms, partition })
+                }
+                _ => left.extend(job.range()),
+            }
         }
+        self.give_up_doubts();
         let (mut ranges, mut ids) = (0u64, 0i64);
         for (seq, from, to) in left {
             ranges += 1;
@@ -201,6 +215,9 @@ impl Backfiller {
     }
 
     fn enqueue(&self, job: Job) {
+        if let Job::InDoubt { symbol_idx, kind, id, timestamp_ms, partition } = job {
+            return self.doubt(doubt::Doubt { symbol_idx, kind, id, timestamp_ms, partition });
+        }
         // A depth resync is a flag, taken by the main loop; its channel entry only woke us.
         let Some((seq, from, to)) = job.range() else { return };
         let fits = self.pending.borrow_mut().insert(seq, from, to).is_ok();

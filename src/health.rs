@@ -16,6 +16,9 @@ pub struct Health {
     /// How long the sink's records have waited in flight with no acknowledgement, in ms, once
     /// past `KAFKA_STALL_SECS` (`sink::StallWatch`); 0: no stall. Not ready while it lasts.
     pub sink_stall_ms: AtomicU64,
+    /// Producer turns that saw an acknowledgement (`sink::StallWatch`), counted, never reset: the
+    /// backfill's read-back of deliveries in doubt waits for one after the doubt.
+    pub ack_turns: AtomicU64,
     /// Start-up work (crash recovery from Kafka) before the event loop's first turn: alive.
     pub starting: AtomicBool,
     /// The transport streaming, when another than JSON was asked for (`/readyz` shows it):

@@ -1,7 +1,9 @@
-//! The librdkafka client properties the producer (the sink) and the recovery consumer share:
+//! The librdkafka client properties the producer (the sink) and the read-back consumers share:
 //! connection, security and the Event Hubs profile, in one place so that neither imports the other.
+//! Scanning our topics ([`topic_scan`]) lives here too, for recovery and the backfill.
 
 pub mod eventhubs;
+pub mod topic_scan;
 
 use crate::config::Config;
 

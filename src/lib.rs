@@ -41,8 +41,8 @@
 //!   config checks them with the venue's own grammar. Nothing below config reads it.
 //! - runtime: shared state of the running process (the ring, metrics, health), no threads.
 //! - handoff: what the engine's threads pass one another (backfill jobs, owned records, gap
-//!   markers) and the librdkafka properties the sink and recovery share, so that the stages
-//!   above need not know one another.
+//!   markers) and the librdkafka properties (and topic scan) the sink, recovery and the backfill
+//!   share, so that the stages above need not know one another.
 //! - stages, connection, loop: the engine. Each stage has one job and knows only the hand-off
 //!   types; a connection feeds the pipeline; the loop owns the connections.
 //! - application: the HTTP endpoints, thread supervision and the lanes (one market's engine

@@ -25,7 +25,7 @@ use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeV
 pub use crate::health::Health;
 use crate::record::RecordType;
 use crate::symbols::Symbols;
-pub use labels::{FrameKind, FRAME_KINDS, KAFKA_ERROR_KINDS, REJECT_REASONS};
+pub use labels::{FrameKind, FRAME_KINDS, IN_DOUBT_RESULTS, KAFKA_ERROR_KINDS, REJECT_REASONS};
 pub use latency::{LatencyHub, LatencyRecorder, Precision, Stage, BUCKETS_SECONDS, QUANTILES};
 pub use ordering::{Named, OrderingMetrics, NAMED_REASONS};
 
@@ -121,6 +121,8 @@ pub struct Metrics {
     pub ring_occupancy_ratio: Gauge,
     pub ring_full_waits: IntCounter,
     pub kafka_delivery_errors: IntCounterVec,
+    /// Failed deliveries that may have been written (`backfill::doubt`), by what became of them.
+    pub kafka_in_doubt: IntCounterVec,
     pub kafka_in_flight: IntGauge,
     /// Seconds the records in flight have waited with no acknowledgement (`sink::StallWatch`).
     pub kafka_unacked_age: Gauge,
@@ -259,6 +261,15 @@ impl Metrics {
         );
         let kafka_delivery_errors =
             r.counter_vec("kafka_delivery_errors_total", "Kafka delivery failures, by error kind", &["kind"]);
+        let kafka_in_doubt = r.counter_vec(
+            "kafka_in_doubt_total",
+            "Trades whose delivery failed after the broker got the request, by result: in_doubt (reported so), \
+             published (read back from the topic), refetched (not there: fetched again), unverified (named in a gap record)",
+            &["result"],
+        );
+        for result in IN_DOUBT_RESULTS {
+            kafka_in_doubt.with_label_values(&[result]);
+        }
         let kafka_in_flight =
             r.int_gauge("kafka_in_flight_messages", "Messages handed to librdkafka, not yet acknowledged");
         // Exported from the start (at 0), so the stall alert's series exists before any stall.
@@ -327,6 +338,7 @@ impl Metrics {
             ring_occupancy_ratio,
             ring_full_waits,
             kafka_delivery_errors,
+            kafka_in_doubt,
             kafka_in_flight,
             kafka_unacked_age,
             sink_errors,

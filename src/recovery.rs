@@ -12,14 +12,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::handoff::readback::{published_id, Published};
+use crate::kafka_client::topic_scan::{self, Scan, Start};
 use crate::record::RecordType;
 use crate::sequence::{Dense, Frontier};
 use crate::stream::StreamKind;
@@ -29,37 +26,12 @@ use crate::symbols::Symbols;
 /// has been silent while this many others were published.
 const SCAN_PER_PARTITION: i64 = 200_000;
 
+/// The consumer group recovery reads as (nothing is committed).
+const GROUP: &str = "marketflow-ingestor-recovery";
+
 /// Why the topics' tails could not be read. Every one is the broker's or the network's: the run
 /// then starts unseeded ([`recover`]), and a later restart tries again.
-#[derive(Debug, thiserror::Error)]
-pub enum RecoveryError {
-    #[error("recovery consumer: {0}")]
-    Consumer(KafkaError),
-    #[error("metadata for {0}: {1}")]
-    Metadata(String, KafkaError),
-    #[error("watermarks {0}/{1}: {2}")]
-    Watermarks(String, i32, KafkaError),
-    #[error("assign: {0}")]
-    Assign(KafkaError),
-    #[error("reading {0} back took longer than the recovery timeout")]
-    Timeout(String),
-    #[error("reading {0}: {1}")]
-    Read(String, KafkaError),
-}
-
-impl RecoveryError {
-    /// A bounded label for the log line.
-    pub fn label(&self) -> &'static str {
-        match self {
-            RecoveryError::Consumer(_) => "consumer",
-            RecoveryError::Metadata(..) => "metadata",
-            RecoveryError::Watermarks(..) => "watermarks",
-            RecoveryError::Assign(_) => "assign",
-            RecoveryError::Timeout(_) => "timeout",
-            RecoveryError::Read(..) => "read",
-        }
-    }
-}
+pub use crate::kafka_client::topic_scan::ReadBackError as RecoveryError;
 
 /// The last published id per (symbol index, sequence), from the tails of the topics.
 pub fn last_published(
@@ -92,21 +64,6 @@ pub fn last_published(
     Ok(out)
 }
 
-fn consumer(cfg: &Config) -> Result<BaseConsumer, RecoveryError> {
-    let mut cc = ClientConfig::new();
-    // Connection and security settings only: the producer's tuning does not apply to a consumer.
-    for (k, v) in crate::kafka_client::properties(cfg) {
-        if k == "bootstrap.servers" || k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
-            cc.set(k, v);
-        }
-    }
-    cc.set("group.id", "marketflow-ingestor-recovery")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("allow.auto.create.topics", "false");
-    cc.create().map_err(RecoveryError::Consumer)
-}
-
 fn scan_topic(
     cfg: &Config,
     topic: &str,
@@ -114,65 +71,33 @@ fn scan_topic(
     last: &mut HashMap<(u16, u8), Frontier>,
     deadline: Instant,
 ) -> Result<(), RecoveryError> {
-    let c = consumer(cfg)?;
-    // A broker that does not answer in a few seconds is not waited on for the whole budget:
-    // starting late costs more than starting unseeded.
-    let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(5));
-    let md = c.fetch_metadata(Some(topic), left).map_err(|e| RecoveryError::Metadata(topic.into(), e))?;
-    let Some(t) = md.topics().first() else { return Ok(()) };
-    if t.error().is_some() || t.partitions().is_empty() {
+    let mut on = |key: Option<&[u8]>, payload: Option<&[u8]>| {
+        let Some(sym) = key.and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| symbols.index_of_upper(k)) else {
+            return;
+        };
+        if let Some((kind, id, how)) = payload.and_then(published_id) {
+            let f = last.entry((sym, kind as u8)).or_insert_with(|| Frontier::new(cfg.backfill_max_ids));
+            match how {
+                Published::Live => f.live(id),
+                Published::Quarantined => f.quarantined(id),
+                Published::Settled => f.settled(id),
+            }
+        }
+    };
+    let scan = Scan {
+        group: GROUP,
+        topic,
+        start: Start::Tail(SCAN_PER_PARTITION),
+        partitions: None,
+        deadline,
+        stop: &|| false,
+    };
+    let scanned = topic_scan::scan(cfg, &scan, &mut on)?;
+    if scanned.topic_exists {
+        info!(topic, read = scanned.read, "recovery: read the topic's tail");
+    } else {
         info!(topic, "recovery: topic does not exist yet; nothing to continue from");
-        return Ok(());
     }
-    let mut tpl = TopicPartitionList::new();
-    let mut ends: HashMap<i32, i64> = HashMap::new();
-    for p in t.partitions() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (low, high) =
-            c.fetch_watermarks(topic, p.id(), left).map_err(|e| RecoveryError::Watermarks(topic.into(), p.id(), e))?;
-        if high > low {
-            let from = low.max(high - SCAN_PER_PARTITION);
-            tpl.add_partition_offset(topic, p.id(), Offset::Offset(from)).map_err(RecoveryError::Assign)?;
-            ends.insert(p.id(), high);
-        }
-    }
-    if ends.is_empty() {
-        return Ok(());
-    }
-    c.assign(&tpl).map_err(RecoveryError::Assign)?;
-    let mut read = 0u64;
-    while !ends.is_empty() {
-        if Instant::now() >= deadline {
-            return Err(RecoveryError::Timeout(topic.into()));
-        }
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                read += 1;
-                if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(i64::MAX) {
-                    ends.remove(&m.partition());
-                }
-                let Some(sym) =
-                    m.key().and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| symbols.index_of_upper(k))
-                else {
-                    continue;
-                };
-                if let Some((kind, id, how)) = m.payload().and_then(published_id) {
-                    let f = last.entry((sym, kind as u8)).or_insert_with(|| Frontier::new(cfg.backfill_max_ids));
-                    match how {
-                        Published::Live => f.live(id),
-                        Published::Quarantined => f.quarantined(id),
-                        Published::Settled => f.settled(id),
-                    }
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                ends.remove(&p);
-            }
-            Some(Err(e)) => return Err(RecoveryError::Read(topic.into(), e)),
-            None => {}
-        }
-    }
-    info!(topic, read, "recovery: read the topic's tail");
     Ok(())
 }
 

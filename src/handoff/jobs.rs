@@ -25,7 +25,8 @@ use crate::time_unit::TimeUnit;
 
 /// Jobs in flight between the senders and the backfill thread. The thread moves them into its
 /// own queue whenever it waits (rate limits, retries, a busy producer), so this only fills while
-/// it is stuck in one REST call (10 s at most) under a flood of gaps.
+/// it is stuck in one REST call (10 s at most) or reading Kafka back for deliveries in doubt
+/// (30 s at most, `backfill::doubt`) under a flood of gaps.
 pub const CHANNEL_JOBS: usize = 16_384;
 
 /// Something to fetch.
@@ -39,6 +40,11 @@ pub enum Job {
     /// Closed candles of interval `KLINE_INTERVALS[interval]` opening at `from..to` (in `unit`,
     /// exclusive) never arrived.
     Klines { symbol_idx: u16, interval: u8, unit: TimeUnit, from: i64, to: i64 },
+    /// Trade (or aggTrade) `id`'s delivery failed after its request reached `partition`: it may
+    /// be in the topic. Read back from `timestamp_ms` before it is fetched again
+    /// (`backfill::doubt`); refused by the channel, or left at shutdown, it is named in a gap
+    /// record of reason `delivery_in_doubt` (a range of one id, [`Job::range`]).
+    InDoubt { symbol_idx: u16, kind: Dense, id: i64, timestamp_ms: i64, partition: i32 },
 }
 
 /// A sequence whose missing parts are ranges: ids, or candle open times.
@@ -71,6 +77,9 @@ impl Job {
             Job::Range { symbol_idx, kind, from, to } => Some((Seq::Ids { symbol_idx, kind }, from, to)),
             Job::Klines { symbol_idx, interval, unit, from, to } => {
                 Some((Seq::Candles { symbol_idx, interval, unit }, from, to))
+            }
+            Job::InDoubt { symbol_idx, kind, id, .. } => {
+                Some((Seq::Ids { symbol_idx, kind }, id, id.saturating_add(1)))
             }
             Job::DepthResync { .. } => None,
         }

@@ -34,6 +34,9 @@ pub enum Reason {
     OrderingFull,
     /// `ORDERING=strict`: the record came after later ids were published, so it cannot be.
     OrderingLate,
+    /// A delivery failed after the broker got the request, and the topic could not be read back
+    /// to see whether it was written (`backfill::doubt`): the ids may be in the topic, or not.
+    DeliveryInDoubt,
 }
 
 impl Reason {
@@ -48,6 +51,7 @@ impl Reason {
             Reason::OrderingTimeout => "ordering_timeout",
             Reason::OrderingFull => "ordering_full",
             Reason::OrderingLate => "ordering_late",
+            Reason::DeliveryInDoubt => "delivery_in_doubt",
         }
     }
 
@@ -56,7 +60,7 @@ impl Reason {
         Self::ALL.into_iter().find(|r| r.as_str() == name)
     }
 
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::NotInRest,
         Reason::RestError,
         Reason::BackfillLimit,
@@ -66,6 +70,7 @@ impl Reason {
         Reason::OrderingTimeout,
         Reason::OrderingFull,
         Reason::OrderingLate,
+        Reason::DeliveryInDoubt,
     ];
 }
 

@@ -91,7 +91,7 @@ fn int_after(payload: &[u8], field: &[u8]) -> Option<i64> {
 }
 
 /// Whether `payload` is a gap marker (`"type":"gap"`), which our encoders write first.
-fn is_marker(payload: &[u8]) -> bool {
+pub fn is_marker(payload: &[u8]) -> bool {
     payload.starts_with(br#"{"type":"gap""#)
 }
 

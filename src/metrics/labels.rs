@@ -26,6 +26,9 @@ pub const REJECT_REASONS: &[&str] = &[
     "invalid_utf8",
 ];
 
+/// Every `result` of `kafka_in_doubt_total` (see `backfill::doubt`).
+pub const IN_DOUBT_RESULTS: &[&str] = &["in_doubt", "published", "refetched", "unverified"];
+
 /// Every `kind` of `kafka_delivery_errors_total` (see `sink::error_kind`).
 pub const KAFKA_ERROR_KINDS: &[&str] = &[
     "message_timed_out",

@@ -15,7 +15,7 @@ use super::kafka_context::{error_kind, pack_opaque, KafkaContext};
 use super::{SendError, Sink};
 use crate::config::{is_secret_key, masked_pairs, scrub, Config};
 use crate::handoff::gap_record;
-use crate::handoff::jobs::JobSender;
+use crate::handoff::jobs::{JobSender, Unqueued};
 use crate::handoff::marker::Reason;
 use crate::metrics::Metrics;
 use crate::record::RecordType;
@@ -99,16 +99,21 @@ impl KafkaSink {
         }
     }
 
-    /// Publishes the gaps of failed records the backfill queue could not take; those librdkafka
-    /// has no room for yet wait for the next poll. Returns how many still wait.
+    /// Publishes the gaps of failed records the backfill queue could not take (reason
+    /// `backfill_queue_full`, or `delivery_in_doubt` for those that may have been written); those
+    /// librdkafka has no room for yet wait for the next poll. Returns how many still wait.
     fn publish_unqueued(&mut self) -> usize {
-        let Some(mut waiting) = self.producer.context().unqueued.take() else { return 0 };
+        self.publish_held(|c| &c.unqueued, Reason::QueueFull)
+            + self.publish_held(|c| &c.unqueued_in_doubt, Reason::DeliveryInDoubt)
+    }
+
+    fn publish_held(&mut self, held: fn(&KafkaContext) -> &Unqueued, reason: Reason) -> usize {
+        let Some(mut waiting) = held(self.producer.context()).take() else { return 0 };
         let metrics = self.producer.context().metrics.clone();
         let mut done = 0;
         for &(seq, from, to) in &waiting {
             let s = seq.symbol_idx() as usize;
-            let rec =
-                gap_record(self.exchange, metrics.symbols.upper(seq.symbol_idx()), seq, from, to, Reason::QueueFull);
+            let rec = gap_record(self.exchange, metrics.symbols.upper(seq.symbol_idx()), seq, from, to, reason);
             let view =
                 RecordView { meta: rec.meta, enqueue_ns: rec.meta.recv_ns, key: &rec.key, payload: &rec.payload };
             match self.send(&view) {
@@ -117,13 +122,18 @@ impl KafkaSink {
                 Err(SendError::Rejected(_)) => {}
                 Ok(()) => {
                     metrics.gap_markers[s].inc();
-                    metrics.backfill_queue_full[s].inc();
+                    if reason == Reason::QueueFull {
+                        metrics.backfill_queue_full[s].inc();
+                    } else {
+                        let ids = u64::try_from(to.saturating_sub(from)).unwrap_or(0);
+                        metrics.kafka_in_doubt.with_label_values(&["unverified"]).inc_by(ids);
+                    }
                 }
             }
             done += 1;
         }
         waiting.drain(..done);
-        self.producer.context().unqueued.put_back(waiting)
+        held(self.producer.context()).put_back(waiting)
     }
 }
 
@@ -263,7 +273,7 @@ impl Sink for KafkaSink {
         }
         // Records that failed during the flush (the backfill thread is gone by then) become gap
         // records, flushed in what time is left.
-        if !self.producer.context().unqueued.is_empty() {
+        if !self.producer.context().all_queued() {
             let waiting = self.publish_unqueued();
             if waiting > 0 || self.producer.flush(timeout.saturating_sub(start.elapsed())).is_err() {
                 error!(waiting, "gap records of failed deliveries may not all be published");

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::bindings::rd_kafka_msg_status_t;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::DeliveryResult;
+use rdkafka::message::{BorrowedMessage, DeliveryResult};
 use rdkafka::producer::ProducerContext;
 use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
@@ -57,6 +58,9 @@ pub struct KafkaContext {
     /// Failed records the backfill queue could not take, for the next `poll` to publish as gaps
     /// (a callback cannot produce); at most the failures of one poll, bounded by librdkafka's queue.
     pub(super) unqueued: Unqueued,
+    /// The same for records in doubt (their gap records say `delivery_in_doubt`: they may have
+    /// been written).
+    pub(super) unqueued_in_doubt: Unqueued,
     /// Symbols whose depth record (a diff or a snapshot) failed: their book is published again
     /// after the hole, so a consumer stuck at it has a way back (a flag per symbol).
     pub(super) depth_failed: DepthFailures,
@@ -113,21 +117,45 @@ impl KafkaContext {
             metrics,
             backfill,
             unqueued: Default::default(),
+            unqueued_in_doubt: Default::default(),
             acked: AtomicBool::new(false),
         }
     }
 
     /// A failed trade or aggTrade is not lost: its id goes to the backfill thread, which fetches
     /// it again from REST once the broker is back (reading the payload back is off the hot path:
-    /// failures only).
-    fn refetch(&self, symbol_idx: usize, payload: Option<&[u8]>) {
-        let (Some(tx), Some(p)) = (&self.backfill, payload) else { return };
+    /// failures only). One whose request reached the broker may have been written all the same
+    /// (librdkafka says `POSSIBLY_PERSISTED`): the backfill reads the topic back before it fetches
+    /// that one again, so that it is not repeated (`backfill::doubt`).
+    fn refetch(&self, symbol_idx: usize, msg: &BorrowedMessage<'_>) {
+        let (Some(tx), Some(p)) = (&self.backfill, rdkafka::Message::payload(msg)) else { return };
         let Some((kind, id)) = refetchable_id(p) else { return };
-        let job = Job::Range { symbol_idx: symbol_idx as u16, kind, from: id, to: id.saturating_add(1) };
+        let symbol_idx = symbol_idx as u16;
+        // SAFETY: the message pointer is valid for the duration of the delivery callback.
+        let status = unsafe { rdkafka::bindings::rd_kafka_message_status(msg.ptr()) };
+        let job = if status == rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED {
+            Job::Range { symbol_idx, kind, from: id, to: id.saturating_add(1) }
+        } else {
+            // Our records carry their event time; the read-back starts there. Without one, an
+            // hour back covers any `message.timeout.ms` a record can have waited.
+            let timestamp_ms = rdkafka::Message::timestamp(msg)
+                .to_millis()
+                .unwrap_or_else(|| crate::clock::now_ms().saturating_sub(3_600_000));
+            self.metrics.kafka_in_doubt.with_label_values(&["in_doubt"]).inc();
+            Job::InDoubt { symbol_idx, kind, id, timestamp_ms, partition: rdkafka::Message::partition(msg) }
+        };
         // Never blocks the producer: a full queue makes it a gap record instead.
-        if let Some((seq, from, to)) = tx.try_send(job).err().and_then(Job::range) {
-            self.unqueued.push(seq, from, to);
+        if let Err(job) = tx.try_send(job) {
+            let held = if matches!(job, Job::InDoubt { .. }) { &self.unqueued_in_doubt } else { &self.unqueued };
+            if let Some((seq, from, to)) = job.range() {
+                held.push(seq, from, to);
+            }
         }
+    }
+
+    /// Whether every failed record went to the backfill queue (no gap record waits to be published).
+    pub(super) fn all_queued(&self) -> bool {
+        self.unqueued.is_empty() && self.unqueued_in_doubt.is_empty()
     }
 }
 
@@ -217,7 +245,7 @@ impl ProducerContext for KafkaContext {
                 if is_depth(payload) {
                     self.depth_failed.mark(symbol_idx);
                 }
-                self.refetch(symbol_idx, payload);
+                self.refetch(symbol_idx, msg);
                 if let Some(suppressed) = self.limiter.check(kind) {
                     error!(kind, suppressed, symbol = %self.metrics.symbols[symbol_idx], "kafka delivery failed: {e}");
                 }

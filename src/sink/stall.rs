@@ -53,6 +53,9 @@ impl StallWatch {
     /// [`Self::observe`], published: the `kafka_unacked_age_seconds` gauge, and the stall in the
     /// lane's health (readiness down, `/readyz` naming it) while it lasts.
     pub fn update(&mut self, now: Instant, in_flight: usize, acked: bool, metrics: &Metrics) {
+        if acked {
+            metrics.health.ack_turns.fetch_add(1, Ordering::Relaxed);
+        }
         let age = self.observe(now, in_flight, acked);
         metrics.kafka_unacked_age.set(age.as_secs_f64());
         // At least 1 ms while stalled (the bound is at least 1 s), so 0 keeps meaning "none".
@@ -113,7 +116,9 @@ mod tests {
         assert_eq!(m.kafka_unacked_age.get(), 20.5);
         assert_eq!(m.health.sink_stall_ms.load(Ordering::Relaxed), 20_500);
         assert!(!m.health.ready(), "past the bound");
+        assert_eq!(m.health.ack_turns.load(Ordering::Relaxed), 0);
         w.update(t0 + 21 * S, 9, true, &m);
+        assert_eq!(m.health.ack_turns.load(Ordering::Relaxed), 1, "a turn that saw an acknowledgement is counted");
         assert_eq!((m.kafka_unacked_age.get(), m.health.sink_stall_ms.load(Ordering::Relaxed)), (0.0, 0));
         assert!(m.health.ready(), "ready again on the acknowledgement");
     }

@@ -14,6 +14,7 @@ use crate::common::*;
 use binance_sim::SimConfig;
 
 const AGE: &str = "marketflow_ingestor_kafka_unacked_age_seconds";
+const IN_DOUBT: [&str; 4] = ["in_doubt", "published", "refetched", "unverified"];
 
 #[test]
 // A second Kafka JVM stalls this 2-core machine when the other tests run beside it (see
@@ -33,7 +34,13 @@ fn a_broker_that_stops_acknowledging_takes_readiness_down_and_loses_nothing() {
     // 3,000 trades in the pause against room for about 800 (librdkafka's 500, the ring's 64 KiB).
     let tight_sim =
         sim(SimConfig { trade_rate: 150.0, duration: Some(Duration::from_secs(secs)), ..SimConfig::default() });
+    // Records time out in the pause (8 s), those in flight too (their request times out at 5 s,
+    // its retry at 10 s): librdkafka reports those `POSSIBLY_PERSISTED`, and the broker writes
+    // them when it resumes. Refetched blindly they were repeated; read back first, they are not.
+    let doubt_sim =
+        sim(SimConfig { trade_rate: 300.0, duration: Some(Duration::from_secs(secs)), ..SimConfig::default() });
     let (roomy_topic, tight_topic) = (unique_topic("stall_roomy"), unique_topic("stall_tight"));
+    let doubt_topic = unique_topic("stall_doubt");
     let (ws1, rest1, ws2, rest2) = (roomy_sim.ws_url(), roomy_sim.rest_url(), tight_sim.ws_url(), tight_sim.rest_url());
     let stall_secs = 5.0;
     let roomy = Ingester::spawn(&[
@@ -54,6 +61,17 @@ fn a_broker_that_stops_acknowledging_takes_readiness_down_and_loses_nothing() {
         ("RING_BYTES", "65536"),
         ("KAFKA_PROPS", "queue.buffering.max.messages=500;queue.buffering.max.kbytes=512"),
     ]);
+    let (ws3, rest3) = (doubt_sim.ws_url(), doubt_sim.rest_url());
+    let doubt = Ingester::spawn(&[
+        ("BINANCE_WS_URL", &ws3),
+        ("BINANCE_REST_URL", &rest3),
+        ("KAFKA_BROKER", &bootstrap),
+        ("KAFKA_TOPIC", &doubt_topic),
+        ("KAFKA_STALL_SECS", "5"),
+        ("RECOVER_FROM_KAFKA", "off"),
+        ("KAFKA_PROPS", "message.timeout.ms=8000;request.timeout.ms=5000"),
+    ]);
+    doubt.wait_ready(Duration::from_secs(30));
     let ingesters = [("roomy", &roomy), ("tight", &tight)];
     for (name, ing) in ingesters {
         ing.wait_ready(Duration::from_secs(30));
@@ -114,7 +132,9 @@ fn a_broker_that_stops_acknowledging_takes_readiness_down_and_loses_nothing() {
     assert!(dropped > 0.0, "the tight buffer cap was reached during the stall and counted");
     assert_eq!(roomy.metric("marketflow_ingestor_overflow_dropped_total{symbol=\"btcusdt\"}"), 0.0);
 
-    for (s, ing, topic) in [(&roomy_sim, roomy, &roomy_topic), (&tight_sim, tight, &tight_topic)] {
+    for (s, ing, topic) in
+        [(&roomy_sim, roomy, &roomy_topic), (&tight_sim, tight, &tight_topic), (&doubt_sim, doubt, &doubt_topic)]
+    {
         let per = s.market.total_trades_per_symbol().unwrap();
         wait_market_done(s, Duration::from_secs(secs + 60), || ing.dump_logs());
         phase(&format!(
@@ -124,6 +144,9 @@ fn a_broker_that_stops_acknowledging_takes_readiness_down_and_loses_nothing() {
             ing.metric_sum("marketflow_ingestor_messages_sent_total")
         ));
         let msgs = consume_from(&bootstrap, topic, 3 * per as usize, Duration::from_secs(120), Duration::from_secs(5));
+        let doubts =
+            IN_DOUBT.map(|r| ing.metric(&format!("marketflow_ingestor_kafka_in_doubt_total{{result=\"{r}\"}}")));
+        phase(&format!("{topic}: in doubt, published, refetched, unverified: {doubts:?}"));
         let mut ing = ing;
         let (st, _) = ing.terminate(Duration::from_secs(30));
         assert!(st.success(), "{}", ing.dump_logs());
@@ -132,6 +155,12 @@ fn a_broker_that_stops_acknowledging_takes_readiness_down_and_loses_nothing() {
         assert_eq!(c.live + c.backfilled, 3 * per, "{topic}: {c:?}");
         if *topic == tight_topic {
             assert!(c.backfilled > 0, "drops at the cap came back through REST: {c:?}");
+        }
+        if *topic == doubt_topic {
+            let [in_doubt, published, refetched, unverified] = doubts;
+            assert!(in_doubt > 0.0, "no delivery was in doubt, so the read-back was not tried: {doubts:?}");
+            assert_eq!(published + refetched, in_doubt, "every record in doubt was read back: {doubts:?}");
+            assert_eq!(unverified, 0.0, "{doubts:?}");
         }
     }
 }

@@ -1,0 +1,412 @@
+//! Deliveries in doubt. A trade whose delivery failed after its request reached the broker
+//! (librdkafka's `POSSIBLY_PERSISTED`: the message timed out while the broker held the request,
+//! a stall longer than `message.timeout.ms`) may be in the topic all the same. Fetching it again
+//! from REST would repeat it if it is there; not fetching it would lose it if it is not. So the
+//! backfill thread reads the partitions they went to back, from the earliest such record's
+//! timestamp, once the broker has acknowledged something since (and 2 s more: what it held when
+//! it stopped is written by then): ids found there are settled, the others are fetched again like
+//! any gap. If the topic cannot be read (no read permission, a broker still failing) the
+//! read-back is tried again, and after [`MAX_ATTEMPTS`] (or at shutdown) the ids are named in
+//! `gap` records (reason `delivery_in_doubt`), never guessed.
+//!
+//! This narrows the window for a repeat, it does not close it: a record the broker appended but
+//! had not replicated when the read-back reached the partition's end is not seen, and is fetched
+//! again.
+//!
+//! Memory bound: at most [`MAX_DOUBTS`] records (32 bytes each, 2 MiB, and as much again for the
+//! sets a read-back builds); past it a record in doubt is named in a gap record at once.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::{Backfiller, Job, Seq};
+use crate::handoff::marker::Reason;
+use crate::handoff::readback::{is_marker, published_id};
+use crate::kafka_client::topic_scan::{self, ReadBackError, Scan, Start};
+use crate::record::RecordType;
+use crate::sequence::Dense;
+
+/// Records in doubt held at once. A stall times out what was in flight: librdkafka's in-flight
+/// requests (5 per broker connection with idempotence) of at most a batch each.
+pub const MAX_DOUBTS: usize = 65_536;
+
+/// Read-back attempts before the records in doubt are named in gap records instead.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// After the first acknowledgement that follows the last doubt: time for the broker to finish
+/// writing what it held when it stopped.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// Waits after each failed attempt but the last.
+const RETRY_WAITS: [Duration; MAX_ATTEMPTS as usize - 1] =
+    [Duration::from_secs(5), Duration::from_secs(15), Duration::from_secs(30), Duration::from_secs(60)];
+
+/// One record in doubt: its sequence and id, the partition it went to and the timestamp it was
+/// produced with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Doubt {
+    pub symbol_idx: u16,
+    pub kind: Dense,
+    pub id: i64,
+    pub timestamp_ms: i64,
+    pub partition: i32,
+}
+
+/// What a read-back decided.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Found in the topic: published, nothing to do.
+    pub published: u64,
+    /// Not in the topic: to be fetched again.
+    pub missing: Vec<Doubt>,
+}
+
+/// The records in doubt, waiting for a read-back.
+#[derive(Debug, Default)]
+pub struct Doubts {
+    list: Vec<Doubt>,
+    /// Failed read-backs of what is held (counted from the first doubt after none were held).
+    attempts: u32,
+    /// No read-back before this (after a failure).
+    not_before: Option<Instant>,
+    /// The sink's acknowledged turns (`Health::ack_turns`) when the last doubt arrived.
+    acks_at_last: u64,
+    /// When a later acknowledgement was first seen.
+    acked_at: Option<Instant>,
+}
+
+impl Doubts {
+    /// Takes `d`, which arrived when the sink had acknowledged `acks` turns; hands it back when
+    /// [`MAX_DOUBTS`] are held.
+    pub fn push(&mut self, d: Doubt, acks: u64) -> Result<(), Doubt> {
+        if self.list.len() >= MAX_DOUBTS {
+            return Err(d);
+        }
+        if self.list.is_empty() {
+            self.attempts = 0;
+            self.not_before = None;
+        }
+        self.list.push(d);
+        self.acks_at_last = acks;
+        self.acked_at = None;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Whether a read-back is due at `now`, the sink having acknowledged `acks` turns: there are
+    /// doubts, an acknowledgement came after the last of them at least [`GRACE`] ago, and no
+    /// retry wait is running.
+    pub fn due(&mut self, now: Instant, acks: u64) -> bool {
+        if self.list.is_empty() || acks <= self.acks_at_last {
+            return false;
+        }
+        let acked_at = *self.acked_at.get_or_insert(now);
+        now.saturating_duration_since(acked_at) >= GRACE && self.not_before.is_none_or(|t| now >= t)
+    }
+
+    /// The earliest timestamp of a record in doubt: the read-back starts there.
+    pub fn since_ms(&self) -> Option<i64> {
+        self.list.iter().map(|d| d.timestamp_ms).min()
+    }
+
+    /// The partitions the records in doubt of the sequences `kinds` went to.
+    pub fn partitions(&self, kinds: &[Dense]) -> Vec<i32> {
+        let mut p: Vec<i32> = self.list.iter().filter(|d| kinds.contains(&d.kind)).map(|d| d.partition).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+
+    /// The sequences in doubt.
+    pub fn kinds(&self) -> Vec<Dense> {
+        let mut kinds: Vec<Dense> = self.list.iter().map(|d| d.kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+
+    /// Every `(symbol_idx, kind, id)` in doubt: what a read-back looks for in what it reads.
+    pub fn keys(&self) -> HashSet<(u16, Dense, i64)> {
+        self.list.iter().map(|d| (d.symbol_idx, d.kind, d.id)).collect()
+    }
+
+    /// A read-back finished: every doubt is settled by whether `found` holds it, and none is left.
+    pub fn settle(&mut self, found: &HashSet<(u16, Dense, i64)>) -> Settled {
+        let mut settled = Settled::default();
+        for d in self.list.drain(..) {
+            if found.contains(&(d.symbol_idx, d.kind, d.id)) {
+                settled.published += 1;
+            } else {
+                settled.missing.push(d);
+            }
+        }
+        settled
+    }
+
+    /// A read-back failed at `now`: the doubts wait for the next attempt, or, after
+    /// [`MAX_ATTEMPTS`], are all handed back to be named in gap records.
+    pub fn failed(&mut self, now: Instant) -> Vec<Doubt> {
+        self.attempts += 1;
+        match RETRY_WAITS.get(self.attempts as usize - 1) {
+            Some(wait) => {
+                self.not_before = Some(now + *wait);
+                Vec::new()
+            }
+            None => self.take_all(),
+        }
+    }
+
+    /// Every doubt, none left (shutdown).
+    pub fn take_all(&mut self) -> Vec<Doubt> {
+        self.not_before = None;
+        std::mem::take(&mut self.list)
+    }
+}
+
+/// The consumer group the read-back connects as (nothing is committed).
+const GROUP: &str = "marketflow-ingestor-doubt";
+
+/// Longest a read-back may take, all topics together; past it the attempt failed. Jobs wait in
+/// the channel meanwhile (`handoff::jobs::CHANNEL_JOBS`); shutdown ends it at once.
+const READ_BACK_BUDGET: Duration = Duration::from_secs(30);
+
+impl Backfiller {
+    fn acks(&self) -> u64 {
+        self.health.ack_turns.load(Ordering::Relaxed)
+    }
+
+    /// Holds `d` for the next read-back; at the bound, names it in a gap record at once.
+    pub(super) fn doubt(&self, d: Doubt) {
+        // The borrow ends before the gap is published: publishing may wait and take jobs in.
+        let refused = self.doubts.borrow_mut().push(d, self.acks()).err();
+        if let Some(d) = refused {
+            self.unverified(vec![d]);
+        }
+    }
+
+    /// Reads the topics back for the records in doubt when due ([`Doubts::due`]): those found are
+    /// done, the others go to the queue as ranges of one id. A failed read-back is tried again
+    /// later, and after [`MAX_ATTEMPTS`] its records are named in gap records.
+    pub(super) fn read_back_doubts(&self) {
+        if !self.doubts.borrow_mut().due(Instant::now(), self.acks()) {
+            return;
+        }
+        let (keys, kinds, since) = {
+            let d = self.doubts.borrow();
+            (d.keys(), d.kinds(), d.since_ms().unwrap_or(0))
+        };
+        let mut topics: Vec<(&str, Vec<Dense>)> = Vec::new();
+        for kind in kinds {
+            let topic = self.kafka.topics[record_type(kind) as usize].as_str();
+            match topics.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, ks)) => ks.push(kind),
+                None => topics.push((topic, vec![kind])),
+            }
+        }
+        let deadline = Instant::now() + READ_BACK_BUDGET;
+        let stop = || self.shutdown.is_triggered();
+        let mut found: HashSet<(u16, Dense, i64)> = HashSet::new();
+        let mut on = |key: Option<&[u8]>, payload: Option<&[u8]>| {
+            let (Some(key), Some(payload)) = (key, payload) else { return };
+            // A gap marker names an id as missing: it does not publish it.
+            if is_marker(payload) {
+                return;
+            }
+            let Some(sym) = std::str::from_utf8(key).ok().and_then(|k| self.symbols.index_of_upper(k)) else { return };
+            if let Some((kind, id, _)) = published_id(payload) {
+                if keys.contains(&(sym, kind, id)) {
+                    found.insert((sym, kind, id));
+                }
+            }
+        };
+        let mut read = 0u64;
+        let mut result: Result<(), ReadBackError> = Ok(());
+        for (topic, kinds) in &topics {
+            let partitions = self.doubts.borrow().partitions(kinds);
+            let scan = Scan {
+                group: GROUP,
+                topic,
+                start: Start::Since(since),
+                partitions: Some(&partitions),
+                deadline,
+                stop: &stop,
+            };
+            match topic_scan::scan(&self.kafka, &scan, &mut on) {
+                // We published to it: a topic we cannot see is a failure, not an empty one.
+                Ok(s) if !s.topic_exists => result = Err(ReadBackError::NoTopic(topic.to_string())),
+                Ok(s) => read += s.read,
+                Err(e) => result = Err(e),
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        match result {
+            Ok(()) => {
+                let settled = self.doubts.borrow_mut().settle(&found);
+                let refetched = settled.missing.len() as u64;
+                self.metrics.kafka_in_doubt.with_label_values(&["published"]).inc_by(settled.published);
+                self.metrics.kafka_in_doubt.with_label_values(&["refetched"]).inc_by(refetched);
+                info!(published = settled.published, refetched, read, "deliveries in doubt read back from Kafka");
+                for d in settled.missing {
+                    let (from, to) = (d.id, d.id.saturating_add(1));
+                    self.enqueue(Job::Range { symbol_idx: d.symbol_idx, kind: d.kind, from, to });
+                }
+            }
+            // Shutdown: `finish` names what is held.
+            Err(ReadBackError::Stopped(_)) => {}
+            Err(e) => {
+                let given_up = self.doubts.borrow_mut().failed(Instant::now());
+                if let Some(suppressed) = self.limiter.check("doubt_read_back") {
+                    warn!(
+                        kind = e.label(),
+                        suppressed,
+                        in_doubt = self.doubts.borrow().len() + given_up.len(),
+                        given_up = given_up.len(),
+                        "reading Kafka back for deliveries in doubt failed: {e}"
+                    );
+                }
+                self.unverified(given_up);
+            }
+        }
+    }
+
+    /// Shutdown: what is still in doubt is named in gap records.
+    pub(super) fn give_up_doubts(&self) {
+        let left = self.doubts.borrow_mut().take_all();
+        self.unverified(left);
+    }
+
+    /// Names `doubts` in gap records, consecutive ids of a sequence in one.
+    fn unverified(&self, doubts: Vec<Doubt>) {
+        self.metrics.kafka_in_doubt.with_label_values(&["unverified"]).inc_by(doubts.len() as u64);
+        for (seq, from, to) in runs(doubts) {
+            self.publish_gap(seq, from, to, Reason::DeliveryInDoubt);
+        }
+    }
+}
+
+/// `doubts` as ranges of consecutive ids per sequence (`from..to`, exclusive), in order.
+fn runs(mut doubts: Vec<Doubt>) -> Vec<(Seq, i64, i64)> {
+    doubts.sort_unstable_by_key(|d| (d.symbol_idx, d.kind, d.id));
+    let mut out: Vec<(Seq, i64, i64)> = Vec::new();
+    for d in doubts {
+        let seq = Seq::Ids { symbol_idx: d.symbol_idx, kind: d.kind };
+        match out.last_mut() {
+            Some((s, _, to)) if *s == seq && d.id <= *to => *to = (*to).max(d.id.saturating_add(1)),
+            _ => out.push((seq, d.id, d.id.saturating_add(1))),
+        }
+    }
+    out
+}
+
+/// The record type whose topic holds a dense sequence's records.
+fn record_type(kind: Dense) -> RecordType {
+    match kind {
+        Dense::AggTrade => RecordType::AggTrade,
+        // Only trades and aggTrades are refetched (`handoff::readback::refetchable_id`).
+        Dense::Trade | Dense::Depth => RecordType::Trade,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(symbol_idx: u16, kind: Dense, id: i64, timestamp_ms: i64) -> Doubt {
+        Doubt { symbol_idx, kind, id, timestamp_ms, partition: i32::from(symbol_idx) }
+    }
+
+    #[test]
+    fn a_read_back_waits_for_an_acknowledgement_after_the_last_doubt_then_settles_by_what_was_found() {
+        let t0 = Instant::now();
+        let mut doubts = Doubts::default();
+        assert!(!doubts.due(t0, 9), "nothing in doubt");
+        doubts.push(d(0, Dense::Trade, 7, 1_000), 3).unwrap();
+        doubts.push(d(1, Dense::Trade, 7, 900), 3).unwrap();
+        assert!(!doubts.due(t0 + 10 * GRACE, 3), "no acknowledgement since: the broker may still hold them");
+        assert!(!doubts.due(t0, 4), "acknowledged: the grace starts");
+        assert!(!doubts.due(t0 + GRACE - Duration::from_millis(1), 4));
+        // Another doubt: it needs an acknowledgement of its own, and the grace starts over.
+        doubts.push(d(0, Dense::AggTrade, 3, 950), 4).unwrap();
+        assert!(!doubts.due(t0 + GRACE, 4));
+        assert!(!doubts.due(t0 + GRACE, 5));
+        assert!(doubts.due(t0 + 2 * GRACE, 5));
+        assert_eq!(doubts.since_ms(), Some(900));
+        assert_eq!(doubts.kinds(), [Dense::Trade, Dense::AggTrade]);
+        assert_eq!(doubts.partitions(&[Dense::Trade]), [0, 1]);
+        assert_eq!(doubts.partitions(&[Dense::AggTrade]), [0]);
+        let keys = doubts.keys();
+        assert_eq!(keys.len(), 3);
+        assert!(keys.contains(&(1, Dense::Trade, 7)) && !keys.contains(&(1, Dense::AggTrade, 7)));
+        // Symbol 0's trade 7 was written; the other symbol's trade 7 and the aggTrade were not.
+        let found = HashSet::from([(0, Dense::Trade, 7), (0, Dense::Trade, 8)]);
+        let settled = doubts.settle(&found);
+        assert_eq!(settled.published, 1);
+        assert_eq!(settled.missing, [d(1, Dense::Trade, 7, 900), d(0, Dense::AggTrade, 3, 950)]);
+        assert!(doubts.is_empty() && !doubts.due(t0 + 3 * GRACE, 6));
+    }
+
+    #[test]
+    fn failed_read_backs_back_off_then_hand_every_doubt_back() {
+        let t0 = Instant::now();
+        let mut doubts = Doubts::default();
+        doubts.push(d(0, Dense::Trade, 1, 0), 0).unwrap();
+        assert!(!doubts.due(t0, 1));
+        let mut now = t0 + GRACE;
+        for wait in RETRY_WAITS {
+            assert!(doubts.due(now, 1));
+            assert!(doubts.failed(now).is_empty(), "given up before {MAX_ATTEMPTS} attempts");
+            assert!(!doubts.due(now + wait - Duration::from_millis(1), 1));
+            now += wait;
+        }
+        assert!(doubts.due(now, 1));
+        assert_eq!(doubts.failed(now), [d(0, Dense::Trade, 1, 0)], "the last attempt hands them back");
+        assert!(doubts.is_empty());
+        // A new doubt starts over: attempts from zero, no retry wait.
+        doubts.push(d(0, Dense::Trade, 2, 0), 1).unwrap();
+        assert!(!doubts.due(now, 2) && doubts.due(now + GRACE, 2));
+        assert!(doubts.failed(now + GRACE).is_empty());
+    }
+
+    #[test]
+    fn the_bound_hands_a_doubt_back() {
+        let mut doubts = Doubts::default();
+        for id in 0..MAX_DOUBTS as i64 {
+            doubts.push(d(0, Dense::Trade, id, 0), 0).unwrap();
+        }
+        let over = d(0, Dense::Trade, -1, 0);
+        assert_eq!(doubts.push(over, 0), Err(over));
+        assert_eq!(doubts.len(), MAX_DOUBTS);
+    }
+
+    #[test]
+    fn unverified_ids_are_named_in_one_range_per_run() {
+        let t = |s: u16, k: Dense| Seq::Ids { symbol_idx: s, kind: k };
+        let doubts = [(0, 5), (0, 3), (0, 4), (0, 9), (1, 4), (0, 4), (0, i64::MAX)]
+            .map(|(s, id)| d(s, Dense::Trade, id, 0))
+            .into_iter()
+            .chain([d(0, Dense::AggTrade, 5, 0)])
+            .collect();
+        assert_eq!(
+            runs(doubts),
+            [
+                (t(0, Dense::Trade), 3, 6),
+                (t(0, Dense::Trade), 9, 10),
+                (t(0, Dense::Trade), i64::MAX, i64::MAX),
+                (t(0, Dense::AggTrade), 5, 6),
+                (t(1, Dense::Trade), 4, 5),
+            ]
+        );
+    }
+}
