@@ -205,6 +205,8 @@ impl Backfiller {
             let d = self.doubts.borrow();
             (d.keys(), d.kinds(), d.since_ms().unwrap_or(0))
         };
+        // Only their symbols' messages are parsed: a partition carries other symbols too.
+        let symbols: HashSet<u16> = keys.iter().map(|(s, _, _)| *s).collect();
         let mut topics: Vec<(&str, Vec<Dense>)> = Vec::new();
         for kind in kinds {
             let topic = self.kafka.topics[record_type(kind) as usize].as_str();
@@ -223,6 +225,9 @@ impl Backfiller {
                 return;
             }
             let Some(sym) = std::str::from_utf8(key).ok().and_then(|k| self.symbols.index_of_upper(k)) else { return };
+            if !symbols.contains(&sym) {
+                return;
+            }
             if let Some((kind, id, _)) = published_id(payload) {
                 if keys.contains(&(sym, kind, id)) {
                     found.insert((sym, kind, id));

@@ -99,11 +99,13 @@ impl KafkaSink {
         }
     }
 
-    /// Publishes the gaps of failed records the backfill queue could not take (reason
-    /// `backfill_queue_full`, or `delivery_in_doubt` for those that may have been written); those
+    /// Publishes the gaps of failed records nobody fetches (reason `backfill_queue_full`, or
+    /// `backfill_off` without a backfill thread, or `delivery_in_doubt` for those that may have
+    /// been written); those
     /// librdkafka has no room for yet wait for the next poll. Returns how many still wait.
     fn publish_unqueued(&mut self) -> usize {
-        self.publish_held(|c| &c.unqueued, Reason::QueueFull)
+        let reason = self.producer.context().unqueued_reason();
+        self.publish_held(|c| &c.unqueued, reason)
             + self.publish_held(|c| &c.unqueued_in_doubt, Reason::DeliveryInDoubt)
     }
 
@@ -122,11 +124,13 @@ impl KafkaSink {
                 Err(SendError::Rejected(_)) => {}
                 Ok(()) => {
                     metrics.gap_markers[s].inc();
-                    if reason == Reason::QueueFull {
-                        metrics.backfill_queue_full[s].inc();
-                    } else {
-                        let ids = u64::try_from(to.saturating_sub(from)).unwrap_or(0);
-                        metrics.kafka_in_doubt.with_label_values(&["unverified"]).inc_by(ids);
+                    match reason {
+                        Reason::QueueFull => metrics.backfill_queue_full[s].inc(),
+                        Reason::DeliveryInDoubt => {
+                            let ids = u64::try_from(to.saturating_sub(from)).unwrap_or(0);
+                            metrics.kafka_in_doubt.with_label_values(&["unverified"]).inc_by(ids);
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 use super::producer::record_latency;
 use crate::config::Config;
 use crate::handoff::jobs::{Job, JobSender, Unqueued};
+use crate::handoff::marker::Reason;
 use crate::handoff::readback::refetchable_id;
 use crate::log_limit::LogLimiter;
 use crate::metrics::{Metrics, Stage};
@@ -126,9 +127,10 @@ impl KafkaContext {
     /// it again from REST once the broker is back (reading the payload back is off the hot path:
     /// failures only). One whose request reached the broker may have been written all the same
     /// (librdkafka says `POSSIBLY_PERSISTED`): the backfill reads the topic back before it fetches
-    /// that one again, so that it is not repeated (`backfill::doubt`).
+    /// that one again, so that it is not repeated (`backfill::doubt`). Without a backfill thread
+    /// (`BACKFILL=off`), or when its queue is full, the id is named in a gap record instead.
     fn refetch(&self, symbol_idx: usize, msg: &BorrowedMessage<'_>) {
-        let (Some(tx), Some(p)) = (&self.backfill, rdkafka::Message::payload(msg)) else { return };
+        let Some(p) = rdkafka::Message::payload(msg) else { return };
         let Some((kind, id)) = refetchable_id(p) else { return };
         let symbol_idx = symbol_idx as u16;
         // SAFETY: the message pointer is valid for the duration of the delivery callback.
@@ -137,7 +139,7 @@ impl KafkaContext {
             Job::Range { symbol_idx, kind, from: id, to: id.saturating_add(1) }
         } else {
             // Our records carry their event time; the read-back starts there. Without one, an
-            // hour back covers any `message.timeout.ms` a record can have waited.
+            // hour back covers the default `message.timeout.ms` (5 minutes) and then some.
             let timestamp_ms = rdkafka::Message::timestamp(msg)
                 .to_millis()
                 .unwrap_or_else(|| crate::clock::now_ms().saturating_sub(3_600_000));
@@ -145,11 +147,31 @@ impl KafkaContext {
             Job::InDoubt { symbol_idx, kind, id, timestamp_ms, partition: rdkafka::Message::partition(msg) }
         };
         // Never blocks the producer: a full queue makes it a gap record instead.
-        if let Err(job) = tx.try_send(job) {
-            let held = if matches!(job, Job::InDoubt { .. }) { &self.unqueued_in_doubt } else { &self.unqueued };
-            if let Some((seq, from, to)) = job.range() {
-                held.push(seq, from, to);
-            }
+        let refused = match &self.backfill {
+            Some(tx) => tx.try_send(job).err(),
+            None => Some(job),
+        };
+        if let Some(job) = refused {
+            self.hold(job);
+        }
+    }
+
+    /// Keeps a job nobody will fetch for the producer's next turn to name in a gap record: in
+    /// doubt (`delivery_in_doubt`), or not written ([`KafkaContext::unqueued_reason`]).
+    fn hold(&self, job: Job) {
+        let held = if matches!(job, Job::InDoubt { .. }) { &self.unqueued_in_doubt } else { &self.unqueued };
+        if let Some((seq, from, to)) = job.range() {
+            held.push(seq, from, to);
+        }
+    }
+
+    /// The reason of the gap records of failed deliveries nobody fetches: the backfill queue was
+    /// full, or there is no backfill.
+    pub(super) fn unqueued_reason(&self) -> Reason {
+        if self.backfill.is_some() {
+            Reason::QueueFull
+        } else {
+            Reason::BackfillOff
         }
     }
 
@@ -258,11 +280,12 @@ impl ProducerContext for KafkaContext {
 mod tests {
     use super::*;
 
+    fn ctx_cfg() -> crate::config::Config {
+        crate::config::RawConfig::from_pairs(&[("KAFKA_USERNAME", "u"), ("KAFKA_PASSWORD", "p")]).validate().unwrap()
+    }
+
     fn context() -> KafkaContext {
-        let cfg = crate::config::RawConfig::from_pairs(&[("KAFKA_USERNAME", "u"), ("KAFKA_PASSWORD", "p")])
-            .validate()
-            .unwrap();
-        KafkaContext::new(&cfg, Metrics::new(&["btcusdt".to_string()]), None)
+        KafkaContext::new(&ctx_cfg(), Metrics::new(&["btcusdt".to_string()]), None)
     }
 
     #[test]
@@ -279,6 +302,26 @@ mod tests {
             assert!(!ready.load(Ordering::Relaxed), "{code:?} leaves the sink ready");
             assert_eq!(ctx.metrics.sink_errors.with_label_values(&[kind]).get(), 1, "{code:?}");
         }
+    }
+
+    /// Without a backfill thread a failed trade is named in a gap record, never dropped: one that
+    /// never left as `backfill_off`, one that may have been written as `delivery_in_doubt`.
+    #[test]
+    fn failed_deliveries_nobody_fetches_are_held_for_gap_records_by_what_may_have_been_written() {
+        use crate::sequence::Dense;
+        let ctx = context();
+        assert!(ctx.all_queued());
+        assert_eq!(ctx.unqueued_reason(), Reason::BackfillOff);
+        ctx.hold(Job::Range { symbol_idx: 0, kind: Dense::Trade, from: 7, to: 8 });
+        ctx.hold(Job::InDoubt { symbol_idx: 0, kind: Dense::AggTrade, id: 9, timestamp_ms: 1, partition: 0 });
+        assert!(!ctx.all_queued());
+        let ids = |kind| crate::handoff::jobs::Seq::Ids { symbol_idx: 0, kind };
+        assert_eq!(ctx.unqueued.take(), Some(vec![(ids(Dense::Trade), 7, 8)]));
+        assert_eq!(ctx.unqueued_in_doubt.take(), Some(vec![(ids(Dense::AggTrade), 9, 10)]));
+        assert!(ctx.all_queued());
+        let (tx, _rx) = crate::handoff::jobs::channel(1);
+        let with_backfill = KafkaContext::new(&ctx_cfg(), Metrics::new(&["btcusdt".to_string()]), Some(tx));
+        assert_eq!(with_backfill.unqueued_reason(), Reason::QueueFull);
     }
 
     #[test]
