@@ -422,7 +422,8 @@ const SPOT_VARS: &[Var] = &[
         unset: Unset::Default("on"),
         help: "Fetch missing trades/aggTrades from REST and publish them flagged `backfilled`: on or off",
         more: "Closed klines too (by open time). Off, each gap is named at once in a `gap` record (reason \
-               `backfill_off`); order books still take their REST snapshots (see Order book).",
+               `backfill_off`), and so is a trade whose Kafka delivery failed for good; order books still \
+               take their REST snapshots (see Order book).",
         secret: false,
         apply: |v, b| {
             if let Some(on) = b.choice(v, SWITCH, "on or off") {

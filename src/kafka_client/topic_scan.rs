@@ -113,6 +113,8 @@ pub struct Scan<'a> {
 pub fn scan(cfg: &Config, scan: &Scan<'_>, on: &mut OnMessage<'_>) -> Result<Scanned, ReadBackError> {
     let Scan { group, topic, start, partitions, deadline, stop } = *scan;
     let left = || deadline.saturating_duration_since(Instant::now());
+    let stopped = || if stop() { Err(ReadBackError::Stopped(topic.into())) } else { Ok(()) };
+    stopped()?;
     let c = consumer(cfg, group)?;
     // A broker that does not answer in a few seconds is not waited on for the whole budget.
     let md = c
@@ -125,21 +127,29 @@ pub fn scan(cfg: &Config, scan: &Scan<'_>, on: &mut OnMessage<'_>) -> Result<Sca
     let mut ends: HashMap<i32, i64> = HashMap::new();
     let mut from: HashMap<i32, i64> = HashMap::new();
     for p in t.partitions().iter().filter(|p| partitions.is_none_or(|only| only.contains(&p.id()))) {
+        stopped()?;
+        // A few seconds a call at most, so that shutdown is seen between them.
         let (low, high) = c
-            .fetch_watermarks(topic, p.id(), left())
+            .fetch_watermarks(topic, p.id(), left().min(Duration::from_secs(5)))
             .map_err(|e| ReadBackError::Watermarks(topic.into(), p.id(), e))?;
         if high > low {
             ends.insert(p.id(), high);
             from.insert(p.id(), if let Start::Tail(n) = start { low.max(high.saturating_sub(n)) } else { low });
         }
     }
+    // Nothing to read (and librdkafka refuses an empty offsets-for-times request).
+    if ends.is_empty() {
+        return Ok(Scanned { read: 0, topic_exists: true });
+    }
+    stopped()?;
     if let Start::Since(ms) = start {
         let mut by_time = TopicPartitionList::new();
         for p in ends.keys() {
             by_time.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(ReadBackError::Assign)?;
         }
-        let found =
-            c.offsets_for_times(by_time, left()).map_err(|e| ReadBackError::OffsetsForTimes(topic.into(), e))?;
+        let found = c
+            .offsets_for_times(by_time, left().min(Duration::from_secs(5)))
+            .map_err(|e| ReadBackError::OffsetsForTimes(topic.into(), e))?;
         for e in found.elements() {
             match e.offset() {
                 // No message that late: nothing of this partition to read.
@@ -165,9 +175,7 @@ pub fn scan(cfg: &Config, scan: &Scan<'_>, on: &mut OnMessage<'_>) -> Result<Sca
     }
     c.assign(&tpl).map_err(ReadBackError::Assign)?;
     while !ends.is_empty() {
-        if stop() {
-            return Err(ReadBackError::Stopped(topic.into()));
-        }
+        stopped()?;
         if Instant::now() >= deadline {
             return Err(ReadBackError::Timeout(topic.into()));
         }
