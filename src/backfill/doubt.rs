@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::{Backfiller, Job, Seq};
+use crate::handoff::jobs::extend_run;
 use crate::handoff::marker::Reason;
 use crate::handoff::readback::{is_marker, published_id};
 use crate::kafka_client::topic_scan::{self, ReadBackError, Scan, Start};
@@ -306,10 +307,9 @@ fn runs(mut doubts: Vec<Doubt>) -> Vec<(Seq, i64, i64)> {
     doubts.sort_unstable_by_key(|d| (d.symbol_idx, d.kind, d.id));
     let mut out: Vec<(Seq, i64, i64)> = Vec::new();
     for d in doubts {
-        let seq = Seq::Ids { symbol_idx: d.symbol_idx, kind: d.kind };
-        match out.last_mut() {
-            Some((s, _, to)) if *s == seq && d.id <= *to => *to = (*to).max(d.id.saturating_add(1)),
-            _ => out.push((seq, d.id, d.id.saturating_add(1))),
+        let (seq, from, to) = (Seq::Ids { symbol_idx: d.symbol_idx, kind: d.kind }, d.id, d.id.saturating_add(1));
+        if !extend_run(out.iter_mut(), seq, from, to) {
+            out.push((seq, from, to));
         }
     }
     out

@@ -101,8 +101,8 @@ impl KafkaSink {
 
     /// Publishes the gaps of failed records nobody fetches (reason `backfill_queue_full`, or
     /// `backfill_off` without a backfill thread, or `delivery_in_doubt` for those that may have
-    /// been written); those
-    /// librdkafka has no room for yet wait for the next poll. Returns how many still wait.
+    /// been written); those librdkafka has no room for yet wait for the next poll. Returns how
+    /// many still wait.
     fn publish_unqueued(&mut self) -> usize {
         let reason = self.producer.context().unqueued_reason();
         self.publish_held(|c| &c.unqueued, reason)
