@@ -25,7 +25,7 @@ use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeV
 pub use crate::health::Health;
 use crate::record::RecordType;
 use crate::symbols::Symbols;
-pub use labels::{FrameKind, FRAME_KINDS, IN_DOUBT_RESULTS, KAFKA_ERROR_KINDS, REJECT_REASONS};
+pub use labels::{FrameKind, FAILED_GAP_RESULTS, FRAME_KINDS, IN_DOUBT_RESULTS, KAFKA_ERROR_KINDS, REJECT_REASONS};
 pub use latency::{LatencyHub, LatencyRecorder, Precision, Stage, BUCKETS_SECONDS, QUANTILES};
 pub use ordering::{Named, OrderingMetrics, NAMED_REASONS};
 
@@ -123,6 +123,7 @@ pub struct Metrics {
     pub kafka_delivery_errors: IntCounterVec,
     /// Failed deliveries that may have been written (`backfill::doubt`), by what became of them.
     pub kafka_in_doubt: IntCounterVec,
+    pub kafka_gap_records_failed: IntCounterVec,
     pub kafka_in_flight: IntGauge,
     /// Seconds the records in flight have waited with no acknowledgement (`sink::StallWatch`).
     pub kafka_unacked_age: Gauge,
@@ -270,6 +271,15 @@ impl Metrics {
         for result in IN_DOUBT_RESULTS {
             kafka_in_doubt.with_label_values(&[result]);
         }
+        let kafka_gap_records_failed = r.counter_vec(
+            "kafka_gap_records_failed_total",
+            "Gap records whose own delivery failed, by result: kept (sent again on the next producer turn), \
+             dropped (past the bound of held ones, or unsent at shutdown: logged)",
+            &["result"],
+        );
+        for result in FAILED_GAP_RESULTS {
+            kafka_gap_records_failed.with_label_values(&[result]);
+        }
         let kafka_in_flight =
             r.int_gauge("kafka_in_flight_messages", "Messages handed to librdkafka, not yet acknowledged");
         // Exported from the start (at 0), so the stall alert's series exists before any stall.
@@ -339,6 +349,7 @@ impl Metrics {
             ring_full_waits,
             kafka_delivery_errors,
             kafka_in_doubt,
+            kafka_gap_records_failed,
             kafka_in_flight,
             kafka_unacked_age,
             sink_errors,

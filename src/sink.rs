@@ -11,6 +11,7 @@ mod kafka_context;
 mod null;
 mod ordering;
 mod producer;
+mod resend;
 mod stall;
 mod stdout;
 

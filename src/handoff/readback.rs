@@ -90,6 +90,37 @@ fn int_after(payload: &[u8], field: &[u8]) -> Option<i64> {
     std::str::from_utf8(&rest[..len]).ok()?.parse().ok()
 }
 
+/// The Kafka timestamp (ms) a record or gap marker of ours was produced with, read from its own
+/// payload: librdkafka reports none for a failed delivery, and the read-back of a record in
+/// doubt must start at or before it. A record's is its `event_time` in ms (floored from µs
+/// under `TIME_UNIT=us`, as the pipeline converts it); a marker's, its `recv_time_ns` in ms.
+pub fn kafka_timestamp_ms(payload: &[u8]) -> Option<i64> {
+    if is_marker(payload) {
+        return int_after(payload, br#""recv_time_ns":"#).map(|ns| ns.div_euclid(1_000_000));
+    }
+    int_after(payload, br#""event_time_ms":"#)
+        .or_else(|| int_after(payload, br#""event_time_us":"#).map(|us| us.div_euclid(1_000)))
+}
+
+/// The record type whose topic a gap marker goes to (as [`super::marker::meta`] routes it),
+/// from its `stream` field; `None` if `payload` is not one of our gap markers.
+pub fn marker_kind(payload: &[u8]) -> Option<RecordType> {
+    if !is_marker(payload) {
+        return None;
+    }
+    let field = br#""stream":""#;
+    let at = find(payload, field)? + field.len();
+    let rest = &payload[at..];
+    let name = &rest[..rest.iter().position(|&b| b == b'"')?];
+    match name {
+        b"trade" => Some(RecordType::Trade),
+        b"aggTrade" => Some(RecordType::AggTrade),
+        b"depth" => Some(RecordType::DepthUpdate),
+        _ if name.starts_with(b"kline_") => Some(RecordType::Kline),
+        _ => None,
+    }
+}
+
 /// Whether `payload` is a gap marker (`"type":"gap"`), which our encoders write first.
 pub fn is_marker(payload: &[u8]) -> bool {
     payload.starts_with(br#"{"type":"gap""#)
@@ -168,5 +199,63 @@ mod tests {
         assert_eq!(refetchable_id(br#"{"type":"trade","trade_id":9,"quarantined":true}"#), Some((Dense::Trade, 9)));
         assert_eq!(refetchable_id(br#"{"type":"gap","stream":"trade","from_id":5,"to_id":9}"#), None);
         assert_eq!(refetchable_id(br#"{"type":"kline","open_time_ms":1}"#), None);
+    }
+
+    /// The read-back of a record in doubt starts at its own timestamp, which librdkafka does not
+    /// report for a failed delivery: it is read from the payload, as the pipeline set it.
+    #[test]
+    fn the_kafka_timestamp_is_read_from_our_own_payloads() {
+        use crate::handoff::jobs::Seq;
+        use crate::record::{Record, Side, Trade};
+        use crate::time_unit::TimeUnit;
+        let t = Trade {
+            exchange: "binance",
+            symbol: "BTCUSDT",
+            trade_id: 12,
+            price: "1.0".into(),
+            qty: "2".into(),
+            side: Side::Buy,
+            trade_time_ms: 1_700_000_000_123_456,
+            event_time_ms: 1_700_000_000_124_999,
+        };
+        for (unit, want) in [(TimeUnit::Millis, 1_700_000_000_124_999), (TimeUnit::Micros, 1_700_000_000_124)] {
+            let mut out = Vec::new();
+            Record::Trade(t).encode_to(None, unit, 7, true, &mut out).unwrap();
+            assert_eq!(kafka_timestamp_ms(&out), Some(want), "{unit:?}: {}", String::from_utf8_lossy(&out));
+        }
+        let gap = crate::handoff::gap_record(
+            "binance",
+            "BTCUSDT",
+            Seq::Ids { symbol_idx: 0, kind: Dense::Trade },
+            1,
+            2,
+            Reason::Shutdown,
+        );
+        assert_eq!(
+            kafka_timestamp_ms(&gap.payload),
+            Some(gap.meta.event_time_ms),
+            "a marker's, as marker::meta set it"
+        );
+        assert_eq!(kafka_timestamp_ms(br#"{"type":"trade","trade_id":1}"#), None);
+    }
+
+    /// A failed gap marker is sent again to the topic `marker::meta` chose for it.
+    #[test]
+    fn a_gap_markers_topic_is_read_from_its_stream() {
+        use crate::handoff::jobs::Seq;
+        use crate::time_unit::TimeUnit;
+        let seqs = [
+            Seq::Ids { symbol_idx: 0, kind: Dense::Trade },
+            Seq::Ids { symbol_idx: 0, kind: Dense::AggTrade },
+            Seq::Ids { symbol_idx: 0, kind: Dense::Depth },
+            Seq::Candles { symbol_idx: 0, interval: 3, unit: TimeUnit::Micros },
+        ];
+        for seq in seqs {
+            let gap = crate::handoff::gap_record("binance", "BTCUSDT", seq, 60_000_000, 120_000_000, Reason::Shutdown);
+            assert_eq!(marker_kind(&gap.payload), Some(gap.meta.kind), "{seq:?}");
+        }
+        assert_eq!(marker_kind(br#"{"type":"trade","stream":"trade"}"#), None, "not a marker");
+        assert_eq!(marker_kind(br#"{"type":"gap","stream":"ticker"}"#), None);
+        assert_eq!(marker_kind(br#"{"type":"gap","stream":"trade"#), None, "cut short");
     }
 }

@@ -29,6 +29,9 @@ pub const REJECT_REASONS: &[&str] = &[
 /// Every `result` of `kafka_in_doubt_total` (see `backfill::doubt`).
 pub const IN_DOUBT_RESULTS: &[&str] = &["in_doubt", "published", "refetched", "unverified"];
 
+/// Every `result` of `kafka_gap_records_failed_total` (see `sink::resend`).
+pub const FAILED_GAP_RESULTS: &[&str] = &["kept", "dropped"];
+
 /// Every `kind` of `kafka_delivery_errors_total` (see `sink::error_kind`).
 pub const KAFKA_ERROR_KINDS: &[&str] = &[
     "message_timed_out",

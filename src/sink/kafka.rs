@@ -107,6 +107,30 @@ impl KafkaSink {
         let reason = self.producer.context().unqueued_reason();
         self.publish_held(|c| &c.unqueued, reason)
             + self.publish_held(|c| &c.unqueued_in_doubt, Reason::DeliveryInDoubt)
+            + self.resend_failed_markers()
+    }
+
+    /// Sends again the gap records whose delivery failed (`sink::resend`); those librdkafka has no
+    /// room for yet wait for the next poll. Returns how many still wait.
+    fn resend_failed_markers(&mut self) -> usize {
+        let Some(mut waiting) = self.producer.context().failed_markers.take() else { return 0 };
+        let mut done = 0;
+        for rec in &waiting {
+            let view =
+                RecordView { meta: rec.meta, enqueue_ns: rec.meta.recv_ns, key: &rec.key, payload: &rec.payload };
+            match self.send(&view) {
+                Err(SendError::Backpressure) => break,
+                // Refused for good: counted and logged by `send`, and as a dropped gap record.
+                Err(SendError::Rejected(_)) => self.producer.context().count_failed_markers("dropped", 1),
+                Ok(()) => {}
+            }
+            done += 1;
+        }
+        waiting.drain(..done);
+        let ctx = self.producer.context();
+        let (held, dropped) = ctx.failed_markers.put_back(waiting);
+        ctx.count_failed_markers("dropped", dropped);
+        held
     }
 
     fn publish_held(&mut self, held: fn(&KafkaContext) -> &Unqueued, reason: Reason) -> usize {
@@ -282,6 +306,10 @@ impl Sink for KafkaSink {
             if waiting > 0 || self.producer.flush(timeout.saturating_sub(start.elapsed())).is_err() {
                 error!(waiting, "gap records of failed deliveries may not all be published");
             }
+            // Gap records that failed again in the last flush have no turn left.
+            if let Some(unsent) = self.producer.context().failed_markers.take() {
+                self.producer.context().count_failed_markers("dropped", unsent.len());
+            }
         }
         self.in_flight()
     }
@@ -301,5 +329,51 @@ mod tests {
         assert_eq!(e, "librdkafka refuses the value of `ssl_key` (not shown: it is secret)");
         let e = ProducerConfigError::new(KafkaError::ClientCreation("cannot use hunter2".into()), &props).to_string();
         assert_eq!(e, "librdkafka cannot create the producer: cannot use ***");
+    }
+
+    /// A gap record is the only trace of the ids it names: when its own delivery fails it is kept
+    /// and sent again as it was (same topic, key and bytes), never dropped. The broker is a
+    /// loopback port nobody listens on, so every delivery fails after `message.timeout.ms`.
+    #[test]
+    fn a_gap_record_whose_delivery_fails_is_sent_again_as_it_was() {
+        use crate::handoff::jobs::Seq;
+        use crate::sequence::Dense;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let broker = format!("127.0.0.1:{port}");
+        let cfg = crate::config::RawConfig::from_pairs(&[
+            ("KAFKA_BROKER", &broker),
+            ("KAFKA_PROPS", "message.timeout.ms=300;request.timeout.ms=200"),
+        ])
+        .validate()
+        .unwrap();
+        let metrics = Metrics::new(&["btcusdt".to_string()]);
+        let mut sink = KafkaSink::new(&cfg, &crate::binance::venue::VENUE, metrics.clone(), None).unwrap();
+        let seq = Seq::Ids { symbol_idx: 0, kind: Dense::AggTrade };
+        let gap = gap_record("binance", "BTCUSDT", seq, 5, 9, Reason::NotInRest);
+        let view = RecordView { meta: gap.meta, enqueue_ns: gap.meta.recv_ns, key: &gap.key, payload: &gap.payload };
+        sink.send(&view).unwrap();
+        let kept = || metrics.kafka_gap_records_failed.with_label_values(&["kept"]).get();
+        // Delivery reports only, without the resend (`poll` would send it straight back).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while kept() == 0 && Instant::now() < deadline {
+            sink.producer.poll(Duration::from_millis(50));
+        }
+        assert_eq!(kept(), 1, "the failed gap record is kept");
+        let held = sink.producer.context().failed_markers.take().expect("held for the next turn");
+        assert_eq!(held.len(), 1);
+        let copy = &held[0];
+        assert_eq!((copy.payload.as_slice(), copy.key.as_slice()), (gap.payload.as_slice(), gap.key.as_slice()));
+        assert_eq!((copy.meta.kind, copy.meta.symbol_idx, copy.meta.flags), (RecordType::AggTrade, 0, gap.meta.flags));
+        assert_eq!(copy.meta.event_time_ms, gap.meta.event_time_ms, "its timestamp too");
+        assert_eq!(sink.producer.context().failed_markers.put_back(held), (1, 0));
+        assert!(!sink.producer.context().all_queued(), "a flush waits for it");
+        // The next turn sends it again; it fails again and is kept again: it waits for the broker.
+        sink.poll(Duration::ZERO);
+        assert!(sink.producer.context().failed_markers.is_empty(), "handed to librdkafka again");
+        while kept() < 2 && Instant::now() < deadline {
+            sink.poll(Duration::from_millis(50));
+        }
+        assert!(kept() >= 2, "kept again after its second failure");
+        assert_eq!(metrics.kafka_gap_records_failed.with_label_values(&["dropped"]).get(), 0);
     }
 }

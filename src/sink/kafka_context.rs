@@ -18,9 +18,13 @@ use super::producer::record_latency;
 use crate::config::Config;
 use crate::handoff::jobs::{Job, JobSender, Unqueued};
 use crate::handoff::marker::Reason;
-use crate::handoff::readback::refetchable_id;
+use crate::handoff::readback::{is_marker, kafka_timestamp_ms, marker_kind, refetchable_id};
+use crate::handoff::OwnedRecord;
 use crate::log_limit::LogLimiter;
 use crate::metrics::{Metrics, Stage};
+use crate::ring::{RecordMeta, FLAG_MARKER};
+
+use super::resend::FailedMarkers;
 
 /// Bounded label for a Kafka error.
 pub fn error_kind(e: &KafkaError) -> &'static str {
@@ -62,6 +66,9 @@ pub struct KafkaContext {
     /// The same for records in doubt (their gap records say `delivery_in_doubt`: they may have
     /// been written).
     pub(super) unqueued_in_doubt: Unqueued,
+    /// Gap records whose own delivery failed, for the next `poll` to send again
+    /// (`sink::resend`): dropped, the loss of the ids they name would be silent.
+    pub(super) failed_markers: FailedMarkers,
     /// Symbols whose depth record (a diff or a snapshot) failed: their book is published again
     /// after the hole, so a consumer stuck at it has a way back (a flag per symbol).
     pub(super) depth_failed: DepthFailures,
@@ -119,6 +126,7 @@ impl KafkaContext {
             backfill,
             unqueued: Default::default(),
             unqueued_in_doubt: Default::default(),
+            failed_markers: Default::default(),
             acked: AtomicBool::new(false),
         }
     }
@@ -138,11 +146,11 @@ impl KafkaContext {
         let job = if status == rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED {
             Job::Range { symbol_idx, kind, from: id, to: id.saturating_add(1) }
         } else {
-            // Our records carry their event time; the read-back starts there. Without one, an
-            // hour back covers the default `message.timeout.ms` (5 minutes) and then some.
-            let timestamp_ms = rdkafka::Message::timestamp(msg)
-                .to_millis()
-                .unwrap_or_else(|| crate::clock::now_ms().saturating_sub(3_600_000));
+            // The read-back starts at the record's own timestamp (librdkafka reports none for a
+            // failed delivery), read from its payload. Without one, an hour back covers the
+            // default `message.timeout.ms` (5 minutes) and then some.
+            let timestamp_ms =
+                kafka_timestamp_ms(p).unwrap_or_else(|| crate::clock::now_ms().saturating_sub(3_600_000));
             self.metrics.kafka_in_doubt.with_label_values(&["in_doubt"]).inc();
             Job::InDoubt { symbol_idx, kind, id, timestamp_ms, partition: rdkafka::Message::partition(msg) }
         };
@@ -153,6 +161,40 @@ impl KafkaContext {
         };
         if let Some(job) = refused {
             self.hold(job);
+        }
+    }
+
+    /// Keeps a copy of a gap record whose delivery failed, to send again as it was (its topic
+    /// from its `stream`, its key, its timestamp); past the bound it is counted `dropped`.
+    fn keep_marker(&self, symbol_idx: usize, msg: &BorrowedMessage<'_>) {
+        let Some(payload) = rdkafka::Message::payload(msg) else { return };
+        let now = crate::clock::now_ns();
+        let kept = marker_kind(payload).is_some_and(|kind| {
+            // librdkafka reports no timestamp for a failed delivery: the marker's own, as it was.
+            let event_time_ms = kafka_timestamp_ms(payload).unwrap_or((now / 1_000_000) as i64);
+            let meta =
+                RecordMeta { kind, flags: FLAG_MARKER, symbol_idx: symbol_idx as u16, event_time_ms, recv_ns: now };
+            let key = rdkafka::Message::key(msg).unwrap_or_default().to_vec();
+            self.failed_markers.push(OwnedRecord { meta, key, payload: payload.to_vec() })
+        });
+        self.count_failed_markers(if kept { "kept" } else { "dropped" }, 1);
+    }
+
+    /// Counts failed gap records by what became of them; the dropped ones are logged too.
+    pub(super) fn count_failed_markers(&self, result: &'static str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.metrics.kafka_gap_records_failed.with_label_values(&[result]).inc_by(n as u64);
+        if result == "dropped" {
+            if let Some(suppressed) = self.limiter.check("gap_record_dropped") {
+                error!(
+                    dropped = n,
+                    suppressed,
+                    "gap records whose delivery failed could not be kept to be sent again: the ids they name \
+                     are missing from the topic without a gap record"
+                );
+            }
         }
     }
 
@@ -177,7 +219,7 @@ impl KafkaContext {
 
     /// Whether every failed record went to the backfill queue (no gap record waits to be published).
     pub(super) fn all_queued(&self) -> bool {
-        self.unqueued.is_empty() && self.unqueued_in_doubt.is_empty()
+        self.unqueued.is_empty() && self.unqueued_in_doubt.is_empty() && self.failed_markers.is_empty()
     }
 }
 
@@ -267,7 +309,11 @@ impl ProducerContext for KafkaContext {
                 if is_depth(payload) {
                     self.depth_failed.mark(symbol_idx);
                 }
-                self.refetch(symbol_idx, msg);
+                if payload.is_some_and(is_marker) {
+                    self.keep_marker(symbol_idx, msg);
+                } else {
+                    self.refetch(symbol_idx, msg);
+                }
                 if let Some(suppressed) = self.limiter.check(kind) {
                     error!(kind, suppressed, symbol = %self.metrics.symbols[symbol_idx], "kafka delivery failed: {e}");
                 }
