@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -107,6 +107,14 @@ pub struct Scan<'a> {
     pub stop: &'a dyn Fn() -> bool,
 }
 
+/// Whether a topic's error in a metadata answer says it does not exist (yet: with auto-creation
+/// on, the broker may be creating it as it answers). Any other (authorization, ...) is an error,
+/// not an empty topic: read as one, recovery would start unseeded saying the topic did not exist,
+/// and the read-back would find nothing in it.
+fn is_missing(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::LeaderNotAvailable)
+}
+
 /// Reads the partitions of a topic from `start` to their ends as of now, handing `on` each
 /// message's key and payload. A topic that does not exist reads nothing
 /// ([`Scanned::topic_exists`] false).
@@ -121,7 +129,12 @@ pub fn scan(cfg: &Config, scan: &Scan<'_>, on: &mut OnMessage<'_>) -> Result<Sca
         .fetch_metadata(Some(topic), left().min(Duration::from_secs(5)))
         .map_err(|e| ReadBackError::Metadata(topic.into(), e))?;
     let Some(t) = md.topics().first() else { return Ok(Scanned::default()) };
-    if t.error().is_some() || t.partitions().is_empty() {
+    match t.error().map(RDKafkaErrorCode::from) {
+        None => {}
+        Some(code) if is_missing(code) => return Ok(Scanned::default()),
+        Some(code) => return Err(ReadBackError::Metadata(topic.into(), KafkaError::MetadataFetch(code))),
+    }
+    if t.partitions().is_empty() {
         return Ok(Scanned::default());
     }
     let mut ends: HashMap<i32, i64> = HashMap::new();
@@ -195,4 +208,22 @@ pub fn scan(cfg: &Config, scan: &Scan<'_>, on: &mut OnMessage<'_>) -> Result<Sca
         }
     }
     Ok(scanned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_topic_is_an_error_not_an_empty_topic() {
+        assert!(is_missing(RDKafkaErrorCode::UnknownTopicOrPartition));
+        assert!(is_missing(RDKafkaErrorCode::LeaderNotAvailable));
+        for refused in [
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::ClusterAuthorizationFailed,
+            RDKafkaErrorCode::InvalidTopic,
+        ] {
+            assert!(!is_missing(refused), "{refused:?}");
+        }
+    }
 }
