@@ -6,6 +6,20 @@ pub mod eventhubs;
 pub mod topic_scan;
 
 use crate::config::Config;
+use crate::record::RecordType;
+
+/// The slot of `Health::partition_acks` counting acknowledgements on `kind`'s topic: trades in
+/// slot 0, aggTrades in slot 1, or in 0 too when both go to one topic (an acknowledgement there
+/// shows that topic's partition is written, whichever record it was). Other kinds are not
+/// counted: only trades and aggTrades are read back.
+pub fn ack_slot(topics: &[String; RecordType::COUNT], kind: RecordType) -> Option<usize> {
+    match kind {
+        RecordType::Trade => Some(0),
+        RecordType::AggTrade if topics[RecordType::AggTrade as usize] == topics[RecordType::Trade as usize] => Some(0),
+        RecordType::AggTrade => Some(1),
+        _ => None,
+    }
+}
 
 /// The effective librdkafka properties, each key once: the ingester's settings, then the Event
 /// Hubs profile when the broker is Event Hubs, then the user's `KAFKA_PROPS`, a later value
@@ -73,5 +87,16 @@ mod tests {
         assert_eq!(get("enable.idempotence"), Some("true"));
         // User overrides come last, so they win.
         assert_eq!(get("acks"), Some("1"));
+    }
+
+    #[test]
+    fn trades_and_agg_trades_share_an_ack_slot_only_when_they_share_a_topic() {
+        let one: [String; RecordType::COUNT] = std::array::from_fn(|_| "market".to_string());
+        let mut two = one.clone();
+        two[RecordType::AggTrade as usize] = "market.agg".into();
+        assert_eq!((ack_slot(&one, RecordType::Trade), ack_slot(&one, RecordType::AggTrade)), (Some(0), Some(0)));
+        assert_eq!((ack_slot(&two, RecordType::Trade), ack_slot(&two, RecordType::AggTrade)), (Some(0), Some(1)));
+        assert_eq!(ack_slot(&two, RecordType::DepthUpdate), None);
+        assert!(RecordType::ALL.iter().filter_map(|k| ack_slot(&two, *k)).all(|s| s < crate::health::ACK_SLOTS));
     }
 }

@@ -3,8 +3,8 @@
 //! a stall longer than `message.timeout.ms`) may be in the topic all the same. Fetching it again
 //! from REST would repeat it if it is there; not fetching it would lose it if it is not. So the
 //! backfill thread reads the partitions they went to back, from the earliest such record's
-//! timestamp, once the broker has acknowledged something since (and 2 s more: what it held when
-//! it stopped is written by then): ids found there are settled, the others are fetched again like
+//! timestamp, once each of those partitions has had a record acknowledged since (and 2 s more:
+//! what the broker held when it stopped is written by then): ids found there are settled, the others are fetched again like
 //! any gap. If the topic cannot be read (no read permission, a broker still failing) the
 //! read-back is tried again, and after [`MAX_ATTEMPTS`] (or at shutdown) the ids are named in
 //! `gap` records (reason `delivery_in_doubt`), never guessed.
@@ -13,8 +13,9 @@
 //! had not replicated when the read-back reached the partition's end is not seen, and is fetched
 //! again.
 //!
-//! Memory bound: at most [`MAX_DOUBTS`] records (24 bytes each, 1.5 MiB, and about 4.5 MiB more for the
-//! sets a read-back builds); past it a record in doubt is named in a gap record at once.
+//! Memory bound: at most [`MAX_DOUBTS`] records (24 bytes each, 1.5 MiB, 16 more each at most for
+//! their partitions' waits, and about 4.5 MiB more for the sets a read-back builds); past it a
+//! record in doubt is named in a gap record at once.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -41,6 +42,14 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// writing what it held when it stopped.
 pub const GRACE: Duration = Duration::from_secs(2);
 
+/// A partition in doubt that sees no acknowledgement of its own (its symbols stopped trading, or
+/// it is past those counted, `health::ACK_PARTITIONS`) is read back all the same once records
+/// elsewhere have been acknowledged and this long has passed since its last doubt (or failure).
+pub const QUIET_PARTITION_WAIT: Duration = Duration::from_secs(60);
+
+/// Acknowledgements so far on a sequence's partition; `None` for one not counted.
+pub type AcksOn<'a> = &'a dyn Fn(Dense, i32) -> Option<u64>;
+
 /// Waits after each failed attempt but the last.
 const RETRY_WAITS: [Duration; MAX_ATTEMPTS as usize - 1] =
     [Duration::from_secs(5), Duration::from_secs(15), Duration::from_secs(30), Duration::from_secs(60)];
@@ -65,6 +74,15 @@ pub struct Settled {
     pub missing: Vec<Doubt>,
 }
 
+/// A partition in doubt and its acknowledgements when its last doubt arrived (or the last
+/// read-back failed); `None`: not counted, any acknowledgement will do.
+#[derive(Clone, Copy, Debug)]
+struct Wait {
+    kind: Dense,
+    partition: i32,
+    acks: Option<u64>,
+}
+
 /// The records in doubt, waiting for a read-back.
 #[derive(Debug, Default)]
 pub struct Doubts {
@@ -73,27 +91,50 @@ pub struct Doubts {
     attempts: u32,
     /// No read-back before this (after a failure).
     not_before: Option<Instant>,
-    /// The sink's acknowledged turns (`Health::ack_turns`) when the last doubt arrived.
-    acks_at_last: u64,
-    /// When a later acknowledgement was first seen.
+    /// One per partition in doubt (at most one per doubt).
+    waits: Vec<Wait>,
+    /// The sink's acknowledged turns anywhere (`Health::ack_turns`) when the last doubt arrived
+    /// (or the last read-back failed), and when that was.
+    global_at_last: u64,
+    last_at: Option<Instant>,
+    /// When the acknowledgements a read-back waits for were first all seen.
     acked_at: Option<Instant>,
 }
 
 impl Doubts {
-    /// Takes `d`, which arrived when the sink had acknowledged `acks` turns; hands it back when
-    /// [`MAX_DOUBTS`] are held.
-    pub fn push(&mut self, d: Doubt, acks: u64) -> Result<(), Doubt> {
+    /// Takes `d`, which arrived at `now` when its partition had `on_partition` acknowledgements
+    /// and the sink `global` acknowledged turns; hands it back when [`MAX_DOUBTS`] are held.
+    pub fn push(&mut self, d: Doubt, on_partition: Option<u64>, global: u64, now: Instant) -> Result<(), Doubt> {
         if self.list.len() >= MAX_DOUBTS {
             return Err(d);
         }
         if self.list.is_empty() {
             self.attempts = 0;
             self.not_before = None;
+            self.waits.clear();
         }
         self.list.push(d);
-        self.acks_at_last = acks;
+        let wait = Wait { kind: d.kind, partition: d.partition, acks: on_partition };
+        match self.waits.iter_mut().find(|w| (w.kind, w.partition) == (d.kind, d.partition)) {
+            Some(w) => *w = wait,
+            None => self.waits.push(wait),
+        }
+        self.global_at_last = global;
+        self.last_at = Some(now);
         self.acked_at = None;
         Ok(())
+    }
+
+    /// Every partition in doubt acknowledged a record since its last doubt; or, for one that did
+    /// not, records elsewhere were and [`QUIET_PARTITION_WAIT`] has passed.
+    fn acknowledged(&self, now: Instant, acks: AcksOn<'_>, global: u64) -> bool {
+        let elsewhere = global > self.global_at_last;
+        let each = self.waits.iter().all(|w| match w.acks {
+            Some(before) => acks(w.kind, w.partition).is_some_and(|a| a > before),
+            None => elsewhere,
+        });
+        let quiet = self.last_at.is_some_and(|t| now.saturating_duration_since(t) >= QUIET_PARTITION_WAIT);
+        each || (elsewhere && quiet)
     }
 
     pub fn len(&self) -> usize {
@@ -104,11 +145,10 @@ impl Doubts {
         self.list.is_empty()
     }
 
-    /// Whether a read-back is due at `now`, the sink having acknowledged `acks` turns: there are
-    /// doubts, an acknowledgement came after the last of them at least [`GRACE`] ago, and no
-    /// retry wait is running.
-    pub fn due(&mut self, now: Instant, acks: u64) -> bool {
-        if self.list.is_empty() || acks <= self.acks_at_last {
+    /// Whether a read-back is due at `now`: there are doubts, their partitions were acknowledged
+    /// since ([`Doubts::acknowledged`]) at least [`GRACE`] ago, and no retry wait is running.
+    pub fn due(&mut self, now: Instant, acks: AcksOn<'_>, global: u64) -> bool {
+        if self.list.is_empty() || !self.acknowledged(now, acks, global) {
             return false;
         }
         let acked_at = *self.acked_at.get_or_insert(now);
@@ -155,9 +195,17 @@ impl Doubts {
     }
 
     /// A read-back failed at `now`: the doubts wait for the next attempt, or, after
-    /// [`MAX_ATTEMPTS`], are all handed back to be named in gap records.
-    pub fn failed(&mut self, now: Instant) -> Vec<Doubt> {
+    /// [`MAX_ATTEMPTS`], are all handed back to be named in gap records. The next attempt waits
+    /// for new acknowledgements too: a partition whose broker still stalls is not read again
+    /// (and an attempt spent) before it answers, or [`QUIET_PARTITION_WAIT`] passed.
+    pub fn failed(&mut self, now: Instant, acks: AcksOn<'_>, global: u64) -> Vec<Doubt> {
         self.attempts += 1;
+        for w in &mut self.waits {
+            w.acks = w.acks.and_then(|_| acks(w.kind, w.partition));
+        }
+        self.global_at_last = global;
+        self.last_at = Some(now);
+        self.acked_at = None;
         match RETRY_WAITS.get(self.attempts as usize - 1) {
             Some(wait) => {
                 self.not_before = Some(now + *wait);
@@ -186,10 +234,17 @@ impl Backfiller {
         self.health.ack_turns.load(Ordering::Relaxed)
     }
 
+    /// Acknowledgements so far on `partition` of `kind`'s topic, if counted.
+    fn acks_on(&self, kind: Dense, partition: i32) -> Option<u64> {
+        let slot = crate::kafka_client::ack_slot(&self.kafka.topics, record_type(kind))?;
+        self.health.partition_acks.get(slot, partition)
+    }
+
     /// Holds `d` for the next read-back; at the bound, names it in a gap record at once.
     pub(super) fn doubt(&self, d: Doubt) {
+        let on_partition = self.acks_on(d.kind, d.partition);
         // The borrow ends before the gap is published: publishing may wait and take jobs in.
-        let refused = self.doubts.borrow_mut().push(d, self.acks()).err();
+        let refused = self.doubts.borrow_mut().push(d, on_partition, self.acks(), Instant::now()).err();
         if let Some(d) = refused {
             self.unverified(vec![d]);
         }
@@ -199,7 +254,7 @@ impl Backfiller {
     /// done, the others go to the queue as ranges of one id. A failed read-back is tried again
     /// later, and after [`MAX_ATTEMPTS`] its records are named in gap records.
     pub(super) fn read_back_doubts(&self) {
-        if !self.doubts.borrow_mut().due(Instant::now(), self.acks()) {
+        if !self.doubts.borrow_mut().due(Instant::now(), &|k, p| self.acks_on(k, p), self.acks()) {
             return;
         }
         let (keys, kinds, since) = {
@@ -272,7 +327,7 @@ impl Backfiller {
             // Shutdown: `finish` names what is held.
             Err(ReadBackError::Stopped(_)) => {}
             Err(e) => {
-                let given_up = self.doubts.borrow_mut().failed(Instant::now());
+                let given_up = self.doubts.borrow_mut().failed(Instant::now(), &|k, p| self.acks_on(k, p), self.acks());
                 if let Some(suppressed) = self.limiter.check("doubt_read_back") {
                     warn!(
                         kind = e.label(),
@@ -333,20 +388,30 @@ mod tests {
     }
 
     #[test]
-    fn a_read_back_waits_for_an_acknowledgement_after_the_last_doubt_then_settles_by_what_was_found() {
+    fn a_read_back_waits_for_an_acknowledgement_on_each_partition_in_doubt_then_settles_by_what_was_found() {
+        use std::cell::RefCell;
+        use std::collections::HashMap;
         let t0 = Instant::now();
+        let counted: RefCell<HashMap<(Dense, i32), u64>> = RefCell::default();
+        let on = |k: Dense, p: i32| Some(counted.borrow().get(&(k, p)).copied().unwrap_or(0));
+        let ack = |k: Dense, p: i32| *counted.borrow_mut().entry((k, p)).or_default() += 1;
         let mut doubts = Doubts::default();
-        assert!(!doubts.due(t0, 9), "nothing in doubt");
-        doubts.push(d(0, Dense::Trade, 7, 1_000), 3).unwrap();
-        doubts.push(d(1, Dense::Trade, 7, 900), 3).unwrap();
-        assert!(!doubts.due(t0 + 10 * GRACE, 3), "no acknowledgement since: the broker may still hold them");
-        assert!(!doubts.due(t0, 4), "acknowledged: the grace starts");
-        assert!(!doubts.due(t0 + GRACE - Duration::from_millis(1), 4));
+        assert!(!doubts.due(t0, &on, 9), "nothing in doubt");
+        doubts.push(d(0, Dense::Trade, 7, 1_000), on(Dense::Trade, 0), 3, t0).unwrap();
+        doubts.push(d(1, Dense::Trade, 7, 900), on(Dense::Trade, 1), 3, t0).unwrap();
+        assert!(!doubts.due(t0 + 10 * GRACE, &on, 3), "no acknowledgement since: the broker may still hold them");
+        ack(Dense::Trade, 0);
+        ack(Dense::AggTrade, 1);
+        assert!(!doubts.due(t0, &on, 4), "partition 1 of the trade topic has none: its broker may still stall");
+        ack(Dense::Trade, 1);
+        assert!(!doubts.due(t0, &on, 5), "each acknowledged: the grace starts");
+        assert!(!doubts.due(t0 + GRACE - Duration::from_millis(1), &on, 5));
         // Another doubt: it needs an acknowledgement of its own, and the grace starts over.
-        doubts.push(d(0, Dense::AggTrade, 3, 950), 4).unwrap();
-        assert!(!doubts.due(t0 + GRACE, 4));
-        assert!(!doubts.due(t0 + GRACE, 5));
-        assert!(doubts.due(t0 + 2 * GRACE, 5));
+        doubts.push(d(0, Dense::AggTrade, 3, 950), on(Dense::AggTrade, 0), 5, t0).unwrap();
+        assert!(!doubts.due(t0 + GRACE, &on, 6));
+        ack(Dense::AggTrade, 0);
+        assert!(!doubts.due(t0 + GRACE, &on, 7));
+        assert!(doubts.due(t0 + 2 * GRACE, &on, 7));
         assert_eq!(doubts.since_ms(), Some(900));
         assert_eq!(doubts.kinds(), [Dense::Trade, Dense::AggTrade]);
         assert_eq!(doubts.partitions(&[Dense::Trade]), [0, 1]);
@@ -359,39 +424,64 @@ mod tests {
         let settled = doubts.settle(&found);
         assert_eq!(settled.published, 1);
         assert_eq!(settled.missing, [d(1, Dense::Trade, 7, 900), d(0, Dense::AggTrade, 3, 950)]);
-        assert!(doubts.is_empty() && !doubts.due(t0 + 3 * GRACE, 6));
+        assert!(doubts.is_empty() && !doubts.due(t0 + 3 * GRACE, &on, 8));
     }
 
     #[test]
-    fn failed_read_backs_back_off_then_hand_every_doubt_back() {
+    fn a_partition_with_no_acknowledgement_of_its_own_is_read_back_after_the_quiet_wait() {
         let t0 = Instant::now();
+        let never = |_: Dense, _: i32| Some(0);
         let mut doubts = Doubts::default();
-        doubts.push(d(0, Dense::Trade, 1, 0), 0).unwrap();
-        assert!(!doubts.due(t0, 1));
+        doubts.push(d(0, Dense::Trade, 1, 0), Some(0), 5, t0).unwrap();
+        assert!(!doubts.due(t0 + QUIET_PARTITION_WAIT - Duration::from_millis(1), &never, 9));
+        assert!(!doubts.due(t0 + QUIET_PARTITION_WAIT, &never, 5), "nothing acknowledged anywhere either");
+        assert!(!doubts.due(t0 + QUIET_PARTITION_WAIT, &never, 6), "acknowledged elsewhere: the grace starts");
+        assert!(doubts.due(t0 + QUIET_PARTITION_WAIT + GRACE, &never, 6));
+        // A partition past those counted: any acknowledgement will do.
+        let mut wide = Doubts::default();
+        wide.push(d(0, Dense::Trade, 1, 0), None, 5, t0).unwrap();
+        assert!(!wide.due(t0 + GRACE, &|_, _| None, 5));
+        assert!(!wide.due(t0, &|_, _| None, 6));
+        assert!(wide.due(t0 + GRACE, &|_, _| None, 6));
+    }
+
+    #[test]
+    fn failed_read_backs_wait_for_new_acknowledgements_back_off_then_hand_every_doubt_back() {
+        use std::cell::Cell;
+        let t0 = Instant::now();
+        let n = Cell::new(0u64);
+        let on = |_: Dense, _: i32| Some(n.get());
+        let mut doubts = Doubts::default();
+        doubts.push(d(0, Dense::Trade, 1, 0), on(Dense::Trade, 0), 0, t0).unwrap();
+        n.set(1);
+        assert!(!doubts.due(t0, &on, 1));
         let mut now = t0 + GRACE;
         for wait in RETRY_WAITS {
-            assert!(doubts.due(now, 1));
-            assert!(doubts.failed(now).is_empty(), "given up before {MAX_ATTEMPTS} attempts");
-            assert!(!doubts.due(now + wait - Duration::from_millis(1), 1));
-            now += wait;
+            assert!(doubts.due(now, &on, n.get()));
+            assert!(doubts.failed(now, &on, n.get()).is_empty(), "given up before {MAX_ATTEMPTS} attempts");
+            assert!(!doubts.due(now + wait, &on, n.get()), "nothing acknowledged since the failure");
+            n.set(n.get() + 1);
+            assert!(!doubts.due(now + wait - Duration::from_millis(1), &on, n.get()), "the retry wait");
+            now += wait - Duration::from_millis(1) + GRACE;
         }
-        assert!(doubts.due(now, 1));
-        assert_eq!(doubts.failed(now), [d(0, Dense::Trade, 1, 0)], "the last attempt hands them back");
+        assert!(doubts.due(now, &on, n.get()));
+        assert_eq!(doubts.failed(now, &on, n.get()), [d(0, Dense::Trade, 1, 0)], "the last attempt hands them back");
         assert!(doubts.is_empty());
         // A new doubt starts over: attempts from zero, no retry wait.
-        doubts.push(d(0, Dense::Trade, 2, 0), 1).unwrap();
-        assert!(!doubts.due(now, 2) && doubts.due(now + GRACE, 2));
-        assert!(doubts.failed(now + GRACE).is_empty());
+        doubts.push(d(0, Dense::Trade, 2, 0), on(Dense::Trade, 0), n.get(), now).unwrap();
+        n.set(n.get() + 1);
+        assert!(!doubts.due(now, &on, n.get()) && doubts.due(now + GRACE, &on, n.get()));
+        assert!(doubts.failed(now + GRACE, &on, n.get()).is_empty());
     }
 
     #[test]
     fn the_bound_hands_a_doubt_back() {
         let mut doubts = Doubts::default();
         for id in 0..MAX_DOUBTS as i64 {
-            doubts.push(d(0, Dense::Trade, id, 0), 0).unwrap();
+            doubts.push(d(0, Dense::Trade, id, 0), Some(0), 0, Instant::now()).unwrap();
         }
         let over = d(0, Dense::Trade, -1, 0);
-        assert_eq!(doubts.push(over, 0), Err(over));
+        assert_eq!(doubts.push(over, Some(0), 0, Instant::now()), Err(over));
         assert_eq!(doubts.len(), MAX_DOUBTS);
     }
 

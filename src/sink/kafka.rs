@@ -29,6 +29,8 @@ pub struct KafkaSink {
     /// The `exchange` of the gap records of failed deliveries.
     exchange: &'static str,
     topics: [String; RecordType::COUNT],
+    /// Each record type's `Health::partition_acks` slot (`kafka_client::ack_slot`).
+    ack_slots: [Option<usize>; RecordType::COUNT],
     /// `KAFKA_BATCH_WINDOW_US` (see `Sink::batch_window`): a record after a quiet spell goes at
     /// once, and librdkafka's own `linger.ms` only joins the records one turn hands over
     /// (`kafka_client`).
@@ -79,6 +81,7 @@ impl KafkaSink {
             producer,
             exchange: venue.exchange,
             topics: cfg.topics.clone(),
+            ack_slots: RecordType::ALL.map(|k| crate::kafka_client::ack_slot(&cfg.topics, k)),
             batch_window: cfg.kafka_batch_window,
             stall_after: cfg.kafka_stall,
         })
@@ -230,7 +233,7 @@ impl Sink for KafkaSink {
         let ring_wait = crate::clock::now_ns().saturating_sub(rec.enqueue_ns);
         let record = BaseRecord::with_opaque_to(
             &self.topics[rec.meta.kind as usize],
-            pack_opaque(rec.meta.symbol_idx, ring_wait),
+            pack_opaque(rec.meta.symbol_idx, self.ack_slots[rec.meta.kind as usize], ring_wait),
         )
         .key(rec.key)
         .payload(rec.payload)

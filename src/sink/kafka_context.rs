@@ -275,26 +275,35 @@ impl ClientContext for KafkaContext {
 }
 
 /// Packs what the delivery report needs into librdkafka's per-message opaque pointer, so no
-/// allocation is made per message: symbol index (16 bits) and ring wait in ns (48 bits).
-pub(super) fn pack_opaque(symbol_idx: u16, ring_wait_ns: u64) -> usize {
-    ((symbol_idx as u64) << 48 | ring_wait_ns.min((1 << 48) - 1)) as usize
+/// allocation is made per message: symbol index (16 bits), the record's `Health::partition_acks`
+/// slot (2 bits: none, 0 or 1) and ring wait in ns (46 bits, 19 hours).
+pub(super) fn pack_opaque(symbol_idx: u16, ack_slot: Option<usize>, ring_wait_ns: u64) -> usize {
+    let slot = ack_slot.map_or(0, |s| (s as u64 + 1).min(3));
+    ((symbol_idx as u64) << 48 | slot << 46 | ring_wait_ns.min(WAIT_MASK)) as usize
 }
 
-pub(super) fn unpack_opaque(v: usize) -> (usize, u64) {
+const WAIT_MASK: u64 = (1 << 46) - 1;
+
+/// `(symbol index, ack slot, ring wait ns)` of [`pack_opaque`].
+pub(super) fn unpack_opaque(v: usize) -> (usize, Option<usize>, u64) {
     let v = v as u64;
-    ((v >> 48) as usize, v & ((1 << 48) - 1))
+    let slot = ((v >> 46) & 3) as usize;
+    ((v >> 48) as usize, slot.checked_sub(1), v & WAIT_MASK)
 }
 
 impl ProducerContext for KafkaContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
-        let (symbol_idx, ring_wait_ns) = unpack_opaque(opaque);
+        let (symbol_idx, ack_slot, ring_wait_ns) = unpack_opaque(opaque);
         match result {
             Ok(msg) => {
                 self.metrics.messages_sent[symbol_idx].inc();
                 self.metrics.health.sink_ready.store(true, Ordering::Relaxed);
                 self.acked.store(true, Ordering::Relaxed);
+                if let Some(slot) = ack_slot {
+                    self.metrics.health.partition_acks.count(slot, rdkafka::Message::partition(msg));
+                }
                 // librdkafka's own produce()->ack time (µs), plus the time the record sat in our ring.
                 // SAFETY: the message pointer is valid for the duration of the callback.
                 let us = unsafe { rdkafka::bindings::rd_kafka_message_latency(msg.ptr()) };
@@ -398,7 +407,11 @@ mod tests {
 
     #[test]
     fn opaque_round_trips() {
-        assert_eq!(unpack_opaque(pack_opaque(7, 123_456)), (7, 123_456));
-        assert_eq!(unpack_opaque(pack_opaque(u16::MAX, u64::MAX)), (u16::MAX as usize, (1 << 48) - 1));
+        assert_eq!(unpack_opaque(pack_opaque(7, None, 123_456)), (7, None, 123_456));
+        assert_eq!(unpack_opaque(pack_opaque(7, Some(0), 1)), (7, Some(0), 1));
+        assert_eq!(
+            unpack_opaque(pack_opaque(u16::MAX, Some(1), u64::MAX)),
+            (u16::MAX as usize, Some(1), (1 << 46) - 1)
+        );
     }
 }
