@@ -13,7 +13,7 @@
 //! had not replicated when the read-back reached the partition's end is not seen, and is fetched
 //! again.
 //!
-//! Memory bound: at most [`MAX_DOUBTS`] records (24 bytes each, 1.5 MiB, 16 more each at most for
+//! Memory bound: at most [`MAX_DOUBTS`] records (24 bytes each, 1.5 MiB, 48 more each at most for
 //! their partitions' waits, and about 4.5 MiB more for the sets a read-back builds); past it a
 //! record in doubt is named in a gap record at once.
 
@@ -74,13 +74,29 @@ pub struct Settled {
     pub missing: Vec<Doubt>,
 }
 
-/// A partition in doubt and its acknowledgements when its last doubt arrived (or the last
-/// read-back failed); `None`: not counted, any acknowledgement will do.
+/// A partition in doubt and, from when its last doubt arrived (or the last read-back failed):
+/// its acknowledgements then (`None`: not counted, one anywhere will do), the sink's
+/// acknowledged turns anywhere then, and when that was.
 #[derive(Clone, Copy, Debug)]
 struct Wait {
     kind: Dense,
     partition: i32,
     acks: Option<u64>,
+    global: u64,
+    since: Instant,
+}
+
+impl Wait {
+    /// Acknowledged on its own partition since; or, one that was not, acknowledged elsewhere
+    /// and [`QUIET_PARTITION_WAIT`] passed.
+    fn met(&self, now: Instant, acks: AcksOn<'_>, global: u64) -> bool {
+        let elsewhere = global > self.global;
+        match self.acks {
+            Some(before) if acks(self.kind, self.partition).is_some_and(|a| a > before) => true,
+            Some(_) => elsewhere && now.saturating_duration_since(self.since) >= QUIET_PARTITION_WAIT,
+            None => elsewhere,
+        }
+    }
 }
 
 /// The records in doubt, waiting for a read-back.
@@ -93,10 +109,6 @@ pub struct Doubts {
     not_before: Option<Instant>,
     /// One per partition in doubt (at most one per doubt).
     waits: Vec<Wait>,
-    /// The sink's acknowledged turns anywhere (`Health::ack_turns`) when the last doubt arrived
-    /// (or the last read-back failed), and when that was.
-    global_at_last: u64,
-    last_at: Option<Instant>,
     /// When the acknowledgements a read-back waits for were first all seen.
     acked_at: Option<Instant>,
 }
@@ -114,27 +126,13 @@ impl Doubts {
             self.waits.clear();
         }
         self.list.push(d);
-        let wait = Wait { kind: d.kind, partition: d.partition, acks: on_partition };
+        let wait = Wait { kind: d.kind, partition: d.partition, acks: on_partition, global, since: now };
         match self.waits.iter_mut().find(|w| (w.kind, w.partition) == (d.kind, d.partition)) {
             Some(w) => *w = wait,
             None => self.waits.push(wait),
         }
-        self.global_at_last = global;
-        self.last_at = Some(now);
         self.acked_at = None;
         Ok(())
-    }
-
-    /// Every partition in doubt acknowledged a record since its last doubt; or, for one that did
-    /// not, records elsewhere were and [`QUIET_PARTITION_WAIT`] has passed.
-    fn acknowledged(&self, now: Instant, acks: AcksOn<'_>, global: u64) -> bool {
-        let elsewhere = global > self.global_at_last;
-        let each = self.waits.iter().all(|w| match w.acks {
-            Some(before) => acks(w.kind, w.partition).is_some_and(|a| a > before),
-            None => elsewhere,
-        });
-        let quiet = self.last_at.is_some_and(|t| now.saturating_duration_since(t) >= QUIET_PARTITION_WAIT);
-        each || (elsewhere && quiet)
     }
 
     pub fn len(&self) -> usize {
@@ -145,10 +143,10 @@ impl Doubts {
         self.list.is_empty()
     }
 
-    /// Whether a read-back is due at `now`: there are doubts, their partitions were acknowledged
-    /// since ([`Doubts::acknowledged`]) at least [`GRACE`] ago, and no retry wait is running.
+    /// Whether a read-back is due at `now`: there are doubts, each of their partitions was
+    /// acknowledged since (`Wait::met`) at least [`GRACE`] ago, and no retry wait is running.
     pub fn due(&mut self, now: Instant, acks: AcksOn<'_>, global: u64) -> bool {
-        if self.list.is_empty() || !self.acknowledged(now, acks, global) {
+        if self.list.is_empty() || !self.waits.iter().all(|w| w.met(now, acks, global)) {
             return false;
         }
         let acked_at = *self.acked_at.get_or_insert(now);
@@ -202,9 +200,8 @@ impl Doubts {
         self.attempts += 1;
         for w in &mut self.waits {
             w.acks = w.acks.and_then(|_| acks(w.kind, w.partition));
+            (w.global, w.since) = (global, now);
         }
-        self.global_at_last = global;
-        self.last_at = Some(now);
         self.acked_at = None;
         match RETRY_WAITS.get(self.attempts as usize - 1) {
             Some(wait) => {
@@ -228,6 +225,11 @@ const GROUP: &str = "marketflow-ingestor-doubt";
 /// Longest a read-back may take, all topics together; past it the attempt failed. Jobs wait in
 /// the channel meanwhile (`handoff::jobs::CHANNEL_JOBS`); shutdown ends it at once.
 const READ_BACK_BUDGET: Duration = Duration::from_secs(30);
+
+/// The read-back starts this much before the earliest record's own timestamp: a topic that
+/// keeps the broker's append time rather than ours (`LogAppendTime`) holds it at the broker's
+/// clock, which may be behind Binance's.
+const SINCE_MARGIN_MS: i64 = 60_000;
 
 impl Backfiller {
     fn acks(&self) -> u64 {
@@ -259,7 +261,7 @@ impl Backfiller {
         }
         let (keys, kinds, since) = {
             let d = self.doubts.borrow();
-            (d.keys(), d.kinds(), d.since_ms().unwrap_or(0))
+            (d.keys(), d.kinds(), d.since_ms().unwrap_or(0).saturating_sub(SINCE_MARGIN_MS))
         };
         // Only their symbols' messages are parsed: a partition carries other symbols too.
         let symbols: HashSet<u16> = keys.iter().map(|(s, _, _)| *s).collect();
@@ -437,6 +439,14 @@ mod tests {
         assert!(!doubts.due(t0 + QUIET_PARTITION_WAIT, &never, 5), "nothing acknowledged anywhere either");
         assert!(!doubts.due(t0 + QUIET_PARTITION_WAIT, &never, 6), "acknowledged elsewhere: the grace starts");
         assert!(doubts.due(t0 + QUIET_PARTITION_WAIT + GRACE, &never, 6));
+        // Each partition's quiet wait counts from its own last doubt: later doubts on another
+        // partition (acknowledged on its own) do not hold a quiet one back.
+        let mut two = Doubts::default();
+        two.push(d(0, Dense::Trade, 1, 0), Some(0), 5, t0).unwrap();
+        two.push(d(1, Dense::Trade, 1, 0), Some(0), 5, t0 + Duration::from_secs(50)).unwrap();
+        let only_1 = |_: Dense, p: i32| Some(u64::from(p == 1));
+        assert!(!two.due(t0 + QUIET_PARTITION_WAIT, &only_1, 6), "met: the grace starts");
+        assert!(two.due(t0 + QUIET_PARTITION_WAIT + GRACE, &only_1, 6));
         // A partition past those counted: any acknowledgement will do.
         let mut wide = Doubts::default();
         wide.push(d(0, Dense::Trade, 1, 0), None, 5, t0).unwrap();
@@ -461,8 +471,9 @@ mod tests {
             assert!(doubts.failed(now, &on, n.get()).is_empty(), "given up before {MAX_ATTEMPTS} attempts");
             assert!(!doubts.due(now + wait, &on, n.get()), "nothing acknowledged since the failure");
             n.set(n.get() + 1);
-            assert!(!doubts.due(now + wait - Duration::from_millis(1), &on, n.get()), "the retry wait");
-            now += wait - Duration::from_millis(1) + GRACE;
+            assert!(!doubts.due(now + Duration::from_millis(1), &on, n.get()), "acknowledged: the grace starts");
+            assert!(!doubts.due(now + wait - Duration::from_millis(1), &on, n.get()), "only the retry wait is left");
+            now += wait;
         }
         assert!(doubts.due(now, &on, n.get()));
         assert_eq!(doubts.failed(now, &on, n.get()), [d(0, Dense::Trade, 1, 0)], "the last attempt hands them back");

@@ -309,10 +309,13 @@ impl Sink for KafkaSink {
             if waiting > 0 || self.producer.flush(timeout.saturating_sub(start.elapsed())).is_err() {
                 error!(waiting, "gap records of failed deliveries may not all be published");
             }
-            // Gap records that failed again in the last flush have no turn left.
-            if let Some(unsent) = self.producer.context().failed_markers.take() {
-                self.producer.context().count_failed_markers("dropped", unsent.len());
-            }
+        }
+        // No turn is left: gap records that failed again in the last flush, and those still in
+        // flight that fail when the producer is dropped (it purges them), are counted `dropped`.
+        let ctx = self.producer.context();
+        ctx.closing.store(true, Ordering::Relaxed);
+        if let Some(unsent) = ctx.failed_markers.take() {
+            ctx.count_failed_markers("dropped", unsent.len());
         }
         self.in_flight()
     }
@@ -377,6 +380,15 @@ mod tests {
             sink.poll(Duration::from_millis(50));
         }
         assert!(kept() >= 2, "kept again after its second failure");
-        assert_eq!(metrics.kafka_gap_records_failed.with_label_values(&["dropped"]).get(), 0);
+        let dropped = || metrics.kafka_gap_records_failed.with_label_values(&["dropped"]).get();
+        assert_eq!(dropped(), 0);
+        // After the last flush no turn is left: what fails then is counted dropped, not kept.
+        sink.poll(Duration::ZERO);
+        sink.flush(Duration::ZERO);
+        let kept_at_close = kept();
+        while dropped() == 0 && Instant::now() < deadline {
+            sink.producer.poll(Duration::from_millis(50));
+        }
+        assert!(dropped() >= 1 && kept() == kept_at_close, "kept {} dropped {}", kept(), dropped());
     }
 }

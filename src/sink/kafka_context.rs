@@ -69,6 +69,9 @@ pub struct KafkaContext {
     /// Gap records whose own delivery failed, for the next `poll` to send again
     /// (`sink::resend`): dropped, the loss of the ids they name would be silent.
     pub(super) failed_markers: FailedMarkers,
+    /// Set by the sink's last flush: a gap record that fails after it (purged when the producer
+    /// is dropped) has no turn left to be sent again, and is counted `dropped`.
+    pub(super) closing: AtomicBool,
     /// Symbols whose depth record (a diff or a snapshot) failed: their book is published again
     /// after the hole, so a consumer stuck at it has a way back (a flag per symbol).
     pub(super) depth_failed: DepthFailures,
@@ -127,6 +130,7 @@ impl KafkaContext {
             unqueued: Default::default(),
             unqueued_in_doubt: Default::default(),
             failed_markers: Default::default(),
+            closing: AtomicBool::new(false),
             acked: AtomicBool::new(false),
         }
     }
@@ -164,10 +168,22 @@ impl KafkaContext {
         }
     }
 
-    /// Keeps a copy of a gap record whose delivery failed, to send again as it was (its topic
-    /// from its `stream`, its key, its timestamp); past the bound it is counted `dropped`.
-    fn keep_marker(&self, symbol_idx: usize, msg: &BorrowedMessage<'_>) {
+    /// Keeps a copy of a gap record whose delivery failed (`error`, a [`error_kind`]) to send
+    /// again as it was: its topic from its `stream`, its key, its timestamp. Only a failure that
+    /// can heal: librdkafka retries the others' causes itself until the message times out, so
+    /// one that comes back otherwise (authorization, a policy, a size) would fail again at every
+    /// turn. Those, one past the bound, and one failing after the last flush are `dropped`.
+    fn keep_marker(&self, symbol_idx: usize, error: &str, msg: &BorrowedMessage<'_>) {
         let Some(payload) = rdkafka::Message::payload(msg) else { return };
+        let heals =
+            matches!(error, "message_timed_out" | "broker_transport" | "all_brokers_down" | "not_enough_replicas");
+        if !heals || self.closing.load(Ordering::Relaxed) {
+            if let Some(suppressed) = self.limiter.check("gap_record_refused") {
+                error!(error, suppressed, "a gap record's delivery failed for good: not sent again");
+            }
+            self.count_failed_markers("dropped", 1);
+            return;
+        }
         let now = crate::clock::now_ns();
         let kept = marker_kind(payload).is_some_and(|kind| {
             // librdkafka reports no timestamp for a failed delivery: the marker's own, as it was.
@@ -319,7 +335,7 @@ impl ProducerContext for KafkaContext {
                     self.depth_failed.mark(symbol_idx);
                 }
                 if payload.is_some_and(is_marker) {
-                    self.keep_marker(symbol_idx, msg);
+                    self.keep_marker(symbol_idx, kind, msg);
                 } else {
                     self.refetch(symbol_idx, msg);
                 }

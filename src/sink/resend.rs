@@ -21,7 +21,7 @@ pub const MAX_FAILED_MARKERS: usize = 4_096;
 #[derive(Default)]
 pub struct FailedMarkers {
     held: Mutex<Vec<OwnedRecord>>,
-    /// Not empty: one atomic load per producer turn instead of a lock.
+    /// Not empty: an atomic load per producer turn instead of a lock.
     any: AtomicBool,
 }
 
@@ -43,6 +43,9 @@ impl FailedMarkers {
 
     /// Everything held, oldest first; `None` (without locking) when there is nothing.
     pub fn take(&self) -> Option<Vec<OwnedRecord>> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
         self.any
             .swap(false, Ordering::AcqRel)
             .then(|| std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner())))
