@@ -211,7 +211,7 @@ impl Lane {
             pipeline.set_binary_kinds(&cfg.streams, b.carried);
         }
         let recovered = if cfg.sink == SinkKind::Kafka && cfg.recover_from_kafka {
-            recovery::recover(cfg, &metrics.symbols)
+            recovery::recover(cfg, venue.exchange, &metrics.symbols)
         } else {
             vec![]
         };

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::handoff::readback::{published_id, Published};
+use crate::handoff::readback::{is_exchange, published_id, Published};
 use crate::kafka_client::topic_scan::{self, Scan, Start};
 use crate::record::RecordType;
 use crate::sequence::{Dense, Frontier};
@@ -36,6 +36,7 @@ pub use crate::kafka_client::topic_scan::ReadBackError as RecoveryError;
 /// The last published id per (symbol index, sequence), from the tails of the topics.
 pub fn last_published(
     cfg: &Config,
+    exchange: &str,
     symbols: &Symbols,
     timeout: Duration,
 ) -> Result<Vec<(u16, Dense, i64)>, RecoveryError> {
@@ -51,7 +52,7 @@ pub fn last_published(
     let mut topics: Vec<&str> = wanted.iter().map(|(_, t)| *t).collect();
     topics.dedup();
     for topic in topics {
-        scan_topic(cfg, topic, symbols, &mut last, deadline)?;
+        scan_topic(cfg, topic, exchange, symbols, &mut last, deadline)?;
     }
     let mut out: Vec<(u16, Dense, i64)> = Vec::new();
     for ((sym, k), frontier) in last {
@@ -67,21 +68,14 @@ pub fn last_published(
 fn scan_topic(
     cfg: &Config,
     topic: &str,
+    exchange: &str,
     symbols: &Symbols,
     last: &mut HashMap<(u16, u8), Frontier>,
     deadline: Instant,
 ) -> Result<(), RecoveryError> {
     let mut on = |key: Option<&[u8]>, payload: Option<&[u8]>| {
-        let Some(sym) = key.and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| symbols.index_of_upper(k)) else {
-            return;
-        };
-        if let Some((kind, id, how)) = payload.and_then(published_id) {
-            let f = last.entry((sym, kind as u8)).or_insert_with(|| Frontier::new(cfg.backfill_max_ids));
-            match how {
-                Published::Live => f.live(id),
-                Published::Quarantined => f.quarantined(id),
-                Published::Settled => f.settled(id),
-            }
+        if let (Some(key), Some(payload)) = (key, payload) {
+            account(last, cfg.backfill_max_ids, exchange, symbols, key, payload);
         }
     };
     let scan = Scan {
@@ -101,10 +95,36 @@ fn scan_topic(
     Ok(())
 }
 
-/// Logs and returns what recovery found; a broker that does not answer is not fatal (the run
-/// starts unseeded, and says so).
-pub fn recover(cfg: &Config, symbols: &Symbols) -> Vec<(u16, Dense, i64)> {
-    match last_published(cfg, symbols, Duration::from_secs(20)) {
+/// Takes one message read back into the positions: only `exchange`'s records and markers of a
+/// configured symbol count. Another venue's in the same topic (spot and USD-M pointed at one
+/// topic, another producer) carry ids of another sequence: taken as ours, a higher one would make
+/// every live trade look like a repeat, and a lower one a gap to backfill.
+fn account(
+    last: &mut HashMap<(u16, u8), Frontier>,
+    max_jump: i64,
+    exchange: &str,
+    symbols: &Symbols,
+    key: &[u8],
+    payload: &[u8],
+) {
+    let Some(sym) = std::str::from_utf8(key).ok().and_then(|k| symbols.index_of_upper(k)) else { return };
+    if !is_exchange(payload, exchange) {
+        return;
+    }
+    if let Some((kind, id, how)) = published_id(payload) {
+        let f = last.entry((sym, kind as u8)).or_insert_with(|| Frontier::new(max_jump));
+        match how {
+            Published::Live => f.live(id),
+            Published::Quarantined => f.quarantined(id),
+            Published::Settled => f.settled(id),
+        }
+    }
+}
+
+/// Logs and returns what recovery found for `exchange`'s records; a broker that does not answer
+/// is not fatal (the run starts unseeded, and says so).
+pub fn recover(cfg: &Config, exchange: &str, symbols: &Symbols) -> Vec<(u16, Dense, i64)> {
+    match last_published(cfg, exchange, symbols, Duration::from_secs(20)) {
         Ok(found) => {
             for (s, k, id) in &found {
                 info!(symbol = %cfg.symbols[*s as usize], kind = ?k, last_id = id, "recovery: continuing after");
@@ -118,5 +138,30 @@ pub fn recover(cfg: &Config, symbols: &Symbols) -> Vec<(u16, Dense, i64)> {
             );
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spot and USD-M records of the same symbol in one topic: each market's recovery takes only
+    /// its own ids (USD-M's trade ids are another sequence, here far ahead of spot's).
+    #[test]
+    fn recovery_takes_only_its_own_venues_records() {
+        let symbols = Symbols::new(&["btcusdt".to_string()]);
+        let spot = br#"{"type":"trade","exchange":"binance","symbol":"BTCUSDT","trade_id":100}"#;
+        let usdm = br#"{"type":"trade","exchange":"binance-usdm","symbol":"BTCUSDT","trade_id":900000}"#;
+        for (exchange, want) in [("binance", 100), ("binance-usdm", 900_000)] {
+            let mut last = HashMap::new();
+            for payload in [&spot[..], &usdm[..], &spot[..]] {
+                account(&mut last, 1_000_000, exchange, &symbols, b"BTCUSDT", payload);
+            }
+            let got: Vec<_> = last.values().filter_map(|f| f.last()).collect();
+            assert_eq!(got, [want], "{exchange}");
+        }
+        let mut last = HashMap::new();
+        account(&mut last, 1_000_000, "binance", &symbols, b"ETHUSDT", spot);
+        assert!(last.is_empty(), "a symbol not configured");
     }
 }

@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use super::{Backfiller, Job, Seq};
 use crate::handoff::jobs::extend_run;
 use crate::handoff::marker::Reason;
-use crate::handoff::readback::{is_marker, published_id};
+use crate::handoff::readback::{is_exchange, is_marker, published_id};
 use crate::kafka_client::topic_scan::{self, ReadBackError, Scan, Start};
 use crate::record::RecordType;
 use crate::sequence::Dense;
@@ -278,8 +278,9 @@ impl Backfiller {
         let mut found: HashSet<(u16, Dense, i64)> = HashSet::new();
         let mut on = |key: Option<&[u8]>, payload: Option<&[u8]>| {
             let (Some(key), Some(payload)) = (key, payload) else { return };
-            // A gap marker names an id as missing: it does not publish it.
-            if is_marker(payload) {
+            // A gap marker names an id as missing: it does not publish it. Another venue's record
+            // in the same topic is another sequence's id.
+            if is_marker(payload) || !is_exchange(payload, self.venue.exchange) {
                 return;
             }
             let Some(sym) = std::str::from_utf8(key).ok().and_then(|k| self.symbols.index_of_upper(k)) else { return };

@@ -90,6 +90,16 @@ fn int_after(payload: &[u8], field: &[u8]) -> Option<i64> {
     std::str::from_utf8(&rest[..len]).ok()?.parse().ok()
 }
 
+/// Whether a record or gap marker of ours says it is `exchange`'s (its `exchange` field, which
+/// our encoders write second). A topic may hold another venue's records too (an operator who
+/// points spot and USD-M at one topic, another producer): their ids are another sequence's.
+pub fn is_exchange(payload: &[u8], exchange: &str) -> bool {
+    let field = br#""exchange":""#;
+    let Some(at) = find(payload, field).map(|i| i + field.len()) else { return false };
+    let rest = &payload[at..];
+    rest.starts_with(exchange.as_bytes()) && rest.get(exchange.len()) == Some(&b'"')
+}
+
 /// The Kafka timestamp (ms) a record or gap marker of ours was produced with, read from its own
 /// payload: librdkafka reports none for a failed delivery, and the read-back of a record in
 /// doubt must start at or before it. A record's is its `event_time` in ms (floored from µs
@@ -237,6 +247,16 @@ mod tests {
             "a marker's, as marker::meta set it"
         );
         assert_eq!(kafka_timestamp_ms(br#"{"type":"trade","trade_id":1}"#), None);
+    }
+
+    #[test]
+    fn a_payload_is_one_venues_or_anothers() {
+        let spot = br#"{"type":"trade","exchange":"binance","symbol":"BTCUSDT","trade_id":1}"#;
+        let usdm = br#"{"type":"trade","exchange":"binance-usdm","symbol":"BTCUSDT","trade_id":1}"#;
+        assert!(is_exchange(spot, "binance") && !is_exchange(spot, "binance-usdm"));
+        assert!(is_exchange(usdm, "binance-usdm") && !is_exchange(usdm, "binance"), "not a prefix match");
+        assert!(!is_exchange(br#"{"type":"trade","trade_id":1}"#, "binance"));
+        assert!(!is_exchange(br#"{"exchange":"binance"#, "binance"), "cut short");
     }
 
     /// A failed gap marker is sent again to the topic `marker::meta` chose for it.
