@@ -124,15 +124,15 @@ impl KafkaSink {
             match self.send(&view) {
                 Err(SendError::Backpressure) => break,
                 // Refused for good: counted and logged by `send`, and as a dropped gap record.
-                Err(SendError::Rejected(_)) => self.producer.context().count_failed_markers("dropped", 1),
+                Err(SendError::Rejected(kind)) => self.producer.context().drop_markers(kind, [&rec.payload[..]]),
                 Ok(()) => {}
             }
             done += 1;
         }
         waiting.drain(..done);
         let ctx = self.producer.context();
-        let (held, dropped) = ctx.failed_markers.put_back(waiting);
-        ctx.count_failed_markers("dropped", dropped);
+        let (held, over) = ctx.failed_markers.put_back(waiting);
+        ctx.drop_markers("bound", over.iter().map(|r| &r.payload[..]));
         held
     }
 
@@ -315,7 +315,7 @@ impl Sink for KafkaSink {
         let ctx = self.producer.context();
         ctx.closing.store(true, Ordering::Relaxed);
         if let Some(unsent) = ctx.failed_markers.take() {
-            ctx.count_failed_markers("dropped", unsent.len());
+            ctx.drop_markers("shutdown", unsent.iter().map(|r| &r.payload[..]));
         }
         self.in_flight()
     }
@@ -371,7 +371,8 @@ mod tests {
         assert_eq!((copy.payload.as_slice(), copy.key.as_slice()), (gap.payload.as_slice(), gap.key.as_slice()));
         assert_eq!((copy.meta.kind, copy.meta.symbol_idx, copy.meta.flags), (RecordType::AggTrade, 0, gap.meta.flags));
         assert_eq!(copy.meta.event_time_ms, gap.meta.event_time_ms, "its timestamp too");
-        assert_eq!(sink.producer.context().failed_markers.put_back(held), (1, 0));
+        let (held, over) = sink.producer.context().failed_markers.put_back(held);
+        assert_eq!((held, over.len()), (1, 0));
         assert!(!sink.producer.context().all_queued(), "a flush waits for it");
         // The next turn sends it again; it fails again and is kept again: it waits for the broker.
         sink.poll(Duration::ZERO);

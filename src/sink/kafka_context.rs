@@ -173,42 +173,41 @@ impl KafkaContext {
     /// can heal: librdkafka retries the others' causes itself until the message times out, so
     /// one that comes back otherwise (authorization, a policy, a size) would fail again at every
     /// turn. Those, one past the bound, and one failing after the last flush are `dropped`.
-    fn keep_marker(&self, symbol_idx: usize, error: &str, msg: &BorrowedMessage<'_>) {
+    fn keep_marker(&self, symbol_idx: usize, error: &'static str, msg: &BorrowedMessage<'_>) {
         let Some(payload) = rdkafka::Message::payload(msg) else { return };
         let heals =
             matches!(error, "message_timed_out" | "broker_transport" | "all_brokers_down" | "not_enough_replicas");
-        if !heals || self.closing.load(Ordering::Relaxed) {
-            if let Some(suppressed) = self.limiter.check("gap_record_refused") {
-                error!(error, suppressed, "a gap record's delivery failed for good: not sent again");
-            }
-            self.count_failed_markers("dropped", 1);
-            return;
+        if !heals {
+            return self.drop_markers(error, [payload]);
         }
+        if self.closing.load(Ordering::Relaxed) {
+            return self.drop_markers("shutdown", [payload]);
+        }
+        let Some(kind) = marker_kind(payload) else { return self.drop_markers("unknown_stream", [payload]) };
         let now = crate::clock::now_ns();
-        let kept = marker_kind(payload).is_some_and(|kind| {
-            // librdkafka reports no timestamp for a failed delivery: the marker's own, as it was.
-            let event_time_ms = kafka_timestamp_ms(payload).unwrap_or((now / 1_000_000) as i64);
-            let meta =
-                RecordMeta { kind, flags: FLAG_MARKER, symbol_idx: symbol_idx as u16, event_time_ms, recv_ns: now };
-            let key = rdkafka::Message::key(msg).unwrap_or_default().to_vec();
-            self.failed_markers.push(OwnedRecord { meta, key, payload: payload.to_vec() })
-        });
-        self.count_failed_markers(if kept { "kept" } else { "dropped" }, 1);
+        // librdkafka reports no timestamp for a failed delivery: the marker's own, as it was.
+        let event_time_ms = kafka_timestamp_ms(payload).unwrap_or((now / 1_000_000) as i64);
+        let meta = RecordMeta { kind, flags: FLAG_MARKER, symbol_idx: symbol_idx as u16, event_time_ms, recv_ns: now };
+        let key = rdkafka::Message::key(msg).unwrap_or_default().to_vec();
+        if self.failed_markers.push(OwnedRecord { meta, key, payload: payload.to_vec() }) {
+            self.metrics.kafka_gap_records_failed.with_label_values(&["kept"]).inc();
+        } else {
+            self.drop_markers("bound", [payload]);
+        }
     }
 
-    /// Counts failed gap records by what became of them; the dropped ones are logged too.
-    pub(super) fn count_failed_markers(&self, result: &'static str, n: usize) {
-        if n == 0 {
-            return;
-        }
-        self.metrics.kafka_gap_records_failed.with_label_values(&[result]).inc_by(n as u64);
-        if result == "dropped" {
+    /// Counts gap records that will not be sent again (`why`) and logs each one's text, which
+    /// names its symbol, stream and ids (rate-limited, with how many lines were suppressed).
+    pub(super) fn drop_markers<'p>(&self, why: &'static str, payloads: impl IntoIterator<Item = &'p [u8]>) {
+        for p in payloads {
+            self.metrics.kafka_gap_records_failed.with_label_values(&["dropped"]).inc();
             if let Some(suppressed) = self.limiter.check("gap_record_dropped") {
                 error!(
-                    dropped = n,
+                    why,
                     suppressed,
-                    "gap records whose delivery failed could not be kept to be sent again: the ids they name \
-                     are missing from the topic without a gap record"
+                    record = %String::from_utf8_lossy(p),
+                    "a gap record could not be delivered and will not be sent again: the ids it names are missing \
+                     from the topic without a record saying so"
                 );
             }
         }

@@ -52,17 +52,16 @@ impl FailedMarkers {
     }
 
     /// Puts back what could not be sent yet, before anything that failed meanwhile; returns how
-    /// many are held and how many of the newest went past the bound and were dropped. (Delivery
+    /// many are held, and the newest that went past the bound (for the caller to drop). (Delivery
     /// reports are served on the producer thread, which also takes and puts back, so in the sink
     /// nothing fails in between and none is dropped here; the bound holds regardless.)
-    pub fn put_back(&self, mut rest: Vec<OwnedRecord>) -> (usize, usize) {
+    pub fn put_back(&self, mut rest: Vec<OwnedRecord>) -> (usize, Vec<OwnedRecord>) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         rest.append(&mut held);
-        let dropped = rest.len().saturating_sub(MAX_FAILED_MARKERS);
-        rest.truncate(MAX_FAILED_MARKERS);
+        let over = rest.split_off(rest.len().min(MAX_FAILED_MARKERS));
         *held = rest;
         self.any.store(!held.is_empty(), Ordering::Release);
-        (held.len(), dropped)
+        (held.len(), over)
     }
 }
 
@@ -93,7 +92,8 @@ mod tests {
         // Two sent, the rest put back; one more failed meanwhile goes after them.
         all.drain(..2);
         assert!(f.push(marker(9_999)));
-        assert_eq!(f.put_back(all), (MAX_FAILED_MARKERS - 1, 0));
+        let (held, over) = f.put_back(all);
+        assert_eq!((held, over.len()), (MAX_FAILED_MARKERS - 1, 0));
         let again = f.take().unwrap();
         assert_eq!(again[0].payload, b"2");
         assert_eq!(again.last().unwrap().payload, b"9999");
@@ -101,7 +101,9 @@ mod tests {
         for n in 0..MAX_FAILED_MARKERS as u64 {
             assert!(f.push(marker(n)));
         }
-        assert_eq!(f.put_back(again), (MAX_FAILED_MARKERS, MAX_FAILED_MARKERS - 1));
+        let (held, over) = f.put_back(again);
+        assert_eq!((held, over.len()), (MAX_FAILED_MARKERS, MAX_FAILED_MARKERS - 1));
+        assert_eq!(over[0].payload, b"1", "the newest go, to be dropped by the caller");
         assert_eq!(f.take().unwrap()[0].payload, b"2", "the oldest are kept");
     }
 }
