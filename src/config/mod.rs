@@ -29,6 +29,7 @@ mod build;
 mod coalesce;
 mod docs;
 pub mod endpoint;
+mod guarantees;
 mod kafka_props;
 pub mod memory;
 mod metrics;
