@@ -17,6 +17,7 @@ use crate::config::{is_secret_key, masked_pairs, scrub, Config};
 use crate::handoff::gap_record;
 use crate::handoff::jobs::{JobSender, Unqueued};
 use crate::handoff::marker::Reason;
+use crate::handoff::readback::is_marker;
 use crate::metrics::Metrics;
 use crate::record::RecordType;
 use crate::ring::{Kick, RecordView};
@@ -123,9 +124,8 @@ impl KafkaSink {
                 RecordView { meta: rec.meta, enqueue_ns: rec.meta.recv_ns, key: &rec.key, payload: &rec.payload };
             match self.send(&view) {
                 Err(SendError::Backpressure) => break,
-                // Refused for good: counted and logged by `send`, and as a dropped gap record.
-                Err(SendError::Rejected(kind)) => self.producer.context().drop_markers(kind, [&rec.payload[..]]),
-                Ok(()) => {}
+                // Refused for good: counted, logged and dropped by `send`.
+                Err(SendError::Rejected(_)) | Ok(()) => {}
             }
             done += 1;
         }
@@ -244,9 +244,15 @@ impl Sink for KafkaSink {
                 Some(RDKafkaErrorCode::QueueFull) => Err(SendError::Backpressure),
                 _ => {
                     let kind = error_kind(&e);
-                    self.producer.context().metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
-                    if let Some(suppressed) = self.producer.context().limiter.check(kind) {
+                    let ctx = self.producer.context();
+                    ctx.metrics.kafka_delivery_errors.with_label_values(&[kind]).inc();
+                    if let Some(suppressed) = ctx.limiter.check(kind) {
                         error!(kind, suppressed, "kafka refused a record: {e}");
+                    }
+                    // Whichever way a gap record came (the ring, the backfill, the held ones), a
+                    // refusal is its loss.
+                    if is_marker(rec.payload) {
+                        ctx.drop_markers(kind, [rec.payload]);
                     }
                     Err(SendError::Rejected(kind))
                 }
@@ -310,12 +316,20 @@ impl Sink for KafkaSink {
                 error!(waiting, "gap records of failed deliveries may not all be published");
             }
         }
-        // No turn is left: gap records that failed again in the last flush, and those still in
-        // flight that fail when the producer is dropped (it purges them), are counted `dropped`.
+        // No turn is left: gap records that failed again in the last flush, those still in
+        // flight that fail when the producer is dropped (it purges them), and the ranges still
+        // waiting for a gap record are counted `dropped` and logged with their text.
         let ctx = self.producer.context();
         ctx.closing.store(true, Ordering::Relaxed);
         if let Some(unsent) = ctx.failed_markers.take() {
             ctx.drop_markers("shutdown", unsent.iter().map(|r| &r.payload[..]));
+        }
+        let reason = ctx.unqueued_reason();
+        for (held, reason) in [(&ctx.unqueued, reason), (&ctx.unqueued_in_doubt, Reason::DeliveryInDoubt)] {
+            for (seq, from, to) in held.take().unwrap_or_default() {
+                let gap = gap_record(self.exchange, ctx.metrics.symbols.upper(seq.symbol_idx()), seq, from, to, reason);
+                ctx.drop_markers("shutdown", [&gap.payload[..]]);
+            }
         }
         self.in_flight()
     }
@@ -391,5 +405,39 @@ mod tests {
             sink.producer.poll(Duration::from_millis(50));
         }
         assert!(dropped() >= 1 && kept() == kept_at_close, "kept {} dropped {}", kept(), dropped());
+    }
+
+    /// A gap record librdkafka refuses at once (here: larger than `message.max.bytes`) is lost at
+    /// that moment: counted `dropped` and logged, whichever way it came to the sink.
+    #[test]
+    fn a_gap_record_refused_at_send_is_counted_dropped() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let broker = format!("127.0.0.1:{port}");
+        let cfg = crate::config::RawConfig::from_pairs(&[
+            ("KAFKA_BROKER", &broker),
+            ("KAFKA_PROPS", "message.max.bytes=1000"),
+        ])
+        .validate()
+        .unwrap();
+        let metrics = Metrics::new(&["btcusdt".to_string()]);
+        let mut sink = KafkaSink::new(&cfg, &crate::binance::venue::VENUE, metrics.clone(), None).unwrap();
+        let count = |r: &str| metrics.kafka_gap_records_failed.with_label_values(&[r]).get();
+        let meta = crate::ring::RecordMeta {
+            kind: RecordType::Trade,
+            flags: crate::ring::FLAG_MARKER,
+            symbol_idx: 0,
+            event_time_ms: 1,
+            recv_ns: 1,
+        };
+        let mut huge = br#"{"type":"gap","exchange":"binance","symbol":"BTCUSDT","stream":"trade","pad":""#.to_vec();
+        huge.resize(4_000, b'x');
+        huge.extend_from_slice(br#""}"#);
+        let view = RecordView { meta, enqueue_ns: 1, key: b"BTCUSDT", payload: &huge };
+        assert!(matches!(sink.send(&view), Err(SendError::Rejected("message_too_large"))));
+        assert_eq!((count("dropped"), count("kept")), (1, 0));
+        // Any other record refused so is counted as a delivery error only.
+        let trade = RecordView { meta: crate::ring::RecordMeta { flags: 0, ..meta }, payload: &huge[14..], ..view };
+        assert!(sink.send(&trade).is_err());
+        assert_eq!(count("dropped"), 1);
     }
 }

@@ -26,6 +26,10 @@ use crate::ring::{RecordMeta, FLAG_MARKER};
 
 use super::resend::FailedMarkers;
 
+/// Lines about dropped gap records allowed each 10 s: more than the held ones' bound, so that an
+/// overflow or a shutdown logs every one.
+pub const DROPPED_LOG_BURST: u32 = 5_000;
+
 /// Bounded label for a Kafka error.
 pub fn error_kind(e: &KafkaError) -> &'static str {
     match e.rdkafka_error_code() {
@@ -56,6 +60,8 @@ pub struct KafkaContext {
     /// librdkafka's own log lines, per facility: a broker that keeps refusing the connection makes
     /// librdkafka log every attempt.
     rdkafka_logs: LogLimiter,
+    /// Lines about dropped gap records ([`KafkaContext::drop_markers`]).
+    dropped_logs: LogLimiter,
     /// `mechanism user` of the SASL login (never the password), to name it when it is refused.
     login: Option<String>,
     /// Where a record whose delivery failed for good is sent to be fetched again from REST.
@@ -123,6 +129,7 @@ impl KafkaContext {
             limiter: LogLimiter::new(Duration::from_secs(10)),
             // A few lines per facility and 10 s: startup notices and configuration warnings pass.
             rdkafka_logs: LogLimiter::with_burst(Duration::from_secs(10), 5),
+            dropped_logs: LogLimiter::with_burst(Duration::from_secs(10), DROPPED_LOG_BURST),
             login: cfg.kafka_username.as_ref().map(|u| format!("{} {u}", cfg.kafka_sasl_mechanism.as_librdkafka())),
             depth_failed: DepthFailures::new(metrics.symbols.len()),
             metrics,
@@ -175,13 +182,15 @@ impl KafkaContext {
     /// turn. Those, one past the bound, and one failing after the last flush are `dropped`.
     fn keep_marker(&self, symbol_idx: usize, error: &'static str, msg: &BorrowedMessage<'_>) {
         let Some(payload) = rdkafka::Message::payload(msg) else { return };
+        // After the last flush nothing is sent again, whatever the error (the producer's drop
+        // purges what is in flight: those come back as `other`).
+        if self.closing.load(Ordering::Relaxed) {
+            return self.drop_markers("shutdown", [payload]);
+        }
         let heals =
             matches!(error, "message_timed_out" | "broker_transport" | "all_brokers_down" | "not_enough_replicas");
         if !heals {
             return self.drop_markers(error, [payload]);
-        }
-        if self.closing.load(Ordering::Relaxed) {
-            return self.drop_markers("shutdown", [payload]);
         }
         let Some(kind) = marker_kind(payload) else { return self.drop_markers("unknown_stream", [payload]) };
         let now = crate::clock::now_ns();
@@ -197,11 +206,13 @@ impl KafkaContext {
     }
 
     /// Counts gap records that will not be sent again (`why`) and logs each one's text, which
-    /// names its symbol, stream and ids (rate-limited, with how many lines were suppressed).
+    /// names its symbol, stream and ids: the last trace of those ids. Its own limit, generous
+    /// ([`DROPPED_LOG_BURST`] lines each 10 s), so that an overflow of the held ones or a shutdown
+    /// logs each; only a flood past it is sampled (with how many lines were suppressed).
     pub(super) fn drop_markers<'p>(&self, why: &'static str, payloads: impl IntoIterator<Item = &'p [u8]>) {
         for p in payloads {
             self.metrics.kafka_gap_records_failed.with_label_values(&["dropped"]).inc();
-            if let Some(suppressed) = self.limiter.check("gap_record_dropped") {
+            if let Some(suppressed) = self.dropped_logs.check("gap_record_dropped") {
                 error!(
                     why,
                     suppressed,
