@@ -351,6 +351,17 @@ mod tests {
         assert_eq!(e, "librdkafka cannot create the producer: cannot use ***");
     }
 
+    /// A sink whose broker is a loopback port nobody listens on, with `props` (`KAFKA_PROPS`).
+    fn unreachable_broker(props: &str) -> (KafkaSink, Arc<Metrics>) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let broker = format!("127.0.0.1:{port}");
+        let cfg = crate::config::RawConfig::from_pairs(&[("KAFKA_BROKER", &broker), ("KAFKA_PROPS", props)])
+            .validate()
+            .unwrap();
+        let metrics = Metrics::new(&["btcusdt".to_string()]);
+        (KafkaSink::new(&cfg, &crate::binance::venue::VENUE, metrics.clone(), None).unwrap(), metrics)
+    }
+
     /// A gap record is the only trace of the ids it names: when its own delivery fails it is kept
     /// and sent again as it was (same topic, key and bytes), never dropped. The broker is a
     /// loopback port nobody listens on, so every delivery fails after `message.timeout.ms`.
@@ -358,16 +369,7 @@ mod tests {
     fn a_gap_record_whose_delivery_fails_is_sent_again_as_it_was() {
         use crate::handoff::jobs::Seq;
         use crate::sequence::Dense;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let broker = format!("127.0.0.1:{port}");
-        let cfg = crate::config::RawConfig::from_pairs(&[
-            ("KAFKA_BROKER", &broker),
-            ("KAFKA_PROPS", "message.timeout.ms=300;request.timeout.ms=200"),
-        ])
-        .validate()
-        .unwrap();
-        let metrics = Metrics::new(&["btcusdt".to_string()]);
-        let mut sink = KafkaSink::new(&cfg, &crate::binance::venue::VENUE, metrics.clone(), None).unwrap();
+        let (mut sink, metrics) = unreachable_broker("message.timeout.ms=300;request.timeout.ms=200");
         let seq = Seq::Ids { symbol_idx: 0, kind: Dense::AggTrade };
         let gap = gap_record("binance", "BTCUSDT", seq, 5, 9, Reason::NotInRest);
         let view = RecordView { meta: gap.meta, enqueue_ns: gap.meta.recv_ns, key: &gap.key, payload: &gap.payload };
@@ -411,16 +413,7 @@ mod tests {
     /// that moment: counted `dropped` and logged, whichever way it came to the sink.
     #[test]
     fn a_gap_record_refused_at_send_is_counted_dropped() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let broker = format!("127.0.0.1:{port}");
-        let cfg = crate::config::RawConfig::from_pairs(&[
-            ("KAFKA_BROKER", &broker),
-            ("KAFKA_PROPS", "message.max.bytes=1000"),
-        ])
-        .validate()
-        .unwrap();
-        let metrics = Metrics::new(&["btcusdt".to_string()]);
-        let mut sink = KafkaSink::new(&cfg, &crate::binance::venue::VENUE, metrics.clone(), None).unwrap();
+        let (mut sink, metrics) = unreachable_broker("message.max.bytes=1000");
         let count = |r: &str| metrics.kafka_gap_records_failed.with_label_values(&[r]).get();
         let meta = crate::ring::RecordMeta {
             kind: RecordType::Trade,
