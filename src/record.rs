@@ -34,6 +34,7 @@ mod decimal;
 mod json;
 mod prefix;
 mod symbol;
+mod trade;
 
 use crate::time_unit::TimeUnit;
 pub use decimal::{is_decimal, DecimalText, MAX_DECIMAL_LEN};
@@ -385,6 +386,10 @@ impl<'a> Record<'a> {
         backfilled: bool,
         out: &mut O,
     ) -> Result<(), RecordError> {
+        // Nearly every record is a trade with its prefix: written by one reservation.
+        if let (Record::Trade(t), Some(p)) = (self, prefix) {
+            return t.encode_after(p, unit, recv_time_ns, backfilled, out);
+        }
         let mut w = match prefix {
             Some(p) => JsonWriter::resume(out, p),
             None => {

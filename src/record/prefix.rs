@@ -56,7 +56,7 @@ impl Prefixes {
     /// The prefix of `record` as the record of symbol `symbol_idx`: `None` unless the record is
     /// this table's venue's and carries exactly that symbol's text (a payload may spell its
     /// symbol in another case than the configured one: it is written as sent, field by field).
-    #[inline]
+    #[inline(always)]
     pub fn of(&self, record: &Record<'_>, symbol_idx: u16) -> Option<&[u8]> {
         let span = self.spans.get(usize::from(symbol_idx) * RecordType::COUNT + record.record_type() as usize)?;
         let exchange = record.exchange();
