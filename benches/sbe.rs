@@ -61,7 +61,7 @@ fn pipeline(binary: bool) -> (Pipeline, RingReader) {
     if binary {
         // The simulator's exchangeInfo: tickSize and stepSize written with 8 decimals.
         let scales = vec![Scale { price: 8, qty: 8 }];
-        p.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+        p.set_binary(BinaryCtx::new(metrics.symbols.clone(), scales, Default::default()));
     }
     (p, r)
 }
@@ -155,11 +155,11 @@ fn serde_alone(frames: &[String]) -> usize {
 
 /// The ring-less group: decode + normalize + encode, each record into one reused buffer.
 fn bench_alone(c: &mut Criterion, json: &[String], sbe: &[Vec<u8>]) {
-    let ctx = BinaryCtx {
-        symbols: Metrics::new(&["btcusdt".to_string()]).symbols.clone(),
-        scales: vec![Scale { price: 8, qty: 8 }],
-        unit: Default::default(),
-    };
+    let ctx = BinaryCtx::new(
+        Metrics::new(&["btcusdt".to_string()]).symbols.clone(),
+        vec![Scale { price: 8, qty: 8 }],
+        Default::default(),
+    );
     let prefixes = Prefixes::new(VENUE.exchange, ["BTCUSDT"]);
     let mut scratch = Vec::with_capacity(4096);
     let mut out = Vec::with_capacity(4096);

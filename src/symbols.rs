@@ -36,6 +36,20 @@ impl Symbols {
         self.by_upper.get(s)
     }
 
+    /// The index of a symbol as records write it, `hint` tried first (the one the last look-up
+    /// gave: events come in runs of one symbol), by comparing its words, without the map.
+    #[inline]
+    pub fn index_of_upper_from(&self, hint: u16, s: &str) -> Option<u16> {
+        let same = match (self.by_upper.keys.get(usize::from(hint)), Short::of(s)) {
+            (Some(&Some(key)), Some(short)) => key == short,
+            _ => self.upper.get(usize::from(hint)).is_some_and(|u| u == s),
+        };
+        if same {
+            return Some(hint);
+        }
+        self.index_of_upper(s)
+    }
+
     /// The upper-case symbol of index `i`: the Kafka key, and what REST is asked for.
     pub fn upper(&self, i: u16) -> &str {
         &self.upper[i as usize]
@@ -57,6 +71,8 @@ impl std::ops::Deref for Symbols {
 /// `memcmp` call). Longer names keep a map by their text.
 #[derive(Debug, Default)]
 struct Index {
+    /// Each name's key by its index (`None`: longer than 16 bytes).
+    keys: Vec<Option<Short>>,
     short: FxHashMap<Short, u16>,
     long: FxHashMap<String, u16>,
 }
@@ -66,6 +82,7 @@ impl Index {
         let mut index = Index::default();
         for (i, name) in names.iter().enumerate() {
             let i = i as u16;
+            index.keys.push(Short::of(name));
             match Short::of(name) {
                 Some(key) => index.short.insert(key, i),
                 None => index.long.insert(name.clone(), i),
@@ -170,6 +187,8 @@ mod tests {
         let mut probes = 0;
         for (i, name) in names.iter().enumerate() {
             assert_eq!(symbols.index_of_upper(name), Some(i as u16), "{name}");
+            assert_eq!(symbols.index_of_upper_from(i as u16, name), Some(i as u16), "{name}");
+            assert_eq!(symbols.index_of_upper_from(0, name), Some(i as u16), "{name} from 0");
             assert_eq!(symbols.index_of_lower(&lower[i]), Some(i as u16), "{name}");
             let b = name.as_bytes();
             let mut variants: Vec<Vec<u8>> = vec![b[..b.len() - 1].to_vec(), [b, b"A"].concat(), [b"A", b].concat()];
@@ -182,7 +201,13 @@ mod tests {
             }
             for v in variants {
                 let v = String::from_utf8(v).unwrap();
-                assert_eq!(symbols.index_of_upper(&v), whole.get(v.as_str()).copied(), "{v}");
+                let expected = whole.get(v.as_str()).copied();
+                assert_eq!(symbols.index_of_upper(&v), expected, "{v}");
+                // A hint is only tried: the name it points at (this variant's near twin),
+                // another one, or none, the answer is the look-up's.
+                for hint in [i as u16, ((i + 1) % names.len()) as u16, u16::MAX] {
+                    assert_eq!(symbols.index_of_upper_from(hint, &v), expected, "{v} from {hint}");
+                }
                 probes += 1;
             }
         }

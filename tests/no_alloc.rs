@@ -75,7 +75,7 @@ fn sbe_trades() {
     let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
     p.track_streams(&[StreamKind::Trade]);
     let scales = vec![Scale { price: 8, qty: 8 }];
-    p.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+    p.set_binary(BinaryCtx::new(metrics.symbols.clone(), scales, Default::default()));
     for f in &frames[..100] {
         assert_eq!(p.on_binary(f, 1, Admission::Normal), Outcome::Record);
     }
@@ -139,7 +139,7 @@ fn sbe_book() {
     let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
     p.track_streams(&[StreamKind::BookTicker, StreamKind::Depth]);
     let scales = vec![Scale { price: 8, qty: 8 }];
-    p.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+    p.set_binary(BinaryCtx::new(metrics.symbols.clone(), scales, Default::default()));
     for f in &frames[..100] {
         assert_eq!(p.on_binary(f, 1, Admission::Normal), Outcome::Record);
     }

@@ -21,11 +21,7 @@ fn the_trades_of_one_event_share_the_enqueue_time_of_its_first() {
     let (w, mut r) = marketflow_ingestor::ring::ring(1 << 20);
     let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
     p.track_streams(&[StreamKind::Trade]);
-    p.set_binary(BinaryCtx {
-        symbols: metrics.symbols.clone(),
-        scales: vec![Scale { price: 8, qty: 8 }],
-        unit: Default::default(),
-    });
+    p.set_binary(BinaryCtx::new(metrics.symbols.clone(), vec![Scale { price: 8, qty: 8 }], Default::default()));
     assert_eq!(p.on_binary(&event(100, 5), 1, Admission::Normal), Outcome::Record);
     // Long enough for the clock to move between the events on any machine.
     std::thread::sleep(std::time::Duration::from_millis(2));

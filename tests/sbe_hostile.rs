@@ -103,7 +103,7 @@ fn mutated_sbe_trade_events_are_refused_by_reason_or_become_valid_records() {
     let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
     p.track_streams(&[StreamKind::Trade]);
     let scales = vec![Scale { price: 8, qty: 8 }, Scale { price: 2, qty: 4 }];
-    p.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+    p.set_binary(BinaryCtx::new(metrics.symbols.clone(), scales, Default::default()));
     let mut records = 0u64;
     for _ in 0..inputs {
         let f = mutate(&mut rng, &seeds);
@@ -194,7 +194,7 @@ fn book_pipeline() -> (Pipeline, marketflow_ingestor::ring::RingReader, std::syn
     let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
     p.track_streams(&[StreamKind::BookTicker, StreamKind::Depth]);
     let scales = vec![Scale { price: 8, qty: 8 }, Scale { price: 2, qty: 4 }];
-    p.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+    p.set_binary(BinaryCtx::new(metrics.symbols.clone(), scales, Default::default()));
     (p, r, metrics)
 }
 

@@ -48,11 +48,7 @@ fn culled_best_bid_ask_updates_are_no_gap_and_a_broken_depth_chain_is_one() {
     let (w, mut r) = marketflow_ingestor::ring::ring(1 << 20);
     let mut p = Pipeline::new(&VENUE, w, metrics.clone(), None);
     p.track_streams(&[StreamKind::BookTicker, StreamKind::Depth]);
-    p.set_binary(BinaryCtx {
-        symbols: metrics.symbols.clone(),
-        scales: vec![Scale { price: 8, qty: 8 }],
-        unit: Default::default(),
-    });
+    p.set_binary(BinaryCtx::new(metrics.symbols.clone(), vec![Scale { price: 8, qty: 8 }], Default::default()));
     let gaps = |m: &Metrics| {
         m.render()
             .lines()

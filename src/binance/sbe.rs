@@ -152,7 +152,9 @@ fn ascii(bytes: &[u8]) -> Option<&str> {
 
 /// A configured symbol's stream name and scale, from the symbol an event names.
 fn symbol<'a>(symbol: &str, ctx: &'a BinaryCtx) -> Result<(&'a str, Scale), Refusal> {
-    let idx = usize::from(ctx.symbols.index_of_upper(symbol).ok_or(UNKNOWN_SYMBOL)?);
+    let idx = ctx.symbols.index_of_upper_from(ctx.last_symbol.get(), symbol).ok_or(UNKNOWN_SYMBOL)?;
+    ctx.last_symbol.set(idx);
+    let idx = usize::from(idx);
     // Scales has one entry per configured symbol (built with them at start).
     let scale = ctx.scales.get(idx).copied().ok_or(UNKNOWN_SYMBOL)?;
     Ok((ctx.symbols[idx].as_str(), scale))

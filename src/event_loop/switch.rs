@@ -130,7 +130,7 @@ impl EventLoop {
         let key_refused = metrics.ws_connect_attempts.with_label_values(&[KEY_REFUSED]);
         let inexact = metrics.rejected.with_label_values(&[lane.binary.rescale_reason]);
         if let Some(scales) = &lane.scales {
-            let ctx = BinaryCtx { symbols: metrics.symbols.clone(), scales: scales.clone(), unit: lane.record_unit };
+            let ctx = BinaryCtx::new(metrics.symbols.clone(), scales.clone(), lane.record_unit);
             self.pipeline.set_binary(ctx);
         }
         if lane.policy.mode() == Mode::Binary && !lane.route.dialer.resolver.wait_first(Duration::from_secs(10)) {
@@ -157,7 +157,7 @@ impl EventLoop {
             if sw.lane.scales.as_ref() != Some(&scales) {
                 info!(transport = sw.lane.binary.name, ?scales, "decimal scales updated");
                 let unit = sw.lane.record_unit;
-                let ctx = BinaryCtx { symbols: self.metrics.symbols.clone(), scales: scales.clone(), unit };
+                let ctx = BinaryCtx::new(self.metrics.symbols.clone(), scales.clone(), unit);
                 self.pipeline.set_binary(ctx);
                 sw.lane.scales = Some(scales);
             }

@@ -129,7 +129,7 @@ impl SbeFuzzer {
         let mut pipeline = Pipeline::new(&VENUE, w, Arc::clone(&metrics), None);
         pipeline.track_streams(&[StreamKind::Trade]);
         let scales = SYMBOLS.iter().map(|(_, s)| *s).collect();
-        pipeline.set_binary(BinaryCtx { symbols: metrics.symbols.clone(), scales, unit: Default::default() });
+        pipeline.set_binary(BinaryCtx::new(metrics.symbols.clone(), scales, Default::default()));
         SbeFuzzer {
             rng: SmallRng::seed_from_u64(seed ^ 0x5be0_5be0),
             seeds: seeds(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 fn ctx(unit: TimeUnit) -> BinaryCtx {
     let symbols = Arc::new(Symbols::new(&["btcusdt".into(), "ethusdt".into()]));
-    BinaryCtx { symbols, scales: vec![Scale { price: 8, qty: 8 }, Scale { price: 2, qty: 4 }], unit }
+    BinaryCtx::new(symbols, vec![Scale { price: 8, qty: 8 }, Scale { price: 2, qty: 4 }], unit)
 }
 
 fn trades_frame(symbol: &str, rows: &[TradeRow]) -> Vec<u8> {
