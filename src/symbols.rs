@@ -37,7 +37,9 @@ impl Symbols {
     }
 
     /// The index of a symbol as records write it, `hint` tried first (the one the last look-up
-    /// gave: events come in runs of one symbol), by comparing its words, without the map.
+    /// gave: events come in runs of one symbol), by comparing its words, without the map. The
+    /// same answer as [`Symbols::index_of_upper`]: the names are unique (the configuration
+    /// drops repeats), so the one index a name has is the hint's or the map's.
     #[inline]
     pub fn index_of_upper_from(&self, hint: u16, s: &str) -> Option<u16> {
         let same = match (self.by_upper.keys.get(usize::from(hint)), Short::of(s)) {

@@ -18,15 +18,15 @@ const BUY: &str = concat!("\"", k!("side"), "\"buy\"");
 const RECV: &str = k!("recv_time_ns");
 const BACKFILLED: &str = concat!(k!("backfilled"), "true");
 
-/// The most bytes a trade takes besides its prefix, price and quantity: every key with its
-/// punctuation, the longer side, four integers at their longest, `backfilled` and the brace.
+/// The most bytes a trade takes besides its prefix, price, quantity and time keys: every other
+/// key with its punctuation, the longer side, four integers at their longest, `backfilled` and
+/// the brace. The time keys are counted as written (`kt!` of the record's unit), so a unit with
+/// longer keys cannot outgrow the room asked for.
 pub(super) const FIXED_MAX: usize = INT_MAX_LEN
     + PRICE.len()
     + QTY.len()
     + max(SELL.len(), BUY.len())
-    + max(kt!(TimeUnit::Millis, "trade_time").len(), kt!(TimeUnit::Micros, "trade_time").len())
     + INT_MAX_LEN
-    + max(kt!(TimeUnit::Millis, "event_time").len(), kt!(TimeUnit::Micros, "event_time").len())
     + INT_MAX_LEN
     + RECV.len()
     + INT_MAX_LEN
@@ -41,7 +41,7 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 
-/// Where the next byte goes.
+/// The next byte's place in room asked for once: the parts are copied without a check each.
 struct Cursor(*mut u8);
 
 impl Cursor {
@@ -72,15 +72,16 @@ impl Trade<'_> {
     ) -> Result<(), RecordError> {
         let price = self.price.checked().ok_or(RecordError::BadDecimal(k!("price")))?;
         let qty = self.qty.checked().ok_or(RecordError::BadDecimal(k!("qty")))?;
-        let bound = prefix.len() + price.len() + qty.len() + FIXED_MAX;
+        let (trade_time, event_time) = (kt!(unit, "trade_time"), kt!(unit, "event_time"));
+        let bound = prefix.len() + price.len() + qty.len() + trade_time.len() + event_time.len() + FIXED_MAX;
         if !out.room(bound) {
             return Ok(());
         }
         let start = out.tail();
         let mut at = Cursor(start);
         // SAFETY: `room` made `bound` bytes at `start` valid for writes: the parts below are the
-        // prefix, the price, the quantity and at most `FIXED_MAX` bytes more (each integer's text
-        // at most `INT_MAX_LEN`). All are borrowed, none from the output's spare room.
+        // prefix, the price, the quantity, the two time keys and at most `FIXED_MAX` bytes more
+        // (each integer's text at most `INT_MAX_LEN`). All are borrowed, none from the output's spare room.
         unsafe {
             at.put(prefix);
             at.put(itoa::Buffer::new().format(self.trade_id).as_bytes());
@@ -92,9 +93,9 @@ impl Trade<'_> {
                 Side::Sell => SELL.as_bytes(),
                 Side::Buy => BUY.as_bytes(),
             });
-            at.put(kt!(unit, "trade_time").as_bytes());
+            at.put(trade_time.as_bytes());
             at.put(itoa::Buffer::new().format(self.trade_time_ms).as_bytes());
-            at.put(kt!(unit, "event_time").as_bytes());
+            at.put(event_time.as_bytes());
             at.put(itoa::Buffer::new().format(self.event_time_ms).as_bytes());
             at.put(RECV.as_bytes());
             at.put(itoa::Buffer::new().format(recv_time_ns).as_bytes());
@@ -145,7 +146,8 @@ mod tests {
                         r.encode_to(None, unit, recv, backfilled, &mut slow).unwrap();
                         assert_eq!(String::from_utf8(fast.clone()).unwrap(), String::from_utf8(slow).unwrap());
                         let Record::Trade(t) = r else { unreachable!() };
-                        let bound = prefix.len() + t.price.as_str().len() + t.qty.as_str().len() + FIXED_MAX;
+                        let keys = kt!(unit, "trade_time").len() + kt!(unit, "event_time").len();
+                        let bound = prefix.len() + t.price.as_str().len() + t.qty.as_str().len() + keys + FIXED_MAX;
                         assert!(fast.len() <= bound, "{} > {bound}", fast.len());
                     }
                 }
@@ -182,7 +184,8 @@ mod tests {
         let r = trade(1, 2, Side::Buy);
         let prefix = prefixes.of(&r, 0).unwrap();
         let Record::Trade(t) = r else { unreachable!() };
-        let bound = prefix.len() + t.price.as_str().len() + t.qty.as_str().len() + FIXED_MAX;
+        let keys = kt!(TimeUnit::Millis, "trade_time").len() + kt!(TimeUnit::Millis, "event_time").len();
+        let bound = prefix.len() + t.price.as_str().len() + t.qty.as_str().len() + keys + FIXED_MAX;
         let mut short = Fixed { buf: vec![0; bound - 1], len: 0, full: false };
         r.encode_to(Some(prefix), TimeUnit::Millis, 3, false, &mut short).unwrap();
         assert_eq!((short.len, short.full), (0, true));
