@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::record::Record;
+use crate::record::{Record, Trade};
 use crate::stream::StreamKind;
 use crate::symbols::Symbols;
 use crate::time_unit::TimeUnit;
@@ -120,18 +120,51 @@ impl BinaryCtx {
     }
 }
 
-/// Parses one binary frame, handing each record it holds to `emit` (an SBE trade event holds
-/// several trades: one [`Frame::Market`] each; a trade that cannot become a record is an `Err`
-/// of its own, the others still go). `Err` refuses the whole frame. Allocation-free once
-/// `scratch` (the caller's, kept between frames) has grown to the largest frame's text: the text
-/// of decimals lives on the parser's stack, that of a depth event's levels in `scratch`, for the
-/// duration of `emit`.
+/// Parses one binary frame, handing each record it holds to `sink` (an SBE trade event holds
+/// several trades: one each; a trade that cannot become a record is an `Err` of its own, the
+/// others still go). `Err` refuses the whole frame. Allocation-free once `scratch` (the
+/// caller's, kept between frames) has grown to the largest frame's text: the text of decimals
+/// lives on the parser's stack, that of a depth event's levels in `scratch`, for the duration of
+/// the sink's call.
 pub type BinaryParse = for<'a> fn(
     frame: &'a [u8],
     ctx: &'a BinaryCtx,
     scratch: &'a mut Vec<u8>,
-    emit: &mut dyn for<'b> FnMut(Result<Frame<'b>, Refusal>),
+    sink: &mut dyn BinarySink,
 ) -> Result<(), Refusal>;
+
+/// Where a binary frame's records go, one call each.
+///
+/// Trades, most of what a binary transport carries, are offered first as they are: a sink that
+/// can take one without a [`Frame`] (the pipeline, for the next trade of its sequence with room
+/// in the ring) writes it straight, and one that does not gets it as a [`Frame`]. An SBE trade
+/// wrapped in a `Record`, a `Frame` and the general checks cost about a third of its
+/// instructions (bench-results/sbe-trade-bench-s17/).
+pub trait BinarySink {
+    /// A record as a [`Frame`], or why the venue could not make one.
+    fn frame(&mut self, frame: Result<Frame<'_>, Refusal>);
+    /// Takes `trade` of the configured symbol `symbol_idx` without a [`Frame`]: true if it did
+    /// everything [`BinarySink::frame`] would have (then that is not called for it); false if the
+    /// venue is to hand it to [`BinarySink::frame`] instead.
+    fn trade(&mut self, symbol_idx: u16, trade: &Trade<'_>) -> bool {
+        let _ = (symbol_idx, trade);
+        false
+    }
+}
+
+/// A [`BinarySink`] taking every record as a [`Frame`], by calling `f`.
+pub struct EachFrame<F>(F);
+
+/// A sink calling `f` with each record's [`Frame`] (trades included).
+pub fn each_frame<F: for<'b> FnMut(Result<Frame<'b>, Refusal>)>(f: F) -> EachFrame<F> {
+    EachFrame(f)
+}
+
+impl<F: for<'b> FnMut(Result<Frame<'b>, Refusal>)> BinarySink for EachFrame<F> {
+    fn frame(&mut self, frame: Result<Frame<'_>, Refusal>) {
+        (self.0)(frame)
+    }
+}
 
 /// A venue's binary market-data transport.
 #[derive(Clone, Copy)]

@@ -29,7 +29,7 @@ pub use scales::{parse_scales, scales_call};
 use super::EXCHANGE;
 use crate::record::{DecimalText, Record, Side, Trade, MAX_DECIMAL_LEN};
 use crate::stream::StreamKind;
-use crate::venue::{Binary, BinaryCtx, Frame, Refusal, Scale, Venue};
+use crate::venue::{Binary, BinaryCtx, BinarySink, Frame, Refusal, Scale, Venue};
 
 /// The spot venue's SBE transport.
 pub static BINARY: Binary = Binary {
@@ -152,40 +152,43 @@ fn ascii(bytes: &[u8]) -> Option<&str> {
 
 /// A configured symbol's stream name and scale, from the symbol an event names.
 fn symbol<'a>(symbol: &str, ctx: &'a BinaryCtx) -> Result<(&'a str, Scale), Refusal> {
+    symbol_at(symbol, ctx).map(|(_, name, scale)| (name, scale))
+}
+
+/// [`symbol`] and the symbol's configured index.
+#[inline(always)]
+fn symbol_at<'a>(symbol: &str, ctx: &'a BinaryCtx) -> Result<(u16, &'a str, Scale), Refusal> {
     let idx = ctx.symbols.index_of_upper_from(ctx.last_symbol.get(), symbol).ok_or(UNKNOWN_SYMBOL)?;
     ctx.last_symbol.set(idx);
-    let idx = usize::from(idx);
+    let at = usize::from(idx);
     // Scales has one entry per configured symbol (built with them at start).
-    let scale = ctx.scales.get(idx).copied().ok_or(UNKNOWN_SYMBOL)?;
-    Ok((ctx.symbols[idx].as_str(), scale))
+    let scale = ctx.scales.get(at).copied().ok_or(UNKNOWN_SYMBOL)?;
+    Ok((idx, ctx.symbols[at].as_str(), scale))
 }
 
 /// [`crate::venue::BinaryParse`] for Binance's SBE frames: a `TradesStreamEvent` becomes one
-/// trade record per trade, in the event's order, each with the event's times; a
-/// `BestBidAskStreamEvent` a `book_ticker` record; a `DepthDiffStreamEvent` a `depth_update`
-/// record, its levels written as JSON's text in `scratch`.
+/// trade record per trade, in the event's order, each with the event's times (offered to the
+/// sink as a trade first); a `BestBidAskStreamEvent` a `book_ticker` record; a
+/// `DepthDiffStreamEvent` a `depth_update` record, its levels written as JSON's text in
+/// `scratch`.
 fn parse<'a>(
     frame: &'a [u8],
     ctx: &'a BinaryCtx,
     scratch: &'a mut Vec<u8>,
-    emit: &mut dyn for<'b> FnMut(Result<Frame<'b>, Refusal>),
+    sink: &mut dyn BinarySink,
 ) -> Result<(), Refusal> {
     match decode(frame).map_err(|e| refusal(&e))? {
-        Message::Trades(event) => trades(&event, ctx, emit),
-        Message::BestBidAsk(event) => book::best_bid_ask(&event, ctx, emit),
-        Message::DepthDiff(event) => book::depth_diff(&event, ctx, scratch, emit),
+        Message::Trades(event) => trades(&event, ctx, sink),
+        Message::BestBidAsk(event) => book::best_bid_ask(&event, ctx, sink),
+        Message::DepthDiff(event) => book::depth_diff(&event, ctx, scratch, sink),
         // `@depth20` is not subscribed: the book comes from REST and the diffs.
         Message::DepthSnapshot(_) => Err(UNSUPPORTED),
     }
 }
 
-fn trades(
-    event: &binance_sbe::TradesEvent<'_>,
-    ctx: &BinaryCtx,
-    emit: &mut dyn for<'b> FnMut(Result<Frame<'b>, Refusal>),
-) -> Result<(), Refusal> {
+fn trades(event: &binance_sbe::TradesEvent<'_>, ctx: &BinaryCtx, sink: &mut dyn BinarySink) -> Result<(), Refusal> {
     let symbol_text = event.symbol();
-    let (stream_symbol, scale) = symbol(symbol_text, ctx)?;
+    let (symbol_idx, stream_symbol, scale) = symbol_at(symbol_text, ctx)?;
     let event_time = ctx.unit.from_us(event.event_time_us());
     let trade_time = ctx.unit.from_us(event.transact_time_us());
     let (mut price_buf, mut qty_buf) = ([0u8; MAX_DECIMAL_LEN], [0u8; MAX_DECIMAL_LEN]);
@@ -193,11 +196,11 @@ fn trades(
         let (price, qty) = match (text(t.price, scale.price, &mut price_buf), text(t.qty, scale.qty, &mut qty_buf)) {
             (Ok(p), Ok(q)) => (p, q),
             (Err(e), _) | (_, Err(e)) => {
-                emit(Err(e));
+                sink.frame(Err(e));
                 continue;
             }
         };
-        let record = Record::Trade(Trade {
+        let trade = Trade {
             exchange: EXCHANGE,
             symbol: symbol_text,
             trade_id: t.id,
@@ -206,8 +209,11 @@ fn trades(
             side: Side::from_buyer_is_maker(t.is_buyer_maker),
             trade_time_ms: trade_time,
             event_time_ms: event_time,
-        });
-        emit(Ok(Frame::Market { kind: StreamKind::Trade, stream_symbol, record }));
+        };
+        if !sink.trade(symbol_idx, &trade) {
+            let record = Record::Trade(trade);
+            sink.frame(Ok(Frame::Market { kind: StreamKind::Trade, stream_symbol, record }));
+        }
     }
     Ok(())
 }

@@ -4,8 +4,9 @@
 
 use super::{Admission, Outcome, Pipeline};
 use crate::metrics::FrameKind;
+use crate::record::Trade;
 use crate::stream::StreamKind;
-use crate::venue::{BinaryCtx, Frame};
+use crate::venue::{BinaryCtx, BinarySink, Frame, Refusal};
 
 /// Where a depth event's level texts are written starts this large (a Binance diff of a few
 /// hundred levels fits); it grows to the largest event seen and stays there. The most it can
@@ -57,29 +58,10 @@ impl Pipeline {
             self.metrics.received(FrameKind::Unparsed).inc();
             return self.reject("binary_frame", &"binary frame on a text transport", frame);
         };
-        let mut outcome = Outcome::Rejected;
         self.frame_clock = Some(0);
-        let parsed = (b.parse)(frame, &state.ctx, &mut state.scratch, &mut |mut record| {
-            // Handled where the parser put it: moved out of the `Result`, a frame was copied
-            // (a `memcpy` of about 30 instructions a record).
-            let o = match &mut record {
-                Ok(f) => {
-                    if let Frame::Market { kind, .. } = f {
-                        if let Some(&(_, configured)) = self.binary_kinds.iter().find(|&&(from, _)| from == *kind) {
-                            *kind = configured;
-                        }
-                    }
-                    self.on_frame(f, recv_ns, admission, frame)
-                }
-                Err(e) => {
-                    self.metrics.received(FrameKind::Unparsed).inc();
-                    self.reject(e.reason, &e, frame)
-                }
-            };
-            if !matches!(outcome, Outcome::Joined { .. }) {
-                outcome = o;
-            }
-        });
+        let mut sink = Taker { p: self, recv_ns, admission, frame, outcome: Outcome::Rejected };
+        let parsed = (b.parse)(frame, &state.ctx, &mut state.scratch, &mut sink);
+        let outcome = sink.outcome;
         self.binary = Some(state);
         self.frame_clock = None;
         match parsed {
@@ -89,5 +71,68 @@ impl Pipeline {
                 self.reject(e.reason, &e, frame)
             }
         }
+    }
+}
+
+/// The pipeline as the sink of one binary frame's records.
+struct Taker<'p, 'f> {
+    p: &'p mut Pipeline,
+    recv_ns: u64,
+    admission: Admission,
+    frame: &'f [u8],
+    /// The first `Joined`, else the last record's outcome.
+    outcome: Outcome,
+}
+
+impl Taker<'_, '_> {
+    #[inline(always)]
+    fn note(&mut self, o: Outcome) {
+        if !matches!(self.outcome, Outcome::Joined { .. }) {
+            self.outcome = o;
+        }
+    }
+}
+
+impl BinarySink for Taker<'_, '_> {
+    fn frame(&mut self, mut record: Result<Frame<'_>, Refusal>) {
+        let p = &mut *self.p;
+        // Handled where the parser put it: moved out of the `Result`, a frame was copied
+        // (a `memcpy` of about 30 instructions a record).
+        let o = match &mut record {
+            Ok(f) => {
+                if let Frame::Market { kind, .. } = f {
+                    *kind = p.configured_kind(*kind);
+                }
+                p.on_frame(f, self.recv_ns, self.admission, self.frame)
+            }
+            Err(e) => {
+                p.metrics.received(FrameKind::Unparsed).inc();
+                p.reject(e.reason, &e, self.frame)
+            }
+        };
+        self.note(o);
+    }
+
+    /// A catching-up connection's trades go the general way: what it may take is decided there.
+    #[inline]
+    fn trade(&mut self, symbol_idx: u16, trade: &Trade<'_>) -> bool {
+        if self.admission != Admission::Normal {
+            return false;
+        }
+        match self.p.take_trade(symbol_idx, trade, self.recv_ns) {
+            Some(o) => {
+                self.note(o);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Pipeline {
+    /// The configured kind a binary stream of `kind` is reported under ([`Pipeline::set_binary_kinds`]).
+    #[inline(always)]
+    pub(super) fn configured_kind(&self, kind: StreamKind) -> StreamKind {
+        self.binary_kinds.iter().find(|&&(from, _)| from == kind).map_or(kind, |&(_, configured)| configured)
     }
 }

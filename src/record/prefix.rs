@@ -5,7 +5,7 @@
 //! not checked again per record.
 
 use super::json::JsonWriter;
-use super::{is_safe_symbol, Record, RecordType};
+use super::{is_safe_symbol, Record, RecordType, Trade};
 
 /// The prefixes of one venue's records for every configured symbol and record type, built once
 /// (with the symbols, at start) and read-only after.
@@ -58,15 +58,34 @@ impl Prefixes {
     /// symbol in another case than the configured one: it is written as sent, field by field).
     #[inline(always)]
     pub fn of(&self, record: &Record<'_>, symbol_idx: u16) -> Option<&[u8]> {
-        let span = self.spans.get(usize::from(symbol_idx) * RecordType::COUNT + record.record_type() as usize)?;
-        let exchange = record.exchange();
+        self.get(record.record_type(), || record.exchange(), || record.symbol(), symbol_idx)
+    }
+
+    /// [`Prefixes::of`] a trade, without a [`Record`] (the fast way of a binary frame's trades).
+    #[inline(always)]
+    pub fn trade(&self, trade: &Trade<'_>, symbol_idx: u16) -> Option<&[u8]> {
+        self.get(RecordType::Trade, || trade.exchange, || trade.symbol, symbol_idx)
+    }
+
+    /// The record's exchange and symbol are read where they are compared, as `of` read them
+    /// before it also served trades without a `Record` (for a `Record`, each is a `match`).
+    #[inline(always)]
+    fn get<'r>(
+        &self,
+        ty: RecordType,
+        exchange: impl FnOnce() -> &'r str,
+        symbol_text: impl FnOnce() -> &'r str,
+        symbol_idx: u16,
+    ) -> Option<&[u8]> {
+        let span = self.spans.get(usize::from(symbol_idx) * RecordType::COUNT + ty as usize)?;
+        let exchange = exchange();
         if span.start == span.end
             || !(std::ptr::eq(exchange, self.exchange) || same_short(exchange.as_bytes(), self.exchange.as_bytes()))
         {
             return None;
         }
         let symbol = self.bytes.get(span.symbol as usize..span.symbol_end as usize)?;
-        if !same_short(symbol, record.symbol().as_bytes()) {
+        if !same_short(symbol, symbol_text().as_bytes()) {
             return None;
         }
         self.bytes.get(span.start as usize..span.end as usize)

@@ -59,10 +59,12 @@ impl Cursor {
 
 impl Trade<'_> {
     /// The record as [`super::Record::encode_to`] writes it field by field, after `prefix` (its
-    /// [`super::Prefixes`] entry, which ends with the `trade_id` key). Nothing is written if the
+    /// [`super::Prefixes::trade`], which ends with the `trade_id` key). Nothing is written if the
     /// output has no room for the longest such record (a full window, which remembers it).
+    /// Public for the fast way of a binary frame's trades, which has no [`super::Record`], and
+    /// for the benchmark timing it.
     #[inline(always)]
-    pub(super) fn encode_after<O: Out + ?Sized>(
+    pub fn encode_after<O: Out + ?Sized>(
         &self,
         prefix: &[u8],
         unit: TimeUnit,

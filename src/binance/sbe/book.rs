@@ -8,14 +8,14 @@ use super::{ascii, symbol, text, MAX_DECIMAL_LEN};
 use crate::binance::EXCHANGE;
 use crate::record::{BookTicker, DepthUpdate, Levels, Record};
 use crate::stream::StreamKind;
-use crate::venue::{BinaryCtx, Frame, Refusal, Scale};
+use crate::venue::{BinaryCtx, BinarySink, Frame, Refusal, Scale};
 
 /// One `book_ticker` record; a price or quantity that cannot be written refuses the event.
 /// `event_time_ms` is the event's (spot JSON's bookTicker has none; USD-M's has one too).
 pub(super) fn best_bid_ask(
     event: &BestBidAskEvent<'_>,
     ctx: &BinaryCtx,
-    emit: &mut dyn for<'b> FnMut(Result<Frame<'b>, Refusal>),
+    sink: &mut dyn BinarySink,
 ) -> Result<(), Refusal> {
     let (stream_symbol, scale) = symbol(event.symbol(), ctx)?;
     let mut bufs = [[0u8; MAX_DECIMAL_LEN]; 4];
@@ -31,7 +31,7 @@ pub(super) fn best_bid_ask(
         event_time_ms: Some(ctx.unit.from_us(event.event_time_us())),
         transaction_time_ms: None,
     });
-    emit(Ok(Frame::Market { kind: StreamKind::BookTicker, stream_symbol, record }));
+    sink.frame(Ok(Frame::Market { kind: StreamKind::BookTicker, stream_symbol, record }));
     Ok(())
 }
 
@@ -46,7 +46,7 @@ pub(super) fn depth_diff<'a>(
     event: &DepthDiffEvent<'a>,
     ctx: &'a BinaryCtx,
     scratch: &'a mut Vec<u8>,
-    emit: &mut dyn for<'b> FnMut(Result<Frame<'b>, Refusal>),
+    sink: &mut dyn BinarySink,
 ) -> Result<(), Refusal> {
     let (stream_symbol, scale) = symbol(event.symbol(), ctx)?;
     scratch.clear();
@@ -69,7 +69,7 @@ pub(super) fn depth_diff<'a>(
         prev_final_update_id: None,
         transaction_time_ms: None,
     });
-    emit(Ok(Frame::Market { kind: StreamKind::Depth, stream_symbol, record }));
+    sink.frame(Ok(Frame::Market { kind: StreamKind::Depth, stream_symbol, record }));
     Ok(())
 }
 

@@ -54,14 +54,19 @@ fn diff<'a>(symbol: &'a str, bids: &'a [LevelRow], asks: &'a [LevelRow]) -> Dept
 fn records(frame: &[u8], ctx: &BinaryCtx) -> Result<Vec<Result<String, &'static str>>, &'static str> {
     let mut out = Vec::new();
     let mut scratch = Vec::new();
-    parse(frame, ctx, &mut scratch, &mut |r| {
-        out.push(r.map_err(|e| e.reason).map(|f| {
-            let Frame::Market { kind, stream_symbol, record } = f else { panic!("not a market frame: {f:?}") };
-            let mut json = Vec::new();
-            record.encode_in(ctx.unit, 0, false, &mut json).unwrap();
-            format!("{stream_symbol} {kind} {}", String::from_utf8(json).unwrap())
-        }))
-    })
+    parse(
+        frame,
+        ctx,
+        &mut scratch,
+        &mut crate::venue::each_frame(|r| {
+            out.push(r.map_err(|e| e.reason).map(|f| {
+                let Frame::Market { kind, stream_symbol, record } = f else { panic!("not a market frame: {f:?}") };
+                let mut json = Vec::new();
+                record.encode_in(ctx.unit, 0, false, &mut json).unwrap();
+                format!("{stream_symbol} {kind} {}", String::from_utf8(json).unwrap())
+            }))
+        }),
+    )
     .map_err(|e| e.reason)?;
     Ok(out)
 }
