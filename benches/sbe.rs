@@ -42,7 +42,7 @@ use marketflow_ingestor::binance::venue::VENUE;
 use marketflow_ingestor::binance::wire::{parse_frame, parse_text, Frame};
 use marketflow_ingestor::metrics::Metrics;
 use marketflow_ingestor::pipeline::{Admission, Outcome, Pipeline};
-use marketflow_ingestor::record::{Prefixes, Record, RecordType, Trade};
+use marketflow_ingestor::record::{Prefixes, Record, RecordType, Trade, TradeTail};
 use marketflow_ingestor::ring::{ring, RecordMeta, RingReader, RingWriter};
 use marketflow_ingestor::stream::StreamKind;
 use marketflow_ingestor::time_unit::TimeUnit;
@@ -129,10 +129,11 @@ fn json_alone(prefixes: &Prefixes, frames: &[String], out: &mut Vec<u8>) -> usiz
 }
 
 /// What the ring-less SBE loop hands its frames to: a trade taken the fast way, as the pipeline
-/// takes it (`Trade::encode_after` after the symbol's prefix, no `Record`), any other record
+/// takes it (`TradeTail::encode` after the symbol's prefix, no `Record`), any other record
 /// encoded as `Pipeline::enqueue` encodes it.
 struct Alone<'a> {
     prefixes: &'a Prefixes,
+    tail: TradeTail,
     out: &'a mut Vec<u8>,
     n: usize,
 }
@@ -145,9 +146,10 @@ impl BinarySink for Alone<'_> {
     }
 
     #[inline]
-    fn trade(&mut self, symbol_idx: u16, trade: &Trade<'_>) -> bool {
+    fn trade(&mut self, symbol_idx: u16, trade: &Trade<'_>, more: bool) -> bool {
         let Some(prefix) = self.prefixes.trade(trade, symbol_idx) else { return false };
-        self.n += usize::from(trade.encode_after(prefix, TimeUnit::Millis, RECV_NS, false, self.out).is_ok());
+        let written = self.tail.encode(trade, prefix, TimeUnit::Millis, RECV_NS, false, more, self.out);
+        self.n += usize::from(written.is_ok());
         true
     }
 }
@@ -160,7 +162,7 @@ fn sbe_alone(
     frames: &[Vec<u8>],
     out: &mut Vec<u8>,
 ) -> usize {
-    let mut sink = Alone { prefixes, out, n: 0 };
+    let mut sink = Alone { prefixes, tail: TradeTail::default(), out, n: 0 };
     for f in frames {
         sink.out.clear();
         let _ = (BINARY.parse)(f, ctx, scratch, &mut sink);
@@ -174,7 +176,7 @@ fn serde_alone(frames: &[String]) -> usize {
 }
 
 /// The ring-less group: decode + normalize + encode, each record into one reused buffer.
-fn bench_alone(c: &mut Criterion, json: &[String], sbe: &[Vec<u8>]) {
+fn bench_alone(c: &mut Criterion, json: &[String], sbe: &[Vec<u8>], events: &Events) {
     let ctx = BinaryCtx::new(
         Metrics::new(&["btcusdt".to_string()]).symbols.clone(),
         vec![Scale { price: 8, qty: 8 }],
@@ -214,12 +216,56 @@ fn bench_alone(c: &mut Criterion, json: &[String], sbe: &[Vec<u8>]) {
         assert_eq!(from_json, from_serde, "ours and the serde_json implementation give the same record");
     }
 
+    // An event of several trades gives the records of its trades sent one an event.
+    let mut whole = Vec::new();
+    for (event, singles) in events.frames.iter().zip(events.singles.chunks(PER_EVENT)) {
+        assert_eq!(sbe_alone(&prefixes, &ctx, &mut scratch, std::slice::from_ref(event), &mut whole), singles.len());
+        let mut expected = Vec::new();
+        for single in singles {
+            assert_eq!(sbe_alone(&prefixes, &ctx, &mut scratch, std::slice::from_ref(single), &mut out), 1);
+            expected.extend_from_slice(&out);
+        }
+        assert_eq!(whole, expected, "an event's trades are the records of its trades one an event");
+    }
+
     let mut g = c.benchmark_group("trade_decode_normalize_encode_alone");
     g.throughput(Throughput::Elements(N));
     g.bench_function("json_sonic", |b| b.iter(|| expect_records(json_alone(&prefixes, json, &mut out))));
     g.bench_function("sbe", |b| b.iter(|| expect_records(sbe_alone(&prefixes, &ctx, &mut scratch, sbe, &mut out))));
+    g.bench_function("sbe_events_of_3", |b| {
+        b.iter(|| expect_records(sbe_alone(&prefixes, &ctx, &mut scratch, &events.frames, &mut out)))
+    });
     g.bench_function("serde_json_owned", |b| b.iter(|| expect_records(serde_alone(json))));
     g.finish();
+}
+
+/// Trades an SBE trade event holds in `sbe_events_of_3`: on the recorded BTCUSDT day
+/// (`tests/e2e/captures/hftbacktest/`), 9,757 trades fall in 3,241 runs of one trade time and
+/// side, one taker order's fills, which SBE sends as one event: 3.0 a run.
+const PER_EVENT: usize = 3;
+
+/// The same `N` trades, [`PER_EVENT`] an SBE event at the time of its first (`frames`), and
+/// each alone in an event at that time (`singles`, to check the events' records against).
+struct Events {
+    frames: Vec<Vec<u8>>,
+    singles: Vec<Vec<u8>>,
+}
+
+fn events(m: &binance_sim::Market) -> Events {
+    let rows: Vec<(TradeRow, i64)> = (0..N)
+        .map(|k| {
+            let (price, qty, is_buyer_maker, t) = m.trade_mantissas(0, k);
+            (TradeRow { id: binance_sim::Market::trade_id_base(0) + k as i64, price, qty, is_buyer_maker }, t)
+        })
+        .collect();
+    let (mut frames, mut singles) = (Vec::new(), Vec::new());
+    for run in rows.chunks(PER_EVENT) {
+        let t = run[0].1;
+        let trades: Vec<TradeRow> = run.iter().map(|&(r, _)| r).collect();
+        frames.push(TradesFrame::at("BTCUSDT", t, &trades).encode().unwrap());
+        singles.extend(trades.iter().map(|r| TradesFrame::at("BTCUSDT", t, std::slice::from_ref(r)).encode().unwrap()));
+    }
+    Events { frames, singles }
 }
 
 fn bench(c: &mut Criterion) {
@@ -231,6 +277,11 @@ fn bench(c: &mut Criterion) {
             format!(r#"{{"stream":"btcusdt@trade","data":{data}}}"#)
         })
         .collect();
+    // Each frame one trade of its own millisecond: a trade's tail (its times and receive time)
+    // is then written for every frame, never taken from the frame before, as for events
+    // received apart in service (the receive time is a constant here).
+    let ms: Vec<i64> = (0..N).map(|k| m.trade_mantissas(0, k).3.div_euclid(1000)).collect();
+    assert!(ms.windows(2).all(|w| w[0] != w[1]), "one trade a millisecond");
     let sbe: Vec<Vec<u8>> = (0..N)
         .map(|k| {
             let (price, qty, is_buyer_maker, t) = m.trade_mantissas(0, k);
@@ -255,6 +306,17 @@ fn bench(c: &mut Criterion) {
         out
     };
     assert_eq!(records(false), records(true), "JSON and SBE give the same records");
+    let events = events(&m);
+    let through = |frames: &[Vec<u8>]| {
+        let (mut p, mut r) = pipeline(true);
+        assert_eq!(sbe_trades(&mut p, frames), frames.len());
+        let mut out = Vec::new();
+        while r.drain_with(4096, |v| out.push(v.payload.to_vec())) > 0 {}
+        out
+    };
+    let by_event = through(&events.frames);
+    assert_eq!(by_event.len(), N as usize);
+    assert_eq!(by_event, through(&events.singles), "an event's trades are the records of its trades one an event");
 
     let mut g = c.benchmark_group("trade_decode_normalize_encode");
     g.throughput(Throughput::Elements(N));
@@ -278,6 +340,16 @@ fn bench(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.bench_function("sbe_events_of_3", |b| {
+        b.iter_batched(
+            || pipeline(true),
+            |(mut p, r)| {
+                assert_eq!(sbe_trades(&mut p, &events.frames), events.frames.len(), "every event gives records");
+                (p, r)
+            },
+            BatchSize::PerIteration,
+        )
+    });
     let records: Vec<_> = json
         .iter()
         .map(|f| match parse_frame(f.as_bytes()) {
@@ -296,7 +368,7 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
-    bench_alone(c, &json, &sbe);
+    bench_alone(c, &json, &sbe, &events);
 }
 
 criterion_group! {

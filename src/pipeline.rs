@@ -13,7 +13,7 @@ use crate::handoff::marker;
 use crate::liveness::{Event, Slots};
 use crate::log_limit::LogLimiter;
 use crate::metrics::{FrameKind, LatencyRecorder, Metrics, Stage};
-use crate::record::{Prefixes, Record};
+use crate::record::{Prefixes, Record, TradeTail};
 use crate::ring::{RecordMeta, RingWriter, FLAG_MARKER, FLAG_QUARANTINED};
 use crate::sequence::{Dense, SequenceTracker, Verdict};
 use crate::stream::StreamKind;
@@ -113,6 +113,8 @@ pub struct Pipeline {
     last_symbol: u16,
     /// Each (symbol, record type)'s constant record start, written once here.
     prefixes: Prefixes,
+    /// The last binary trade's tail, for the trades after it in its event.
+    trade_tail: TradeTail,
 }
 
 impl Pipeline {
@@ -145,6 +147,7 @@ impl Pipeline {
             frame_clock: None,
             last_symbol: 0,
             prefixes,
+            trade_tail: TradeTail::default(),
         }
     }
 

@@ -145,9 +145,10 @@ pub trait BinarySink {
     fn frame(&mut self, frame: Result<Frame<'_>, Refusal>);
     /// Takes `trade` of the configured symbol `symbol_idx` without a [`Frame`]: true if it did
     /// everything [`BinarySink::frame`] would have (then that is not called for it); false if the
-    /// venue is to hand it to [`BinarySink::frame`] instead.
-    fn trade(&mut self, symbol_idx: u16, trade: &Trade<'_>) -> bool {
-        let _ = (symbol_idx, trade);
+    /// venue is to hand it to [`BinarySink::frame`] instead. `more`: trades of the same event
+    /// follow, with the same times (what they share is worth keeping).
+    fn trade(&mut self, symbol_idx: u16, trade: &Trade<'_>, more: bool) -> bool {
+        let _ = (symbol_idx, trade, more);
         false
     }
 }

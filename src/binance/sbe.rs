@@ -192,7 +192,10 @@ fn trades(event: &binance_sbe::TradesEvent<'_>, ctx: &BinaryCtx, sink: &mut dyn 
     let event_time = ctx.unit.from_us(event.event_time_us());
     let trade_time = ctx.unit.from_us(event.transact_time_us());
     let (mut price_buf, mut qty_buf) = ([0u8; MAX_DECIMAL_LEN], [0u8; MAX_DECIMAL_LEN]);
-    for t in event.trades() {
+    let trades = event.trades();
+    let mut left = trades.len();
+    for t in trades {
+        left -= 1;
         let (price, qty) = match (text(t.price, scale.price, &mut price_buf), text(t.qty, scale.qty, &mut qty_buf)) {
             (Ok(p), Ok(q)) => (p, q),
             (Err(e), _) | (_, Err(e)) => {
@@ -210,7 +213,7 @@ fn trades(event: &binance_sbe::TradesEvent<'_>, ctx: &BinaryCtx, sink: &mut dyn 
             trade_time_ms: trade_time,
             event_time_ms: event_time,
         };
-        if !sink.trade(symbol_idx, &trade) {
+        if !sink.trade(symbol_idx, &trade, left > 0) {
             let record = Record::Trade(trade);
             sink.frame(Ok(Frame::Market { kind: StreamKind::Trade, stream_symbol, record }));
         }

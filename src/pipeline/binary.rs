@@ -115,11 +115,11 @@ impl BinarySink for Taker<'_, '_> {
 
     /// A catching-up connection's trades go the general way: what it may take is decided there.
     #[inline]
-    fn trade(&mut self, symbol_idx: u16, trade: &Trade<'_>) -> bool {
+    fn trade(&mut self, symbol_idx: u16, trade: &Trade<'_>, more: bool) -> bool {
         if self.admission != Admission::Normal {
             return false;
         }
-        match self.p.take_trade(symbol_idx, trade, self.recv_ns) {
+        match self.p.take_trade(symbol_idx, trade, more, self.recv_ns) {
             Some(o) => {
                 self.note(o);
                 true

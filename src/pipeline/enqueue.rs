@@ -102,12 +102,19 @@ impl Pipeline {
     }
 
     /// A binary frame's trade the fast way: when it is the next of its symbol's trade sequence
-    /// and fits the ring's free space, written there from its fields, with the checks, counters
+    /// and fits the ring's free space, written there from its fields (its tail shared with the
+    /// `more` trades of its event that follow, [`crate::record::TradeTail`]), with the checks, counters
     /// and latencies [`Pipeline::on_frame`] would have given it. `None` (nothing done, nothing
     /// counted) for anything else: a duplicate, a gap, a symbol or prefix that does not match,
     /// a refused decimal, no room; the record's way then takes it, and decides.
     #[inline(always)]
-    pub(super) fn take_trade(&mut self, symbol_idx: u16, trade: &Trade<'_>, recv_ns: u64) -> Option<Outcome> {
+    pub(super) fn take_trade(
+        &mut self,
+        symbol_idx: u16,
+        trade: &Trade<'_>,
+        more: bool,
+        recv_ns: u64,
+    ) -> Option<Outcome> {
         // The prefix checks the index against the record's own symbol text (a venue's index
         // into other symbols would not find it), before anything per symbol is indexed with it.
         let prefix = self.prefixes.trade(trade, symbol_idx)?;
@@ -120,7 +127,8 @@ impl Pipeline {
             recv_ns,
         };
         let mut direct = self.ring.direct(meta, trade.symbol.as_bytes(), DIRECT_ROOM)?;
-        trade.encode_after(prefix, self.time_unit, recv_ns, false, &mut direct).ok()?;
+        let tails = &mut self.trade_tail;
+        tails.encode(trade, prefix, self.time_unit, recv_ns, false, more, &mut direct).ok()?;
         let now = enqueue_time(self.frame_clock);
         if !direct.commit(now) {
             return None;
