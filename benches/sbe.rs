@@ -19,6 +19,12 @@
 //! The timed loops are the functions `json_trades`, `sbe_trades` and `enqueue_records`, kept out
 //! of line so that `scripts/bench_instructions.py` finds them by name in a callgrind profile.
 //!
+//! `sbe_events_of_3` (in both groups) takes the same trades three an SBE event, at the time of the
+//! event's first: on the recorded BTCUSDT day two trades of three come in the event of the one
+//! before them ([`PER_EVENT`]), and what an event's trades share (the decode of its header, the
+//! symbol, their times' text) is paid once an event. `sbe` keeps one trade an event, the worst
+//! case. Each event's records are checked, in both groups, against its trades sent one an event.
+//!
 //! A second group, `trade_decode_normalize_encode_alone`, times the three steps the issue names
 //! and nothing else, as benches/parse.rs times the JSON path against serde_json: each frame
 //! decoded (sonic-rs, or `binance_sbe::decode` with the decimals at the symbol's scale) and its
@@ -241,7 +247,8 @@ fn bench_alone(c: &mut Criterion, json: &[String], sbe: &[Vec<u8>], events: &Eve
 
 /// Trades an SBE trade event holds in `sbe_events_of_3`: on the recorded BTCUSDT day
 /// (`tests/e2e/captures/hftbacktest/`), 9,757 trades fall in 3,241 runs of one trade time and
-/// side, one taker order's fills, which SBE sends as one event: 3.0 a run.
+/// side, one taker order's fills, which SBE sends as one event: 3.0 a run
+/// (`scripts/trade_runs.py`).
 const PER_EVENT: usize = 3;
 
 /// The same `N` trades, [`PER_EVENT`] an SBE event at the time of its first (`frames`), and

@@ -19,8 +19,9 @@ Figures are instructions per trade frame: `frame` (all of `ours`), `parse` (the 
 `encode` (Record::encode_to, which writes the record into the ring's free space, or into the
 staging buffer through Record::encode_in); and from the SBE benchmark (benches/sbe.rs, issue 13), per trade,
 what each of its three timed loops costs: `json_trade` (a JSON trade frame through
-`Pipeline::on_text`), `sbe_trade` (an SBE trade frame through `Pipeline::on_binary`) and
-`enqueue_only` (a parsed trade encoded into the ring, the part both share). The baseline is
+`Pipeline::on_text`), `sbe_trade` (an SBE trade frame through `Pipeline::on_binary`),
+`sbe_event_trade` (the same, three trades an SBE event) and `enqueue_only` (a parsed trade
+encoded into the ring, the part both share). The baseline is
 benches/baseline-instructions.json; valgrind (Debian package `valgrind`) is required: without it
 `check` fails, it does not pass silently.
 """
@@ -49,6 +50,8 @@ SBE_FUNCS = {
     "json_trade": ("trade_decode_normalize_encode/json_sonic", r"benches/sbe\.rs:sbe::json_trades"),
     "sbe_trade": ("trade_decode_normalize_encode/sbe", r"benches/sbe\.rs:sbe::sbe_trades"),
     "enqueue_only": ("trade_decode_normalize_encode/enqueue_only", r"benches/sbe\.rs:sbe::enqueue_records"),
+    # The same trades three an SBE event (each call still takes N trades).
+    "sbe_event_trade": ("trade_decode_normalize_encode/sbe_events_of_3", r"benches/sbe\.rs:sbe::sbe_trades"),
 }
 
 

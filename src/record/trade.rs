@@ -81,9 +81,9 @@ impl Cursor {
 /// A trade record's tail, from its trade time to its receive time, written once for every trade
 /// that shares it: the trades of one SBE trade event (one taker order's fills) share their times
 /// and their frame's receive time, and three integers are a quarter of a trade's encoding. On the
-/// recorded BTCUSDT day (`tests/e2e/captures/hftbacktest/`), 6,516 of 9,757 trades have the
-/// trade time and side of the trade before them: two thirds of trades would find their tail here.
-/// 136 bytes on the stack of whoever keeps it (the pipeline, for its lane).
+/// recorded BTCUSDT day, 6,516 of 9,757 trades have the trade time and side of the trade before
+/// them (`scripts/trade_runs.py`): two thirds of trades find their tail here. A few cache lines
+/// (`TAIL_MAX` bytes and the key), one per pipeline.
 #[derive(Clone, Copy, Debug)]
 pub struct TradeTail {
     /// The trade time, event time and receive time `bytes` were written for, and their unit;
