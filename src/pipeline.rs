@@ -113,7 +113,8 @@ pub struct Pipeline {
     last_symbol: u16,
     /// Each (symbol, record type)'s constant record start, written once here.
     prefixes: Prefixes,
-    /// The last binary trade's tail, for the trades after it in its event.
+    /// The tail last kept for a binary trade with more of its event to come (maybe an earlier
+    /// event's): theirs, if their times and receive time are the same.
     trade_tail: TradeTail,
 }
 

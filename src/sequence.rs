@@ -191,9 +191,6 @@ impl SequenceTracker {
         }
     }
 
-    /// Where a record's id lives and the verdict on it ([`Judged::verdict`]), without
-    /// remembering anything: a record is judged first and remembered ([`SequenceTracker::remember`])
-    /// only once it is accepted, so an invalid record cannot move the sequence.
     /// [`SequenceTracker::judge`]'s verdict on trade `id` of symbol `symbol_idx` when it is the
     /// next of its sequence (`InOrder`, nothing else to do), without a [`Record`]; `None` for any
     /// other id (or an unknown index), which the record's way judges. The fast way of a binary
@@ -212,6 +209,9 @@ impl SequenceTracker {
         })
     }
 
+    /// Where a record's id lives and the verdict on it ([`Judged::verdict`]), without
+    /// remembering anything: a record is judged first and remembered ([`SequenceTracker::remember`])
+    /// only once it is accepted, so an invalid record cannot move the sequence.
     pub fn judge(&self, symbol_idx: usize, record: &Record<'_>) -> Judged {
         let (slot, first, last, _) = Self::position(record);
         let prev = self.last[symbol_idx][slot];

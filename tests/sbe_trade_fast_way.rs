@@ -28,14 +28,14 @@ fn pipeline(ring: usize, sbe: bool) -> (Pipeline, RingReader, std::sync::Arc<Met
     (p, r, metrics)
 }
 
-/// One trade event of `symbol` with these ids, as an SBE frame and as the JSON frames of its
-/// trades.
-fn event(symbol: &str, ids: &[i64]) -> (Vec<u8>, Vec<String>) {
+/// One trade event of `symbol` with these ids at `time_us`, as an SBE frame and as the JSON
+/// frames of its trades.
+fn event(symbol: &str, ids: &[i64], time_us: i64) -> (Vec<u8>, Vec<String>) {
     let rows: Vec<TradeRow> = ids
         .iter()
         .map(|&id| TradeRow { id, price: 4_200_000 + id, qty: 150_000_000 + id, is_buyer_maker: id % 2 == 0 })
         .collect();
-    let sbe = TradesFrame::at(symbol, T_US, &rows).encode().unwrap();
+    let sbe = TradesFrame::at(symbol, time_us, &rows).encode().unwrap();
     let json = rows
         .iter()
         .map(|r| {
@@ -45,17 +45,19 @@ fn event(symbol: &str, ids: &[i64]) -> (Vec<u8>, Vec<String>) {
                 symbol.to_lowercase(),
                 r.id,
                 r.is_buyer_maker,
-                ms = T_US / 1_000
+                ms = time_us / 1_000
             )
         })
         .collect();
     (sbe, json)
 }
 
-/// Every counter the pipeline keeps, as the metrics page shows it.
-/// (The SBE transport's refusal reasons are shown at 0 from the start: not compared.)
+/// Every counter the pipeline keeps, and how many latencies each histogram took, as the metrics
+/// page shows them. (The SBE transport's refusal reasons are shown at 0 from the start: not
+/// compared.)
 fn counters(m: &Metrics) -> Vec<String> {
-    let shown = |l: &&str| !l.starts_with('#') && l.contains("_total") && !l.contains("reason=\"sbe_");
+    let counted = |l: &str| l.contains("_total") || l.contains("_count");
+    let shown = |l: &&str| !l.starts_with('#') && counted(l) && !l.contains("reason=\"sbe_");
     m.render().lines().filter(shown).map(str::to_string).collect()
 }
 
@@ -71,17 +73,30 @@ fn drain(r: &mut RingReader) -> Vec<String> {
     out
 }
 
-/// Each event's outcomes: the binary frame's (the last record's), and the JSON frames' last.
-fn run(events: &[(&str, &[i64])], ring: usize) -> [(Vec<Outcome>, Vec<String>, Vec<String>); 2] {
+/// What one way gave: each event's outcome (the binary frame's, the last record's; the JSON
+/// frames' last), the ring's records, the counters, and each stream's last receive time.
+type Gave = (Vec<Outcome>, Vec<String>, Vec<String>, Vec<u64>);
+
+/// Event `i` happens at a time shared with the event before or after it (pairs), and is received
+/// 0.5 ms after that, at a time of its own: a kept tail must be written again for the next event
+/// whether its times or only its receive time differ.
+fn run(events: &[(&str, &[i64])], ring: usize) -> [Gave; 2] {
     let (mut s, mut sr, sm) = pipeline(ring, true);
     let (mut j, mut jr, jm) = pipeline(ring, false);
     let (mut so, mut jo) = (Vec::new(), Vec::new());
-    for (symbol, ids) in events {
-        let (sbe, json) = event(symbol, ids);
-        so.push(s.on_binary(&sbe, 1, Admission::Normal));
-        jo.push(json.iter().map(|f| j.on_text(f, 1, Admission::Normal)).last().unwrap());
+    for (i, (symbol, ids)) in events.iter().enumerate() {
+        let time_us = T_US + (i as i64 / 2) * 1_000;
+        let recv_ns = (time_us * 1_000 + 500_000) as u64 + i as u64;
+        let (sbe, json) = event(symbol, ids, time_us);
+        so.push(s.on_binary(&sbe, recv_ns, Admission::Normal));
+        jo.push(json.iter().map(|f| j.on_text(f, recv_ns, Admission::Normal)).last().unwrap());
     }
-    [(so, drain(&mut sr), counters(&sm)), (jo, drain(&mut jr), counters(&jm))]
+    let (s_seen, j_seen) = (s.streams().last_ns().to_vec(), j.streams().last_ns().to_vec());
+    let (s_records, j_records) = (drain(&mut sr), drain(&mut jr));
+    // Publishes the latencies.
+    s.finish();
+    j.finish();
+    [(so, s_records, counters(&sm), s_seen), (jo, j_records, counters(&jm), j_seen)]
 }
 
 #[test]
@@ -106,6 +121,10 @@ fn trades_taken_straight_into_the_ring_are_the_records_and_counts_of_the_record_
     assert_eq!(sbe.0, json.0, "outcomes");
     assert_eq!(sbe.1, json.1, "records");
     assert_eq!(sbe.2, json.2, "counters");
+    assert_eq!(sbe.3, json.3, "each stream's last receive time");
+    assert!(sbe.3.iter().all(|&t| t > 0), "both symbols' trade streams seen: {:?}", sbe.3);
+    let latencies: Vec<_> = sbe.2.iter().filter(|l| l.contains("_count") && !l.ends_with(" 0")).collect();
+    assert!(!latencies.is_empty(), "latencies counted: {:#?}", sbe.2);
     for name in ["duplicates_dropped_total", "gaps_total", "quarantined_total"] {
         assert!(sbe.2.iter().any(|l| l.contains(name) && !l.ends_with(" 0")), "{name} counted: {:#?}", sbe.2);
     }
@@ -122,6 +141,6 @@ fn a_trade_that_finds_the_ring_full_goes_the_record_s_way() {
     assert!(sbe.0.contains(&Outcome::Overflowed), "{:?}", sbe.0);
     assert_eq!(sbe.0, json.0, "outcomes");
     assert_eq!(sbe.1, json.1, "records");
-    let counted = |c: &[String]| c.iter().filter(|l| !l.contains("ring_full_waits")).cloned().collect::<Vec<_>>();
-    assert_eq!(counted(&sbe.2), counted(&json.2), "counters");
+    assert_eq!(sbe.2, json.2, "counters");
+    assert_eq!(sbe.3, json.3, "each stream's last receive time");
 }

@@ -1,6 +1,8 @@
 //! The pipeline's side of a venue's binary transport (Binance's SBE): a binary frame is parsed
 //! by the venue into the same [`Frame`](crate::venue::Frame)s a text frame gives, one per record
-//! it holds, and each goes the text frames' way (sequence checks, ring).
+//! it holds, and each goes the text frames' way (sequence checks, ring). A trade that is the next
+//! of its sequence is taken before it becomes a `Frame` (`Pipeline::take_trade`), with the same
+//! checks, counters and record.
 
 use super::{Admission, Outcome, Pipeline};
 use crate::metrics::FrameKind;
@@ -50,7 +52,8 @@ impl Pipeline {
     }
 
     /// Handles one binary frame received at `recv_ns`: each record it holds as a text frame's
-    /// (an SBE trade event holds several). What the connection hears is the first `Joined`
+    /// (an SBE trade event holds several), a trade next in its sequence straight into the ring.
+    /// What the connection hears is the first `Joined`
     /// (a catching-up connection joined a sequence), else the last record's outcome.
     pub fn on_binary(&mut self, frame: &[u8], recv_ns: u64, admission: Admission) -> Outcome {
         // Taken out for the call so that the records can borrow the pipeline; put back below.
