@@ -84,8 +84,9 @@ impl Index {
         let mut index = Index::default();
         for (i, name) in names.iter().enumerate() {
             let i = i as u16;
-            index.keys.push(Short::of(name));
-            match Short::of(name) {
+            let key = Short::of(name);
+            index.keys.push(key);
+            match key {
                 Some(key) => index.short.insert(key, i),
                 None => index.long.insert(name.clone(), i),
             };
