@@ -111,7 +111,7 @@ impl TradeTail {
         &self.bytes[..self.len]
     }
 
-    /// `trade` after `prefix`, as [`Trade::encode_after`] writes it: with the tail kept here if
+    /// `trade` after `prefix`, as `Trade::encode_after` writes it: with the tail kept here if
     /// it is this trade's, else written here first when `more` trades of its event follow (they
     /// share it), else straight into the output (a trade alone in its event, most events on a
     /// quiet book: copying its tail through here would cost it about 60 instructions).
@@ -173,7 +173,7 @@ impl Trade<'_> {
         self.write(prefix, Tail::Times(unit, recv_time_ns), backfilled, out)
     }
 
-    /// [`Trade::encode_after`] with its tail already written ([`TradeTail::of`] this trade's
+    /// `Trade::encode_after` with its tail already written ([`TradeTail::of`] this trade's
     /// times in the unit its record carries, and its receive time): the fast way of a binary
     /// frame's trades, which has no [`super::Record`], and the benchmark timing it.
     #[inline(always)]
