@@ -46,7 +46,7 @@ use json::{k, kt, JsonWriter};
 use prefix::first_key;
 pub use prefix::Prefixes;
 pub use symbol::is_safe_symbol;
-pub use trade::{TradeTail, TAIL_MAX};
+pub use trade::TradeTail;
 
 /// The normalized record types; the discriminant indexes topic and metric tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

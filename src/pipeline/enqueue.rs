@@ -104,8 +104,8 @@ impl Pipeline {
     /// A binary frame's trade the fast way: when it is the next of its symbol's trade sequence
     /// and fits the ring's free space, written there from its fields (its tail shared with the
     /// `more` trades of its event that follow, [`crate::record::TradeTail`]), with the checks, counters
-    /// and latencies [`Pipeline::on_frame`] would have given it. `None` (nothing done, nothing
-    /// counted) for anything else: a duplicate, a gap, a symbol or prefix that does not match,
+    /// and latencies [`Pipeline::on_frame`] would have given it. `None` (nothing counted,
+    /// nothing published) for anything else: a duplicate, a gap, a symbol or prefix that does not match,
     /// a refused decimal, no room; the record's way then takes it, and decides.
     #[inline(always)]
     pub(super) fn take_trade(

@@ -26,7 +26,7 @@ pub(super) const FIXED_MAX: usize =
 
 /// The longest tail: both time keys (as long in either unit), the receive time's, and three
 /// integers at their longest.
-pub const TAIL_MAX: usize = kt!(TimeUnit::Micros, "trade_time").len()
+const TAIL_MAX: usize = kt!(TimeUnit::Micros, "trade_time").len()
     + kt!(TimeUnit::Micros, "event_time").len()
     + RECV.len()
     + 3 * INT_MAX_LEN;
@@ -102,8 +102,8 @@ impl Default for TradeTail {
 impl TradeTail {
     /// The tail of a trade with these times, received at `recv_time_ns`: written again only when
     /// one differs from the last call's.
-    #[inline(always)]
-    pub fn of(&mut self, unit: TimeUnit, trade_time: i64, event_time: i64, recv_time_ns: u64) -> &[u8] {
+    #[cfg(test)]
+    fn of(&mut self, unit: TimeUnit, trade_time: i64, event_time: i64, recv_time_ns: u64) -> &[u8] {
         let key = (trade_time, event_time, recv_time_ns, unit);
         if self.key != Some(key) {
             self.write(key);
@@ -113,8 +113,8 @@ impl TradeTail {
 
     /// `trade` after `prefix`, as `Trade::encode_after` writes it: with the tail kept here if
     /// it is this trade's, else written here first when `more` trades of its event follow (they
-    /// share it), else straight into the output (a trade alone in its event, most events on a
-    /// quiet book: copying its tail through here would cost it about 60 instructions).
+    /// share it), else straight into the output (a trade alone in its event: copying its tail
+    /// through here would cost it about 60 instructions).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub fn encode<O: Out + ?Sized>(
@@ -173,11 +173,10 @@ impl Trade<'_> {
         self.write(prefix, Tail::Times(unit, recv_time_ns), backfilled, out)
     }
 
-    /// `Trade::encode_after` with its tail already written ([`TradeTail::of`] this trade's
-    /// times in the unit its record carries, and its receive time): the fast way of a binary
-    /// frame's trades, which has no [`super::Record`], and the benchmark timing it.
+    /// [`Trade::encode_after`] with its tail already written (by a [`TradeTail`], for this
+    /// trade's times in the unit its record carries, and its receive time).
     #[inline(always)]
-    pub fn encode_after_tail<O: Out + ?Sized>(
+    fn encode_after_tail<O: Out + ?Sized>(
         &self,
         prefix: &[u8],
         tail: &[u8],
