@@ -18,7 +18,7 @@ its inclusive instruction count by the frames it handled. The consumer thread is
 Figures are instructions per trade frame: `frame` (all of `ours`), `parse` (the venue's parser),
 `encode` (Record::encode_to, which writes the record into the ring's free space, or into the
 staging buffer through Record::encode_in); and from the SBE benchmark (benches/sbe.rs, issue 13), per trade,
-what each of its three timed loops costs: `json_trade` (a JSON trade frame through
+what each of its timed loops through the pipeline costs: `json_trade` (a JSON trade frame through
 `Pipeline::on_text`), `sbe_trade` (an SBE trade frame through `Pipeline::on_binary`),
 `sbe_event_trade` (the same, three trades an SBE event) and `enqueue_only` (a parsed trade
 encoded into the ring, the part both share). The baseline is
