@@ -4,6 +4,7 @@
 //! [`MAX_PENDING_RANGES`] ranges (under 64 bytes each with the map's nodes, 4 MiB).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::handoff::jobs::Seq;
 // The channel's ends and limits, where the backfill's callers have always found them.
@@ -15,6 +16,14 @@ pub use crate::handoff::jobs::{channel, Job, JobReceiver, JobSender, CHANNEL_JOB
 pub const MAX_RANGES_PER_SEQUENCE: usize = 1_024;
 /// Distinct ranges queued over all sequences.
 pub const MAX_PENDING_RANGES: usize = 65_536;
+
+/// A fetch waits while ranges keep coming this close together: ids dropped at a full ring
+/// arrive one at a time, and fetched as they come each costs a REST call (25 weight on spot for
+/// one trade: the 4,800 budget went in 192 drops, and the rest waited for the next minute).
+pub const GATHER_QUIET: Duration = Duration::from_millis(200);
+/// The longest a fetch waits for ranges that keep coming: the ids at the start of the queue are
+/// fetched at most this late, and a steady trickle costs at most one call a second.
+pub const GATHER_MAX: Duration = Duration::from_secs(1);
 
 /// The queue is at its bound: publish the range as a gap instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,15 +38,25 @@ pub struct Pending {
     /// The sequence served last: the next batch comes from the one after it, so one busy symbol
     /// cannot starve the others.
     cursor: Option<Seq>,
+    /// When a range last came in ([`Pending::gathering`]).
+    last_insert: Option<Instant>,
+    /// When the next fetch began to wait for more ranges.
+    holding_since: Option<Instant>,
 }
 
 impl Pending {
     /// Adds `from..to`, merged with what it overlaps or touches. `Err` when it would be a new
     /// range past the bounds: the caller publishes it as a gap.
     pub fn insert(&mut self, seq: Seq, from: i64, to: i64) -> Result<(), QueueFull> {
+        self.insert_at(seq, from, to, Instant::now())
+    }
+
+    /// [`Pending::insert`] of a range that came at `now`.
+    pub fn insert_at(&mut self, seq: Seq, from: i64, to: i64, now: Instant) -> Result<(), QueueFull> {
         if from >= to {
             return Ok(());
         }
+        self.last_insert = Some(now);
         let full = self.ranges >= MAX_PENDING_RANGES;
         let map = self.seqs.entry(seq).or_default();
         let (mut lo, mut hi) = (from, to);
@@ -57,6 +76,23 @@ impl Pending {
         map.insert(lo, hi);
         self.ranges = self.ranges + 1 - touching.len();
         Ok(())
+    }
+
+    /// Whether the next fetch should wait, at `now`, for more ranges: something is queued, a
+    /// range came within [`GATHER_QUIET`], and this fetch has not waited [`GATHER_MAX`] yet.
+    pub fn gathering(&mut self, now: Instant) -> bool {
+        let coming = self.last_insert.is_some_and(|t| now.saturating_duration_since(t) < GATHER_QUIET);
+        if self.is_empty() || !coming {
+            self.holding_since = None;
+            return false;
+        }
+        let since = *self.holding_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= GATHER_MAX {
+            // Fetch now; the fetch after it waits afresh.
+            self.holding_since = None;
+            return false;
+        }
+        true
     }
 
     /// Ranges queued, over all sequences.
@@ -95,12 +131,15 @@ impl Pending {
 
     /// Puts back what a fetch left (interrupted by shutdown); not bounded again, as it came out.
     pub fn put_back(&mut self, seq: Seq, ranges: &[(i64, i64)]) {
+        // Not news: what a fetch left does not make the next one wait.
+        let last = self.last_insert;
         for &(a, b) in ranges {
             if self.insert(seq, a, b).is_err() {
                 self.seqs.entry(seq).or_default().insert(a, b);
                 self.ranges += 1;
             }
         }
+        self.last_insert = last;
     }
 
     /// Everything queued, emptying the queue.
@@ -146,6 +185,35 @@ mod tests {
         assert_eq!(p.next_batch(1_000), Some((T0, vec![(5_000, 5_001)])));
         assert_eq!(p.next_batch(1_000), None);
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_fetch_waits_for_a_trickle_of_ids_but_not_past_its_bound() {
+        let mut p = Pending::default();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        assert!(!p.gathering(t0), "nothing queued: nothing to wait for");
+        // A drop every 20 ms (a full ring at 50 trades a second): the fetch waits for more.
+        for i in 0..40 {
+            p.insert_at(T0, i, i + 1, ms(20 * i as u64)).unwrap();
+            assert!(p.gathering(ms(20 * i as u64 + 1)), "drop {i}: ids still coming");
+        }
+        // Past GATHER_MAX from the first wait (1 ms), the fetch goes, ids coming or not.
+        p.insert_at(T0, 50, 51, ms(1_000)).unwrap();
+        assert!(p.gathering(ms(1_000)));
+        assert!(!p.gathering(ms(1_001)), "waited GATHER_MAX: fetch");
+        // The fetch after it waits afresh while ids still come, and not once they stop.
+        assert!(p.gathering(ms(1_002)));
+        assert!(p.gathering(ms(1_199)));
+        assert!(!p.gathering(ms(1_200)), "GATHER_QUIET without a range: fetch");
+        assert_eq!(p.next_batch(1_000), Some((T0, vec![(0, 40), (50, 51)])), "one fetch for the trickle");
+        assert!(!p.gathering(ms(1_201)), "an empty queue waits for nothing");
+        // What a fetch left (shutdown) is not news: it does not hold the next fetch.
+        p.put_back(T0, &[(60, 61)]);
+        assert!(!p.gathering(ms(1_300)));
+        let mut fresh = Pending::default();
+        fresh.put_back(T0, &[(60, 61)]);
+        assert!(!fresh.gathering(Instant::now()));
     }
 
     #[test]
