@@ -118,7 +118,7 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
     // The table's arrivals are the simulator's: the replay feeder keeps its own pacing in a table
     // (whatever is due a write), as it always did, rather than refuse `poisson:K`.
     let arrival = if args.feeder == "replay" { None } else { cell.arrival };
-    let opts = FeedOpts { tls: true, sbe: false, arrival };
+    let opts = FeedOpts { tls: true, sbe: false, arrival, trades_per_event: 1 };
     let feeder = Feeder::start(&args.feeder, rate, &symbols, &streams, duration, opts)?;
     // The replay feeder has no REST side: a simulator serves cryptofeed's exchangeInfo.
     let rest_sim = match &feeder {

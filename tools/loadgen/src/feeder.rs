@@ -34,6 +34,8 @@ pub struct FeedOpts {
     /// The simulator's arrival process; for the replay feeder only `even:K`/`burst:K` (K messages
     /// a write; unset: whatever is due), anything else refused.
     pub arrival: Option<Arrival>,
+    /// Trades an event (the replay feeder's trade streams only; 0 is taken as 1).
+    pub trades_per_event: u32,
 }
 
 impl Feeder {
@@ -45,7 +47,11 @@ impl Feeder {
         duration: Option<Duration>,
         opts: FeedOpts,
     ) -> Result<Feeder> {
-        let FeedOpts { tls, sbe, arrival } = opts;
+        let FeedOpts { tls, sbe, arrival, trades_per_event } = opts;
+        let per_event = trades_per_event.max(1);
+        if per_event > 1 && kind != "replay" {
+            bail!("--trades-per-event needs --feeder replay (the simulator sends a trade an event)");
+        }
         let kinds: Vec<StreamKind> =
             streams.iter().map(|s| s.parse::<StreamKind>().map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
         let per_kind = rate / kinds.len().max(1) as f64;
@@ -58,7 +64,7 @@ impl Feeder {
                         bail!("the replay feeder takes even:K or burst:K arrivals (K messages a write), not {a}")
                     }
                 };
-                let r = Replay::spawn(rate, duration, tls, sbe, per_write)?;
+                let r = Replay::spawn(rate, duration, tls, sbe, per_write, per_event)?;
                 // It only answers REST: its market generates nothing until someone subscribes.
                 let rest = sbe
                     .then(|| {

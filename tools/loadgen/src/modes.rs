@@ -161,17 +161,18 @@ pub fn mode_soak(args: &Args, minutes: f64) -> Result<()> {
     print_and_save(&dir, &[r], Some(&extra))
 }
 
-/// `<sink>-<plain|tls>-<streams>-<rate|max>[-replay][-<transports>]` (no transport part for
-/// JSON alone: the names of the runs before SBE).
+/// `<sink>-<plain|tls>-<streams>-<rate|max>[-replay][-<transports>][-<N>pe]` (no transport part
+/// for JSON alone, no `-<N>pe` for a trade an event: the names of the runs before them).
 fn default_name(args: &Args, rate: Option<f64>) -> String {
     format!(
-        "{}-{}-{}-{}{}{}",
+        "{}-{}-{}-{}{}{}{}",
         args.sink,
         if args.tls { "tls" } else { "plain" },
         args.streams.replace(',', "+"),
         rate.map(|r| fmt_rate(r).to_lowercase()).unwrap_or_else(|| "max".into()),
         if args.feeder == "replay" { "-replay" } else { "" },
-        if args.transport == "json" { String::new() } else { format!("-{}", args.transport.replace(',', "+")) }
+        if args.transport == "json" { String::new() } else { format!("-{}", args.transport.replace(',', "+")) },
+        if args.trades_per_event > 1 { format!("-{}pe", args.trades_per_event) } else { String::new() }
     )
 }
 

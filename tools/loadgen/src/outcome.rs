@@ -14,6 +14,8 @@ pub struct RunResult {
     pub feeder: String,
     /// `json` or `sbe` (`--transport`).
     pub transport: String,
+    /// Trades an event (`--trades-per-event`); rates and counts are in trades either way.
+    pub trades_per_event: u32,
     pub sink: String,
     pub tls: bool,
     pub symbols: usize,

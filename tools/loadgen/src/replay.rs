@@ -1,8 +1,9 @@
 //! The replay feeder: a WebSocket server on loopback writing pre-rendered combined-stream frames
 //! (only ids and times patched per message), for rates the simulator cannot generate itself.
 //! With `sbe` it stands for Binance's SBE endpoint instead: the same trades as SBE binary frames
-//! (`TradesStreamEvent`, one trade each, built once by the generated encoder), so the two
-//! transports are fed the same message mix at the same cost per message to the feeder.
+//! (`TradesStreamEvent`, built once by the generated encoder), so the two transports are fed the
+//! same trades at the same cost per message to the feeder. With several trades an event (the fills
+//! of one taker order), SBE sends one frame of them all and JSON one message each, as Binance does.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -32,8 +33,8 @@ enum Field {
     Id { mult: u64, add: u64 },
     /// Microseconds, an SBE `int64` (little-endian).
     EventTimeUs,
-    /// base + k, an SBE `int64` (little-endian).
-    IdLe,
+    /// base + mult * k + add, an SBE `int64` (little-endian).
+    IdLe { mult: u64, add: u64 },
 }
 
 /// A price and a quantity as the JSON template writes them (8 decimals, the simulator's
@@ -79,10 +80,25 @@ fn ws_header(opcode: u8, len: usize) -> Result<Vec<u8>> {
 }
 
 impl Template {
-    fn new(stream: &str, idx: usize, sbe: bool) -> Result<Template> {
+    /// Message `k` of `stream` is its event `k`: `per_event` trades (ids `per_event * k` on), one
+    /// SBE frame or `per_event` JSON messages.
+    fn new(stream: &str, idx: usize, sbe: bool, per_event: u64) -> Result<Template> {
         if sbe {
-            return Template::sbe(stream, idx);
+            return Template::sbe(stream, idx, per_event);
         }
+        let mut t = Template { bytes: Vec::new(), fields: Vec::new(), base: 0 };
+        for add in 0..per_event {
+            let one = Template::json(stream, idx, per_event, add)?;
+            let at = t.bytes.len();
+            t.fields.extend(one.fields.into_iter().map(|(o, w, f)| (o + at, w, f)));
+            t.bytes.extend_from_slice(&one.bytes);
+            t.base = one.base;
+        }
+        Ok(t)
+    }
+
+    /// One JSON message of `stream`: the trade `add` of each event of `per_event`.
+    fn json(stream: &str, idx: usize, per_event: u64, add: u64) -> Result<Template> {
         let (sym, kind) = stream.split_once('@').ok_or_else(|| anyhow!("bad stream {stream}"))?;
         let base = (idx as u64 + 1) * 1_000_000_000;
         let w = base.to_string().len();
@@ -94,11 +110,12 @@ impl Template {
                 b.lit(r#"{"e":"trade","E":"#);
                 b.field(13, Field::EventTime);
                 b.lit(&format!(r#","s":"{up}","t":"#));
-                b.field(w, Field::Id { mult: 1, add: 0 });
+                b.field(w, Field::Id { mult: per_event, add });
                 b.lit(&format!(r#","p":"{PRICE}","q":"{QTY}","T":"#));
                 b.field(13, Field::EventTime);
                 b.lit(r#","m":true,"M":true}"#);
             }
+            "aggTrade" if per_event > 1 => bail!("the replay feeder groups trades in events, not {stream}"),
             "aggTrade" => {
                 b.lit(r#"{"e":"aggTrade","E":"#);
                 b.field(13, Field::EventTime);
@@ -122,34 +139,40 @@ impl Template {
         Ok(Template { bytes, fields, base })
     }
 
-    /// `<symbol>@trade` as Binance's SBE endpoint sends it: a `TradesStreamEvent` of one trade
-    /// (the JSON template's price, quantity and side), a binary message. The offsets of the id
-    /// and the two times are where the encoder put the marks, so no offset of the schema is
-    /// written here.
-    fn sbe(stream: &str, idx: usize) -> Result<Template> {
+    /// `<symbol>@trade` as Binance's SBE endpoint sends it: a `TradesStreamEvent` of `per_event`
+    /// trades (the JSON template's price, quantity and side), a binary message. The offsets of
+    /// the ids and the two times are where the encoder put the marks, so no offset of the schema
+    /// is written here.
+    fn sbe(stream: &str, idx: usize, per_event: u64) -> Result<Template> {
         let (sym, kind) = stream.split_once('@').ok_or_else(|| anyhow!("bad stream {stream}"))?;
         if kind != "trade" {
             bail!("the replay feeder's SBE streams are trade only (Binance has no SBE {kind}), not {stream}");
         }
-        let row = [TradeRow { id: ID_MARK, price: PRICE_MANTISSA, qty: QTY_MANTISSA, is_buyer_maker: true }];
+        let rows: Vec<TradeRow> = (0..per_event as i64)
+            .map(|j| TradeRow { id: ID_MARK + j, price: PRICE_MANTISSA, qty: QTY_MANTISSA, is_buyer_maker: true })
+            .collect();
         let frame = TradesFrame {
             event_time_us: TIME_MARK,
             transact_time_us: TIME_MARK,
             price_exponent: -2,
             qty_exponent: -8,
-            trades: &row,
+            trades: &rows,
             symbol: &sym.to_uppercase(),
         }
         .encode()
         .map_err(|e| anyhow!("SBE template for {stream}: {e:?}"))?;
-        let (ids, times) = (find_le(&frame, ID_MARK), find_le(&frame, TIME_MARK));
-        if ids.len() != 1 || times.len() != 2 {
-            bail!("SBE template for {stream}: id at {ids:?}, times at {times:?} (one and two expected)");
+        let times = find_le(&frame, TIME_MARK);
+        if times.len() != 2 {
+            bail!("SBE template for {stream}: times at {times:?} (two expected)");
         }
         let header = ws_header(0x2, frame.len())?;
         let at = |o: usize| o + header.len();
         let mut fields: Vec<(usize, usize, Field)> = times.iter().map(|&o| (at(o), 8, Field::EventTimeUs)).collect();
-        fields.push((at(ids[0]), 8, Field::IdLe));
+        for add in 0..per_event {
+            let ids = find_le(&frame, ID_MARK + add as i64);
+            let [id] = ids[..] else { bail!("SBE template for {stream}: trade {add}'s id at {ids:?} (one expected)") };
+            fields.push((at(id), 8, Field::IdLe { mult: per_event, add }));
+        }
         let mut bytes = header;
         bytes.extend_from_slice(&frame);
         Ok(Template { bytes, fields, base: (idx as u64 + 1) * 1_000_000_000 })
@@ -163,7 +186,7 @@ impl Template {
                 Field::EventTime => put_digits(field, now_ns / 1_000_000),
                 Field::Id { mult, add } => put_digits(field, self.base + mult * k + add),
                 Field::EventTimeUs => field.copy_from_slice(&(now_ns / 1000).to_le_bytes()),
-                Field::IdLe => field.copy_from_slice(&(self.base + k).to_le_bytes()),
+                Field::IdLe { mult, add } => field.copy_from_slice(&(self.base + mult * k + add).to_le_bytes()),
             }
         }
     }
@@ -194,15 +217,16 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// `per_write`: messages per write (`--arrival even:K`), each write one segment of exactly
-    /// that many; `None`: whatever is due at once (up to 1,024), so a faster feeder writes
-    /// smaller batches.
+    /// `per_write`: messages (events) per write (`--arrival even:K`), each write one segment of
+    /// exactly that many; `None`: whatever is due at once (up to 1,024), so a faster feeder writes
+    /// smaller batches. `rate` and the counts are in trades, `per_event` to an event.
     pub fn spawn(
         rate: f64,
         duration: Option<Duration>,
         tls: bool,
         sbe: bool,
         per_write: Option<u32>,
+        per_event: u32,
     ) -> Result<Replay> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
@@ -242,9 +266,10 @@ impl Replay {
                 match tls_cfg {
                     Some(cfg) => {
                         let conn = rustls::ServerConnection::new(cfg)?;
-                        replay_pump(rustls::StreamOwned::new(conn, tcp), rate, duration, sbe, per_write, &sh)
+                        let tls = rustls::StreamOwned::new(conn, tcp);
+                        replay_pump(tls, rate, duration, sbe, per_write, per_event, &sh)
                     }
-                    None => replay_pump(tcp, rate, duration, sbe, per_write, &sh),
+                    None => replay_pump(tcp, rate, duration, sbe, per_write, per_event, &sh),
                 }
             })();
             if let Err(e) = r {
@@ -281,10 +306,11 @@ impl Drop for Replay {
 
 fn replay_pump<S: Read + Write>(
     stream: S,
-    rate: f64,
+    trade_rate: f64,
     duration: Option<Duration>,
     sbe: bool,
     per_write: Option<u32>,
+    per_event: u32,
     sh: &ReplayShared,
 ) -> Result<()> {
     let path = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
@@ -318,8 +344,11 @@ fn replay_pump<S: Read + Write>(
     if streams.is_empty() {
         bail!("the client asked for no streams in its URL ({path})");
     }
+    let per_event = u64::from(per_event.max(1));
+    // Scheduled in events; `sent` is reported in trades.
+    let rate = trade_rate / per_event as f64;
     let templates: Vec<Template> =
-        streams.iter().enumerate().map(|(i, s)| Template::new(s, i, sbe)).collect::<Result<_>>()?;
+        streams.iter().enumerate().map(|(i, s)| Template::new(s, i, sbe, per_event)).collect::<Result<_>>()?;
     let frame_max = templates.iter().map(|t| t.bytes.len()).max().unwrap_or(256);
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_BATCH as usize * frame_max);
     let mut k = vec![0u64; templates.len()];
@@ -363,7 +392,7 @@ fn replay_pump<S: Read + Write>(
         out.write_all(&buf)?;
         out.flush()?;
         sent += n;
-        sh.sent.store(sent, Ordering::Relaxed);
+        sh.sent.store(sent * per_event, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -413,7 +442,7 @@ mod tests {
 
     #[test]
     fn templates_are_valid_frames_and_ids_patch() {
-        let t = Template::new("btcusdt@aggTrade", 1, false).unwrap();
+        let t = Template::new("btcusdt@aggTrade", 1, false, 1).unwrap();
         let mut b = t.bytes.clone();
         t.patch(&mut b, 7, 1_700_000_000_123_456_789);
         assert_eq!(b[0], 0x81);
@@ -430,7 +459,7 @@ mod tests {
     /// reads it: the id and both times where the marks were, nothing else changed.
     #[test]
     fn sbe_templates_are_binary_trade_events_the_decoder_reads_back() {
-        let t = Template::new("ethusdt@trade", 2, true).unwrap();
+        let t = Template::new("ethusdt@trade", 2, true, 1).unwrap();
         let mut b = t.bytes.clone();
         t.patch(&mut b, 9, 1_700_000_000_123_456_789);
         assert_eq!((b[0], b[1] as usize), (0x82, b.len() - 2), "one binary message, length in the header");
@@ -446,6 +475,40 @@ mod tests {
             (ev.symbol(), trades[0].id, trades[0].is_buyer_maker, ev.event_time_us(), ev.transact_time_us()),
             ("ETHUSDT", 3_000_000_009, true, 1_700_000_000_123_456, 1_700_000_000_123_456)
         );
-        assert!(Template::new("ethusdt@aggTrade", 0, true).is_err(), "Binance has no SBE aggTrade");
+        assert!(Template::new("ethusdt@aggTrade", 0, true, 1).is_err(), "Binance has no SBE aggTrade");
+    }
+
+    /// An event of three trades: one SBE frame of three, or three JSON messages, the same ids
+    /// (event k holds trades 3k..3k+2) and times either way.
+    #[test]
+    fn an_event_of_several_trades_is_one_sbe_frame_or_as_many_json_messages() {
+        let now = 1_700_000_000_123_456_789;
+        let sbe = Template::new("btcusdt@trade", 0, true, 3).unwrap();
+        let mut b = sbe.bytes.clone();
+        sbe.patch(&mut b, 5, now);
+        assert_eq!((b[0], b[1] as usize), (0x82, b.len() - 2), "one binary message");
+        let Ok(binance_sbe::Message::Trades(ev)) = binance_sbe::decode(&b[2..]) else { panic!("not a trade event") };
+        let ids: Vec<i64> = ev.trades().map(|t| t.id).collect();
+        assert_eq!(ids, [1_000_000_015, 1_000_000_016, 1_000_000_017]);
+        assert_eq!((ev.event_time_us(), ev.transact_time_us()), (1_700_000_000_123_456, 1_700_000_000_123_456));
+
+        let json = Template::new("btcusdt@trade", 0, false, 3).unwrap();
+        let mut b = json.bytes.clone();
+        json.patch(&mut b, 5, now);
+        let mut rest = &b[..];
+        let mut ids = Vec::new();
+        while !rest.is_empty() {
+            assert_eq!((rest[0], rest[1] as usize & 0x7f), (0x81, 126), "a text message, 16-bit length");
+            let len = ((rest[2] as usize) << 8) | rest[3] as usize;
+            let v: serde_json::Value = serde_json::from_slice(&rest[4..4 + len]).unwrap();
+            assert_eq!(
+                (&v["data"]["E"], &v["data"]["T"]),
+                (&1_700_000_000_123i64.into(), &1_700_000_000_123i64.into())
+            );
+            ids.push(v["data"]["t"].as_i64().unwrap());
+            rest = &rest[4 + len..];
+        }
+        assert_eq!(ids, [1_000_000_015, 1_000_000_016, 1_000_000_017], "three messages, in id order");
+        assert!(Template::new("btcusdt@aggTrade", 0, false, 3).is_err(), "aggregate trades are not grouped");
     }
 }

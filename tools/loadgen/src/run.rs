@@ -99,7 +99,7 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
     // the drain afterwards has a fixed target. A soak runs open-ended.
     let duration = (!spec.soak).then(|| Duration::from_secs_f64(spec.warmup + spec.secs + 2.0));
     let sbe = spec.transport == "sbe";
-    let opts = FeedOpts { tls: spec.tls, sbe, arrival: args.arrival };
+    let opts = FeedOpts { tls: spec.tls, sbe, arrival: args.arrival, trades_per_event: args.trades_per_event };
     let feeder = Feeder::start(&spec.feeder, spec.rate, &spec.symbols, &spec.streams, duration, opts)?;
     let topic = args.topic.clone().unwrap_or_else(|| format!("loadgen-{}-{}", sanitize(&spec.name), clock::now_ms()));
     let consumer = if kafka {
@@ -259,6 +259,7 @@ pub fn run_once(args: &Args, spec: &RunSpec) -> Result<RunResult> {
         name: spec.name.clone(),
         feeder: spec.feeder.clone(),
         transport: spec.transport.clone(),
+        trades_per_event: args.trades_per_event,
         sink: spec.sink.clone(),
         tls: spec.tls,
         symbols: spec.symbols.len(),
