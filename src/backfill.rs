@@ -3,9 +3,9 @@
 //! the requests, their weights, the budget and its header, and reads the bodies.
 //!
 //! The event loop (or the producer, for a failed delivery) sends a [`Job`] naming what is
-//! missing; this thread queues it ([`queue::Pending`], bounded, merged per sequence; a fetch
-//! waits up to a second while ranges keep coming, so that ids dropped one at a time share a
-//! call), fetches it
+//! missing; this thread queues it ([`queue::Pending`], bounded, merged per sequence; a
+//! sequence's fetch waits up to a second while its ranges keep coming, so that ids dropped one at
+//! a time share a call), fetches it
 //! page by page (trades or aggregate trades from an id, e.g. spot's `/api/v3/aggTrades` with
 //! `fromId`, 1000 per call),
 //! publishes each missing record flagged `"backfilled":true`, in id order, and hands them to the
@@ -147,12 +147,13 @@ impl Backfiller {
             if self.shutdown.is_triggered() {
                 break;
             }
-            if self.pending.borrow_mut().gathering(Instant::now()) {
-                self.sleep(SLICE);
-                continue;
-            }
-            let batch = self.pending.borrow_mut().next_batch(self.api.page);
+            let batch = self.pending.borrow_mut().next_batch(self.api.page, Instant::now());
             let Some((seq, mut ranges)) = batch else {
+                if !self.pending.borrow().is_empty() {
+                    // Every sequence queued is still gathering its ranges.
+                    self.sleep(SLICE);
+                    continue;
+                }
                 match self.jobs.recv_timeout(Duration::from_millis(200)) {
                     Ok(job) => self.enqueue(job),
                     Err(RecvTimeoutError::Timeout) => {}

@@ -17,20 +17,30 @@ pub const MAX_RANGES_PER_SEQUENCE: usize = 1_024;
 /// Distinct ranges queued over all sequences.
 pub const MAX_PENDING_RANGES: usize = 65_536;
 
-/// A fetch waits while ranges keep coming this close together: ids dropped at a full ring
-/// arrive one at a time, and fetched as they come each costs a REST call (25 weight on spot for
-/// one trade: the 4,800 budget went in 192 drops, and the rest waited for the next minute).
+/// A sequence's fetch waits while its ranges keep coming this close together: ids dropped at a
+/// full ring arrive one at a time, and fetched as they come each costs a REST call (25 weight on
+/// spot for one trade: the 4,800 budget went in 192 drops, and the rest waited for the next
+/// minute). So every fetch of a range that just came is at least this late.
 pub const GATHER_QUIET: Duration = Duration::from_millis(200);
-/// The longest a fetch waits for ranges that keep coming: the ids at the start of the queue are
-/// fetched at most this late, and a steady trickle costs at most one call a second.
+/// The longest a sequence's fetch waits for ranges that keep coming, counted from when its oldest
+/// range came: a steady trickle costs it at most one call a second. Other sequences are served
+/// meanwhile, and a sequence with a page's worth of ids queued does not wait.
 pub const GATHER_MAX: Duration = Duration::from_secs(1);
 
 /// The queue is at its bound: publish the range as a gap instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueFull;
 
+/// When a sequence's queued ranges came: the oldest not yet fetched, and the last.
+#[derive(Clone, Copy, Debug)]
+struct Arrivals {
+    first: Instant,
+    last: Instant,
+}
+
 /// The backfill thread's queue: per sequence, disjoint ranges kept sorted and merged when they
-/// overlap or touch; bounded by [`MAX_RANGES_PER_SEQUENCE`] and [`MAX_PENDING_RANGES`].
+/// overlap or touch; bounded by [`MAX_RANGES_PER_SEQUENCE`] and [`MAX_PENDING_RANGES`] (and one
+/// [`Arrivals`] per sequence with ranges queued).
 #[derive(Default)]
 pub struct Pending {
     seqs: BTreeMap<Seq, BTreeMap<i64, i64>>,
@@ -38,10 +48,8 @@ pub struct Pending {
     /// The sequence served last: the next batch comes from the one after it, so one busy symbol
     /// cannot starve the others.
     cursor: Option<Seq>,
-    /// When a range last came in ([`Pending::gathering`]).
-    last_insert: Option<Instant>,
-    /// When the next fetch began to wait for more ranges.
-    holding_since: Option<Instant>,
+    /// Per sequence still gathering; none (what a fetch left at shutdown): ready at once.
+    arrivals: BTreeMap<Seq, Arrivals>,
 }
 
 impl Pending {
@@ -56,7 +64,17 @@ impl Pending {
         if from >= to {
             return Ok(());
         }
-        self.last_insert = Some(now);
+        let fresh = !self.seqs.contains_key(&seq);
+        self.insert_range(seq, from, to)?;
+        let a = self.arrivals.entry(seq).or_insert(Arrivals { first: now, last: now });
+        if fresh {
+            a.first = now;
+        }
+        a.last = now;
+        Ok(())
+    }
+
+    fn insert_range(&mut self, seq: Seq, from: i64, to: i64) -> Result<(), QueueFull> {
         let full = self.ranges >= MAX_PENDING_RANGES;
         let map = self.seqs.entry(seq).or_default();
         let (mut lo, mut hi) = (from, to);
@@ -78,21 +96,17 @@ impl Pending {
         Ok(())
     }
 
-    /// Whether the next fetch should wait, at `now`, for more ranges: something is queued, a
-    /// range came within [`GATHER_QUIET`], and this fetch has not waited [`GATHER_MAX`] yet.
-    pub fn gathering(&mut self, now: Instant) -> bool {
-        let coming = self.last_insert.is_some_and(|t| now.saturating_duration_since(t) < GATHER_QUIET);
-        if self.is_empty() || !coming {
-            self.holding_since = None;
-            return false;
-        }
-        let since = *self.holding_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= GATHER_MAX {
-            // Fetch now; the fetch after it waits afresh.
-            self.holding_since = None;
-            return false;
-        }
-        true
+    /// Whether `seq` may be fetched at `now`: its ranges stopped coming ([`GATHER_QUIET`]), its
+    /// oldest waited [`GATHER_MAX`], or a page (`window` ids) of them is queued.
+    fn ready(&self, seq: &Seq, map: &BTreeMap<i64, i64>, window: i64, now: Instant) -> bool {
+        let Some(a) = self.arrivals.get(seq) else { return true };
+        let span = match (map.first_key_value(), map.last_key_value()) {
+            (Some((&lo, _)), Some((_, &hi))) => hi.saturating_sub(lo),
+            _ => 0,
+        };
+        now.saturating_duration_since(a.last) >= GATHER_QUIET
+            || now.saturating_duration_since(a.first) >= GATHER_MAX
+            || (matches!(seq, Seq::Ids { .. }) && span >= window)
     }
 
     /// Ranges queued, over all sequences.
@@ -104,13 +118,20 @@ impl Pending {
         self.ranges == 0
     }
 
-    /// The next fetch: the first range of the sequence after the last one served, with the
-    /// ranges that follow it within `window` ids (one REST page serves them all, and only the
-    /// missing ids are published).
-    pub fn next_batch(&mut self, window: i64) -> Option<(Seq, Vec<(i64, i64)>)> {
-        use std::ops::Bound::{Excluded, Unbounded};
+    /// The next fetch at `now`: the first range of the next sequence after the last one served
+    /// that is ready ([`GATHER_QUIET`], [`GATHER_MAX`]), with the ranges that follow it within
+    /// `window` ids (one REST page serves them all, and only the missing ids are published).
+    /// `None` when nothing is queued or every sequence queued is still gathering.
+    pub fn next_batch(&mut self, window: i64, now: Instant) -> Option<(Seq, Vec<(i64, i64)>)> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
         let after = self.cursor.map_or(Unbounded, Excluded);
-        let seq = self.seqs.range((after, Unbounded)).next().or_else(|| self.seqs.iter().next()).map(|(s, _)| *s)?;
+        let before = self.cursor.map_or(Unbounded, Included);
+        let seq = self
+            .seqs
+            .range((after, Unbounded))
+            .chain(self.seqs.range((Unbounded, before)))
+            .find(|(s, m)| self.ready(s, m, window, now))
+            .map(|(s, _)| *s)?;
         self.cursor = Some(seq);
         let map = self.seqs.get_mut(&seq)?;
         let mut batch: Vec<(i64, i64)> = Vec::new();
@@ -125,27 +146,29 @@ impl Pending {
         self.ranges -= batch.len();
         if map.is_empty() {
             self.seqs.remove(&seq);
+            self.arrivals.remove(&seq);
+        } else if let Some(a) = self.arrivals.get_mut(&seq) {
+            // What is left gathers afresh (a page's worth of it goes at once).
+            a.first = now;
         }
         Some((seq, batch))
     }
 
     /// Puts back what a fetch left (interrupted by shutdown); not bounded again, as it came out.
     pub fn put_back(&mut self, seq: Seq, ranges: &[(i64, i64)]) {
-        // Not news: what a fetch left does not make the next one wait.
-        let last = self.last_insert;
         for &(a, b) in ranges {
-            if self.insert(seq, a, b).is_err() {
+            if a < b && self.insert_range(seq, a, b).is_err() {
                 self.seqs.entry(seq).or_default().insert(a, b);
                 self.ranges += 1;
             }
         }
-        self.last_insert = last;
     }
 
     /// Everything queued, emptying the queue.
     pub fn drain(&mut self) -> Vec<(Seq, i64, i64)> {
         let out = self.seqs.iter().flat_map(|(s, m)| m.iter().map(move |(&a, &b)| (*s, a, b))).collect();
         self.seqs.clear();
+        self.arrivals.clear();
         self.ranges = 0;
         out
     }
@@ -179,41 +202,66 @@ mod tests {
         }
         assert_eq!(p.len(), 5);
         // Round robin over the sequences; within one, ranges within a page share a fetch.
-        assert_eq!(p.next_batch(1_000), Some((T0, vec![(5, 12), (30, 31)])));
-        assert_eq!(p.next_batch(1_000), Some((A0, vec![(11, 12)])));
-        assert_eq!(p.next_batch(1_000), Some((T1, vec![(11, 12)])));
-        assert_eq!(p.next_batch(1_000), Some((T0, vec![(5_000, 5_001)])));
-        assert_eq!(p.next_batch(1_000), None);
+        let later = Instant::now() + GATHER_MAX;
+        assert_eq!(p.next_batch(1_000, later), Some((T0, vec![(5, 12), (30, 31)])));
+        assert_eq!(p.next_batch(1_000, later), Some((A0, vec![(11, 12)])));
+        assert_eq!(p.next_batch(1_000, later), Some((T1, vec![(11, 12)])));
+        assert_eq!(p.next_batch(1_000, later), Some((T0, vec![(5_000, 5_001)])));
+        assert_eq!(p.next_batch(1_000, later), None);
         assert!(p.is_empty());
     }
 
     #[test]
-    fn a_fetch_waits_for_a_trickle_of_ids_but_not_past_its_bound() {
+    fn a_sequence_waits_for_its_trickle_of_ids_but_not_past_its_bound_nor_holds_the_others() {
         let mut p = Pending::default();
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        assert!(!p.gathering(t0), "nothing queued: nothing to wait for");
-        // A drop every 20 ms (a full ring at 50 trades a second): the fetch waits for more.
+        assert_eq!(p.next_batch(1_000, t0), None, "nothing queued");
+        // A drop every 20 ms (a full ring at 50 trades a second): T0 waits for more.
         for i in 0..40 {
             p.insert_at(T0, i, i + 1, ms(20 * i as u64)).unwrap();
-            assert!(p.gathering(ms(20 * i as u64 + 1)), "drop {i}: ids still coming");
+            assert_eq!(p.next_batch(1_000, ms(20 * i as u64 + 1)), None, "drop {i}: ids still coming");
         }
-        // Past GATHER_MAX from the first wait (1 ms), the fetch goes, ids coming or not.
-        p.insert_at(T0, 50, 51, ms(1_000)).unwrap();
-        assert!(p.gathering(ms(1_000)));
-        assert!(!p.gathering(ms(1_001)), "waited GATHER_MAX: fetch");
-        // The fetch after it waits afresh while ids still come, and not once they stop.
-        assert!(p.gathering(ms(1_002)));
-        assert!(p.gathering(ms(1_199)));
-        assert!(!p.gathering(ms(1_200)), "GATHER_QUIET without a range: fetch");
-        assert_eq!(p.next_batch(1_000), Some((T0, vec![(0, 40), (50, 51)])), "one fetch for the trickle");
-        assert!(!p.gathering(ms(1_201)), "an empty queue waits for nothing");
-        // What a fetch left (shutdown) is not news: it does not hold the next fetch.
-        p.put_back(T0, &[(60, 61)]);
-        assert!(!p.gathering(ms(1_300)));
-        let mut fresh = Pending::default();
-        fresh.put_back(T0, &[(60, 61)]);
-        assert!(!fresh.gathering(Instant::now()));
+        // Another sequence's gap, quiet since it came, is served meanwhile.
+        p.insert_at(T1, 7, 9, ms(600)).unwrap();
+        assert_eq!(p.next_batch(1_000, ms(799)), None, "T1's range came 199 ms ago");
+        assert_eq!(p.next_batch(1_000, ms(800)), Some((T1, vec![(7, 9)])), "T1 quiet for GATHER_QUIET");
+        assert_eq!(p.next_batch(1_000, ms(801)), None, "T0 still trickling");
+        // GATHER_MAX after T0's oldest range came, its fetch goes, ids coming or not.
+        p.insert_at(T0, 50, 51, ms(990)).unwrap();
+        assert_eq!(p.next_batch(1_000, ms(999)), None);
+        assert_eq!(p.next_batch(1_000, ms(1_000)), Some((T0, vec![(0, 40), (50, 51)])), "one fetch for 41 drops");
+        // The trickle goes on: the next fetch waits afresh, and not once the ids stop.
+        p.insert_at(T0, 60, 61, ms(1_010)).unwrap();
+        p.insert_at(T0, 61, 62, ms(1_100)).unwrap();
+        assert_eq!(p.next_batch(1_000, ms(1_299)), None);
+        assert_eq!(p.next_batch(1_000, ms(1_300)), Some((T0, vec![(60, 62)])), "GATHER_QUIET without a range");
+        // A page's worth queued goes at once, and what it left gathers afresh.
+        p.insert_at(T0, 100, 1_100, ms(2_000)).unwrap();
+        p.insert_at(T0, 1_500, 1_501, ms(2_000)).unwrap();
+        assert_eq!(p.next_batch(1_000, ms(2_000)), Some((T0, vec![(100, 1_100)])), "a page of ids: no wait");
+        assert_eq!(p.next_batch(1_000, ms(2_199)), None);
+        assert_eq!(p.next_batch(1_000, ms(2_200)), Some((T0, vec![(1_500, 1_501)])));
+        // What a fetch leaves beyond its page gathers afresh while the trickle goes on.
+        let mut q = Pending::default();
+        for i in 0..50 {
+            q.insert_at(T1, i, i + 1, ms(20 * i as u64)).unwrap();
+        }
+        q.insert_at(T1, 1_100, 1_101, ms(990)).unwrap();
+        assert_eq!(q.next_batch(1_000, ms(990)), Some((T1, vec![(0, 50)])), "a page apart: no wait");
+        q.insert_at(T1, 1_101, 1_102, ms(1_000)).unwrap();
+        assert_eq!(q.next_batch(1_000, ms(1_100)), None, "the rest waits as if it had just come");
+        assert_eq!(q.next_batch(1_000, ms(1_200)), Some((T1, vec![(1_100, 1_102)])));
+        // What a fetch left at shutdown is no news: ready at once.
+        p.put_back(T0, &[(3_000, 3_001)]);
+        assert_eq!(p.next_batch(1_000, ms(2_201)), Some((T0, vec![(3_000, 3_001)])));
+        // A range refused at the bound does not make the sequence wait.
+        let mut full = Pending::default();
+        for i in 0..MAX_RANGES_PER_SEQUENCE as i64 {
+            full.insert_at(T0, 2 * i, 2 * i + 1, t0).unwrap();
+        }
+        assert_eq!(full.insert_at(T0, 10_000, 10_001, ms(150)), Err(QueueFull));
+        assert!(full.next_batch(1_000, ms(200)).is_some(), "quiet since t0: the refused range is no arrival");
     }
 
     #[test]

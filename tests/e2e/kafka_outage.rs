@@ -84,11 +84,12 @@ fn a_thirty_second_broker_outage_loses_and_duplicates_nothing() {
     for (s, ing, topic) in [(&roomy_sim, roomy, &roomy_topic), (&tight_sim, tight, &tight_topic)] {
         let per = s.market.total_trades_per_symbol().unwrap();
         wait_market_done(s, Duration::from_secs(secs + 60), || ing.dump_logs());
+        wait_drops_backfilled(&ing, topic, Duration::from_secs(150));
         let msgs = consume_from(bootstrap, topic, 3 * per as usize, Duration::from_secs(120), Duration::from_secs(5));
         let mut ing = ing;
         let (st, _) = ing.terminate(Duration::from_secs(30));
         assert!(st.success(), "{}", ing.dump_logs());
-        let c = verify_complete(&msgs, &s.market, per, |_| false);
+        let c = verify_complete_logged(&msgs, &s.market, per, &ing, topic);
         assert_eq!(c.live + c.backfilled, 3 * per, "{topic}: {c:?}");
         if *topic == tight_topic {
             assert!(c.backfilled > 0, "drops at the cap came back through REST: {c:?}");

@@ -143,25 +143,7 @@ fn a_broker_that_stops_acknowledging_takes_readiness_down_and_loses_nothing() {
             ing.metric_sum("marketflow_ingestor_backfilled_total"),
             ing.metric_sum("marketflow_ingestor_messages_sent_total")
         ));
-        // Every drop at the cap is fetched again from REST before the topic is read: the backfill
-        // may pause for the venue's weight budget (to the next minute), longer than the read's
-        // quiet wait, and the ingester's `stale` records count towards the read's total.
-        let settling = Instant::now();
-        let refetched = || {
-            let (d, b) = (
-                ing.metric_sum("marketflow_ingestor_overflow_dropped_total"),
-                ing.metric_sum("marketflow_ingestor_backfilled_total"),
-            );
-            (b >= d).then_some(()).ok_or((d, b))
-        };
-        while let Err((d, b)) = refetched() {
-            assert!(
-                settling.elapsed() < Duration::from_secs(150),
-                "{topic}: {b} of {d} drops backfilled 150 s after the market ended\n{}",
-                ing.dump_logs()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        wait_drops_backfilled(&ing, topic, Duration::from_secs(150));
         phase(&format!("{topic}: every drop backfilled"));
         let doubts =
             || IN_DOUBT.map(|r| ing.metric(&format!("marketflow_ingestor_kafka_in_doubt_total{{result=\"{r}\"}}")));
@@ -195,13 +177,7 @@ fn a_broker_that_stops_acknowledging_takes_readiness_down_and_loses_nothing() {
             msgs.retain(|m| seen.insert((m.key.clone(), m.payload.to_string())));
             phase(&format!("{topic}: {} records written twice by librdkafka, dropped", before - msgs.len()));
         }
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            verify_complete(&msgs, &s.market, per, |_| false)
-        }));
-        let c = checked.unwrap_or_else(|e| {
-            eprintln!("{topic}: the ingester's log:\n{}", ing.dump_logs());
-            std::panic::resume_unwind(e)
-        });
+        let c = verify_complete_logged(&msgs, &s.market, per, &ing, topic);
         assert_eq!(c.live + c.backfilled, 3 * per, "{topic}: {c:?}");
         if *topic == tight_topic {
             assert!(c.backfilled > 0, "drops at the cap came back through REST: {c:?}");

@@ -3,11 +3,13 @@
 #![allow(dead_code)]
 
 pub mod captures;
+pub mod drops;
 pub mod exactly_once;
 pub mod own_broker;
 pub mod sbe;
 pub mod stuck;
 
+pub use drops::{verify_complete_logged, wait_drops_backfilled};
 pub use exactly_once::{assert_every_trade_exactly_once, QUIET_IS_NOT_STALE};
 pub use own_broker::OwnBroker;
 pub use sbe::{key_file, sbe_env, sbe_market, start_sbe};

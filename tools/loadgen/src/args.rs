@@ -43,7 +43,8 @@ pub struct Args {
     pub streams: String,
     /// How the simulator's trades arrive: even, poisson (seeded), even:K or poisson:K (K messages
     /// per write), burst:N; unset: the simulator's default (every symbol on one beat, sent on a tick).
-    /// With `--feeder replay`: even:K or burst:K writes K messages a write (unset: whatever is due)
+    /// With `--feeder replay`: even:K or burst:K writes K messages a write (unset: whatever is due);
+    /// with `--trades-per-event N`, K events (K SBE frames, K x N JSON messages)
     #[arg(long)]
     pub arrival: Option<binance_sim::Arrival>,
     /// With `--feeder replay` and trade streams: trades in each event, as Binance's matching

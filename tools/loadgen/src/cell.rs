@@ -110,6 +110,9 @@ pub fn run_cell(args: &Args, cell: &Cell, dir: &Path) -> Result<ContenderResult>
     if !ours && !kafka {
         bail!("{who} has a Kafka sink only");
     }
+    if args.trades_per_event > 1 {
+        bail!("the table and the cryptofeed comparison feed aggTrade, one trade a message: no --trades-per-event");
+    }
     let host = Host::begin(&args.host_note);
     let symbols = split(&args.symbols);
     let streams = vec!["aggTrade".to_string()];
