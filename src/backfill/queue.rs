@@ -40,7 +40,7 @@ struct Arrivals {
 
 /// The backfill thread's queue: per sequence, disjoint ranges kept sorted and merged when they
 /// overlap or touch; bounded by [`MAX_RANGES_PER_SEQUENCE`] and [`MAX_PENDING_RANGES`] (and one
-/// [`Arrivals`] per sequence with ranges queued).
+/// arrival record per sequence with ranges queued).
 #[derive(Default)]
 pub struct Pending {
     seqs: BTreeMap<Seq, BTreeMap<i64, i64>>,
