@@ -124,7 +124,10 @@ fn json_and_sbe_give_the_same_trade_records_in_ms_and_us() {
         for (name, i) in [("sbe_ms", &b), ("sbe_us", &d)] {
             let (_, metrics) = i.get("/metrics");
             let seen = metrics.lines().filter(|l| {
-                !l.starts_with('#') && ["depth", "book", "rejected", "transport", "gap"].iter().any(|w| l.contains(w))
+                !l.starts_with('#')
+                    && ["depth", "book", "rejected", "transport", "gap", "sent", "sink", "kafka"]
+                        .iter()
+                        .any(|w| l.contains(w))
             });
             eprintln!("{name}:\n{}", seen.collect::<Vec<_>>().join("\n"));
         }
